@@ -1,0 +1,73 @@
+# Shared shell helpers for scripts/test.sh, scripts/demo.sh and bench/run.sh.
+# Everything runs as root on Debian 12; the server runs as the postgres user.
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PACKAGES="build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl"
+
+log() { printf '\n== %s\n' "$*"; }
+
+# Installs the Debian packages the build and the tests need, if missing.
+ensure_packages() {
+    local missing=""
+    for p in $PACKAGES $EXTRA_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        log "installing:$missing"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    fi
+    # Debian starts a default cluster on install; we never touch it, but we
+    # do not need it either.
+}
+
+# Builds and installs the extension (warnings are errors under CI).
+build_and_install() {
+    local extra="${EXTRA_CFLAGS:-}"
+    [ "${CI:-}" = "true" ] && extra="$extra -Werror"
+    log "build and install"
+    make -s clean >/dev/null
+    make -s EXTRA_CFLAGS="$extra" >/dev/null
+    make -s install >/dev/null
+}
+
+# Starts a throwaway cluster with segments preloaded, on a private socket
+# directory; sets PGHOST, PGPORT, PGUSER, PGDATA, SEGMENTS_TMP.  Registers a
+# trap that stops it (and only it) on exit.
+start_cluster() {
+    SEGMENTS_TMP=$(mktemp -d /tmp/segments-XXXXXX)
+    chown postgres:postgres "$SEGMENTS_TMP"
+    export PGDATA="$SEGMENTS_TMP/data" PGHOST="$SEGMENTS_TMP" PGUSER=postgres
+    export PGPORT="${PGPORT_OVERRIDE:-$(( 20000 + RANDOM % 20000 ))}"
+    export PG_BIN
+    trap stop_cluster EXIT
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$PGDATA" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >> "$PGDATA/postgresql.conf" <<CONF
+shared_preload_libraries = 'segments'
+listen_addresses = ''
+unix_socket_directories = '$SEGMENTS_TMP'
+port = $PGPORT
+fsync = off
+log_min_messages = warning
+max_worker_processes = 16
+${CLUSTER_EXTRA_CONF:-}
+CONF
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$SEGMENTS_TMP/server.log" -w -t 60 start >/dev/null
+    log "started PostgreSQL $PG_MAJOR on socket $SEGMENTS_TMP port $PGPORT"
+}
+
+# Stops the cluster started by start_cluster and removes its files.
+stop_cluster() {
+    local rc=$?
+    if [ -n "${SEGMENTS_TMP:-}" ] && [ -d "$SEGMENTS_TMP/data" ]; then
+        if [ $rc -ne 0 ] && [ -f "$SEGMENTS_TMP/server.log" ]; then
+            echo "---- last lines of the server log ----"
+            tail -n 40 "$SEGMENTS_TMP/server.log"
+        fi
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+        [ -n "${KEEP_CLUSTER:-}" ] || rm -rf "$SEGMENTS_TMP"
+    fi
+    exit $rc
+}

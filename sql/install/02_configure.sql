@@ -1,0 +1,178 @@
+-- segments install script, part 2: configure() and the membership storage it builds.
+
+-- Membership storage depends on the type of the contact key, so configure()
+-- (re)creates it: one row per contact holding the sorted numbers of the
+-- segments it belongs to and, aligned, since when (seconds since 2000-01-01
+-- UTC).  The objects are added to the extension so DROP EXTENSION removes them.
+CREATE FUNCTION segments._build_storage(p_key_type regtype)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass('segments.member') IS NOT NULL THEN
+        EXECUTE 'ALTER EXTENSION segments DROP VIEW segments.membership';
+        EXECUTE 'ALTER EXTENSION segments DROP FUNCTION segments.segment_members(uuid)';
+        EXECUTE 'ALTER EXTENSION segments DROP FUNCTION segments.segment_members(text)';
+        EXECUTE 'ALTER EXTENSION segments DROP TABLE segments.member';
+        DROP VIEW segments.membership;
+        DROP FUNCTION segments.segment_members(uuid);
+        DROP FUNCTION segments.segment_members(text);
+        DROP TABLE segments.member;
+    END IF;
+
+    EXECUTE format($f$
+        CREATE TABLE segments.member (
+            contact_id %s PRIMARY KEY,
+            segs       integer[] NOT NULL,
+            since      integer[] NOT NULL
+        ) WITH (fillfactor = 90)$f$, p_key_type);
+    CREATE INDEX member_segs_idx ON segments.member USING gin (segs);
+    COMMENT ON TABLE segments.member IS
+        'Stored membership: per contact, the sorted numbers of its segments and since when (seconds since 2000-01-01 UTC). Read it through segments.membership.';
+
+    CREATE VIEW segments.membership AS
+        SELECT s.id AS segment_id,
+               m.contact_id,
+               pg_catalog.to_timestamp(946684800 + u.since) AS since
+          FROM segments.member m
+         CROSS JOIN LATERAL pg_catalog.unnest(m.segs, m.since) AS u(num, since)
+          JOIN segments.segment s ON s.num = u.num
+         WHERE segments._tenant_visible(s.tenant);
+    COMMENT ON VIEW segments.membership IS
+        'One row per (segment, contact) membership, for joins; since is when the contact entered the segment.';
+
+    EXECUTE format($f$
+        CREATE FUNCTION segments.segment_members(segment uuid)
+        RETURNS SETOF %1$s
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS 'SELECT m.contact_id FROM segments.member m
+             WHERE m.segs OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
+        p_key_type);
+    EXECUTE format($f$
+        CREATE FUNCTION segments.segment_members(segment text)
+        RETURNS SETOF %1$s
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS 'SELECT m.contact_id FROM segments.member m
+             WHERE m.segs OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
+        p_key_type);
+    COMMENT ON FUNCTION segments.segment_members(uuid) IS
+        'Contacts in a segment (by id), from the GIN index on stored membership.';
+    COMMENT ON FUNCTION segments.segment_members(text) IS
+        'Contacts in a segment (by id or name in the session''s tenant).';
+
+    EXECUTE 'ALTER EXTENSION segments ADD TABLE segments.member';
+    EXECUTE 'ALTER EXTENSION segments ADD VIEW segments.membership';
+    EXECUTE 'ALTER EXTENSION segments ADD FUNCTION segments.segment_members(uuid)';
+    EXECUTE 'ALTER EXTENSION segments ADD FUNCTION segments.segment_members(text)';
+
+    REVOKE ALL ON segments.member FROM PUBLIC;
+    REVOKE ALL ON FUNCTION segments.segment_members(uuid) FROM PUBLIC;
+    REVOKE ALL ON FUNCTION segments.segment_members(text) FROM PUBLIC;
+    GRANT SELECT ON segments.membership TO segments_read;
+    GRANT EXECUTE ON FUNCTION segments.segment_members(uuid) TO segments_read;
+    GRANT EXECUTE ON FUNCTION segments.segment_members(text) TO segments_read;
+END
+$$;
+COMMENT ON FUNCTION segments._build_storage(regtype) IS
+    'Internal: (re)creates the membership storage for a contact key type.';
+
+CREATE FUNCTION segments.configure(source regclass, key_column name,
+                                   tenant_column name DEFAULT NULL,
+                                   traits_column name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_key_type regtype;
+    v_type     regtype;
+    v_relkind  "char";
+BEGIN
+    IF source IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'source and key_column must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Call segments.configure(source => ''public.contacts'', key_column => ''id'').';
+    END IF;
+    SELECT c.relkind INTO v_relkind FROM pg_class c WHERE c.oid = source;
+    IF v_relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'source "%" is not a table', source
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT pg_catalog.pg_has_role((SELECT e.extowner FROM pg_extension e
+                                    WHERE e.extname = 'segments'), 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to configure segments'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only the owner of the extension may call segments.configure().';
+    END IF;
+
+    SELECT a.atttypid::regtype INTO v_key_type
+      FROM pg_attribute a
+     WHERE a.attrelid = source AND a.attname = key_column
+       AND a.attnum > 0 AND NOT a.attisdropped;
+    IF v_key_type IS NULL THEN
+        RAISE EXCEPTION 'column "%" of "%" does not exist', key_column, source
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF v_key_type NOT IN ('uuid'::regtype, 'bigint'::regtype, 'integer'::regtype,
+                          'text'::regtype) THEN
+        RAISE EXCEPTION 'key column "%" has type %, which is not supported', key_column, v_key_type
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'The key column must be of type uuid, bigint, integer or text.';
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index i
+         WHERE i.indrelid = source AND i.indisunique AND i.indisvalid
+           AND i.indnatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL
+           AND i.indkey[0] = (SELECT a.attnum FROM pg_attribute a
+                               WHERE a.attrelid = source AND a.attname = key_column)) THEN
+        RAISE EXCEPTION 'key column "%" of "%" has no unique index', key_column, source
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = 'Make the key column the primary key, or create a unique index on it alone.';
+    END IF;
+
+    IF tenant_column IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_attribute a
+         WHERE a.attrelid = source AND a.attname = tenant_column
+           AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'tenant column "%" of "%" does not exist', tenant_column, source
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF traits_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype INTO v_type
+          FROM pg_attribute a
+         WHERE a.attrelid = source AND a.attname = traits_column
+           AND a.attnum > 0 AND NOT a.attisdropped;
+        IF v_type IS NULL THEN
+            RAISE EXCEPTION 'traits column "%" of "%" does not exist', traits_column, source
+                USING ERRCODE = 'undefined_column';
+        ELSIF v_type <> 'jsonb'::regtype THEN
+            RAISE EXCEPTION 'traits column "%" has type %, not jsonb', traits_column, v_type
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'The traits column must be of type jsonb.';
+        END IF;
+    END IF;
+
+    -- Only rebuild storage when the key type changes: same-typed re-pointing
+    -- keeps readers' membership until the re-evaluation below replaces it.
+    IF to_regclass('segments.member') IS NULL
+       OR (SELECT c.key_type FROM segments.config c) IS DISTINCT FROM v_key_type THEN
+        PERFORM segments._build_storage(v_key_type);
+    END IF;
+
+    INSERT INTO segments.config AS c (singleton, source, key_column, key_type,
+                                      tenant_column, traits_column, configured_at)
+    VALUES (true, source, key_column, v_key_type, tenant_column, traits_column, now())
+    ON CONFLICT (singleton) DO UPDATE
+       SET source = EXCLUDED.source, key_column = EXCLUDED.key_column,
+           key_type = EXCLUDED.key_type, tenant_column = EXCLUDED.tenant_column,
+           traits_column = EXCLUDED.traits_column, configured_at = EXCLUDED.configured_at;
+
+    UPDATE segments.segment_state SET state = 'pending', requested_at = clock_timestamp();
+    PERFORM segments.refresh();
+END
+$$;
+COMMENT ON FUNCTION segments.configure(regclass, name, name, name) IS
+    'Points segments at the contact source table and re-evaluates every segment.';

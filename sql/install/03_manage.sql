@@ -1,0 +1,193 @@
+-- segments install script, part 3: managing segments (role segments_write).
+-- Management functions run as the extension owner (SECURITY DEFINER) so that
+-- segments_write needs no privilege on the catalog tables; they only ever
+-- touch segments the session's tenant may see.
+
+-- Validates a definition; returns {"refs": {as written: uuid}, "depends_on":
+-- [uuid...], "uses_time": bool}.  Raises the rule errors of SPEC section 4.
+CREATE FUNCTION segments._validate(definition jsonb, tenant text, self uuid)
+RETURNS jsonb
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'segments_validate';
+
+CREATE FUNCTION segments.compile(definition jsonb)
+RETURNS text
+LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'segments_compile';
+COMMENT ON FUNCTION segments.compile(jsonb) IS
+    'Validates a segment definition and shows what its rules compile to.';
+
+-- The visible segment with this id, or an error.
+CREATE FUNCTION segments._get_segment(p_segment uuid)
+RETURNS segments.segment
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r segments.segment;
+BEGIN
+    SELECT * INTO r FROM segments.segment s
+     WHERE s.id = p_segment AND segments._tenant_visible(s.tenant);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'segment "%" does not exist', p_segment
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN r;
+END
+$$;
+
+CREATE FUNCTION segments.create_segment(name text, definition jsonb,
+                                        description text DEFAULT NULL,
+                                        tenant text DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_session_tenant text := nullif(current_setting('segments.tenant', true), '');
+    v_tenant text := coalesce(tenant, v_session_tenant);
+    v_info   jsonb;
+    v_id     uuid := gen_random_uuid();
+BEGIN
+    IF name IS NULL OR btrim(name) = '' THEN
+        RAISE EXCEPTION 'segment name must not be empty'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF definition IS NULL THEN
+        RAISE EXCEPTION 'segment definition must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Use {"and": []} for a segment of every contact.';
+    END IF;
+    IF v_session_tenant IS NOT NULL AND v_tenant IS DISTINCT FROM v_session_tenant THEN
+        RAISE EXCEPTION 'permission denied to create a segment for tenant "%"', v_tenant
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('This session is limited to tenant "%s" by segments.tenant.', v_session_tenant);
+    END IF;
+    IF EXISTS (SELECT 1 FROM segments.segment s
+                WHERE s.name = create_segment.name
+                  AND s.tenant IS NOT DISTINCT FROM v_tenant) THEN
+        RAISE EXCEPTION 'segment "%" already exists', name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Segment names are unique within a tenant; choose another name or update the existing segment.';
+    END IF;
+
+    v_info := segments._validate(definition, v_tenant, NULL);
+
+    INSERT INTO segments.segment (id, tenant, name, description, definition,
+                                  refs, depends_on, uses_time)
+    VALUES (v_id, v_tenant, name, description, definition, v_info -> 'refs',
+            ARRAY(SELECT jsonb_array_elements_text(v_info -> 'depends_on'))::uuid[],
+            (v_info ->> 'uses_time')::boolean);
+    INSERT INTO segments.segment_state (segment_id) VALUES (v_id);
+    PERFORM segments._notify_worker();
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION segments.create_segment(text, jsonb, text, text) IS
+    'Creates a segment from a JSON definition; it is evaluated by the worker or segments.refresh().';
+
+CREATE FUNCTION segments.update_segment(segment uuid, name text DEFAULT NULL,
+                                        definition jsonb DEFAULT NULL,
+                                        description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r      segments.segment := segments._get_segment(segment);
+    v_info jsonb;
+BEGIN
+    IF name IS NOT NULL AND btrim(name) = '' THEN
+        RAISE EXCEPTION 'segment name must not be empty'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF name IS NOT NULL AND name <> r.name AND EXISTS (
+        SELECT 1 FROM segments.segment s
+         WHERE s.name = update_segment.name AND s.tenant IS NOT DISTINCT FROM r.tenant) THEN
+        RAISE EXCEPTION 'segment "%" already exists', name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Segment names are unique within a tenant; choose another name.';
+    END IF;
+
+    IF definition IS NOT NULL THEN
+        v_info := segments._validate(definition, r.tenant, r.id);
+        UPDATE segments.segment s
+           SET definition = update_segment.definition,
+               refs = v_info -> 'refs',
+               depends_on = ARRAY(SELECT jsonb_array_elements_text(v_info -> 'depends_on'))::uuid[],
+               uses_time = (v_info ->> 'uses_time')::boolean
+         WHERE s.id = r.id;
+        UPDATE segments.segment_state st
+           SET state = 'pending', requested_at = clock_timestamp()
+         WHERE st.segment_id = r.id;
+        PERFORM segments._notify_worker();
+    END IF;
+
+    UPDATE segments.segment s
+       SET name = coalesce(update_segment.name, s.name),
+           description = coalesce(update_segment.description, s.description),
+           updated_at = now()
+     WHERE s.id = r.id;
+END
+$$;
+COMMENT ON FUNCTION segments.update_segment(uuid, text, jsonb, text) IS
+    'Renames, redescribes or redefines a segment; NULL arguments keep the current value.';
+
+CREATE FUNCTION segments.drop_segment(segment uuid)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r      segments.segment := segments._get_segment(segment);
+    v_deps text;
+BEGIN
+    SELECT string_agg(format('"%s"', s.name), ', ' ORDER BY s.name) INTO v_deps
+      FROM segments.segment s
+     WHERE r.id = ANY (s.depends_on);
+    IF v_deps IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot drop segment "%" because other segments reference it', r.name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = format('Referenced by: %s.', v_deps),
+                  HINT = 'Drop or change the referencing segments first.';
+    END IF;
+    -- Stored membership keeps the dropped number until the next evaluation
+    -- rewrites those contacts; readers ignore numbers with no segment.
+    DELETE FROM segments.segment s WHERE s.id = r.id;
+END
+$$;
+COMMENT ON FUNCTION segments.drop_segment(uuid) IS
+    'Drops a segment; refused while other segments reference it.';
+
+CREATE FUNCTION segments.schedule(segment uuid, every interval)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r segments.segment := segments._get_segment(segment);
+BEGIN
+    IF every IS NOT NULL AND every <= interval '0' THEN
+        RAISE EXCEPTION 'schedule interval must be positive, not "%"', every
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an interval such as ''15 minutes'', or NULL to clear the schedule.';
+    END IF;
+    UPDATE segments.segment s SET schedule = every, updated_at = now() WHERE s.id = r.id;
+    PERFORM segments._notify_worker();
+END
+$$;
+COMMENT ON FUNCTION segments.schedule(uuid, interval) IS
+    'Re-evaluates a segment periodically (acted on by the worker); NULL clears the schedule.';
+
+CREATE FUNCTION segments.refresh(segment uuid DEFAULT NULL)
+RETURNS void
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'segments_refresh';
+COMMENT ON FUNCTION segments.refresh(uuid) IS
+    'Synchronous full re-evaluation of one segment (and those that reference it) or, with NULL, of all.';
+
+CREATE FUNCTION segments.refresh_contacts(contacts anyarray)
+RETURNS bigint
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'segments_refresh_contacts';
+COMMENT ON FUNCTION segments.refresh_contacts(anyarray) IS
+    'Re-evaluates every segment for the given contact keys and applies the difference; returns the number of contacts whose membership changed.';

@@ -1,0 +1,96 @@
+-- segments install script, part 4: reading and gating (role segments_read).
+-- Read functions never write: they work on a hot standby and in read-only
+-- transactions.  Each takes the contact as uuid, bigint, integer or text;
+-- an untyped literal or parameter resolves to the text variant.
+
+CREATE VIEW segments.segments AS
+    SELECT s.id, s.tenant, s.name, s.description, s.definition,
+           s.created_at, s.updated_at,
+           coalesce(st.member_count, 0) AS member_count,
+           st.evaluated_at,
+           coalesce(st.state, 'pending') AS status
+      FROM segments.segment s
+      LEFT JOIN segments.segment_state st ON st.segment_id = s.id
+     WHERE segments._tenant_visible(s.tenant);
+COMMENT ON VIEW segments.segments IS
+    'The segments this session may see, with their member counts and status.';
+
+CREATE VIEW segments.status AS
+    SELECT s.id AS segment_id, s.tenant, s.name,
+           coalesce(st.state, 'pending') AS state,
+           coalesce(st.member_count, 0) AS member_count,
+           st.evaluated_at, st.last_duration, st.last_error,
+           CASE WHEN s.schedule IS NOT NULL
+                THEN coalesce(st.evaluated_at, now()) + s.schedule END AS next_refresh,
+           s.schedule, s.uses_time
+      FROM segments.segment s
+      LEFT JOIN segments.segment_state st ON st.segment_id = s.id
+     WHERE segments._tenant_visible(s.tenant);
+COMMENT ON VIEW segments.status IS
+    'Evaluation state per segment: pending, evaluating, ready or failed, with timings and the last error.';
+
+-- The compact number of a visible segment given by id or name; NULL if none.
+CREATE FUNCTION segments._segment_num(segment uuid) RETURNS integer
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_num';
+CREATE FUNCTION segments._segment_num(segment text) RETURNS integer
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_num';
+
+CREATE FUNCTION segments.segment_is_member(contact uuid, segment uuid) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+CREATE FUNCTION segments.segment_is_member(contact uuid, segment text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+CREATE FUNCTION segments.segment_is_member(contact bigint, segment uuid) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+CREATE FUNCTION segments.segment_is_member(contact bigint, segment text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+CREATE FUNCTION segments.segment_is_member(contact integer, segment uuid) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+CREATE FUNCTION segments.segment_is_member(contact integer, segment text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+CREATE FUNCTION segments.segment_is_member(contact text, segment uuid) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+CREATE FUNCTION segments.segment_is_member(contact text, segment text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+
+CREATE FUNCTION segments.filter_restricted(contact uuid, restricted_to uuid[]) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_filter_restricted';
+CREATE FUNCTION segments.filter_restricted(contact bigint, restricted_to uuid[]) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_filter_restricted';
+CREATE FUNCTION segments.filter_restricted(contact integer, restricted_to uuid[]) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_filter_restricted';
+CREATE FUNCTION segments.filter_restricted(contact text, restricted_to uuid[]) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_filter_restricted';
+
+-- The ids of the visible segments a contact is in.
+CREATE FUNCTION segments._contact_segment_ids(contact uuid) RETURNS uuid[]
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_segment_ids';
+CREATE FUNCTION segments._contact_segment_ids(contact bigint) RETURNS uuid[]
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_segment_ids';
+CREATE FUNCTION segments._contact_segment_ids(contact integer) RETURNS uuid[]
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_segment_ids';
+CREATE FUNCTION segments._contact_segment_ids(contact text) RETURNS uuid[]
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_segment_ids';
+
+CREATE FUNCTION segments.contact_segments(contact uuid) RETURNS SETOF segments.segments
+    LANGUAGE sql STABLE AS
+$$ SELECT s.* FROM segments.segments s
+    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+CREATE FUNCTION segments.contact_segments(contact bigint) RETURNS SETOF segments.segments
+    LANGUAGE sql STABLE AS
+$$ SELECT s.* FROM segments.segments s
+    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+CREATE FUNCTION segments.contact_segments(contact integer) RETURNS SETOF segments.segments
+    LANGUAGE sql STABLE AS
+$$ SELECT s.* FROM segments.segments s
+    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+CREATE FUNCTION segments.contact_segments(contact text) RETURNS SETOF segments.segments
+    LANGUAGE sql STABLE AS
+$$ SELECT s.* FROM segments.segments s
+    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+
+COMMENT ON FUNCTION segments.segment_is_member(text, text) IS
+    'Is this contact in this segment (by id or name)?  One index probe; false for unknown segments.';
+COMMENT ON FUNCTION segments.filter_restricted(text, uuid[]) IS
+    'Gating: true when the list is NULL or empty, or the contact is in a listed segment; fails closed.';
+COMMENT ON FUNCTION segments.contact_segments(text) IS
+    'The segments this contact is in.';

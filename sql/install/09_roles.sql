@@ -1,0 +1,51 @@
+-- segments install script, last part: roles and privileges.
+-- Roles are cluster-wide: create them only when a previous installation (in
+-- another database of the cluster) has not.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'segments_read') THEN
+        CREATE ROLE segments_read NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'segments_write') THEN
+        CREATE ROLE segments_write NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('segments_write', 'segments_read', 'MEMBER') THEN
+        GRANT segments_read TO segments_write;
+    END IF;
+END
+$$;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA segments FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA segments FROM PUBLIC;
+GRANT USAGE ON SCHEMA segments TO segments_read, segments_write;
+
+-- Used inside the views, which check function privileges as the caller.
+GRANT EXECUTE ON FUNCTION segments._tenant_visible(text) TO PUBLIC;
+
+-- Reading interface.
+GRANT SELECT ON segments.segments, segments.status TO segments_read;
+GRANT EXECUTE ON FUNCTION
+    segments._segment_num(uuid), segments._segment_num(text),
+    segments.segment_is_member(uuid, uuid), segments.segment_is_member(uuid, text),
+    segments.segment_is_member(bigint, uuid), segments.segment_is_member(bigint, text),
+    segments.segment_is_member(integer, uuid), segments.segment_is_member(integer, text),
+    segments.segment_is_member(text, uuid), segments.segment_is_member(text, text),
+    segments.filter_restricted(uuid, uuid[]), segments.filter_restricted(bigint, uuid[]),
+    segments.filter_restricted(integer, uuid[]), segments.filter_restricted(text, uuid[]),
+    segments._contact_segment_ids(uuid), segments._contact_segment_ids(bigint),
+    segments._contact_segment_ids(integer), segments._contact_segment_ids(text),
+    segments.contact_segments(uuid), segments.contact_segments(bigint),
+    segments.contact_segments(integer), segments.contact_segments(text),
+    segments.wait(interval)
+    TO segments_read;
+
+-- Management interface.
+GRANT EXECUTE ON FUNCTION
+    segments.create_segment(text, jsonb, text, text),
+    segments.update_segment(uuid, text, jsonb, text),
+    segments.drop_segment(uuid),
+    segments.refresh(uuid),
+    segments.refresh_contacts(anyarray),
+    segments.compile(jsonb),
+    segments.schedule(uuid, interval)
+    TO segments_write;

@@ -1,0 +1,362 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *		Reads segments.config and segments.segment, and keeps a per-backend
+ *		cache of them for the reading functions.
+ *
+ * The cache is dropped on a relcache invalidation of the catalog tables:
+ * a statement trigger on them (segments_catalog_changed) sends one, so a
+ * change made by any backend reaches every reader at its next command.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_index.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(segments_catalog_changed);
+
+/* The cached catalog and the relations whose changes invalidate it. */
+static SegmentCatalog *cached_catalog = NULL;
+static MemoryContext cached_catalog_cxt = NULL;
+static Oid	watched_relids[4];
+
+/*
+ * Relcache callback: forget the cached catalog when one of its tables (or
+ * everything, relid InvalidOid) was invalidated.
+ */
+static void
+catalog_invalidate(Datum arg, Oid relid)
+{
+	if (cached_catalog == NULL)
+		return;
+	for (int i = 0; i < lengthof(watched_relids); i++)
+	{
+		if (relid == InvalidOid || relid == watched_relids[i])
+		{
+			cached_catalog = NULL;
+			return;
+		}
+	}
+}
+
+/* Registers the invalidation callback; called once from _PG_init. */
+void
+CatalogInitCallbacks(void)
+{
+	CacheRegisterRelcacheCallback(catalog_invalidate, (Datum) 0);
+}
+
+/*
+ * Trigger function on the catalog tables: make every backend drop its
+ * cached catalog once this transaction commits.
+ */
+Datum
+segments_catalog_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "segments_catalog_changed: not called by trigger manager");
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);
+}
+
+/* The OID of a relation in schema segments; InvalidOid if missing_ok. */
+Oid
+CatalogRelid(const char *relname, bool missing_ok)
+{
+	Oid			nsp = get_namespace_oid("segments", missing_ok);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+
+	if (!OidIsValid(relid) && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"segments.%s\" does not exist", relname),
+				 errhint("Is the segments extension installed in this database?")));
+	return relid;
+}
+
+/* The session's tenant (segments.tenant), or NULL when unset or empty. */
+const char *
+CatalogSessionTenant(void)
+{
+	const char *tenant = GetConfigOption("segments.tenant", true, false);
+
+	return (tenant == NULL || tenant[0] == '\0') ? NULL : tenant;
+}
+
+/* May this session see segments of this tenant? */
+bool
+CatalogTenantVisible(const char *tenant)
+{
+	const char *session = CatalogSessionTenant();
+
+	if (session == NULL)
+		return true;
+	return tenant != NULL && strcmp(tenant, session) == 0;
+}
+
+/* The snapshot to read the catalog tables with. */
+static Snapshot
+catalog_snapshot(void)
+{
+	return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+}
+
+/* Text of a column, or NULL; palloc'd in the current context. */
+static char *
+column_cstring(Datum *values, bool *nulls, int attnum, Oid typid)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+
+	if (attnum <= 0 || nulls[attnum - 1])
+		return NULL;
+	getTypeOutputInfo(typid, &outfunc, &isvarlena);
+	return OidOutputFunctionCall(outfunc, values[attnum - 1]);
+}
+
+/* The unique single-column index of relid on attnum, or InvalidOid. */
+static Oid
+find_key_index(Relation rel, AttrNumber attnum)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index form = index->rd_index;
+
+		if (form->indisunique && form->indisvalid && form->indnatts == 1 &&
+			form->indkey.values[0] == attnum &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL))
+			found = RelationGetRelid(index);
+		index_close(index, AccessShareLock);
+		if (OidIsValid(found))
+			break;
+	}
+	list_free(indexes);
+	return found;
+}
+
+/* Reads the singleton row of segments.config into *config. */
+static void
+load_config(SegmentsConfig *config)
+{
+	Oid			relid = CatalogRelid("config", false);
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TableScanDesc scan = table_beginscan(rel, catalog_snapshot(), 0, NULL);
+	HeapTuple	tuple;
+
+	memset(config, 0, sizeof(*config));
+	if ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Datum	   *values = palloc(desc->natts * sizeof(Datum));
+		bool	   *nulls = palloc(desc->natts * sizeof(bool));
+		char	   *key_column;
+		char	   *tenant_column;
+		char	   *traits_column;
+
+		heap_deform_tuple(tuple, desc, values, nulls);
+		config->source_relid = DatumGetObjectId(values[SPI_fnumber(desc, "source") - 1]);
+		config->key_type = DatumGetObjectId(values[SPI_fnumber(desc, "key_type") - 1]);
+		key_column = column_cstring(values, nulls, SPI_fnumber(desc, "key_column"), NAMEOID);
+		tenant_column = column_cstring(values, nulls, SPI_fnumber(desc, "tenant_column"), NAMEOID);
+		traits_column = column_cstring(values, nulls, SPI_fnumber(desc, "traits_column"), NAMEOID);
+
+		if (get_rel_name(config->source_relid) != NULL)
+		{
+			Relation	source = table_open(config->source_relid, AccessShareLock);
+
+			config->key_attnum = get_attnum(config->source_relid, key_column);
+			config->tenant_attnum = tenant_column ?
+				get_attnum(config->source_relid, tenant_column) : InvalidAttrNumber;
+			config->traits_attnum = traits_column ?
+				get_attnum(config->source_relid, traits_column) : InvalidAttrNumber;
+			config->source_key_index = find_key_index(source, config->key_attnum);
+			table_close(source, AccessShareLock);
+			config->member_relid = CatalogRelid("member", true);
+			config->member_pkey = CatalogRelid("member_pkey", true);
+			config->configured = config->key_attnum > 0 &&
+				OidIsValid(config->source_key_index) &&
+				OidIsValid(config->member_relid) &&
+				OidIsValid(config->member_pkey) &&
+				(tenant_column == NULL || config->tenant_attnum > 0) &&
+				(traits_column == NULL || config->traits_attnum > 0);
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/* Qsort comparator of CatalogSegment by num. */
+static int
+segment_num_cmp(const void *a, const void *b)
+{
+	int32		na = ((const CatalogSegment *) a)->num;
+	int32		nb = ((const CatalogSegment *) b)->num;
+
+	return (na > nb) - (na < nb);
+}
+
+/*
+ * Reads the configuration and every segment (all tenants) into a new
+ * SegmentCatalog allocated in cxt.  with_definitions also copies each
+ * segment's definition and refs, which the evaluator needs.
+ */
+SegmentCatalog *
+CatalogLoad(MemoryContext cxt, bool with_definitions)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	SegmentCatalog *cat = palloc0(sizeof(SegmentCatalog));
+	Oid			relid = CatalogRelid("segment", false);
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	int			allocated = 16;
+	int			att_id = SPI_fnumber(desc, "id");
+	int			att_num = SPI_fnumber(desc, "num");
+	int			att_tenant = SPI_fnumber(desc, "tenant");
+	int			att_name = SPI_fnumber(desc, "name");
+	int			att_definition = SPI_fnumber(desc, "definition");
+	int			att_refs = SPI_fnumber(desc, "refs");
+	int			att_depends = SPI_fnumber(desc, "depends_on");
+	Datum	   *values = palloc(desc->natts * sizeof(Datum));
+	bool	   *nulls = palloc(desc->natts * sizeof(bool));
+
+	load_config(&cat->config);
+	cat->segments = palloc(allocated * sizeof(CatalogSegment));
+
+	scan = table_beginscan(rel, catalog_snapshot(), 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		CatalogSegment *seg;
+		ArrayType  *deps;
+
+		if (cat->nsegments == allocated)
+		{
+			allocated *= 2;
+			cat->segments = repalloc(cat->segments, allocated * sizeof(CatalogSegment));
+		}
+		seg = &cat->segments[cat->nsegments++];
+		memset(seg, 0, sizeof(*seg));
+		heap_deform_tuple(tuple, desc, values, nulls);
+		memcpy(&seg->id, DatumGetUUIDP(values[att_id - 1]), sizeof(pg_uuid_t));
+		seg->num = DatumGetInt32(values[att_num - 1]);
+		seg->tenant = nulls[att_tenant - 1] ? NULL : TextDatumGetCString(values[att_tenant - 1]);
+		seg->name = TextDatumGetCString(values[att_name - 1]);
+
+		deps = DatumGetArrayTypeP(values[att_depends - 1]);
+		seg->ndepends = ArrayGetNItems(ARR_NDIM(deps), ARR_DIMS(deps));
+		seg->depends_on = palloc(Max(seg->ndepends, 1) * sizeof(pg_uuid_t));
+		memcpy(seg->depends_on, ARR_DATA_PTR(deps), seg->ndepends * sizeof(pg_uuid_t));
+
+		if (with_definitions)
+		{
+			seg->definition = DatumGetJsonbPCopy(values[att_definition - 1]);
+			seg->refs = DatumGetJsonbPCopy(values[att_refs - 1]);
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	qsort(cat->segments, cat->nsegments, sizeof(CatalogSegment), segment_num_cmp);
+	MemoryContextSwitchTo(old);
+	return cat;
+}
+
+/*
+ * The catalog as cached for this backend, loaded on first use and after an
+ * invalidation.  The result stays valid until the next command.
+ */
+const SegmentCatalog *
+CatalogGet(void)
+{
+	if (cached_catalog == NULL)
+	{
+		if (cached_catalog_cxt == NULL)
+			cached_catalog_cxt = AllocSetContextCreate(CacheMemoryContext,
+													   "segments catalog cache",
+													   ALLOCSET_SMALL_SIZES);
+		else
+			MemoryContextReset(cached_catalog_cxt);
+
+		watched_relids[0] = CatalogRelid("segment", false);
+		watched_relids[1] = CatalogRelid("config", false);
+		cached_catalog = CatalogLoad(cached_catalog_cxt, false);
+		watched_relids[2] = cached_catalog->config.member_relid;
+		watched_relids[3] = cached_catalog->config.source_relid;
+	}
+	return cached_catalog;
+}
+
+/* The segment with this number, or NULL (binary search). */
+const CatalogSegment *
+CatalogFindByNum(const SegmentCatalog *cat, int32 num)
+{
+	int			lo = 0,
+				hi = cat->nsegments - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		int32		n = cat->segments[mid].num;
+
+		if (n == num)
+			return &cat->segments[mid];
+		if (n < num)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+/* The segment with this id, or NULL. */
+const CatalogSegment *
+CatalogFindById(const SegmentCatalog *cat, const pg_uuid_t *id)
+{
+	for (int i = 0; i < cat->nsegments; i++)
+	{
+		if (memcmp(&cat->segments[i].id, id, sizeof(pg_uuid_t)) == 0)
+			return &cat->segments[i];
+	}
+	return NULL;
+}
+
+/* Fills the parts of a RuleParseContext that describe the source. */
+void
+CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
+						 const SegmentsConfig *config)
+{
+	memset(pctx, 0, sizeof(*pctx));
+	if (source != NULL)
+	{
+		pctx->source_desc = RelationGetDescr(source);
+		pctx->traits_attnum = config->traits_attnum;
+	}
+}

@@ -1,0 +1,79 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *		The extension's configuration and segment catalog, as cached per
+ *		backend, and the evaluation passes built on them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SEGMENTS_CATALOG_H
+#define SEGMENTS_CATALOG_H
+
+#include "segments.h"
+
+#include "access/htup.h"
+#include "executor/tuptable.h"
+#include "utils/relcache.h"
+
+/* segments.config, resolved to relation and attribute numbers. */
+typedef struct SegmentsConfig
+{
+	bool		configured;
+	Oid			source_relid;
+	AttrNumber	key_attnum;
+	Oid			key_type;		/* uuid, int8, int4 or text */
+	AttrNumber	tenant_attnum;	/* 0 when no tenant column */
+	AttrNumber	traits_attnum;	/* 0 when no traits column */
+	Oid			source_key_index;	/* unique index on the key column */
+	Oid			member_relid;	/* segments.member */
+	Oid			member_pkey;	/* its primary key index */
+} SegmentsConfig;
+
+/* One row of segments.segment, as readers and the evaluator need it. */
+typedef struct CatalogSegment
+{
+	pg_uuid_t	id;
+	int32		num;
+	char	   *tenant;			/* NULL: no tenant */
+	char	   *name;
+	int			ndepends;
+	pg_uuid_t  *depends_on;
+	Jsonb	   *definition;		/* only when loaded for evaluation */
+	Jsonb	   *refs;
+} CatalogSegment;
+
+/* The whole catalog; segments sorted by num. */
+typedef struct SegmentCatalog
+{
+	SegmentsConfig config;
+	int			nsegments;
+	CatalogSegment *segments;
+} SegmentCatalog;
+
+/* catalog.c */
+extern void CatalogInitCallbacks(void);
+extern const SegmentCatalog *CatalogGet(void);
+extern SegmentCatalog *CatalogLoad(MemoryContext cxt, bool with_definitions);
+extern const CatalogSegment *CatalogFindById(const SegmentCatalog *cat, const pg_uuid_t *id);
+extern const CatalogSegment *CatalogFindByNum(const SegmentCatalog *cat, int32 num);
+extern const char *CatalogSessionTenant(void);
+extern bool CatalogTenantVisible(const char *tenant);
+extern Oid	CatalogRelid(const char *relname, bool missing_ok);
+extern bool CatalogParseUuid(const char *str, pg_uuid_t *uuid);
+extern void CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
+									 const SegmentsConfig *config);
+
+/* membership.c: the stored membership of one contact */
+extern bool MembershipKeyFromArg(const SegmentsConfig *config, Datum arg, Oid argtype,
+								 Datum *key);
+extern bool MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
+							TupleTableSlot *slot);
+extern int	MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums);
+extern bool MembershipContains(const int32 *nums, int n, int32 num);
+extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
+
+/* evaluate.c */
+extern void EvaluateRefresh(const pg_uuid_t *only_segment);
+extern int64 EvaluateContacts(ArrayType *keys);
+
+#endif							/* SEGMENTS_CATALOG_H */

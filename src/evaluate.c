@@ -1,0 +1,1018 @@
+/*-------------------------------------------------------------------------
+ *
+ * evaluate.c
+ *		Evaluation passes: every segment for every contact of the source
+ *		in one scan (refresh), or for a given set of contacts (the worker's
+ *		incremental path), applying only the difference to segments.member.
+ *
+ * Both passes compute, per contact, the sorted numbers of the segments it
+ * belongs to, collect them in batches, read the stored rows of the batch
+ * with one query, and write the changed rows back with one INSERT, UPDATE
+ * and DELETE per batch.  Memory is bounded by the batch size, not by the
+ * number of contacts.  Everything happens in the caller's transaction, so
+ * readers see the old membership until it commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/typcache.h"
+
+PG_FUNCTION_INFO_V1(segments_refresh);
+PG_FUNCTION_INFO_V1(segments_refresh_contacts);
+
+/* Contacts per batch of reads and writes of segments.member. */
+#define EVAL_BATCH_SIZE 4096
+
+/* One segment prepared for a pass. */
+typedef struct EvalSegment
+{
+	const CatalogSegment *seg;
+	RuleNode   *rule;			/* NULL: could not be compiled */
+	char	   *error;			/* why not, for segment_state.last_error */
+	char	   *id_text;		/* default percentage salt */
+	bool		writable;		/* this pass rewrites its membership */
+	int64		count;			/* members seen (full pass) */
+	int64		delta;			/* change of member count */
+	int			visit;			/* topological sort: 0 new, 1 open, 2 done */
+} EvalSegment;
+
+/* Everything a pass needs, in evaluation (dependency) order. */
+typedef struct EvalPlan
+{
+	SegmentCatalog *cat;
+	Relation	source;
+	int			nsegments;
+	EvalSegment *segments;		/* in dependency order */
+	bool	   *results;		/* per contact, by position in segments */
+	bool		need_traits;
+	bool		need_tenant;
+	TimestampTz now;
+	int32		now_seconds;	/* since 2000-01-01, stored in "since" */
+	bool		full_pass;		/* every contact is visited */
+	Oid			member_type;	/* row type of segments.member */
+	TupleDesc	member_desc;
+	FmgrInfo	key_cmp;		/* btree order of the key type, collation C */
+	FmgrInfo	key_out;		/* output function of the key type */
+	int16		key_len;
+	bool		key_byval;
+	char		key_align;
+	SPIPlanPtr	fetch_plan;
+	SPIPlanPtr	insert_plan;
+	SPIPlanPtr	update_plan;
+	SPIPlanPtr	delete_plan;
+	int64		changed;		/* contacts whose membership changed */
+} EvalPlan;
+
+/* One contact of a batch: its key and the segments it is now in. */
+typedef struct BatchEntry
+{
+	Datum		key;
+	int			nnums;
+	int32	   *nums;
+	bool		evaluated;		/* false: the contact is gone */
+} BatchEntry;
+
+typedef struct Batch
+{
+	MemoryContext cxt;
+	int			n;
+	BatchEntry	entries[EVAL_BATCH_SIZE];
+} Batch;
+
+/* ----------------------------------------------------------------
+ * Preparing a pass
+ * ---------------------------------------------------------------- */
+
+/* Position of a segment id in plan order, or -1. */
+static int
+plan_position(EvalPlan *plan, const pg_uuid_t *id)
+{
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		if (memcmp(&plan->segments[i].seg->id, id, sizeof(pg_uuid_t)) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* Reference resolver for saved definitions: through the segment's refs map. */
+static bool
+resolve_saved_ref(const char *ref, pg_uuid_t *id, void *arg)
+{
+	Jsonb	   *refs = (Jsonb *) arg;
+	JsonbValue	k;
+	JsonbValue *v;
+	char	   *text;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) ref;
+	k.val.string.len = strlen(ref);
+	v = findJsonbValueFromContainer(&refs->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvString)
+		return false;
+	text = pnstrdup(v->val.string.val, v->val.string.len);
+	return CatalogParseUuid(text, id);
+}
+
+/*
+ * Compiles one saved definition; on failure records the error instead of
+ * raising it, so one broken segment does not stop the others.
+ */
+static void
+plan_compile(EvalPlan *plan, EvalSegment *es, RuleParseContext *pctx)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	pctx->resolve = resolve_saved_ref;
+	pctx->resolve_arg = es->seg->refs;
+	PG_TRY();
+	{
+		es->rule = RuleParse(es->seg->definition, pctx)->root;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		es->rule = NULL;
+		es->error = edata->message;
+	}
+	PG_END_TRY();
+}
+
+/* Depth-first topological visit: dependencies before dependents. */
+static void
+plan_visit(EvalSegment *all, int n, int i, EvalSegment *out, int *nout,
+		   const SegmentCatalog *cat)
+{
+	EvalSegment *es = &all[i];
+
+	if (es->visit != 0)
+		return;					/* done, or a cycle the catalog should not hold */
+	es->visit = 1;
+	for (int d = 0; d < es->seg->ndepends; d++)
+	{
+		for (int j = 0; j < n; j++)
+		{
+			if (memcmp(&all[j].seg->id, &es->seg->depends_on[d], sizeof(pg_uuid_t)) == 0)
+				plan_visit(all, n, j, out, nout, cat);
+		}
+	}
+	es->visit = 2;
+	out[(*nout)++] = *es;
+}
+
+/* Points segment conditions at the positions of the segments they read. */
+static bool
+plan_link(EvalPlan *plan, RuleNode *node, int self, char **error)
+{
+	RuleCondition *cond = node->cond;
+
+	for (int i = 0; i < node->nchildren; i++)
+	{
+		if (!plan_link(plan, node->children[i], self, error))
+			return false;
+	}
+	if (node->kind != RULE_CONDITION)
+		return true;
+	if (cond->type == COND_TRAIT)
+		plan->need_traits = true;
+	if (cond->type != COND_SEGMENT)
+		return true;
+	cond->segment_slots = palloc(cond->nsegments * sizeof(int));
+	for (int i = 0; i < cond->nsegments; i++)
+	{
+		int			pos = plan_position(plan, &cond->segment_ids[i]);
+
+		if (pos < 0 || pos >= self)
+		{
+			*error = psprintf("referenced segment \"%s\" no longer exists", cond->segment_refs[i]);
+			return false;
+		}
+		if (plan->segments[pos].rule == NULL)
+		{
+			*error = psprintf("referenced segment \"%s\" failed to compile", cond->segment_refs[i]);
+			return false;
+		}
+		cond->segment_slots[i] = pos;
+	}
+	return true;
+}
+
+/* Is target `only` among the segment and what it depends on? */
+static bool
+reaches(EvalPlan *plan, const CatalogSegment *seg, const pg_uuid_t *only, int depth)
+{
+	if (memcmp(&seg->id, only, sizeof(pg_uuid_t)) == 0)
+		return true;
+	if (depth > plan->nsegments)
+		return false;
+	for (int d = 0; d < seg->ndepends; d++)
+	{
+		const CatalogSegment *dep = CatalogFindById(plan->cat, &seg->depends_on[d]);
+
+		if (dep != NULL && reaches(plan, dep, only, depth + 1))
+			return true;
+	}
+	return false;
+}
+
+/* The states of all segments, read through SPI: "ready" ones get true. */
+static bool *
+load_ready(EvalPlan *plan)
+{
+	bool	   *ready = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
+
+	if (SPI_execute("SELECT segment_id FROM segments.segment_state WHERE state = 'ready'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segments.segment_state");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+		int			pos = plan_position(plan, DatumGetUUIDP(d));
+
+		if (pos >= 0)
+			ready[pos] = true;
+	}
+	return ready;
+}
+
+/* Prepares the four statements that read and write segments.member. */
+static void
+plan_prepare_statements(EvalPlan *plan)
+{
+	Oid			key_array = get_array_type(plan->cat->config.key_type);
+	Oid			member_array = get_array_type(plan->member_type);
+
+	plan->fetch_plan = SPI_prepare("SELECT contact_id, segs, since FROM segments.member"
+								   " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
+								   1, &key_array);
+	plan->insert_plan = SPI_prepare("INSERT INTO segments.member"
+									" SELECT * FROM pg_catalog.unnest($1)",
+									1, &member_array);
+	plan->update_plan = SPI_prepare("UPDATE segments.member m SET segs = u.segs, since = u.since"
+									" FROM pg_catalog.unnest($1) u"
+									" WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id",
+									1, &member_array);
+	plan->delete_plan = SPI_prepare("DELETE FROM segments.member"
+									" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
+									1, &key_array);
+	if (!plan->fetch_plan || !plan->insert_plan || !plan->update_plan || !plan->delete_plan)
+		elog(ERROR, "could not prepare membership statements: %s",
+			 SPI_result_code_string(SPI_result));
+}
+
+/*
+ * Builds the plan of a pass.  `only` limits the segments whose membership
+ * is rewritten to it and those that reference it; incremental passes
+ * rewrite only segments whose state is ready (others keep their stored
+ * membership until their own evaluation completes).
+ */
+static EvalPlan *
+plan_build(const pg_uuid_t *only, bool full_pass)
+{
+	EvalPlan   *plan = palloc0(sizeof(EvalPlan));
+	SegmentsConfig *config;
+	RuleParseContext pctx;
+	EvalSegment *unordered;
+	int			nordered = 0;
+	bool	   *ready = NULL;
+	TypeCacheEntry *tce;
+
+	plan->cat = CatalogLoad(CurrentMemoryContext, true);
+	config = &plan->cat->config;
+	if (!config->configured)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("segments is not configured"),
+				 errhint("Call segments.configure(source => ..., key_column => ...) first.")));
+
+	/* writers of segments.member take turns; readers are never blocked */
+	if (SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
+		elog(ERROR, "could not lock segments.member");
+	/* the catalog may have changed while we waited */
+	plan->cat = CatalogLoad(CurrentMemoryContext, true);
+	config = &plan->cat->config;
+
+	plan->source = table_open(config->source_relid, AccessShareLock);
+	plan->full_pass = full_pass;
+	plan->need_tenant = false;
+	plan->now = GetCurrentTimestamp();
+	plan->now_seconds = (int32) (plan->now / USECS_PER_SEC);
+
+	CatalogBuildParseContext(&pctx, plan->source, config);
+	plan->nsegments = plan->cat->nsegments;
+	unordered = palloc0(Max(plan->nsegments, 1) * sizeof(EvalSegment));
+	plan->segments = palloc0(Max(plan->nsegments, 1) * sizeof(EvalSegment));
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		unordered[i].seg = &plan->cat->segments[i];
+		unordered[i].id_text = DatumGetCString(DirectFunctionCall1(uuid_out,
+																   UUIDPGetDatum(&plan->cat->segments[i].id)));
+		if (unordered[i].seg->tenant != NULL)
+			plan->need_tenant = config->tenant_attnum > 0;
+	}
+	for (int i = 0; i < plan->nsegments; i++)
+		plan_visit(unordered, plan->nsegments, i, plan->segments, &nordered, plan->cat);
+
+	if (!full_pass)
+		ready = load_ready(plan);
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		EvalSegment *es = &plan->segments[i];
+
+		plan_compile(plan, es, &pctx);
+		if (es->rule != NULL && !plan_link(plan, es->rule, i, &es->error))
+			es->rule = NULL;
+		if (only != NULL)
+			es->writable = reaches(plan, es->seg, only, 0);
+		else
+			es->writable = true;
+		if (ready != NULL && !ready[i])
+			es->writable = false;
+		if (es->rule == NULL)
+			es->writable = false;
+	}
+	plan->results = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
+
+	plan->member_type = get_rel_type_id(config->member_relid);
+	plan->member_desc = lookup_rowtype_tupdesc_copy(plan->member_type, -1);
+	tce = lookup_type_cache(config->key_type, TYPECACHE_CMP_PROC_FINFO);
+	fmgr_info_copy(&plan->key_cmp, &tce->cmp_proc_finfo, CurrentMemoryContext);
+	get_typlenbyvalalign(config->key_type, &plan->key_len, &plan->key_byval, &plan->key_align);
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(config->key_type, &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &plan->key_out, CurrentMemoryContext);
+	}
+	plan_prepare_statements(plan);
+	return plan;
+}
+
+/* ----------------------------------------------------------------
+ * Evaluating one contact
+ * ---------------------------------------------------------------- */
+
+/* Text form of column attnum of the slot, or NULL. */
+static char *
+slot_text(TupleTableSlot *slot, AttrNumber attnum)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+
+	if (slot->tts_isnull[attnum - 1])
+		return NULL;
+	getTypeOutputInfo(TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1)->atttypid,
+					  &outfunc, &isvarlena);
+	return OidOutputFunctionCall(outfunc, slot->tts_values[attnum - 1]);
+}
+
+/* qsort comparator of int32. */
+static int
+int32_compare(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Evaluates every compiled segment for the contact in slot (all
+ * attributes deformed) and returns the numbers of those it is in, sorted,
+ * in the current memory context.
+ */
+static int
+evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums)
+{
+	const SegmentsConfig *config = &plan->cat->config;
+	RuleEvalContext ctx;
+	char	   *tenant = NULL;
+	int			n = 0;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.now = plan->now;
+	ctx.values = slot->tts_values;
+	ctx.nulls = slot->tts_isnull;
+	ctx.key_text = OutputFunctionCall(&plan->key_out,
+									  slot->tts_values[config->key_attnum - 1]);
+	ctx.key_len = strlen(ctx.key_text);
+	ctx.segment_result = plan->results;
+	if (plan->need_traits && config->traits_attnum > 0 &&
+		!slot->tts_isnull[config->traits_attnum - 1])
+		ctx.traits = DatumGetJsonbP(slot->tts_values[config->traits_attnum - 1]);
+	if (plan->need_tenant)
+		tenant = slot_text(slot, config->tenant_attnum);
+
+	*nums = palloc(Max(plan->nsegments, 1) * sizeof(int32));
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		EvalSegment *es = &plan->segments[i];
+		bool		in = false;
+
+		/* a tenant's segment only ever holds that tenant's contacts */
+		if (es->rule != NULL &&
+			(es->seg->tenant == NULL || config->tenant_attnum <= 0 ||
+			 (tenant != NULL && strcmp(tenant, es->seg->tenant) == 0)))
+		{
+			ctx.default_salt = es->id_text;
+			in = RuleEvaluate(es->rule, &ctx);
+		}
+		plan->results[i] = in;
+		if (in)
+			(*nums)[n++] = es->seg->num;
+	}
+	/* plan order is dependency order, not number order */
+	qsort(*nums, n, sizeof(int32), int32_compare);
+	return n;
+}
+
+/* ----------------------------------------------------------------
+ * Applying a batch
+ * ---------------------------------------------------------------- */
+
+/* Btree comparison of two keys, for sorting and searching a batch. */
+static int
+key_compare(const void *a, const void *b, void *arg)
+{
+	EvalPlan   *plan = (EvalPlan *) arg;
+
+	return DatumGetInt32(FunctionCall2Coll(&plan->key_cmp, C_COLLATION_OID,
+										   ((const BatchEntry *) a)->key,
+										   ((const BatchEntry *) b)->key));
+}
+
+/* The batch entry of a key (the batch is sorted), or NULL. */
+static BatchEntry *
+batch_find(EvalPlan *plan, Batch *batch, Datum key)
+{
+	BatchEntry	probe;
+
+	probe.key = key;
+	return bsearch_arg(&probe, batch->entries, batch->n, sizeof(BatchEntry),
+					   key_compare, plan);
+}
+
+/* Is this segment number's membership rewritten by the pass? */
+static EvalSegment *
+writable_segment(EvalPlan *plan, int32 num)
+{
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		if (plan->segments[i].seg->num == num)
+			return &plan->segments[i];
+	}
+	return NULL;
+}
+
+/* Growable arrays of rows to write. */
+typedef struct RowList
+{
+	int			n;
+	Datum	   *rows;
+} RowList;
+
+/*
+ * The new row of one contact from its stored row (old, may be absent) and
+ * what the pass computed: numbers of segments the pass does not rewrite
+ * keep their stored state, numbers of dropped segments go, and "since"
+ * is kept for memberships that continue.  Returns the number of entries.
+ */
+static int
+merge_row(EvalPlan *plan, BatchEntry *entry, int nold, const int32 *old_segs,
+		  const int32 *old_since, int32 *segs, int32 *since)
+{
+	int			n = 0;
+	int			i = 0,
+				j = 0;
+
+	while (i < nold || j < entry->nnums)
+	{
+		int32		num;
+		bool		from_old;
+
+		if (j >= entry->nnums || (i < nold && old_segs[i] < entry->nums[j]))
+		{
+			EvalSegment *es = writable_segment(plan, old_segs[i]);
+
+			/* kept only if the segment exists and this pass leaves it alone */
+			if (es != NULL && !es->writable)
+			{
+				segs[n] = old_segs[i];
+				since[n++] = old_since[i];
+			}
+			else if (es != NULL)
+				es->delta--;
+			i++;
+			continue;
+		}
+		num = entry->nums[j++];
+		from_old = (i < nold && old_segs[i] == num);
+		{
+			EvalSegment *es = writable_segment(plan, num);
+
+			if (es != NULL && es->writable)
+			{
+				segs[n] = num;
+				since[n++] = from_old ? old_since[i] : plan->now_seconds;
+				if (!from_old)
+					es->delta++;
+			}
+			else if (from_old)
+			{
+				segs[n] = num;
+				since[n++] = old_since[i];
+			}
+		}
+		if (from_old)
+			i++;
+	}
+	/* entries not evaluated as members but stored and not writable stay */
+	return n;
+}
+
+/* Wraps an int32 array as a SQL integer[] datum. */
+static Datum
+int4_array(const int32 *vals, int n)
+{
+	Datum	   *d = palloc(Max(n, 1) * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int32GetDatum(vals[i]);
+	return PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/* Runs one prepared write with an array parameter; checks the result. */
+static void
+run_write(SPIPlanPtr plan, Datum arg, int expected)
+{
+	int			rc = SPI_execute_plan(plan, &arg, NULL, false, 0);
+
+	if (rc != SPI_OK_INSERT && rc != SPI_OK_UPDATE && rc != SPI_OK_DELETE)
+		elog(ERROR, "membership write failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Applies a batch: reads the stored rows of its contacts, merges, and
+ * writes only what changed.
+ */
+static void
+batch_apply(EvalPlan *plan, Batch *batch)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+	Datum	   *keys = palloc(batch->n * sizeof(Datum));
+	bool	   *seen = palloc0(batch->n * sizeof(bool));
+	RowList		inserts = {0, palloc(batch->n * sizeof(Datum))};
+	RowList		updates = {0, palloc(batch->n * sizeof(Datum))};
+	RowList		deletes = {0, palloc(batch->n * sizeof(Datum))};
+	int			capacity = 2 * (plan->nsegments + 32);
+	int32	   *segs = palloc(capacity * sizeof(int32));
+	int32	   *since;
+	Datum		arg;
+	SPITupleTable *tuptable;
+	uint64		nrows;
+
+	if (batch->n == 0)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	qsort_arg(batch->entries, batch->n, sizeof(BatchEntry), key_compare, plan);
+	for (int i = 0; i < batch->n; i++)
+		keys[i] = batch->entries[i].key;
+	arg = PointerGetDatum(construct_array(keys, batch->n, plan->cat->config.key_type,
+										  plan->key_len, plan->key_byval, plan->key_align));
+	if (SPI_execute_plan(plan->fetch_plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read stored membership");
+	tuptable = SPI_tuptable;
+	nrows = SPI_processed;
+
+	for (uint64 r = 0; r < nrows + batch->n; r++)
+	{
+		BatchEntry *entry;
+		int			nold = 0;
+		int32	   *old_segs = NULL;
+		int32	   *old_since = NULL;
+		int			n;
+		int			maxn;
+
+		if (r < nrows)
+		{
+			HeapTuple	tup = tuptable->vals[r];
+			bool		isnull;
+			Datum		key = SPI_getbinval(tup, tuptable->tupdesc, 1, &isnull);
+			ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(tup, tuptable->tupdesc, 2, &isnull));
+			ArrayType  *b = DatumGetArrayTypeP(SPI_getbinval(tup, tuptable->tupdesc, 3, &isnull));
+
+			entry = batch_find(plan, batch, key);
+			if (entry == NULL)
+				continue;
+			seen[entry - batch->entries] = true;
+			nold = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+			if (ArrayGetNItems(ARR_NDIM(b), ARR_DIMS(b)) != nold)
+				nold = 0;		/* damaged row: rewrite it whole */
+			old_segs = (int32 *) ARR_DATA_PTR(a);
+			old_since = (int32 *) ARR_DATA_PTR(b);
+		}
+		else
+		{
+			/* contacts with no stored row */
+			entry = &batch->entries[r - nrows];
+			if (seen[r - nrows])
+				continue;
+		}
+
+		maxn = nold + entry->nnums;
+		if (2 * maxn > capacity)
+		{
+			capacity = 2 * maxn;
+			segs = palloc(capacity * sizeof(int32));
+		}
+		since = segs + maxn;
+		n = merge_row(plan, entry, nold, old_segs, old_since, segs, since);
+
+		if (nold == n && (n == 0 ||
+						  (memcmp(old_segs, segs, n * sizeof(int32)) == 0 &&
+						   memcmp(old_since, since, n * sizeof(int32)) == 0)))
+			continue;			/* unchanged */
+		plan->changed++;
+		if (n == 0)
+			deletes.rows[deletes.n++] = entry->key;
+		else
+		{
+			Datum		values[3];
+			bool		nulls[3] = {false, false, false};
+			HeapTuple	tup;
+
+			values[0] = entry->key;
+			values[1] = int4_array(segs, n);
+			values[2] = int4_array(since, n);
+			tup = heap_form_tuple(plan->member_desc, values, nulls);
+			if (nold > 0 || r < nrows)
+				updates.rows[updates.n++] = heap_copy_tuple_as_datum(tup, plan->member_desc);
+			else
+				inserts.rows[inserts.n++] = heap_copy_tuple_as_datum(tup, plan->member_desc);
+		}
+	}
+
+	SPI_freetuptable(tuptable);
+	if (inserts.n > 0)
+		run_write(plan->insert_plan,
+				  PointerGetDatum(construct_array(inserts.rows, inserts.n, plan->member_type,
+												  -1, false, TYPALIGN_DOUBLE)), inserts.n);
+	if (updates.n > 0)
+		run_write(plan->update_plan,
+				  PointerGetDatum(construct_array(updates.rows, updates.n, plan->member_type,
+												  -1, false, TYPALIGN_DOUBLE)), updates.n);
+	if (deletes.n > 0)
+		run_write(plan->delete_plan,
+				  PointerGetDatum(construct_array(deletes.rows, deletes.n,
+												  plan->cat->config.key_type, plan->key_len,
+												  plan->key_byval, plan->key_align)), deletes.n);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(batch->cxt);
+	batch->n = 0;
+}
+
+/* Adds a contact's result to the batch, applying the batch when full. */
+static void
+batch_add(EvalPlan *plan, Batch *batch, Datum key, int nnums, const int32 *nums,
+		  bool evaluated)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+	BatchEntry *entry = &batch->entries[batch->n++];
+
+	entry->key = datumCopy(key, plan->key_byval, plan->key_len);
+	entry->nnums = nnums;
+	entry->nums = palloc(Max(nnums, 1) * sizeof(int32));
+	memcpy(entry->nums, nums, nnums * sizeof(int32));
+	entry->evaluated = evaluated;
+	MemoryContextSwitchTo(old);
+	if (batch->n == EVAL_BATCH_SIZE)
+		batch_apply(plan, batch);
+}
+
+static Batch *
+batch_create(void)
+{
+	Batch	   *batch = palloc0(sizeof(Batch));
+
+	batch->cxt = AllocSetContextCreate(CurrentMemoryContext, "segments batch",
+									   ALLOCSET_DEFAULT_SIZES);
+	return batch;
+}
+
+/* ----------------------------------------------------------------
+ * Finishing a pass
+ * ---------------------------------------------------------------- */
+
+/*
+ * Deletes stored rows of contacts that left the source; their memberships
+ * of segments the pass did not rewrite are subtracted from those counts.
+ */
+static void
+delete_departed(EvalPlan *plan)
+{
+	const SegmentsConfig *config = &plan->cat->config;
+	Relation	source = plan->source;
+	StringInfoData sql;
+	const char *keycol = get_attname(config->source_relid, config->key_attnum, false);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "DELETE FROM segments.member m WHERE NOT EXISTS"
+					 " (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
+					 " RETURNING m.segs",
+					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
+					 quote_identifier(RelationGetRelationName(source)),
+					 quote_identifier(keycol));
+	if (SPI_execute(sql.data, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "could not delete departed contacts");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[r],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+		int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+
+		for (int i = 0; i < n; i++)
+		{
+			EvalSegment *es = writable_segment(plan, ((int32 *) ARR_DATA_PTR(a))[i]);
+
+			if (es != NULL && !es->writable)
+				es->delta--;
+		}
+		plan->changed++;
+	}
+}
+
+/*
+ * Records the outcome in segments.segment_state: ready with the new count
+ * for rewritten segments of a full pass, failed with the error for those
+ * that could not compile, and count changes otherwise.
+ */
+static void
+record_state(EvalPlan *plan, TimestampTz started)
+{
+	Oid			types[5] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, INTERVALOID};
+	SPIPlanPtr	upd = SPI_prepare("UPDATE segments.segment_state SET"
+								  "  state = $2,"
+								  "  member_count = CASE WHEN $2 = 'ready' AND $5 IS NOT NULL"
+								  "    THEN $3 ELSE member_count + $3 END,"
+								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN now() ELSE evaluated_at END,"
+								  "  last_duration = coalesce($5, last_duration),"
+								  "  last_error = $4"
+								  " WHERE segment_id = $1",
+								  5, types);
+	Interval   *duration = palloc0(sizeof(Interval));
+
+	if (upd == NULL)
+		elog(ERROR, "could not prepare state update");
+	duration->time = GetCurrentTimestamp() - started;
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		EvalSegment *es = &plan->segments[i];
+		Datum		values[5];
+		char		nulls[5] = {' ', ' ', ' ', 'n', 'n'};
+		bool		complete = plan->full_pass && es->writable;
+
+		if (es->rule != NULL && !complete && es->delta == 0)
+			continue;
+		values[0] = UUIDPGetDatum(&es->seg->id);
+		if (es->rule == NULL)
+		{
+			values[1] = CStringGetTextDatum("failed");
+			values[2] = Int64GetDatum(0);
+			values[3] = CStringGetTextDatum(es->error ? es->error : "could not compile");
+			nulls[3] = ' ';
+		}
+		else if (complete)
+		{
+			values[1] = CStringGetTextDatum("ready");
+			values[2] = Int64GetDatum(es->count);
+			values[4] = IntervalPGetDatum(duration);
+			nulls[4] = ' ';
+		}
+		else
+		{
+			/* incremental change of a segment that keeps its state */
+			values[1] = CStringGetTextDatum("ready");
+			values[2] = Int64GetDatum(es->delta);
+		}
+		if (SPI_execute_plan(upd, values, nulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update segments.segment_state");
+	}
+}
+
+/* ----------------------------------------------------------------
+ * The passes
+ * ---------------------------------------------------------------- */
+
+/*
+ * Full pass: one scan of the source evaluates every segment for every
+ * contact; segments outside `only` (when given) keep their membership.
+ */
+void
+EvaluateRefresh(const pg_uuid_t *only_segment)
+{
+	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "segments refresh",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+	MemoryContext contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact",
+													  ALLOCSET_DEFAULT_SIZES);
+	TimestampTz started = GetCurrentTimestamp();
+	EvalPlan   *plan;
+	Batch	   *batch;
+	Snapshot	snapshot;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = plan_build(only_segment, true);
+	batch = batch_create();
+
+	/* see every contact committed by now, after taking the lock */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(plan->source, snapshot, 0, NULL);
+	slot = table_slot_create(plan->source, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		int32	   *nums;
+		int			n;
+		MemoryContext prev;
+
+		CHECK_FOR_INTERRUPTS();
+		prev = MemoryContextSwitchTo(contact_cxt);
+		slot_getallattrs(slot);
+		n = evaluate_contact(plan, slot, &nums);
+		for (int i = 0; i < plan->nsegments; i++)
+		{
+			if (plan->results[i])
+				plan->segments[i].count++;
+		}
+		MemoryContextSwitchTo(prev);
+		batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
+				  n, nums, true);
+		MemoryContextReset(contact_cxt);
+	}
+	batch_apply(plan, batch);
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
+
+	delete_departed(plan);
+	record_state(plan, started);
+	table_close(plan->source, NoLock);
+
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+}
+
+/*
+ * Incremental pass: evaluates every ready segment for the given contact
+ * keys (an array of the key type, or of text) and applies the difference;
+ * keys no longer in the source leave every segment.  Returns the number of
+ * contacts whose stored membership changed.
+ */
+int64
+EvaluateContacts(ArrayType *keys)
+{
+	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "segments contacts",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+	MemoryContext contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact",
+													  ALLOCSET_DEFAULT_SIZES);
+	TimestampTz started = GetCurrentTimestamp();
+	EvalPlan   *plan;
+	Batch	   *batch;
+	TupleTableSlot *slot;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nelems;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	int64		changed;
+	Snapshot	snapshot;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = plan_build(NULL, false);
+	batch = batch_create();
+
+	get_typlenbyvalalign(ARR_ELEMTYPE(keys), &elmlen, &elmbyval, &elmalign);
+	deconstruct_array(keys, ARR_ELEMTYPE(keys), elmlen, elmbyval, elmalign,
+					  &elems, &elem_nulls, &nelems);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	PushActiveSnapshot(snapshot);
+	slot = table_slot_create(plan->source, NULL);
+	for (int k = 0; k < nelems; k++)
+	{
+		Datum		key;
+		int32	   *nums = NULL;
+		int			n = 0;
+		bool		found;
+		MemoryContext prev;
+
+		CHECK_FOR_INTERRUPTS();
+		if (elem_nulls[k] ||
+			!MembershipKeyFromArg(&plan->cat->config, elems[k], ARR_ELEMTYPE(keys), &key))
+			continue;
+		prev = MemoryContextSwitchTo(contact_cxt);
+		found = MembershipProbe(plan->source, plan->cat->config.source_key_index,
+								plan->cat->config.key_type, key, slot);
+		if (found)
+		{
+			slot_getallattrs(slot);
+			n = evaluate_contact(plan, slot, &nums);
+		}
+		MemoryContextSwitchTo(prev);
+		batch_add(plan, batch, key, n, nums, found);
+		MemoryContextReset(contact_cxt);
+	}
+	batch_apply(plan, batch);
+	ExecDropSingleTupleTableSlot(slot);
+	PopActiveSnapshot();
+	UnregisterSnapshot(snapshot);
+
+	record_state(plan, started);
+	table_close(plan->source, NoLock);
+	changed = plan->changed;
+
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+	return changed;
+}
+
+/*
+ * segments.refresh(segment uuid DEFAULT NULL) RETURNS void
+ *
+ * Synchronous full re-evaluation of all segments, or of one segment and
+ * the segments that reference it.
+ */
+Datum
+segments_refresh(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		EvaluateRefresh(NULL);
+	else
+	{
+		pg_uuid_t  *id = PG_GETARG_UUID_P(0);
+		const SegmentCatalog *cat = CatalogGet();
+		const CatalogSegment *seg = CatalogFindById(cat, id);
+
+		if (seg == NULL || !CatalogTenantVisible(seg->tenant))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("segment \"%s\" does not exist",
+							DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id))))));
+		EvaluateRefresh(id);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * segments.refresh_contacts(contacts anyarray) RETURNS bigint
+ *
+ * The incremental path, callable from SQL.
+ */
+Datum
+segments_refresh_contacts(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_INT64(0);
+	PG_RETURN_INT64(EvaluateContacts(PG_GETARG_ARRAYTYPE_P(0)));
+}

@@ -1,0 +1,299 @@
+/*-------------------------------------------------------------------------
+ *
+ * functions.c
+ *		The SQL-callable reading and gating functions: segment_is_member,
+ *		filter_restricted, _contact_segment_ids and _segment_num.
+ *
+ * They never write, so they run on a hot standby and in read-only
+ * transactions.  Unknown, dropped or invisible segments never grant
+ * membership: these checks fail closed instead of raising.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(segments_segment_is_member);
+PG_FUNCTION_INFO_V1(segments_filter_restricted);
+PG_FUNCTION_INFO_V1(segments_contact_segment_ids);
+PG_FUNCTION_INFO_V1(segments_segment_num);
+
+/* The catalog, or an error when segments.configure() was never called. */
+static const SegmentCatalog *
+configured_catalog(void)
+{
+	const SegmentCatalog *cat = CatalogGet();
+
+	if (!cat->config.configured)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("segments is not configured"),
+				 errhint("Call segments.configure(source => ..., key_column => ...) first.")));
+	return cat;
+}
+
+/* A visible segment by id, or NULL. */
+static const CatalogSegment *
+visible_by_id(const SegmentCatalog *cat, const pg_uuid_t *id)
+{
+	const CatalogSegment *seg = CatalogFindById(cat, id);
+
+	return (seg != NULL && CatalogTenantVisible(seg->tenant)) ? seg : NULL;
+}
+
+/*
+ * A visible segment given as text: its id if the text is one, else its
+ * name.  When several tenants use the name, the one of the contact's
+ * tenant wins (key may be (Datum) 0 when no contact is known).
+ */
+static const CatalogSegment *
+visible_by_text(const SegmentCatalog *cat, const char *ref, bool have_key, Datum key)
+{
+	const CatalogSegment *match = NULL;
+	int			nmatches = 0;
+	char	   *contact_tenant;
+	pg_uuid_t	id;
+
+	if (CatalogParseUuid(ref, &id) && (match = visible_by_id(cat, &id)) != NULL)
+		return match;
+	for (int i = 0; i < cat->nsegments; i++)
+	{
+		const CatalogSegment *seg = &cat->segments[i];
+
+		if (!CatalogTenantVisible(seg->tenant))
+			continue;
+		if (strcmp(seg->name, ref) == 0)
+		{
+			match = seg;
+			nmatches++;
+		}
+	}
+	if (nmatches <= 1 || !have_key)
+		return nmatches == 1 ? match : NULL;
+
+	/* the same name in several tenants: take the contact's */
+	contact_tenant = MembershipContactTenant(&cat->config, key);
+	match = NULL;
+	for (int i = 0; i < cat->nsegments; i++)
+	{
+		const CatalogSegment *seg = &cat->segments[i];
+
+		if (!CatalogTenantVisible(seg->tenant) || strcmp(seg->name, ref) != 0)
+			continue;
+		if (seg->tenant != NULL && contact_tenant != NULL &&
+			strcmp(seg->tenant, contact_tenant) == 0)
+			return seg;
+		if (seg->tenant == NULL)
+			match = seg;
+	}
+	return match;
+}
+
+/* The segment argument argno (uuid or text), or NULL. */
+static const CatalogSegment *
+segment_arg(FunctionCallInfo fcinfo, int argno, const SegmentCatalog *cat,
+			bool have_key, Datum key)
+{
+	Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, argno);
+
+	if (argtype == UUIDOID)
+		return visible_by_id(cat, PG_GETARG_UUID_P(argno));
+	return visible_by_text(cat, text_to_cstring(PG_GETARG_TEXT_PP(argno)),
+						   have_key, key);
+}
+
+/* The contact argument 0 as a key; false if it cannot be one. */
+static bool
+contact_arg(FunctionCallInfo fcinfo, const SegmentCatalog *cat, Datum *key)
+{
+	return MembershipKeyFromArg(&cat->config, PG_GETARG_DATUM(0),
+								get_fn_expr_argtype(fcinfo->flinfo, 0), key);
+}
+
+/*
+ * segments.segment_is_member(contact, segment) RETURNS boolean
+ *
+ * One probe of the stored membership.  NULL arguments and unknown segments
+ * give false.
+ */
+Datum
+segments_segment_is_member(PG_FUNCTION_ARGS)
+{
+	const SegmentCatalog *cat;
+	const CatalogSegment *seg;
+	Datum		key;
+	int32	   *nums;
+	int			n;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	cat = configured_catalog();
+	if (!contact_arg(fcinfo, cat, &key))
+		PG_RETURN_BOOL(false);
+	seg = segment_arg(fcinfo, 1, cat, true, key);
+	if (seg == NULL)
+		PG_RETURN_BOOL(false);
+	n = MembershipFetch(&cat->config, key, &nums);
+	PG_RETURN_BOOL(MembershipContains(nums, n, seg->num));
+}
+
+/*
+ * Per-query cache of filter_restricted: the last contact and its segment
+ * numbers, so a query gating many rows for one contact probes once.
+ */
+typedef struct GateCache
+{
+	bool		valid;
+	Oid			argtype;
+	int16		typlen;
+	bool		typbyval;
+	Datum		contact;
+	int			nnums;
+	int32	   *nums;
+} GateCache;
+
+/* The segment numbers of the contact in argument 0, cached per query. */
+static GateCache *
+gate_cache_lookup(FunctionCallInfo fcinfo, const SegmentCatalog *cat)
+{
+	GateCache  *cache = (GateCache *) fcinfo->flinfo->fn_extra;
+	Datum		contact = PG_GETARG_DATUM(0);
+	Datum		key;
+	MemoryContext old;
+
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(GateCache));
+		cache->argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+		get_typlenbyval(cache->argtype, &cache->typlen, &cache->typbyval);
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	if (cache->valid &&
+		datumIsEqual(cache->contact, contact, cache->typbyval, cache->typlen))
+		return cache;
+
+	if (cache->valid)
+	{
+		if (!cache->typbyval)
+			pfree(DatumGetPointer(cache->contact));
+		if (cache->nums)
+			pfree(cache->nums);
+		cache->valid = false;
+	}
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	cache->nums = NULL;
+	cache->nnums = 0;
+	if (MembershipKeyFromArg(&cat->config, contact, cache->argtype, &key))
+		cache->nnums = MembershipFetch(&cat->config, key, &cache->nums);
+	cache->contact = datumCopy(contact, cache->typbyval, cache->typlen);
+	cache->valid = true;
+	MemoryContextSwitchTo(old);
+	return cache;
+}
+
+/*
+ * segments.filter_restricted(contact, restricted_to uuid[]) RETURNS boolean
+ *
+ * True for an empty or NULL list; false for an anonymous (NULL) contact
+ * otherwise; else true iff the contact is in one of the listed segments.
+ */
+Datum
+segments_filter_restricted(PG_FUNCTION_ARGS)
+{
+	ArrayType  *list;
+	const SegmentCatalog *cat;
+	GateCache  *cache;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_BOOL(true);
+	list = PG_GETARG_ARRAYTYPE_P(1);
+	if (ArrayGetNItems(ARR_NDIM(list), ARR_DIMS(list)) == 0)
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+
+	cat = configured_catalog();
+	cache = gate_cache_lookup(fcinfo, cat);
+	if (cache->nnums == 0)
+		PG_RETURN_BOOL(false);
+
+	deconstruct_array(list, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
+					  &elems, &nulls, &nelems);
+	for (int i = 0; i < nelems; i++)
+	{
+		const CatalogSegment *seg;
+
+		if (nulls[i])
+			continue;
+		seg = visible_by_id(cat, DatumGetUUIDP(elems[i]));
+		if (seg != NULL && MembershipContains(cache->nums, cache->nnums, seg->num))
+			PG_RETURN_BOOL(true);
+	}
+	PG_RETURN_BOOL(false);
+}
+
+/*
+ * segments._contact_segment_ids(contact) RETURNS uuid[]
+ *
+ * The ids of the visible segments the contact is in; behind
+ * contact_segments().
+ */
+Datum
+segments_contact_segment_ids(PG_FUNCTION_ARGS)
+{
+	const SegmentCatalog *cat;
+	Datum		key;
+	int32	   *nums = NULL;
+	int			n = 0;
+	Datum	   *ids;
+	int			nids = 0;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	cat = configured_catalog();
+	if (contact_arg(fcinfo, cat, &key))
+		n = MembershipFetch(&cat->config, key, &nums);
+	ids = palloc(Max(n, 1) * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+	{
+		const CatalogSegment *seg = CatalogFindByNum(cat, nums[i]);
+
+		if (seg != NULL && CatalogTenantVisible(seg->tenant))
+		{
+			pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+			memcpy(id, &seg->id, sizeof(pg_uuid_t));
+			ids[nids++] = UUIDPGetDatum(id);
+		}
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(ids, nids, UUIDOID, UUID_LEN, false,
+										  TYPALIGN_CHAR));
+}
+
+/*
+ * segments._segment_num(segment uuid|text) RETURNS integer
+ *
+ * The stored number of a visible segment, NULL when there is none; used by
+ * segment_members() to probe the GIN index.
+ */
+Datum
+segments_segment_num(PG_FUNCTION_ARGS)
+{
+	const CatalogSegment *seg;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	seg = segment_arg(fcinfo, 0, configured_catalog(), false, (Datum) 0);
+	if (seg == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_INT32(seg->num);
+}

@@ -1,0 +1,216 @@
+/*-------------------------------------------------------------------------
+ *
+ * membership.c
+ *		Reading the stored membership of one contact: converting the key
+ *		an application passes, and one probe of segments.member's primary
+ *		key.
+ *
+ * segments.member holds one row per contact that is in at least one
+ * segment: contact_id, segs (sorted segment numbers) and since (aligned,
+ * seconds since 2000-01-01 UTC).  evaluate.c writes it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+/*
+ * Converts a contact argument of type argtype to the configured key type.
+ * Text goes through the key type's input function (so a malformed key is
+ * the usual input error); integers convert between widths.  Returns false
+ * when the value cannot be a key of the source (an integer out of range).
+ */
+bool
+MembershipKeyFromArg(const SegmentsConfig *config, Datum arg, Oid argtype, Datum *key)
+{
+	Oid			key_type = config->key_type;
+
+	if (argtype == key_type)
+	{
+		*key = arg;
+		return true;
+	}
+	if (argtype == INT4OID && key_type == INT8OID)
+	{
+		*key = Int64GetDatum((int64) DatumGetInt32(arg));
+		return true;
+	}
+	if (argtype == INT8OID && key_type == INT4OID)
+	{
+		int64		v = DatumGetInt64(arg);
+
+		if (v < PG_INT32_MIN || v > PG_INT32_MAX)
+			return false;
+		*key = Int32GetDatum((int32) v);
+		return true;
+	}
+	if (argtype == TEXTOID || argtype == UNKNOWNOID || key_type == TEXTOID)
+	{
+		Oid			infunc;
+		Oid			ioparam;
+		Oid			outfunc;
+		bool		isvarlena;
+		char	   *str;
+
+		if (argtype == UNKNOWNOID)
+			str = DatumGetCString(arg);
+		else
+		{
+			getTypeOutputInfo(argtype, &outfunc, &isvarlena);
+			str = OidOutputFunctionCall(outfunc, arg);
+		}
+		getTypeInputInfo(key_type, &infunc, &ioparam);
+		*key = OidInputFunctionCall(infunc, str, ioparam, -1);
+		return true;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("contact of type %s does not match the contact key type %s",
+					format_type_be(argtype), format_type_be(key_type)),
+			 errhint("Pass the contact key as %s or as text.", format_type_be(key_type))));
+	return false;				/* keep compiler quiet */
+}
+
+/* The btree equality function of a key type. */
+static RegProcedure
+key_eq_proc(Oid key_type)
+{
+	switch (key_type)
+	{
+		case INT8OID:
+			return F_INT8EQ;
+		case INT4OID:
+			return F_INT4EQ;
+		case UUIDOID:
+			return F_UUID_EQ;
+		case TEXTOID:
+			return F_TEXTEQ;
+	}
+	elog(ERROR, "unsupported contact key type %u", key_type);
+	return InvalidOid;			/* keep compiler quiet */
+}
+
+/*
+ * Probes a unique btree index on the key and returns the first visible
+ * heap tuple in slot; false when there is none.  The caller opened rel.
+ */
+bool
+MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
+				TupleTableSlot *slot)
+{
+	Relation	index = index_open(indexid, AccessShareLock);
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	bool		found;
+
+	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], key_eq_proc(key_type), key);
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	return found;
+}
+
+/*
+ * The stored segment numbers of a contact (sorted), palloc'd in the current
+ * memory context; returns their count, 0 when the contact is in none.
+ */
+int
+MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums)
+{
+	Relation	rel = table_open(config->member_relid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	int			n = 0;
+
+	*nums = NULL;
+	if (MembershipProbe(rel, config->member_pkey, config->key_type, key, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, 2, &isnull);
+
+		if (!isnull)
+		{
+			ArrayType  *segs = DatumGetArrayTypeP(d);
+
+			n = ArrayGetNItems(ARR_NDIM(segs), ARR_DIMS(segs));
+			*nums = palloc(Max(n, 1) * sizeof(int32));
+			memcpy(*nums, ARR_DATA_PTR(segs), n * sizeof(int32));
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return n;
+}
+
+/* Is num among the n sorted numbers? */
+bool
+MembershipContains(const int32 *nums, int n, int32 num)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (nums[mid] == num)
+			return true;
+		if (nums[mid] < num)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+/*
+ * The tenant of a contact as text (NULL when none, or no such contact),
+ * read from the source table through its key index.
+ */
+char *
+MembershipContactTenant(const SegmentsConfig *config, Datum key)
+{
+	Relation	rel;
+	TupleTableSlot *slot;
+	char	   *tenant = NULL;
+
+	if (config->tenant_attnum <= 0)
+		return NULL;
+	rel = table_open(config->source_relid, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	if (MembershipProbe(rel, config->source_key_index, config->key_type, key, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, config->tenant_attnum, &isnull);
+
+		if (!isnull)
+		{
+			Oid			typid = TupleDescAttr(slot->tts_tupleDescriptor,
+											  config->tenant_attnum - 1)->atttypid;
+			Oid			outfunc;
+			bool		isvarlena;
+
+			getTypeOutputInfo(typid, &outfunc, &isvarlena);
+			tenant = OidOutputFunctionCall(outfunc, d);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return tenant;
+}

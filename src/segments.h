@@ -1,0 +1,268 @@
+/*-------------------------------------------------------------------------
+ *
+ * segments.h
+ *		Shared types, limits and entry points of the segments extension.
+ *
+ * The rule engine is split in three files that share the types below:
+ *   rule_parse.c  jsonb definition -> RuleNode tree, with every check of
+ *                 SPEC section 4 and the errors that name the JSON path;
+ *   rule_value.c  reading values as a type (number, timestamp, semver...),
+ *                 comparing them, percentage buckets;
+ *   rule_eval.c   evaluating a RuleNode tree for one contact.
+ * The catalog (catalog.c), the membership store (membership.c), the
+ * evaluation passes (evaluate.c) and the SQL-callable wrappers
+ * (functions.c) sit on top of it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SEGMENTS_H
+#define SEGMENTS_H
+
+#include "postgres.h"
+
+#include "access/attnum.h"
+#include "access/tupdesc.h"
+#include "fmgr.h"
+#include "utils/inet.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+/* Limits of SPEC section 4: the root is level 1. */
+#define SEGMENTS_MAX_DEPTH	32
+#define SEGMENTS_MAX_NODES	1000
+
+/* ----------------------------------------------------------------
+ * Rule trees
+ * ---------------------------------------------------------------- */
+
+typedef enum RuleNodeKind
+{
+	RULE_AND,					/* "and" / "all": every child; empty: true */
+	RULE_OR,					/* "or" / "any": some child; empty: false */
+	RULE_NOT,					/* "not": one child, inverted;
+								 * "none": [..] is parsed as NOT(OR(..)) */
+	RULE_CONDITION
+} RuleNodeKind;
+
+typedef enum RuleCondType
+{
+	COND_ATTRIBUTE,
+	COND_TRAIT,
+	COND_SEGMENT,
+	COND_PERCENTAGE
+} RuleCondType;
+
+/*
+ * Operators.  Negative operators (neq, not_in, ...) are stored as their
+ * positive twin with RuleCondition.negated_op set: they are exact negations,
+ * true where the field is missing.
+ */
+typedef enum RuleOp
+{
+	OP_EQ,
+	OP_GT,
+	OP_GTE,
+	OP_LT,
+	OP_LTE,
+	OP_BETWEEN,
+	OP_IN,
+	OP_CONTAINS,
+	OP_STARTS_WITH,
+	OP_ENDS_WITH,
+	OP_REGEX,
+	OP_IS_SET,
+	OP_MODULO,
+	OP_BEFORE,
+	OP_AFTER,
+	OP_WITHIN_LAST,
+	OP_WITHIN_NEXT,
+	OP_IN_CIDR
+} RuleOp;
+
+/*
+ * The type a field is read as, and that a condition's values hold.
+ * RVT_NATIVE is an attribute column compared in its own SQL type through
+ * its default btree comparison (numbers, uuid, ... columns).
+ */
+typedef enum RuleValueType
+{
+	RVT_TEXT,
+	RVT_NUMBER,
+	RVT_BOOLEAN,
+	RVT_TIMESTAMP,
+	RVT_SEMVER,
+	RVT_INET,
+	RVT_NATIVE
+} RuleValueType;
+
+/* A parsed semantic version (semver.org 2.0.0); build metadata dropped. */
+typedef struct SemVer
+{
+	int64		major;
+	int64		minor;
+	int64		patch;
+	int			npre;			/* number of pre-release identifiers */
+	char	  **pre;			/* pre-release identifiers, NUL-terminated */
+} SemVer;
+
+/* One typed value: a condition's operand, or a field read for a contact. */
+typedef struct RuleScalar
+{
+	RuleValueType type;
+	union
+	{
+		struct
+		{
+			const char *str;	/* not NUL-terminated */
+			int			len;
+		}			text;
+		Numeric		number;
+		bool		boolean;
+		TimestampTz timestamp;
+		SemVer	   *semver;
+		inet	   *inet;
+		Datum		native;
+	}			u;
+} RuleScalar;
+
+/* Where an attribute condition reads from, resolved against the source. */
+typedef struct RuleAttribute
+{
+	AttrNumber	attnum;			/* in the source table */
+	Oid			typid;			/* column type (base type of a domain) */
+	int32		typmod;
+	bool		is_array;		/* column is an array: elements below */
+	Oid			elemtype;		/* element type when is_array */
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	bool		is_text;		/* text, varchar, bpchar, citext, name
+								 * (or array of them) */
+	bool		is_time;		/* timestamptz, timestamp, date: read as
+								 * RVT_TIMESTAMP in UTC */
+	FmgrInfo	cmp;			/* btree comparison of the column (element)
+								 * type, used when read_as is RVT_NATIVE */
+	Oid			collation;		/* collation passed to cmp: C */
+} RuleAttribute;
+
+typedef struct RuleCondition
+{
+	RuleCondType type;
+	char	   *json_path;			/* JSON path of this condition, e.g.
+								 * "$.or[0].and[2]" (for later errors) */
+	RuleOp		op;				/* positive twin */
+	bool		negated_op;		/* op was neq, not_in, not_contains,
+								 * not_regex, not_within_last, is_not_set */
+	bool		negate;			/* "negate": true */
+	bool		case_insensitive;	/* "case_sensitive": false */
+	bool		as_length;		/* "as": "length" */
+	RuleValueType read_as;		/* type the field is read as and values hold
+								 * (RVT_NUMBER when as_length) */
+	bool		explicit_as;	/* "as" was given (not "length") */
+
+	/* COND_ATTRIBUTE */
+	char	   *field;			/* column name as written */
+	RuleAttribute attr;
+
+	/* COND_TRAIT: a top-level key is a path of one element */
+	int			npath;
+	char	  **path;
+
+	/*
+	 * Operands, already converted to read_as: eq/gt/...: 1; between: 2 (low,
+	 * high); in: n (may be 0); contains/starts_with/ends_with: 1; regex: 1
+	 * (RVT_TEXT, see regex below); modulo: 2 RVT_NUMBER (divisor,
+	 * remainder); before/after: 1 RVT_TIMESTAMP; in_cidr: n >= 1 RVT_INET;
+	 * is_set, within_*: 0.
+	 */
+	int			nvalues;
+	RuleScalar *values;
+
+	/* contains on an array field compares elements read as this type */
+	RuleValueType element_as;
+
+	text	   *regex;			/* OP_REGEX: the pattern, checked */
+	Interval   *interval;		/* OP_WITHIN_LAST / OP_WITHIN_NEXT */
+
+	/* COND_SEGMENT: referenced segments, in/not_in */
+	int			nsegments;
+	char	  **segment_refs;	/* as written (uuid text or name) */
+	pg_uuid_t  *segment_ids;	/* resolved by RuleParseContext.resolve */
+	int		   *segment_slots;	/* filled by the evaluator set-up:
+								 * index into RuleEvalContext.segment_result */
+
+	/* COND_PERCENTAGE: ops gt/gte/lt/lte/between on the bucket [0,100) */
+	char	   *salt;			/* NULL: the owning segment's id */
+	double	   *bounds;			/* nvalues bounds (1, or 2 for between) */
+} RuleCondition;
+
+typedef struct RuleNode
+{
+	RuleNodeKind kind;
+	int			nchildren;		/* AND/OR: any; NOT: 1; CONDITION: 0 */
+	struct RuleNode **children;
+	RuleCondition *cond;		/* RULE_CONDITION only */
+} RuleNode;
+
+/*
+ * What the parser needs to know about the contact source.  source_desc is
+ * NULL when segments.configure() has not been called: attribute and trait
+ * conditions are then rejected.
+ */
+typedef struct RuleParseContext
+{
+	TupleDesc	source_desc;
+	AttrNumber	traits_attnum;	/* 0: no traits column configured */
+
+	/*
+	 * Resolve a segment reference (uuid text or name) to an id.  Returns
+	 * false when no such segment is visible; the parser then raises the
+	 * error with the node's path.
+	 */
+	bool		(*resolve) (const char *ref, pg_uuid_t *id, void *arg);
+	void	   *resolve_arg;
+} RuleParseContext;
+
+typedef struct RuleParseResult
+{
+	RuleNode   *root;			/* a bare condition is wrapped in AND */
+	int			nnodes;			/* groups and conditions */
+	bool		uses_time;		/* within_last/not_within_last/within_next */
+	int			nrefs;			/* distinct referenced segments */
+	pg_uuid_t  *refs;
+} RuleParseResult;
+
+/* Everything a rule needs to know about the contact being evaluated. */
+typedef struct RuleEvalContext
+{
+	TimestampTz now;			/* time of the evaluation pass */
+	Datum	   *values;			/* the source row, by attnum - 1 */
+	bool	   *nulls;
+	Jsonb	   *traits;			/* detoasted; NULL when absent or SQL NULL */
+	const char *key_text;		/* the contact key's text form */
+	int			key_len;
+	const char *default_salt;	/* the owning segment's id as text */
+	const bool *segment_result; /* results of segments evaluated before */
+} RuleEvalContext;
+
+/* rule_parse.c */
+extern RuleParseResult *RuleParse(Jsonb *definition, const RuleParseContext *pctx);
+extern char *RuleRender(const RuleNode *root);
+
+/* rule_eval.c */
+extern bool RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx);
+
+/* rule_value.c: conversions never raise errors on data */
+extern bool RuleReadTimestampText(const char *str, int len, TimestampTz *result);
+extern bool RuleReadNumberText(const char *str, int len, Numeric *result);
+extern bool RuleReadSemVer(const char *str, int len, SemVer **result);
+extern bool RuleReadInet(const char *str, int len, inet **result);
+extern bool RuleReadJsonb(const JsonbValue *jv, RuleValueType as, RuleScalar *result);
+extern int	RuleCompareScalar(const RuleScalar *a, const RuleScalar *b, const RuleAttribute *attr);
+extern int	SemVerCompare(const SemVer *a, const SemVer *b);
+extern double RulePercentageBucket(const char *salt, int salt_len,
+								   const char *key, int key_len);
+
+#endif							/* SEGMENTS_H */
