@@ -222,6 +222,14 @@ segment_num_cmp(const void *a, const void *b)
 	return (na > nb) - (na < nb);
 }
 
+/* Qsort comparator of CatalogSegment pointers by id. */
+static int
+segment_id_cmp(const void *a, const void *b)
+{
+	return memcmp(&(*(CatalogSegment *const *) a)->id,
+				  &(*(CatalogSegment *const *) b)->id, sizeof(pg_uuid_t));
+}
+
 /*
  * Reads the configuration and every segment (all tenants) into a new
  * SegmentCatalog allocated in cxt.  with_definitions also copies each
@@ -285,6 +293,10 @@ CatalogLoad(MemoryContext cxt, bool with_definitions)
 	table_close(rel, AccessShareLock);
 
 	qsort(cat->segments, cat->nsegments, sizeof(CatalogSegment), segment_num_cmp);
+	cat->by_id = palloc(Max(cat->nsegments, 1) * sizeof(CatalogSegment *));
+	for (int i = 0; i < cat->nsegments; i++)
+		cat->by_id[i] = &cat->segments[i];
+	qsort(cat->by_id, cat->nsegments, sizeof(CatalogSegment *), segment_id_cmp);
 	MemoryContextSwitchTo(old);
 	return cat;
 }
@@ -336,14 +348,24 @@ CatalogFindByNum(const SegmentCatalog *cat, int32 num)
 	return NULL;
 }
 
-/* The segment with this id, or NULL. */
+/* The segment with this id, or NULL (binary search). */
 const CatalogSegment *
 CatalogFindById(const SegmentCatalog *cat, const pg_uuid_t *id)
 {
-	for (int i = 0; i < cat->nsegments; i++)
+	int			lo = 0,
+				hi = cat->nsegments - 1;
+
+	while (lo <= hi)
 	{
-		if (memcmp(&cat->segments[i].id, id, sizeof(pg_uuid_t)) == 0)
-			return &cat->segments[i];
+		int			mid = (lo + hi) / 2;
+		int			c = memcmp(&cat->by_id[mid]->id, id, sizeof(pg_uuid_t));
+
+		if (c == 0)
+			return cat->by_id[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
 	}
 	return NULL;
 }

@@ -48,6 +48,7 @@ typedef struct SegmentCatalog
 	SegmentsConfig config;
 	int			nsegments;
 	CatalogSegment *segments;
+	CatalogSegment **by_id;		/* the same, sorted by id */
 } SegmentCatalog;
 
 /* catalog.c */

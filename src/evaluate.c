@@ -65,6 +65,8 @@ typedef struct EvalPlan
 	int			nsegments;
 	EvalSegment *segments;		/* in dependency order */
 	bool	   *results;		/* per contact, by position in segments */
+	EvalSegment **by_num;		/* segment number -> segment, or NULL */
+	int32		max_num;
 	bool		need_traits;
 	bool		need_tenant;
 	TimestampTz now;
@@ -358,6 +360,11 @@ plan_build(const pg_uuid_t *only, bool full_pass)
 			es->writable = false;
 	}
 	plan->results = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
+	for (int i = 0; i < plan->nsegments; i++)
+		plan->max_num = Max(plan->max_num, plan->segments[i].seg->num);
+	plan->by_num = palloc0((plan->max_num + 1) * sizeof(EvalSegment *));
+	for (int i = 0; i < plan->nsegments; i++)
+		plan->by_num[plan->segments[i].seg->num] = &plan->segments[i];
 
 	plan->member_type = get_rel_type_id(config->member_relid);
 	plan->member_desc = lookup_rowtype_tupdesc_copy(plan->member_type, -1);
@@ -479,16 +486,13 @@ batch_find(EvalPlan *plan, Batch *batch, Datum key)
 					   key_compare, plan);
 }
 
-/* Is this segment number's membership rewritten by the pass? */
+/* The segment of a stored number; NULL when it was dropped. */
 static EvalSegment *
 writable_segment(EvalPlan *plan, int32 num)
 {
-	for (int i = 0; i < plan->nsegments; i++)
-	{
-		if (plan->segments[i].seg->num == num)
-			return &plan->segments[i];
-	}
-	return NULL;
+	if (num < 0 || num > plan->max_num)
+		return NULL;
+	return plan->by_num[num];
 }
 
 /* Growable arrays of rows to write. */
