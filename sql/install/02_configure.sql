@@ -36,7 +36,7 @@ BEGIN
                m.contact_id,
                pg_catalog.to_timestamp(946684800 + u.since) AS since
           FROM segments.member m
-         CROSS JOIN LATERAL pg_catalog.unnest(m.segs, m.since) AS u(num, since)
+         CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(m.segs), pg_catalog.unnest(m.since)) AS u(num, since)
           JOIN segments.segment s ON s.num = u.num
          WHERE segments._tenant_visible(s.tenant);
     COMMENT ON VIEW segments.membership IS
