@@ -10,7 +10,7 @@ log() { printf '\n== %s\n' "$*"; }
 # Installs the Debian packages the build and the tests need, if missing.
 ensure_packages() {
     local missing=""
-    for p in $PACKAGES $EXTRA_PACKAGES; do
+    for p in $PACKAGES ${EXTRA_PACKAGES:-}; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
     done
     if [ -n "$missing" ]; then

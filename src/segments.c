@@ -7,7 +7,9 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "worker.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -16,6 +18,16 @@ void		_PG_init(void);
 
 /* segments.tenant: limits this session to one tenant's segments. */
 static char *segments_tenant = NULL;
+
+/* Worker settings; see docs/worker.md. */
+bool		segments_enabled = true;
+int			segments_naptime = 5000;
+int			segments_batch_size = 5000;
+int			segments_max_workers = 8;
+int			segments_time_resolution = 2000;
+
+/* Set in the postmaster when preloaded; inherited by every child. */
+bool		segments_preloaded = false;
 
 /* Defines the settings and, when preloaded, registers the worker. */
 void
@@ -30,6 +42,64 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("segments.enabled",
+							 "Runs the background workers that keep membership fresh.",
+							 "Off stops the workers; contact changes keep being queued "
+							 "and are applied once it is on again.  Can be set per "
+							 "database with ALTER DATABASE.",
+							 &segments_enabled,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("segments.naptime",
+							"Longest time a worker sleeps when it has nothing to do.",
+							"Committed changes wake the worker at once; this is the "
+							"fallback poll.",
+							&segments_naptime,
+							5000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("segments.batch_size",
+							"Queued contact changes a worker applies per transaction.",
+							NULL,
+							&segments_batch_size,
+							5000, 1, 1000000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("segments.time_resolution",
+							"Pause between re-evaluations of a segment whose rules depend on the current time.",
+							"A contact enters or leaves such a segment at most this long "
+							"(plus the duration of one evaluation) after the moment it should.",
+							&segments_time_resolution,
+							2000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("segments.max_workers",
+							"Maximum number of databases served by background workers.",
+							"Each takes one of max_worker_processes, as does the launcher.",
+							&segments_max_workers,
+							8, 1, 1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("segments");
 	CatalogInitCallbacks();
+	CaptureInitCallbacks();
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		segments_preloaded = true;
+		SharedRequestMemory();
+		SharedInitUtilityHook();
+		LauncherRegister();
+	}
 }

@@ -170,6 +170,9 @@ BEGIN
            key_type = EXCLUDED.key_type, tenant_column = EXCLUDED.tenant_column,
            traits_column = EXCLUDED.traits_column, configured_at = EXCLUDED.configured_at;
 
+    -- change capture for the worker: on the new source, off the old one
+    PERFORM segments._install_capture(source);
+
     UPDATE segments.segment_state SET state = 'pending', requested_at = clock_timestamp();
     PERFORM segments.refresh();
 END

@@ -1,0 +1,124 @@
+-- segments install script, part 5: change capture, the worker's queue,
+-- waiting and watching.  The background worker itself needs
+-- shared_preload_libraries = 'segments'; see docs/worker.md.
+
+-- Contact changes committed on the source, waiting for the worker.  The
+-- capture trigger inserts here in the writing transaction; the worker
+-- deletes a batch in the transaction that applies it.
+CREATE SEQUENCE segments.change_queue_id_seq;
+CREATE TABLE segments.change_queue (
+    id          bigint PRIMARY KEY DEFAULT nextval('segments.change_queue_id_seq'),
+    contact     text,           -- the contact key as text; NULL: every contact (TRUNCATE)
+    enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp()
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000);
+ALTER SEQUENCE segments.change_queue_id_seq OWNED BY segments.change_queue.id;
+COMMENT ON TABLE segments.change_queue IS
+    'Contact changes committed on the source and not yet applied to membership by the worker.';
+
+-- Change capture on the source: AFTER row trigger for INSERT, UPDATE and
+-- DELETE (COPY fires it too), AFTER TRUNCATE statement trigger.
+CREATE FUNCTION segments._capture() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'segments_capture';
+COMMENT ON FUNCTION segments._capture() IS
+    'Internal: queues the keys of changed contacts for the worker (trigger on the source).';
+
+-- Puts the capture triggers on the source (NULL: nowhere) and removes them
+-- from any other table; empties the queue, since configure() re-evaluates
+-- everything right after.
+CREATE FUNCTION segments._install_capture(source regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT t.tgrelid::regclass AS rel, t.tgname
+               FROM pg_trigger t
+              WHERE t.tgfoid = 'segments._capture()'::regprocedure
+                AND t.tgparentid = 0
+                AND t.tgrelid IS DISTINCT FROM source::oid
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+    END LOOP;
+    IF source IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger t
+                        WHERE t.tgrelid = source AND t.tgname = 'segments_capture') THEN
+            EXECUTE format('CREATE TRIGGER segments_capture'
+                           ' AFTER INSERT OR UPDATE OR DELETE ON %s'
+                           ' FOR EACH ROW EXECUTE FUNCTION segments._capture()', source);
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger t
+                        WHERE t.tgrelid = source AND t.tgname = 'segments_capture_truncate') THEN
+            EXECUTE format('CREATE TRIGGER segments_capture_truncate'
+                           ' AFTER TRUNCATE ON %s'
+                           ' FOR EACH STATEMENT EXECUTE FUNCTION segments._capture()', source);
+        END IF;
+    END IF;
+    DELETE FROM segments.change_queue;
+    PERFORM segments._notify_worker();
+END
+$$;
+COMMENT ON FUNCTION segments._install_capture(regclass) IS
+    'Internal: installs change capture on the source table (and removes it from any other).';
+
+-- DROP EXTENSION would be blocked by the triggers on the source, which
+-- depend on segments._capture(): remove them first.
+CREATE FUNCTION segments._capture_drop() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'segments_capture_drop';
+COMMENT ON FUNCTION segments._capture_drop() IS
+    'Internal: removes the capture triggers before DROP EXTENSION segments.';
+CREATE EVENT TRIGGER segments_capture_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION segments._capture_drop();
+
+-- Wakes this database's worker when the calling transaction commits (or
+-- has the launcher start one); a no-op without the preload.
+CREATE FUNCTION segments._notify_worker() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'segments_notify_worker';
+COMMENT ON FUNCTION segments._notify_worker() IS
+    'Internal: wakes the background worker of this database at commit.';
+
+CREATE FUNCTION segments.wait(timeout interval DEFAULT '10 s')
+RETURNS boolean
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'segments_wait';
+COMMENT ON FUNCTION segments.wait(interval) IS
+    'Waits until every contact change and segment evaluation requested before the call is reflected in membership; false on timeout.';
+
+CREATE FUNCTION segments._worker_status(
+    OUT database_oid oid, OUT pid integer, OUT state text, OUT started_at timestamptz,
+    OUT last_batch_at timestamptz, OUT last_batch_size bigint, OUT changes_applied bigint,
+    OUT segments_evaluated bigint, OUT last_error text)
+RETURNS SETOF record
+LANGUAGE c AS 'MODULE_PATHNAME', 'segments_worker_status';
+COMMENT ON FUNCTION segments._worker_status() IS
+    'Internal: the background workers of every database, from shared memory (empty without the preload).';
+
+CREATE VIEW segments.worker AS
+    SELECT w.pid,
+           pg_catalog.current_database()::name AS database,
+           coalesce(w.state, CASE WHEN pg_catalog.pg_is_in_recovery() THEN 'standby'
+                                  ELSE 'not running' END) AS state,
+           q.pending_changes,
+           st.pending_segments,
+           CASE WHEN q.oldest IS NULL THEN interval '0'
+                ELSE pg_catalog.clock_timestamp() - q.oldest END AS lag,
+           w.started_at, w.last_batch_at, w.last_batch_size,
+           w.changes_applied, w.segments_evaluated, w.last_error
+      FROM (SELECT count(*) AS pending_changes, min(c.enqueued_at) AS oldest
+              FROM segments.change_queue c) q
+     CROSS JOIN (SELECT count(*) AS pending_segments
+                   FROM segments.segment_state s
+                  WHERE s.state IN ('pending', 'evaluating')) st
+      LEFT JOIN segments._worker_status() w
+             ON w.database_oid = (SELECT d.oid FROM pg_catalog.pg_database d
+                                   WHERE d.datname = pg_catalog.current_database());
+COMMENT ON VIEW segments.worker IS
+    'The background worker of this database: pid, state, queued contact changes, pending segments and lag (age of the oldest queued change).';
+-- Privileges on the worker view: sql/install/10_worker_grants.sql (the
+-- roles are created by 09_roles.sql).
+
+-- A worker for this database starts once CREATE EXTENSION commits.
+SELECT segments._notify_worker();

@@ -1,0 +1,405 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		Change capture: the trigger on the contact source that queues the
+ *		keys of changed contacts for the worker, and the event trigger that
+ *		removes it before DROP EXTENSION.
+ *
+ * segments._capture() is an AFTER row trigger (INSERT, UPDATE, DELETE; COPY
+ * fires it too) and an AFTER TRUNCATE statement trigger.  It inserts into
+ * segments.change_queue directly (heap and index, no SQL), in the writing
+ * transaction: a rollback queues nothing, a commit is as durable as the
+ * change itself.  An UPDATE is queued only when a column some rule reads
+ * changed: the key, the tenant column, the traits column when a rule reads
+ * traits, and every column named by an attribute condition.  That set is
+ * cached per backend and dropped on a relcache invalidation of
+ * segments.segment or segments.config (their statement triggers send one),
+ * of the source, or of the queue.
+ *
+ * Without the preload no worker would drain the queue, so nothing is
+ * queued; segments.refresh() keeps membership current by hand.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+#include "worker.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/partition.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "nodes/execnodes.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(segments_capture);
+PG_FUNCTION_INFO_V1(segments_capture_drop);
+
+/* The source (or one of its partitions) as the trigger sees it. */
+typedef struct CaptureRel
+{
+	Oid			relid;			/* hash key */
+	bool		is_source;		/* false: not (a partition of) the source */
+	AttrNumber	key_attnum;
+	FmgrInfo	key_out;
+	int			nwatched;		/* columns compared on UPDATE, key included */
+	AttrNumber *watched;
+	int16	   *typlen;
+	bool	   *typbyval;
+} CaptureRel;
+
+/* What every relation's entry is built from. */
+typedef struct CaptureState
+{
+	bool		valid;
+	Oid			segment_relid;
+	Oid			config_relid;
+	Oid			queue_relid;
+	Oid			queue_pkey;
+	Oid			queue_seq;
+	Oid			source_relid;	/* InvalidOid: not configured */
+	char	   *key_column;
+	int			ncolumns;		/* watched column names, key excluded */
+	char	  **columns;
+	HTAB	   *rels;
+} CaptureState;
+
+static CaptureState capture = {false};
+static MemoryContext capture_cxt = NULL;
+static uint64 capture_generation = 0;
+
+/* Relcache callback: forget the cached column set when it may be stale. */
+static void
+capture_invalidate(Datum arg, Oid relid)
+{
+	bool		found = false;
+
+	if (!capture.valid)
+		return;
+	if (relid == InvalidOid || relid == capture.segment_relid ||
+		relid == capture.config_relid || relid == capture.queue_relid ||
+		relid == capture.source_relid)
+		found = true;
+	else if (capture.rels != NULL)
+		(void) hash_search(capture.rels, &relid, HASH_FIND, &found);
+	if (found)
+	{
+		capture.valid = false;
+		capture_generation++;
+	}
+}
+
+/* Registers the invalidation callback; called once from _PG_init. */
+void
+CaptureInitCallbacks(void)
+{
+	CacheRegisterRelcacheCallback(capture_invalidate, (Datum) 0);
+}
+
+/* Text of column n of the SPI result row, in capture_cxt; NULL if null. */
+static char *
+spi_text(int row, int col)
+{
+	char	   *s = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+
+	return s ? MemoryContextStrdup(capture_cxt, s) : NULL;
+}
+
+/*
+ * Reloads the configuration and the names of the columns the rules read.
+ * Attribute fields are found with a JSON path over every definition
+ * ("type": "attribute" objects at any depth); a name that is no column
+ * is ignored.
+ */
+static void
+capture_load(void)
+{
+	uint64		generation = capture_generation;
+	HASHCTL		ctl;
+	bool		traits_used;
+
+	if (capture_cxt == NULL)
+		capture_cxt = AllocSetContextCreate(CacheMemoryContext, "segments capture",
+											ALLOCSET_SMALL_SIZES);
+	capture.rels = NULL;
+	MemoryContextReset(capture_cxt);
+
+	capture.segment_relid = CatalogRelid("segment", false);
+	capture.config_relid = CatalogRelid("config", false);
+	capture.queue_relid = CatalogRelid("change_queue", false);
+	capture.queue_pkey = CatalogRelid("change_queue_pkey", false);
+	capture.queue_seq = CatalogRelid("change_queue_id_seq", false);
+	capture.source_relid = InvalidOid;
+	capture.ncolumns = 0;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT c.source::oid, c.key_column, c.tenant_column, c.traits_column,"
+					"       EXISTS (SELECT 1 FROM segments.segment s"
+					"                WHERE s.definition OPERATOR(pg_catalog.@?)"
+					"                      '$.** ? (@.type == \"trait\")')"
+					"  FROM segments.config c", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segments.config");
+	if (SPI_processed == 1)
+	{
+		char	   *tenant = spi_text(0, 3);
+		char	   *traits = spi_text(0, 4);
+		bool		isnull;
+		uint64		nfields;
+
+		capture.source_relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+															  SPI_tuptable->tupdesc, 1, &isnull));
+		capture.key_column = spi_text(0, 2);
+		traits_used = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 5, &isnull));
+
+		if (SPI_execute("SELECT DISTINCT f OPERATOR(pg_catalog.#>>) '{}'"
+						"  FROM segments.segment s,"
+						"       pg_catalog.jsonb_path_query(s.definition,"
+						"         '$.** ? (@.type == \"attribute\").field ? (@.type() == \"string\")') f",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read segment definitions");
+		nfields = SPI_processed;
+		capture.columns = MemoryContextAlloc(capture_cxt, (nfields + 2) * sizeof(char *));
+		for (uint64 i = 0; i < nfields; i++)
+			capture.columns[capture.ncolumns++] = spi_text(i, 1);
+		if (tenant != NULL)
+			capture.columns[capture.ncolumns++] = tenant;
+		if (traits != NULL && traits_used)
+			capture.columns[capture.ncolumns++] = traits;
+	}
+	SPI_finish();
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(CaptureRel);
+	ctl.hcxt = capture_cxt;
+	capture.rels = hash_create("segments capture relations", 8, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	/* an invalidation that arrived meanwhile leaves the cache invalid */
+	capture.valid = (generation == capture_generation);
+}
+
+/* The cached description of a relation the trigger fired on. */
+static CaptureRel *
+capture_rel(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	CaptureRel *cr;
+	bool		found;
+	MemoryContext old;
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (!capture.valid || capture.rels == NULL)
+		capture_load();
+	cr = hash_search(capture.rels, &relid, HASH_ENTER, &found);
+	if (found)
+		return cr;
+
+	old = MemoryContextSwitchTo(capture_cxt);
+	cr->is_source = false;
+	cr->nwatched = 0;
+	if (OidIsValid(capture.source_relid) &&
+		(relid == capture.source_relid ||
+		 (rel->rd_rel->relispartition &&
+		  list_member_oid(get_partition_ancestors(relid), capture.source_relid))))
+	{
+		cr->key_attnum = get_attnum(relid, capture.key_column);
+		cr->is_source = (cr->key_attnum > 0);
+	}
+	if (cr->is_source)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(TupleDescAttr(desc, cr->key_attnum - 1)->atttypid,
+						  &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &cr->key_out, capture_cxt);
+		cr->watched = palloc((capture.ncolumns + 1) * sizeof(AttrNumber));
+		cr->typlen = palloc((capture.ncolumns + 1) * sizeof(int16));
+		cr->typbyval = palloc((capture.ncolumns + 1) * sizeof(bool));
+		cr->watched[cr->nwatched++] = cr->key_attnum;
+		for (int i = 0; i < capture.ncolumns; i++)
+		{
+			AttrNumber	attnum = get_attnum(relid, capture.columns[i]);
+			bool		dup = false;
+
+			if (attnum <= 0)
+				continue;
+			for (int j = 0; j < cr->nwatched; j++)
+				dup |= (cr->watched[j] == attnum);
+			if (!dup)
+				cr->watched[cr->nwatched++] = attnum;
+		}
+		for (int j = 0; j < cr->nwatched; j++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, cr->watched[j] - 1);
+
+			cr->typlen[j] = att->attlen;
+			cr->typbyval[j] = att->attbyval;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	return cr;
+}
+
+/*
+ * Inserts one entry into segments.change_queue: a contact key as text, or
+ * NULL for "the whole source" (TRUNCATE).
+ */
+static void
+enqueue(const char *contact)
+{
+	Relation	queue = table_open(capture.queue_relid, RowExclusiveLock);
+	Relation	pkey = index_open(capture.queue_pkey, RowExclusiveLock);
+	IndexInfo  *info = BuildIndexInfo(pkey);
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	HeapTuple	tuple;
+
+	if (RelationGetDescr(queue)->natts != 3)
+		elog(ERROR, "segments.change_queue has an unexpected shape");
+	values[0] = Int64GetDatum(nextval_internal(capture.queue_seq, false));
+	if (contact != NULL)
+		values[1] = CStringGetTextDatum(contact);
+	else
+		nulls[1] = true;
+	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+	tuple = heap_form_tuple(RelationGetDescr(queue), values, nulls);
+	simple_heap_insert(queue, tuple);
+	index_insert(pkey, values, nulls, &tuple->t_self, queue, UNIQUE_CHECK_NO, false, info);
+	index_close(pkey, RowExclusiveLock);
+	table_close(queue, RowExclusiveLock);
+	SharedNotifyAtCommit();
+}
+
+/* Queues the key of the row in slot (a NULL key is no contact). */
+static void
+enqueue_key(CaptureRel *cr, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		key = slot_getattr(slot, cr->key_attnum, &isnull);
+
+	if (!isnull)
+		enqueue(OutputFunctionCall(&cr->key_out, key));
+}
+
+/* Do the two rows differ in watched column j? */
+static bool
+column_changed(CaptureRel *cr, int j, TupleTableSlot *a, TupleTableSlot *b)
+{
+	bool		anull;
+	bool		bnull;
+	Datum		av = slot_getattr(a, cr->watched[j], &anull);
+	Datum		bv = slot_getattr(b, cr->watched[j], &bnull);
+
+	if (anull || bnull)
+		return anull != bnull;
+	return !datumIsEqual(av, bv, cr->typbyval[j], cr->typlen[j]);
+}
+
+/*
+ * segments._capture() RETURNS trigger
+ *
+ * AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW, and AFTER TRUNCATE FOR
+ * EACH STATEMENT, on the contact source (installed by configure()).
+ */
+Datum
+segments_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TriggerEvent event;
+	CaptureRel *cr;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "segments_capture: not called by trigger manager");
+	event = td->tg_event;
+	if (!TRIGGER_FIRED_AFTER(event))
+		elog(ERROR, "segments_capture: must be fired AFTER");
+	if (!segments_preloaded)
+		return PointerGetDatum(NULL);
+
+	cr = capture_rel(td->tg_relation);
+	if (!cr->is_source)
+		return PointerGetDatum(NULL);
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(event))
+		enqueue(NULL);
+	else if (!TRIGGER_FIRED_FOR_ROW(event))
+		return PointerGetDatum(NULL);
+	else if (TRIGGER_FIRED_BY_INSERT(event) || TRIGGER_FIRED_BY_DELETE(event))
+		enqueue_key(cr, td->tg_trigslot);
+	else if (TRIGGER_FIRED_BY_UPDATE(event))
+	{
+		/* watched[0] is the key: a new key is a contact leaving, one coming */
+		if (column_changed(cr, 0, td->tg_trigslot, td->tg_newslot))
+		{
+			enqueue_key(cr, td->tg_trigslot);
+			enqueue_key(cr, td->tg_newslot);
+		}
+		else
+		{
+			for (int j = 1; j < cr->nwatched; j++)
+			{
+				if (column_changed(cr, j, td->tg_trigslot, td->tg_newslot))
+				{
+					enqueue_key(cr, td->tg_newslot);
+					break;
+				}
+			}
+		}
+	}
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * segments._capture_drop() RETURNS event_trigger
+ *
+ * ddl_command_start of DROP EXTENSION: when the extension dropped is
+ * segments, removes the capture triggers from the source first (they
+ * depend on segments._capture(), which would otherwise block the drop).
+ */
+Datum
+segments_capture_drop(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	DropStmt   *stmt;
+	ListCell   *lc;
+	bool		ours = false;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "segments_capture_drop: not fired by event trigger manager");
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (!IsA(trigdata->parsetree, DropStmt))
+		PG_RETURN_VOID();
+	stmt = (DropStmt *) trigdata->parsetree;
+	if (stmt->removeType != OBJECT_EXTENSION)
+		PG_RETURN_VOID();
+	foreach(lc, stmt->objects)
+	{
+		Node	   *obj = lfirst(lc);
+
+		if (IsA(obj, String) && strcmp(strVal(obj), "segments") == 0)
+			ours = true;
+	}
+	if (!ours)
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT segments._install_capture(NULL)", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not remove the capture triggers");
+	SPI_finish();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,443 @@
+/*-------------------------------------------------------------------------
+ *
+ * shared.c
+ *		Shared memory of the workers, and what backends do with it: wake a
+ *		worker when they commit changes (segments._notify_worker() and the
+ *		capture trigger), wait for the changes to be reflected
+ *		(segments.wait()), list the workers (segments.worker), and keep
+ *		workers out of the way of DROP DATABASE and friends.
+ *
+ * Everything here is harmless when the library is not preloaded: there is
+ * then no shared memory, nothing to wake, and wait() only looks at what is
+ * still pending.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+#include "worker.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include <signal.h>
+
+PG_FUNCTION_INFO_V1(segments_notify_worker);
+PG_FUNCTION_INFO_V1(segments_wait);
+PG_FUNCTION_INFO_V1(segments_worker_status);
+
+SegmentsShared *segments_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+
+/* This transaction wants the worker of its database woken at commit. */
+static bool notify_at_commit = false;
+static bool xact_callback_registered = false;
+
+/* Size of the shared state for segments.max_workers slots. */
+static Size
+shared_size(void)
+{
+	return add_size(offsetof(SegmentsShared, slots),
+					mul_size(segments_max_workers, sizeof(SegmentsWorkerSlot)));
+}
+
+/* shmem_request_hook: reserves the shared state. */
+static void
+shared_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(shared_size());
+}
+
+/* shmem_startup_hook: creates (or, after a crash, recreates) the state. */
+static void
+shared_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	segments_shared = ShmemInitStruct("segments", shared_size(), &found);
+	if (!found)
+	{
+		memset(segments_shared, 0, shared_size());
+		SpinLockInit(&segments_shared->mutex);
+		ConditionVariableInit(&segments_shared->progress_cv);
+		segments_shared->nslots = segments_max_workers;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Installs the shared memory hooks; _PG_init calls it when preloaded. */
+void
+SharedRequestMemory(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shared_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shared_startup;
+}
+
+/* The slot of a database, or NULL.  Caller holds the mutex. */
+SegmentsWorkerSlot *
+SharedFindSlot(Oid dboid)
+{
+	for (int i = 0; i < segments_shared->nslots; i++)
+	{
+		if (segments_shared->slots[i].in_use && segments_shared->slots[i].dboid == dboid)
+			return &segments_shared->slots[i];
+	}
+	return NULL;
+}
+
+/*
+ * Wakes the worker of this database or, when none runs, asks the launcher
+ * to start one.
+ */
+static void
+wake_worker(Oid dboid)
+{
+	Latch	   *latch = NULL;
+	SegmentsWorkerSlot *slot;
+
+	if (segments_shared == NULL)
+		return;
+	SpinLockAcquire(&segments_shared->mutex);
+	slot = SharedFindSlot(dboid);
+	if (slot != NULL && slot->pid != 0 && slot->latch != NULL)
+		latch = slot->latch;
+	else
+	{
+		if (slot != NULL)
+			slot->service_requested = true;
+		latch = segments_shared->launcher_latch;
+	}
+	SpinLockRelease(&segments_shared->mutex);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/* Transaction callback: wake the worker once the changes are committed. */
+static void
+notify_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (notify_at_commit)
+			{
+				notify_at_commit = false;
+				wake_worker(MyDatabaseId);
+			}
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			notify_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Asks for the worker of this database to be woken when we commit. */
+void
+SharedNotifyAtCommit(void)
+{
+	if (segments_shared == NULL || notify_at_commit)
+		return;
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(notify_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	notify_at_commit = true;
+}
+
+/*
+ * Stops the worker of a database and keeps it stopped for a while, so that
+ * a command that needs the database to itself (DROP DATABASE, ALTER
+ * DATABASE ... RENAME, CREATE DATABASE ... TEMPLATE) does not find it
+ * connected.
+ */
+void
+SharedPauseDatabase(Oid dboid, int seconds)
+{
+	SegmentsWorkerSlot *slot;
+	pid_t		pid = 0;
+
+	if (segments_shared == NULL || !OidIsValid(dboid))
+		return;
+	SpinLockAcquire(&segments_shared->mutex);
+	slot = SharedFindSlot(dboid);
+	if (slot != NULL)
+	{
+		slot->paused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 seconds * 1000);
+		pid = slot->pid;
+	}
+	SpinLockRelease(&segments_shared->mutex);
+	if (pid != 0)
+		kill(pid, SIGTERM);
+}
+
+/* ProcessUtility_hook: pauses workers before commands they would block. */
+static void
+segments_process_utility(PlannedStmt *pstmt, const char *queryString,
+						 bool readOnlyTree, ProcessUtilityContext context,
+						 ParamListInfo params, QueryEnvironment *queryEnv,
+						 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (segments_shared != NULL)
+	{
+		const char *dbname = NULL;
+
+		if (IsA(parsetree, DropdbStmt))
+			dbname = ((DropdbStmt *) parsetree)->dbname;
+		else if (IsA(parsetree, RenameStmt) &&
+				 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+			dbname = ((RenameStmt *) parsetree)->subname;
+		else if (IsA(parsetree, AlterDatabaseStmt))
+			dbname = ((AlterDatabaseStmt *) parsetree)->dbname;
+		else if (IsA(parsetree, CreatedbStmt))
+		{
+			ListCell   *lc;
+
+			foreach(lc, ((CreatedbStmt *) parsetree)->options)
+			{
+				DefElem    *opt = lfirst_node(DefElem, lc);
+
+				if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+					dbname = defGetString(opt);
+			}
+		}
+		if (dbname != NULL)
+			SharedPauseDatabase(get_database_oid(dbname, true), 10);
+	}
+
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+								  params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/* Installs the utility hook; _PG_init calls it when preloaded. */
+void
+SharedInitUtilityHook(void)
+{
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = segments_process_utility;
+}
+
+/*
+ * segments._notify_worker() RETURNS void
+ *
+ * Wakes this database's worker when the calling transaction commits (or
+ * has the launcher start one).  Does nothing without the preload.
+ */
+Datum
+segments_notify_worker(PG_FUNCTION_ARGS)
+{
+	SharedNotifyAtCommit();
+	PG_RETURN_VOID();
+}
+
+/* Microseconds of an interval (a month counts 30 days); negative: 0. */
+static int64
+interval_usecs(const Interval *iv)
+{
+	int64		us = iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+
+	return Max(us, 0);
+}
+
+/* Runs a one-value query with the latest snapshot; returns that value. */
+static Datum
+run_latest(SPIPlanPtr plan, Datum *values, bool *isnull)
+{
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	int			rc = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot,
+										  true, false, 1);
+	Datum		d;
+
+	UnregisterSnapshot(snap);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "segments.wait: query failed: %s", SPI_result_code_string(rc));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	return d;
+}
+
+/*
+ * segments.wait(timeout interval DEFAULT '10 s') RETURNS boolean
+ *
+ * True once every contact change committed before the call (queue entries
+ * visible then) has been applied, and every segment whose evaluation was
+ * requested before the call is ready or failed; false after the timeout.
+ * Reads only: works on a hot standby (where it reports what the primary
+ * has applied).
+ */
+Datum
+segments_wait(PG_FUNCTION_ARGS)
+{
+	Interval   *timeout = PG_ARGISNULL(0) ? NULL : PG_GETARG_INTERVAL_P(0);
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz deadline = start + (timeout ? interval_usecs(timeout) : 10 * USECS_PER_SEC);
+	SPIPlanPtr	max_plan;
+	SPIPlanPtr	check_plan;
+	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	bool		isnull;
+	bool		done = false;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	max_plan = SPI_prepare("SELECT max(id) FROM segments.change_queue", 0, NULL);
+	check_plan = SPI_prepare("SELECT EXISTS (SELECT 1 FROM segments.change_queue"
+							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
+							 "    OR EXISTS (SELECT 1 FROM segments.segment_state"
+							 "                WHERE state IN ('pending', 'evaluating')"
+							 "                  AND requested_at OPERATOR(pg_catalog.<=) $2)",
+							 2, types);
+	if (max_plan == NULL || check_plan == NULL)
+		elog(ERROR, "segments.wait: could not prepare: %s", SPI_result_code_string(SPI_result));
+
+	values[0] = run_latest(max_plan, NULL, &isnull);
+	if (isnull)
+		values[0] = Int64GetDatum(0);
+	values[1] = TimestampTzGetDatum(start);
+
+	for (;;)
+	{
+		TimestampTz now;
+		long		sleep_ms;
+
+		if (segments_shared != NULL)
+			ConditionVariablePrepareToSleep(&segments_shared->progress_cv);
+		if (!DatumGetBool(run_latest(check_plan, values, &isnull)))
+		{
+			done = true;
+			break;
+		}
+		now = GetCurrentTimestamp();
+		if (now >= deadline)
+			break;
+		sleep_ms = Min((deadline - now + 999) / 1000, 1000);
+		if (segments_shared != NULL)
+			ConditionVariableTimedSleep(&segments_shared->progress_cv, sleep_ms,
+										PG_WAIT_EXTENSION);
+		else
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(sleep_ms, 100), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (segments_shared != NULL)
+		ConditionVariableCancelSleep();
+	SPI_finish();
+	PG_RETURN_BOOL(done);
+}
+
+/* Name of a worker state, as shown by segments.worker. */
+static const char *
+state_name(SegmentsWorkerState state)
+{
+	switch (state)
+	{
+		case SWS_STARTING:
+			return "starting";
+		case SWS_IDLE:
+			return "idle";
+		case SWS_APPLYING:
+			return "applying changes";
+		case SWS_EVALUATING:
+			return "evaluating";
+		case SWS_NO_EXTENSION:
+			return "no extension";
+		case SWS_DISABLED:
+			return "disabled";
+		case SWS_NONE:
+			break;
+	}
+	return "stopped";
+}
+
+/*
+ * segments._worker_status() RETURNS SETOF record
+ *
+ * One row per database slot of the launcher: database oid, pid (NULL when
+ * not running), state, started_at, last_batch_at, last_batch_size,
+ * changes_applied, segments_evaluated, last_error.  Empty without the
+ * preload.
+ */
+Datum
+segments_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SegmentsWorkerSlot *copy;
+	int			n = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (segments_shared == NULL)
+		return (Datum) 0;
+
+	copy = palloc(segments_shared->nslots * sizeof(SegmentsWorkerSlot));
+	SpinLockAcquire(&segments_shared->mutex);
+	for (int i = 0; i < segments_shared->nslots; i++)
+	{
+		if (segments_shared->slots[i].in_use)
+			copy[n++] = segments_shared->slots[i];
+	}
+	SpinLockRelease(&segments_shared->mutex);
+
+	for (int i = 0; i < n; i++)
+	{
+		SegmentsWorkerSlot *s = &copy[i];
+		Datum		values[9];
+		bool		nulls[9] = {0};
+
+		values[0] = ObjectIdGetDatum(s->dboid);
+		values[1] = Int32GetDatum(s->pid);
+		nulls[1] = (s->pid == 0);
+		values[2] = CStringGetTextDatum(s->pid != 0 || s->state == SWS_NO_EXTENSION ||
+										s->state == SWS_DISABLED ?
+										state_name(s->state) : "stopped");
+		values[3] = TimestampTzGetDatum(s->started_at);
+		nulls[3] = (s->started_at == 0);
+		values[4] = TimestampTzGetDatum(s->last_batch_at);
+		nulls[4] = (s->last_batch_at == 0);
+		values[5] = Int64GetDatum(s->last_batch_size);
+		values[6] = Int64GetDatum(s->changes_applied);
+		values[7] = Int64GetDatum(s->segments_evaluated);
+		s->last_error[SEGMENTS_ERROR_LEN - 1] = '\0';
+		values[8] = CStringGetTextDatum(s->last_error);
+		nulls[8] = (s->last_error[0] == '\0');
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

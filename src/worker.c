@@ -1,0 +1,534 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The worker of one database: its main loop.
+ *
+ * Each round, in this order and each step in transactions of its own:
+ *   1. applies queued contact changes (segments.change_queue, filled by the
+ *      capture trigger) in batches of segments.batch_size: the batch is
+ *      deleted from the queue and applied through EvaluateContacts() in
+ *      the same transaction, so a crash mid-batch loses nothing; a queued
+ *      TRUNCATE makes it a full pass;
+ *   2. evaluates one pending segment: marks it evaluating (committed, so
+ *      segments.status shows it), then EvaluateRefresh() of it; an error
+ *      marks it failed with the message;
+ *   3. re-evaluates ready segments whose rules read the current time
+ *      (every segments.time_resolution) or that have a schedule, when due.
+ * Changes keep priority: after a second of batches, or one segment
+ * evaluation, the round starts again.  The worker sleeps on its latch,
+ * which committing writers set, for at most segments.naptime.
+ *
+ * A pass can race with a concurrent update_segment(): the pass may have
+ * read the old definition and then mark the segment ready.  Every pass
+ * therefore remembers requested_at of each segment as its snapshot saw it,
+ * and sets back to pending any segment whose request changed meanwhile.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+#include "worker.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+/* Longest run of change batches before other work gets a turn. */
+#define APPLY_BUDGET_MS		1000
+
+static SegmentsWorkerSlot *my_slot = NULL;
+static MemoryContext round_cxt = NULL;
+
+/* What a pass saw of segment_state when it started (see the banner). */
+typedef struct RequestGuard
+{
+	Datum		ids;			/* uuid[] */
+	Datum		requested;		/* timestamptz[] */
+	bool		valid;
+} RequestGuard;
+
+/* Sets the state shown by segments.worker. */
+static void
+set_state(SegmentsWorkerState state)
+{
+	SpinLockAcquire(&segments_shared->mutex);
+	my_slot->state = state;
+	SpinLockRelease(&segments_shared->mutex);
+}
+
+/* Records an error for segments.worker (empty string clears it). */
+static void
+set_error(const char *message)
+{
+	SpinLockAcquire(&segments_shared->mutex);
+	strlcpy(my_slot->last_error, message, SEGMENTS_ERROR_LEN);
+	SpinLockRelease(&segments_shared->mutex);
+}
+
+/* on_shmem_exit callback: the slot no longer has a running worker. */
+static void
+worker_detach(int code, Datum arg)
+{
+	SpinLockAcquire(&segments_shared->mutex);
+	if (my_slot->pid == MyProcPid)
+	{
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+	}
+	SpinLockRelease(&segments_shared->mutex);
+	ConditionVariableBroadcast(&segments_shared->progress_cv);
+}
+
+/* Ends the worker on purpose; the launcher reads why from the state. */
+static void
+worker_exit(SegmentsWorkerState why)
+{
+	set_state(why);
+	proc_exit(0);
+}
+
+/*
+ * Starts a transaction with an active snapshot and an SPI connection.
+ * Ends the worker if the extension was dropped.
+ */
+static void
+begin_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgstat_report_activity(STATE_RUNNING, activity);
+	if (!OidIsValid(get_extension_oid("segments", true)))
+	{
+		ereport(DEBUG1,
+				(errmsg("segments worker for database \"%s\" stopping: the extension is not installed",
+						get_database_name(MyDatabaseId))));
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		worker_exit(SWS_NO_EXTENSION);
+	}
+}
+
+/* Commits the transaction begun by begin_xact and tells waiters. */
+static void
+commit_xact(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	ConditionVariableBroadcast(&segments_shared->progress_cv);
+}
+
+/*
+ * Error recovery inside PG_CATCH: logs the error, aborts the transaction,
+ * and returns the message (in round_cxt).
+ */
+static char *
+abort_xact(void)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(round_cxt);
+	edata = CopyErrorData();
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	set_error(edata->message);
+	return edata->message;
+}
+
+/* Runs a statement through SPI; checks the result code. */
+static void
+run(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+{
+	int			rc;
+
+	if (nargs == 0)
+		rc = SPI_execute(sql, false, 0);
+	else
+		rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	if (rc != expected)
+		elog(ERROR, "segments worker: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
+}
+
+/* Is a source configured?  (In a transaction.) */
+static bool
+is_configured(void)
+{
+	bool		isnull;
+
+	run("SELECT EXISTS (SELECT 1 FROM segments.config)", 0, NULL, NULL, SPI_OK_SELECT);
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Reads requested_at of every segment with the active snapshot. */
+static RequestGuard
+guard_begin(void)
+{
+	RequestGuard guard;
+	bool		isnull;
+
+	if (SPI_execute("SELECT coalesce(array_agg(segment_id), '{}'),"
+					"       coalesce(array_agg(requested_at), '{}')"
+					"  FROM segments.segment_state", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segments.segment_state");
+	guard.ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	guard.requested = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	guard.valid = true;
+	return guard;
+}
+
+/* Sets back to pending the segments re-requested since guard_begin. */
+static void
+guard_end(RequestGuard *guard)
+{
+	Oid			types[2] = {UUIDARRAYOID, get_array_type(TIMESTAMPTZOID)};
+	Datum		values[2] = {guard->ids, guard->requested};
+
+	run("UPDATE segments.segment_state st SET state = 'pending'"
+		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS seen(id, requested_at)"
+		" WHERE st.segment_id OPERATOR(pg_catalog.=) seen.id"
+		"   AND st.requested_at IS DISTINCT FROM seen.requested_at"
+		"   AND st.state <> 'pending'",
+		2, types, values, SPI_OK_UPDATE);
+}
+
+/*
+ * Applies one batch of queued changes.  Returns the number of queue
+ * entries applied, or -1 after an error (logged and shown in the view).
+ */
+static int64
+apply_batch(void)
+{
+	volatile int64 n = 0;
+
+	PG_TRY();
+	{
+		Datum		arg = Int32GetDatum(segments_batch_size);
+		Oid			argtype = INT4OID;
+		bool		isnull;
+		bool		truncated;
+		Datum		keys;
+		RequestGuard guard;
+
+		begin_xact("segments: applying changes");
+		if (is_configured())
+		{
+			guard = guard_begin();
+			run("WITH batch AS ("
+				"  DELETE FROM segments.change_queue"
+				"   WHERE id IN (SELECT id FROM segments.change_queue"
+				"                 ORDER BY id LIMIT $1)"
+				"  RETURNING contact)"
+				" SELECT count(*),"
+				"        coalesce(bool_or(contact IS NULL), false),"
+				"        array_agg(DISTINCT contact) FILTER (WHERE contact IS NOT NULL)"
+				"   FROM batch",
+				1, &argtype, &arg, SPI_OK_SELECT);
+			n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			truncated = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			keys = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+			if (n > 0)
+			{
+				set_state(SWS_APPLYING);
+				if (truncated)
+					EvaluateRefresh(NULL);
+				else if (!isnull)
+					EvaluateContacts(DatumGetArrayTypeP(keys));
+				guard_end(&guard);
+			}
+		}
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		abort_xact();
+		n = -1;
+	}
+	PG_END_TRY();
+
+	if (n > 0)
+	{
+		SpinLockAcquire(&segments_shared->mutex);
+		my_slot->last_batch_at = GetCurrentTimestamp();
+		my_slot->last_batch_size = n;
+		my_slot->changes_applied += n;
+		my_slot->last_error[0] = '\0';
+		SpinLockRelease(&segments_shared->mutex);
+	}
+	return n;
+}
+
+/*
+ * Evaluates one segment (and the segments that reference it) in a
+ * transaction of its own; on error, marks it failed with the message.
+ */
+static void
+evaluate_segment(const pg_uuid_t *id)
+{
+	Oid			types[2] = {UUIDOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = UUIDPGetDatum(id);
+	PG_TRY();
+	{
+		bool		exists;
+		bool		isnull;
+		RequestGuard guard;
+
+		begin_xact("segments: evaluating a segment");
+		run("SELECT EXISTS (SELECT 1 FROM segments.segment WHERE id OPERATOR(pg_catalog.=) $1)",
+			1, types, values, SPI_OK_SELECT);
+		exists = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (exists)
+		{
+			guard = guard_begin();
+			EvaluateRefresh(id);
+			guard_end(&guard);
+		}
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		char	   *message = abort_xact();
+
+		begin_xact("segments: recording a failure");
+		values[1] = CStringGetTextDatum(message);
+		run("UPDATE segments.segment_state SET state = 'failed', last_error = $2"
+			" WHERE segment_id OPERATOR(pg_catalog.=) $1"
+			"   AND state IN ('evaluating', 'ready')",
+			2, types, values, SPI_OK_UPDATE);
+		commit_xact();
+	}
+	PG_END_TRY();
+
+	SpinLockAcquire(&segments_shared->mutex);
+	my_slot->segments_evaluated++;
+	SpinLockRelease(&segments_shared->mutex);
+}
+
+/*
+ * Takes the oldest pending segment and evaluates it.  Returns false when
+ * none is pending.
+ */
+static bool
+evaluate_pending(void)
+{
+	pg_uuid_t	id;
+	bool		found = false;
+
+	begin_xact("segments: taking a pending segment");
+	if (is_configured())
+	{
+		run("UPDATE segments.segment_state SET state = 'evaluating'"
+			" WHERE segment_id = (SELECT segment_id FROM segments.segment_state"
+			"                      WHERE state = 'pending'"
+			"                      ORDER BY requested_at, segment_id LIMIT 1"
+			"                      FOR UPDATE SKIP LOCKED)"
+			" RETURNING segment_id",
+			0, NULL, NULL, SPI_OK_UPDATE_RETURNING);
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+
+			memcpy(&id, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull)),
+				   sizeof(pg_uuid_t));
+			found = true;
+		}
+	}
+	commit_xact();
+	if (found)
+	{
+		set_state(SWS_EVALUATING);
+		evaluate_segment(&id);
+	}
+	return found;
+}
+
+/*
+ * Re-evaluates ready segments that are due: rules that read the current
+ * time every segments.time_resolution, scheduled ones every schedule.
+ * Sets *sleep_ms to the time until the next one is due (when sooner).
+ * Returns whether it evaluated anything.
+ */
+static bool
+evaluate_due(long *sleep_ms)
+{
+	Oid			types[1] = {INTERVALOID};
+	Datum		values[1];
+	Interval   *resolution = palloc0(sizeof(Interval));
+	pg_uuid_t	due;
+	bool		found = false;
+
+	resolution->time = (int64) segments_time_resolution * 1000;
+	values[0] = IntervalPGetDatum(resolution);
+
+	begin_xact("segments: looking for due segments");
+	if (is_configured())
+	{
+		run("SELECT st.segment_id,"
+			"       pg_catalog.date_part('epoch',"
+			"         LEAST(CASE WHEN s.uses_time THEN st.evaluated_at + $1 END,"
+			"               st.evaluated_at + s.schedule) - pg_catalog.clock_timestamp())"
+			"  FROM segments.segment s"
+			"  JOIN segments.segment_state st ON st.segment_id OPERATOR(pg_catalog.=) s.id"
+			" WHERE st.state = 'ready' AND (s.uses_time OR s.schedule IS NOT NULL)"
+			" ORDER BY 2 LIMIT 1",
+			1, types, values, SPI_OK_SELECT);
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			double		seconds = isnull ? 0 : DatumGetFloat8(d);
+
+			memcpy(&due, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull)),
+				   sizeof(pg_uuid_t));
+			if (seconds <= 0)
+				found = true;
+			else
+				*sleep_ms = Min(*sleep_ms, (long) (seconds * 1000) + 1);
+		}
+	}
+	commit_xact();
+	if (found)
+	{
+		set_state(SWS_EVALUATING);
+		evaluate_segment(&due);
+	}
+	return found;
+}
+
+/*
+ * One round of work (see the banner).  Returns true when more work may be
+ * waiting; otherwise sets *sleep_ms.
+ */
+static bool
+worker_round(long *sleep_ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	*sleep_ms = segments_naptime;
+	for (;;)
+	{
+		int64		n = apply_batch();
+
+		if (n < 0)
+			return false;		/* error: retry after naptime */
+		if (n < segments_batch_size)
+			break;
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), APPLY_BUDGET_MS))
+			return true;
+	}
+	if (evaluate_pending())
+		return true;
+	if (evaluate_due(sleep_ms))
+		return true;
+	return false;
+}
+
+/*
+ * A worker that died (or a server that crashed) while evaluating left
+ * segments in state evaluating: they are pending again.
+ */
+static void
+reset_evaluating(void)
+{
+	begin_xact("segments: starting");
+	run("UPDATE segments.segment_state SET state = 'pending' WHERE state = 'evaluating'",
+		0, NULL, NULL, SPI_OK_UPDATE);
+	ereport(LOG,
+			(errmsg("segments worker started for database \"%s\"",
+					get_database_name(MyDatabaseId))));
+	commit_xact();
+}
+
+/* Entry point of a database's worker; arg is the database oid. */
+void
+segments_worker_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	int			slotno;
+	bool		more = true;
+	long		sleep_ms = segments_naptime;
+
+	memcpy(&slotno, MyBgworkerEntry->bgw_extra, sizeof(int));
+	if (slotno < 0 || slotno >= segments_shared->nslots)
+		elog(ERROR, "segments worker: invalid slot %d", slotno);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	my_slot = &segments_shared->slots[slotno];
+	SpinLockAcquire(&segments_shared->mutex);
+	if (!my_slot->in_use || my_slot->dboid != dboid || my_slot->pid != 0)
+	{
+		SpinLockRelease(&segments_shared->mutex);
+		elog(LOG, "segments worker: slot %d is not waiting for database %u", slotno, dboid);
+		proc_exit(0);
+	}
+	my_slot->pid = MyProcPid;
+	my_slot->latch = MyLatch;
+	my_slot->state = SWS_STARTING;
+	my_slot->started_at = GetCurrentTimestamp();
+	my_slot->last_error[0] = '\0';
+	SpinLockRelease(&segments_shared->mutex);
+	on_shmem_exit(worker_detach, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("segments worker");
+
+	/* segments.enabled may be off for this database (ALTER DATABASE) */
+	if (!segments_enabled)
+		worker_exit(SWS_DISABLED);
+
+	round_cxt = AllocSetContextCreate(TopMemoryContext, "segments worker round",
+									  ALLOCSET_DEFAULT_SIZES);
+	reset_evaluating();
+
+	for (;;)
+	{
+		if (!more)
+		{
+			set_state(SWS_IDLE);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
+		}
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			if (!segments_enabled)
+				worker_exit(SWS_DISABLED);
+		}
+
+		MemoryContextSwitchTo(round_cxt);
+		more = worker_round(&sleep_ms);
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(round_cxt);
+	}
+}

@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *		Background workers, change capture and the shared memory they use.
+ *
+ * With shared_preload_libraries = 'segments', a static launcher starts one
+ * dynamic worker per database where the extension is installed.  Each
+ * worker drains its database's change queue (filled by the capture
+ * trigger on the contact source), evaluates pending segments, and
+ * re-evaluates time-dependent and scheduled segments.  The slots below
+ * tell the launcher, the workers, segments.wait() and the worker view
+ * about each other.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SEGMENTS_WORKER_H
+#define SEGMENTS_WORKER_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/spin.h"
+
+/* Settings (segments.c). */
+extern bool segments_enabled;
+extern int	segments_naptime;		/* ms */
+extern int	segments_batch_size;
+extern int	segments_max_workers;
+extern int	segments_time_resolution;	/* ms */
+
+/* True in processes forked from a postmaster that preloaded the library. */
+extern bool segments_preloaded;
+
+/* What a worker is doing, as shown by segments.worker. */
+typedef enum SegmentsWorkerState
+{
+	SWS_NONE = 0,				/* slot not running */
+	SWS_STARTING,
+	SWS_IDLE,
+	SWS_APPLYING,				/* applying queued contact changes */
+	SWS_EVALUATING,				/* evaluating a segment */
+	SWS_NO_EXTENSION,			/* exited: extension not installed */
+	SWS_DISABLED				/* exited: segments.enabled is off */
+} SegmentsWorkerState;
+
+#define SEGMENTS_ERROR_LEN 256
+
+/* One database served (or probed) by a worker. */
+typedef struct SegmentsWorkerSlot
+{
+	bool		in_use;			/* assigned to dboid by the launcher */
+	Oid			dboid;
+	pid_t		pid;			/* 0 when no worker runs */
+	Latch	   *latch;			/* the worker's latch while it runs */
+	SegmentsWorkerState state;
+	bool		service_requested;	/* a backend asked for a worker */
+	TimestampTz probed_at;		/* when the worker last started */
+	TimestampTz paused_until;	/* launcher does not start it before */
+	TimestampTz started_at;
+	TimestampTz last_batch_at;
+	int64		last_batch_size;
+	int64		changes_applied;	/* queue entries applied */
+	int64		segments_evaluated;
+	char		last_error[SEGMENTS_ERROR_LEN];
+} SegmentsWorkerSlot;
+
+typedef struct SegmentsShared
+{
+	slock_t		mutex;			/* protects everything below but the CV */
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	ConditionVariable progress_cv;	/* broadcast after each worker commit */
+	int			nslots;
+	SegmentsWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} SegmentsShared;
+
+/* shared.c */
+extern SegmentsShared *segments_shared;
+extern void SharedRequestMemory(void);
+extern void SharedInitMemory(void);
+extern SegmentsWorkerSlot *SharedFindSlot(Oid dboid);
+extern void SharedNotifyAtCommit(void);
+extern void SharedPauseDatabase(Oid dboid, int seconds);
+extern void SharedInitUtilityHook(void);
+
+/* launcher.c, worker.c: background worker entry points */
+extern PGDLLEXPORT void segments_launcher_main(Datum arg);
+extern PGDLLEXPORT void segments_worker_main(Datum arg);
+extern void LauncherRegister(void);
+
+/* capture.c */
+extern void CaptureInitCallbacks(void);
+
+#endif							/* SEGMENTS_WORKER_H */

@@ -1,0 +1,93 @@
+-- pgTAP: roles, privileges, tenant isolation and read-only transactions
+-- (SPEC sections 3 and 5).  Self-contained: configures its own source.
+BEGIN;
+SELECT plan(56);
+
+CREATE TABLE public.tap_priv_contacts (id bigint PRIMARY KEY, org_id text, plan text, custom_data jsonb);
+INSERT INTO public.tap_priv_contacts VALUES
+  (1, 't1', 'vip', '{}'), (2, 't1', 'free', '{}'), (3, 't2', 'vip', '{}'), (4, 't2', 'free', NULL);
+SELECT segments.configure(source => 'public.tap_priv_contacts', key_column => 'id',
+                          tenant_column => 'org_id', traits_column => 'custom_data');
+CREATE TEMP TABLE ids (name text PRIMARY KEY, id uuid);
+GRANT SELECT, INSERT ON ids TO PUBLIC;
+INSERT INTO ids VALUES
+  ('t1', segments.create_segment('VIP', '{"type":"attribute","field":"plan","op":"eq","value":"vip"}', tenant => 't1')),
+  ('t2', segments.create_segment('VIP', '{"type":"attribute","field":"plan","op":"eq","value":"vip"}', tenant => 't2'));
+SELECT segments.refresh();
+
+SELECT has_role('segments_read');
+SELECT has_role('segments_write');
+SELECT ok(pg_has_role('segments_write', 'segments_read', 'MEMBER'), 'segments_write is a member of segments_read');
+
+-- segments_read: the reading interface only.
+SET ROLE segments_read;
+SELECT lives_ok($$SELECT * FROM segments.segments$$, 'read: select segments.segments');
+SELECT lives_ok($$SELECT * FROM segments.status$$, 'read: select segments.status');
+SELECT lives_ok($$SELECT * FROM segments.membership$$, 'read: select segments.membership');
+SELECT is(segments.segment_is_member(1, (SELECT id FROM ids WHERE name = 't1')), true, 'read: segment_is_member by id');
+SELECT is(segments.segment_is_member(1, 'VIP'), true, 'read: segment_is_member by name');
+SELECT is(segments.segment_is_member('3', 'VIP'), true, 'read: segment_is_member by name, other tenant''s contact');
+SELECT is(segments.filter_restricted(1, ARRAY[(SELECT id FROM ids WHERE name = 't1')]), true, 'read: filter_restricted');
+SELECT is(segments.filter_restricted(2, ARRAY[(SELECT id FROM ids WHERE name = 't1')]), false, 'read: filter_restricted, not a member');
+SELECT is((SELECT array_agg(name) FROM segments.contact_segments(1)), ARRAY['VIP'], 'read: contact_segments');
+SELECT is((SELECT array_agg(m) FROM segments.segment_members((SELECT id FROM ids WHERE name = 't1')) AS m), ARRAY[1::bigint], 'read: segment_members');
+SELECT lives_ok($$SELECT segments.wait('1 second')$$, 'read: wait');
+SELECT throws_ok($$SELECT segments.create_segment('x', '{"and":[]}')$$, '42501', NULL, 'read: create_segment is denied');
+SELECT throws_ok($$SELECT segments.update_segment((SELECT id FROM ids WHERE name = 't1'), name => 'x')$$, '42501', NULL, 'read: update_segment is denied');
+SELECT throws_ok($$SELECT segments.drop_segment((SELECT id FROM ids WHERE name = 't1'))$$, '42501', NULL, 'read: drop_segment is denied');
+SELECT throws_ok($$SELECT segments.refresh()$$, '42501', NULL, 'read: refresh is denied');
+SELECT throws_ok($$SELECT segments.refresh((SELECT id FROM ids WHERE name = 't1'))$$, '42501', NULL, 'read: refresh(segment) is denied');
+SELECT throws_ok($$SELECT segments.compile('{"and":[]}')$$, '42501', NULL, 'read: compile is denied');
+SELECT throws_ok($$SELECT segments.schedule((SELECT id FROM ids WHERE name = 't1'), '1 hour')$$, '42501', NULL, 'read: schedule is denied');
+SELECT throws_ok($$SELECT segments.configure('public.tap_priv_contacts', 'id')$$, '42501', NULL, 'read: configure is denied');
+RESET ROLE;
+
+-- segments_write: manages segments too, but does not configure.
+SET ROLE segments_write;
+SELECT lives_ok($$SELECT * FROM segments.segments$$, 'write: select segments.segments');
+SELECT is(segments.segment_is_member(1, 'VIP'), true, 'write: segment_is_member');
+SELECT lives_ok($$INSERT INTO ids VALUES ('w', segments.create_segment('W', '{"type":"attribute","field":"plan","op":"eq","value":"free"}', tenant => 't1'))$$,
+                'write: create_segment');
+SELECT lives_ok($$SELECT segments.update_segment((SELECT id FROM ids WHERE name = 'w'), description => 'free ones')$$, 'write: update_segment');
+SELECT lives_ok($$SELECT segments.compile('{"and":[]}')$$, 'write: compile');
+SELECT lives_ok($$SELECT segments.refresh((SELECT id FROM ids WHERE name = 'w'))$$, 'write: refresh(segment)');
+SELECT lives_ok($$SELECT segments.refresh()$$, 'write: refresh()');
+SELECT is(segments.segment_is_member(2, (SELECT id FROM ids WHERE name = 'w')), true, 'write: refreshed membership is visible');
+SELECT lives_ok($$SELECT segments.schedule((SELECT id FROM ids WHERE name = 'w'), '1 hour')$$, 'write: schedule');
+SELECT lives_ok($$SELECT segments.drop_segment((SELECT id FROM ids WHERE name = 'w'))$$, 'write: drop_segment');
+SELECT throws_ok($$SELECT segments.configure('public.tap_priv_contacts', 'id')$$, '42501', NULL, 'write: configure is denied');
+
+-- Tenant isolation with segments.tenant set.
+SET segments.tenant = 't1';
+SELECT is((SELECT array_agg(tenant ORDER BY tenant) FROM segments.segments), ARRAY['t1'], 'tenant: segments view shows only t1');
+SELECT is((SELECT count(*) FROM segments.status), 1::bigint, 'tenant: status view shows only the t1 segment');
+SELECT is((SELECT count(*) FROM segments.membership WHERE segment_id = (SELECT id FROM ids WHERE name = 't2')), 0::bigint, 'tenant: no t2 membership rows');
+SELECT is(segments.segment_is_member(3, (SELECT id FROM ids WHERE name = 't2')), false, 'tenant: t2 segment by id is unknown');
+SELECT is(segments.segment_is_member(3, 'VIP'), false, 'tenant: t2 contact, name looked up in t1 only');
+SELECT is(segments.filter_restricted(3, ARRAY[(SELECT id FROM ids WHERE name = 't2')]), false, 'tenant: t2 segment never grants');
+SELECT is((SELECT count(*) FROM segments.contact_segments(3)), 0::bigint, 'tenant: contact_segments hides t2 segments');
+SELECT is((SELECT count(*) FROM segments.segment_members((SELECT id FROM ids WHERE name = 't2'))), 0::bigint, 'tenant: segment_members of a t2 segment is empty');
+SELECT throws_ok($$SELECT segments.update_segment((SELECT id FROM ids WHERE name = 't2'), name => 'x')$$, '42704', NULL, 'tenant: cannot update a t2 segment');
+SELECT throws_ok($$SELECT segments.drop_segment((SELECT id FROM ids WHERE name = 't2'))$$, '42704', NULL, 'tenant: cannot drop a t2 segment');
+SELECT throws_ok($$SELECT segments.refresh((SELECT id FROM ids WHERE name = 't2'))$$, '42704', NULL, 'tenant: cannot refresh a t2 segment');
+SELECT throws_ok($$SELECT segments.schedule((SELECT id FROM ids WHERE name = 't2'), '1 hour')$$, '42704', NULL, 'tenant: cannot schedule a t2 segment');
+SELECT throws_ok($$SELECT segments.create_segment('x', '{"and":[]}', tenant => 't2')$$, '42501', NULL, 'tenant: cannot create a t2 segment');
+SELECT throws_ok($$SELECT segments.create_segment('x', ('{"type":"segment","op":"in","value":"' || (SELECT id FROM ids WHERE name = 't2') || '"}')::jsonb)$$,
+                 '22023', NULL, 'tenant: cannot reference a t2 segment');
+SELECT lives_ok($$SELECT segments.refresh()$$, 'tenant: refresh() of the visible segments');
+SELECT is((SELECT count(*) FROM segments.segments), 1::bigint, 'tenant: still one visible segment');
+RESET segments.tenant;
+SELECT is((SELECT count(*) FROM segments.segments), 2::bigint, 'tenant reset: both tenants visible again');
+RESET ROLE;
+
+-- Read functions run inside a read-only transaction; management does not.
+SET LOCAL transaction_read_only = on;
+SELECT is(segments.segment_is_member(1, 'VIP'), true, 'read-only: segment_is_member');
+SELECT is(segments.filter_restricted(1, ARRAY[(SELECT id FROM ids WHERE name = 't1')]), true, 'read-only: filter_restricted');
+SELECT lives_ok($$SELECT * FROM segments.contact_segments(1)$$, 'read-only: contact_segments');
+SELECT lives_ok($$SELECT * FROM segments.segment_members((SELECT id FROM ids WHERE name = 't1'))$$, 'read-only: segment_members');
+SELECT lives_ok($$SELECT * FROM segments.membership$$, 'read-only: membership');
+SELECT throws_ok($$SELECT segments.create_segment('ro', '{"and":[]}')$$, '25006', NULL, 'read-only: create_segment fails');
+
+SELECT * FROM finish();
+ROLLBACK;

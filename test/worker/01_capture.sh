@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Change capture end to end: committed INSERT, UPDATE, DELETE, TRUNCATE and
+# COPY on the source are reflected after segments.wait(); a rolled-back
+# change and an UPDATE of a column no rule reads queue nothing; a new or
+# changed segment is evaluated by the worker.
+. "$(dirname "$0")/common.bash"
+
+q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text, seen_at timestamptz)"
+q "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN 'vip' ELSE 'free' END, 'n', now()
+     FROM generate_series(1, 2000) g"
+q "SELECT segments.configure('contacts', 'id')" >/dev/null
+VIP="SELECT id FROM contacts WHERE plan = 'vip'"
+
+# a new segment is evaluated in the background
+q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
+expect "worker is serving the database" "SELECT state <> 'not running' FROM segments.worker" t
+expect "wait() after create_segment" "SELECT segments.wait('30 s')" t
+expect "new segment ready" "SELECT status FROM segments.segments WHERE name = 'VIP'" ready
+expect "new segment evaluated exactly" "SELECT 200 = member_count FROM segments.segments WHERE name = 'VIP'" t
+expect "new segment members" "SELECT '$(mismatches VIP "$VIP")'" 0
+
+# INSERT, UPDATE, DELETE
+q "INSERT INTO contacts VALUES (5001, 'vip', 'n', now()), (5002, 'free', 'n', now())"
+q "UPDATE contacts SET plan = 'vip' WHERE id IN (1, 2, 3)"
+q "UPDATE contacts SET plan = 'free' WHERE id IN (10, 20)"
+q "DELETE FROM contacts WHERE id IN (30, 40, 5002)"
+expect "wait() after writes" "SELECT segments.wait('30 s')" t
+[ "$(mismatches VIP "$VIP")" = 0 ] || fail "membership differs after INSERT/UPDATE/DELETE"
+expect "inserted contact in" "SELECT segments.segment_is_member(5001::bigint, 'VIP')" t
+expect "updated contact in" "SELECT segments.segment_is_member(2::bigint, 'VIP')" t
+expect "updated contact out" "SELECT segments.segment_is_member(10::bigint, 'VIP')" f
+expect "deleted contact out" "SELECT segments.segment_is_member(30::bigint, 'VIP')" f
+expect "member_count follows" "SELECT member_count = (SELECT count(*) FROM contacts WHERE plan = 'vip') FROM segments.segments WHERE name = 'VIP'" t
+
+# a key change: the old key leaves, the new one enters
+q "UPDATE contacts SET id = 6000 WHERE id = 50"
+expect "wait() after key change" "SELECT segments.wait('30 s')" t
+expect "old key out" "SELECT segments.segment_is_member(50::bigint, 'VIP')" f
+expect "new key in" "SELECT segments.segment_is_member(6000::bigint, 'VIP')" t
+
+# rolled back: nothing queued, nothing changes
+q "BEGIN; UPDATE contacts SET plan = 'vip' WHERE id = 4; INSERT INTO contacts VALUES (7000, 'vip'); ROLLBACK"
+expect "wait() after rollback" "SELECT segments.wait('30 s')" t
+expect "rolled-back update not reflected" "SELECT segments.segment_is_member(4::bigint, 'VIP')" f
+expect "rolled-back insert not reflected" "SELECT segments.segment_is_member(7000::bigint, 'VIP')" f
+expect "rolled-back rows left the queue empty" "SELECT count(*) FROM segments.change_queue" 0
+
+# an UPDATE of a column no rule reads queues nothing
+seq1=$(q "SELECT last_value FROM segments.change_queue_id_seq")
+q "UPDATE contacts SET note = 'changed' WHERE id <= 1000"
+expect "unwatched UPDATE queues nothing" "SELECT last_value FROM segments.change_queue_id_seq" "$seq1"
+q "UPDATE contacts SET plan = plan WHERE id <= 10"
+expect "UPDATE to the same value queues nothing" "SELECT last_value FROM segments.change_queue_id_seq" "$seq1"
+# ...until a rule reads it
+q "SELECT segments.create_segment('Noted', '{\"type\": \"attribute\", \"field\": \"note\", \"op\": \"eq\", \"value\": \"special\"}')" >/dev/null
+q "UPDATE contacts SET note = 'special' WHERE id = 7"
+expect "newly read column is watched" "SELECT last_value > $seq1 FROM segments.change_queue_id_seq" t
+expect "wait() after watched update" "SELECT segments.wait('30 s')" t
+expect "contact entered the new segment" "SELECT segments.segment_is_member(7::bigint, 'Noted')" t
+
+# COPY
+printf '8001\tvip\tcopied\t\\N\n8002\tfree\tcopied\t\\N\n8003\tvip\tcopied\t\\N\n' |
+    psql -X -q -v ON_ERROR_STOP=1 -c "COPY contacts (id, plan, note, seen_at) FROM STDIN"
+expect "wait() after COPY" "SELECT segments.wait('30 s')" t
+expect "copied contacts in" "SELECT segments.segment_is_member(8001::bigint, 'VIP') AND segments.segment_is_member(8003::bigint, 'VIP')" t
+[ "$(mismatches VIP "$VIP")" = 0 ] || fail "membership differs after COPY"
+
+# TRUNCATE, then new rows in the same transaction
+q "BEGIN; TRUNCATE contacts; INSERT INTO contacts VALUES (9001, 'vip'), (9002, 'free'); COMMIT"
+expect "wait() after TRUNCATE" "SELECT segments.wait('30 s')" t
+expect "TRUNCATE emptied the segment but for the new row" "SELECT string_agg(m::text, ',') FROM segments.segment_members('VIP') m" 9001
+expect "member_count after TRUNCATE" "SELECT member_count FROM segments.segments WHERE name = 'VIP'" 1
+
+expect "no error reported by the worker" "SELECT coalesce(last_error, '') FROM segments.worker" ""
+note "all passed"
