@@ -74,7 +74,7 @@ SELECT t('{"type":"trait","key":"s","op":"regex","value":"\\bhello"}') AS re_bac
 SELECT t('{"type":"trait","key":"s","op":"regex","value":"\\mhello"}') AS re_word_start;       -- {1,3,7}
 SELECT t('{"type":"trait","key":"s","op":"regex","value":"^\\d{3}$"}') AS re_digits;           -- {8}
 SELECT t('{"type":"trait","key":"s","op":"regex","value":"^(true|false)$"}') AS re_bool_text;  -- {9}
-SELECT t('{"type":"trait","key":"s","op":"regex","value":"ß$"}') AS re_unicode;                -- {11}
+SELECT t('{"type":"trait","key":"s","op":"regex","value":"(ß|ss)e$"}') AS re_unicode;           -- {11}: Straße
 SELECT t('{"type":"trait","key":"s","op":"regex","value":""}') AS re_empty;                    -- {1,2,3,6,7,8,9,10,11,12,13,15,16}
 SELECT t('{"type":"trait","key":"s","op":"regex","value":"a\\.b\\*c"}') AS re_escaped;         -- {13}
 SELECT excluded(t('{"type":"trait","key":"s","op":"not_regex","value":"^hello"}')) AS not_re_excludes; -- {1,7}

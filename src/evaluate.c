@@ -316,14 +316,19 @@ plan_build(const pg_uuid_t *only, bool full_pass)
 	/* writers of segments.member take turns; readers are never blocked */
 	if (SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
 		elog(ERROR, "could not lock segments.member");
-	/* the catalog may have changed while we waited */
+	/*
+	 * The catalog may have changed while we waited: read it, and the
+	 * segment states, with a snapshot taken after the lock.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	plan->cat = CatalogLoad(CurrentMemoryContext, true);
 	config = &plan->cat->config;
 
 	plan->source = table_open(config->source_relid, AccessShareLock);
 	plan->full_pass = full_pass;
 	plan->need_tenant = false;
-	plan->now = GetCurrentTimestamp();
+	/* now() of the transaction, as the application's own queries see it */
+	plan->now = GetCurrentTransactionStartTimestamp();
 	plan->now_seconds = (int32) (plan->now / USECS_PER_SEC);
 
 	CatalogBuildParseContext(&pctx, plan->source, config);
@@ -343,6 +348,7 @@ plan_build(const pg_uuid_t *only, bool full_pass)
 
 	if (!full_pass)
 		ready = load_ready(plan);
+	PopActiveSnapshot();
 	for (int i = 0; i < plan->nsegments; i++)
 	{
 		EvalSegment *es = &plan->segments[i];
@@ -608,11 +614,22 @@ batch_apply(EvalPlan *plan, Batch *batch)
 		return;
 	}
 	qsort_arg(batch->entries, batch->n, sizeof(BatchEntry), key_compare, plan);
+	/* a contact named twice (the incremental path) is written once */
+	{
+		int			m = 1;
+
+		for (int i = 1; i < batch->n; i++)
+		{
+			if (key_compare(&batch->entries[m - 1], &batch->entries[i], plan) != 0)
+				batch->entries[m++] = batch->entries[i];
+		}
+		batch->n = m;
+	}
 	for (int i = 0; i < batch->n; i++)
 		keys[i] = batch->entries[i].key;
 	arg = PointerGetDatum(construct_array(keys, batch->n, plan->cat->config.key_type,
 										  plan->key_len, plan->key_byval, plan->key_align));
-	if (SPI_execute_plan(plan->fetch_plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan->fetch_plan, &arg, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read stored membership");
 	tuptable = SPI_tuptable;
 	nrows = SPI_processed;
@@ -786,7 +803,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 {
 	Oid			types[5] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, INTERVALOID};
 	SPIPlanPtr	upd = SPI_prepare("UPDATE segments.segment_state SET"
-								  "  state = $2,"
+								  "  state = coalesce($2, state),"
 								  "  member_count = CASE WHEN $2 = 'ready' AND $5 IS NOT NULL"
 								  "    THEN $3 ELSE member_count + $3 END,"
 								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN now() ELSE evaluated_at END,"
@@ -826,7 +843,8 @@ record_state(EvalPlan *plan, TimestampTz started)
 		else
 		{
 			/* incremental change of a segment that keeps its state */
-			values[1] = CStringGetTextDatum("ready");
+			values[1] = (Datum) 0;
+			nulls[1] = 'n';
 			values[2] = Int64GetDatum(es->delta);
 		}
 		if (SPI_execute_plan(upd, values, nulls, false, 0) != SPI_OK_UPDATE)

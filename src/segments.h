@@ -196,6 +196,14 @@ typedef struct RuleCondition
 	/* COND_PERCENTAGE: ops gt/gte/lt/lte/between on the bucket [0,100) */
 	char	   *salt;			/* NULL: the owning segment's id */
 	double	   *bounds;			/* nvalues bounds (1, or 2 for between) */
+
+	/* Evaluation caches (rule_eval.c), kept in the condition's context. */
+	char	  **lower_values;	/* case_sensitive false: lower() of values */
+	int		   *lower_lens;
+	bool		bounds_valid;	/* within_*: time bounds computed for */
+	TimestampTz bounds_now;		/* this now() */
+	TimestampTz time_low;		/* field >= time_low */
+	TimestampTz time_high;		/* field <= time_high */
 } RuleCondition;
 
 typedef struct RuleNode

@@ -11,7 +11,7 @@ LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'segments_validate';
 
 CREATE FUNCTION segments.compile(definition jsonb)
 RETURNS text
-LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'segments_compile';
 COMMENT ON FUNCTION segments.compile(jsonb) IS
     'Validates a segment definition and shows what its rules compile to.';

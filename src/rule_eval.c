@@ -1,0 +1,644 @@
+/*-------------------------------------------------------------------------
+ *
+ * rule_eval.c
+ *		Evaluating a compiled rule tree for one contact (SPEC section 4).
+ *
+ * A condition reads its field (a column of the source row or a key of the
+ * traits jsonb) as the type the parser decided, then applies its operator.
+ * A field that is missing, NULL or unreadable makes every positive
+ * operator false; negative operators are stored as their positive twin
+ * with negated_op set, so they come out true there, and "negate" inverts
+ * the final result.  Nothing here raises an error on data.
+ *
+ * Allocations go to the caller's per-contact memory context, except the
+ * per-condition caches, which live with the condition.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "segments.h"
+
+#include <math.h>
+
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "regex/regex.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/fmgrprotos.h"
+#include "utils/formatting.h"
+#include "utils/memutils.h"
+
+/* ----------------------------------------------------------------
+ * Text helpers
+ * ---------------------------------------------------------------- */
+
+/* lower() of a text, as SQL's lower() in the database's collation. */
+static char *
+lower_text(const char *str, int len, int *outlen)
+{
+	char	   *out = str_tolower(str, len, DEFAULT_COLLATION_OID);
+
+	*outlen = strlen(out);
+	return out;
+}
+
+/* Does hay contain needle? */
+static bool
+text_contains(const char *hay, int hlen, const char *needle, int nlen)
+{
+	if (nlen == 0)
+		return true;
+	for (int i = 0; i + nlen <= hlen; i++)
+	{
+		if (hay[i] == needle[0] && memcmp(hay + i, needle, nlen) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The condition's text operands, lowered once (case_sensitive: false) and
+ * kept with the condition.
+ */
+static void
+ensure_lower_values(RuleCondition *cond)
+{
+	MemoryContext old;
+
+	if (cond->lower_values != NULL)
+		return;
+	old = MemoryContextSwitchTo(GetMemoryChunkContext(cond));
+	cond->lower_lens = palloc(sizeof(int) * Max(cond->nvalues, 1));
+	cond->lower_values = palloc(sizeof(char *) * Max(cond->nvalues, 1));
+	for (int i = 0; i < cond->nvalues; i++)
+	{
+		if (cond->values[i].type == RVT_TEXT)
+			cond->lower_values[i] = lower_text(cond->values[i].u.text.str,
+											   cond->values[i].u.text.len,
+											   &cond->lower_lens[i]);
+		else
+		{
+			cond->lower_values[i] = NULL;
+			cond->lower_lens[i] = 0;
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* Is the field (text) equal to operand i, honouring case_sensitive? */
+static bool
+text_equals(RuleCondition *cond, const RuleScalar *field, int i)
+{
+	const RuleScalar *v = &cond->values[i];
+
+	if (cond->case_insensitive)
+	{
+		int			flen;
+		char	   *f = lower_text(field->u.text.str, field->u.text.len, &flen);
+
+		ensure_lower_values(cond);
+		return flen == cond->lower_lens[i] &&
+			memcmp(f, cond->lower_values[i], flen) == 0;
+	}
+	return field->u.text.len == v->u.text.len &&
+		memcmp(field->u.text.str, v->u.text.str, v->u.text.len) == 0;
+}
+
+/* Equality of a field with operand i, in the operand's type. */
+static bool
+scalar_equals(RuleCondition *cond, const RuleScalar *field, int i)
+{
+	if (field->type == RVT_TEXT)
+		return text_equals(cond, field, i);
+	return RuleCompareScalar(field, &cond->values[i], &cond->attr) == 0;
+}
+
+/* ----------------------------------------------------------------
+ * Operators on a field already read as the condition's type
+ * ---------------------------------------------------------------- */
+
+/* within_last / within_next bounds for ctx->now, cached per now(). */
+static void
+ensure_time_bounds(RuleCondition *cond, TimestampTz now)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		shifted;
+
+	if (cond->bounds_valid && cond->bounds_now == now)
+		return;
+	cond->time_low = DT_NOBEGIN;
+	cond->time_high = DT_NOEND;
+	/* UTC arithmetic: timestamp (without time zone) +/- interval */
+	PG_TRY();
+	{
+		if (cond->op == OP_WITHIN_LAST)
+		{
+			shifted = DirectFunctionCall2(timestamp_mi_interval, TimestampGetDatum(now),
+										  IntervalPGetDatum(cond->interval));
+			cond->time_low = DatumGetTimestamp(shifted);
+		}
+		else
+		{
+			cond->time_low = now;
+			shifted = DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum(now),
+										  IntervalPGetDatum(cond->interval));
+			cond->time_high = DatumGetTimestamp(shifted);
+		}
+	}
+	PG_CATCH();
+	{
+		/* out of range: the interval reaches past every timestamp */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	cond->bounds_now = now;
+	cond->bounds_valid = true;
+}
+
+/* Does the text field match the condition's regular expression? */
+static bool
+regex_matches(RuleCondition *cond, const RuleScalar *field)
+{
+	int			flags = REG_ADVANCED | (cond->case_insensitive ? REG_ICASE : 0);
+
+	return RE_compile_and_execute(cond->regex, (char *) field->u.text.str,
+								  field->u.text.len, flags,
+								  DEFAULT_COLLATION_OID, 0, NULL);
+}
+
+/* The JSON text of a number or boolean operand. */
+static const char *
+operand_json_text(const RuleScalar *v)
+{
+	if (v->type == RVT_NUMBER)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->u.number)));
+	if (v->type == RVT_BOOLEAN)
+		return v->u.boolean ? "true" : "false";
+	return "";
+}
+
+/* Text operators: contains (substring), starts_with, ends_with. */
+static bool
+text_op(RuleCondition *cond, const RuleScalar *field)
+{
+	const char *f = field->u.text.str;
+	int			flen = field->u.text.len;
+	const char *v = cond->values[0].u.text.str;
+	int			vlen = cond->values[0].u.text.len;
+
+	if (cond->values[0].type != RVT_TEXT)
+	{
+		/* contains 2 on a string trait: the value by its JSON text */
+		v = operand_json_text(&cond->values[0]);
+		vlen = strlen(v);
+	}
+	else if (cond->case_insensitive)
+	{
+		ensure_lower_values(cond);
+		f = lower_text(f, flen, &flen);
+		v = cond->lower_values[0];
+		vlen = cond->lower_lens[0];
+	}
+	switch (cond->op)
+	{
+		case OP_CONTAINS:
+			return text_contains(f, flen, v, vlen);
+		case OP_STARTS_WITH:
+			return flen >= vlen && memcmp(f, v, vlen) == 0;
+		case OP_ENDS_WITH:
+			return flen >= vlen && memcmp(f + flen - vlen, v, vlen) == 0;
+		default:
+			return false;
+	}
+}
+
+/* numeric field % divisor = remainder, with mod()'s sign rule. */
+static bool
+modulo_matches(RuleCondition *cond, const RuleScalar *field)
+{
+	Datum		rem;
+
+	if (numeric_is_nan(field->u.number) || numeric_is_inf(field->u.number))
+		return false;
+	rem = DirectFunctionCall2(numeric_mod, NumericGetDatum(field->u.number),
+							  NumericGetDatum(cond->values[0].u.number));
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, rem,
+											 NumericGetDatum(cond->values[1].u.number))) == 0;
+}
+
+/* Applies the (positive) operator to a field read as cond->read_as. */
+static bool
+apply_op(RuleCondition *cond, const RuleScalar *field, const RuleEvalContext *ctx)
+{
+	switch (cond->op)
+	{
+		case OP_EQ:
+			return scalar_equals(cond, field, 0);
+		case OP_GT:
+			return RuleCompareScalar(field, &cond->values[0], &cond->attr) > 0;
+		case OP_GTE:
+			return RuleCompareScalar(field, &cond->values[0], &cond->attr) >= 0;
+		case OP_LT:
+			return RuleCompareScalar(field, &cond->values[0], &cond->attr) < 0;
+		case OP_LTE:
+			return RuleCompareScalar(field, &cond->values[0], &cond->attr) <= 0;
+		case OP_BETWEEN:
+			return RuleCompareScalar(field, &cond->values[0], &cond->attr) >= 0 &&
+				RuleCompareScalar(field, &cond->values[1], &cond->attr) <= 0;
+		case OP_IN:
+			for (int i = 0; i < cond->nvalues; i++)
+				if (scalar_equals(cond, field, i))
+					return true;
+			return false;
+		case OP_CONTAINS:
+		case OP_STARTS_WITH:
+		case OP_ENDS_WITH:
+			return text_op(cond, field);
+		case OP_REGEX:
+			return regex_matches(cond, field);
+		case OP_MODULO:
+			return modulo_matches(cond, field);
+		case OP_BEFORE:
+			return field->u.timestamp < cond->values[0].u.timestamp;
+		case OP_AFTER:
+			return field->u.timestamp > cond->values[0].u.timestamp;
+		case OP_WITHIN_LAST:
+		case OP_WITHIN_NEXT:
+			ensure_time_bounds(cond, ctx->now);
+			return field->u.timestamp >= cond->time_low &&
+				field->u.timestamp <= cond->time_high;
+		case OP_IN_CIDR:
+			for (int i = 0; i < cond->nvalues; i++)
+			{
+				if (ip_family(field->u.inet) == ip_family(cond->values[i].u.inet) &&
+					DatumGetBool(DirectFunctionCall2(network_subeq,
+													 InetPGetDatum(field->u.inet),
+													 InetPGetDatum(cond->values[i].u.inet))))
+					return true;
+			}
+			return false;
+		case OP_IS_SET:
+			return true;
+	}
+	return false;
+}
+
+/* A length, as the number the numeric operators compare. */
+static bool
+apply_length(RuleCondition *cond, int64 length, const RuleEvalContext *ctx)
+{
+	RuleScalar	field;
+
+	if (cond->op == OP_IS_SET)
+		return true;
+	field.type = RVT_NUMBER;
+	field.u.number = int64_to_numeric(length);
+	return apply_op(cond, &field, ctx);
+}
+
+/* ----------------------------------------------------------------
+ * Attributes: columns of the source row
+ * ---------------------------------------------------------------- */
+
+/* The text of a text-like datum (text, varchar, bpchar, citext, name). */
+static void
+datum_text(Datum d, Oid typid, RuleScalar *out)
+{
+	out->type = RVT_TEXT;
+	if (typid == NAMEOID)
+	{
+		out->u.text.str = NameStr(*DatumGetName(d));
+		out->u.text.len = strlen(out->u.text.str);
+		return;
+	}
+	else
+	{
+		text	   *t = DatumGetTextPP(d);
+		int			len = VARSIZE_ANY_EXHDR(t);
+
+		out->u.text.str = VARDATA_ANY(t);
+		/* char(n) pads with spaces that comparisons ignore */
+		if (typid == BPCHAROID)
+			while (len > 0 && out->u.text.str[len - 1] == ' ')
+				len--;
+		out->u.text.len = len;
+	}
+}
+
+/* A column datum of type typid read as `as`; false if unreadable. */
+static bool
+datum_to_scalar(Datum d, Oid typid, bool is_text, RuleValueType as, RuleScalar *out)
+{
+	RuleScalar	txt;
+
+	if (is_text)
+	{
+		datum_text(d, typid, &txt);
+		if (as != RVT_TEXT && as != RVT_NATIVE)
+		{
+			JsonbValue	jv;
+
+			/* a text column read as another type reads like a JSON string */
+			jv.type = jbvString;
+			jv.val.string.val = (char *) txt.u.text.str;
+			jv.val.string.len = txt.u.text.len;
+			return RuleReadJsonb(&jv, as, out);
+		}
+		if (as == RVT_TEXT)
+		{
+			*out = txt;
+			return true;
+		}
+	}
+	out->type = as;
+	switch (as)
+	{
+		case RVT_NATIVE:
+			out->u.native = d;
+			return true;
+		case RVT_BOOLEAN:
+			out->u.boolean = DatumGetBool(d);
+			return typid == BOOLOID;
+		case RVT_TIMESTAMP:
+			if (typid == TIMESTAMPTZOID || typid == TIMESTAMPOID)
+				out->u.timestamp = DatumGetTimestampTz(d);
+			else if (typid == DATEOID)
+			{
+				DateADT		date = DatumGetDateADT(d);
+
+				if (DATE_IS_NOBEGIN(date))
+					out->u.timestamp = DT_NOBEGIN;
+				else if (DATE_IS_NOEND(date))
+					out->u.timestamp = DT_NOEND;
+				else
+					out->u.timestamp = (TimestampTz) date * USECS_PER_DAY;
+			}
+			else
+				return false;
+			return true;
+		case RVT_INET:
+			if (typid != INETOID && typid != CIDROID)
+				return false;
+			out->u.inet = DatumGetInetPP(d);
+			return true;
+		case RVT_NUMBER:
+			switch (typid)
+			{
+				case INT2OID:
+					out->u.number = int64_to_numeric(DatumGetInt16(d));
+					return true;
+				case INT4OID:
+					out->u.number = int64_to_numeric(DatumGetInt32(d));
+					return true;
+				case INT8OID:
+					out->u.number = int64_to_numeric(DatumGetInt64(d));
+					return true;
+				case FLOAT4OID:
+				case FLOAT8OID:
+					{
+						double		f = typid == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
+
+						if (isnan(f) || isinf(f))
+							return false;
+						out->u.number = DatumGetNumeric(DirectFunctionCall1(float8_numeric,
+																			Float8GetDatum(f)));
+						return true;
+					}
+				case NUMERICOID:
+					out->u.number = DatumGetNumeric(d);
+					return !numeric_is_nan(out->u.number) && !numeric_is_inf(out->u.number);
+				default:
+					return false;
+			}
+		default:
+			return false;
+	}
+}
+
+/* contains on an array column: some non-NULL element equals the value. */
+static bool
+array_contains(RuleCondition *cond, ArrayType *array, const RuleEvalContext *ctx)
+{
+	const RuleAttribute *a = &cond->attr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(array, a->elemtype, a->elmlen, a->elmbyval, a->elmalign,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		RuleScalar	elem;
+
+		if (nulls[i] ||
+			!datum_to_scalar(elems[i], a->elemtype, a->is_text, cond->element_as, &elem))
+			continue;
+		if (scalar_equals(cond, &elem, 0))
+			return true;
+	}
+	return false;
+}
+
+static bool
+eval_attribute(RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	const RuleAttribute *a = &cond->attr;
+	Datum		d;
+	RuleScalar	field;
+
+	if (ctx->nulls[a->attnum - 1])
+		return false;
+	d = ctx->values[a->attnum - 1];
+	if (a->is_array)
+	{
+		ArrayType  *array = DatumGetArrayTypeP(d);
+
+		if (cond->as_length)
+			return apply_length(cond, ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)), ctx);
+		if (cond->op == OP_CONTAINS)
+			return array_contains(cond, array, ctx);
+		return cond->op == OP_IS_SET;
+	}
+	if (cond->as_length)
+	{
+		datum_to_scalar(d, a->typid, true, RVT_TEXT, &field);
+		return apply_length(cond, pg_mbstrlen_with_len(field.u.text.str, field.u.text.len), ctx);
+	}
+	if (!datum_to_scalar(d, a->typid, a->is_text, cond->read_as, &field))
+		return false;
+	return apply_op(cond, &field, ctx);
+}
+
+/* ----------------------------------------------------------------
+ * Traits: keys of the traits jsonb
+ * ---------------------------------------------------------------- */
+
+/* Finds the trait at cond->path; false when absent. */
+static bool
+find_trait(const RuleCondition *cond, Jsonb *traits, JsonbValue *out)
+{
+	JsonbContainer *c = &traits->root;
+
+	for (int i = 0; i < cond->npath; i++)
+	{
+		if (!JsonContainerIsObject(c) || JsonContainerIsScalar(c))
+			return false;
+		if (getKeyJsonValueFromContainer(c, cond->path[i], strlen(cond->path[i]), out) == NULL)
+			return false;
+		if (i + 1 < cond->npath)
+		{
+			if (out->type != jbvBinary)
+				return false;
+			c = out->val.binary.data;
+		}
+	}
+	return true;
+}
+
+static bool
+is_json_array(const JsonbValue *jv)
+{
+	return jv->type == jbvBinary && JsonContainerIsArray(jv->val.binary.data) &&
+		!JsonContainerIsScalar(jv->val.binary.data);
+}
+
+/* contains on a jsonb array: some element, read as element_as, equals. */
+static bool
+json_array_contains(RuleCondition *cond, JsonbContainer *array)
+{
+	uint32		n = JsonContainerSize(array);
+
+	for (uint32 i = 0; i < n; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(array, i);
+		RuleScalar	s;
+
+		if (elem != NULL && RuleReadJsonb(elem, cond->element_as, &s) &&
+			scalar_equals(cond, &s, 0))
+			return true;
+	}
+	return false;
+}
+
+static bool
+eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	JsonbValue	jv;
+	RuleScalar	field;
+
+	if (ctx->traits == NULL || !find_trait(cond, ctx->traits, &jv) || jv.type == jbvNull)
+		return false;
+	if (cond->as_length)
+	{
+		if (is_json_array(&jv))
+			return apply_length(cond, JsonContainerSize(jv.val.binary.data), ctx);
+		if (jv.type == jbvString)
+			return apply_length(cond, pg_mbstrlen_with_len(jv.val.string.val,
+														   jv.val.string.len), ctx);
+		return false;
+	}
+	if (cond->op == OP_IS_SET && !cond->explicit_as)
+		return true;			/* present and not null */
+	if (cond->op == OP_CONTAINS && is_json_array(&jv))
+		return json_array_contains(cond, jv.val.binary.data);
+	if (cond->op == OP_IS_SET)
+		return RuleReadJsonb(&jv, cond->element_as, &field);
+	if (!RuleReadJsonb(&jv, cond->read_as, &field))
+		return false;
+	return apply_op(cond, &field, ctx);
+}
+
+/* ----------------------------------------------------------------
+ * Segment and percentage conditions
+ * ---------------------------------------------------------------- */
+
+static bool
+eval_segment(const RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	for (int i = 0; i < cond->nsegments; i++)
+		if (ctx->segment_result[cond->segment_slots[i]])
+			return true;
+	return false;
+}
+
+static bool
+eval_percentage(const RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	const char *salt = cond->salt ? cond->salt : ctx->default_salt;
+	double		bucket = RulePercentageBucket(salt, strlen(salt), ctx->key_text, ctx->key_len);
+
+	if (bucket < 0)
+		return false;
+	switch (cond->op)
+	{
+		case OP_GT:
+			return bucket > cond->bounds[0];
+		case OP_GTE:
+			return bucket >= cond->bounds[0];
+		case OP_LT:
+			return bucket < cond->bounds[0];
+		case OP_LTE:
+			return bucket <= cond->bounds[0];
+		case OP_BETWEEN:
+			return bucket >= cond->bounds[0] && bucket <= cond->bounds[1];
+		default:
+			return false;
+	}
+}
+
+/* ----------------------------------------------------------------
+ * Trees
+ * ---------------------------------------------------------------- */
+
+static bool
+eval_condition(RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	bool		result = false;
+
+	switch (cond->type)
+	{
+		case COND_ATTRIBUTE:
+			result = eval_attribute(cond, ctx);
+			break;
+		case COND_TRAIT:
+			result = eval_trait(cond, ctx);
+			break;
+		case COND_SEGMENT:
+			result = eval_segment(cond, ctx);
+			break;
+		case COND_PERCENTAGE:
+			result = eval_percentage(cond, ctx);
+			break;
+	}
+	if (cond->negated_op)
+		result = !result;
+	if (cond->negate)
+		result = !result;
+	return result;
+}
+
+bool
+RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx)
+{
+	switch (node->kind)
+	{
+		case RULE_AND:
+			for (int i = 0; i < node->nchildren; i++)
+				if (!RuleEvaluate(node->children[i], ctx))
+					return false;
+			return true;
+		case RULE_OR:
+			for (int i = 0; i < node->nchildren; i++)
+				if (RuleEvaluate(node->children[i], ctx))
+					return true;
+			return false;
+		case RULE_NOT:
+			return !RuleEvaluate(node->children[0], ctx);
+		case RULE_CONDITION:
+			return eval_condition(node->cond, ctx);
+	}
+	return false;
+}
