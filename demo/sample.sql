@@ -32,7 +32,7 @@ SELECT g,
        round((random() ^ 4 * 50000)::numeric, 2),
        1 + (random() ^ 3 * 400)::int,
        (ARRAY(SELECT t FROM unnest(ARRAY['beta','newsletter','webinar','api','mobile','partner']) t
-              WHERE random() < 0.25)),
+              WHERE random() < 0.3 AND g > 0)),  -- g: re-run per row
        format('%s.%s.%s', 1 + (random() * 2)::int, (random() * 12)::int, (random() * 9)::int),
        jsonb_build_object(
            'company', jsonb_build_object('size', (random() ^ 2 * 5000)::int,

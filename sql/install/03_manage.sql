@@ -25,6 +25,11 @@ AS $$
 DECLARE
     r segments.segment;
 BEGIN
+    IF p_segment IS NULL THEN
+        RAISE EXCEPTION 'segment must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the segment''s id, as listed in segments.segments.';
+    END IF;
     SELECT * INTO r FROM segments.segment s
      WHERE s.id = p_segment AND segments._tenant_visible(s.tenant);
     IF NOT FOUND THEN
