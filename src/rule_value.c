@@ -17,8 +17,8 @@
 #include <math.h>
 #include <sys/socket.h>
 
-#include "common/md5.h"
 #include "datatype/timestamp.h"
+#include "md5_bucket.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -558,22 +558,5 @@ RuleCompareScalar(const RuleScalar *a, const RuleScalar *b, const RuleAttribute 
 double
 RulePercentageBucket(const char *salt, int salt_len, const char *key, int key_len)
 {
-	char	   *buf = palloc(salt_len + 1 + key_len);
-	char		hex[33];
-	const char *errstr = NULL;
-	uint32		first = 0;
-
-	memcpy(buf, salt, salt_len);
-	buf[salt_len] = ':';
-	memcpy(buf + salt_len + 1, key, key_len);
-	if (!pg_md5_hash(buf, salt_len + 1 + key_len, hex, &errstr))
-		return -1;				/* out of memory: in no bucket */
-	pfree(buf);
-	for (int i = 0; i < 8; i++)
-	{
-		char		c = hex[i];
-
-		first = (first << 4) | (uint32) (c <= '9' ? c - '0' : c - 'a' + 10);
-	}
-	return (double) (first % 10000) / 100.0;
+	return (double) (Md5First32(salt, salt_len, ':', key, key_len) % 10000) / 100.0;
 }
