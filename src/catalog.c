@@ -382,3 +382,22 @@ CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
 		pctx->traits_attnum = config->traits_attnum;
 	}
 }
+
+/* Reference resolver for saved definitions: through the segment's refs map. */
+bool
+CatalogResolveSavedRef(const char *ref, pg_uuid_t *id, void *arg)
+{
+	Jsonb	   *refs = (Jsonb *) arg;
+	JsonbValue	k;
+	JsonbValue *v;
+	char	   *text;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) ref;
+	k.val.string.len = strlen(ref);
+	v = findJsonbValueFromContainer(&refs->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvString)
+		return false;
+	text = pnstrdup(v->val.string.val, v->val.string.len);
+	return CatalogParseUuid(text, id);
+}

@@ -63,6 +63,7 @@ extern Oid	CatalogRelid(const char *relname, bool missing_ok);
 extern bool CatalogParseUuid(const char *str, pg_uuid_t *uuid);
 extern void CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
 									 const SegmentsConfig *config);
+extern bool CatalogResolveSavedRef(const char *ref, pg_uuid_t *id, void *arg);
 
 /* membership.c: the stored membership of one contact */
 extern bool MembershipKeyFromArg(const SegmentsConfig *config, Datum arg, Oid argtype,
@@ -76,5 +77,9 @@ extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
 /* evaluate.c */
 extern void EvaluateRefresh(const pg_uuid_t *only_segment);
 extern int64 EvaluateContacts(ArrayType *keys);
+
+/* time_window.c: contacts whose time-dependent membership may flip */
+extern ArrayType *TimeWindowCandidates(TimestampTz from, TimestampTz to,
+									   int *nunwindowable, pg_uuid_t **unwindowable);
 
 #endif							/* SEGMENTS_CATALOG_H */

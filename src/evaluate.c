@@ -52,6 +52,7 @@ typedef struct EvalSegment
 	char	   *error;			/* why not, for segment_state.last_error */
 	char	   *id_text;		/* default percentage salt */
 	bool		writable;		/* this pass rewrites its membership */
+	bool		needed;			/* writable, or read by a needed segment */
 	int64		count;			/* members seen (full pass) */
 	int64		delta;			/* change of member count */
 	int			visit;			/* topological sort: 0 new, 1 open, 2 done */
@@ -68,6 +69,7 @@ typedef struct EvalPlan
 	EvalSegment **by_num;		/* segment number -> segment, or NULL */
 	int32		max_num;
 	bool		need_traits;
+	bool		need_key_text;	/* percentage conditions hash the key's text */
 	bool		need_tenant;
 	TimestampTz now;
 	int32		now_seconds;	/* since 2000-01-01, stored in "since" */
@@ -118,25 +120,6 @@ plan_position(EvalPlan *plan, const pg_uuid_t *id)
 	return -1;
 }
 
-/* Reference resolver for saved definitions: through the segment's refs map. */
-static bool
-resolve_saved_ref(const char *ref, pg_uuid_t *id, void *arg)
-{
-	Jsonb	   *refs = (Jsonb *) arg;
-	JsonbValue	k;
-	JsonbValue *v;
-	char	   *text;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) ref;
-	k.val.string.len = strlen(ref);
-	v = findJsonbValueFromContainer(&refs->root, JB_FOBJECT, &k);
-	if (v == NULL || v->type != jbvString)
-		return false;
-	text = pnstrdup(v->val.string.val, v->val.string.len);
-	return CatalogParseUuid(text, id);
-}
-
 /*
  * Compiles one saved definition; on failure records the error instead of
  * raising it, so one broken segment does not stop the others.
@@ -146,7 +129,7 @@ plan_compile(EvalPlan *plan, EvalSegment *es, RuleParseContext *pctx)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	pctx->resolve = resolve_saved_ref;
+	pctx->resolve = CatalogResolveSavedRef;
 	pctx->resolve_arg = es->seg->refs;
 	PG_TRY();
 	{
@@ -202,6 +185,8 @@ plan_link(EvalPlan *plan, RuleNode *node, int self, char **error)
 		return true;
 	if (cond->type == COND_TRAIT)
 		plan->need_traits = true;
+	if (cond->type == COND_PERCENTAGE)
+		plan->need_key_text = true;
 	if (cond->type != COND_SEGMENT)
 		return true;
 	cond->segment_slots = palloc(cond->nsegments * sizeof(int));
@@ -365,6 +350,22 @@ plan_build(const pg_uuid_t *only, bool full_pass)
 		if (es->rule == NULL)
 			es->writable = false;
 	}
+	/* evaluate only what is written and what that reads: dependents come later */
+	for (int i = plan->nsegments - 1; i >= 0; i--)
+	{
+		EvalSegment *es = &plan->segments[i];
+
+		es->needed = es->needed || es->writable;
+		if (!es->needed || es->rule == NULL)
+			continue;
+		for (int d = 0; d < es->seg->ndepends; d++)
+		{
+			int			pos = plan_position(plan, &es->seg->depends_on[d]);
+
+			if (pos >= 0)
+				plan->segments[pos].needed = true;
+		}
+	}
 	plan->results = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
 	for (int i = 0; i < plan->nsegments; i++)
 		plan->max_num = Max(plan->max_num, plan->segments[i].seg->num);
@@ -433,9 +434,12 @@ evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums)
 	ctx.now = plan->now;
 	ctx.values = slot->tts_values;
 	ctx.nulls = slot->tts_isnull;
-	ctx.key_text = OutputFunctionCall(&plan->key_out,
-									  slot->tts_values[config->key_attnum - 1]);
-	ctx.key_len = strlen(ctx.key_text);
+	if (plan->need_key_text)
+	{
+		ctx.key_text = OutputFunctionCall(&plan->key_out,
+										  slot->tts_values[config->key_attnum - 1]);
+		ctx.key_len = strlen(ctx.key_text);
+	}
 	ctx.segment_result = plan->results;
 	if (plan->need_traits && config->traits_attnum > 0 &&
 		!slot->tts_isnull[config->traits_attnum - 1])
@@ -450,7 +454,7 @@ evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums)
 		bool		in = false;
 
 		/* a tenant's segment only ever holds that tenant's contacts */
-		if (es->rule != NULL &&
+		if (es->rule != NULL && es->needed &&
 			(es->seg->tenant == NULL || config->tenant_attnum <= 0 ||
 			 (tenant != NULL && strcmp(tenant, es->seg->tenant) == 0)))
 		{

@@ -366,36 +366,142 @@ evaluate_pending(void)
 	return found;
 }
 
+/* Longest passage of time looked up by contacts; beyond it, full passes. */
+#define MAX_TIME_WINDOW_US	(10 * 60 * USECS_PER_SEC)
+
+/* Time flips are applied up to here; 0 before the first window. */
+static TimestampTz time_window_end = 0;
+
+/* Time-dependent segments the window cannot serve: re-evaluated whole. */
+static Datum unwindowable_ids = (Datum) 0;	/* uuid[] in TopMemoryContext */
+
 /*
- * Re-evaluates ready segments that are due: rules that read the current
- * time every segments.time_resolution, scheduled ones every schedule.
+ * Applies the passage of time since the last window: the contacts whose
+ * time conditions may have flipped are re-evaluated through the
+ * incremental path (time_window.c).  After a long pause (or at start, when
+ * segments were evaluated long ago) the time-dependent segments are set
+ * pending instead, for a full evaluation.  Sets *sleep_ms to the time until
+ * the next window.  Returns whether it did anything.
+ */
+static bool
+apply_time_window(long *sleep_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz due = time_window_end + (int64) segments_time_resolution * 1000;
+	volatile bool worked = false;
+
+	if (time_window_end != 0 && now < due)
+	{
+		*sleep_ms = Min(*sleep_ms, (long) ((due - now) / 1000) + 1);
+		return false;
+	}
+	PG_TRY();
+	{
+		TimestampTz from;
+		TimestampTz to;
+		int			n;
+		pg_uuid_t  *ids;
+		ArrayType  *keys;
+		Datum	   *elems;
+		MemoryContext old;
+
+		begin_xact("segments: applying the passage of time");
+		to = GetCurrentTransactionStartTimestamp();
+		from = time_window_end;
+		if (is_configured())
+		{
+			if (from == 0)
+			{
+				bool		isnull;
+				Datum		d;
+
+				/* flips since the oldest evaluation of a time-dependent segment */
+				run("SELECT min(st.evaluated_at) FROM segments.segment_state st"
+					"  JOIN segments.segment s ON s.id OPERATOR(pg_catalog.=) st.segment_id"
+					" WHERE s.uses_time AND st.state = 'ready'",
+					0, NULL, NULL, SPI_OK_SELECT);
+				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+				from = isnull ? to : Min(DatumGetTimestampTz(d), to);
+			}
+			if (to - from > MAX_TIME_WINDOW_US)
+			{
+				run("UPDATE segments.segment_state st SET state = 'pending',"
+					"       requested_at = pg_catalog.now()"
+					"  FROM segments.segment s"
+					" WHERE s.id OPERATOR(pg_catalog.=) st.segment_id"
+					"   AND s.uses_time AND st.state = 'ready'",
+					0, NULL, NULL, SPI_OK_UPDATE);
+				worked = SPI_processed > 0;
+			}
+			else
+			{
+				keys = TimeWindowCandidates(from, to, &n, &ids);
+				if (keys != NULL)
+				{
+					set_state(SWS_APPLYING);
+					EvaluateContacts(keys);
+					worked = true;
+				}
+				old = MemoryContextSwitchTo(TopMemoryContext);
+				if (unwindowable_ids != (Datum) 0)
+					pfree(DatumGetPointer(unwindowable_ids));
+				elems = palloc(Max(n, 1) * sizeof(Datum));
+				for (int i = 0; i < n; i++)
+					elems[i] = UUIDPGetDatum(&ids[i]);
+				unwindowable_ids = PointerGetDatum(construct_array(elems, n, UUIDOID,
+																   UUID_LEN, false,
+																   TYPALIGN_CHAR));
+				pfree(elems);
+				MemoryContextSwitchTo(old);
+			}
+		}
+		commit_xact();
+		time_window_end = to;
+	}
+	PG_CATCH();
+	{
+		abort_xact();
+	}
+	PG_END_TRY();
+	*sleep_ms = Min(*sleep_ms, (long) segments_time_resolution);
+	return worked;
+}
+
+/*
+ * Re-evaluates ready segments that are due: time-dependent rules that the
+ * time window cannot serve every segments.time_resolution, scheduled ones
+ * every schedule.
  * Sets *sleep_ms to the time until the next one is due (when sooner).
  * Returns whether it evaluated anything.
  */
 static bool
 evaluate_due(long *sleep_ms)
 {
-	Oid			types[1] = {INTERVALOID};
-	Datum		values[1];
+	Oid			types[2] = {INTERVALOID, UUIDARRAYOID};
+	Datum		values[2];
 	Interval   *resolution = palloc0(sizeof(Interval));
 	pg_uuid_t	due;
 	bool		found = false;
 
 	resolution->time = (int64) segments_time_resolution * 1000;
 	values[0] = IntervalPGetDatum(resolution);
+	values[1] = unwindowable_ids != (Datum) 0 ? unwindowable_ids
+		: PointerGetDatum(construct_empty_array(UUIDOID));
 
 	begin_xact("segments: looking for due segments");
 	if (is_configured())
 	{
 		run("SELECT st.segment_id,"
 			"       pg_catalog.date_part('epoch',"
-			"         LEAST(CASE WHEN s.uses_time THEN st.evaluated_at + $1 END,"
+			"         LEAST(CASE WHEN s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)"
+			"                    THEN st.evaluated_at + $1 END,"
 			"               st.evaluated_at + s.schedule) - pg_catalog.clock_timestamp())"
 			"  FROM segments.segment s"
 			"  JOIN segments.segment_state st ON st.segment_id OPERATOR(pg_catalog.=) s.id"
-			" WHERE st.state = 'ready' AND (s.uses_time OR s.schedule IS NOT NULL)"
+			" WHERE st.state = 'ready'"
+			"   AND ((s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)) OR s.schedule IS NOT NULL)"
 			" ORDER BY 2 LIMIT 1",
-			1, types, values, SPI_OK_SELECT);
+			2, types, values, SPI_OK_SELECT);
 		if (SPI_processed == 1)
 		{
 			bool		isnull;
@@ -442,6 +548,8 @@ worker_round(long *sleep_ms)
 			return true;
 	}
 	if (evaluate_pending())
+		return true;
+	if (apply_time_window(sleep_ms))
 		return true;
 	if (evaluate_due(sleep_ms))
 		return true;

@@ -1,0 +1,263 @@
+/*-------------------------------------------------------------------------
+ *
+ * time_window.c
+ *		Which contacts may enter or leave a segment because time passed.
+ *
+ * within_last and not_within_last (field >= now - I) flip when now passes
+ * field + I; within_next (now <= field <= now + I) flips when now reaches
+ * field - I and when it passes field.  So for a window of time [from, to]
+ * the contacts whose membership may have flipped are those whose field
+ * lies in [from - I, to - I] (or [from + I, to + I] and [from, to]): one
+ * query on the source table finds them (a range scan where the column has
+ * an index), and only they are re-evaluated, through the incremental path.
+ * That keeps time-dependent segments exact to the window's length without
+ * re-reading every contact.
+ *
+ * A time condition on a trait, or on a text column read as a timestamp,
+ * cannot be found by a query: its segment is reported back to the worker,
+ * which re-evaluates it whole every segments.time_resolution instead.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+/* One range of a time column to look into. */
+typedef struct TimeRange
+{
+	AttrNumber	attnum;
+	Oid			typid;			/* timestamptz, timestamp or date */
+	TimestampTz low;
+	TimestampTz high;
+} TimeRange;
+
+typedef struct WindowScan
+{
+	TimestampTz from;
+	TimestampTz to;
+	int			nranges;
+	int			maxranges;
+	TimeRange  *ranges;
+	bool		windowable;		/* of the segment being walked */
+} WindowScan;
+
+/* t + sign * interval in UTC; past the timestamp range: an infinity. */
+static TimestampTz
+shift(TimestampTz t, Interval *interval, int sign)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile TimestampTz result = sign > 0 ? DT_NOEND : DT_NOBEGIN;
+
+	PG_TRY();
+	{
+		result = DatumGetTimestamp(DirectFunctionCall2(sign > 0 ? timestamp_pl_interval
+													   : timestamp_mi_interval,
+													   TimestampGetDatum(t),
+													   IntervalPGetDatum(interval)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static void
+add_range(WindowScan *ws, const RuleAttribute *attr, TimestampTz low, TimestampTz high)
+{
+	for (int i = 0; i < ws->nranges; i++)
+	{
+		TimeRange  *r = &ws->ranges[i];
+
+		if (r->attnum == attr->attnum && r->low == low && r->high == high)
+			return;				/* many segments share a condition */
+	}
+	if (ws->nranges == ws->maxranges)
+	{
+		ws->maxranges = Max(16, ws->maxranges * 2);
+		ws->ranges = ws->ranges ? repalloc(ws->ranges, ws->maxranges * sizeof(TimeRange))
+			: palloc(ws->maxranges * sizeof(TimeRange));
+	}
+	ws->ranges[ws->nranges].attnum = attr->attnum;
+	ws->ranges[ws->nranges].typid = attr->typid;
+	ws->ranges[ws->nranges].low = low;
+	ws->ranges[ws->nranges].high = high;
+	ws->nranges++;
+}
+
+/* Collects the ranges of the time conditions of a rule tree. */
+static void
+collect_ranges(WindowScan *ws, const RuleNode *node)
+{
+	RuleCondition *cond = node->cond;
+
+	for (int i = 0; i < node->nchildren; i++)
+		collect_ranges(ws, node->children[i]);
+	if (node->kind != RULE_CONDITION ||
+		(cond->op != OP_WITHIN_LAST && cond->op != OP_WITHIN_NEXT))
+		return;
+	if (cond->type != COND_ATTRIBUTE || !cond->attr.is_time || cond->attr.is_array ||
+		cond->explicit_as)
+	{
+		ws->windowable = false;
+		return;
+	}
+	if (cond->op == OP_WITHIN_LAST)
+		add_range(ws, &cond->attr, shift(ws->from, cond->interval, -1),
+				  shift(ws->to, cond->interval, -1));
+	else
+	{
+		add_range(ws, &cond->attr, shift(ws->from, cond->interval, 1),
+				  shift(ws->to, cond->interval, 1));
+		add_range(ws, &cond->attr, ws->from, ws->to);
+	}
+}
+
+/* Parses a saved definition; NULL when it does not compile any more. */
+static RuleNode *
+parse_saved(const CatalogSegment *seg, RuleParseContext *pctx)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	RuleNode   *volatile root = NULL;
+
+	pctx->resolve = CatalogResolveSavedRef;
+	pctx->resolve_arg = seg->refs;
+	PG_TRY();
+	{
+		root = RuleParse(seg->definition, pctx)->root;
+	}
+	PG_CATCH();
+	{
+		/* the segment's own evaluation reports the error */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	return root;
+}
+
+/* SELECT DISTINCT key FROM source WHERE <ranges>, as an array of keys. */
+static ArrayType *
+query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws)
+{
+	TupleDesc	desc = RelationGetDescr(source);
+	StringInfoData sql;
+	Oid		   *types = palloc(2 * ws->nranges * sizeof(Oid));
+	Datum	   *values = palloc(2 * ws->nranges * sizeof(Datum));
+	Datum	   *keys;
+	int16		len;
+	bool		byval;
+	char		align;
+	ArrayType  *result = NULL;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT DISTINCT %s FROM %s WHERE ",
+					 quote_identifier(NameStr(TupleDescAttr(desc, config->key_attnum - 1)->attname)),
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(source)),
+												RelationGetRelationName(source)));
+	for (int i = 0; i < ws->nranges; i++)
+	{
+		TimeRange  *r = &ws->ranges[i];
+		const char *column = quote_identifier(NameStr(TupleDescAttr(desc, r->attnum - 1)->attname));
+		bool		tz = r->typid == TIMESTAMPTZOID;
+
+		/* a timestamp or date column holds UTC times, as the evaluator reads them */
+		appendStringInfo(&sql, "%s(%s%s OPERATOR(pg_catalog.>=) $%d AND %s%s OPERATOR(pg_catalog.<=) $%d)",
+						 i > 0 ? " OR " : "",
+						 column, tz ? "" : "::pg_catalog.timestamp", 2 * i + 1,
+						 column, tz ? "" : "::pg_catalog.timestamp", 2 * i + 2);
+		types[2 * i] = types[2 * i + 1] = tz ? TIMESTAMPTZOID : TIMESTAMPOID;
+		values[2 * i] = TimestampTzGetDatum(r->low);
+		values[2 * i + 1] = TimestampTzGetDatum(r->high);
+	}
+	if (SPI_execute_with_args(sql.data, 2 * ws->nranges, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for contacts in the time window");
+	if (SPI_processed == 0)
+		return NULL;
+	keys = palloc(SPI_processed * sizeof(Datum));
+	get_typlenbyvalalign(config->key_type, &len, &byval, &align);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		keys[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+	}
+	result = construct_array(keys, SPI_processed, config->key_type, len, byval, align);
+	return result;
+}
+
+/*
+ * The contacts of the source whose membership of a time-dependent segment
+ * may flip between `from` and `to` (NULL if none), allocated in the
+ * caller's memory context.  Segments with time conditions that cannot be
+ * looked up so are returned in *unwindowable.
+ */
+ArrayType *
+TimeWindowCandidates(TimestampTz from, TimestampTz to,
+					 int *nunwindowable, pg_uuid_t **unwindowable)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext work = AllocSetContextCreate(CurrentMemoryContext, "segments time window",
+											   ALLOCSET_DEFAULT_SIZES);
+	SegmentCatalog *cat;
+	Relation	source;
+	RuleParseContext pctx;
+	WindowScan	ws;
+	ArrayType  *keys = NULL;
+
+	*nunwindowable = 0;
+	*unwindowable = NULL;
+	MemoryContextSwitchTo(work);
+	cat = CatalogLoad(work, true);
+	if (!cat->config.configured || cat->nsegments == 0)
+	{
+		MemoryContextSwitchTo(caller);
+		MemoryContextDelete(work);
+		return NULL;
+	}
+	source = table_open(cat->config.source_relid, AccessShareLock);
+	CatalogBuildParseContext(&pctx, source, &cat->config);
+	memset(&ws, 0, sizeof(ws));
+	ws.from = from;
+	ws.to = to;
+	*unwindowable = MemoryContextAlloc(caller, cat->nsegments * sizeof(pg_uuid_t));
+	for (int i = 0; i < cat->nsegments; i++)
+	{
+		RuleNode   *root = parse_saved(&cat->segments[i], &pctx);
+
+		if (root == NULL)
+			continue;
+		ws.windowable = true;
+		collect_ranges(&ws, root);
+		if (!ws.windowable)
+			(*unwindowable)[(*nunwindowable)++] = cat->segments[i].id;
+	}
+	if (ws.nranges > 0)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		keys = query_candidates(&cat->config, source, &ws);
+		if (keys != NULL)
+		{
+			MemoryContextSwitchTo(caller);
+			keys = DatumGetArrayTypePCopy(PointerGetDatum(keys));
+		}
+		if (SPI_finish() != SPI_OK_FINISH)
+			elog(ERROR, "SPI_finish failed");
+	}
+	table_close(source, NoLock);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(work);
+	return keys;
+}
