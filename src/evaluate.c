@@ -770,30 +770,36 @@ delete_departed(EvalPlan *plan)
 	const char *keycol = get_attname(config->source_relid, config->key_attnum, false);
 
 	initStringInfo(&sql);
+	/* counted per segment in SQL: memory does not grow with departures */
 	appendStringInfo(&sql,
-					 "DELETE FROM segments.member m WHERE NOT EXISTS"
+					 "WITH gone AS (DELETE FROM segments.member m WHERE NOT EXISTS"
 					 " (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
-					 " RETURNING m.segs",
+					 " RETURNING m.segs)"
+					 " SELECT u.num, pg_catalog.count(*) FROM gone,"
+					 "        LATERAL pg_catalog.unnest(gone.segs) u(num) GROUP BY u.num"
+					 " UNION ALL SELECT NULL, pg_catalog.count(*) FROM gone",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
 					 quote_identifier(RelationGetRelationName(source)),
 					 quote_identifier(keycol));
-	if (SPI_execute(sql.data, false, 0) != SPI_OK_DELETE_RETURNING)
+	if (SPI_execute(sql.data, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not delete departed contacts");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
+		bool		all_rows;
 		bool		isnull;
-		ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[r],
-														 SPI_tuptable->tupdesc, 1, &isnull));
-		int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+		Datum		num = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &all_rows);
+		int64		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+														SPI_tuptable->tupdesc, 2, &isnull));
 
-		for (int i = 0; i < n; i++)
+		if (all_rows)
+			plan->changed += count;
+		else
 		{
-			EvalSegment *es = writable_segment(plan, ((int32 *) ARR_DATA_PTR(a))[i]);
+			EvalSegment *es = writable_segment(plan, DatumGetInt32(num));
 
 			if (es != NULL && !es->writable)
-				es->delta--;
+				es->delta -= count;
 		}
-		plan->changed++;
 	}
 }
 
