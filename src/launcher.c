@@ -188,9 +188,11 @@ list_databases(int *n)
 
 /*
  * One round: frees slots of databases that are gone, assigns slots to new
- * databases, and starts the workers that should run.
+ * databases, and starts the workers that should run.  Returns how long the
+ * launcher may sleep: until the next scan, or sooner when a paused worker
+ * is due for a restart.
  */
-static void
+static long
 launcher_round(MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -198,6 +200,7 @@ launcher_round(MemoryContext cxt)
 	Oid		   *dbs = list_databases(&ndb);
 	TimestampTz now = GetCurrentTimestamp();
 	int			nslots = segments_shared->nslots;
+	TimestampTz wake_at = TimestampTzPlusMilliseconds(now, LAUNCHER_SCAN_MS);
 
 	MemoryContextSwitchTo(old);
 
@@ -244,6 +247,9 @@ launcher_round(MemoryContext cxt)
 				slot->state = SWS_STARTING;
 				slot->probed_at = now;
 			}
+			else if (now < slot->paused_until &&
+					 (slot->state == SWS_NONE || slot->service_requested))
+				wake_at = Min(wake_at, slot->paused_until);	/* restart when due */
 		}
 		SpinLockRelease(&segments_shared->mutex);
 
@@ -253,6 +259,7 @@ launcher_round(MemoryContext cxt)
 			slot->state = SWS_NONE;
 			slot->paused_until = TimestampTzPlusMilliseconds(now, WORKER_RESTART_MS);
 			SpinLockRelease(&segments_shared->mutex);
+			wake_at = Min(wake_at, TimestampTzPlusMilliseconds(now, WORKER_RESTART_MS));
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("segments launcher could not start a worker for database %u",
@@ -304,9 +311,16 @@ launcher_round(MemoryContext cxt)
 			segments_shared->slots[free_slot].paused_until =
 				TimestampTzPlusMilliseconds(now, WORKER_RESTART_MS);
 			SpinLockRelease(&segments_shared->mutex);
+			wake_at = Min(wake_at, TimestampTzPlusMilliseconds(now, WORKER_RESTART_MS));
 		}
 	}
 	MemoryContextReset(cxt);
+
+	now = GetCurrentTimestamp();
+	if (wake_at <= now)
+		return 1;
+	/* round up, so that the next round finds the pause over */
+	return Min((long) ((wake_at - now + 999) / 1000), (long) LAUNCHER_SCAN_MS);
 }
 
 /* Entry point of the launcher. */
@@ -341,6 +355,8 @@ segments_launcher_main(Datum arg)
 
 	for (;;)
 	{
+		long		sleep_ms = LAUNCHER_SCAN_MS;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -348,12 +364,12 @@ segments_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		if (segments_enabled)
-			launcher_round(cxt);
+			sleep_ms = launcher_round(cxt);
 		else
 			stop_workers();
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 LAUNCHER_SCAN_MS, PG_WAIT_EXTENSION);
+						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

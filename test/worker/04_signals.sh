@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Signals: a running worker reloads segments.* settings on SIGHUP
+# (pg_reload_conf()) without restarting; SIGTERM (pg_terminate_backend)
+# stops it promptly, idle, in the middle of a backlog or of a segment
+# evaluation, and the launcher starts a new worker that serves the database
+# again and loses nothing.  Leaves the server running, settings reset.
+. "$(dirname "$0")/common.bash"
+
+settings() {
+    q "ALTER SYSTEM RESET segments.batch_size" >/dev/null
+    q "ALTER SYSTEM RESET segments.naptime" >/dev/null
+    q "SELECT pg_reload_conf()" >/dev/null
+}
+restore() {
+    local rc=$?
+    settings 2>/dev/null || true
+    (exit $rc); cleanup     # cleanup exits with the status it is given
+}
+trap restore EXIT
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# Sets a segments.* setting with ALTER SYSTEM, reloads, and waits until a
+# new session sees it (the postmaster has then signalled every process).
+reload_with() {
+    local name="$1" value="$2" want="$3" start=$SECONDS
+    q "ALTER SYSTEM SET $name = '$value'" >/dev/null
+    q "SELECT pg_reload_conf()" >/dev/null
+    until [ "$(q "SHOW $name")" = "$want" ]; do
+        [ $((SECONDS - start)) -lt 30 ] || fail "$name = $want not visible after pg_reload_conf()"
+        sleep 0.2
+    done
+    sleep 1     # the worker processes SIGHUP when its latch wakes it
+}
+
+# Waits until process $1 has exited; prints how long it took (ms).
+wait_exit() {
+    local pid="$1" limit_ms="$2" start
+    start=$(now_ms)
+    while kill -0 "$pid" 2>/dev/null; do
+        [ $(( $(now_ms) - start )) -lt "$limit_ms" ] || return 1
+        sleep 0.05
+    done
+    echo $(( $(now_ms) - start ))
+}
+
+# Terminates the worker with pg_terminate_backend and checks it is gone
+# within 3 s; sets OLD_PID and EXITED_AT.
+terminate_worker() {
+    local what="$1" pid ms
+    pid=$(q "SELECT pid FROM segments.worker")
+    [ -n "$pid" ] || fail "$what: no worker to terminate"
+    expect "$what: pg_terminate_backend($pid)" "SELECT pg_terminate_backend($pid)" t
+    ms=$(wait_exit "$pid" 3000) || fail "$what: worker $pid still running 3 s after SIGTERM"
+    EXITED_AT=$(now_ms) OLD_PID=$pid
+    note "ok: $what: worker $pid exited $ms ms after SIGTERM"
+    expect "$what: gone from pg_stat_activity" \
+           "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid" 0
+}
+
+# Waits for the launcher to start a new worker after terminate_worker.
+await_restart() {
+    local what="$1" pid="$OLD_PID" start="$EXITED_AT" ms new
+    # docs/worker.md: restarted 5 s after an unexpected exit
+    until [ "$(q "SELECT pid IS NOT NULL AND pid <> $pid FROM segments.worker")" = t ]; do
+        [ $(( $(now_ms) - start )) -lt 60000 ] || fail "$what: no new worker within 60 s"
+        sleep 0.1
+    done
+    ms=$(( $(now_ms) - start ))
+    [ "$ms" -ge 4000 ] || fail "$what: restarted after $ms ms, before the 5 s pause"
+    [ "$ms" -le 9000 ] || fail "$what: restarted after $ms ms, not 5 s"
+    note "ok: $what: the launcher started a new worker $ms ms after the exit"
+    poll "$what: the new worker is up" \
+         "SELECT state IN ('idle', 'applying changes', 'evaluating') FROM segments.worker" t 60
+    new=$(q "SELECT pid FROM segments.worker")
+    kill -0 "$new" 2>/dev/null || fail "$what: new worker pid $new is not a live process"
+    expect "$what: new worker is a segments worker of this database" \
+           "SELECT backend_type || ' ' || datname FROM pg_stat_activity WHERE pid = $new" \
+           "segments worker $DB"
+}
+
+q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text)"
+# 200,000 contacts before configure(): not queued, evaluated with the segments
+q "INSERT INTO contacts SELECT g, CASE WHEN g % 3 = 0 THEN 'vip' ELSE 'free' END, md5(g::text)
+     FROM generate_series(1, 200000) g"
+q "SELECT segments.configure('contacts', 'id')" >/dev/null
+q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
+expect "wait() after create_segment" "SELECT segments.wait('60 s')" t
+VIP="SELECT id FROM contacts WHERE plan = 'vip'"
+PID0=$(q "SELECT pid FROM segments.worker")
+[ -n "$PID0" ] || fail "no worker serves the database"
+
+# 1. SIGHUP: segments.batch_size.  With the default (5000) a backlog of
+#    3000 changes committed at once is one batch; after the reload the same
+#    backlog is applied in batches of 100, by the same process.
+expect "batch_size is the default" "SHOW segments.batch_size" 5000
+FLIP="plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END"
+q "UPDATE contacts SET $FLIP WHERE id BETWEEN 1 AND 3000"    # 3000 changes
+expect "wait() after the first backlog" "SELECT segments.wait('60 s')" t
+expect "default batch_size: one batch of 3000" "SELECT last_batch_size FROM segments.worker" 3000
+applied=$(q "SELECT changes_applied FROM segments.worker")
+
+reload_with segments.batch_size 100 100
+q "UPDATE contacts SET $FLIP WHERE id BETWEEN 3001 AND 6000"
+expect "wait() after the second backlog" "SELECT segments.wait('60 s')" t
+expect "reloaded batch_size: batches of 100" "SELECT last_batch_size FROM segments.worker" 100
+expect "all 3000 changes applied" \
+       "SELECT changes_applied - $applied FROM segments.worker" 3000
+expect "the same worker (reloaded, not restarted)" "SELECT pid FROM segments.worker" "$PID0"
+expect "membership exact after the backlogs" "SELECT '$(mismatches VIP "$VIP")'" 0
+
+# 2. SIGHUP: segments.naptime, the longest sleep of an idle worker.  A change
+#    queued without waking the worker (as if the wake-up were lost) waits for
+#    the naptime: with 1 h it is still queued 8 s later (the default 5 s
+#    would have applied it); the reload back to the default wakes the worker.
+reload_with segments.naptime 1h 1h
+q "BEGIN;
+   SET LOCAL session_replication_role = replica;   -- no capture trigger, no wake-up
+   UPDATE contacts SET plan = 'vip' WHERE id = 3;
+   INSERT INTO segments.change_queue (contact) VALUES ('3');
+   COMMIT"
+expect "lost wake-up: contact 3 queued" "SELECT pending_changes FROM segments.worker" 1
+sleep 8
+expect "naptime 1h: still queued after 8 s" "SELECT pending_changes FROM segments.worker" 1
+expect "naptime 1h: contact 3 not in yet" "SELECT segments.segment_is_member(3::bigint, 'VIP')" f
+expect "naptime 1h: worker idle" "SELECT state FROM segments.worker" idle
+settings
+poll "after the reset: the change is applied" "SELECT pending_changes FROM segments.worker" 0 20
+expect "contact 3 in" "SELECT segments.segment_is_member(3::bigint, 'VIP')" t
+expect "settings reset: batch_size" "SHOW segments.batch_size" 5000
+expect "settings reset: naptime" "SHOW segments.naptime" 5s
+expect "still the same worker" "SELECT pid FROM segments.worker" "$PID0"
+
+# 3. SIGTERM of an idle worker: it exits at once; a new one serves changes.
+expect "worker idle before SIGTERM" "SELECT state FROM segments.worker" idle
+terminate_worker "idle SIGTERM"
+expect "idle SIGTERM: segments.worker shows it stopped" "SELECT coalesce(pid, 0) || ' ' || state FROM segments.worker" "0 stopped"
+await_restart "idle SIGTERM"
+q "UPDATE contacts SET plan = 'vip' WHERE id = 6"
+expect "wait() with the new worker" "SELECT segments.wait('60 s')" t
+expect "change applied by the new worker" "SELECT segments.segment_is_member(6::bigint, 'VIP')" t
+expect "new worker counts it" "SELECT changes_applied >= 1 FROM segments.worker" t
+expect "membership exact" "SELECT '$(mismatches VIP "$VIP")'" 0
+
+# 4. SIGTERM in the middle of a backlog: prompt, and nothing is lost.
+q "ALTER SYSTEM SET segments.batch_size = 500" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+q "UPDATE contacts SET $FLIP WHERE id % 2 = 0"
+poll "worker in the middle of the backlog" \
+     "SELECT state = 'applying changes' AND changes_applied > 0 AND pending_changes > 0 FROM segments.worker" t 60
+terminate_worker "SIGTERM during a backlog"
+expect "SIGTERM during a backlog: changes left queued" "SELECT pending_changes > 0 FROM segments.worker" t
+await_restart "SIGTERM during a backlog"
+expect "wait() after SIGTERM during a backlog" "SELECT segments.wait('180 s')" t
+expect "queue drained" "SELECT count(*) FROM segments.change_queue" 0
+expect "membership exact after SIGTERM during a backlog" "SELECT '$(mismatches VIP "$VIP")'" 0
+
+# 5. SIGTERM in the middle of a segment evaluation (a segment with many
+#    regex conditions takes seconds over 200,000 contacts): prompt; the
+#    segment is left evaluating, and the new worker evaluates it again.
+conds=""
+for n in $(seq 5 19); do
+    conds="$conds{\"type\": \"attribute\", \"field\": \"note\", \"op\": \"regex\", \"value\": \"([a-f]|[0-9]){$n}\", \"case_sensitive\": false}, "
+done
+q "SELECT segments.create_segment('Heavy', '{\"or\": [
+     {\"and\": [$conds {\"type\": \"attribute\", \"field\": \"note\", \"op\": \"regex\", \"value\": \"^[0-7]\"}]},
+     {\"type\": \"percentage\", \"op\": \"lt\", \"value\": 5}]}')" >/dev/null
+poll "worker evaluating the new segment" \
+     "SELECT status FROM segments.segments WHERE name = 'Heavy'" evaluating 60
+terminate_worker "SIGTERM during an evaluation"
+expect "SIGTERM during an evaluation: interrupted, not finished" \
+       "SELECT status FROM segments.segments WHERE name = 'Heavy'" evaluating
+await_restart "SIGTERM during an evaluation"
+expect "wait() after SIGTERM during an evaluation" "SELECT segments.wait('180 s')" t
+expect "segment evaluated by the new worker" \
+       "SELECT status FROM segments.segments WHERE name = 'Heavy'" ready
+expect "its member count is exact" \
+       "SELECT member_count = (SELECT count(*) FROM contacts c
+                                WHERE c.note ~ '^[0-7]'
+                                   OR (('x' || left(md5(s.id::text || ':' || c.id::text), 8))::bit(32)::bigint % 10000) / 100.0 < 5)
+          FROM segments.segments s WHERE name = 'Heavy'" t
+note "Heavy evaluated in $(q "SELECT last_duration FROM segments.status s JOIN segments.segments g ON g.id = s.segment_id WHERE g.name = 'Heavy'")"
+note "all passed"
