@@ -15,6 +15,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "member_codec.h"
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -255,13 +256,13 @@ plan_prepare_statements(EvalPlan *plan)
 	Oid			key_array = get_array_type(plan->cat->config.key_type);
 	Oid			member_array = get_array_type(plan->member_type);
 
-	plan->fetch_plan = SPI_prepare("SELECT contact_id, segs, since FROM segments.member"
+	plan->fetch_plan = SPI_prepare("SELECT contact_id, data FROM segments.member"
 								   " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
 								   1, &key_array);
 	plan->insert_plan = SPI_prepare("INSERT INTO segments.member"
 									" SELECT * FROM pg_catalog.unnest($1)",
 									1, &member_array);
-	plan->update_plan = SPI_prepare("UPDATE segments.member m SET segs = u.segs, since = u.since"
+	plan->update_plan = SPI_prepare("UPDATE segments.member m SET data = u.data"
 									" FROM pg_catalog.unnest($1) u"
 									" WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id",
 									1, &member_array);
@@ -571,17 +572,6 @@ merge_row(EvalPlan *plan, BatchEntry *entry, int nold, const int32 *old_segs,
 	return n;
 }
 
-/* Wraps an int32 array as a SQL integer[] datum. */
-static Datum
-int4_array(const int32 *vals, int n)
-{
-	Datum	   *d = palloc(Max(n, 1) * sizeof(Datum));
-
-	for (int i = 0; i < n; i++)
-		d[i] = Int32GetDatum(vals[i]);
-	return PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
-}
-
 /* Runs one prepared write with an array parameter; checks the result. */
 static void
 run_write(SPIPlanPtr plan, Datum arg, int expected)
@@ -652,18 +642,13 @@ batch_apply(EvalPlan *plan, Batch *batch)
 			HeapTuple	tup = tuptable->vals[r];
 			bool		isnull;
 			Datum		key = SPI_getbinval(tup, tuptable->tupdesc, 1, &isnull);
-			ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(tup, tuptable->tupdesc, 2, &isnull));
-			ArrayType  *b = DatumGetArrayTypeP(SPI_getbinval(tup, tuptable->tupdesc, 3, &isnull));
+			bytea	   *data = DatumGetByteaPP(SPI_getbinval(tup, tuptable->tupdesc, 2, &isnull));
 
 			entry = batch_find(plan, batch, key);
 			if (entry == NULL)
 				continue;
 			seen[entry - batch->entries] = true;
-			nold = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-			if (ArrayGetNItems(ARR_NDIM(b), ARR_DIMS(b)) != nold)
-				nold = 0;		/* damaged row: rewrite it whole */
-			old_segs = (int32 *) ARR_DATA_PTR(a);
-			old_since = (int32 *) ARR_DATA_PTR(b);
+			nold = MemberDecode(data, &old_segs, &old_since);
 		}
 		else
 		{
@@ -691,13 +676,12 @@ batch_apply(EvalPlan *plan, Batch *batch)
 			deletes.rows[deletes.n++] = entry->key;
 		else
 		{
-			Datum		values[3];
-			bool		nulls[3] = {false, false, false};
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
 			HeapTuple	tup;
 
 			values[0] = entry->key;
-			values[1] = int4_array(segs, n);
-			values[2] = int4_array(since, n);
+			values[1] = PointerGetDatum(MemberEncode(segs, since, n));
 			tup = heap_form_tuple(plan->member_desc, values, nulls);
 			if (nold > 0 || r < nrows)
 				updates.rows[updates.n++] = heap_copy_tuple_as_datum(tup, plan->member_desc);
@@ -774,9 +758,9 @@ delete_departed(EvalPlan *plan)
 	appendStringInfo(&sql,
 					 "WITH gone AS (DELETE FROM segments.member m WHERE NOT EXISTS"
 					 " (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
-					 " RETURNING m.segs)"
+					 " RETURNING m.data)"
 					 " SELECT u.num, pg_catalog.count(*) FROM gone,"
-					 "        LATERAL pg_catalog.unnest(gone.segs) u(num) GROUP BY u.num"
+					 "        LATERAL pg_catalog.unnest(segments._member_segs(gone.data)) u(num) GROUP BY u.num"
 					 " UNION ALL SELECT NULL, pg_catalog.count(*) FROM gone",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
 					 quote_identifier(RelationGetRelationName(source)),

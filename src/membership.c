@@ -6,12 +6,13 @@
  *		key.
  *
  * segments.member holds one row per contact that is in at least one
- * segment: contact_id, segs (sorted segment numbers) and since (aligned,
- * seconds since 2000-01-01 UTC).  evaluate.c writes it.
+ * segment: contact_id and data, the compact form of its segment numbers and
+ * since when (member_codec.c).  evaluate.c writes it.
  *
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "member_codec.h"
 
 #include "access/genam.h"
 #include "access/relation.h"
@@ -145,13 +146,7 @@ MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums)
 		Datum		d = slot_getattr(slot, 2, &isnull);
 
 		if (!isnull)
-		{
-			ArrayType  *segs = DatumGetArrayTypeP(d);
-
-			n = ArrayGetNItems(ARR_NDIM(segs), ARR_DIMS(segs));
-			*nums = palloc(Max(n, 1) * sizeof(int32));
-			memcpy(*nums, ARR_DATA_PTR(segs), n * sizeof(int32));
-		}
+			n = MemberDecode(DatumGetByteaPP(d), nums, NULL);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);

@@ -1,9 +1,21 @@
 -- segments install script, part 2: configure() and the membership storage it builds.
 
+-- Reading the compact membership of one contact (src/member_codec.c): its
+-- segment numbers, for the GIN index, and its (number, since) rows.
+CREATE FUNCTION segments._member_segs(data bytea)
+RETURNS integer[]
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'segments_member_segs';
+CREATE FUNCTION segments._member_rows(data bytea, OUT num integer, OUT since timestamptz)
+RETURNS SETOF record
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 20
+AS 'MODULE_PATHNAME', 'segments_member_rows';
+
 -- Membership storage depends on the type of the contact key, so configure()
 -- (re)creates it: one row per contact holding the sorted numbers of the
 -- segments it belongs to and, aligned, since when (seconds since 2000-01-01
--- UTC).  The objects are added to the extension so DROP EXTENSION removes them.
+-- UTC), in a compact bytea.  The objects are added to the extension so DROP
+-- EXTENSION removes them.
 CREATE FUNCTION segments._build_storage(p_key_type regtype)
 RETURNS void
 LANGUAGE plpgsql
@@ -24,19 +36,19 @@ BEGIN
     EXECUTE format($f$
         CREATE TABLE segments.member (
             contact_id %s PRIMARY KEY,
-            segs       integer[] NOT NULL,
-            since      integer[] NOT NULL
-        ) WITH (fillfactor = 90)$f$, p_key_type);
-    CREATE INDEX member_segs_idx ON segments.member USING gin (segs);
+            data       bytea NOT NULL
+        )$f$, p_key_type);
+    CREATE INDEX member_segs_idx ON segments.member
+        USING gin (segments._member_segs(data));
     COMMENT ON TABLE segments.member IS
-        'Stored membership: per contact, the sorted numbers of its segments and since when (seconds since 2000-01-01 UTC). Read it through segments.membership.';
+        'Stored membership: per contact, its segments and since when, in a compact form (see src/member_codec.c). Read it through segments.membership.';
 
     CREATE VIEW segments.membership AS
         SELECT s.id AS segment_id,
                m.contact_id,
-               pg_catalog.to_timestamp(946684800 + u.since) AS since
+               u.since
           FROM segments.member m
-         CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(m.segs), pg_catalog.unnest(m.since)) AS u(num, since)
+         CROSS JOIN LATERAL segments._member_rows(m.data) AS u
           JOIN segments.segment s ON s.num = u.num
          WHERE segments._tenant_visible(s.tenant);
     COMMENT ON VIEW segments.membership IS
@@ -48,7 +60,7 @@ BEGIN
         LANGUAGE sql STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
         AS 'SELECT m.contact_id FROM segments.member m
-             WHERE m.segs OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
+             WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
         p_key_type);
     EXECUTE format($f$
         CREATE FUNCTION segments.segment_members(segment text)
@@ -56,7 +68,7 @@ BEGIN
         LANGUAGE sql STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
         AS 'SELECT m.contact_id FROM segments.member m
-             WHERE m.segs OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
+             WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
         p_key_type);
     COMMENT ON FUNCTION segments.segment_members(uuid) IS
         'Contacts in a segment (by id), from the GIN index on stored membership.';

@@ -20,7 +20,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA segments FROM PUBLIC;
 GRANT USAGE ON SCHEMA segments TO segments_read, segments_write;
 
 -- Used inside the views, which check function privileges as the caller.
-GRANT EXECUTE ON FUNCTION segments._tenant_visible(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION segments._tenant_visible(text), segments._member_rows(bytea),
+    segments._member_segs(bytea) TO PUBLIC;
 
 -- Reading interface.
 GRANT SELECT ON segments.segments, segments.status TO segments_read;
