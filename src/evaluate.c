@@ -732,8 +732,14 @@ batch_create(void)
 {
 	Batch	   *batch = palloc0(sizeof(Batch));
 
+	/*
+	 * A batch needs a few megabytes; a first block that large survives the
+	 * reset after each batch, so the pages are not given back and faulted
+	 * in again for every batch.
+	 */
 	batch->cxt = AllocSetContextCreate(CurrentMemoryContext, "segments batch",
-									   ALLOCSET_DEFAULT_SIZES);
+									   4 * 1024 * 1024, 4 * 1024 * 1024,
+									   ALLOCSET_DEFAULT_MAXSIZE);
 	return batch;
 }
 
