@@ -19,7 +19,7 @@ void		_PG_init(void);
 /* segments.tenant: limits this session to one tenant's segments. */
 static char *segments_tenant = NULL;
 
-/* Worker settings; see docs/worker.md. */
+/* Worker settings; see README.md, Operations. */
 bool		segments_enabled = true;
 int			segments_naptime = 5000;
 int			segments_batch_size = 5000;
@@ -82,14 +82,19 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("segments.max_workers",
-							"Maximum number of databases served by background workers.",
-							"Each takes one of max_worker_processes, as does the launcher.",
-							&segments_max_workers,
-							8, 1, 1024,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
+	/*
+	 * A postmaster setting can only be defined at start-up: loaded later
+	 * (no preload, so no workers) it would end the session.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("segments.max_workers",
+								"Maximum number of databases served by background workers.",
+								"Each takes one of max_worker_processes, as does the launcher.",
+								&segments_max_workers,
+								8, 1, 1024,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("segments");
 	CatalogInitCallbacks();

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Without shared_preload_libraries: the library loads on first use (it must
+# not define postmaster settings then), the SQL interface works, nothing is
+# queued, refresh() keeps membership current by hand, and the worker view
+# says no worker runs.  Starts a second throwaway cluster of its own, next
+# to the test cluster, and stops it on exit.
+set -euo pipefail
+: "${PGHOST:?run through scripts/test.sh}" "${PG_BIN:?}"
+TEST_NAME=06_no_preload
+fail() { echo "FAIL ($TEST_NAME): $*" >&2; exit 1; }
+note() { echo "# $TEST_NAME: $*"; }
+
+DIR="$PGHOST/nopreload"
+PORT=$((PGPORT + 1))
+stop() {
+    local rc=$?
+    [ -f "$DIR/data/postmaster.pid" ] &&
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1
+    [ $rc -ne 0 ] && [ -f "$DIR/log" ] && tail -n 20 "$DIR/log"
+    rm -rf "$DIR"
+    exit $rc
+}
+trap stop EXIT
+mkdir -p "$DIR" && chown postgres:postgres "$DIR"
+runuser -u postgres -- "$PG_BIN/initdb" -D "$DIR/data" -A trust -U postgres --no-sync >/dev/null
+cat >> "$DIR/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$PGHOST'
+port = $PORT
+CONF
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w -t 60 start >/dev/null
+
+q() { psql -X -qAt -v ON_ERROR_STOP=1 -p "$PORT" -d postgres -c "$1"; }
+expect() {
+    local got
+    got=$(q "$2") || fail "$1: query failed"
+    [ "$got" = "$3" ] || fail "$1: expected '$3', got '$got'"
+    note "ok: $1"
+}
+
+expect "not preloaded" "SHOW shared_preload_libraries" ""
+q "CREATE EXTENSION segments"
+q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
+q "INSERT INTO contacts VALUES (1, 'vip'), (2, 'free')"
+q "SELECT segments.configure('contacts', 'id')" >/dev/null
+q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
+expect "a new segment waits for refresh()" "SELECT state FROM segments.status" pending
+q "SELECT segments.refresh()" >/dev/null
+expect "refresh() by hand" "SELECT segments.segment_is_member(1, 'VIP') AND NOT segments.segment_is_member(2, 'VIP')" t
+q "UPDATE contacts SET plan = 'vip' WHERE id = 2"
+expect "nothing queued without a worker" "SELECT count(*) FROM segments.change_queue" 0
+expect "not applied by itself" "SELECT segments.segment_is_member(2, 'VIP')" f
+expect "worker view: none runs" "SELECT state FROM segments.worker" "not running"
+q "SELECT segments.refresh()" >/dev/null
+expect "refresh() applies the change" "SELECT segments.segment_is_member(2, 'VIP')" t
+expect "the tenant setting exists unpreloaded" "SET segments.tenant = 'x'; SHOW segments.tenant" x
+note "all passed"
