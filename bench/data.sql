@@ -40,7 +40,7 @@ CREATE TABLE public.contacts (
     custom_data    jsonb
 );
 
-SELECT setseed(0.42);
+SELECT setseed(0.42) \g /dev/null
 INSERT INTO public.contacts
 SELECT g,
        'org' || lpad((g % 50)::text, 2, '0'),

@@ -1,0 +1,524 @@
+#!/usr/bin/env bash
+# The benchmark: builds and installs segments, starts a throwaway
+# PostgreSQL 15 (scripts/lib.sh), generates a deterministic data set and
+# prints one table in which every row is a ratio against a baseline
+# measured in the same run.  See BENCHMARKS.md.
+#
+#   ./bench/run.sh                      # 1,000,000 contacts (make bench)
+#   ./bench/run.sh --contacts 10000000  # or CONTACTS=10000000
+#   ./bench/run.sh --quick              # 100,000 contacts, short runs (development)
+#
+# Output: the table on stdout; bench/out/<contacts>/ holds the details
+# (results.tsv, table.md, freshness samples and chart, pgbench logs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+CONTACTS="${CONTACTS:-}"
+QUICK="${QUICK:-0}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --contacts) CONTACTS="${2:-}"; shift 2 ;;
+        --contacts=*) CONTACTS="${1#*=}"; shift ;;
+        --quick) QUICK=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bench/run.sh: unknown argument \"$1\" (try --help)" >&2; exit 2 ;;
+    esac
+done
+[ "$QUICK" = 1 ] && : "${CONTACTS:=100000}"
+: "${CONTACTS:=1000000}"
+if ! [[ "$CONTACTS" =~ ^[0-9]+$ ]] || [ "$CONTACTS" -lt 1000 ] || [ "$CONTACTS" -gt 10000000 ]; then
+    echo "bench/run.sh: --contacts must be an integer from 1000 to 10000000" >&2
+    exit 2
+fi
+
+# Durations (seconds) and repetitions; quick mode is for development only.
+if [ "$QUICK" = 1 ]; then
+    : "${CHECK_SECONDS:=3}" "${ROUNDS:=1}" "${FRESH_SECONDS:=15}" "${TPUT_SECONDS:=5}" "${TPUT_ROUNDS:=1}"
+else
+    : "${CHECK_SECONDS:=10}" "${ROUNDS:=3}" "${FRESH_SECONDS:=60}" "${TPUT_SECONDS:=20}" "${TPUT_ROUNDS:=2}"
+fi
+# Above 2M contacts, refresh 10 of the 100 materialized views and scale by
+# 10, and size the (segment, contact) table from 10 segments (per row).
+if [ "$CONTACTS" -le 2000000 ]; then : "${MATVIEWS:=100}" "${PAIR_SEGMENTS:=100}"
+else : "${MATVIEWS:=10}" "${PAIR_SEGMENTS:=10}"; fi
+FRESH_RATE="${FRESH_RATE:-500}"
+CLIENTS=2
+for v in CHECK_SECONDS ROUNDS FRESH_SECONDS TPUT_SECONDS TPUT_ROUNDS MATVIEWS PAIR_SEGMENTS FRESH_RATE; do
+    if ! [[ "${!v}" =~ ^[0-9]+$ ]] || [ "${!v}" -lt 1 ]; then
+        echo "bench/run.sh: $v must be a positive integer" >&2; exit 2
+    fi
+done
+[ "$MATVIEWS" -le 100 ] && [ "$PAIR_SEGMENTS" -le 100 ] || { echo "bench/run.sh: MATVIEWS and PAIR_SEGMENTS are at most 100" >&2; exit 2; }
+
+OUT="$PWD/bench/out/$CONTACTS"
+rm -rf "$OUT"
+mkdir -p "$OUT/pgbench"
+RES="$OUT/results.tsv"
+: > "$RES"
+BENCH_DIR="$PWD/bench"
+
+# Server settings: sized for a 1M-10M contact table on a small machine;
+# fsync on (lib.sh turns it off for tests) so that synchronous_commit
+# means what it says; no parallel query, so that every timing is one core
+# (refresh() is single-threaded).
+export CLUSTER_EXTRA_CONF="${CLUSTER_EXTRA_CONF:-}
+fsync = on
+shared_buffers = 2GB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+max_wal_size = 16GB
+checkpoint_timeout = 30min
+max_parallel_workers_per_gather = 0
+max_connections = 50
+log_min_messages = warning"
+export EXTRA_PACKAGES="${EXTRA_PACKAGES:-} gnuplot-nox"
+
+. scripts/lib.sh
+ensure_packages
+build_and_install
+LIBFILE="$("$PG_BIN/pg_config" --pkglibdir)/segments.so"
+LIB_MD5=$(md5sum "$LIBFILE" | cut -c1-12)
+BUILD="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$([ -n "$(git status --porcelain -- src sql 2>/dev/null)" ] && echo ' + uncommitted changes in src/ or sql/'), segments.so md5 $LIB_MD5"
+start_cluster
+PGBENCH="$PG_BIN/pgbench"
+
+BG_PIDS=()
+bench_cleanup() {
+    local p
+    for p in "${BG_PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+}
+# (set +e: the handler must reach stop_cluster, which reads $? for the exit code)
+trap 'rc=$?; set +e; bench_cleanup; (exit $rc); stop_cluster' EXIT
+
+export PGDATABASE=bench
+q()  { psql -X -q -v ON_ERROR_STOP=1 "$@"; }          # script / statements
+qv() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }      # one value
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
+x2() { awk -v v="$1" 'BEGIN { printf "%.2f", v }'; }        # two decimals
+
+# result ROW EXTENSION_VALUE BASELINE_LABEL BASELINE_VALUE RATIO TARGET MET
+result() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RES"; }
+
+# pgbench_tps NAME SCRIPT SECONDS [pgbench options...]: prints "tps latency_ms"
+pgbench_run() {
+    local name="$1" script="$2" secs="$3"
+    shift 3
+    "$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$secs" "$@" -f "$script" \
+        > "$OUT/pgbench/$name.log" 2>&1 || { cat "$OUT/pgbench/$name.log" >&2; return 1; }
+    awk '/^latency average/ { lat = $4 } /^tps/ { tps = $3 } END { print tps, lat }' "$OUT/pgbench/$name.log"
+}
+
+# The worker of database bench: off (and not running) or on (and running).
+worker_off() {
+    qv "ALTER DATABASE bench SET segments.enabled = off" >/dev/null
+    local i
+    for i in $(seq 1 100); do
+        qv "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
+        [ -z "$(qv "SELECT pid FROM segments.worker WHERE pid IS NOT NULL")" ] && return 0
+        sleep 0.2
+    done
+    echo "bench: the worker did not stop" >&2; return 1
+}
+worker_on() {
+    qv "ALTER DATABASE bench RESET segments.enabled" >/dev/null
+    local i
+    for i in $(seq 1 150); do
+        qv "SELECT segments._notify_worker()" >/dev/null
+        WORKER_PID=$(qv "SELECT pid FROM segments.worker WHERE pid IS NOT NULL")
+        [ -n "$WORKER_PID" ] && return 0
+        sleep 0.2
+    done
+    echo "bench: the worker did not start" >&2; return 1
+}
+
+# sample_rss PID FILE STOPFILE: every 50 ms, "seconds VmRSS RssAnon VmHWM" (kB)
+# until the process ends or STOPFILE exists.
+sample_rss() {
+    local pid="$1" file="$2" stop="$3" t0
+    t0=$(now_s)
+    while [ ! -e "$stop" ] && [ -r "/proc/$pid/status" ]; do
+        awk -v t="$(elapsed "$t0")" '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } /^VmHWM:/ { h = $2 }
+             END { if (r != "") print t, r, a, h }' "/proc/$pid/status" 2>/dev/null >> "$file" || true
+        sleep 0.05
+    done
+}
+peak_col() { awk -v c="$2" 'BEGIN { m = 0 } $c > m { m = $c } END { print m }' "$1"; }
+
+fmt_mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+
+log "bench: $CONTACTS contacts$([ "$QUICK" = 1 ] && echo ' (quick mode)'), output in $OUT"
+createdb bench
+# The worker stays off until the read-path measurements are done, so that it
+# takes no CPU from them (and does not evaluate the 100 new segments one by
+# one: refresh() evaluates them in one pass).
+qv "ALTER DATABASE bench SET segments.enabled = off" >/dev/null
+
+# ----------------------------------------------------------------------
+log "data: $CONTACTS contacts"
+t=$(now_s)
+q -v contacts="$CONTACTS" -f "$BENCH_DIR/data.sql"
+LOAD_S=$(elapsed "$t")
+echo "generated in $LOAD_S s; contacts table $(qv "SELECT pg_size_pretty(pg_total_relation_size('public.contacts'))")"
+
+q -c "CREATE EXTENSION segments" \
+  -c "SELECT segments.configure(source => 'public.contacts', key_column => 'id', traits_column => 'custom_data')" >/dev/null
+worker_off
+q -f "$BENCH_DIR/segments.sql"
+q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_def ORDER BY n) s" >/dev/null
+# ids of the segments, by benchmark number
+q -c "CREATE TABLE bench.seg AS SELECT d.n, s.id, d.name FROM bench.seg_def d JOIN segments.segments s USING (name)"
+
+# ----------------------------------------------------------------------
+log "full evaluation"
+# First refresh: membership is empty, every membership is written.  The
+# backend's memory is sampled meanwhile.
+rm -f "$OUT/refresh.stop"
+t=$(now_s)
+psql -X -q -v ON_ERROR_STOP=1 -c "SET application_name = 'bench refresh'" -c "SELECT segments.refresh()" >/dev/null &
+REFRESH_JOB=$!
+BG_PIDS+=("$REFRESH_JOB")
+BACKEND_PID=""
+for i in $(seq 1 200); do
+    BACKEND_PID=$(qv "SELECT pid FROM pg_stat_activity WHERE application_name = 'bench refresh'")
+    [ -n "$BACKEND_PID" ] && break
+    sleep 0.02
+done
+[ -n "$BACKEND_PID" ] && sample_rss "$BACKEND_PID" "$OUT/rss-refresh.txt" "$OUT/refresh.stop" &
+SAMPLER=$!
+BG_PIDS+=("$SAMPLER")
+wait "$REFRESH_JOB"
+REFRESH_FIRST_S=$(elapsed "$t")
+touch "$OUT/refresh.stop"; wait "$SAMPLER" || true
+REFRESH_RSS_ANON=$(peak_col "$OUT/rss-refresh.txt" 3)
+REFRESH_HWM=$(peak_col "$OUT/rss-refresh.txt" 4)
+echo "refresh() first: $REFRESH_FIRST_S s (backend peak RssAnon $(fmt_mb "$REFRESH_RSS_ANON"), VmHWM $(fmt_mb "$REFRESH_HWM"))"
+
+t=$(now_s); qv "SELECT segments.refresh()" >/dev/null; REFRESH_STEADY_S=$(elapsed "$t")
+echo "refresh() again, nothing changed: $REFRESH_STEADY_S s"
+
+# One SQL pass computing the 100 predicates (the counts also check the
+# extension's membership).
+qv "SELECT 'CREATE TABLE bench.sql_count AS SELECT u.n::int, u.c FROM unnest((SELECT ARRAY['
+    || string_agg(format('count(*) FILTER (WHERE %s)', predicate), E',\n' ORDER BY n)
+    || '] FROM public.contacts)) WITH ORDINALITY AS u(c, n)' FROM bench.seg_def" > "$OUT/sql_pass.sql"
+t=$(now_s); q -f "$OUT/sql_pass.sql"; SQL_PASS_S=$(elapsed "$t")
+echo "one SQL pass, 100 predicates: $SQL_PASS_S s"
+
+SCANS=""
+for i in 1 2 3; do
+    t=$(now_s); qv "SELECT count(*) FROM public.contacts" >/dev/null; SCANS="$SCANS $(elapsed "$t")"
+done
+SCAN_S=$(echo "$SCANS" | median)
+echo "plain count(*) scan: $SCAN_S s (median of$SCANS)"
+
+# Correctness: every predicate counts what the extension stores.
+q -c "CREATE TABLE bench.verify AS
+      SELECT d.n, d.name, c.c AS sql_count, s.member_count,
+             c.c IS DISTINCT FROM s.member_count AS differs
+        FROM bench.seg_def d JOIN bench.sql_count c USING (n)
+        LEFT JOIN segments.segments s ON s.name = d.name"
+q -A -F $'\t' -c "SELECT n, name, sql_count, member_count FROM bench.verify ORDER BY n" > "$OUT/segment_counts.tsv"
+MISMATCHES=$(qv "SELECT count(*) FROM bench.verify WHERE differs")
+AVG_PCT=$(qv "SELECT round(100.0 * avg(member_count) / $CONTACTS, 1) FROM bench.verify")
+MEMBERSHIPS=$(qv "SELECT sum(member_count) FROM bench.verify")
+STATES=$(qv "SELECT string_agg(state || ' ' || n, ', ') FROM (SELECT state, count(*) n FROM segments.status GROUP BY 1) s")
+echo "segments: $STATES; average membership $AVG_PCT%; $MEMBERSHIPS memberships; $MISMATCHES mismatching counts"
+if [ "$MISMATCHES" != 0 ]; then
+    qv "SELECT n || ' ' || name || ': SQL ' || sql_count || ', extension ' || coalesce(member_count::text, 'none') FROM bench.verify WHERE differs ORDER BY n" |
+        while IFS= read -r line; do
+            echo "WARNING: count differs for segment $line" >&2
+            result "WARNING: count differs, segment $line" "" "" "" "" "" "NO"
+        done
+fi
+result "correctness: SQL predicate count = member_count" "$((100 - MISMATCHES)) of 100 agree" "" "" "" "100 of 100" \
+    "$([ "$MISMATCHES" = 0 ] && echo yes || echo NO)"
+
+# Materialized views: one per segment (id with a unique index, as needed by
+# REFRESH ... CONCURRENTLY and by lookups), refreshed in turn.
+qv "SELECT format('CREATE MATERIALIZED VIEW bench.mv_%s AS SELECT id FROM public.contacts WHERE %s WITH NO DATA;', lpad(n::text, 3, '0'), predicate)
+        || format(E'\nCREATE UNIQUE INDEX ON bench.mv_%s (id);', lpad(n::text, 3, '0'))
+      FROM bench.seg_def ORDER BY n" > "$OUT/matviews_create.sql"
+qv "SELECT format('REFRESH MATERIALIZED VIEW bench.mv_%s;', lpad(n::text, 3, '0')) FROM bench.seg_def WHERE n <= $MATVIEWS ORDER BY n" > "$OUT/matviews_refresh.sql"
+q -f "$OUT/matviews_create.sql"
+t=$(now_s); q -f "$OUT/matviews_refresh.sql"; MV_S=$(elapsed "$t")
+MV_SIZE=$(qv "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = 'bench' AND c.relname LIKE 'mv\_%' AND c.relkind = 'm'")
+if [ "$MATVIEWS" -lt 100 ]; then
+    MV_TOTAL_S=$(calc "$MV_S * 100 / $MATVIEWS")
+    MV_NOTE="100 matviews (extrapolated from $MATVIEWS)"
+else
+    MV_TOTAL_S="$MV_S"
+    MV_NOTE="REFRESH of 100 matviews"
+fi
+echo "refresh of $MATVIEWS materialized views: $MV_S s (100: $MV_TOTAL_S s); their size $((MV_SIZE / 1048576)) MB"
+q -c "SELECT format('DROP MATERIALIZED VIEW bench.mv_%s', lpad(n::text, 3, '0')) FROM bench.seg_def" -c '\gexec' >/dev/null
+
+ratio_ge() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "yes" : "NO" }'; }
+ratio_le() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "yes" : "NO" }'; }
+r=$(calc "$MV_TOTAL_S / $REFRESH_FIRST_S")
+result "full evaluation: refresh(), first (writes all), vs matviews" "${REFRESH_FIRST_S} s" "$MV_NOTE" "${MV_TOTAL_S} s" "$(x2 "$r")x faster" ">= 10x" "$(ratio_ge "$r" 10)"
+r=$(calc "$SQL_PASS_S / $REFRESH_FIRST_S")
+result "full evaluation: refresh(), first, vs one SQL pass counting" "${REFRESH_FIRST_S} s" "SQL pass" "${SQL_PASS_S} s" "$(x2 "$r")x faster" ">= 2x" "$(ratio_ge "$r" 2)"
+r=$(calc "$SQL_PASS_S / $REFRESH_STEADY_S")
+result "full evaluation: refresh(), nothing changed, vs SQL pass" "${REFRESH_STEADY_S} s" "SQL pass" "${SQL_PASS_S} s" "$(x2 "$r")x faster" "(>= 2x)" "$(ratio_ge "$r" 2)"
+r=$(calc "$REFRESH_FIRST_S / $SCAN_S")
+result "full evaluation: refresh(), first, vs plain scan (floor)" "${REFRESH_FIRST_S} s" "count(*)" "${SCAN_S} s" "$(x2 "$r")x slower" "reported" "-"
+
+# ----------------------------------------------------------------------
+log "storage"
+q -c "VACUUM (ANALYZE) segments.member" >/dev/null
+MEMBER_BYTES=$(qv "SELECT pg_total_relation_size('segments.member')")
+MEMBER_ROWS=$(qv "SELECT count(*) FROM segments.member")
+STORED="$MEMBERSHIPS"
+if [ "$CONTACTS" -le 2000000 ]; then
+    # cross-check member_count against the membership view
+    VIEW_ROWS=$(qv "SELECT count(*) FROM segments.membership")
+    [ "$VIEW_ROWS" = "$MEMBERSHIPS" ] || { echo "WARNING: segments.membership has $VIEW_ROWS rows, member_count sums to $MEMBERSHIPS" >&2;
+        result "WARNING: membership view rows differ from member_count" "$VIEW_ROWS" "" "$MEMBERSHIPS" "" "" "NO"; }
+fi
+BPM=$(calc "$MEMBER_BYTES / $STORED")
+q -c "CREATE TABLE bench.pairs (segment_id uuid NOT NULL, contact_id bigint NOT NULL)"
+t=$(now_s)
+q -c "INSERT INTO bench.pairs SELECT m.segment_id, m.contact_id FROM segments.membership m
+      WHERE m.segment_id IN (SELECT id FROM bench.seg WHERE n <= $PAIR_SEGMENTS)" \
+  -c "ALTER TABLE bench.pairs ADD PRIMARY KEY (segment_id, contact_id)" \
+  -c "CREATE INDEX pairs_contact ON bench.pairs (contact_id, segment_id)" \
+  -c "VACUUM (ANALYZE) bench.pairs"
+PAIRS_BYTES=$(qv "SELECT pg_total_relation_size('bench.pairs')")
+PAIRS_ROWS=$(qv "SELECT count(*) FROM bench.pairs")
+PAIRS_BPM=$(calc "$PAIRS_BYTES / $PAIRS_ROWS")
+echo "segments.member: $MEMBER_ROWS rows, $STORED memberships, $((MEMBER_BYTES / 1048576)) MB = $BPM bytes per membership"
+echo "(segment_id, contact_id) table with both indexes: $PAIRS_ROWS rows ($PAIR_SEGMENTS segments), $((PAIRS_BYTES / 1048576)) MB = $PAIRS_BPM bytes per row (built in $(elapsed "$t") s)"
+q -c "DROP TABLE bench.pairs"
+r=$(calc "$PAIRS_BPM / $BPM")
+PAIR_NOTE="(segment_id, contact_id) + PK + reverse index"
+[ "$PAIR_SEGMENTS" -lt 100 ] && PAIR_NOTE="$PAIR_NOTE ($PAIR_SEGMENTS segments)"
+result "storage: bytes per membership (segments.member + indexes)" "$(x2 "$BPM") B" "$PAIR_NOTE" "$(x2 "$PAIRS_BPM") B" "$(x2 "$r")x smaller" "<= 12 B" "$(ratio_le "$BPM" 12)"
+
+# ----------------------------------------------------------------------
+log "actions"
+q <<'SQL'
+SELECT setseed(0.7) \g /dev/null
+CREATE TABLE public.actions (
+    id            int PRIMARY KEY,
+    name          text NOT NULL,
+    restricted_to uuid[] NOT NULL
+);
+-- 30% unrestricted; the others restricted to 1 to 4 of the 100 segments
+INSERT INTO public.actions
+SELECT a, 'action ' || a,
+       CASE WHEN random() < 0.3 THEN '{}'::uuid[]
+            ELSE ARRAY(SELECT s.id FROM bench.seg s
+                        WHERE s.n IN (SELECT 1 + floor(random() * 100)::int
+                                        FROM generate_series(1, 1 + floor(random() * 4)::int + 0 * a)))
+       END
+  FROM generate_series(1, 1000) AS a;
+VACUUM (ANALYZE) public.actions;
+SQL
+echo "$(qv "SELECT count(*) FILTER (WHERE cardinality(restricted_to) = 0) || ' unrestricted, ' || count(*) FILTER (WHERE cardinality(restricted_to) > 0) || ' restricted (avg ' || round(avg(cardinality(restricted_to)) FILTER (WHERE cardinality(restricted_to) > 0), 2) || ' segments)' FROM public.actions")"
+
+# The gating answers agree with the naive SQL for a sample of contacts.
+GATE_DIFF=$(qv "SELECT count(*) FROM (SELECT (1 + (g * 7919) % $CONTACTS)::bigint AS c FROM generate_series(1, 50) g) cs
+  WHERE ARRAY(SELECT id FROM public.actions WHERE segments.filter_restricted(cs.c, restricted_to) ORDER BY id)
+        IS DISTINCT FROM
+        ARRAY(SELECT a.id FROM public.actions a WHERE cardinality(a.restricted_to) = 0 OR EXISTS
+               (SELECT 1 FROM segments.membership m WHERE m.contact_id = cs.c AND m.segment_id = ANY (a.restricted_to)) ORDER BY a.id)")
+[ "$GATE_DIFF" = 0 ] || { echo "WARNING: filter_restricted and the naive SQL disagree for $GATE_DIFF of 50 contacts" >&2;
+    result "WARNING: gating answers differ from the naive SQL" "$GATE_DIFF of 50 contacts" "" "" "" "" "NO"; }
+
+# ----------------------------------------------------------------------
+log "check and gating (pgbench -M prepared, $CLIENTS clients, ${CHECK_SECONDS}s x $ROUNDS)"
+P="$OUT/pgbench"
+SEG_ID=$(qv "SELECT id FROM bench.seg WHERE name = 'Paid plans'")
+ACTION_R=$(qv "SELECT restricted_to FROM public.actions WHERE cardinality(restricted_to) = 2 ORDER BY id LIMIT 1")
+printf 'SELECT 1;\n' > "$P/select1.sql"
+printf '\\set c random(1, %s)\nSELECT plan FROM public.contacts WHERE id = :c;\n' "$CONTACTS" > "$P/pk.sql"
+printf '\\set c random(1, %s)\nSELECT segments.segment_is_member(:c::bigint, :seg::uuid);\n' "$CONTACTS" > "$P/is_member.sql"
+printf '\\set c random(1, %s)\nSELECT segments.filter_restricted(:c::bigint, :r::uuid[]);\n' "$CONTACTS" > "$P/filter_one.sql"
+printf 'SELECT id FROM public.actions;\n' > "$P/gate_floor.sql"
+printf '\\set c random(1, %s)\nSELECT id FROM public.actions WHERE segments.filter_restricted(:c::bigint, restricted_to);\n' "$CONTACTS" > "$P/gate_ext.sql"
+printf '\\set c random(1, %s)\nSELECT a.id FROM public.actions a WHERE cardinality(a.restricted_to) = 0 OR EXISTS (SELECT 1 FROM segments.membership m WHERE m.contact_id = :c AND m.segment_id = ANY (a.restricted_to));\n' "$CONTACTS" > "$P/gate_naive.sql"
+
+declare -A TPS LAT
+for name in select1 pk is_member filter_one gate_floor gate_ext gate_naive; do TPS[$name]=""; LAT[$name]=""; done
+for round in $(seq 1 "$ROUNDS"); do
+    for name in select1 pk is_member filter_one gate_floor gate_ext gate_naive; do
+        read -r tps lat < <(pgbench_run "$name-$round" "$P/$name.sql" "$CHECK_SECONDS" -D seg="$SEG_ID" -D r="$ACTION_R")
+        TPS[$name]="${TPS[$name]} $tps"; LAT[$name]="${LAT[$name]} $lat"
+        printf '  round %s %-11s %10.0f tps  %8.3f ms\n' "$round" "$name" "$tps" "$lat"
+    done
+done
+declare -A MT ML
+for name in "${!TPS[@]}"; do MT[$name]=$(echo "${TPS[$name]}" | median); ML[$name]=$(echo "${LAT[$name]}" | median); done
+tps_s() { awk -v t="$1" 'BEGIN { printf "%.0f tps", t }'; }
+for name in is_member filter_one; do
+    label=$([ "$name" = is_member ] && echo "segment_is_member" || echo "filter_restricted (1 action, 2 ids)")
+    r=$(calc "${MT[$name]} / ${MT[pk]}")
+    result "check: $label vs PK lookup" "$(tps_s "${MT[$name]}")" "SELECT plan FROM contacts WHERE id = \$1" "$(tps_s "${MT[pk]}")" "$(x2 "$r")x" ">= 0.9x" "$(ratio_ge "$r" 0.9)"
+    r=$(calc "${MT[$name]} / ${MT[select1]}")
+    result "check: $label vs SELECT 1" "$(tps_s "${MT[$name]}")" "SELECT 1 (round trip)" "$(tps_s "${MT[select1]}")" "$(x2 "$r")x" "reported" "-"
+done
+r=$(calc "${ML[gate_ext]} / ${ML[gate_floor]}")
+result "gating: actions of C (1,000), latency vs plain scan" "${ML[gate_ext]} ms" "SELECT id FROM actions" "${ML[gate_floor]} ms" "$(x2 "$r")x" "<= 1.5x" "$(ratio_le "$r" 1.5)"
+r=$(calc "${MT[gate_ext]} / ${MT[gate_naive]}")
+result "gating: actions of C (1,000), throughput vs naive SQL" "$(tps_s "${MT[gate_ext]}")" "naive SQL" "$(tps_s "${MT[gate_naive]}")" "$(x2 "$r")x" ">= 5x" "$(ratio_ge "$r" 5)"
+
+# ----------------------------------------------------------------------
+log "worker memory and background load"
+worker_on
+echo "worker pid $WORKER_PID"
+qv "SELECT segments.wait('30 min')" >/dev/null
+# Idle: no contact changes; segments whose rules read the clock are
+# re-evaluated every segments.time_resolution regardless.
+read -r u0 s0 < <(awk '{ print $14, $15 }' "/proc/$WORKER_PID/stat")
+EVALS0=$(qv "SELECT segments_evaluated FROM segments.worker")
+sleep 20
+read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$WORKER_PID/stat")
+EVALS1=$(qv "SELECT segments_evaluated FROM segments.worker")
+TICK=$(getconf CLK_TCK)
+IDLE_CPU=$(calc "100 * (($u1 + $s1) - ($u0 + $s0)) / $TICK / 20")
+TIME_SEGS=$(qv "SELECT count(*) FROM segments.status WHERE uses_time")
+echo "worker with no contact changes: ${IDLE_CPU}% of a core over 20 s, $((EVALS1 - EVALS0)) segment evaluations ($TIME_SEGS segments read the clock)"
+result "background: worker CPU, no contact changes (20 s)" "${IDLE_CPU}% of a core" "$TIME_SEGS time-based segments, time_resolution $(qv "SHOW segments.time_resolution")" "$((EVALS1 - EVALS0)) evaluations" "" "reported" "-"
+
+# A full pass by the worker: what a TRUNCATE of the source queues (one NULL
+# entry in segments.change_queue); no public function asks the worker for it.
+IDLE_ANON=$(awk '/^RssAnon:/ { print $2 }' "/proc/$WORKER_PID/status")
+rm -f "$OUT/worker.stop"
+sample_rss "$WORKER_PID" "$OUT/rss-worker.txt" "$OUT/worker.stop" &
+SAMPLER=$!
+BG_PIDS+=("$SAMPLER")
+t=$(now_s)
+q -c "BEGIN" -c "INSERT INTO segments.change_queue (contact) VALUES (NULL)" -c "SELECT segments._notify_worker()" -c "COMMIT" >/dev/null
+qv "SELECT segments.wait('60 min')" >/dev/null
+WORKER_PASS_S=$(elapsed "$t")
+touch "$OUT/worker.stop"; wait "$SAMPLER" || true
+W_ANON=$(peak_col "$OUT/rss-worker.txt" 3)
+W_RSS=$(peak_col "$OUT/rss-worker.txt" 2)
+W_HWM=$(peak_col "$OUT/rss-worker.txt" 4)
+echo "worker full pass: $WORKER_PASS_S s; peak RssAnon $(fmt_mb "$W_ANON") (idle $(fmt_mb "$IDLE_ANON")), peak VmRSS $(fmt_mb "$W_RSS"), VmHWM $(fmt_mb "$W_HWM")"
+result "worker memory: peak RssAnon, full pass ($WORKER_PASS_S s)" "$(fmt_mb "$W_ANON")" "idle worker" "$(fmt_mb "$IDLE_ANON")" "+$(fmt_mb $((W_ANON - IDLE_ANON)))" "bounded" "see 1M vs 10M"
+result "worker memory: peak VmRSS (incl. shared buffers)" "$(fmt_mb "$W_RSS")" "" "" "" "reported" "-"
+result "refresh() backend: peak RssAnon, first refresh" "$(fmt_mb "$REFRESH_RSS_ANON")" "" "" "" "reported" "-"
+
+# ----------------------------------------------------------------------
+# Freshness: pgbench updates FRESH_RATE contacts per second (activity:
+# last_seen_at and lifetime_value, both read by rules) while a probe flips
+# the plan of contact 1 between vip and pro, commits, and polls
+# segment_is_member('Plan: vip') every millisecond until it flips.
+log "freshness (pgbench -R $FRESH_RATE, probe for ${FRESH_SECONDS}s)"
+printf '\\set c random(1, %s)\n\\set v random(0, 2000000)\nUPDATE public.contacts SET last_seen_at = now() - interval '"'"'12 hours'"'"', lifetime_value = :v / 100.0 WHERE id = :c;\n' "$CONTACTS" > "$P/update.sql"
+q -c "CREATE TABLE bench.freshness (run text, i int, at_s float8, latency_ms float8)"
+PROBE_SEG=$(qv "SELECT id FROM bench.seg WHERE name = 'Plan: vip'")
+
+freshness_run() {
+    local run="$1" pgb
+    "$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$((FRESH_SECONDS + 4))" -R "$FRESH_RATE" \
+        -f "$P/update.sql" > "$P/fresh-$run.log" 2>&1 &
+    pgb=$!
+    BG_PIDS+=("$pgb")
+    sleep 2
+    q -v run="$run" -v seg="$PROBE_SEG" -v secs="$FRESH_SECONDS" -f "$BENCH_DIR/probe.sql"
+    wait "$pgb" || { cat "$P/fresh-$run.log" >&2; return 1; }
+    FRESH_TPS=$(awk '/^tps/ { print $3 }' "$P/fresh-$run.log")
+    read -r FRESH_N FRESH_P50 FRESH_P99 FRESH_MAX < <(qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(max(latency_ms)::numeric, 1) FROM bench.freshness WHERE run = '$run'" | tr '|' ' ')
+    echo "freshness ($run): $FRESH_N samples, p50 $FRESH_P50 ms, p99 $FRESH_P99 ms, max $FRESH_MAX ms; pgbench $FRESH_TPS tps"
+}
+qv "SELECT segments.wait('30 min')" >/dev/null
+freshness_run default
+result "freshness: commit to visible, $FRESH_RATE updates/s" "p99 $FRESH_P99 ms" "p50 / max ($FRESH_N probes)" "$FRESH_P50 / $FRESH_MAX ms" "" "p99 <= 200 ms" "$(ratio_le "$FRESH_P99" 200)"
+
+# The same with the clock-driven re-evaluations spaced out (1 h), to show
+# the latency of the change path alone.
+TR_DEFAULT=$(qv "SHOW segments.time_resolution")
+q -c "ALTER SYSTEM SET segments.time_resolution = '1h'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+qv "SELECT segments.wait('30 min')" >/dev/null
+freshness_run time_resolution_1h
+result "freshness, time_resolution 1h (default $TR_DEFAULT)" "p99 $FRESH_P99 ms" "p50 / max ($FRESH_N probes)" "$FRESH_P50 / $FRESH_MAX ms" "" "p99 <= 200 ms" "$(ratio_le "$FRESH_P99" 200)"
+q -c "ALTER SYSTEM RESET segments.time_resolution" -c "SELECT pg_reload_conf()" >/dev/null
+q -c "\\copy (SELECT run, i, at_s, latency_ms FROM bench.freshness ORDER BY run, i) TO '$OUT/freshness.csv' WITH (FORMAT csv, HEADER)"
+
+# ----------------------------------------------------------------------
+# Update throughput: the same UPDATE workload at full speed, without the
+# extension (capture trigger disabled, worker stopped) and with it.
+log "update throughput (pgbench -M prepared, $CLIENTS clients, ${TPUT_SECONDS}s x $TPUT_ROUNDS)"
+for sc in on off; do
+    WITHOUT=""; WITH=""; TRIG=""; DRAIN=""
+    for round in $(seq 1 "$TPUT_ROUNDS"); do
+        worker_off
+        q -c "ALTER TABLE public.contacts DISABLE TRIGGER segments_capture" -c "CHECKPOINT" >/dev/null
+        read -r tps _ < <(PGOPTIONS="-c synchronous_commit=$sc" pgbench_run "update-$sc-without-$round" "$P/update.sql" "$TPUT_SECONDS")
+        WITHOUT="$WITHOUT $tps"
+        # capture trigger on, worker still off: the cost on the writer alone
+        q -c "ALTER TABLE public.contacts ENABLE TRIGGER segments_capture" -c "CHECKPOINT" >/dev/null
+        read -r tps _ < <(PGOPTIONS="-c synchronous_commit=$sc" pgbench_run "update-$sc-trigger-$round" "$P/update.sql" "$TPUT_SECONDS")
+        TRIG="$TRIG $tps"
+        worker_on
+        qv "SELECT segments.wait('30 min')" >/dev/null
+        q -c "CHECKPOINT" >/dev/null
+        read -r tps _ < <(PGOPTIONS="-c synchronous_commit=$sc" pgbench_run "update-$sc-with-$round" "$P/update.sql" "$TPUT_SECONDS")
+        WITH="$WITH $tps"
+        t=$(now_s); qv "SELECT segments.wait('30 min')" >/dev/null; DRAIN="$DRAIN $(elapsed "$t")"
+        printf '  synchronous_commit=%s round %s: without %.0f tps, trigger only %.0f tps, with worker %.0f tps; worker caught up %s s later\n' \
+            "$sc" "$round" "$(echo "$WITHOUT" | awk '{ print $NF }')" "$(echo "$TRIG" | awk '{ print $NF }')" "$tps" "$(echo "$DRAIN" | awk '{ print $NF }')"
+    done
+    mw=$(echo "$WITHOUT" | median); mx=$(echo "$WITH" | median); mt=$(echo "$TRIG" | median)
+    r=$(calc "$mx / $mw")
+    target=$([ "$sc" = on ] && echo 0.95 || echo 0.9)
+    result "update throughput, synchronous_commit=$sc" "$(tps_s "$mx")" "without the extension" "$(tps_s "$mw")" "$(x2 "$r")x" ">= ${target}x" "$(ratio_ge "$r" "$target")"
+    r=$(calc "$mt / $mw")
+    result "  same, capture trigger only (worker stopped)" "$(tps_s "$mt")" "without the extension" "$(tps_s "$mw")" "$(x2 "$r")x" "reported" "-"
+done
+
+# ----------------------------------------------------------------------
+log "chart"
+cat > "$OUT/freshness.gnuplot" <<GP
+set terminal svg size 900,480 dynamic font "sans,12" background "white"
+set output "$OUT/freshness.svg"
+set datafile separator ","
+set title "segments: commit-to-visible latency, $CONTACTS contacts, pgbench -R $FRESH_RATE updates/s"
+set xlabel "seconds since the probe started"
+set ylabel "latency (ms, log scale)"
+set logscale y
+set grid ytics mytics
+set key outside right top
+set termoption noenhanced
+plot "< grep '^default,' $OUT/freshness.csv" using 3:4 with points pt 7 ps 0.4 lc rgb "#c0392b" title "time_resolution $TR_DEFAULT", \
+     "< grep '^time_resolution_1h,' $OUT/freshness.csv" using 3:4 with points pt 7 ps 0.4 lc rgb "#2471a3" title "time_resolution 1h", \
+     200 with lines dt 2 lc rgb "black" title "target p99 200 ms"
+GP
+gnuplot "$OUT/freshness.gnuplot" && echo "chart: $OUT/freshness.svg"
+sed -e 's/^set terminal svg .*/set terminal pngcairo size 900,480 font "sans,10" background "white"/' \
+    -e "s|freshness.svg|freshness.png|" "$OUT/freshness.gnuplot" | gnuplot 2>/dev/null && echo "chart: $OUT/freshness.png"
+
+# ----------------------------------------------------------------------
+MACHINE="$(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+{
+    echo "segments benchmark: $CONTACTS contacts, 100 segments (average membership $AVG_PCT%), 1,000 actions"
+    echo "PostgreSQL $(qv "SHOW server_version"); $MACHINE"
+    echo "data generated in $LOAD_S s; $(date -u '+%Y-%m-%d %H:%M UTC'); $BUILD"
+    NOW_MD5=$(md5sum "$LIBFILE" | cut -c1-12)
+    [ "$NOW_MD5" = "$LIB_MD5" ] || echo "WARNING: $LIBFILE was replaced during the run (md5 now $NOW_MD5): new connections may have loaded another build"
+} > "$OUT/header.txt"
+{
+    echo "| Row | Extension | Baseline | Baseline value | Ratio | Target | Met |"
+    echo "|---|---|---|---|---|---|---|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$RES"
+} > "$OUT/table.md"
+
+echo
+cat "$OUT/header.txt"
+echo
+awk -F'\t' 'BEGIN { printf "%-60s %-17s %-17s %-15s %-14s %s\n", "row", "extension", "baseline", "ratio", "target", "met" }
+            { b = ($4 == "") ? $3 : $4; printf "%-60s %-17s %-17s %-15s %-14s %s\n", substr($1, 1, 60), $2, substr(b, 1, 17), $5, $6, $7 }' "$RES"
+echo
+echo "details: $OUT (table.md, results.tsv, freshness.csv, freshness.svg, pgbench/)"
