@@ -9,6 +9,7 @@
 settings() {
     q "ALTER SYSTEM RESET segments.batch_size" >/dev/null
     q "ALTER SYSTEM RESET segments.naptime" >/dev/null
+    q "ALTER SYSTEM RESET segments.time_resolution" >/dev/null
     q "SELECT pg_reload_conf()" >/dev/null
 }
 restore() {
@@ -109,11 +110,16 @@ expect "all 3000 changes applied" \
 expect "the same worker (reloaded, not restarted)" "SELECT pid FROM segments.worker" "$PID0"
 expect "membership exact after the backlogs" "SELECT '$(mismatches VIP "$VIP")'" 0
 
-# 2. SIGHUP: segments.naptime, the longest sleep of an idle worker.  A change
-#    queued without waking the worker (as if the wake-up were lost) waits for
-#    the naptime: with 1 h it is still queued 8 s later (the default 5 s
-#    would have applied it); the reload back to the default wakes the worker.
+# 2. SIGHUP: segments.naptime, the longest sleep of an idle worker, and
+#    segments.time_resolution (an idle worker also wakes every
+#    time_resolution to apply the passage of time).  A change queued without
+#    waking the worker (as if the wake-up were lost) waits for the next
+#    wake-up: with both at 1 h it is still queued 8 s later (the defaults,
+#    5 s and 2 s, would have applied it); the reload back to the defaults
+#    wakes the worker.
+q "ALTER SYSTEM SET segments.time_resolution = '1h'" >/dev/null
 reload_with segments.naptime 1h 1h
+expect "time_resolution reloaded" "SHOW segments.time_resolution" 1h
 q "BEGIN;
    SET LOCAL session_replication_role = replica;   -- no capture trigger, no wake-up
    UPDATE contacts SET plan = 'vip' WHERE id = 3;
@@ -121,7 +127,7 @@ q "BEGIN;
    COMMIT"
 expect "lost wake-up: contact 3 queued" "SELECT pending_changes FROM segments.worker" 1
 sleep 8
-expect "naptime 1h: still queued after 8 s" "SELECT pending_changes FROM segments.worker" 1
+expect "naptime and time_resolution 1h: still queued after 8 s" "SELECT pending_changes FROM segments.worker" 1
 expect "naptime 1h: contact 3 not in yet" "SELECT segments.segment_is_member(3::bigint, 'VIP')" f
 expect "naptime 1h: worker idle" "SELECT state FROM segments.worker" idle
 settings
@@ -129,6 +135,7 @@ poll "after the reset: the change is applied" "SELECT pending_changes FROM segme
 expect "contact 3 in" "SELECT segments.segment_is_member(3::bigint, 'VIP')" t
 expect "settings reset: batch_size" "SHOW segments.batch_size" 5000
 expect "settings reset: naptime" "SHOW segments.naptime" 5s
+expect "settings reset: time_resolution" "SHOW segments.time_resolution" 2s
 expect "still the same worker" "SELECT pid FROM segments.worker" "$PID0"
 
 # 3. SIGTERM of an idle worker: it exits at once; a new one serves changes.
