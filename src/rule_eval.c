@@ -420,15 +420,10 @@ datum_to_scalar(Datum d, Oid typid, bool is_text, RuleValueType as, RuleScalar *
 
 /* contains on an array column: some non-NULL element equals the value. */
 static bool
-array_contains(RuleCondition *cond, ArrayType *array, const RuleEvalContext *ctx)
+array_contains(RuleCondition *cond, const Datum *elems, const bool *nulls, int n)
 {
 	const RuleAttribute *a = &cond->attr;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
 
-	deconstruct_array(array, a->elemtype, a->elmlen, a->elmbyval, a->elmalign,
-					  &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 	{
 		RuleScalar	elem;
@@ -440,6 +435,77 @@ array_contains(RuleCondition *cond, ArrayType *array, const RuleEvalContext *ctx
 			return true;
 	}
 	return false;
+}
+
+/* The contact's cache slot for the field cond reads; NULL: not cached. */
+static RuleFieldSlot *
+field_slot(const RuleCondition *cond, const RuleEvalContext *ctx, bool *fresh)
+{
+	RuleFieldSlot *slot;
+
+	if (ctx->field_slots == NULL || cond->field_slot == 0)
+		return NULL;
+	slot = &ctx->field_slots[cond->field_slot - 1];
+	*fresh = slot->generation == ctx->generation;
+	slot->generation = ctx->generation;
+	return slot;
+}
+
+/* A column read as cond->read_as, through the contact's cache. */
+static bool
+read_column(RuleCondition *cond, Datum d, const RuleEvalContext *ctx, RuleScalar *field)
+{
+	const RuleAttribute *a = &cond->attr;
+	bool		fresh = false;
+	RuleFieldSlot *slot = field_slot(cond, ctx, &fresh);
+
+	if (slot != NULL && fresh)
+	{
+		*field = slot->value;
+		return slot->ok;
+	}
+	/* varlena numbers and the like: detoasted once, not by every comparison */
+	if (cond->read_as == RVT_NATIVE && a->typlen == -1)
+		d = PointerGetDatum(PG_DETOAST_DATUM(d));
+	if (!datum_to_scalar(d, a->typid, a->is_text, cond->read_as, field))
+	{
+		if (slot != NULL)
+			slot->ok = false;
+		return false;
+	}
+	if (slot != NULL)
+	{
+		slot->ok = true;
+		slot->value = *field;
+	}
+	return true;
+}
+
+/* The elements of an array column, through the contact's cache. */
+static int
+read_array(RuleCondition *cond, Datum d, const RuleEvalContext *ctx,
+		   Datum **elems, bool **nulls)
+{
+	const RuleAttribute *a = &cond->attr;
+	bool		fresh = false;
+	RuleFieldSlot *slot = field_slot(cond, ctx, &fresh);
+	int			n;
+
+	if (slot != NULL && fresh)
+	{
+		*elems = slot->elems;
+		*nulls = slot->elem_nulls;
+		return slot->nelems;
+	}
+	deconstruct_array(DatumGetArrayTypeP(d), a->elemtype, a->elmlen, a->elmbyval,
+					  a->elmalign, elems, nulls, &n);
+	if (slot != NULL)
+	{
+		slot->elems = *elems;
+		slot->elem_nulls = *nulls;
+		slot->nelems = n;
+	}
+	return n;
 }
 
 static bool
@@ -454,20 +520,23 @@ eval_attribute(RuleCondition *cond, const RuleEvalContext *ctx)
 	d = ctx->values[a->attnum - 1];
 	if (a->is_array)
 	{
-		ArrayType  *array = DatumGetArrayTypeP(d);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
 
+		if (cond->op != OP_CONTAINS && !cond->as_length)
+			return cond->op == OP_IS_SET;
+		n = read_array(cond, d, ctx, &elems, &nulls);
 		if (cond->as_length)
-			return apply_length(cond, ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)), ctx);
-		if (cond->op == OP_CONTAINS)
-			return array_contains(cond, array, ctx);
-		return cond->op == OP_IS_SET;
+			return apply_length(cond, n, ctx);
+		return array_contains(cond, elems, nulls, n);
 	}
 	if (cond->as_length)
 	{
 		datum_to_scalar(d, a->typid, true, RVT_TEXT, &field);
 		return apply_length(cond, pg_mbstrlen_with_len(field.u.text.str, field.u.text.len), ctx);
 	}
-	if (!datum_to_scalar(d, a->typid, a->is_text, cond->read_as, &field))
+	if (!read_column(cond, d, ctx, &field))
 		return false;
 	return apply_op(cond, &field, ctx);
 }
@@ -529,7 +598,31 @@ eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
 	JsonbValue	jv;
 	RuleScalar	field;
 
-	if (ctx->traits == NULL || !find_trait(cond, ctx->traits, &jv) || jv.type == jbvNull)
+	bool		fresh = false;
+	RuleFieldSlot *slot;
+
+	if (ctx->traits == NULL)
+		return false;
+	slot = field_slot(cond, ctx, &fresh);
+	if (slot != NULL && fresh)
+	{
+		if (!slot->ok)
+			return false;
+		jv = slot->jv;
+	}
+	else
+	{
+		bool		found = find_trait(cond, ctx->traits, &jv);
+
+		if (slot != NULL)
+		{
+			slot->ok = found;
+			slot->jv = jv;
+		}
+		if (!found)
+			return false;
+	}
+	if (jv.type == jbvNull)
 		return false;
 	if (cond->as_length)
 	{

@@ -783,6 +783,7 @@ fill_attribute(RuleCondition *cond, Form_pg_attribute att)
 	a->attnum = att->attnum;
 	a->typid = type;
 	a->typmod = typmod;
+	a->typlen = get_typlen(type);
 	a->is_array = OidIsValid(elem);
 	if (a->is_array)
 	{

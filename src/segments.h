@@ -133,6 +133,7 @@ typedef struct RuleAttribute
 	AttrNumber	attnum;			/* in the source table */
 	Oid			typid;			/* column type (base type of a domain) */
 	int32		typmod;
+	int16		typlen;			/* of the column type: -1 varlena */
 	bool		is_array;		/* column is an array: elements below */
 	Oid			elemtype;		/* element type when is_array */
 	int16		elmlen;
@@ -197,6 +198,13 @@ typedef struct RuleCondition
 	char	   *salt;			/* NULL: the owning segment's id */
 	double	   *bounds;			/* nvalues bounds (1, or 2 for between) */
 
+	/*
+	 * Slot (1-based; 0: none) of the per-contact cache of the field this
+	 * condition reads, shared by every condition reading the same field the
+	 * same way (set by the evaluation pass, see RuleEvalContext).
+	 */
+	int			field_slot;
+
 	/* Evaluation caches (rule_eval.c), kept in the condition's context. */
 	char	  **lower_values;	/* case_sensitive false: lower() of values */
 	int		   *lower_lens;
@@ -242,6 +250,22 @@ typedef struct RuleParseResult
 	pg_uuid_t  *refs;
 } RuleParseResult;
 
+/*
+ * A field of the contact being evaluated, read once for all the conditions
+ * that read it (a hundred segments often read ten fields).  Valid while
+ * generation matches the context's.
+ */
+typedef struct RuleFieldSlot
+{
+	uint32		generation;
+	bool		ok;				/* present and readable */
+	RuleScalar	value;			/* attribute: the column read as read_as */
+	JsonbValue	jv;				/* trait: the value found */
+	Datum	   *elems;			/* array column: its elements */
+	bool	   *elem_nulls;
+	int			nelems;
+} RuleFieldSlot;
+
 /* Everything a rule needs to know about the contact being evaluated. */
 typedef struct RuleEvalContext
 {
@@ -253,6 +277,8 @@ typedef struct RuleEvalContext
 	int			key_len;
 	const char *default_salt;	/* the owning segment's id as text */
 	const bool *segment_result; /* results of segments evaluated before */
+	RuleFieldSlot *field_slots; /* by RuleCondition.field_slot - 1; or NULL */
+	uint32		generation;		/* changes with every contact */
 } RuleEvalContext;
 
 /* rule_parse.c */
