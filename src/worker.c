@@ -372,6 +372,9 @@ evaluate_pending(void)
 /* Time flips are applied up to here; 0 before the first window. */
 static TimestampTz time_window_end = 0;
 
+/* Some segment reads the time: an idle worker wakes for the next window. */
+static bool have_time_segments = false;
+
 /* Time-dependent segments the window cannot serve: re-evaluated whole. */
 static Datum unwindowable_ids = (Datum) 0;	/* uuid[] in TopMemoryContext */
 
@@ -392,7 +395,8 @@ apply_time_window(long *sleep_ms)
 
 	if (time_window_end != 0 && now < due)
 	{
-		*sleep_ms = Min(*sleep_ms, (long) ((due - now) / 1000) + 1);
+		if (have_time_segments)
+			*sleep_ms = Min(*sleep_ms, (long) ((due - now) / 1000) + 1);
 		return false;
 	}
 	PG_TRY();
@@ -408,11 +412,17 @@ apply_time_window(long *sleep_ms)
 		begin_xact("segments: applying the passage of time");
 		to = GetCurrentTransactionStartTimestamp();
 		from = time_window_end;
+		have_time_segments = false;
 		if (is_configured())
 		{
+			bool		isnull;
+
+			run("SELECT EXISTS (SELECT 1 FROM segments.segment WHERE uses_time)",
+				0, NULL, NULL, SPI_OK_SELECT);
+			have_time_segments = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 1, &isnull));
 			if (from == 0)
 			{
-				bool		isnull;
 				Datum		d;
 
 				/* flips since the oldest evaluation of a time-dependent segment */
@@ -463,7 +473,8 @@ apply_time_window(long *sleep_ms)
 		abort_xact();
 	}
 	PG_END_TRY();
-	*sleep_ms = Min(*sleep_ms, (long) segments_time_resolution);
+	if (have_time_segments)
+		*sleep_ms = Min(*sleep_ms, (long) segments_time_resolution);
 	return worked;
 }
 

@@ -7,8 +7,10 @@
 LOG="$PGHOST/server.log"
 q "ALTER SYSTEM SET segments.batch_size = 200" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
-restore() { q "ALTER SYSTEM RESET segments.batch_size" >/dev/null 2>&1 || true
-            q "SELECT pg_reload_conf()" >/dev/null 2>&1 || true; cleanup; }
+restore() { local rc=$?
+            q "ALTER SYSTEM RESET segments.batch_size" >/dev/null 2>&1 || true
+            q "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
+            (exit $rc); cleanup; }
 trap restore EXIT
 
 q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
