@@ -36,6 +36,7 @@ PG_FUNCTION_INFO_V1(segments_catalog_changed);
 
 /* The cached catalog and the relations whose changes invalidate it. */
 static SegmentCatalog *cached_catalog = NULL;
+static uint64 cached_catalog_loads = 0;
 static MemoryContext cached_catalog_cxt = NULL;
 static Oid	watched_relids[4];
 
@@ -320,6 +321,7 @@ CatalogGet(void)
 		watched_relids[0] = CatalogRelid("segment", false);
 		watched_relids[1] = CatalogRelid("config", false);
 		cached_catalog = CatalogLoad(cached_catalog_cxt, false);
+		cached_catalog->generation = ++cached_catalog_loads;
 		watched_relids[2] = cached_catalog->config.member_relid;
 		watched_relids[3] = cached_catalog->config.source_relid;
 	}

@@ -45,6 +45,8 @@ typedef struct CatalogSegment
 /* The whole catalog; segments sorted by num. */
 typedef struct SegmentCatalog
 {
+	uint64		generation;		/* the backend cache's load count: 0 for
+								 * catalogs loaded for a pass */
 	SegmentsConfig config;
 	int			nsegments;
 	CatalogSegment *segments;

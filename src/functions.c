@@ -48,6 +48,52 @@ visible_by_id(const SegmentCatalog *cat, const pg_uuid_t *id)
 }
 
 /*
+ * The last name looked up by visible_by_text, for the common case of one
+ * name checked over and over (a prepared statement): valid for the same
+ * catalog load and session tenant, when the name was not ambiguous.
+ */
+static struct
+{
+	uint64		generation;		/* 0: empty */
+	char	   *tenant;			/* NULL: every tenant */
+	char	   *ref;
+	const CatalogSegment *match;
+}			last_name;
+
+static bool
+last_name_hit(const SegmentCatalog *cat, const char *tenant, const char *ref)
+{
+	return last_name.generation != 0 && last_name.generation == cat->generation &&
+		strcmp(last_name.ref, ref) == 0 &&
+		(tenant == NULL ? last_name.tenant == NULL :
+		 last_name.tenant != NULL && strcmp(last_name.tenant, tenant) == 0);
+}
+
+static void
+last_name_store(const SegmentCatalog *cat, const char *tenant, const char *ref,
+				const CatalogSegment *match)
+{
+	if (cat->generation == 0)
+		return;
+	if (last_name.ref)
+		pfree(last_name.ref);
+	if (last_name.tenant)
+		pfree(last_name.tenant);
+	last_name.ref = MemoryContextStrdup(TopMemoryContext, ref);
+	last_name.tenant = tenant ? MemoryContextStrdup(TopMemoryContext, tenant) : NULL;
+	last_name.match = match;
+	last_name.generation = cat->generation;
+}
+
+/* Is a segment of this tenant visible to a session limited to session_tenant? */
+static bool
+tenant_visible(const char *tenant, const char *session_tenant)
+{
+	return session_tenant == NULL ||
+		(tenant != NULL && strcmp(tenant, session_tenant) == 0);
+}
+
+/*
  * A visible segment given as text: its id if the text is one, else its
  * name.  When several tenants use the name, the one of the contact's
  * tenant wins (key may be (Datum) 0 when no contact is known).
@@ -58,24 +104,30 @@ visible_by_text(const SegmentCatalog *cat, const char *ref, bool have_key, Datum
 	const CatalogSegment *match = NULL;
 	int			nmatches = 0;
 	char	   *contact_tenant;
+	const char *session_tenant = CatalogSessionTenant();
 	pg_uuid_t	id;
 
+	if (last_name_hit(cat, session_tenant, ref))
+		return last_name.match;
 	if (CatalogParseUuid(ref, &id) && (match = visible_by_id(cat, &id)) != NULL)
 		return match;
 	for (int i = 0; i < cat->nsegments; i++)
 	{
 		const CatalogSegment *seg = &cat->segments[i];
 
-		if (!CatalogTenantVisible(seg->tenant))
-			continue;
-		if (strcmp(seg->name, ref) == 0)
+		if (strcmp(seg->name, ref) == 0 && tenant_visible(seg->tenant, session_tenant))
 		{
 			match = seg;
 			nmatches++;
 		}
 	}
-	if (nmatches <= 1 || !have_key)
-		return nmatches == 1 ? match : NULL;
+	if (nmatches <= 1)
+	{
+		last_name_store(cat, session_tenant, ref, match);
+		return match;
+	}
+	if (!have_key)
+		return NULL;
 
 	/* the same name in several tenants: take the contact's */
 	contact_tenant = MembershipContactTenant(&cat->config, key);
@@ -84,7 +136,7 @@ visible_by_text(const SegmentCatalog *cat, const char *ref, bool have_key, Datum
 	{
 		const CatalogSegment *seg = &cat->segments[i];
 
-		if (!CatalogTenantVisible(seg->tenant) || strcmp(seg->name, ref) != 0)
+		if (!tenant_visible(seg->tenant, session_tenant) || strcmp(seg->name, ref) != 0)
 			continue;
 		if (seg->tenant != NULL && contact_tenant != NULL &&
 			strcmp(seg->tenant, contact_tenant) == 0)
