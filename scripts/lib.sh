@@ -23,9 +23,17 @@ ensure_packages() {
     # do not need it either.
 }
 
-# Builds and installs the extension (warnings are errors under CI).
+# Builds and installs the extension (warnings are errors under CI).  The
+# install goes to the one PostgreSQL of the machine, so runs of the tests,
+# the demo and the benchmark on one machine take turns: the lock is held
+# until the script exits.
 build_and_install() {
     local extra="${EXTRA_CFLAGS:-}"
+    exec 9>/tmp/segments-run.lock
+    if ! flock -n 9; then
+        log "waiting for another run of segments on this machine to finish"
+        flock 9
+    fi
     [ "${CI:-}" = "true" ] && extra="$extra -Werror"
     log "build and install"
     make -s clean >/dev/null
