@@ -17,6 +17,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies: every object depends on every header.
+$(OBJS): $(wildcard src/*.h)
+
 sql/segments--0.1.0.sql: $(INSTALL_PARTS)
 	cat $^ > $@
 
@@ -25,5 +28,7 @@ test:
 	./scripts/test.sh
 demo:
 	./scripts/demo.sh
+bench:
+	./bench/run.sh
 pgtap:
 	pg_prove -d $(or $(PGDATABASE),postgres) test/*.sql
