@@ -671,6 +671,8 @@ batch_apply(EvalPlan *plan, Batch *batch)
 										  plan->key_len, plan->key_byval, plan->key_align));
 	if (SPI_execute_plan(plan->fetch_plan, &arg, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read stored membership");
+	/* SPI returns in its procedure context: what follows belongs to the batch */
+	MemoryContextSwitchTo(batch->cxt);
 	tuptable = SPI_tuptable;
 	nrows = SPI_processed;
 
