@@ -77,7 +77,7 @@ extern bool MembershipContains(const int32 *nums, int n, int32 num);
 extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
 
 /* evaluate.c */
-extern void EvaluateRefresh(const pg_uuid_t *only_segment);
+extern void EvaluateRefresh(const pg_uuid_t *only_segments, int nonly);
 extern int64 EvaluateContacts(ArrayType *keys);
 
 /* time_window.c: contacts whose time-dependent membership may flip */

@@ -315,13 +315,13 @@ plan_prepare_statements(EvalPlan *plan)
 }
 
 /*
- * Builds the plan of a pass.  `only` limits the segments whose membership
- * is rewritten to it and those that reference it; incremental passes
+ * Builds the plan of a pass.  `only` (nonly ids) limits the segments whose
+ * membership is rewritten to them and those that reference them; incremental passes
  * rewrite only segments whose state is ready (others keep their stored
  * membership until their own evaluation completes).
  */
 static EvalPlan *
-plan_build(const pg_uuid_t *only, bool full_pass)
+plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 {
 	EvalPlan   *plan = palloc0(sizeof(EvalPlan));
 	SegmentsConfig *config;
@@ -383,7 +383,11 @@ plan_build(const pg_uuid_t *only, bool full_pass)
 		if (es->rule != NULL && !plan_link(plan, es->rule, i, &es->error))
 			es->rule = NULL;
 		if (only != NULL)
-			es->writable = reaches(plan, es->seg, only, 0);
+		{
+			es->writable = false;
+			for (int k = 0; k < nonly && !es->writable; k++)
+				es->writable = reaches(plan, es->seg, &only[k], 0);
+		}
 		else
 			es->writable = true;
 		if (ready != NULL && !ready[i])
@@ -906,10 +910,11 @@ record_state(EvalPlan *plan, TimestampTz started)
 
 /*
  * Full pass: one scan of the source evaluates every segment for every
- * contact; segments outside `only` (when given) keep their membership.
+ * contact; segments outside `only_segments` (when given: nonly ids, and
+ * the segments that reference them) keep their membership.
  */
 void
-EvaluateRefresh(const pg_uuid_t *only_segment)
+EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 {
 	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext,
 												   "segments refresh",
@@ -926,7 +931,7 @@ EvaluateRefresh(const pg_uuid_t *only_segment)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = plan_build(only_segment, true);
+	plan = plan_build(only_segments, nonly, true);
 	batch = batch_create();
 
 	/* see every contact committed by now, after taking the lock */
@@ -998,7 +1003,7 @@ EvaluateContacts(ArrayType *keys)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = plan_build(NULL, false);
+	plan = plan_build(NULL, 0, false);
 	batch = batch_create();
 
 	get_typlenbyvalalign(ARR_ELEMTYPE(keys), &elmlen, &elmbyval, &elmalign);
@@ -1057,7 +1062,7 @@ Datum
 segments_refresh(PG_FUNCTION_ARGS)
 {
 	if (PG_ARGISNULL(0))
-		EvaluateRefresh(NULL);
+		EvaluateRefresh(NULL, 0);
 	else
 	{
 		pg_uuid_t  *id = PG_GETARG_UUID_P(0);
@@ -1069,7 +1074,7 @@ segments_refresh(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("segment \"%s\" does not exist",
 							DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id))))));
-		EvaluateRefresh(id);
+		EvaluateRefresh(id, 1);
 	}
 	PG_RETURN_VOID();
 }

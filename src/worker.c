@@ -252,7 +252,7 @@ apply_batch(void)
 			{
 				set_state(SWS_APPLYING);
 				if (truncated)
-					EvaluateRefresh(NULL);
+					EvaluateRefresh(NULL, 0);
 				else if (!isnull)
 					EvaluateContacts(DatumGetArrayTypeP(keys));
 				guard_end(&guard);
@@ -280,30 +280,39 @@ apply_batch(void)
 }
 
 /*
- * Evaluates one segment (and the segments that reference it) in a
- * transaction of its own; on error, marks it failed with the message.
+ * Evaluates segments (and the segments that reference them) in one pass
+ * and a transaction of its own; on error, marks them failed with the
+ * message.
  */
 static void
-evaluate_segment(const pg_uuid_t *id)
+evaluate_segments(const pg_uuid_t *ids, int n)
 {
-	Oid			types[2] = {UUIDOID, TEXTOID};
+	Oid			types[2] = {UUIDARRAYOID, TEXTOID};
 	Datum		values[2];
+	Datum	   *elems = palloc(Max(n, 1) * sizeof(Datum));
 
-	values[0] = UUIDPGetDatum(id);
+	for (int i = 0; i < n; i++)
+		elems[i] = UUIDPGetDatum(&ids[i]);
+	values[0] = PointerGetDatum(construct_array(elems, n, UUIDOID, UUID_LEN, false,
+												TYPALIGN_CHAR));
 	PG_TRY();
 	{
-		bool		exists;
 		bool		isnull;
 		RequestGuard guard;
+		ArrayType  *existing;
+		int			nexisting;
 
-		begin_xact("segments: evaluating a segment");
-		run("SELECT EXISTS (SELECT 1 FROM segments.segment WHERE id OPERATOR(pg_catalog.=) $1)",
+		begin_xact("segments: evaluating segments");
+		run("SELECT coalesce(pg_catalog.array_agg(id), '{}') FROM segments.segment"
+			" WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
 			1, types, values, SPI_OK_SELECT);
-		exists = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (exists)
+		existing = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+		nexisting = ArrayGetNItems(ARR_NDIM(existing), ARR_DIMS(existing));
+		if (nexisting > 0)
 		{
 			guard = guard_begin();
-			EvaluateRefresh(id);
+			EvaluateRefresh((pg_uuid_t *) ARR_DATA_PTR(existing), nexisting);
 			guard_end(&guard);
 		}
 		commit_xact();
@@ -315,7 +324,7 @@ evaluate_segment(const pg_uuid_t *id)
 		begin_xact("segments: recording a failure");
 		values[1] = CStringGetTextDatum(message);
 		run("UPDATE segments.segment_state SET state = 'failed', last_error = $2"
-			" WHERE segment_id OPERATOR(pg_catalog.=) $1"
+			" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
 			"   AND state IN ('evaluating', 'ready')",
 			2, types, values, SPI_OK_UPDATE);
 		commit_xact();
@@ -323,7 +332,7 @@ evaluate_segment(const pg_uuid_t *id)
 	PG_END_TRY();
 
 	SpinLockAcquire(&segments_shared->mutex);
-	my_slot->segments_evaluated++;
+	my_slot->segments_evaluated += n;
 	SpinLockRelease(&segments_shared->mutex);
 }
 
@@ -361,7 +370,7 @@ evaluate_pending(void)
 	if (found)
 	{
 		set_state(SWS_EVALUATING);
-		evaluate_segment(&id);
+		evaluate_segments(&id, 1);
 	}
 	return found;
 }
@@ -491,8 +500,8 @@ evaluate_due(long *sleep_ms)
 	Oid			types[2] = {INTERVALOID, UUIDARRAYOID};
 	Datum		values[2];
 	Interval   *resolution = palloc0(sizeof(Interval));
-	pg_uuid_t	due;
-	bool		found = false;
+	pg_uuid_t  *due = NULL;
+	int			ndue = 0;
 
 	resolution->time = (int64) segments_time_resolution * 1000;
 	values[0] = IntervalPGetDatum(resolution);
@@ -502,39 +511,49 @@ evaluate_due(long *sleep_ms)
 	begin_xact("segments: looking for due segments");
 	if (is_configured())
 	{
+		/*
+		 * A whole re-evaluation for the time comes every time_resolution, or
+		 * ten times its last duration if longer, so that large sources do
+		 * not keep the worker busy; segments due together share one pass.
+		 */
 		run("SELECT st.segment_id,"
 			"       pg_catalog.date_part('epoch',"
 			"         LEAST(CASE WHEN s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)"
-			"                    THEN st.evaluated_at + $1 END,"
+			"                    THEN st.evaluated_at + GREATEST($1, st.last_duration * 10) END,"
 			"               st.evaluated_at + s.schedule) - pg_catalog.clock_timestamp())"
 			"  FROM segments.segment s"
 			"  JOIN segments.segment_state st ON st.segment_id OPERATOR(pg_catalog.=) s.id"
 			" WHERE st.state = 'ready'"
 			"   AND ((s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)) OR s.schedule IS NOT NULL)"
-			" ORDER BY 2 LIMIT 1",
+			" ORDER BY 2",
 			2, types, values, SPI_OK_SELECT);
-		if (SPI_processed == 1)
+		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
 			double		seconds = isnull ? 0 : DatumGetFloat8(d);
 
-			memcpy(&due, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 1, &isnull)),
-				   sizeof(pg_uuid_t));
-			if (seconds <= 0)
-				found = true;
-			else
+			if (r == 0 && seconds > 0)
+			{
 				*sleep_ms = Min(*sleep_ms, (long) (seconds * 1000) + 1);
+				break;
+			}
+			if (seconds * 1000 > segments_time_resolution)
+				break;			/* not due yet, nor soon */
+			if (due == NULL)
+				due = MemoryContextAlloc(round_cxt, SPI_processed * sizeof(pg_uuid_t));
+			memcpy(&due[ndue++], DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[r],
+															 SPI_tuptable->tupdesc, 1, &isnull)),
+				   sizeof(pg_uuid_t));
 		}
 	}
 	commit_xact();
-	if (found)
+	if (ndue > 0)
 	{
 		set_state(SWS_EVALUATING);
-		evaluate_segment(&due);
+		evaluate_segments(due, ndue);
 	}
-	return found;
+	return ndue > 0;
 }
 
 /*
