@@ -208,6 +208,8 @@ typedef struct GateCache
 	Datum		contact;
 	int			nnums;
 	int32	   *nums;
+	uint64		generation;		/* catalog load the tenant was read for */
+	char	   *tenant;			/* the session's tenant, or NULL */
 } GateCache;
 
 /* The segment numbers of the contact in argument 0, cached per query. */
@@ -250,6 +252,91 @@ gate_cache_lookup(FunctionCallInfo fcinfo, const SegmentCatalog *cat)
 }
 
 /*
+ * The header of a uuid[] read in place, also in its packed (short header)
+ * form as stored in a row, so that gating a row neither copies nor
+ * allocates.  The bytes after the header are those of ArrayType.
+ */
+typedef struct GateList
+{
+	int			nitems;
+	bool		hasnulls;
+	const char *data;			/* the uuids, when !hasnulls */
+} GateList;
+
+static GateList
+gate_list(Datum d)
+{
+	struct varlena *v = (struct varlena *) PG_DETOAST_DATUM_PACKED(d);
+	const char *payload = VARDATA_ANY(v);
+	GateList	list = {0, false, NULL};
+	int32		ndim;
+	int32		dataoffset;
+
+	memcpy(&ndim, payload, sizeof(int32));
+	memcpy(&dataoffset, payload + sizeof(int32), sizeof(int32));
+	if (ndim <= 0)
+		return list;
+	list.nitems = 1;
+	for (int i = 0; i < ndim; i++)
+	{
+		int32		dim;
+
+		memcpy(&dim, payload + 3 * sizeof(int32) + i * sizeof(int32), sizeof(int32));
+		list.nitems *= dim;
+	}
+	list.hasnulls = dataoffset != 0;
+	list.data = payload + ARR_OVERHEAD_NONULLS(ndim) - VARHDRSZ;
+	return list;
+}
+
+static bool
+gate_list_empty(Datum d)
+{
+	return gate_list(d).nitems == 0;
+}
+
+/* Is one of the segments of the list visible and held by the contact? */
+static bool
+gate_grants(const SegmentCatalog *cat, const GateCache *cache, Datum d)
+{
+	GateList	list = gate_list(d);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (!list.hasnulls)
+	{
+		for (int i = 0; i < list.nitems; i++)
+		{
+			pg_uuid_t	id;
+			const CatalogSegment *seg;
+
+			memcpy(&id, list.data + i * UUID_LEN, UUID_LEN);
+			seg = CatalogFindById(cat, &id);
+			if (seg != NULL && tenant_visible(seg->tenant, cache->tenant) &&
+				MembershipContains(cache->nums, cache->nnums, seg->num))
+				return true;
+		}
+		return false;
+	}
+	/* NULL elements never grant: the general path */
+	deconstruct_array(DatumGetArrayTypeP(d), UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		const CatalogSegment *seg;
+
+		if (nulls[i])
+			continue;
+		seg = CatalogFindById(cat, DatumGetUUIDP(elems[i]));
+		if (seg != NULL && tenant_visible(seg->tenant, cache->tenant) &&
+			MembershipContains(cache->nums, cache->nnums, seg->num))
+			return true;
+	}
+	return false;
+}
+
+/*
  * segments.filter_restricted(contact, restricted_to uuid[]) RETURNS boolean
  *
  * True for an empty or NULL list; false for an anonymous (NULL) contact
@@ -258,17 +345,10 @@ gate_cache_lookup(FunctionCallInfo fcinfo, const SegmentCatalog *cat)
 Datum
 segments_filter_restricted(PG_FUNCTION_ARGS)
 {
-	ArrayType  *list;
 	const SegmentCatalog *cat;
 	GateCache  *cache;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			nelems;
 
-	if (PG_ARGISNULL(1))
-		PG_RETURN_BOOL(true);
-	list = PG_GETARG_ARRAYTYPE_P(1);
-	if (ArrayGetNItems(ARR_NDIM(list), ARR_DIMS(list)) == 0)
+	if (PG_ARGISNULL(1) || gate_list_empty(PG_GETARG_DATUM(1)))
 		PG_RETURN_BOOL(true);
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
@@ -277,20 +357,16 @@ segments_filter_restricted(PG_FUNCTION_ARGS)
 	cache = gate_cache_lookup(fcinfo, cat);
 	if (cache->nnums == 0)
 		PG_RETURN_BOOL(false);
-
-	deconstruct_array(list, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
-					  &elems, &nulls, &nelems);
-	for (int i = 0; i < nelems; i++)
+	if (cache->generation != cat->generation)
 	{
-		const CatalogSegment *seg;
+		const char *tenant = CatalogSessionTenant();
 
-		if (nulls[i])
-			continue;
-		seg = visible_by_id(cat, DatumGetUUIDP(elems[i]));
-		if (seg != NULL && MembershipContains(cache->nums, cache->nnums, seg->num))
-			PG_RETURN_BOOL(true);
+		if (cache->tenant)
+			pfree(cache->tenant);
+		cache->tenant = tenant ? MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, tenant) : NULL;
+		cache->generation = cat->generation;
 	}
-	PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(gate_grants(cat, cache, PG_GETARG_DATUM(1)));
 }
 
 /*
