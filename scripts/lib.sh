@@ -29,7 +29,7 @@ ensure_packages() {
 # until the script exits.
 build_and_install() {
     local extra="${EXTRA_CFLAGS:-}"
-    exec 9>/tmp/segments-run.lock
+    exec 9>"${SEGMENTS_RUN_LOCK:-/tmp/segments-run.lock}"
     if ! flock -n 9; then
         log "waiting for another run of segments on this machine to finish"
         flock 9

@@ -208,9 +208,85 @@ typedef struct GateCache
 	Datum		contact;
 	int			nnums;
 	int32	   *nums;
-	uint64		generation;		/* catalog load the tenant was read for */
-	char	   *tenant;			/* the session's tenant, or NULL */
+	uint64		generation;		/* catalog load granted was built for */
+	struct GateId *granted;		/* ids of the contact's visible segments */
+	int			ngranted;
 } GateCache;
+
+/* A uuid as two integers: compared in two instructions, not a memcmp. */
+typedef struct GateId
+{
+	uint64		hi;
+	uint64		lo;
+} GateId;
+
+static inline GateId
+gate_id(const char *bytes)
+{
+	GateId		id;
+
+	memcpy(&id.hi, bytes, sizeof(uint64));
+	memcpy(&id.lo, bytes + sizeof(uint64), sizeof(uint64));
+	return id;
+}
+
+static int
+gate_id_order(const void *a, const void *b)
+{
+	const GateId *x = a;
+	const GateId *y = b;
+
+	if (x->hi != y->hi)
+		return x->hi < y->hi ? -1 : 1;
+	return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* Is the uuid at bytes among the granted ids? */
+static inline bool
+gate_has(const GateCache *cache, const char *bytes)
+{
+	GateId		id = gate_id(bytes);
+	int			lo = 0,
+				hi = cache->ngranted - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		const GateId *g = &cache->granted[mid];
+
+		if (g->hi == id.hi && g->lo == id.lo)
+			return true;
+		if (g->hi < id.hi || (g->hi == id.hi && g->lo < id.lo))
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+/*
+ * The ids of the segments the contact holds and the session may see,
+ * sorted: gating a row is then a search of its few ids in this short list.
+ */
+static void
+gate_build_granted(GateCache *cache, const SegmentCatalog *cat, MemoryContext cxt)
+{
+	const char *tenant = CatalogSessionTenant();
+
+	if (cache->granted)
+		pfree(cache->granted);
+	cache->granted = MemoryContextAlloc(cxt, Max(cache->nnums, 1) * sizeof(GateId));
+	cache->ngranted = 0;
+	for (int i = 0; i < cache->nnums; i++)
+	{
+		const CatalogSegment *seg = CatalogFindByNum(cat, cache->nums[i]);
+
+		if (seg != NULL && tenant_visible(seg->tenant, tenant))
+			cache->granted[cache->ngranted++] = gate_id((const char *) seg->id.data);
+	}
+	qsort(cache->granted, cache->ngranted, sizeof(GateId), gate_id_order);
+	cache->generation = cat->generation;
+}
 
 /* The segment numbers of the contact in argument 0, cached per query. */
 static GateCache *
@@ -240,6 +316,7 @@ gate_cache_lookup(FunctionCallInfo fcinfo, const SegmentCatalog *cat)
 			pfree(cache->nums);
 		cache->valid = false;
 	}
+	cache->generation = 0;		/* granted is the previous contact's */
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	cache->nums = NULL;
 	cache->nnums = 0;
@@ -297,7 +374,7 @@ gate_list_empty(Datum d)
 
 /* Is one of the segments of the list visible and held by the contact? */
 static bool
-gate_grants(const SegmentCatalog *cat, const GateCache *cache, Datum d)
+gate_grants(const GateCache *cache, Datum d)
 {
 	GateList	list = gate_list(d);
 	Datum	   *elems;
@@ -308,13 +385,7 @@ gate_grants(const SegmentCatalog *cat, const GateCache *cache, Datum d)
 	{
 		for (int i = 0; i < list.nitems; i++)
 		{
-			pg_uuid_t	id;
-			const CatalogSegment *seg;
-
-			memcpy(&id, list.data + i * UUID_LEN, UUID_LEN);
-			seg = CatalogFindById(cat, &id);
-			if (seg != NULL && tenant_visible(seg->tenant, cache->tenant) &&
-				MembershipContains(cache->nums, cache->nnums, seg->num))
+			if (gate_has(cache, list.data + i * UUID_LEN))
 				return true;
 		}
 		return false;
@@ -324,13 +395,7 @@ gate_grants(const SegmentCatalog *cat, const GateCache *cache, Datum d)
 					  &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 	{
-		const CatalogSegment *seg;
-
-		if (nulls[i])
-			continue;
-		seg = CatalogFindById(cat, DatumGetUUIDP(elems[i]));
-		if (seg != NULL && tenant_visible(seg->tenant, cache->tenant) &&
-			MembershipContains(cache->nums, cache->nnums, seg->num))
+		if (!nulls[i] && gate_has(cache, (const char *) DatumGetUUIDP(elems[i])->data))
 			return true;
 	}
 	return false;
@@ -357,16 +422,9 @@ segments_filter_restricted(PG_FUNCTION_ARGS)
 	cache = gate_cache_lookup(fcinfo, cat);
 	if (cache->nnums == 0)
 		PG_RETURN_BOOL(false);
-	if (cache->generation != cat->generation)
-	{
-		const char *tenant = CatalogSessionTenant();
-
-		if (cache->tenant)
-			pfree(cache->tenant);
-		cache->tenant = tenant ? MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, tenant) : NULL;
-		cache->generation = cat->generation;
-	}
-	PG_RETURN_BOOL(gate_grants(cat, cache, PG_GETARG_DATUM(1)));
+	if (cache->generation != cat->generation || cat->generation == 0)
+		gate_build_granted(cache, cat, fcinfo->flinfo->fn_mcxt);
+	PG_RETURN_BOOL(gate_grants(cache, PG_GETARG_DATUM(1)));
 }
 
 /*
