@@ -68,7 +68,7 @@ get_varint(const unsigned char **p, const unsigned char *end, uint64 *v)
 static uint64
 zigzag(int64 v)
 {
-	return ((uint64) v << 1) ^ (uint64) (v >> 63);
+	return ((uint64) v << 1) ^ (v < 0 ? ~(uint64) 0 : 0);
 }
 
 static int64

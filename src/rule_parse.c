@@ -537,10 +537,10 @@ parse_group(ParseState *ps, JsonbContainer *obj, const char *path, int level)
 									   level + 1);
 	if (strcmp(key, "none") == 0)
 	{
-		RuleNode   *not = make_group(RULE_NOT, 1);
+		RuleNode   *negation = make_group(RULE_NOT, 1);
 
-		not->children[0] = node;
-		node = not;
+		negation->children[0] = node;
+		node = negation;
 	}
 	return node;
 }
