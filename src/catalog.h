@@ -83,5 +83,7 @@ extern int64 EvaluateContacts(ArrayType *keys);
 /* time_window.c: contacts whose time-dependent membership may flip */
 extern ArrayType *TimeWindowCandidates(TimestampTz from, TimestampTz to,
 									   int *nunwindowable, pg_uuid_t **unwindowable);
+extern int	TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit,
+						   MemoryContext cursor_cxt);
 
 #endif							/* SEGMENTS_CATALOG_H */

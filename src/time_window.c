@@ -27,6 +27,7 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -260,4 +261,88 @@ TimeWindowCandidates(TimestampTz from, TimestampTz to,
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(work);
 	return keys;
+}
+
+/*
+ * One chunk of a sweep: the whole re-evaluation, contact by contact, that
+ * time conditions the window cannot serve need.  Evaluates the next
+ * `limit` contacts of the source after *cursor (in key order) through the
+ * incremental path, in the caller's transaction, and moves the cursor (kept
+ * in cursor_cxt).  Returns how many contacts it read: 0 once past the last.
+ * Sweeping in chunks, each in its own transaction, lets the worker apply
+ * contact changes in between instead of after a long pass.
+ */
+int
+TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit, MemoryContext cursor_cxt)
+{
+	SegmentCatalog *cat = CatalogLoad(CurrentMemoryContext, false);
+	const SegmentsConfig *config = &cat->config;
+	Relation	source;
+	StringInfoData sql;
+	const char *keycol;
+	Oid			types[2];
+	Datum		values[2];
+	int			nargs = 0;
+	int			n = 0;
+	int16		len;
+	bool		byval;
+	char		align;
+	MemoryContext old;
+
+	if (!config->configured)
+		return 0;
+	source = table_open(config->source_relid, AccessShareLock);
+	keycol = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(source),
+												   config->key_attnum - 1)->attname));
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT pg_catalog.array_agg(k ORDER BY k) FROM (SELECT %s AS k FROM %s",
+					 keycol,
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(source)),
+												RelationGetRelationName(source)));
+	if (*has_cursor)
+	{
+		appendStringInfo(&sql, " WHERE %s OPERATOR(pg_catalog.>) $%d", keycol, ++nargs);
+		types[nargs - 1] = config->key_type;
+		values[nargs - 1] = *cursor;
+	}
+	appendStringInfo(&sql, " ORDER BY 1 LIMIT $%d) chunk", ++nargs);
+	types[nargs - 1] = INT4OID;
+	values[nargs - 1] = Int32GetDatum(limit);
+	table_close(source, NoLock);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql.data, nargs, types, values, NULL, true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read the next contacts to sweep");
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			ArrayType  *keys = DatumGetArrayTypeP(d);
+			Datum	   *elems;
+			bool	   *nulls;
+
+			get_typlenbyvalalign(config->key_type, &len, &byval, &align);
+			deconstruct_array(keys, config->key_type, len, byval, align, &elems, &nulls, &n);
+			if (n > 0)
+			{
+				Datum		last;
+
+				EvaluateContacts(keys);
+				old = MemoryContextSwitchTo(cursor_cxt);
+				last = datumCopy(elems[n - 1], byval, len);
+				MemoryContextSwitchTo(old);
+				if (*has_cursor && !byval)
+					pfree(DatumGetPointer(*cursor));
+				*cursor = last;
+				*has_cursor = true;
+			}
+		}
+	}
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	return n;
 }

@@ -384,6 +384,25 @@ static TimestampTz time_window_end = 0;
 /* Some segment reads the time: an idle worker wakes for the next window. */
 static bool have_time_segments = false;
 
+/*
+ * Pause between windows: time_resolution, or ten times the last window's
+ * duration when longer (a source without an index on its time columns is
+ * scanned by each window), so windows take at most a tenth of the worker.
+ */
+static int64 time_window_pause_us = 0;
+
+/*
+ * A sweep in progress: time-dependent segments the window cannot serve,
+ * re-evaluated contact by contact in chunks (time_window.c).
+ */
+#define SWEEP_CHUNK		20000
+static bool sweep_active = false;
+static Datum sweep_cursor;
+static bool sweep_has_cursor = false;
+static Datum sweep_ids;			/* uuid[] in TopMemoryContext */
+static TimestampTz sweep_started;
+static MemoryContext sweep_cxt = NULL;	/* holds the cursor */
+
 /* Time-dependent segments the window cannot serve: re-evaluated whole. */
 static Datum unwindowable_ids = (Datum) 0;	/* uuid[] in TopMemoryContext */
 
@@ -399,7 +418,8 @@ static bool
 apply_time_window(long *sleep_ms)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz due = time_window_end + (int64) segments_time_resolution * 1000;
+	TimestampTz due = time_window_end +
+		Max((int64) segments_time_resolution * 1000, time_window_pause_us);
 	volatile bool worked = false;
 
 	if (time_window_end != 0 && now < due)
@@ -476,6 +496,7 @@ apply_time_window(long *sleep_ms)
 		}
 		commit_xact();
 		time_window_end = to;
+		time_window_pause_us = 10 * (GetCurrentTimestamp() - now);
 	}
 	PG_CATCH();
 	{
@@ -485,6 +506,69 @@ apply_time_window(long *sleep_ms)
 	if (have_time_segments)
 		*sleep_ms = Min(*sleep_ms, (long) segments_time_resolution);
 	return worked;
+}
+
+/*
+ * Sweeps the next chunk of contacts for the segments of the sweep in
+ * progress; at the end, records the sweep as their evaluation.  Returns
+ * whether a sweep was in progress.
+ */
+static bool
+sweep_step(void)
+{
+	if (!sweep_active)
+		return false;
+	PG_TRY();
+	{
+		int			n;
+
+		begin_xact("segments: sweeping time-dependent segments");
+		set_state(SWS_EVALUATING);
+		n = TimeSweepChunk(&sweep_cursor, &sweep_has_cursor, SWEEP_CHUNK, sweep_cxt);
+		if (n == 0)
+		{
+			Oid			types[2] = {UUIDARRAYOID, TIMESTAMPTZOID};
+			Datum		values[2] = {sweep_ids, TimestampTzGetDatum(sweep_started)};
+
+			run("UPDATE segments.segment_state"
+				"   SET evaluated_at = $2, last_duration = pg_catalog.clock_timestamp() - $2"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state = 'ready'",
+				2, types, values, SPI_OK_UPDATE);
+			sweep_active = false;
+		}
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		abort_xact();
+		sweep_active = false;	/* the segments come due again */
+	}
+	PG_END_TRY();
+	return true;
+}
+
+/* Starts a sweep of these segments (uuid[]) from the first contact. */
+static void
+sweep_start(const pg_uuid_t *ids, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	Datum	   *elems = palloc(Max(n, 1) * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		elems[i] = UUIDPGetDatum(&ids[i]);
+	if (sweep_ids != (Datum) 0)
+		pfree(DatumGetPointer(sweep_ids));
+	sweep_ids = PointerGetDatum(construct_array(elems, n, UUIDOID, UUID_LEN, false,
+												TYPALIGN_CHAR));
+	pfree(elems);
+	MemoryContextSwitchTo(old);
+	if (sweep_cxt == NULL)
+		sweep_cxt = AllocSetContextCreate(TopMemoryContext, "segments sweep",
+										  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(sweep_cxt);	/* the previous sweep's cursor */
+	sweep_has_cursor = false;
+	sweep_started = GetCurrentTimestamp();
+	sweep_active = true;
 }
 
 /*
@@ -502,6 +586,8 @@ evaluate_due(long *sleep_ms)
 	Interval   *resolution = palloc0(sizeof(Interval));
 	pg_uuid_t  *due = NULL;
 	int			ndue = 0;
+	pg_uuid_t  *sweep = NULL;
+	int			nsweep = 0;
 
 	resolution->time = (int64) segments_time_resolution * 1000;
 	values[0] = IntervalPGetDatum(resolution);
@@ -520,7 +606,8 @@ evaluate_due(long *sleep_ms)
 			"       pg_catalog.date_part('epoch',"
 			"         LEAST(CASE WHEN s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)"
 			"                    THEN st.evaluated_at + GREATEST($1, st.last_duration * 10) END,"
-			"               st.evaluated_at + s.schedule) - pg_catalog.clock_timestamp())"
+			"               st.evaluated_at + s.schedule) - pg_catalog.clock_timestamp()),"
+			"       s.schedule IS NULL"
 			"  FROM segments.segment s"
 			"  JOIN segments.segment_state st ON st.segment_id OPERATOR(pg_catalog.=) s.id"
 			" WHERE st.state = 'ready'"
@@ -541,19 +628,33 @@ evaluate_due(long *sleep_ms)
 			if (seconds * 1000 > segments_time_resolution)
 				break;			/* not due yet, nor soon */
 			if (due == NULL)
+			{
 				due = MemoryContextAlloc(round_cxt, SPI_processed * sizeof(pg_uuid_t));
+				sweep = MemoryContextAlloc(round_cxt, SPI_processed * sizeof(pg_uuid_t));
+			}
+			/* due for the time only: swept in chunks; for a schedule: one pass */
+			if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3, &isnull)))
+			{
+				if (!sweep_active)
+					memcpy(&sweep[nsweep++], DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[r],
+																		 SPI_tuptable->tupdesc, 1, &isnull)),
+						   sizeof(pg_uuid_t));
+				continue;
+			}
 			memcpy(&due[ndue++], DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[r],
 															 SPI_tuptable->tupdesc, 1, &isnull)),
 				   sizeof(pg_uuid_t));
 		}
 	}
 	commit_xact();
+	if (nsweep > 0)
+		sweep_start(sweep, nsweep);
 	if (ndue > 0)
 	{
 		set_state(SWS_EVALUATING);
 		evaluate_segments(due, ndue);
 	}
-	return ndue > 0;
+	return ndue > 0 || nsweep > 0;
 }
 
 /*
@@ -580,6 +681,8 @@ worker_round(long *sleep_ms)
 	if (evaluate_pending())
 		return true;
 	if (apply_time_window(sleep_ms))
+		return true;
+	if (sweep_step())
 		return true;
 	if (evaluate_due(sleep_ms))
 		return true;
