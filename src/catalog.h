@@ -81,7 +81,9 @@ extern void EvaluateRefresh(const pg_uuid_t *only_segments, int nonly);
 extern int64 EvaluateContacts(ArrayType *keys);
 
 /* time_window.c: contacts whose time-dependent membership may flip */
-extern ArrayType *TimeWindowCandidates(TimestampTz from, TimestampTz to,
+extern ArrayType *TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor,
+									   bool *has_cursor, bool *done, int limit,
+									   MemoryContext cursor_cxt,
 									   int *nunwindowable, pg_uuid_t **unwindowable);
 extern int	TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit,
 						   MemoryContext cursor_cxt);

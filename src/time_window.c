@@ -148,25 +148,71 @@ parse_saved(const CatalogSegment *seg, RuleParseContext *pctx)
 	return root;
 }
 
-/* SELECT DISTINCT key FROM source WHERE <ranges>, as an array of keys. */
+/* The key column and the source's qualified name, quoted for SQL text. */
+static void
+source_names(const SegmentsConfig *config, Relation source, const char **keycol,
+			 const char **table)
+{
+	*keycol = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(source),
+													 config->key_attnum - 1)->attname));
+	*table = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(source)),
+										RelationGetRelationName(source));
+}
+
+/*
+ * The key `limit` contacts after the cursor (in key order): the upper end
+ * of the next chunk, or false past the last contact.
+ */
+static bool
+chunk_upper(const SegmentsConfig *config, Relation source, Datum cursor, bool has_cursor,
+			int limit, Datum *upper)
+{
+	const char *keycol;
+	const char *table;
+	StringInfoData sql;
+	Oid			types[2] = {config->key_type, INT4OID};
+	Datum		values[2] = {cursor, Int32GetDatum(limit - 1)};
+	bool		isnull;
+
+	source_names(config, source, &keycol, &table);
+	initStringInfo(&sql);
+	if (has_cursor)
+		appendStringInfo(&sql, "SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.>) $1"
+						 " ORDER BY 1 OFFSET $2 LIMIT 1", keycol, table, keycol);
+	else
+		appendStringInfo(&sql, "SELECT %s FROM %s ORDER BY 1 OFFSET $2 LIMIT 1",
+						 keycol, table);
+	if (SPI_execute_with_args(sql.data, 2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not find the next chunk of contacts");
+	if (SPI_processed == 0)
+		return false;
+	*upper = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return true;
+}
+
+/*
+ * SELECT DISTINCT key FROM source WHERE key in (lower, upper] AND <ranges>,
+ * as an array of keys, or NULL.
+ */
 static ArrayType *
-query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws)
+query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws,
+				 Datum lower, bool has_lower, Datum upper, bool has_upper)
 {
 	TupleDesc	desc = RelationGetDescr(source);
 	StringInfoData sql;
-	Oid		   *types = palloc(2 * ws->nranges * sizeof(Oid));
-	Datum	   *values = palloc(2 * ws->nranges * sizeof(Datum));
+	int			nargs = 2 * ws->nranges + 2;
+	Oid		   *types = palloc(nargs * sizeof(Oid));
+	Datum	   *values = palloc(nargs * sizeof(Datum));
 	Datum	   *keys;
+	const char *keycol;
+	const char *table;
 	int16		len;
 	bool		byval;
 	char		align;
-	ArrayType  *result = NULL;
 
+	source_names(config, source, &keycol, &table);
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT DISTINCT %s FROM %s WHERE ",
-					 quote_identifier(NameStr(TupleDescAttr(desc, config->key_attnum - 1)->attname)),
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(source)),
-												RelationGetRelationName(source)));
+	appendStringInfo(&sql, "SELECT DISTINCT %s FROM %s WHERE (", keycol, table);
 	for (int i = 0; i < ws->nranges; i++)
 	{
 		TimeRange  *r = &ws->ranges[i];
@@ -182,7 +228,16 @@ query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws)
 		values[2 * i] = TimestampTzGetDatum(r->low);
 		values[2 * i + 1] = TimestampTzGetDatum(r->high);
 	}
-	if (SPI_execute_with_args(sql.data, 2 * ws->nranges, types, values, NULL, true, 0) != SPI_OK_SELECT)
+	appendStringInfoChar(&sql, ')');
+	types[nargs - 2] = types[nargs - 1] = config->key_type;
+	values[nargs - 2] = lower;
+	values[nargs - 1] = upper;
+	if (has_lower)
+		appendStringInfo(&sql, " AND %s OPERATOR(pg_catalog.>) $%d", keycol, nargs - 1);
+	if (has_upper)
+		appendStringInfo(&sql, " AND %s OPERATOR(pg_catalog.<=) $%d", keycol, nargs);
+	/* an unused parameter is fine: every one has its type */
+	if (SPI_execute_with_args(sql.data, nargs, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not look for contacts in the time window");
 	if (SPI_processed == 0)
 		return NULL;
@@ -194,18 +249,21 @@ query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws)
 
 		keys[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 	}
-	result = construct_array(keys, SPI_processed, config->key_type, len, byval, align);
-	return result;
+	return construct_array(keys, SPI_processed, config->key_type, len, byval, align);
 }
 
 /*
- * The contacts of the source whose membership of a time-dependent segment
- * may flip between `from` and `to` (NULL if none), allocated in the
- * caller's memory context.  Segments with time conditions that cannot be
- * looked up so are returned in *unwindowable.
+ * The contacts of the next chunk of the source (`limit` contacts after
+ * *cursor, in key order) whose membership of a time-dependent segment may
+ * flip between `from` and `to` (NULL if none), allocated in the caller's
+ * memory context.  Moves the cursor (kept in cursor_cxt) and sets *done
+ * after the last chunk.  Segments with time conditions that cannot be
+ * looked up so are returned in *unwindowable.  Chunks keep each query
+ * short, so the worker applies contact changes in between.
  */
 ArrayType *
-TimeWindowCandidates(TimestampTz from, TimestampTz to,
+TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor, bool *has_cursor,
+					 bool *done, int limit, MemoryContext cursor_cxt,
 					 int *nunwindowable, pg_uuid_t **unwindowable)
 {
 	MemoryContext caller = CurrentMemoryContext;
@@ -219,6 +277,7 @@ TimeWindowCandidates(TimestampTz from, TimestampTz to,
 
 	*nunwindowable = 0;
 	*unwindowable = NULL;
+	*done = true;
 	MemoryContextSwitchTo(work);
 	cat = CatalogLoad(work, true);
 	if (!cat->config.configured || cat->nsegments == 0)
@@ -246,13 +305,27 @@ TimeWindowCandidates(TimestampTz from, TimestampTz to,
 	}
 	if (ws.nranges > 0)
 	{
+		Datum		upper = (Datum) 0;
+		bool		has_upper;
+
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		keys = query_candidates(&cat->config, source, &ws);
+		has_upper = chunk_upper(&cat->config, source, *cursor, *has_cursor, limit, &upper);
+		keys = query_candidates(&cat->config, source, &ws, *cursor, *has_cursor,
+								upper, has_upper);
+		MemoryContextSwitchTo(caller);
 		if (keys != NULL)
-		{
-			MemoryContextSwitchTo(caller);
 			keys = DatumGetArrayTypePCopy(PointerGetDatum(keys));
+		if (has_upper)
+		{
+			int16		len;
+			bool		byval;
+
+			get_typlenbyval(cat->config.key_type, &len, &byval);
+			MemoryContextSwitchTo(cursor_cxt);
+			*cursor = datumCopy(upper, byval, len);
+			*has_cursor = true;
+			*done = false;
 		}
 		if (SPI_finish() != SPI_OK_FINISH)
 			elog(ERROR, "SPI_finish failed");

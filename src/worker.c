@@ -391,11 +391,21 @@ static bool have_time_segments = false;
  */
 static int64 time_window_pause_us = 0;
 
+/* A window in progress: flips in [from, to], looked up chunk by chunk. */
+#define WINDOW_CHUNK	50000
+static bool window_active = false;
+static TimestampTz window_from;
+static TimestampTz window_to;
+static Datum window_cursor;
+static bool window_has_cursor = false;
+static int64 window_busy_us;	/* time spent on its chunks */
+static MemoryContext window_cxt = NULL; /* holds the cursor */
+
 /*
  * A sweep in progress: time-dependent segments the window cannot serve,
  * re-evaluated contact by contact in chunks (time_window.c).
  */
-#define SWEEP_CHUNK		20000
+#define SWEEP_CHUNK		5000
 static bool sweep_active = false;
 static Datum sweep_cursor;
 static bool sweep_has_cursor = false;
@@ -422,7 +432,7 @@ apply_time_window(long *sleep_ms)
 		Max((int64) segments_time_resolution * 1000, time_window_pause_us);
 	volatile bool worked = false;
 
-	if (time_window_end != 0 && now < due)
+	if (!window_active && time_window_end != 0 && now < due)
 	{
 		if (have_time_segments)
 			*sleep_ms = Min(*sleep_ms, (long) ((due - now) / 1000) + 1);
@@ -430,27 +440,30 @@ apply_time_window(long *sleep_ms)
 	}
 	PG_TRY();
 	{
-		TimestampTz from;
-		TimestampTz to;
 		int			n;
 		pg_uuid_t  *ids;
 		ArrayType  *keys;
 		Datum	   *elems;
+		bool		done;
 		MemoryContext old;
 
 		begin_xact("segments: applying the passage of time");
-		to = GetCurrentTransactionStartTimestamp();
-		from = time_window_end;
-		have_time_segments = false;
-		if (is_configured())
+		if (!window_active)
 		{
 			bool		isnull;
 
-			run("SELECT EXISTS (SELECT 1 FROM segments.segment WHERE uses_time)",
-				0, NULL, NULL, SPI_OK_SELECT);
-			have_time_segments = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-															SPI_tuptable->tupdesc, 1, &isnull));
-			if (from == 0)
+			window_to = GetCurrentTransactionStartTimestamp();
+			window_from = time_window_end;
+			window_busy_us = 0;
+			have_time_segments = false;
+			if (is_configured())
+			{
+				run("SELECT EXISTS (SELECT 1 FROM segments.segment WHERE uses_time)",
+					0, NULL, NULL, SPI_OK_SELECT);
+				have_time_segments = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+																SPI_tuptable->tupdesc, 1, &isnull));
+			}
+			if (have_time_segments && window_from == 0)
 			{
 				Datum		d;
 
@@ -460,9 +473,11 @@ apply_time_window(long *sleep_ms)
 					" WHERE s.uses_time AND st.state = 'ready'",
 					0, NULL, NULL, SPI_OK_SELECT);
 				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-				from = isnull ? to : Min(DatumGetTimestampTz(d), to);
+				window_from = isnull ? window_to : Min(DatumGetTimestampTz(d), window_to);
 			}
-			if (to - from > MAX_TIME_WINDOW_US)
+			if (!have_time_segments)
+				window_from = window_to;	/* nothing to look up */
+			else if (window_to - window_from > MAX_TIME_WINDOW_US)
 			{
 				run("UPDATE segments.segment_state st SET state = 'pending',"
 					"       requested_at = pg_catalog.now()"
@@ -471,36 +486,55 @@ apply_time_window(long *sleep_ms)
 					"   AND s.uses_time AND st.state = 'ready'",
 					0, NULL, NULL, SPI_OK_UPDATE);
 				worked = SPI_processed > 0;
+				window_from = window_to;
 			}
 			else
 			{
-				keys = TimeWindowCandidates(from, to, &n, &ids);
-				if (keys != NULL)
-				{
-					set_state(SWS_APPLYING);
-					EvaluateContacts(keys);
-					worked = true;
-				}
-				old = MemoryContextSwitchTo(TopMemoryContext);
-				if (unwindowable_ids != (Datum) 0)
-					pfree(DatumGetPointer(unwindowable_ids));
-				elems = palloc(Max(n, 1) * sizeof(Datum));
-				for (int i = 0; i < n; i++)
-					elems[i] = UUIDPGetDatum(&ids[i]);
-				unwindowable_ids = PointerGetDatum(construct_array(elems, n, UUIDOID,
-																   UUID_LEN, false,
-																   TYPALIGN_CHAR));
-				pfree(elems);
-				MemoryContextSwitchTo(old);
+				if (window_cxt == NULL)
+					window_cxt = AllocSetContextCreate(TopMemoryContext, "segments time window",
+													   ALLOCSET_SMALL_SIZES);
+				MemoryContextReset(window_cxt);
+				window_has_cursor = false;
+				window_active = true;
 			}
 		}
+		if (window_active)
+		{
+			keys = TimeWindowCandidates(window_from, window_to, &window_cursor,
+										&window_has_cursor, &done, WINDOW_CHUNK, window_cxt,
+										&n, &ids);
+			if (keys != NULL)
+			{
+				set_state(SWS_APPLYING);
+				EvaluateContacts(keys);
+			}
+			worked = true;
+			old = MemoryContextSwitchTo(TopMemoryContext);
+			if (unwindowable_ids != (Datum) 0)
+				pfree(DatumGetPointer(unwindowable_ids));
+			elems = palloc(Max(n, 1) * sizeof(Datum));
+			for (int i = 0; i < n; i++)
+				elems[i] = UUIDPGetDatum(&ids[i]);
+			unwindowable_ids = PointerGetDatum(construct_array(elems, n, UUIDOID,
+															   UUID_LEN, false,
+															   TYPALIGN_CHAR));
+			pfree(elems);
+			MemoryContextSwitchTo(old);
+			if (done)
+				window_active = false;
+		}
 		commit_xact();
-		time_window_end = to;
-		time_window_pause_us = 10 * (GetCurrentTimestamp() - now);
+		window_busy_us += GetCurrentTimestamp() - now;
+		if (!window_active)
+		{
+			time_window_end = window_to;
+			time_window_pause_us = 10 * window_busy_us;
+		}
 	}
 	PG_CATCH();
 	{
 		abort_xact();
+		window_active = false;	/* start again from the same instant */
 	}
 	PG_END_TRY();
 	if (have_time_segments)
