@@ -167,6 +167,24 @@ RESET segments.tenant;
 SELECT name, tenant FROM segments.segments ORDER BY name, tenant;
 SELECT segments.segment_is_member(22, 'Gold') AS after_reset;                      -- t
 
+-- The per-query cache of filter_restricted follows changes: a PL/pgSQL
+-- loop that gates (the same expression each time), changes membership and
+-- gates again sees the change.
+CREATE FUNCTION gate_twice(contact bigint, segs uuid[]) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE seen text := '';
+BEGIN
+    FOR i IN 1..2 LOOP
+        seen := seen || segments.filter_restricted(contact, segs) || ' ';
+        UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id = contact;
+        PERFORM segments.refresh_contacts(ARRAY[contact]);
+    END LOOP;
+    RETURN seen;
+END $$;
+SELECT gate_twice(1, ARRAY[:'acme_gold']::uuid[]) AS vip_then_not,  -- true false
+       gate_twice(2, ARRAY[:'acme_gold']::uuid[]) AS not_then_vip;  -- false true
+SELECT segments.filter_restricted(1, ARRAY[:'acme_gold']::uuid[]) AS restored; -- t
+DROP FUNCTION gate_twice(bigint, uuid[]);
+
 SELECT segments.drop_segment(:'acme_gold');
 SELECT segments.drop_segment(:'globex_gold');
 SELECT segments.drop_segment(:'acme_active');

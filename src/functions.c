@@ -18,6 +18,7 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(segments_segment_is_member);
 PG_FUNCTION_INFO_V1(segments_filter_restricted);
@@ -206,6 +207,10 @@ typedef struct GateCache
 	int16		typlen;
 	bool		typbyval;
 	Datum		contact;
+	Snapshot	snapshot;		/* what the stored membership was read with */
+	CommandId	curcid;
+	TransactionId xmin;
+	TransactionId xmax;
 	int			nnums;
 	int32	   *nums;
 	uint64		generation;		/* catalog load granted was built for */
@@ -288,6 +293,30 @@ gate_build_granted(GateCache *cache, const SegmentCatalog *cat, MemoryContext cx
 	cache->generation = cat->generation;
 }
 
+/* Was the cached membership read with the active snapshot? */
+static bool
+same_snapshot(const GateCache *cache)
+{
+	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+
+	return snap != NULL && snap == cache->snapshot && snap->curcid == cache->curcid &&
+		snap->xmin == cache->xmin && snap->xmax == cache->xmax;
+}
+
+static void
+remember_snapshot(GateCache *cache)
+{
+	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+
+	cache->snapshot = snap;
+	if (snap != NULL)
+	{
+		cache->curcid = snap->curcid;
+		cache->xmin = snap->xmin;
+		cache->xmax = snap->xmax;
+	}
+}
+
 /* The segment numbers of the contact in argument 0, cached per query. */
 static GateCache *
 gate_cache_lookup(FunctionCallInfo fcinfo, const SegmentCatalog *cat)
@@ -304,7 +333,11 @@ gate_cache_lookup(FunctionCallInfo fcinfo, const SegmentCatalog *cat)
 		get_typlenbyval(cache->argtype, &cache->typlen, &cache->typbyval);
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	if (cache->valid &&
+	/*
+	 * Valid for the same contact under the same snapshot: one query gating
+	 * many rows, not a PL/pgSQL expression evaluated again after changes.
+	 */
+	if (cache->valid && same_snapshot(cache) &&
 		datumIsEqual(cache->contact, contact, cache->typbyval, cache->typlen))
 		return cache;
 
@@ -323,6 +356,7 @@ gate_cache_lookup(FunctionCallInfo fcinfo, const SegmentCatalog *cat)
 	if (MembershipKeyFromArg(&cat->config, contact, cache->argtype, &key))
 		cache->nnums = MembershipFetch(&cat->config, key, &cache->nums);
 	cache->contact = datumCopy(contact, cache->typbyval, cache->typlen);
+	remember_snapshot(cache);
 	cache->valid = true;
 	MemoryContextSwitchTo(old);
 	return cache;
