@@ -382,6 +382,8 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 		plan_compile(plan, es, &pctx);
 		if (es->rule != NULL && !plan_link(plan, es->rule, i, &es->error))
 			es->rule = NULL;
+		if (es->rule != NULL)
+			es->rule = RuleCompact(es->rule);
 		if (only != NULL)
 		{
 			es->writable = false;

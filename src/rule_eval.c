@@ -44,6 +44,13 @@ lower_text(const char *str, int len, int *outlen)
 	return out;
 }
 
+/* Where a condition keeps its evaluation caches. */
+static MemoryContext
+condition_cxt(const RuleCondition *cond)
+{
+	return cond->cache_cxt ? cond->cache_cxt : GetMemoryChunkContext((void *) cond);
+}
+
 /* Does hay contain needle? */
 static bool
 text_contains(const char *hay, int hlen, const char *needle, int nlen)
@@ -69,7 +76,7 @@ ensure_lower_values(RuleCondition *cond)
 
 	if (cond->lower_values != NULL)
 		return;
-	old = MemoryContextSwitchTo(GetMemoryChunkContext(cond));
+	old = MemoryContextSwitchTo(condition_cxt(cond));
 	cond->lower_lens = palloc(sizeof(int) * Max(cond->nvalues, 1));
 	cond->lower_values = palloc(sizeof(char *) * Max(cond->nvalues, 1));
 	for (int i = 0; i < cond->nvalues; i++)
@@ -734,4 +741,64 @@ RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx)
 			return eval_condition(node->cond, ctx);
 	}
 	return false;
+}
+
+/* ----------------------------------------------------------------
+ * Layout
+ * ---------------------------------------------------------------- */
+
+/* Bytes RuleCompact needs for a tree. */
+static Size
+compact_size(const RuleNode *node)
+{
+	Size		size = MAXALIGN(sizeof(RuleNode)) +
+		MAXALIGN(sizeof(RuleNode *) * Max(node->nchildren, 1));
+
+	if (node->cond != NULL)
+		size += MAXALIGN(sizeof(RuleCondition)) +
+			MAXALIGN(sizeof(RuleScalar) * Max(node->cond->nvalues, 1));
+	for (int i = 0; i < node->nchildren; i++)
+		size += compact_size(node->children[i]);
+	return size;
+}
+
+static RuleNode *
+compact_copy(const RuleNode *node, char **next)
+{
+	RuleNode   *copy = (RuleNode *) *next;
+
+	*next += MAXALIGN(sizeof(RuleNode));
+	*copy = *node;
+	copy->children = (RuleNode **) *next;
+	*next += MAXALIGN(sizeof(RuleNode *) * Max(node->nchildren, 1));
+	if (node->cond != NULL)
+	{
+		copy->cond = (RuleCondition *) *next;
+		*next += MAXALIGN(sizeof(RuleCondition));
+		*copy->cond = *node->cond;
+		copy->cond->cache_cxt = CurrentMemoryContext;	/* not a chunk of its own */
+		copy->cond->values = (RuleScalar *) *next;
+		*next += MAXALIGN(sizeof(RuleScalar) * Max(node->cond->nvalues, 1));
+		if (node->cond->nvalues > 0)
+			memcpy(copy->cond->values, node->cond->values,
+				   sizeof(RuleScalar) * node->cond->nvalues);
+	}
+	for (int i = 0; i < node->nchildren; i++)
+		copy->children[i] = compact_copy(node->children[i], next);
+	return copy;
+}
+
+/*
+ * A copy of a rule tree in one block of memory, in the order evaluation
+ * walks it.  A hundred segments evaluated for every contact walk their
+ * trees millions of times: scattered nodes made a quarter of a pass wait
+ * on cache misses.  Strings and other operands stay where they are.
+ */
+RuleNode *
+RuleCompact(const RuleNode *root)
+{
+	char	   *block = palloc(compact_size(root));
+	char	   *next = block;
+
+	return compact_copy(root, &next);
 }

@@ -205,7 +205,9 @@ typedef struct RuleCondition
 	 */
 	int			field_slot;
 
-	/* Evaluation caches (rule_eval.c), kept in the condition's context. */
+	/* Evaluation caches (rule_eval.c), kept in cache_cxt (NULL: the
+	 * condition's own context). */
+	MemoryContext cache_cxt;
 	char	  **lower_values;	/* case_sensitive false: lower() of values */
 	int		   *lower_lens;
 	bool		bounds_valid;	/* within_*: time bounds computed for */
@@ -287,6 +289,7 @@ extern char *RuleRender(const RuleNode *root);
 
 /* rule_eval.c */
 extern bool RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx);
+extern RuleNode *RuleCompact(const RuleNode *root);
 
 /* rule_value.c: conversions never raise errors on data */
 extern bool RuleReadTimestampText(const char *str, int len, TimestampTz *result);
