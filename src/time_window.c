@@ -172,6 +172,7 @@ chunk_upper(const SegmentsConfig *config, Relation source, Datum cursor, bool ha
 	StringInfoData sql;
 	Oid			types[2] = {config->key_type, INT4OID};
 	Datum		values[2] = {cursor, Int32GetDatum(limit - 1)};
+	char		nulls[3] = {has_cursor ? ' ' : 'n', ' ', '\0'};
 	bool		isnull;
 
 	source_names(config, source, &keycol, &table);
@@ -182,7 +183,7 @@ chunk_upper(const SegmentsConfig *config, Relation source, Datum cursor, bool ha
 	else
 		appendStringInfo(&sql, "SELECT %s FROM %s ORDER BY 1 OFFSET $2 LIMIT 1",
 						 keycol, table);
-	if (SPI_execute_with_args(sql.data, 2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql.data, 2, types, values, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not find the next chunk of contacts");
 	if (SPI_processed == 0)
 		return false;
@@ -203,6 +204,7 @@ query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws,
 	int			nargs = 2 * ws->nranges + 2;
 	Oid		   *types = palloc(nargs * sizeof(Oid));
 	Datum	   *values = palloc(nargs * sizeof(Datum));
+	char	   *nulls = palloc(nargs + 1);
 	Datum	   *keys;
 	const char *keycol;
 	const char *table;
@@ -232,12 +234,17 @@ query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws,
 	types[nargs - 2] = types[nargs - 1] = config->key_type;
 	values[nargs - 2] = lower;
 	values[nargs - 1] = upper;
+	/* unused bounds are NULL: a by-reference key type must not be read */
+	memset(nulls, ' ', nargs);
+	nulls[nargs - 2] = has_lower ? ' ' : 'n';
+	nulls[nargs - 1] = has_upper ? ' ' : 'n';
+	nulls[nargs] = '\0';
 	if (has_lower)
 		appendStringInfo(&sql, " AND %s OPERATOR(pg_catalog.>) $%d", keycol, nargs - 1);
 	if (has_upper)
 		appendStringInfo(&sql, " AND %s OPERATOR(pg_catalog.<=) $%d", keycol, nargs);
 	/* an unused parameter is fine: every one has its type */
-	if (SPI_execute_with_args(sql.data, nargs, types, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql.data, nargs, types, values, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not look for contacts in the time window");
 	if (SPI_processed == 0)
 		return NULL;
