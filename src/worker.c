@@ -12,11 +12,16 @@
  *   2. evaluates one pending segment: marks it evaluating (committed, so
  *      segments.status shows it), then EvaluateRefresh() of it; an error
  *      marks it failed with the message;
- *   3. re-evaluates ready segments whose rules read the current time
- *      (every segments.time_resolution) or that have a schedule, when due.
- * Changes keep priority: after a second of batches, or one segment
- * evaluation, the round starts again.  The worker sleeps on its latch,
- * which committing writers set, for at most segments.naptime.
+ *   3. applies the passage of time: one chunk of the current time window
+ *      (time_window.c: the contacts whose within_* moment on a time column
+ *      passed since the last window);
+ *   4. one chunk of the current sweep (time rules on traits or text,
+ *      re-evaluated contact by contact);
+ *   5. starts a sweep, or evaluates scheduled segments, when due.
+ * Changes keep priority: after a second of batches, one segment
+ * evaluation or one chunk, the round starts again.  The worker sleeps on
+ * its latch, which committing writers set, for at most segments.naptime
+ * (or until the next time window, when a segment reads the time).
  *
  * A pass can race with a concurrent update_segment(): the pass may have
  * read the old definition and then mark the segment ready.  Every pass
