@@ -403,3 +403,34 @@ CatalogResolveSavedRef(const char *ref, pg_uuid_t *id, void *arg)
 	text = pnstrdup(v->val.string.val, v->val.string.len);
 	return CatalogParseUuid(text, id);
 }
+
+/*
+ * Compiles a saved definition, its references resolved through its refs
+ * map.  On failure returns NULL and, when error is given, the message:
+ * one broken segment must not stop a pass over the others.
+ */
+RuleNode *
+CatalogParseSaved(const CatalogSegment *seg, RuleParseContext *pctx, char **error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	RuleNode   *volatile root = NULL;
+
+	pctx->resolve = CatalogResolveSavedRef;
+	pctx->resolve_arg = seg->refs;
+	PG_TRY();
+	{
+		root = RuleParse(seg->definition, pctx)->root;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (error != NULL)
+			*error = edata->message;
+	}
+	PG_END_TRY();
+	return root;
+}

@@ -66,6 +66,8 @@ extern bool CatalogParseUuid(const char *str, pg_uuid_t *uuid);
 extern void CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
 									 const SegmentsConfig *config);
 extern bool CatalogResolveSavedRef(const char *ref, pg_uuid_t *id, void *arg);
+extern RuleNode *CatalogParseSaved(const CatalogSegment *seg, RuleParseContext *pctx,
+								   char **error);
 
 /* membership.c: the stored membership of one contact */
 extern bool MembershipKeyFromArg(const SegmentsConfig *config, Datum arg, Oid argtype,

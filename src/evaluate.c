@@ -124,34 +124,6 @@ plan_position(EvalPlan *plan, const pg_uuid_t *id)
 	return -1;
 }
 
-/*
- * Compiles one saved definition; on failure records the error instead of
- * raising it, so one broken segment does not stop the others.
- */
-static void
-plan_compile(EvalPlan *plan, EvalSegment *es, RuleParseContext *pctx)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-
-	pctx->resolve = CatalogResolveSavedRef;
-	pctx->resolve_arg = es->seg->refs;
-	PG_TRY();
-	{
-		es->rule = RuleParse(es->seg->definition, pctx)->root;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		es->rule = NULL;
-		es->error = edata->message;
-	}
-	PG_END_TRY();
-}
-
 /* Depth-first topological visit: dependencies before dependents. */
 static void
 plan_visit(EvalSegment *all, int n, int i, EvalSegment *out, int *nout,
@@ -379,7 +351,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 	{
 		EvalSegment *es = &plan->segments[i];
 
-		plan_compile(plan, es, &pctx);
+		es->rule = CatalogParseSaved(es->seg, &pctx, &es->error);
 		if (es->rule != NULL && !plan_link(plan, es->rule, i, &es->error))
 			es->rule = NULL;
 		if (es->rule != NULL)

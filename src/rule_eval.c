@@ -130,37 +130,18 @@ scalar_equals(RuleCondition *cond, const RuleScalar *field, int i)
 static void
 ensure_time_bounds(RuleCondition *cond, TimestampTz now)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	Datum		shifted;
-
 	if (cond->bounds_valid && cond->bounds_now == now)
 		return;
-	cond->time_low = DT_NOBEGIN;
-	cond->time_high = DT_NOEND;
-	/* UTC arithmetic: timestamp (without time zone) +/- interval */
-	PG_TRY();
+	if (cond->op == OP_WITHIN_LAST)
 	{
-		if (cond->op == OP_WITHIN_LAST)
-		{
-			shifted = DirectFunctionCall2(timestamp_mi_interval, TimestampGetDatum(now),
-										  IntervalPGetDatum(cond->interval));
-			cond->time_low = DatumGetTimestamp(shifted);
-		}
-		else
-		{
-			cond->time_low = now;
-			shifted = DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum(now),
-										  IntervalPGetDatum(cond->interval));
-			cond->time_high = DatumGetTimestamp(shifted);
-		}
+		cond->time_low = RuleShiftTime(now, cond->interval, -1);
+		cond->time_high = DT_NOEND;
 	}
-	PG_CATCH();
+	else
 	{
-		/* out of range: the interval reaches past every timestamp */
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
+		cond->time_low = now;
+		cond->time_high = RuleShiftTime(now, cond->interval, 1);
 	}
-	PG_END_TRY();
 	cond->bounds_now = now;
 	cond->bounds_valid = true;
 }

@@ -560,3 +560,30 @@ RulePercentageBucket(const char *salt, int salt_len, const char *key, int key_le
 {
 	return (double) (Md5First32(salt, salt_len, ':', key, key_len) % 10000) / 100.0;
 }
+
+/*
+ * t + sign * interval, in UTC (timestamp arithmetic, no time zone); past
+ * the timestamp range, the infinity on that side.
+ */
+TimestampTz
+RuleShiftTime(TimestampTz t, Interval *interval, int sign)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile TimestampTz result = sign > 0 ? DT_NOEND : DT_NOBEGIN;
+
+	PG_TRY();
+	{
+		result = DatumGetTimestamp(DirectFunctionCall2(sign > 0 ? timestamp_pl_interval
+													   : timestamp_mi_interval,
+													   TimestampGetDatum(t),
+													   IntervalPGetDatum(interval)));
+	}
+	PG_CATCH();
+	{
+		/* out of range: the interval reaches past every timestamp */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	return result;
+}

@@ -301,5 +301,6 @@ extern int	RuleCompareScalar(const RuleScalar *a, const RuleScalar *b, const Rul
 extern int	SemVerCompare(const SemVer *a, const SemVer *b);
 extern double RulePercentageBucket(const char *salt, int salt_len,
 								   const char *key, int key_len);
+extern TimestampTz RuleShiftTime(TimestampTz t, Interval *interval, int sign);
 
 #endif							/* SEGMENTS_H */

@@ -51,29 +51,6 @@ typedef struct WindowScan
 	bool		windowable;		/* of the segment being walked */
 } WindowScan;
 
-/* t + sign * interval in UTC; past the timestamp range: an infinity. */
-static TimestampTz
-shift(TimestampTz t, Interval *interval, int sign)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile TimestampTz result = sign > 0 ? DT_NOEND : DT_NOBEGIN;
-
-	PG_TRY();
-	{
-		result = DatumGetTimestamp(DirectFunctionCall2(sign > 0 ? timestamp_pl_interval
-													   : timestamp_mi_interval,
-													   TimestampGetDatum(t),
-													   IntervalPGetDatum(interval)));
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-	}
-	PG_END_TRY();
-	return result;
-}
-
 static void
 add_range(WindowScan *ws, const RuleAttribute *attr, TimestampTz low, TimestampTz high)
 {
@@ -115,37 +92,14 @@ collect_ranges(WindowScan *ws, const RuleNode *node)
 		return;
 	}
 	if (cond->op == OP_WITHIN_LAST)
-		add_range(ws, &cond->attr, shift(ws->from, cond->interval, -1),
-				  shift(ws->to, cond->interval, -1));
+		add_range(ws, &cond->attr, RuleShiftTime(ws->from, cond->interval, -1),
+				  RuleShiftTime(ws->to, cond->interval, -1));
 	else
 	{
-		add_range(ws, &cond->attr, shift(ws->from, cond->interval, 1),
-				  shift(ws->to, cond->interval, 1));
+		add_range(ws, &cond->attr, RuleShiftTime(ws->from, cond->interval, 1),
+				  RuleShiftTime(ws->to, cond->interval, 1));
 		add_range(ws, &cond->attr, ws->from, ws->to);
 	}
-}
-
-/* Parses a saved definition; NULL when it does not compile any more. */
-static RuleNode *
-parse_saved(const CatalogSegment *seg, RuleParseContext *pctx)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	RuleNode   *volatile root = NULL;
-
-	pctx->resolve = CatalogResolveSavedRef;
-	pctx->resolve_arg = seg->refs;
-	PG_TRY();
-	{
-		root = RuleParse(seg->definition, pctx)->root;
-	}
-	PG_CATCH();
-	{
-		/* the segment's own evaluation reports the error */
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-	}
-	PG_END_TRY();
-	return root;
 }
 
 /* The key column and the source's qualified name, quoted for SQL text. */
@@ -301,7 +255,7 @@ TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor, bool *has_
 	*unwindowable = MemoryContextAlloc(caller, cat->nsegments * sizeof(pg_uuid_t));
 	for (int i = 0; i < cat->nsegments; i++)
 	{
-		RuleNode   *root = parse_saved(&cat->segments[i], &pctx);
+		RuleNode   *root = CatalogParseSaved(&cat->segments[i], &pctx, NULL);
 
 		if (root == NULL)
 			continue;
