@@ -105,15 +105,20 @@ CatalogSessionTenant(void)
 	return (tenant == NULL || tenant[0] == '\0') ? NULL : tenant;
 }
 
+/* May a session limited to session_tenant (NULL: none) see this tenant's segments? */
+bool
+CatalogTenantVisibleTo(const char *tenant, const char *session_tenant)
+{
+	if (session_tenant == NULL)
+		return true;
+	return tenant != NULL && strcmp(tenant, session_tenant) == 0;
+}
+
 /* May this session see segments of this tenant? */
 bool
 CatalogTenantVisible(const char *tenant)
 {
-	const char *session = CatalogSessionTenant();
-
-	if (session == NULL)
-		return true;
-	return tenant != NULL && strcmp(tenant, session) == 0;
+	return CatalogTenantVisibleTo(tenant, CatalogSessionTenant());
 }
 
 /* The snapshot to read the catalog tables with. */

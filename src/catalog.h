@@ -61,6 +61,7 @@ extern const CatalogSegment *CatalogFindById(const SegmentCatalog *cat, const pg
 extern const CatalogSegment *CatalogFindByNum(const SegmentCatalog *cat, int32 num);
 extern const char *CatalogSessionTenant(void);
 extern bool CatalogTenantVisible(const char *tenant);
+extern bool CatalogTenantVisibleTo(const char *tenant, const char *session_tenant);
 extern Oid	CatalogRelid(const char *relname, bool missing_ok);
 extern bool CatalogParseUuid(const char *str, pg_uuid_t *uuid);
 extern void CatalogBuildParseContext(RuleParseContext *pctx, Relation source,

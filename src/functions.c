@@ -86,14 +86,6 @@ last_name_store(const SegmentCatalog *cat, const char *tenant, const char *ref,
 	last_name.generation = cat->generation;
 }
 
-/* Is a segment of this tenant visible to a session limited to session_tenant? */
-static bool
-tenant_visible(const char *tenant, const char *session_tenant)
-{
-	return session_tenant == NULL ||
-		(tenant != NULL && strcmp(tenant, session_tenant) == 0);
-}
-
 /*
  * A visible segment given as text: its id if the text is one, else its
  * name.  When several tenants use the name, the one of the contact's
@@ -116,7 +108,7 @@ visible_by_text(const SegmentCatalog *cat, const char *ref, bool have_key, Datum
 	{
 		const CatalogSegment *seg = &cat->segments[i];
 
-		if (strcmp(seg->name, ref) == 0 && tenant_visible(seg->tenant, session_tenant))
+		if (strcmp(seg->name, ref) == 0 && CatalogTenantVisibleTo(seg->tenant, session_tenant))
 		{
 			match = seg;
 			nmatches++;
@@ -137,7 +129,7 @@ visible_by_text(const SegmentCatalog *cat, const char *ref, bool have_key, Datum
 	{
 		const CatalogSegment *seg = &cat->segments[i];
 
-		if (!tenant_visible(seg->tenant, session_tenant) || strcmp(seg->name, ref) != 0)
+		if (!CatalogTenantVisibleTo(seg->tenant, session_tenant) || strcmp(seg->name, ref) != 0)
 			continue;
 		if (seg->tenant != NULL && contact_tenant != NULL &&
 			strcmp(seg->tenant, contact_tenant) == 0)
@@ -286,7 +278,7 @@ gate_build_granted(GateCache *cache, const SegmentCatalog *cat, MemoryContext cx
 	{
 		const CatalogSegment *seg = CatalogFindByNum(cat, cache->nums[i]);
 
-		if (seg != NULL && tenant_visible(seg->tenant, tenant))
+		if (seg != NULL && CatalogTenantVisibleTo(seg->tenant, tenant))
 			cache->granted[cache->ngranted++] = gate_id((const char *) seg->id.data);
 	}
 	qsort(cache->granted, cache->ngranted, sizeof(GateId), gate_id_order);

@@ -314,6 +314,7 @@ TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit, MemoryContext cursor_
 	Relation	source;
 	StringInfoData sql;
 	const char *keycol;
+	const char *table;
 	Oid			types[2];
 	Datum		values[2];
 	int			nargs = 0;
@@ -326,13 +327,10 @@ TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit, MemoryContext cursor_
 	if (!config->configured)
 		return 0;
 	source = table_open(config->source_relid, AccessShareLock);
-	keycol = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(source),
-												   config->key_attnum - 1)->attname));
+	source_names(config, source, &keycol, &table);
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT pg_catalog.array_agg(k ORDER BY k) FROM (SELECT %s AS k FROM %s",
-					 keycol,
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(source)),
-												RelationGetRelationName(source)));
+					 keycol, table);
 	if (*has_cursor)
 	{
 		appendStringInfo(&sql, " WHERE %s OPERATOR(pg_catalog.>) $%d", keycol, ++nargs);

@@ -284,6 +284,20 @@ apply_batch(void)
 	return n;
 }
 
+/* A uuid[] of ids, in the current memory context. */
+static Datum
+uuid_array(const pg_uuid_t *ids, int n)
+{
+	Datum	   *elems = palloc(Max(n, 1) * sizeof(Datum));
+	ArrayType  *array;
+
+	for (int i = 0; i < n; i++)
+		elems[i] = UUIDPGetDatum(&ids[i]);
+	array = construct_array(elems, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
+	pfree(elems);
+	return PointerGetDatum(array);
+}
+
 /*
  * Evaluates segments (and the segments that reference them) in one pass
  * and a transaction of its own; on error, marks them failed with the
@@ -294,12 +308,8 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 {
 	Oid			types[2] = {UUIDARRAYOID, TEXTOID};
 	Datum		values[2];
-	Datum	   *elems = palloc(Max(n, 1) * sizeof(Datum));
 
-	for (int i = 0; i < n; i++)
-		elems[i] = UUIDPGetDatum(&ids[i]);
-	values[0] = PointerGetDatum(construct_array(elems, n, UUIDOID, UUID_LEN, false,
-												TYPALIGN_CHAR));
+	values[0] = uuid_array(ids, n);
 	PG_TRY();
 	{
 		bool		isnull;
@@ -448,7 +458,6 @@ apply_time_window(long *sleep_ms)
 		int			n;
 		pg_uuid_t  *ids;
 		ArrayType  *keys;
-		Datum	   *elems;
 		bool		done;
 		MemoryContext old;
 
@@ -517,13 +526,7 @@ apply_time_window(long *sleep_ms)
 			old = MemoryContextSwitchTo(TopMemoryContext);
 			if (unwindowable_ids != (Datum) 0)
 				pfree(DatumGetPointer(unwindowable_ids));
-			elems = palloc(Max(n, 1) * sizeof(Datum));
-			for (int i = 0; i < n; i++)
-				elems[i] = UUIDPGetDatum(&ids[i]);
-			unwindowable_ids = PointerGetDatum(construct_array(elems, n, UUIDOID,
-															   UUID_LEN, false,
-															   TYPALIGN_CHAR));
-			pfree(elems);
+			unwindowable_ids = uuid_array(ids, n);
 			MemoryContextSwitchTo(old);
 			if (done)
 				window_active = false;
@@ -591,15 +594,10 @@ static void
 sweep_start(const pg_uuid_t *ids, int n)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	Datum	   *elems = palloc(Max(n, 1) * sizeof(Datum));
 
-	for (int i = 0; i < n; i++)
-		elems[i] = UUIDPGetDatum(&ids[i]);
 	if (sweep_ids != (Datum) 0)
 		pfree(DatumGetPointer(sweep_ids));
-	sweep_ids = PointerGetDatum(construct_array(elems, n, UUIDOID, UUID_LEN, false,
-												TYPALIGN_CHAR));
-	pfree(elems);
+	sweep_ids = uuid_array(ids, n);
 	MemoryContextSwitchTo(old);
 	if (sweep_cxt == NULL)
 		sweep_cxt = AllocSetContextCreate(TopMemoryContext, "segments sweep",
