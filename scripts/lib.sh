@@ -2,7 +2,8 @@
 # Everything runs as root on Debian 12; the server runs as the postgres user.
 
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+SYSTEM_PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_BIN=$SYSTEM_PG_BIN
 PACKAGES="build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl"
 
 log() { printf '\n== %s\n' "$*"; }
@@ -23,30 +24,61 @@ ensure_packages() {
     # do not need it either.
 }
 
-# Builds and installs the extension (warnings are errors under CI).  The
-# install goes to the one PostgreSQL of the machine, so runs of the tests,
-# the demo and the benchmark on one machine take turns: the lock is held
-# until the script exits.
-build_and_install() {
+make_tmp() {
+    [ -n "${SEGMENTS_TMP:-}" ] && return 0
+    SEGMENTS_TMP=$(mktemp -d /tmp/segments-XXXXXX)
+    chmod 755 "$SEGMENTS_TMP"
+    chown postgres:postgres "$SEGMENTS_TMP"
+    export SEGMENTS_TMP
+}
+
+build() {
     local extra="${EXTRA_CFLAGS:-}"
+    [ "${CI:-}" = "true" ] && extra="$extra -Werror"
+    log "build"
+    make -s clean >/dev/null
+    make -s EXTRA_CFLAGS="$extra" >/dev/null
+}
+
+# Builds and installs the extension into the machine's PostgreSQL (the demo
+# and the benchmark: what a user does).  Runs of them on one machine take
+# turns: the lock is held until the script exits.
+build_and_install() {
     exec 9>"${SEGMENTS_RUN_LOCK:-/tmp/segments-run.lock}"
     if ! flock -n 9; then
         log "waiting for another run of segments on this machine to finish"
         flock 9
     fi
-    [ "${CI:-}" = "true" ] && extra="$extra -Werror"
-    log "build and install"
-    make -s clean >/dev/null
-    make -s EXTRA_CFLAGS="$extra" >/dev/null
+    build
+    log "install"
     make -s install >/dev/null
+}
+
+# Builds and installs the extension into a private copy of the machine's
+# PostgreSQL under $SEGMENTS_TMP/pg, as PostgreSQL's own "make check" uses a
+# temporary installation: the tests never replace the system's segments
+# library, and several runs (worktrees, mutation checks) go on side by side.
+# PostgreSQL's binaries find their share and lib directories relative to
+# where they are, so the copy is self-contained.  Sets PG_BIN to it.
+build_and_install_private() {
+    make_tmp
+    build
+    local root="$SEGMENTS_TMP/pg"
+    log "install into $root"
+    mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"
+    cp -a "/usr/lib/postgresql/$PG_MAJOR" "$root/usr/lib/postgresql/"
+    cp -a "/usr/share/postgresql/$PG_MAJOR" "$root/usr/share/postgresql/"
+    make -s install DESTDIR="$root" >/dev/null
+    PG_BIN="$root/usr/lib/postgresql/$PG_MAJOR/bin"
+    [ -f "$("$PG_BIN/pg_config" --pkglibdir)/segments.so" ] || { echo "private install failed" >&2; return 1; }
+    export PG_BIN
 }
 
 # Starts a throwaway cluster with segments preloaded, on a private socket
 # directory; sets PGHOST, PGPORT, PGUSER, PGDATA, SEGMENTS_TMP.  Registers a
 # trap that stops it (and only it) on exit.
 start_cluster() {
-    SEGMENTS_TMP=$(mktemp -d /tmp/segments-XXXXXX)
-    chown postgres:postgres "$SEGMENTS_TMP"
+    make_tmp
     export PGDATA="$SEGMENTS_TMP/data" PGHOST="$SEGMENTS_TMP" PGUSER=postgres
     export PGPORT="${PGPORT_OVERRIDE:-$(( 20000 + RANDOM % 20000 ))}"
     export PG_BIN
@@ -69,12 +101,14 @@ CONF
 # Stops the cluster started by start_cluster and removes its files.
 stop_cluster() {
     local rc=$?
-    if [ -n "${SEGMENTS_TMP:-}" ] && [ -d "$SEGMENTS_TMP/data" ]; then
-        if [ $rc -ne 0 ] && [ -f "$SEGMENTS_TMP/server.log" ]; then
-            echo "---- last lines of the server log ----"
-            tail -n 40 "$SEGMENTS_TMP/server.log"
+    if [ -n "${SEGMENTS_TMP:-}" ] && [ -d "$SEGMENTS_TMP" ]; then
+        if [ -d "$SEGMENTS_TMP/data" ]; then
+            if [ $rc -ne 0 ] && [ -f "$SEGMENTS_TMP/server.log" ]; then
+                echo "---- last lines of the server log ----"
+                tail -n 40 "$SEGMENTS_TMP/server.log"
+            fi
+            runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
         fi
-        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
         [ -n "${KEEP_CLUSTER:-}" ] || rm -rf "$SEGMENTS_TMP"
     fi
     exit $rc

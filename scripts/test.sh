@@ -1,44 +1,87 @@
 #!/usr/bin/env bash
-# The test command: installs what it needs (Debian 12, as root), builds and
-# installs segments, starts a throwaway PostgreSQL with segments preloaded,
-# runs the pg_regress suite (sql/, expected/), the pgTAP suite (test/*.sql)
-# and the worker tests (test/worker/*.sh), then stops the server.
+# The test command: installs what it needs (Debian 12, as root), builds
+# segments and installs it into a private copy of PostgreSQL, starts a
+# throwaway server with segments preloaded, runs every part of the suite and
+# stops the server, also on failure:
+#   runner      the counting below, fed broken outputs (test/runner/)
+#   pg_regress  sql/NN_*.sql against expected/
+#   isolation   specs/*.spec (PostgreSQL's isolation tester), if any
+#   pgTAP       test/*.sql
+#   scripts     test/<dir>/*.sh (worker, crash, restart, docs, ...)
+# Each part must run every test it has: a part that ran fewer than it should,
+# or none because its runner aborted, fails the run.  The last line is
+# "tests: N passed, N failed", counting test files and scripts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+. scripts/count.sh
 
 ensure_packages
-build_and_install
+build_and_install_private
 start_cluster
 
-passed=0; failed=0
+OUT="$SEGMENTS_TMP/out"; mkdir -p "$OUT"
+passed=0; failed=0; summary=""
+
+# record PART "RAN FAILED DETAIL"
+record() {
+    local part="$1" ran bad detail
+    read -r ran bad detail <<<"$2"
+    passed=$((passed + ran - (bad < ran ? bad : ran)))
+    failed=$((failed + bad))
+    summary="$summary$(printf '  %-12s %s, %s failed' "$part" "$detail" "$bad")"$'\n'
+    [ "$bad" -eq 0 ] || echo "not ok - part $part: $detail, $bad failed"
+}
+
+log "runner self-test"
+rc=0; bash test/runner/selftest.sh >"$OUT/runner" 2>&1 || rc=$?
+cat "$OUT/runner"
+read -r r b c <<<"$(count_script "$OUT/runner" selftest "$rc")"
+record runner "$r $b $r/1 script, $c checks"
 
 log "pg_regress"
-if make -s installcheck; then
-    passed=$((passed + $(ls sql/[0-9][0-9]_*.sql | wc -l)))
-else
-    n=$(grep -c '^not ok\|FAILED\| failed ' regression.out 2>/dev/null || true)
-    failed=$((failed + ${n:-1}))
-    [ -f regression.diffs ] && head -n 200 regression.diffs
+n_regress=$(ls sql/[0-9][0-9]_*.sql | wc -l)
+make -s installcheck >"$OUT/regress" 2>&1 || true
+cat "$OUT/regress"
+record pg_regress "$(count_regress "$OUT/regress" "$n_regress")"
+[ -f regression.diffs ] && head -n 300 regression.diffs
+
+if ls specs/*.spec >/dev/null 2>&1; then
+    log "isolation"
+    n_iso=$(ls specs/*.spec | wc -l)
+    make -s installcheck-isolation >"$OUT/isolation" 2>&1 || true
+    cat "$OUT/isolation"
+    record isolation "$(count_isolation "$OUT/isolation" "$n_iso")"
+    [ -f output_iso/regression.diffs ] && head -n 300 output_iso/regression.diffs
 fi
 
 log "pgTAP"
-createdb segments_tap
-psql -q -d segments_tap -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION segments'
-if pg_prove -d segments_tap test/*.sql; then
-    passed=$((passed + $(ls test/*.sql | wc -l)))
-else
-    failed=$((failed + 1))
-fi
+n_tap=$(ls test/*.sql | wc -l)
+psql -X -q -d postgres -c 'CREATE DATABASE segments_tap' >/dev/null
+psql -X -q -d segments_tap -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION segments' >/dev/null
+pg_prove -d segments_tap test/*.sql >"$OUT/pgtap" 2>&1 || true
+cat "$OUT/pgtap"
+record pgTAP "$(count_prove "$OUT/pgtap" "$n_tap")"
 
-if ls test/worker/*.sh >/dev/null 2>&1; then
-    log "worker tests"
-    for t in test/worker/*.sh; do
-        if bash "$t"; then passed=$((passed + 1)); echo "ok - $t"
-        else failed=$((failed + 1)); echo "not ok - $t"; fi
+for dir in test/*/; do
+    dir=${dir%/}; part=$(basename "$dir")
+    [ "$part" = runner ] && continue
+    ls "$dir"/[0-9]*.sh >/dev/null 2>&1 || continue
+    log "$part scripts"
+    ran=0; bad=0; checks=0
+    for t in "$dir"/[0-9]*.sh; do
+        name=$(basename "$t" .sh); rc=0
+        bash "$t" >"$OUT/$part-$name" 2>&1 || rc=$?
+        cat "$OUT/$part-$name"
+        read -r r b c <<<"$(count_script "$OUT/$part-$name" "$name" "$rc")"
+        ran=$((ran + r)); bad=$((bad + b)); checks=$((checks + c))
+        if [ "$b" -eq 0 ]; then echo "ok - $t ($c checks)"; else echo "not ok - $t (exit $rc)"; fi
     done
-fi
+    record "$part" "$ran $bad $ran/$ran scripts, $checks checks"
+done
 
 echo
+echo "parts:"
+printf '%s' "$summary"
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

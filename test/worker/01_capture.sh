@@ -72,4 +72,4 @@ expect "TRUNCATE emptied the segment but for the new row" "SELECT string_agg(m::
 expect "member_count after TRUNCATE" "SELECT member_count FROM segments.segments WHERE name = 'VIP'" 1
 
 expect "no error reported by the worker" "SELECT coalesce(last_error, '') FROM segments.worker" ""
-note "all passed"
+all_passed

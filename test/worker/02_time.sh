@@ -51,4 +51,4 @@ first=$(q "SELECT evaluated_at FROM segments.status WHERE name = 'All'")
 q "SELECT segments.schedule((SELECT id FROM segments.segments WHERE name = 'All'), '1 second')" >/dev/null
 poll "scheduled segment re-evaluated" \
      "SELECT evaluated_at > '$first' FROM segments.status WHERE name = 'All'" t 20
-note "all passed"
+all_passed

@@ -49,4 +49,4 @@ expect "queue drained" "SELECT count(*) FROM segments.change_queue" 0
 expect "membership exact after immediate shutdown" "SELECT '$(mismatches VIP "$VIP")'" 0
 expect "member_count exact after restart" \
        "SELECT member_count = (SELECT count(*) FROM contacts WHERE plan = 'vip') FROM segments.segments" t
-note "all passed"
+all_passed

@@ -187,4 +187,4 @@ expect "its member count is exact" \
                                    OR (('x' || left(md5(s.id::text || ':' || c.id::text), 8))::bit(32)::bigint % 10000) / 100.0 < 5)
           FROM segments.segments s WHERE name = 'Heavy'" t
 note "Heavy evaluated in $(q "SELECT last_duration FROM segments.status s JOIN segments.segments g ON g.id = s.segment_id WHERE g.name = 'Heavy'")"
-note "all passed"
+all_passed

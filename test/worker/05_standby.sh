@@ -182,4 +182,4 @@ sexpect "promoted: new segment evaluated by the worker" \
 # The primary is untouched and still served by its worker.
 expect "primary: its own data" "SELECT segments.segment_is_member(2001::bigint, 'VIP')" f
 expect "primary: same worker" "SELECT pid FROM segments.worker" "$PRIMARY_WORKER"
-note "all passed"
+all_passed

@@ -8,7 +8,10 @@ set -euo pipefail
 : "${PGHOST:?run through scripts/test.sh}" "${PG_BIN:?}"
 TEST_NAME=06_no_preload
 fail() { echo "FAIL ($TEST_NAME): $*" >&2; exit 1; }
-note() { echo "# $TEST_NAME: $*"; }
+CHECKS=0
+# note "ok: ..." counts a passed check; all_passed closes the script.
+note() { case "$1" in ok:*) CHECKS=$((CHECKS + 1));; esac; echo "# $TEST_NAME: $*"; }
+all_passed() { echo "# $TEST_NAME: all passed ($CHECKS checks)"; }
 
 DIR="$PGHOST/nopreload"
 PORT=$((PGPORT + 1))
@@ -54,4 +57,4 @@ expect "worker view: none runs" "SELECT state FROM segments.worker" "not running
 q "SELECT segments.refresh()" >/dev/null
 expect "refresh() applies the change" "SELECT segments.segment_is_member(2, 'VIP')" t
 expect "the tenant setting exists unpreloaded" "SET segments.tenant = 'x'; SHOW segments.tenant" x
-note "all passed"
+all_passed

@@ -25,4 +25,4 @@ poll "left the trait segment with no write" "SELECT segments.segment_is_member('
 expect "the others are all old" "SELECT member_count FROM segments.segments WHERE name = 'Old'" 299
 expect "nobody else recent" "SELECT member_count FROM segments.segments WHERE name = 'Recent'" 0
 expect "worker saw no error" "SELECT coalesce(last_error, '') FROM segments.worker" ""
-note "all passed"
+all_passed

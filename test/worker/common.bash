@@ -9,7 +9,10 @@ DB="segw_${TEST_NAME}_$$"
 export PGDATABASE="$DB"
 
 fail() { echo "FAIL ($TEST_NAME): $*" >&2; exit 1; }
-note() { echo "# $TEST_NAME: $*"; }
+CHECKS=0
+# note "ok: ..." counts a passed check; all_passed closes the script.
+note() { case "$1" in ok:*) CHECKS=$((CHECKS + 1));; esac; echo "# $TEST_NAME: $*"; }
+all_passed() { echo "# $TEST_NAME: all passed ($CHECKS checks)"; }
 
 # One value from a query in the test database.
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
