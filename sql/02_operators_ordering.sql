@@ -23,7 +23,8 @@ SELECT t('{"type":"attribute","field":"seats","op":"lte","value":1}') AS seats_l
 SELECT t('{"type":"trait","key":"score","op":"gt","value":5}') AS score_gt;                    -- {1,2,6,13,14}
 SELECT t('{"type":"trait","key":"score","op":"lt","value":0}') AS score_lt;                    -- {3,9}
 SELECT t('{"type":"trait","key":"score","op":"between","value":[-1, 2]}') AS score_between;    -- {8,9,10}
-SELECT t('{"type":"trait","key":"score","op":"between","value":[2.5, 3]}') AS score_between_str; -- {7}: "3" reads as a number
+SELECT t('{"type":"trait","key":"score","op":"between","value":[2.5, 3]}') AS score_between_str; -- {}: "3" is a string, not a number
+SELECT t('{"type":"trait","key":"score","as":"number","op":"between","value":[2.5, 3]}') AS score_between_as_number; -- {7}: as number reads "3"
 SELECT t('{"type":"trait","key":"k","op":"gte","value":29}') AS k_gte;                          -- {29,30}
 
 -- Text by code point (collation "C"): upper case sorts before lower case,
@@ -57,7 +58,7 @@ SELECT t('{"type":"attribute","field":"birthday","op":"between","value":["1999-1
 -- Trait timestamps: strings in the ISO profile and epoch numbers (see 10_time for more).
 SELECT t('{"type":"trait","key":"ts","op":"gt","value":"2024-01-01T00:00:00Z","as":"timestamp"}') AS ts_gt; -- {10,12,15}
 -- Without as, a string value makes the comparison textual (type = JSON type of value).
-SELECT t('{"type":"trait","key":"ts","op":"gt","value":"2024-01-01T00:00:00Z"}') AS ts_gt_as_text; -- {6,7,8,14,16}
+SELECT t('{"type":"trait","key":"ts","op":"gt","value":"2024-01-01T00:00:00Z"}') AS ts_gt_as_text; -- {6,7,8,14}: strings only (16 is true)
 SELECT t('{"type":"trait","key":"ts","op":"lt","value":"2024-01-01T00:00:00Z","as":"timestamp"}') AS ts_lt; -- {13}
 
 -- Semver on a text column with as: semver (app_version: 3 1.2.3-alpha < 13 -alpha.2 <

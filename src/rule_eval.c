@@ -562,7 +562,30 @@ is_json_array(const JsonbValue *jv)
 		!JsonContainerIsScalar(jv->val.binary.data);
 }
 
-/* contains on a jsonb array: some element, read as element_as, equals. */
+/*
+ * Is a JSON value of the JSON type that holds `type` (string for text,
+ * number, boolean)?  Strict readings take only those.
+ */
+static inline bool
+json_has_type(const JsonbValue *jv, RuleValueType type)
+{
+	switch (type)
+	{
+		case RVT_TEXT:
+			return jv->type == jbvString;
+		case RVT_NUMBER:
+			return jv->type == jbvNumeric;
+		case RVT_BOOLEAN:
+			return jv->type == jbvBool;
+		default:
+			return true;
+	}
+}
+
+/*
+ * contains on a jsonb array: some element, read as element_as, equals
+ * (without "as", only elements of the value's JSON type).
+ */
 static bool
 json_array_contains(RuleCondition *cond, JsonbContainer *array)
 {
@@ -573,7 +596,10 @@ json_array_contains(RuleCondition *cond, JsonbContainer *array)
 		JsonbValue *elem = getIthJsonbValueFromContainer(array, i);
 		RuleScalar	s;
 
-		if (elem != NULL && RuleReadJsonb(elem, cond->element_as, &s) &&
+		if (elem == NULL ||
+			(cond->strict_elements && !json_has_type(elem, cond->element_as)))
+			continue;
+		if (RuleReadJsonb(elem, cond->element_as, &s) &&
 			scalar_equals(cond, &s, 0))
 			return true;
 	}
@@ -627,6 +653,8 @@ eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
 		return json_array_contains(cond, jv.val.binary.data);
 	if (cond->op == OP_IS_SET)
 		return RuleReadJsonb(&jv, cond->element_as, &field);
+	if (cond->strict && !json_has_type(&jv, cond->read_as))
+		return false;			/* another JSON type: missing */
 	if (!RuleReadJsonb(&jv, cond->read_as, &field))
 		return false;
 	return apply_op(cond, &field, ctx);

@@ -980,8 +980,12 @@ json_value_type(const JsonbValue *jv)
 
 /*
  * Trait typing: "as", else the operator's type, else the JSON type of the
- * value.  contains reads the field as text (substring) and compares array
- * elements as element_as.
+ * value.  Without "as", that last reading is strict: eq, in, ordering and
+ * between see a trait of another JSON type as missing ("42" is not 42,
+ * "true" is not true), and contains compares array elements of the value's
+ * JSON type only.  contains on a non-array trait is a text operator: it
+ * reads numbers and booleans by their JSON text, as starts_with, ends_with
+ * and regex do.
  */
 static void
 type_trait(CondInput *in, RuleCondition *cond)
@@ -1005,10 +1009,15 @@ type_trait(CondInput *in, RuleCondition *cond)
 	if (implied >= 0)
 		cond->read_as = (RuleValueType) implied;
 	else if (in->nitems > 0 && !contains)
+	{
+		/* eq, in, ordering, between: strict, as jsonb's own = is */
 		cond->read_as = json_value_type(in->items[0]);
+		cond->strict = true;
+	}
 	else
-		cond->read_as = RVT_TEXT;
+		cond->read_as = RVT_TEXT;	/* is_set, empty in, contains on text */
 	cond->element_as = contains ? json_value_type(in->items[0]) : cond->read_as;
+	cond->strict_elements = contains;
 }
 
 /* Rejects "as" on a column it does not apply to. */

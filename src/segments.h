@@ -162,6 +162,12 @@ typedef struct RuleCondition
 	RuleValueType read_as;		/* type the field is read as and values hold
 								 * (RVT_NUMBER when as_length) */
 	bool		explicit_as;	/* "as" was given (not "length") */
+	bool		strict;			/* trait without "as" under eq, in, ordering
+								 * or between: a trait of another JSON type
+								 * than read_as is missing (SPEC 4) */
+	bool		strict_elements;	/* trait contains without "as": array
+									 * elements of another JSON type than
+									 * element_as never equal the value */
 
 	/* COND_ATTRIBUTE */
 	char	   *field;			/* column name as written */
