@@ -1,5 +1,6 @@
 -- segments install script, part 1: catalog tables.
--- (The install script sql/segments--0.1.0.sql is assembled from sql/install/*.sql by make.)
+-- (make assembles the install script of the current version, sql/segments--VERSION.sql,
+-- from sql/install/*.sql; upgrades from older versions: sql/upgrade/.)
 
 \echo Use "CREATE EXTENSION segments" to load this file. \quit
 

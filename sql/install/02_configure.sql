@@ -11,6 +11,25 @@ RETURNS SETOF record
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 20
 AS 'MODULE_PATHNAME', 'segments_member_rows';
 
+-- Makes an object created outside the extension's scripts part of the
+-- extension (so DROP EXTENSION removes it), unless it already is: objects
+-- created during CREATE or ALTER EXTENSION are members by themselves.
+CREATE FUNCTION segments._extension_add(p_catalog regclass, p_objid oid, p_object text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = p_catalog AND d.objid = p_objid
+                      AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e') THEN
+        EXECUTE 'ALTER EXTENSION segments ADD ' || p_object;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION segments._extension_add(regclass, oid, text) IS
+    'Internal: adds an object made by configure() to the extension, unless it is a member already.';
+
 -- Membership storage depends on the type of the contact key, so configure()
 -- (re)creates it: one row per contact holding the sorted numbers of the
 -- segments it belongs to and, aligned, since when (seconds since 2000-01-01
@@ -43,7 +62,27 @@ BEGIN
     COMMENT ON TABLE segments.member IS
         'Stored membership: per contact, its segments and since when, in a compact form (see src/member_codec.c). Read it through segments.membership.';
 
-    CREATE VIEW segments.membership AS
+    REVOKE ALL ON segments.member FROM PUBLIC;
+    PERFORM segments._extension_add('pg_class', 'segments.member'::regclass,
+                                    'TABLE segments.member');
+
+    PERFORM segments._build_readers(p_key_type);
+END
+$$;
+COMMENT ON FUNCTION segments._build_storage(regtype) IS
+    'Internal: (re)creates the membership storage for a contact key type.';
+
+-- The reading objects over the stored membership: the view for joins and
+-- segment_members(), whose result type is the key type.  Upgrades call it
+-- too (sql/upgrade/lib/rebuild_configured.sql), with the objects already in
+-- the extension; CREATE OR REPLACE, since a user's object may depend on them.
+CREATE FUNCTION segments._build_readers(p_key_type regtype)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    CREATE OR REPLACE VIEW segments.membership AS
         SELECT s.id AS segment_id,
                m.contact_id,
                u.since
@@ -55,7 +94,7 @@ BEGIN
         'One row per (segment, contact) membership, for joins; since is when the contact entered the segment.';
 
     EXECUTE format($f$
-        CREATE FUNCTION segments.segment_members(segment uuid)
+        CREATE OR REPLACE FUNCTION segments.segment_members(segment uuid)
         RETURNS SETOF %1$s
         LANGUAGE sql STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
@@ -63,7 +102,7 @@ BEGIN
              WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
         p_key_type);
     EXECUTE format($f$
-        CREATE FUNCTION segments.segment_members(segment text)
+        CREATE OR REPLACE FUNCTION segments.segment_members(segment text)
         RETURNS SETOF %1$s
         LANGUAGE sql STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
@@ -75,12 +114,13 @@ BEGIN
     COMMENT ON FUNCTION segments.segment_members(text) IS
         'Contacts in a segment (by id or name in the session''s tenant).';
 
-    EXECUTE 'ALTER EXTENSION segments ADD TABLE segments.member';
-    EXECUTE 'ALTER EXTENSION segments ADD VIEW segments.membership';
-    EXECUTE 'ALTER EXTENSION segments ADD FUNCTION segments.segment_members(uuid)';
-    EXECUTE 'ALTER EXTENSION segments ADD FUNCTION segments.segment_members(text)';
+    PERFORM segments._extension_add('pg_class', 'segments.membership'::regclass,
+                                    'VIEW segments.membership');
+    PERFORM segments._extension_add('pg_proc', 'segments.segment_members(uuid)'::regprocedure,
+                                    'FUNCTION segments.segment_members(uuid)');
+    PERFORM segments._extension_add('pg_proc', 'segments.segment_members(text)'::regprocedure,
+                                    'FUNCTION segments.segment_members(text)');
 
-    REVOKE ALL ON segments.member FROM PUBLIC;
     REVOKE ALL ON FUNCTION segments.segment_members(uuid) FROM PUBLIC;
     REVOKE ALL ON FUNCTION segments.segment_members(text) FROM PUBLIC;
     GRANT SELECT ON segments.membership TO segments_read;
@@ -88,8 +128,8 @@ BEGIN
     GRANT EXECUTE ON FUNCTION segments.segment_members(text) TO segments_read;
 END
 $$;
-COMMENT ON FUNCTION segments._build_storage(regtype) IS
-    'Internal: (re)creates the membership storage for a contact key type.';
+COMMENT ON FUNCTION segments._build_readers(regtype) IS
+    'Internal: (re)creates segments.membership and segment_members() for a contact key type.';
 
 CREATE FUNCTION segments.configure(source regclass, key_column name,
                                    tenant_column name DEFAULT NULL,
