@@ -31,6 +31,7 @@
 #include "catalog/pg_collation_d.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "regex/regex.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -1165,6 +1166,23 @@ collect_scalar_array(CondInput *in, const JsonbValue *value, bool strings_only)
 	}
 }
 
+/*
+ * An in/not_in list over SEGMENTS_MAX_LIST_VALUES values is refused before
+ * it is read: every contact change would compare against all of it.
+ */
+static void
+check_list_length(CondInput *in, const JsonbValue *list)
+{
+	uint32		n = JsonContainerSize(list->val.binary.data);
+
+	if (n > SEGMENTS_MAX_LIST_VALUES)
+		definition_error(in->path, NULL,
+						 psprintf("An \"in\" or \"not_in\" list may hold at most %d values; keep longer lists in a column or a trait and test that instead.",
+								  SEGMENTS_MAX_LIST_VALUES),
+						 "the list of \"%s\" has %u values, over the limit of %d",
+						 in->op->name, n, SEGMENTS_MAX_LIST_VALUES);
+}
+
 /* Checks "value" against the operator's shape; fills in->items. */
 static void
 collect_value(CondInput *in)
@@ -1201,6 +1219,8 @@ collect_value(CondInput *in)
 	if (kind != JK_ARRAY)
 		definition_error(in->path, NULL, hint, "operator \"%s\" needs an array, not %s",
 						 op->name, json_kind_name(kind));
+	if (op->shape == SHAPE_LIST)
+		check_list_length(in, value);
 	collect_scalar_array(in, value, op->shape == SHAPE_CIDR);
 	if ((op->shape == SHAPE_PAIR || op->shape == SHAPE_MODULO) && in->nitems != 2)
 		definition_error(in->path, NULL, hint,
@@ -1386,23 +1406,36 @@ static Datum
 call_regex_compile(void *arg)
 {
 	RegexCall  *call = (RegexCall *) arg;
+	regex_t    *re = RE_compile_and_cache(call->pattern, call->flags, C_COLLATION_OID);
 
-	(void) RE_compile_and_cache(call->pattern, call->flags, C_COLLATION_OID);
-	return (Datum) 0;
+	return BoolGetDatum((re->re_info & REG_UBACKREF) != 0);
 }
 
-/* Compiles the pattern of regex/not_regex now, as the evaluator will. */
+#define HINT_REGEX_LIMITS "A pattern may be at most 1000 characters long and may not use back-references (\\1 to \\9), whose matching cost has no bound."
+
+/*
+ * Compiles the pattern of regex/not_regex now, as the evaluator will.
+ * Patterns over SEGMENTS_MAX_REGEX_CHARS characters and patterns with
+ * back-references (the regex compiler reports them, whatever the syntax
+ * flavour: \1 in ARE, \(a\)\1 after (?b)) are refused: their matching
+ * time cannot be bounded, and one such rule would stall every evaluation.
+ */
 static void
 compile_regex(CondInput *in, RuleCondition *cond)
 {
 	const RuleScalar *pat = &cond->values[0];
 	RegexCall	call;
-	Datum		dummy;
+	Datum		backref;
 	char	   *error;
+	int			nchars = pg_mbstrlen_with_len(pat->u.text.str, pat->u.text.len);
 
+	if (nchars > SEGMENTS_MAX_REGEX_CHARS)
+		definition_error(in->path, NULL, HINT_REGEX_LIMITS,
+						 "the regular expression has %d characters, over the limit of %d",
+						 nchars, SEGMENTS_MAX_REGEX_CHARS);
 	call.pattern = cstring_to_text_with_len(pat->u.text.str, pat->u.text.len);
 	call.flags = REG_ADVANCED | (cond->case_insensitive ? REG_ICASE : 0);
-	error = guarded_call(call_regex_compile, &call, &dummy);
+	error = guarded_call(call_regex_compile, &call, &backref);
 	if (error != NULL)
 	{
 		const char *prefix = "invalid regular expression: ";
@@ -1413,6 +1446,9 @@ compile_regex(CondInput *in, RuleCondition *cond)
 						 "Patterns are PostgreSQL advanced regular expressions, as for the ~ operator.",
 						 "invalid regular expression: %s", error);
 	}
+	if (DatumGetBool(backref))
+		definition_error(in->path, NULL, HINT_REGEX_LIMITS,
+						 "the regular expression uses a back-reference");
 	cond->regex = call.pattern;
 }
 
@@ -1515,7 +1551,10 @@ parse_segment_condition(ParseState *ps, CondInput *in, RuleCondition *cond)
 		definition_error(in->path, NULL, hint,
 						 "operator \"%s\" is not allowed on segment conditions", in->op->name);
 	if (json_kind(value) == JK_ARRAY)
+	{
+		check_list_length(in, value);
 		n = array_items(value, &items);
+	}
 	if (n == 0 || json_kind(items[0]) != JK_STRING)
 		definition_error(in->path, NULL, hint,
 						 "a segment condition needs a segment id or name, or a non-empty array of them");
@@ -1622,6 +1661,25 @@ parse_condition(ParseState *ps, JsonbContainer *obj, const char *path)
  * ---------------------------------------------------------------- */
 
 /*
+ * A definition over SEGMENTS_MAX_DEFINITION_BYTES as jsonb text (what
+ * jsonb's output function prints) is refused, at "$", before it is read.
+ */
+static void
+check_definition_size(Jsonb *definition)
+{
+	char	   *text = JsonbToCString(NULL, &definition->root, VARSIZE(definition));
+	size_t		len = strlen(text);
+
+	pfree(text);
+	if (len > SEGMENTS_MAX_DEFINITION_BYTES)
+		definition_error("$", NULL,
+						 psprintf("A definition may be at most %d bytes (256 kB) as jsonb text; keep long lists of values in a column or a trait and test that instead.",
+								  SEGMENTS_MAX_DEFINITION_BYTES),
+						 "the definition is %zu bytes as jsonb text, over the limit of %d",
+						 len, SEGMENTS_MAX_DEFINITION_BYTES);
+}
+
+/*
  * Parses and checks a definition.  The result and the tree are palloc'd in
  * the current memory context (the caller owns it); the definition itself
  * is not referenced afterwards.  A bare condition is wrapped in an AND.
@@ -1647,6 +1705,7 @@ RuleParse(Jsonb *definition, const RuleParseContext *pctx)
 		definition_error("$", NULL, HINT_NODE, "a definition must be an object, not %s",
 						 json_kind_name(json_kind(&scalar)));
 	}
+	check_definition_size(definition);
 	root.type = jbvBinary;
 	root.val.binary.data = &definition->root;
 	root.val.binary.len = VARSIZE(definition) - VARHDRSZ;

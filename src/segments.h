@@ -29,9 +29,16 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
-/* Limits of SPEC section 4: the root is level 1. */
+/*
+ * Limits of SPEC section 4, so that no definition can cost more than
+ * anyone can bound: the root is level 1; the size is that of the
+ * definition's jsonb text; a regex is counted in characters.
+ */
 #define SEGMENTS_MAX_DEPTH	32
 #define SEGMENTS_MAX_NODES	1000
+#define SEGMENTS_MAX_DEFINITION_BYTES (256 * 1024)
+#define SEGMENTS_MAX_LIST_VALUES	10000
+#define SEGMENTS_MAX_REGEX_CHARS	1000
 
 /* ----------------------------------------------------------------
  * Rule trees
