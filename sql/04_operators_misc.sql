@@ -10,7 +10,8 @@ SELECT t('{"type":"attribute","field":"email","op":"is_not_set"}') AS email_not_
 SELECT t('{"type":"attribute","field":"name","op":"is_not_set"}') AS name_not_set;               -- {11}
 SELECT excluded(t('{"type":"attribute","field":"tags","op":"is_set"}')) AS tags_set_excludes;    -- {4}: {} and {""} are set
 SELECT t('{"type":"attribute","field":"tags","op":"is_not_set"}') AS tags_not_set;               -- {4}
-SELECT t('{"type":"attribute","field":"custom_data","op":"is_not_set"}') AS traits_col_not_set;  -- {4}
+-- The traits column is jsonb, not a type attribute conditions read (see 15_column_types).
+SELECT t('{"type":"attribute","field":"custom_data","op":"is_not_set"}') AS traits_col_not_set;  -- error 0A000
 -- Traits (plan_t: set on 1,2,3,6,7,9,10,11; null on 8; custom_data NULL on 4, {} on 5).
 SELECT t('{"type":"trait","key":"plan_t","op":"is_set"}') AS plan_t_set;                       -- {1,2,3,6,7,9,10,11}
 SELECT excluded(t('{"type":"trait","key":"plan_t","op":"is_not_set"}')) AS plan_t_not_set_excludes; -- {1,2,3,6,7,9,10,11}

@@ -291,29 +291,20 @@ apply_length(RuleCondition *cond, int64 length, const RuleEvalContext *ctx)
  * Attributes: columns of the source row
  * ---------------------------------------------------------------- */
 
-/* The text of a text-like datum (text, varchar, bpchar, citext, name). */
+/* The text of a text-like datum (text, varchar, bpchar, citext). */
 static void
 datum_text(Datum d, Oid typid, RuleScalar *out)
 {
-	out->type = RVT_TEXT;
-	if (typid == NAMEOID)
-	{
-		out->u.text.str = NameStr(*DatumGetName(d));
-		out->u.text.len = strlen(out->u.text.str);
-		return;
-	}
-	else
-	{
-		text	   *t = DatumGetTextPP(d);
-		int			len = VARSIZE_ANY_EXHDR(t);
+	text	   *t = DatumGetTextPP(d);
+	int			len = VARSIZE_ANY_EXHDR(t);
 
-		out->u.text.str = VARDATA_ANY(t);
-		/* char(n) pads with spaces that comparisons ignore */
-		if (typid == BPCHAROID)
-			while (len > 0 && out->u.text.str[len - 1] == ' ')
-				len--;
-		out->u.text.len = len;
-	}
+	out->type = RVT_TEXT;
+	out->u.text.str = VARDATA_ANY(t);
+	/* char(n) pads with spaces that comparisons ignore */
+	if (typid == BPCHAROID)
+		while (len > 0 && out->u.text.str[len - 1] == ' ')
+			len--;
+	out->u.text.len = len;
 }
 
 /* A column datum of type typid read as `as`; false if unreadable. */

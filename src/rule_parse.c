@@ -28,8 +28,10 @@
 #include "segments.h"
 
 #include "access/htup_details.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_collation_d.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "regex/regex.h"
@@ -158,7 +160,7 @@ static const CondTypeInfo cond_types[] = {
 /* How an attribute column (or its array element) is read. */
 typedef enum ColumnKind
 {
-	COLK_TEXT,					/* text, varchar, bpchar, name, citext */
+	COLK_TEXT,					/* text, varchar, bpchar, citext */
 	COLK_TIME,					/* timestamptz, timestamp, date */
 	COLK_INET,					/* inet, cidr */
 	COLK_BOOL,
@@ -186,12 +188,12 @@ typedef struct ObjPair
 } ObjPair;
 
 /* State of one RuleParse() call. */
-typedef struct ParseState
+typedef struct DefParseState
 {
 	const RuleParseContext *pctx;
 	RuleParseResult *result;
 	int			maxrefs;		/* allocated size of result->refs */
-} ParseState;
+} DefParseState;
 
 /* A condition object, split by key, while it is being parsed. */
 typedef struct CondInput
@@ -213,7 +215,7 @@ typedef struct CondInput
 	JsonbValue **items;
 } CondInput;
 
-static RuleNode *parse_node(ParseState *ps, const JsonbValue *jv,
+static RuleNode *parse_node(DefParseState *ps, const JsonbValue *jv,
 							const char *path, int level);
 
 /* ----------------------------------------------------------------
@@ -482,7 +484,7 @@ make_group(RuleNodeKind kind, int n)
  * at `level`; its children are at level + 1.
  */
 static RuleNode *
-parse_group(ParseState *ps, JsonbContainer *obj, const char *path, int level)
+parse_group(DefParseState *ps, JsonbContainer *obj, const char *path, int level)
 {
 	static const struct
 	{
@@ -546,14 +548,14 @@ parse_group(ParseState *ps, JsonbContainer *obj, const char *path, int level)
 	return node;
 }
 
-static RuleNode *parse_condition(ParseState *ps, JsonbContainer *obj, const char *path);
+static RuleNode *parse_condition(DefParseState *ps, JsonbContainer *obj, const char *path);
 
 /*
  * One node at `level` (root: 1): a condition (an object with "type") or a
  * group.  Checks the depth and node-count limits first.
  */
 static RuleNode *
-parse_node(ParseState *ps, const JsonbValue *jv, const char *path, int level)
+parse_node(DefParseState *ps, const JsonbValue *jv, const char *path, int level)
 {
 	JsonbContainer *obj;
 
@@ -678,19 +680,111 @@ read_op(CondInput *in, RuleCondition *cond)
  * The field: attribute columns and trait paths
  * ---------------------------------------------------------------- */
 
-/* Is the type named citext (the extension's type has no fixed oid)? */
+/*
+ * Is the type the citext extension's citext?  Its oid is not fixed, and a
+ * name proves nothing: a type named citext that is an enum, a domain, or
+ * belongs to no extension or another one is not it.
+ */
 static bool
 is_citext(Oid typid)
 {
 	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-	bool		result = false;
+	bool		named = false;
+	Oid			ext;
+	char	   *extname;
 
-	if (HeapTupleIsValid(tup))
+	if (!HeapTupleIsValid(tup))
+		return false;
+	named = strcmp(NameStr(((Form_pg_type) GETSTRUCT(tup))->typname), "citext") == 0 &&
+		((Form_pg_type) GETSTRUCT(tup))->typtype == TYPTYPE_BASE;
+	ReleaseSysCache(tup);
+	if (!named)
+		return false;
+	ext = getExtensionOfObject(TypeRelationId, typid);
+	if (!OidIsValid(ext))
+		return false;
+	extname = get_extension_name(ext);
+	return extname != NULL && strcmp(extname, "citext") == 0;
+}
+
+/*
+ * May attribute conditions read a column of this (non-array) type?  Only
+ * built-in types whose input, output and comparison functions are
+ * PostgreSQL's own, and the citext extension's citext (SPEC 5): the parser
+ * calls a column type's input function on definition values, and the
+ * evaluator its comparison function, inside SECURITY DEFINER code and the
+ * worker; a domain's CHECK, an enum's or composite's input (with its
+ * fields' domains), or any function of a type a user created would run
+ * there as the extension's owner.
+ */
+static bool
+builtin_scalar_type(Oid typid)
+{
+	switch (typid)
 	{
-		result = strcmp(NameStr(((Form_pg_type) GETSTRUCT(tup))->typname), "citext") == 0;
-		ReleaseSysCache(tup);
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case BOOLOID:
+		case DATEOID:
+		case TIMEOID:
+		case TIMETZOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case INTERVALOID:
+		case UUIDOID:
+		case INETOID:
+		case CIDROID:
+			return true;
+		default:
+			return is_citext(typid);
 	}
-	return result;
+}
+
+#define HINT_COLUMN_TYPES "Attribute conditions read columns of built-in types only: text, varchar, char, citext, smallint, integer, bigint, numeric, real, double precision, boolean, date, time, timetz, timestamp, timestamptz, interval, uuid, inet, cidr, and arrays of them. Use a trait, or a column of one of these types."
+
+/*
+ * Refuses a column whose type attribute conditions may not read, before
+ * anything of that type is looked at (SQLSTATE 0A000, naming the column).
+ * The column's declared type is checked, not its base type: a domain over
+ * text is refused, as is an array of a domain.
+ */
+static void
+check_column_type(const char *path, Form_pg_attribute att)
+{
+	Oid			typid = att->atttypid;
+	char		typtype = get_typtype(typid);
+	Oid			elem = get_element_type(typid);	/* true arrays only */
+	const char *what;
+
+	if (OidIsValid(elem) ? builtin_scalar_type(elem) : builtin_scalar_type(typid))
+		return;
+	if (OidIsValid(elem))
+		what = "an array of a type that is not built in";
+	else if (typtype == TYPTYPE_DOMAIN)
+		what = "a domain";
+	else if (typtype == TYPTYPE_ENUM)
+		what = "an enum";
+	else if (typtype == TYPTYPE_COMPOSITE)
+		what = "a composite type";
+	else if (typtype == TYPTYPE_RANGE || typtype == TYPTYPE_MULTIRANGE)
+		what = "a range type";
+	else if (typid < FirstNormalObjectId)
+		what = "a built-in type that attribute conditions do not compare";
+	else
+		what = "a type created in this database";
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("invalid segment definition at %s: column \"%s\" of type %s cannot be used in attribute conditions",
+					path, NameStr(att->attname), format_type_be(typid)),
+			 errdetail("Type %s is %s.", format_type_be(typid), what),
+			 errhint(HINT_COLUMN_TYPES)));
 }
 
 /* How values of a (base, non-array) type are read. */
@@ -702,7 +796,6 @@ classify_type(Oid typid)
 		case TEXTOID:
 		case VARCHAROID:
 		case BPCHAROID:
-		case NAMEOID:
 			return COLK_TEXT;
 		case TIMESTAMPTZOID:
 		case TIMESTAMPOID:
@@ -805,7 +898,7 @@ fill_attribute(RuleCondition *cond, Form_pg_attribute att)
 
 /* Resolves "field" against the source table. */
 static void
-parse_attribute_field(ParseState *ps, CondInput *in, RuleCondition *cond)
+parse_attribute_field(DefParseState *ps, CondInput *in, RuleCondition *cond)
 {
 	TupleDesc	desc = ps->pctx->source_desc;
 	char	   *field = read_string_key(in, CK_FIELD, true);
@@ -820,6 +913,7 @@ parse_attribute_field(ParseState *ps, CondInput *in, RuleCondition *cond)
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), field) == 0)
 		{
+			check_column_type(in->path, att);
 			cond->field = field;
 			in->kind = fill_attribute(cond, att);
 			return;
@@ -830,7 +924,7 @@ parse_attribute_field(ParseState *ps, CondInput *in, RuleCondition *cond)
 
 /* Reads "key" or "path" of a trait condition into cond->path. */
 static void
-parse_trait_path(ParseState *ps, CondInput *in, RuleCondition *cond)
+parse_trait_path(DefParseState *ps, CondInput *in, RuleCondition *cond)
 {
 	JsonbValue *path = in->keys[CK_PATH];
 	JsonbValue **items;
@@ -1031,7 +1125,7 @@ check_attribute_as(CondInput *in, RuleCondition *cond)
 		ok = ok || cond->attr.is_array;
 	if (!ok)
 		definition_error(in->path, NULL,
-						 "\"as\" reads a text column (text, varchar, char, name, citext) as another type; \"as\": \"length\" also applies to array columns.",
+						 "\"as\" reads a text column (text, varchar, char, citext) as another type; \"as\": \"length\" also applies to array columns.",
 						 "\"as\" is not allowed on column \"%s\" of type %s",
 						 cond->field, format_type_be(cond->attr.typid));
 }
@@ -1501,7 +1595,7 @@ convert_values(CondInput *in, RuleCondition *cond)
 
 /* attribute and trait conditions: field, modifiers, typing, values. */
 static void
-parse_field_condition(ParseState *ps, CondInput *in, RuleCondition *cond)
+parse_field_condition(DefParseState *ps, CondInput *in, RuleCondition *cond)
 {
 	if (cond->type == COND_ATTRIBUTE)
 		parse_attribute_field(ps, in, cond);
@@ -1522,7 +1616,7 @@ parse_field_condition(ParseState *ps, CondInput *in, RuleCondition *cond)
 
 /* Adds a segment id to result->refs unless it is there already. */
 static void
-add_ref(ParseState *ps, const pg_uuid_t *id)
+add_ref(DefParseState *ps, const pg_uuid_t *id)
 {
 	RuleParseResult *r = ps->result;
 
@@ -1540,7 +1634,7 @@ add_ref(ParseState *ps, const pg_uuid_t *id)
 
 /* segment: in/not_in a segment (uuid or name) or a non-empty list of them. */
 static void
-parse_segment_condition(ParseState *ps, CondInput *in, RuleCondition *cond)
+parse_segment_condition(DefParseState *ps, CondInput *in, RuleCondition *cond)
 {
 	const char *hint = "A segment condition takes op in or not_in and a value naming a segment of the same tenant by id or name, or a non-empty array of them.";
 	JsonbValue *value = in->keys[CK_VALUE];
@@ -1625,7 +1719,7 @@ parse_percentage_condition(CondInput *in, RuleCondition *cond)
 
 /* A condition object at `path`: a RULE_CONDITION node. */
 static RuleNode *
-parse_condition(ParseState *ps, JsonbContainer *obj, const char *path)
+parse_condition(DefParseState *ps, JsonbContainer *obj, const char *path)
 {
 	RuleNode   *node = palloc0(sizeof(RuleNode));
 	RuleCondition *cond = palloc0(sizeof(RuleCondition));
@@ -1689,7 +1783,7 @@ check_definition_size(Jsonb *definition)
 RuleParseResult *
 RuleParse(Jsonb *definition, const RuleParseContext *pctx)
 {
-	ParseState	ps;
+	DefParseState	ps;
 	JsonbValue	root;
 	RuleNode   *node;
 

@@ -146,7 +146,7 @@ typedef struct RuleAttribute
 	int16		elmlen;
 	bool		elmbyval;
 	char		elmalign;
-	bool		is_text;		/* text, varchar, bpchar, citext, name
+	bool		is_text;		/* text, varchar, bpchar, citext
 								 * (or array of them) */
 	bool		is_time;		/* timestamptz, timestamp, date: read as
 								 * RVT_TIMESTAMP in UTC */
