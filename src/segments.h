@@ -3,12 +3,13 @@
  * segments.h
  *		Shared types, limits and entry points of the segments extension.
  *
- * The rule engine is split in three files that share the types below:
+ * The rule engine is split in four files that share the types below:
  *   rule_parse.c  jsonb definition -> RuleNode tree, with every check of
  *                 SPEC section 4 and the errors that name the JSON path;
  *   rule_value.c  reading values as a type (number, timestamp, semver...),
  *                 comparing them, percentage buckets;
- *   rule_eval.c   evaluating a RuleNode tree for one contact.
+ *   rule_eval.c   evaluating a RuleNode tree for one contact;
+ *   rule_render.c the text segments.compile() shows for a tree.
  * The catalog (catalog.c), the membership store (membership.c), the
  * evaluation passes (evaluate.c) and the SQL-callable wrappers
  * (functions.c) sit on top of it.
@@ -298,6 +299,8 @@ typedef struct RuleEvalContext
 
 /* rule_parse.c */
 extern RuleParseResult *RuleParse(Jsonb *definition, const RuleParseContext *pctx);
+
+/* rule_render.c */
 extern char *RuleRender(const RuleNode *root);
 
 /* rule_eval.c */
