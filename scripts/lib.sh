@@ -32,12 +32,13 @@ make_tmp() {
     export SEGMENTS_TMP
 }
 
-# build [MAKE ARGS...]
+# build [MAKE ARGS...]: builds from clean; KEEP_OBJECTS=1 (scripts/mutate.sh)
+# rebuilds only what changed since the objects already there.
 build() {
     local extra="${EXTRA_CFLAGS:-}"
     [ "${CI:-}" = "true" ] && extra="$extra -Werror"
     log "build"
-    make -s clean >/dev/null
+    [ -n "${KEEP_OBJECTS:-}" ] || make -s clean >/dev/null
     make -s EXTRA_CFLAGS="$extra" "$@" >/dev/null
 }
 

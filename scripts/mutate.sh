@@ -1,0 +1,382 @@
+#!/usr/bin/env bash
+# Mutation checks: does the suite fail when the code is wrong?  Plants one
+# plausible bug at a time (the list below) in a scratch copy of the tree,
+# runs scripts/test.sh there and reports whether the suite caught it.  A
+# mutant the suite passes on "survived": some behaviour has no test.
+#
+#   scripts/mutate.sh [--fast] [--no-baseline] [--list] [N ...]
+#
+#   N ...          run only these mutations (numbers as --list shows them)
+#   --fast         a mutation marked "sql" (no worker or capture code) runs
+#                  pg_regress, isolation and pgTAP only; "worker" ones always
+#                  run the whole suite
+#   --no-baseline  skip the run of the unmutated tree (by default it runs
+#                  first: a suite that fails anyway would "catch" everything)
+#   --list         print the list and check that every pattern still
+#                  matches the source; runs nothing
+#
+# Each mutation names a file, a text that must occur exactly once in it and
+# its replacement (in both, the two characters \n and \t stand for a newline
+# and a tab).  A text that no longer occurs, or occurs twice, is an error,
+# not a skip: when the code moves, fix the entry.  Every run stops at its
+# first failure (FAIL_FAST) and mutations run one after the other (each
+# run builds, installs into a private PostgreSQL copy and starts its own
+# server; in parallel they would only compete for the CPUs).
+#
+# Exit status 0 when every mutation run was caught and no entry is broken.
+# Logs: $MUTATE_LOGS (default a new /tmp/segments-mutate-XXXXXX).  Takes
+# about a minute a mutation with --fast, several for worker mutations.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+KINDS=(); FILES=(); WHATS=(); FROMS=(); TOS=()
+# mut KIND FILE WHAT FROM TO
+mut() { KINDS+=("$1"); FILES+=("$2"); WHATS+=("$3"); FROMS+=("$4"); TOS+=("$5"); }
+
+# ---- the list: comparisons, negations, bounds -----------------------------
+mut sql src/rule_eval.c "gt compares as gte" \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) > 0;' \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) >= 0;'
+mut sql src/rule_eval.c "gte compares as gt" \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) >= 0;' \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) > 0;'
+mut sql src/rule_eval.c "lt compares as lte" \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) < 0;' \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) <= 0;'
+mut sql src/rule_eval.c "lte compares as lt" \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) <= 0;' \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) < 0;'
+mut sql src/rule_eval.c "between excludes its low end" \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) >= 0 &&' \
+    'return RuleCompareScalar(field, &cond->values[0], &cond->attr) > 0 &&'
+mut sql src/rule_eval.c "between excludes its high end" \
+    'RuleCompareScalar(field, &cond->values[1], &cond->attr) <= 0;' \
+    'RuleCompareScalar(field, &cond->values[1], &cond->attr) < 0;'
+mut sql src/rule_eval.c "before is inclusive" \
+    'return field->u.timestamp < cond->values[0].u.timestamp;' \
+    'return field->u.timestamp <= cond->values[0].u.timestamp;'
+mut sql src/rule_eval.c "after is inclusive" \
+    'return field->u.timestamp > cond->values[0].u.timestamp;' \
+    'return field->u.timestamp >= cond->values[0].u.timestamp;'
+mut sql src/rule_eval.c "within_last/within_next exclude their low end" \
+    'return field->u.timestamp >= cond->time_low &&' \
+    'return field->u.timestamp > cond->time_low &&'
+mut sql src/rule_eval.c "within_next excludes its high end" \
+    'field->u.timestamp <= cond->time_high;' \
+    'field->u.timestamp < cond->time_high;'
+mut sql src/rule_eval.c "starts_with refuses a field equal to the value" \
+    'return flen >= vlen && memcmp(f, v, vlen) == 0;' \
+    'return flen > vlen && memcmp(f, v, vlen) == 0;'
+mut sql src/rule_eval.c "ends_with compares the start" \
+    'memcmp(f + flen - vlen, v, vlen) == 0;' \
+    'memcmp(f, v, vlen) == 0;'
+mut sql src/rule_eval.c "case_sensitive false ignored by text operators" \
+    'else if (cond->case_insensitive)' \
+    'else if (false && cond->case_insensitive)'
+mut sql src/rule_eval.c "modulo tests the remainder the wrong way" \
+    'NumericGetDatum(cond->values[1].u.number))) == 0;' \
+    'NumericGetDatum(cond->values[1].u.number))) != 0;'
+mut sql src/rule_eval.c "in skips the last value" \
+    'for (int i = 0; i < cond->nvalues; i++)\n\t\t\t\tif (scalar_equals(cond, field, i))' \
+    'for (int i = 0; i < cond->nvalues - 1; i++)\n\t\t\t\tif (scalar_equals(cond, field, i))'
+mut sql src/rule_eval.c "in_cidr looks at the first network only" \
+    'for (int i = 0; i < cond->nvalues; i++)\n\t\t\t{\n\t\t\t\tif (ip_family' \
+    'for (int i = 0; i < 1; i++)\n\t\t\t{\n\t\t\t\tif (ip_family'
+mut sql src/rule_eval.c "as length counts bytes, not characters" \
+    'return apply_length(cond, pg_mbstrlen_with_len(field.u.text.str, field.u.text.len), ctx);' \
+    'return apply_length(cond, field.u.text.len, ctx);'
+mut sql src/rule_eval.c "negative operators (neq, not_in, ...) not negated" \
+    'if (cond->negated_op)\n\t\tresult = !result;' \
+    ''
+mut sql src/rule_eval.c "negate ignored" \
+    'if (cond->negate)\n\t\tresult = !result;' \
+    ''
+mut sql src/rule_eval.c "not group not negated" \
+    'return !RuleEvaluate(node->children[0], ctx);' \
+    'return RuleEvaluate(node->children[0], ctx);'
+mut sql src/rule_eval.c "empty and matches no one" \
+    'return false;\n\t\t\treturn true;\n\t\tcase RULE_OR:' \
+    'return false;\n\t\t\treturn false;\n\t\tcase RULE_OR:'
+mut sql src/rule_eval.c "a NULL column makes negative operators false (SQL's three-valued logic)" \
+    'if (ctx->nulls[a->attnum - 1])\n\t\treturn false;' \
+    'if (ctx->nulls[a->attnum - 1])\n\t\treturn cond->negated_op;'
+mut sql src/rule_eval.c "a JSON null trait counts as present" \
+    'if (jv.type == jbvNull)' \
+    'if (false && jv.type == jbvNull)'
+mut sql src/rule_value.c "semver: a pre-release sorts after its release" \
+    'return (a->npre == 0) - (b->npre == 0);' \
+    'return (b->npre == 0) - (a->npre == 0);'
+mut sql src/rule_value.c "semver: numeric identifiers compare as text" \
+    'c = lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);' \
+    'c = strcmp(x, y);'
+
+# ---- percentage buckets and their hashing ---------------------------------
+mut sql src/rule_eval.c "percentage lte compares as lt" \
+    'return bucket <= cond->bounds[0];' \
+    'return bucket < cond->bounds[0];'
+mut sql src/rule_eval.c "percentage gte compares as gt" \
+    'return bucket >= cond->bounds[0];' \
+    'return bucket > cond->bounds[0];'
+mut sql src/rule_eval.c "percentage gt compares as gte" \
+    'return bucket > cond->bounds[0];' \
+    'return bucket >= cond->bounds[0];'
+mut sql src/rule_eval.c "percentage lt compares as lte" \
+    'return bucket < cond->bounds[0];' \
+    'return bucket <= cond->bounds[0];'
+mut sql src/rule_eval.c "percentage between excludes its high end" \
+    'bucket <= cond->bounds[1];' \
+    'bucket < cond->bounds[1];'
+mut sql src/rule_value.c "percentage buckets lose their decimals" \
+    '(Md5First32(salt, salt_len, '"':'"', key, key_len) % 10000) / 100.0;' \
+    '((Md5First32(salt, salt_len, '"':'"', key, key_len) % 10000) / 100);'
+mut sql src/md5_bucket.c "MD5 padding boundary off by one (56)" \
+    'if (fill > 56)' \
+    'if (fill >= 56)'
+mut sql src/md5_bucket.c "MD5 length field in bytes, not bits" \
+    'block[56 + i] = (unsigned char) ((total * 8) >> (8 * i));' \
+    'block[56 + i] = (unsigned char) (total >> (8 * i));'
+
+# ---- parsing limits and checks --------------------------------------------
+mut sql src/rule_parse.c "depth limit one level too generous" \
+    'if (level > SEGMENTS_MAX_DEPTH)' \
+    'if (level > SEGMENTS_MAX_DEPTH + 1)'
+mut sql src/rule_parse.c "node limit one too strict" \
+    'if (++ps->result->nnodes > SEGMENTS_MAX_NODES)' \
+    'if (++ps->result->nnodes >= SEGMENTS_MAX_NODES)'
+mut sql src/rule_parse.c "percentage 100 refused" \
+    'NumericGetDatum(hundred))) > 0)' \
+    'NumericGetDatum(hundred))) >= 0)'
+mut sql src/rule_parse.c "percentage between with equal ends refused" \
+    'if (cond->op == OP_BETWEEN && cond->bounds[0] > cond->bounds[1])' \
+    'if (cond->op == OP_BETWEEN && cond->bounds[0] >= cond->bounds[1])'
+mut sql src/rule_parse.c "compile() renders gte as >" \
+    'case OP_GTE:\n\t\t\treturn ">=";' \
+    'case OP_GTE:\n\t\t\treturn ">";'
+
+# ---- stored membership: codec, merge, departures, counts ------------------
+mut sql src/member_codec.c "codec: numbers stored whole, decoded as differences" \
+    '(int64) nums[i] - nums[i - 1]' \
+    '(int64) nums[i]'
+mut sql src/member_codec.c "codec: zigzag drops the sign of negative time steps" \
+    'return ((uint64) v << 1) ^ (v < 0 ? ~(uint64) 0 : 0);' \
+    'return (uint64) v << 1;'
+mut sql src/member_codec.c "codec: times decoded without accumulating" \
+    'acc += unzigzag(v);' \
+    'acc = unzigzag(v);'
+mut sql src/evaluate.c "since reset at every evaluation" \
+    'since[n++] = from_old ? old_since[i] : plan->now_seconds;' \
+    'since[n++] = plan->now_seconds;'
+mut sql src/evaluate.c "refresh() keeps departed contacts" \
+    'delete_departed(plan);' \
+    '(void) delete_departed;'
+mut sql src/evaluate.c "member_count counts every contact" \
+    'if (plan->results[i])\n\t\t\t\tplan->segments[i].count++;' \
+    'plan->segments[i].count++;'
+
+# ---- tenants and gating ----------------------------------------------------
+mut sql src/evaluate.c "a tenant's segment takes every tenant's contacts" \
+    '(tenant != NULL && strcmp(tenant, es->seg->tenant) == 0)' \
+    '(tenant != NULL)'
+mut sql src/catalog.c "tenant visibility check skipped" \
+    'return tenant != NULL && strcmp(tenant, session_tenant) == 0;' \
+    'return true;'
+mut sql src/functions.c "filter_restricted grants an anonymous contact" \
+    'if (PG_ARGISNULL(0))\n\t\tPG_RETURN_BOOL(false);' \
+    'if (PG_ARGISNULL(0))\n\t\tPG_RETURN_BOOL(true);'
+mut sql src/functions.c "filter_restricted: an empty list denies" \
+    'gate_list_empty(PG_GETARG_DATUM(1)))\n\t\tPG_RETURN_BOOL(true);' \
+    'gate_list_empty(PG_GETARG_DATUM(1)))\n\t\tPG_RETURN_BOOL(false);'
+mut sql src/functions.c "gating binary search misses the last candidate" \
+    'while (lo <= hi)' \
+    'while (lo < hi)'
+
+# ---- change capture (worker) ----------------------------------------------
+mut worker src/capture.c "a key change does not queue the old key" \
+    'enqueue_key(cr, td->tg_trigslot);\n\t\t\tenqueue_key(cr, td->tg_newslot);' \
+    'enqueue_key(cr, td->tg_newslot);'
+mut worker src/capture.c "an UPDATE from or to NULL is not a change" \
+    'return anull != bnull;' \
+    'return false;'
+mut worker src/capture.c "TRUNCATE queues nothing" \
+    'enqueue(NULL);' \
+    '(void) 0;'
+mut worker src/capture.c "DELETE queues nothing" \
+    'TRIGGER_FIRED_BY_INSERT(event) || TRIGGER_FIRED_BY_DELETE(event)' \
+    'TRIGGER_FIRED_BY_INSERT(event)'
+mut worker src/capture.c "the tenant column is not watched" \
+    'if (tenant != NULL)\n\t\t\tcapture.columns[capture.ncolumns++] = tenant;' \
+    ''
+mut worker src/capture.c "the traits column is not watched" \
+    'if (traits != NULL && traits_used)' \
+    'if (traits != NULL && !traits_used)'
+mut worker src/capture.c "every UPDATE is queued" \
+    'if (column_changed(cr, j, td->tg_trigslot, td->tg_newslot))' \
+    'if (true)'
+
+# ---- the worker and time ---------------------------------------------------
+mut worker src/worker.c "a TRUNCATE in a batch is applied as row changes" \
+    'if (truncated)\n\t\t\t\t\tEvaluateRefresh(NULL, 0);' \
+    'if (false)\n\t\t\t\t\tEvaluateRefresh(NULL, 0);'
+mut worker src/worker.c "schedules a hundred times too long" \
+    'st.evaluated_at + s.schedule)' \
+    'st.evaluated_at + s.schedule * 100)'
+mut worker src/time_window.c "within_next: leaving after the time is never looked for" \
+    'add_range(ws, &cond->attr, ws->from, ws->to);' \
+    ''
+mut worker src/time_window.c "within_last: the window looks on the wrong side" \
+    'add_range(ws, &cond->attr, RuleShiftTime(ws->from, cond->interval, -1),' \
+    'add_range(ws, &cond->attr, RuleShiftTime(ws->from, cond->interval, 1),'
+# ---- end of the list -------------------------------------------------------
+
+N=${#KINDS[@]}
+fast=""; baseline=1; list=""; pick=()
+for a in "$@"; do
+    case "$a" in
+        --fast) fast=1;;
+        --no-baseline) baseline="";;
+        --list) list=1;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+        *[!0-9]*|"") echo "unknown argument: $a" >&2; exit 2;;
+        *) [ "$a" -ge 1 ] && [ "$a" -le "$N" ] || { echo "no mutation $a (1-$N)" >&2; exit 2; }
+           pick+=("$a");;
+    esac
+done
+[ ${#pick[@]} -gt 0 ] || pick=($(seq 1 "$N"))
+
+# apply FILE FROM TO: replaces the one occurrence; prints an error otherwise.
+apply() {
+    python3 - "$@" <<'PY'
+import sys
+path, old, new = sys.argv[1:4]
+unesc = lambda s: s.replace('\\n', '\n').replace('\\t', '\t')
+old, new = unesc(old), unesc(new)
+try:
+    text = open(path, encoding='utf-8').read()
+except OSError as e:
+    sys.exit(f"cannot read {path}: {e.strerror}")
+n = text.count(old)
+if n != 1:
+    sys.exit(f"pattern occurs {n} times in {path}, not once")
+if len(sys.argv) > 4:        # check only
+    sys.exit(0)
+open(path, 'w', encoding='utf-8').write(text.replace(old, new))
+PY
+}
+
+# Checks every picked entry against the current tree.
+broken=0
+declare -A bad=()
+for i in "${pick[@]}"; do
+    k=$((i - 1))
+    if ! err=$(apply "${FILES[$k]}" "${FROMS[$k]}" "${TOS[$k]}" check 2>&1); then
+        bad[$i]="$err"; broken=$((broken + 1))
+    fi
+done
+
+if [ -n "$list" ]; then
+    for i in "${pick[@]}"; do
+        k=$((i - 1))
+        printf '%3d  %-6s %-22s %s%s\n' "$i" "${KINDS[$k]}" "${FILES[$k]}" "${WHATS[$k]}" \
+            "${bad[$i]:+   ERROR: ${bad[$i]}}"
+    done
+    echo "$N mutations, $broken broken"
+    [ "$broken" -eq 0 ]; exit
+fi
+
+LOGS=${MUTATE_LOGS:-$(mktemp -d /tmp/segments-mutate-XXXXXX)}
+mkdir -p "$LOGS"
+echo "logs in $LOGS"
+
+# A scratch copy of the tree as it is (committed or not), without build
+# products: the files git knows and untracked ones it does not ignore.
+copy_tree() {
+    local dest="$1"
+    mkdir -p "$dest"
+    git ls-files -z -co --exclude-standard |
+        tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$dest"
+}
+
+# Stops every server a run left behind under its directory.
+stop_servers() {
+    local tmp="$1" pidfile
+    [ -d "$tmp" ] || return 0
+    while IFS= read -r pidfile; do
+        runuser -u postgres -- "${PG_CTL:-/usr/lib/postgresql/15/bin/pg_ctl}" \
+            -D "$(dirname "$pidfile")" -m immediate -w stop >/dev/null 2>&1 || true
+    done < <(find "$tmp" -name postmaster.pid 2>/dev/null)
+    rm -rf "$tmp"
+}
+
+# run NAME PARTS: runs the suite in the scratch copy $SCRATCH/tree; sets
+# RESULT (pass, fail, timeout, nobuild) and FIRST (what failed first).
+run_suite() {
+    local name="$1" parts="$2" limit rc=0 tmp log="$LOGS/$1.log"
+    limit=$([ -n "$parts" ] && echo 1200 || echo 3600)
+    tmp=$(mktemp -d /tmp/segments-XXXXXX)
+    chmod 755 "$tmp"; chown postgres:postgres "$tmp"
+    (cd "$SCRATCH/tree" && SEGMENTS_TMP="$tmp" TEST_PARTS="$parts" FAIL_FAST=1 KEEP_OBJECTS=1 \
+        timeout -k 30 "$limit" bash scripts/test.sh) >"$log" 2>&1 || rc=$?
+    stop_servers "$tmp"
+    FIRST=$(grep -m1 -E '^not ok|^FAIL|^test .*FAILED|failed \(' "$log" || true)
+    if ! grep -q '^== install into' "$log"; then RESULT=nobuild
+    elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then RESULT=timeout
+    elif [ $rc -eq 0 ]; then RESULT=pass
+    else RESULT=fail
+    fi
+}
+
+SCRATCH=$(mktemp -d /tmp/segments-mutate-tree-XXXXXX); chmod 755 "$SCRATCH"
+trap 'rm -rf "$SCRATCH"' EXIT
+# The unmutated tree, built once; each mutant starts from a copy of it with
+# its objects, so that only the mutated file is compiled again.
+copy_tree "$SCRATCH/base"
+make -s -C "$SCRATCH/base" with_llvm=no >"$LOGS/build.log" 2>&1 || { echo "the unmutated tree does not build: $LOGS/build.log"; exit 1; }
+new_tree() { rm -rf "$SCRATCH/tree"; cp -a "$SCRATCH/base" "$SCRATCH/tree"; }
+
+need_full=""
+for i in "${pick[@]}"; do
+    [ -z "$fast" ] || [ "${KINDS[$((i - 1))]}" = worker ] && need_full=1
+done
+FAST_PARTS="pg_regress isolation pgTAP"
+
+if [ -n "$baseline" ]; then
+    new_tree
+    start=$SECONDS
+    run_suite baseline "$([ -n "$need_full" ] || echo "$FAST_PARTS")"
+    rm -rf "$SCRATCH/tree"
+    if [ "$RESULT" != pass ]; then
+        echo "the unmutated tree does not pass ($RESULT: $FIRST); see $LOGS/baseline.log"
+        exit 1
+    fi
+    echo "baseline: the unmutated tree passes ($((SECONDS - start)) s)"
+fi
+
+caught=0; survived=(); errors=()
+for i in "${pick[@]}"; do
+    k=$((i - 1)); what="${FILES[$k]}: ${WHATS[$k]}"
+    if [ -n "${bad[$i]:-}" ]; then
+        printf '%3d  ERROR     %s: %s\n' "$i" "$what" "${bad[$i]}"
+        errors+=("$i"); continue
+    fi
+    new_tree
+    (cd "$SCRATCH/tree" && apply "${FILES[$k]}" "${FROMS[$k]}" "${TOS[$k]}")
+    parts=""
+    [ -n "$fast" ] && [ "${KINDS[$k]}" = sql ] && parts="$FAST_PARTS"
+    start=$SECONDS
+    run_suite "mutant-$i" "$parts"
+    rm -rf "$SCRATCH/tree"
+    case "$RESULT" in
+        fail)    caught=$((caught + 1)); verdict="caught";;
+        timeout) caught=$((caught + 1)); verdict="caught (the suite timed out)";;
+        pass)    survived+=("$i"); verdict="SURVIVED";;
+        nobuild) errors+=("$i"); verdict="ERROR (the mutant does not build)";;
+    esac
+    printf '%3d  %-9s %s  [%s, %d s]%s\n' "$i" "${verdict%% *}" "$what" \
+        "$([ -n "$parts" ] && echo fast || echo full)" $((SECONDS - start)) "${FIRST:+  -- ${FIRST:0:100}}"
+done
+
+echo
+echo "mutations: $caught caught of ${#pick[@]}${survived:+; survived: ${survived[*]}}${errors:+; errors: ${errors[*]}}"
+echo "command: scripts/mutate.sh${*:+ $*}"
+[ ${#survived[@]} -eq 0 ] && [ ${#errors[@]} -eq 0 ]
