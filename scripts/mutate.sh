@@ -244,24 +244,22 @@ for a in "$@"; do
 done
 [ ${#pick[@]} -gt 0 ] || pick=($(seq 1 "$N"))
 
-# apply FILE FROM TO: replaces the one occurrence; prints an error otherwise.
+# apply FILE FROM TO [check]: replaces the one occurrence of FROM (or with
+# "check", only checks there is exactly one); prints an error otherwise.
 apply() {
-    python3 - "$@" <<'PY'
-import sys
-path, old, new = sys.argv[1:4]
-unesc = lambda s: s.replace('\\n', '\n').replace('\\t', '\t')
-old, new = unesc(old), unesc(new)
-try:
-    text = open(path, encoding='utf-8').read()
-except OSError as e:
-    sys.exit(f"cannot read {path}: {e.strerror}")
-n = text.count(old)
-if n != 1:
-    sys.exit(f"pattern occurs {n} times in {path}, not once")
-if len(sys.argv) > 4:        # check only
-    sys.exit(0)
-open(path, 'w', encoding='utf-8').write(text.replace(old, new))
-PY
+    perl -e '
+        my ($path, $old, $new, $check) = @ARGV;
+        for ($old, $new) { s/\\n/\n/g; s/\\t/\t/g; }
+        open(my $in, "<", $path) or die "cannot read $path: $!\n";
+        my $text = do { local $/; <$in> }; close $in;
+        my $n = () = $text =~ /\Q$old\E/g;
+        die "pattern occurs $n times in $path, not once\n" if $n != 1;
+        exit 0 if defined $check;
+        my $at = index($text, $old);
+        substr($text, $at, length($old)) = $new;
+        open(my $out, ">", $path) or die "cannot write $path: $!\n";
+        print $out $text; close $out;
+    ' "$@"
 }
 
 # Checks every picked entry against the current tree.
