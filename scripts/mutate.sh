@@ -27,6 +27,9 @@
 # Logs: $MUTATE_LOGS (default a new /tmp/segments-mutate-XXXXXX).  Takes
 # about a minute a mutation with --fast, several for worker mutations.
 set -euo pipefail
+# (All of it in one { } block: bash reads it whole before running it, so
+# the file may be edited while a long run goes on.)
+{
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
@@ -378,3 +381,5 @@ echo
 echo "mutations: $caught caught of ${#pick[@]}${survived:+; survived: ${survived[*]}}${errors:+; errors: ${errors[*]}}"
 echo "command: scripts/mutate.sh${*:+ $*}"
 [ ${#survived[@]} -eq 0 ] && [ ${#errors[@]} -eq 0 ]
+exit
+}
