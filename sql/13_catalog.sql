@@ -118,7 +118,7 @@ CREATE TABLE contacts3 (id bigint PRIMARY KEY, org_id text, custom_data jsonb);
 INSERT INTO contacts3 VALUES (1, 'acme', '{}');
 SELECT segments.configure(source => 'public.contacts3', key_column => 'id', tenant_column => 'org_id', traits_column => 'custom_data');
 SELECT status FROM segments.segments WHERE id = :'vip';                   -- failed
-SELECT state, last_error IS NOT NULL AS has_error FROM segments.status WHERE segment_id = :'vip';
+SELECT state, last_error FROM segments.status WHERE segment_id = :'vip';       -- the column the rule reads is missing
 SELECT segments.configure(source => 'public.contacts', key_column => 'id', tenant_column => 'org_id', traits_column => 'custom_data');
 SELECT status, member_count FROM segments.segments WHERE id = :'vip';     -- ready 6
 SELECT state, last_error FROM segments.status WHERE segment_id = :'vip';

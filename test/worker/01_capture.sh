@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Change capture end to end: committed INSERT, UPDATE, DELETE, TRUNCATE and
-# COPY on the source are reflected after segments.wait(); a rolled-back
-# change and an UPDATE of a column no rule reads queue nothing; a new or
-# changed segment is evaluated by the worker.
+# Change capture end to end: committed INSERT, UPDATE (to and from NULL, of
+# the key, of the tenant column), DELETE, TRUNCATE and COPY on the source are
+# reflected after segments.wait(); a rolled-back change and an UPDATE of a
+# column no rule reads queue nothing; a new or changed segment is evaluated
+# by the worker.
 . "$(dirname "$0")/common.bash"
 
 q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text, seen_at timestamptz)"
@@ -14,7 +15,7 @@ VIP="SELECT id FROM contacts WHERE plan = 'vip'"
 # a new segment is evaluated in the background
 q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
 expect "worker is serving the database" "SELECT state <> 'not running' FROM segments.worker" t
-expect "wait() after create_segment" "SELECT segments.wait('30 s')" t
+expect "wait() after create_segment" "SELECT segments.wait('60 s')" t
 expect "new segment ready" "SELECT status FROM segments.segments WHERE name = 'VIP'" ready
 expect "new segment evaluated exactly" "SELECT 200 = member_count FROM segments.segments WHERE name = 'VIP'" t
 expect "new segment members" "SELECT '$(mismatches VIP "$VIP")'" 0
@@ -24,7 +25,7 @@ q "INSERT INTO contacts VALUES (5001, 'vip', 'n', now()), (5002, 'free', 'n', no
 q "UPDATE contacts SET plan = 'vip' WHERE id IN (1, 2, 3)"
 q "UPDATE contacts SET plan = 'free' WHERE id IN (10, 20)"
 q "DELETE FROM contacts WHERE id IN (30, 40, 5002)"
-expect "wait() after writes" "SELECT segments.wait('30 s')" t
+expect "wait() after writes" "SELECT segments.wait('60 s')" t
 [ "$(mismatches VIP "$VIP")" = 0 ] || fail "membership differs after INSERT/UPDATE/DELETE"
 expect "inserted contact in" "SELECT segments.segment_is_member(5001::bigint, 'VIP')" t
 expect "updated contact in" "SELECT segments.segment_is_member(2::bigint, 'VIP')" t
@@ -34,16 +35,32 @@ expect "member_count follows" "SELECT member_count = (SELECT count(*) FROM conta
 
 # a key change: the old key leaves, the new one enters
 q "UPDATE contacts SET id = 6000 WHERE id = 50"
-expect "wait() after key change" "SELECT segments.wait('30 s')" t
+expect "wait() after key change" "SELECT segments.wait('60 s')" t
 expect "old key out" "SELECT segments.segment_is_member(50::bigint, 'VIP')" f
 expect "new key in" "SELECT segments.segment_is_member(6000::bigint, 'VIP')" t
 
-# rolled back: nothing queued, nothing changes
+# rolled back: nothing queued, nothing changes.  The worker is held back
+# (block_worker) so that the queue can be read before it is drained: it
+# holds the committed change and nothing of the rolled-back ones.
+block_worker
+q "UPDATE contacts SET plan = 'vip' WHERE id = 5"
 q "BEGIN; UPDATE contacts SET plan = 'vip' WHERE id = 4; INSERT INTO contacts VALUES (7000, 'vip'); ROLLBACK"
-expect "wait() after rollback" "SELECT segments.wait('30 s')" t
+expect "queued: the committed change, not the rolled-back ones" \
+       "SELECT string_agg(contact, ',' ORDER BY id) FROM segments.change_queue" 5
+unblock_worker
+expect "wait() after rollback" "SELECT segments.wait('60 s')" t
+expect "committed update reflected" "SELECT segments.segment_is_member(5::bigint, 'VIP')" t
 expect "rolled-back update not reflected" "SELECT segments.segment_is_member(4::bigint, 'VIP')" f
 expect "rolled-back insert not reflected" "SELECT segments.segment_is_member(7000::bigint, 'VIP')" f
-expect "rolled-back rows left the queue empty" "SELECT count(*) FROM segments.change_queue" 0
+
+# from NULL and to NULL are changes
+q "INSERT INTO contacts VALUES (7100, NULL, 'n', now()), (7101, 'vip', 'n', now())"
+expect "wait() after inserting a NULL plan" "SELECT segments.wait('60 s')" t
+q "UPDATE contacts SET plan = 'vip' WHERE id = 7100"
+q "UPDATE contacts SET plan = NULL WHERE id = 7101"
+expect "wait() after NULL changes" "SELECT segments.wait('60 s')" t
+expect "NULL -> vip: in" "SELECT segments.segment_is_member(7100::bigint, 'VIP')" t
+expect "vip -> NULL: out" "SELECT segments.segment_is_member(7101::bigint, 'VIP')" f
 
 # an UPDATE of a column no rule reads queues nothing
 seq1=$(q "SELECT last_value FROM segments.change_queue_id_seq")
@@ -55,21 +72,37 @@ expect "UPDATE to the same value queues nothing" "SELECT last_value FROM segment
 q "SELECT segments.create_segment('Noted', '{\"type\": \"attribute\", \"field\": \"note\", \"op\": \"eq\", \"value\": \"special\"}')" >/dev/null
 q "UPDATE contacts SET note = 'special' WHERE id = 7"
 expect "newly read column is watched" "SELECT last_value > $seq1 FROM segments.change_queue_id_seq" t
-expect "wait() after watched update" "SELECT segments.wait('30 s')" t
+expect "wait() after watched update" "SELECT segments.wait('60 s')" t
 expect "contact entered the new segment" "SELECT segments.segment_is_member(7::bigint, 'Noted')" t
 
 # COPY
 printf '8001\tvip\tcopied\t\\N\n8002\tfree\tcopied\t\\N\n8003\tvip\tcopied\t\\N\n' |
     psql -X -q -v ON_ERROR_STOP=1 -c "COPY contacts (id, plan, note, seen_at) FROM STDIN"
-expect "wait() after COPY" "SELECT segments.wait('30 s')" t
+expect "wait() after COPY" "SELECT segments.wait('60 s')" t
 expect "copied contacts in" "SELECT segments.segment_is_member(8001::bigint, 'VIP') AND segments.segment_is_member(8003::bigint, 'VIP')" t
 [ "$(mismatches VIP "$VIP")" = 0 ] || fail "membership differs after COPY"
 
 # TRUNCATE, then new rows in the same transaction
 q "BEGIN; TRUNCATE contacts; INSERT INTO contacts VALUES (9001, 'vip'), (9002, 'free'); COMMIT"
-expect "wait() after TRUNCATE" "SELECT segments.wait('30 s')" t
+expect "wait() after TRUNCATE" "SELECT segments.wait('60 s')" t
 expect "TRUNCATE emptied the segment but for the new row" "SELECT string_agg(m::text, ',') FROM segments.segment_members('VIP') m" 9001
 expect "member_count after TRUNCATE" "SELECT member_count FROM segments.segments WHERE name = 'VIP'" 1
+
+# the tenant column is watched: a contact moving to a tenant enters that
+# tenant's segment, though no rule reads the column
+q "ALTER TABLE contacts ADD COLUMN org text"
+q "UPDATE contacts SET org = 'b'"
+q "SELECT segments.configure('contacts', 'id', tenant_column => 'org')" >/dev/null
+q "SELECT segments.create_segment('VIP of a', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}', tenant => 'a')" >/dev/null
+expect "wait() after configuring a tenant column" "SELECT segments.wait('60 s')" t
+expect "a vip of tenant b is not in tenant a's segment" \
+       "SELECT count(*) FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id
+         WHERE s.name = 'VIP of a' AND m.contact_id = 9001" 0
+q "UPDATE contacts SET org = 'a' WHERE id = 9001"
+expect "wait() after the tenant change" "SELECT segments.wait('60 s')" t
+expect "moved to tenant a: in tenant a's segment" \
+       "SELECT count(*) FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id
+         WHERE s.name = 'VIP of a' AND m.contact_id = 9001" 1
 
 expect "no error reported by the worker" "SELECT coalesce(last_error, '') FROM segments.worker" ""
 all_passed

@@ -1,17 +1,11 @@
 #!/usr/bin/env bash
 # Durability: a SIGKILL of the worker in the middle of a batch, and an
 # immediate shutdown followed by a restart, lose no queued change.  Leaves
-# the server running for the next script.
+# the server running for the next script (also when a check fails while it
+# is down: common.bash starts it again on exit).
 . "$(dirname "$0")/common.bash"
 
-LOG="$PGHOST/server.log"
-q "ALTER SYSTEM SET segments.batch_size = 200" >/dev/null
-q "SELECT pg_reload_conf()" >/dev/null
-restore() { local rc=$?
-            q "ALTER SYSTEM RESET segments.batch_size" >/dev/null 2>&1 || true
-            q "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
-            (exit $rc); cleanup; }
-trap restore EXIT
+set_system segments.batch_size 200      # reset on exit (common.bash)
 
 q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
@@ -28,7 +22,7 @@ pid=$(q "SELECT pid FROM segments.worker")
 before=$(q "SELECT pending_changes FROM segments.worker")
 kill -KILL "$pid"
 note "killed worker $pid with $before changes still queued"
-sleep 0.5
+wait_gone "$pid" 60       # reaped: the postmaster has begun its crash restart
 wait_server
 expect "wait() after the crash" "SELECT segments.wait('120 s')" t
 expect "queue drained" "SELECT count(*) FROM segments.change_queue" 0
@@ -42,7 +36,7 @@ pending=$(q "SELECT pending_changes FROM segments.worker")
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null
 note "immediate shutdown with $pending changes queued"
 [ "$pending" -gt 0 ] || fail "the worker applied everything before the shutdown: nothing was tested"
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null
+start_server
 wait_server
 expect "wait() after restart" "SELECT segments.wait('120 s')" t
 expect "queue drained" "SELECT count(*) FROM segments.change_queue" 0

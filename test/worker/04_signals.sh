@@ -6,32 +6,26 @@
 # again and loses nothing.  Leaves the server running, settings reset.
 . "$(dirname "$0")/common.bash"
 
-settings() {
-    q "ALTER SYSTEM RESET segments.batch_size" >/dev/null
-    q "ALTER SYSTEM RESET segments.naptime" >/dev/null
-    q "ALTER SYSTEM RESET segments.time_resolution" >/dev/null
-    q "SELECT pg_reload_conf()" >/dev/null
-}
-restore() {
-    local rc=$?
-    settings 2>/dev/null || true
-    (exit $rc); cleanup     # cleanup exits with the status it is given
-}
-trap restore EXIT
-
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-# Sets a segments.* setting with ALTER SYSTEM, reloads, and waits until a
-# new session sees it (the postmaster has then signalled every process).
+# Sets a segments.* setting with ALTER SYSTEM (reset on exit), reloads, and
+# waits until the worker runs with it.  A new session seeing the value means
+# the postmaster has reloaded and signalled every process; the worker takes
+# the new value at the top of its next round.  Two committed changes, each
+# waited for, make sure such a round has run (the first may be applied by a
+# round already under way).
 reload_with() {
     local name="$1" value="$2" want="$3" start=$SECONDS
-    q "ALTER SYSTEM SET $name = '$value'" >/dev/null
-    q "SELECT pg_reload_conf()" >/dev/null
+    set_system "$name" "$value"
     until [ "$(q "SHOW $name")" = "$want" ]; do
-        [ $((SECONDS - start)) -lt 30 ] || fail "$name = $want not visible after pg_reload_conf()"
+        [ $((SECONDS - start)) -lt 60 ] || fail "$name = $want not visible 60 s after pg_reload_conf()"
         sleep 0.2
     done
-    sleep 1     # the worker processes SIGHUP when its latch wakes it
+    for _ in 1 2; do
+        q "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id = 200000"
+        [ "$(q "SELECT segments.wait('60 s')")" = t ] ||
+            fail "after reloading $name: a change was not applied within 60 s"
+    done
 }
 
 # Waits until process $1 has exited; prints how long it took (ms).
@@ -46,13 +40,15 @@ wait_exit() {
 }
 
 # Terminates the worker with pg_terminate_backend and checks it is gone
-# within 3 s; sets OLD_PID and EXITED_AT.
+# within 30 s (generous for a loaded machine: what shows that it stopped
+# promptly is the work it left undone, checked by the callers); sets
+# OLD_PID and EXITED_AT.
 terminate_worker() {
     local what="$1" pid ms
     pid=$(q "SELECT pid FROM segments.worker")
     [ -n "$pid" ] || fail "$what: no worker to terminate"
     expect "$what: pg_terminate_backend($pid)" "SELECT pg_terminate_backend($pid)" t
-    ms=$(wait_exit "$pid" 3000) || fail "$what: worker $pid still running 3 s after SIGTERM"
+    ms=$(wait_exit "$pid" 30000) || fail "$what: worker $pid still running 30 s after SIGTERM"
     EXITED_AT=$(now_ms) OLD_PID=$pid
     note "ok: $what: worker $pid exited $ms ms after SIGTERM"
     expect "$what: gone from pg_stat_activity" \
@@ -68,8 +64,8 @@ await_restart() {
         sleep 0.1
     done
     ms=$(( $(now_ms) - start ))
+    # not before the pause (load can only make it later); later is allowed
     [ "$ms" -ge 4000 ] || fail "$what: restarted after $ms ms, before the 5 s pause"
-    [ "$ms" -le 9000 ] || fail "$what: restarted after $ms ms, not 5 s"
     note "ok: $what: the launcher started a new worker $ms ms after the exit"
     poll "$what: the new worker is up" \
          "SELECT state IN ('idle', 'applying changes', 'evaluating') FROM segments.worker" t 60
@@ -99,9 +95,9 @@ FLIP="plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END"
 q "UPDATE contacts SET $FLIP WHERE id BETWEEN 1 AND 3000"    # 3000 changes
 expect "wait() after the first backlog" "SELECT segments.wait('60 s')" t
 expect "default batch_size: one batch of 3000" "SELECT last_batch_size FROM segments.worker" 3000
-applied=$(q "SELECT changes_applied FROM segments.worker")
 
 reload_with segments.batch_size 100 100
+applied=$(q "SELECT changes_applied FROM segments.worker")
 q "UPDATE contacts SET $FLIP WHERE id BETWEEN 3001 AND 6000"
 expect "wait() after the second backlog" "SELECT segments.wait('60 s')" t
 expect "reloaded batch_size: batches of 100" "SELECT last_batch_size FROM segments.worker" 100
@@ -114,10 +110,10 @@ expect "membership exact after the backlogs" "SELECT '$(mismatches VIP "$VIP")'"
 #    segments.time_resolution (an idle worker also wakes every
 #    time_resolution to apply the passage of time).  A change queued without
 #    waking the worker (as if the wake-up were lost) waits for the next
-#    wake-up: with both at 1 h it is still queued 8 s later (the defaults,
-#    5 s and 2 s, would have applied it); the reload back to the defaults
-#    wakes the worker.
-q "ALTER SYSTEM SET segments.time_resolution = '1h'" >/dev/null
+#    wake-up: with both at 1 h it stays queued for the 8 s watched (the
+#    defaults, 5 s and 2 s, would have applied it); the reload back to the
+#    defaults wakes the worker.
+set_system segments.time_resolution 1h
 reload_with segments.naptime 1h 1h
 expect "time_resolution reloaded" "SHOW segments.time_resolution" 1h
 q "BEGIN;
@@ -126,20 +122,19 @@ q "BEGIN;
    INSERT INTO segments.change_queue (contact) VALUES ('3');
    COMMIT"
 expect "lost wake-up: contact 3 queued" "SELECT pending_changes FROM segments.worker" 1
-sleep 8
-expect "naptime and time_resolution 1h: still queued after 8 s" "SELECT pending_changes FROM segments.worker" 1
+hold "naptime and time_resolution 1h: still queued" "SELECT pending_changes FROM segments.worker" 1 8
 expect "naptime 1h: contact 3 not in yet" "SELECT segments.segment_is_member(3::bigint, 'VIP')" f
 expect "naptime 1h: worker idle" "SELECT state FROM segments.worker" idle
-settings
-poll "after the reset: the change is applied" "SELECT pending_changes FROM segments.worker" 0 20
+reset_system
+poll "after the reset: the change is applied" "SELECT pending_changes FROM segments.worker" 0
 expect "contact 3 in" "SELECT segments.segment_is_member(3::bigint, 'VIP')" t
-expect "settings reset: batch_size" "SHOW segments.batch_size" 5000
-expect "settings reset: naptime" "SHOW segments.naptime" 5s
-expect "settings reset: time_resolution" "SHOW segments.time_resolution" 2s
+poll "settings reset: batch_size" "SHOW segments.batch_size" 5000
+poll "settings reset: naptime" "SHOW segments.naptime" 5s
+poll "settings reset: time_resolution" "SHOW segments.time_resolution" 2s
 expect "still the same worker" "SELECT pid FROM segments.worker" "$PID0"
 
 # 3. SIGTERM of an idle worker: it exits at once; a new one serves changes.
-expect "worker idle before SIGTERM" "SELECT state FROM segments.worker" idle
+poll "worker idle before SIGTERM" "SELECT state FROM segments.worker" idle
 terminate_worker "idle SIGTERM"
 expect "idle SIGTERM: segments.worker shows it stopped" "SELECT coalesce(pid, 0) || ' ' || state FROM segments.worker" "0 stopped"
 await_restart "idle SIGTERM"
@@ -150,8 +145,7 @@ expect "new worker counts it" "SELECT changes_applied >= 1 FROM segments.worker"
 expect "membership exact" "SELECT '$(mismatches VIP "$VIP")'" 0
 
 # 4. SIGTERM in the middle of a backlog: prompt, and nothing is lost.
-q "ALTER SYSTEM SET segments.batch_size = 500" >/dev/null
-q "SELECT pg_reload_conf()" >/dev/null
+set_system segments.batch_size 500
 q "UPDATE contacts SET $FLIP WHERE id % 2 = 0"
 poll "worker in the middle of the backlog" \
      "SELECT state = 'applying changes' AND changes_applied > 0 AND pending_changes > 0 FROM segments.worker" t 60

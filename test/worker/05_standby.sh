@@ -10,25 +10,18 @@ SDIR="$PGHOST/standby_$$"            # inside the private socket directory
 SDATA="$SDIR/data"
 SLOG="$SDIR/server.log"
 SPORT=$(( PGPORT == 65535 ? PGPORT - 1 : PGPORT + 1 ))
-LOCKER=""
 
 stop_standby() {
-    local rc=$?
-    if [ -n "$LOCKER" ]; then
-        q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_locker'" >/dev/null 2>&1 || true
-        kill "$LOCKER" 2>/dev/null || true
-    fi
     if [ -f "$SDATA/postmaster.pid" ]; then
-        if [ $rc -ne 0 ] && [ -f "$SLOG" ]; then
+        if [ "$EXIT_STATUS" -ne 0 ] && [ -f "$SLOG" ]; then
             echo "---- last lines of the standby log ----"
             tail -n 30 "$SLOG"
         fi
         runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$SDATA" -m immediate -w stop >/dev/null 2>&1 || true
     fi
     rm -rf "$SDIR"
-    (exit $rc); cleanup     # cleanup exits with the status it is given
 }
-trap stop_standby EXIT
+on_exit stop_standby
 
 # A query on the standby (same socket directory, its own port).
 sq() { psql -X -qAt -v ON_ERROR_STOP=1 -p "$SPORT" -c "$1"; }
@@ -47,11 +40,15 @@ spoll() {
     done
     fail "standby: $what: expected '$want' within $limit s, last got '$got'"
 }
-# The segments processes of the standby's postmaster, by process title.
+# The segments processes among the standby postmaster's children, by
+# process title.  ps must list the children (the startup process at least):
+# a failing or empty ps fails the test instead of counting 0.
 standby_segments_processes() {
-    local pm
+    local pm out
     pm=$(head -n 1 "$SDATA/postmaster.pid")
-    ps -o args= --ppid "$pm" | grep -cE 'segments (launcher|worker)' || true
+    out=$(ps -o args= --ppid "$pm") || fail "standby: ps failed for the children of $pm"
+    [ -n "$out" ] || fail "standby: ps lists no child of the postmaster $pm"
+    grep -cE 'segments (launcher|worker)' <<<"$out" || true     # grep -c exits 1 on 0
 }
 # Waits until the standby has replayed everything the primary wrote so far.
 catch_up() {
@@ -86,13 +83,17 @@ sexpect "in recovery" "SELECT pg_is_in_recovery()" t
 sexpect "preloads segments" "SHOW shared_preload_libraries" segments
 catch_up
 
-# 1. No worker: nothing in pg_stat_activity, no process, the view says so
-#    (after a few seconds, time enough for a launcher to have started).
-sleep 3
-sexpect "no segments launcher or worker in pg_stat_activity" \
-        "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'segments%'" 0
-[ "$(standby_segments_processes)" = 0 ] || fail "standby: a segments process runs: $(ps -o pid=,args= --ppid "$(head -n 1 "$SDATA/postmaster.pid")")"
-note "ok: standby: no segments process among the postmaster's children"
+# 1. No worker: nothing in pg_stat_activity, no process, the view says so,
+#    watched for 5 s (time enough for a launcher to have started).
+start=$SECONDS
+while [ $((SECONDS - start)) -lt 5 ]; do
+    [ "$(sq "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'segments%'")" = 0 ] ||
+        fail "standby: a segments process in pg_stat_activity: $(sq "SELECT string_agg(backend_type, ', ') FROM pg_stat_activity WHERE backend_type LIKE 'segments%'")"
+    n=$(standby_segments_processes)
+    [ "$n" = 0 ] || fail "standby: a segments process runs: $(ps -o pid=,args= --ppid "$(head -n 1 "$SDATA/postmaster.pid")")"
+    sleep 0.2
+done
+note "ok: standby: no segments launcher or worker, in pg_stat_activity or among the postmaster's children, for 5 s"
 sexpect "segments.worker: no pid, state standby, nothing pending" \
         "SELECT coalesce(pid, 0) || ' ' || state || ' ' || pending_changes || ' ' || pending_segments || ' ' || lag FROM segments.worker" \
         "0 standby 0 0 00:00:00"
@@ -116,13 +117,7 @@ sexpect "read-only transaction" \
 #    the primary holds the lock the worker needs to write membership (a
 #    SHARE ROW EXCLUSIVE lock, not replicated), so the committed changes
 #    stay queued until it lets go.
-psql -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'segw_locker'" \
-     -c "BEGIN" -c "LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE" \
-     -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
-LOCKER=$!
-poll "primary: blocker holds the lock" \
-     "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-       WHERE a.application_name = 'segw_locker' AND l.relation = 'segments.member'::regclass AND l.granted" 1 30
+block_worker
 q "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id <= 100"
 catch_up
 sexpect "the changes are queued (the primary's worker is blocked)" \
@@ -132,12 +127,13 @@ sexpect "wait() times out while the primary has not applied them" "SELECT segmen
 WAIT_OUT="$SDIR/wait.out"
 sq "SELECT segments.wait('120 s')" > "$WAIT_OUT" 2>&1 &
 WAITER=$!
-sleep 2
-kill -0 "$WAITER" 2>/dev/null || fail "standby: wait() returned while the changes were not applied: $(cat "$WAIT_OUT")"
-note "ok: standby: wait() is waiting"
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_locker'" >/dev/null
-wait "$LOCKER" 2>/dev/null || true
-LOCKER=""
+start=$SECONDS
+while [ $((SECONDS - start)) -lt 3 ]; do
+    kill -0 "$WAITER" 2>/dev/null || fail "standby: wait() returned while the changes were not applied: $(cat "$WAIT_OUT")"
+    sleep 0.1
+done
+note "ok: standby: wait() kept waiting for 3 s"
+unblock_worker
 wait "$WAITER" || fail "standby: wait() failed: $(cat "$WAIT_OUT")"
 [ "$(cat "$WAIT_OUT")" = t ] || fail "standby: wait() returned '$(cat "$WAIT_OUT")', not t"
 note "ok: standby: wait() returned true once the primary applied the changes"

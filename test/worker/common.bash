@@ -25,23 +25,47 @@ expect() {
     note "ok: $what"
 }
 
-# Polls a query until it returns the expected value, at most $4 seconds.
+# Polls a query until it returns the expected value, at most $4 seconds
+# (default 60: generous for a loaded machine; load only makes it slower).
 poll() {
-    local what="$1" sql="$2" want="$3" limit="${4:-20}" got="" start=$SECONDS
+    local what="$1" sql="$2" want="$3" limit="${4:-60}" got="" start=$SECONDS
     while [ $((SECONDS - start)) -lt "$limit" ]; do
         got=$(q "$sql" 2>/dev/null || true)
         [ "$got" = "$want" ] && { note "ok: $what ($((SECONDS - start)) s)"; return 0; }
         sleep 0.2
     done
-    fail "$what: expected '$want' within $limit s, last got '$got'"
+    fail "$what: waited $limit s for '$want', last got '$got'"
 }
 
-# Waits until the server accepts connections again (after a crash).
+# Checks that a query keeps returning the expected value for $4 seconds: a
+# "nothing happens" check, which fails as soon as it changes.  (Load cannot
+# make it fail; it only gives the code more time to show a wrong change.)
+hold() {
+    local what="$1" sql="$2" want="$3" limit="$4" got start=$SECONDS
+    while [ $((SECONDS - start)) -lt "$limit" ]; do
+        got=$(q "$sql") || fail "$what: query failed"
+        [ "$got" = "$want" ] || fail "$what: became '$got' after $((SECONDS - start)) s (expected '$want' for $limit s)"
+        sleep 0.2
+    done
+    note "ok: $what (held $limit s)"
+}
+
+# Waits until the server accepts connections again (after a crash or a
+# restart), at most 120 s.
 wait_server() {
     local start=$SECONDS
     until psql -X -qAt -d postgres -c 'SELECT 1' >/dev/null 2>&1; do
-        [ $((SECONDS - start)) -lt 60 ] || fail "server did not come back"
+        [ $((SECONDS - start)) -lt 120 ] || fail "the server did not accept connections within 120 s"
         sleep 0.2
+    done
+}
+
+# Waits until process $1 has exited (and was reaped), at most $2 seconds.
+wait_gone() {
+    local pid="$1" limit="$2" start=$SECONDS
+    while kill -0 "$pid" 2>/dev/null; do
+        [ $((SECONDS - start)) -lt "$limit" ] || fail "process $pid still exists after $limit s"
+        sleep 0.1
     done
 }
 
@@ -57,9 +81,129 @@ mismatches() {
           EXCEPT SELECT m::text FROM segments.segment_members('$segment') m)) d"
 }
 
+# Holds the lock the worker needs to write membership (SHARE ROW EXCLUSIVE
+# on segments.member) from a background session of this database, so that
+# committed changes stay queued (and rows the worker took stay visible to
+# others) until unblock_worker; released on exit too.
+BLOCKER=""
+block_worker() {
+    psql -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'segw_blocker'" \
+         -c "BEGIN" -c "LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE" \
+         -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+    BLOCKER=$!
+    poll "a session holds the worker's membership lock" \
+         "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+           WHERE a.application_name = 'segw_blocker' AND a.datname = current_database()
+             AND l.relation = 'segments.member'::regclass AND l.granted" 1 60
+}
+unblock_worker() {
+    [ -n "$BLOCKER" ] || return 0
+    psql -X -qAt -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                      WHERE application_name = 'segw_blocker' AND datname = current_database()" >/dev/null 2>&1 || true
+    wait "$BLOCKER" 2>/dev/null || true      # its session was terminated: status 2
+    BLOCKER=""
+}
+
+# Time-dependent membership, checked against the server's clock so that load
+# can only delay it, never falsify it.  Each argument describes one contact
+# in one segment:  "NAME|SEGMENT|CONTACT|ENTER|LEAVE"  where CONTACT is an SQL
+# literal, ENTER and LEAVE server times (epoch seconds) at which the rule
+# says it enters and leaves; ENTER empty: it is in already (must be, before
+# LEAVE).  Polls all of them together and fails when one is in before ENTER,
+# leaves before LEAVE, comes back, was never seen in by LEAVE (the worker may
+# lag by the length of the stay, no more), or is still in $TIME_LAG seconds
+# (default 60) after LEAVE.
+timeline() {
+    local items=("$@") n=$# sql="" i name seg contact enter leave start=$SECONDS
+    local -a state=()
+    for ((i = 0; i < n; i++)); do
+        IFS='|' read -r name seg contact enter leave <<<"${items[$i]}"
+        [ -n "$sql" ] && sql="$sql UNION ALL "
+        sql="${sql}SELECT $i, segments.segment_is_member($contact, '$seg')::int,
+                     extract(epoch FROM pg_catalog.clock_timestamp())"
+        state[$i]=$([ -n "$enter" ] && echo 0 || echo 1)     # 0 before, 1 in, 2 left
+    done
+    while :; do
+        local rows row m c done_all=1
+        rows=$(q "$sql") || fail "timeline: query failed"
+        while IFS='|' read -r i m c; do
+            IFS='|' read -r name seg contact enter leave <<<"${items[$i]}"
+            local late
+            late=$(awk "BEGIN {printf \"%.1f\", $c - $leave}")
+            if [ -n "$enter" ] && awk "BEGIN {exit !($c < $enter)}" && [ "$m" = 1 ]; then
+                fail "$name: in $(awk "BEGIN {printf \"%.1f\", $enter - $c}") s before the rule lets it in"
+            fi
+            case "${state[$i]}:$m" in
+                0:1) state[$i]=1
+                     note "ok: $name: entered by itself, $(awk "BEGIN {printf \"%.1f\", $c - $enter}") s after its time";;
+                0:0) awk "BEGIN {exit !($c > $leave)}" &&
+                         fail "$name: never seen in between its entry and its exit time";;
+                1:0) awk "BEGIN {exit !($c < $leave)}" &&
+                         fail "$name: left ${late#-} s before its time"
+                     state[$i]=2
+                     note "ok: $name: left by itself, $late s after its time";;
+                1:1) awk "BEGIN {exit !($c > $leave + ${TIME_LAG:-60})}" &&
+                         fail "$name: still in ${TIME_LAG:-60} s after its time";;
+                2:1) fail "$name: back in after leaving";;
+            esac
+            [ "${state[$i]}" = 2 ] || done_all=0
+        done <<<"$rows"
+        [ "$done_all" = 1 ] && break
+        sleep 0.2
+    done
+}
+
+# Leaving the server as the script found it, even when it fails: the
+# script registers what to undo (on_exit), server settings are changed
+# through set_system (reset on exit), and a server the script stopped is
+# started again, so that one failure stays one failure.
+EXIT_HOOKS=()
+SYSTEM_SETTINGS=()
+# on_exit CMD: run CMD on exit (last registered first; $EXIT_STATUS is the
+# script's status).
+on_exit() { EXIT_HOOKS=("$1" "${EXIT_HOOKS[@]}"); }
+
+# Sets a server setting with ALTER SYSTEM and reloads; reset on exit.
+set_system() {
+    q "ALTER SYSTEM SET $1 = '$2'" >/dev/null
+    SYSTEM_SETTINGS+=("$1")
+    q "SELECT pg_reload_conf()" >/dev/null
+}
+
+# Resets every setting set_system changed, and reloads.
+reset_system() {
+    local name
+    for name in "${SYSTEM_SETTINGS[@]}"; do
+        psql -X -q -d postgres -c "ALTER SYSTEM RESET $name" >/dev/null || return 1
+    done
+    SYSTEM_SETTINGS=()
+    psql -X -q -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+}
+
+# Starts the test server again (it is stopped or was killed).
+start_server() {
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGHOST/server.log" -w -t 120 start >/dev/null
+}
+
 cleanup() {
-    local rc=$?
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+    local rc=$? hook start
+    set +e
+    trap - EXIT
+    EXIT_STATUS=$rc             # for the hooks
+    unblock_worker
+    for hook in "${EXIT_HOOKS[@]}"; do $hook; done
+    if ! psql -X -qAt -d postgres -c 'SELECT 1' >/dev/null 2>&1; then
+        if ! runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+            echo "# $TEST_NAME: the server is down: starting it again for the next script"
+            start_server || echo "# $TEST_NAME: could not start the server"
+        fi
+        start=$SECONDS
+        until psql -X -qAt -d postgres -c 'SELECT 1' >/dev/null 2>&1 || [ $((SECONDS - start)) -ge 120 ]; do
+            sleep 0.2
+        done
+    fi
+    reset_system || echo "# $TEST_NAME: could not reset: ${SYSTEM_SETTINGS[*]}"
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
     exit $rc
 }
 trap cleanup EXIT
