@@ -153,7 +153,7 @@ mut sql src/rule_parse.c "percentage 100 refused" \
 mut sql src/rule_parse.c "percentage between with equal ends refused" \
     'if (cond->op == OP_BETWEEN && cond->bounds[0] > cond->bounds[1])' \
     'if (cond->op == OP_BETWEEN && cond->bounds[0] >= cond->bounds[1])'
-mut sql src/rule_parse.c "compile() renders gte as >" \
+mut sql src/rule_render.c "compile() renders gte as >" \
     'case OP_GTE:\n\t\t\treturn ">=";' \
     'case OP_GTE:\n\t\t\treturn ">";'
 
