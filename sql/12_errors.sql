@@ -228,4 +228,51 @@ SELECT name FROM segments.segments ORDER BY name;
 
 SELECT segments.drop_segment(:'b');
 SELECT segments.drop_segment(:'base');
+-- Every check of SPEC 4.1's "values checked when a segment is saved" names
+-- the offending node's path, wherever it sits (here the second node of an
+-- "all" inside an "any": keys as written, aliases included), SQLSTATE 22023.
+SELECT check_name,
+       try(format('SELECT segments.compile(%L)', jsonb_build_object('any', jsonb_build_array(
+           '{"type":"attribute","field":"plan","op":"is_set"}'::jsonb,
+           jsonb_build_object('all', jsonb_build_array('{"type":"attribute","field":"plan","op":"is_set"}'::jsonb, bad))))))
+         LIKE '22023: invalid segment definition at $.any[1].all[1]: %' AS names_path
+  FROM (VALUES
+    ('value missing',            '{"type":"attribute","field":"plan","op":"eq"}'::jsonb),
+    ('value not taken',          '{"type":"attribute","field":"plan","op":"is_set","value":"x"}'),
+    ('value null',               '{"type":"trait","key":"n","op":"eq","value":null}'),
+    ('unreadable as semver',     '{"type":"trait","key":"ver","as":"semver","op":"eq","value":"v2"}'),
+    ('10.5 for integer',         '{"type":"attribute","field":"seats","op":"eq","value":10.5}'),
+    ('ordering booleans',        '{"type":"trait","key":"b","op":"gt","value":true}'),
+    ('between low > high',       '{"type":"trait","key":"n","op":"between","value":[2, 1]}'),
+    ('between one element',      '{"type":"trait","key":"n","op":"between","value":[1]}'),
+    ('between two JSON types',   '{"type":"trait","key":"n","op":"between","value":[1, "2"]}'),
+    ('modulo divisor 0',         '{"type":"trait","key":"n","op":"modulo","value":[0, 0]}'),
+    ('modulo not numbers',       '{"type":"trait","key":"n","op":"modulo","value":["2", "0"]}'),
+    ('key and path',             '{"type":"trait","key":"n","path":["n"],"op":"is_set"}'),
+    ('empty path',               '{"type":"trait","path":[],"op":"is_set"}'),
+    ('non-string path element',  '{"type":"trait","path":["a", 1],"op":"is_set"}'),
+    ('unknown segment',          '{"type":"segment","op":"in","value":"No such segment"}'),
+    ('segment op',               '{"type":"segment","op":"eq","value":"x"}'),
+    ('percentage over 100',      '{"type":"percentage","op":"lt","value":100.5}'),
+    ('percentage op',            '{"type":"percentage","op":"eq","value":10}'),
+    ('in mixing types',          '{"type":"trait","key":"n","op":"in","value":[1, "1"]}'),
+    ('in mixing types with as',  '{"type":"trait","key":"n","as":"text","op":"not_in","value":[1, "1"]}'),
+    ('in_cidr empty list',       '{"type":"trait","key":"ip","op":"in_cidr","value":[]}'),
+    ('as conflicts (before)',    '{"type":"trait","key":"ts","as":"text","op":"before","value":"2024-01-01"}'),
+    ('as conflicts (regex)',     '{"type":"trait","key":"s","as":"number","op":"regex","value":"1"}'),
+    ('case_sensitive ordering',  '{"type":"trait","key":"s","op":"gt","value":"a","case_sensitive":true}'),
+    ('case_sensitive non-text',  '{"type":"attribute","field":"seats","op":"eq","value":1,"case_sensitive":false}'),
+    ('as on segment',            '{"type":"segment","op":"in","value":"x","as":"text"}'),
+    ('case_sensitive on pct',    '{"type":"percentage","op":"lt","value":1,"case_sensitive":false}'),
+    ('timestamp outside ISO',    '{"type":"trait","key":"ts","op":"after","value":"2024-01-01 10:00"}'),
+    ('bad interval',             '{"type":"trait","key":"ts","op":"within_last","value":"soon"}'),
+    ('bad regex',                '{"type":"trait","key":"s","op":"regex","value":"("}'),
+    ('bad CIDR',                 '{"type":"trait","key":"ip","op":"in_cidr","value":"10.0.0.0/33"}'),
+    ('unknown operator',         '{"type":"trait","key":"s","op":"equals","value":"x"}'),
+    ('unknown modifier value',   '{"type":"trait","key":"s","as":"integer","op":"eq","value":"x"}'),
+    ('unknown key',              '{"type":"trait","key":"s","op":"eq","value":"x","flag":true}'),
+    ('unknown field',            '{"type":"attribute","field":"nope","op":"eq","value":"x"}')
+  ) AS c(check_name, bad)
+ ORDER BY check_name;
+
 SELECT count(*) AS segments_left FROM segments.segments;
