@@ -23,6 +23,12 @@
  * its latch, which committing writers set, for at most segments.naptime
  * (or until the next time window, when a segment reads the time).
  *
+ * The worker connects as the bootstrap superuser (it must see every
+ * database), pins search_path to pg_catalog, pg_temp above any database
+ * or role setting, and runs each transaction as the extension's owner in
+ * a security-restricted operation: no object a user plants in another
+ * schema is found, and nothing runs with more than the owner's rights.
+ *
  * A pass can race with a concurrent update_segment(): the pass may have
  * read the old definition and then mark the segment ready.  Every pass
  * therefore remembers requested_at of each segment as its snapshot saw it,
@@ -31,6 +37,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "privilege.h"
 #include "worker.h"
 
 #include "access/xact.h"
@@ -58,6 +65,23 @@
 
 static SegmentsWorkerSlot *my_slot = NULL;
 static MemoryContext round_cxt = NULL;
+
+/* The owner switch of the transaction begun by begin_xact. */
+static PrivilegeContext xact_owner;
+
+/* segments.evaluation_timeout: the timer, and whether it fired. */
+static TimeoutId evaluation_timer;
+static volatile sig_atomic_t evaluation_timed_out = false;
+
+/* Timer handler: cancels the evaluation in progress, as statement_timeout does. */
+static void
+evaluation_timeout_handler(void)
+{
+	evaluation_timed_out = true;
+	InterruptPending = true;
+	QueryCancelPending = true;
+	SetLatch(MyLatch);
+}
 
 /* What a pass saw of segment_state when it started (see the banner). */
 typedef struct RequestGuard
@@ -130,6 +154,8 @@ begin_xact(const char *activity)
 		CommitTransactionCommand();
 		worker_exit(SWS_NO_EXTENSION);
 	}
+	/* undone by commit_xact, or by the abort after an error */
+	PrivilegeBecomeOwner(&xact_owner, SECURITY_RESTRICTED_OPERATION);
 }
 
 /* Commits the transaction begun by begin_xact and tells waiters. */
@@ -137,6 +163,7 @@ static void
 commit_xact(void)
 {
 	SPI_finish();
+	PrivilegeRestore(&xact_owner, true);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -777,11 +804,14 @@ segments_worker_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("segments worker");
+	/* above ALTER DATABASE/ROLE ... SET search_path: nothing planted is found */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* segments.enabled may be off for this database (ALTER DATABASE) */
 	if (!segments_enabled)
 		worker_exit(SWS_DISABLED);
 
+	evaluation_timer = RegisterTimeout(USER_TIMEOUT, evaluation_timeout_handler);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "segments worker round",
 									  ALLOCSET_DEFAULT_SIZES);
 	reset_evaluating();
