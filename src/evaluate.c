@@ -323,6 +323,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 	config = &plan->cat->config;
 
 	plan->source = table_open(config->source_relid, AccessShareLock);
+	CatalogCheckSource(config, plan->source);
 	plan->full_pass = full_pass;
 	plan->need_tenant = false;
 	/* now() of the transaction, as the application's own queries see it */
