@@ -80,13 +80,19 @@ SELECT members_of(:'vip') AS restored;
 SELECT segments.compile('{"type":"attribute","field":"plan","op":"eq","value":"vip"}') IS NOT NULL AS compiles;
 SELECT segments.compile('{"or":[{"and":[{"type":"attribute","field":"plan","op":"in","value":["vip","pro"]},{"type":"trait","path":["company","size"],"op":"gte","value":50}]},{"type":"percentage","op":"lt","value":10,"salt":"s"}]}') IS NOT NULL AS compiles_dnf;
 
--- schedule: a positive interval, or NULL to clear it.
+-- schedule: an interval of at least 10 seconds, or NULL to clear it.
 SELECT segments.schedule(:'vip', '1 hour');
 SELECT next_refresh IS NOT NULL AS scheduled FROM segments.status WHERE segment_id = :'vip';
 SELECT segments.schedule(:'vip', NULL);
 SELECT next_refresh IS NULL AS cleared FROM segments.status WHERE segment_id = :'vip';
 SELECT segments.schedule(:'vip', '-5 minutes');
 SELECT segments.schedule(:'vip', '0 seconds');
+SELECT segments.schedule(:'vip', '1 microsecond');
+SELECT segments.schedule(:'vip', '9.999999 seconds');
+SELECT schedule IS NULL AS refused_left_it_cleared FROM segments.status WHERE segment_id = :'vip';
+SELECT segments.schedule(:'vip', '10 seconds');
+SELECT schedule AS shortest_schedule FROM segments.status WHERE segment_id = :'vip';
+SELECT segments.schedule(:'vip', NULL);
 
 -- Unknown segment ids.
 SELECT segments.update_segment('00000000-0000-0000-0000-000000000000', name => 'x');

@@ -58,6 +58,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 /* Longest run of change batches before other work gets a turn. */
@@ -337,6 +338,7 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 	Datum		values[2];
 
 	values[0] = uuid_array(ids, n);
+	evaluation_timed_out = false;
 	PG_TRY();
 	{
 		bool		isnull;
@@ -354,24 +356,53 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 		if (nexisting > 0)
 		{
 			guard = guard_begin();
+			if (segments_evaluation_timeout > 0)
+				enable_timeout_after(evaluation_timer, segments_evaluation_timeout);
 			EvaluateRefresh((pg_uuid_t *) ARR_DATA_PTR(existing), nexisting);
+			disable_timeout(evaluation_timer, false);
 			guard_end(&guard);
 		}
 		commit_xact();
 	}
 	PG_CATCH();
 	{
-		char	   *message = abort_xact();
+		char	   *message;
 
+		disable_timeout(evaluation_timer, false);
+		message = abort_xact();
 		begin_xact("segments: recording a failure");
-		values[1] = CStringGetTextDatum(message);
-		run("UPDATE segments.segment_state SET state = 'failed', last_error = $2"
-			" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
-			"   AND state IN ('evaluating', 'ready')",
-			2, types, values, SPI_OK_UPDATE);
+		if (evaluation_timed_out && n > 1)
+		{
+			/* segments due together: each gets a pass of its own, and its own limit */
+			run("UPDATE segments.segment_state SET state = 'pending'"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+				"   AND state IN ('evaluating', 'ready')",
+				1, types, values, SPI_OK_UPDATE);
+		}
+		else
+		{
+			if (evaluation_timed_out)
+			{
+				message = psprintf("evaluation took longer than segments.evaluation_timeout (%s)",
+								   GetConfigOptionByName("segments.evaluation_timeout", NULL, false));
+				set_error(message);
+				ereport(LOG, (errmsg("segments worker: %s; the segment is failed", message)));
+			}
+			values[1] = CStringGetTextDatum(message);
+			run("UPDATE segments.segment_state SET state = 'failed', last_error = $2"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+				"   AND state IN ('evaluating', 'ready')",
+				2, types, values, SPI_OK_UPDATE);
+		}
 		commit_xact();
 	}
 	PG_END_TRY();
+	/* a timer that fired as the pass ended must not cancel later work */
+	if (evaluation_timed_out)
+	{
+		evaluation_timed_out = false;
+		QueryCancelPending = false;
+	}
 
 	SpinLockAcquire(&segments_shared->mutex);
 	my_slot->segments_evaluated += n;

@@ -189,10 +189,13 @@ AS $$
 DECLARE
     r segments.segment := segments._get_segment(segment);
 BEGIN
-    IF every IS NOT NULL AND every <= interval '0' THEN
-        RAISE EXCEPTION 'schedule interval must be positive, not "%"', every
+    -- a shorter schedule would keep the worker re-evaluating one segment
+    -- for the others; contact changes are applied within seconds anyway
+    IF every IS NOT NULL AND every < interval '10 seconds' THEN
+        RAISE EXCEPTION 'schedule interval "%" is shorter than 10 seconds', every
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Pass an interval such as ''15 minutes'', or NULL to clear the schedule.';
+                  DETAIL = 'Contact changes reach membership without a schedule; a schedule re-evaluates the whole segment.',
+                  HINT = 'Pass an interval of at least ''10 seconds'', such as ''15 minutes'', or NULL to clear the schedule.';
     END IF;
     UPDATE segments.segment s SET schedule = every, updated_at = now() WHERE s.id = r.id;
     PERFORM segments._notify_worker();
