@@ -373,11 +373,11 @@ segments_wait(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	max_plan = SPI_prepare("SELECT max(id) FROM segments.change_queue", 0, NULL);
+	max_plan = SPI_prepare("SELECT pg_catalog.max(id) FROM segments.change_queue", 0, NULL);
 	check_plan = SPI_prepare("SELECT EXISTS (SELECT 1 FROM segments.change_queue"
 							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
 							 "    OR EXISTS (SELECT 1 FROM segments.segment_state"
-							 "                WHERE state IN ('pending', 'evaluating')"
+							 "                WHERE state OPERATOR(pg_catalog.=) ANY ('{pending,evaluating}'::pg_catalog.text[])"
 							 "                  AND requested_at OPERATOR(pg_catalog.<=) $2)",
 							 2, types);
 	if (max_plan == NULL || check_plan == NULL)

@@ -221,8 +221,8 @@ guard_begin(void)
 	RequestGuard guard;
 	bool		isnull;
 
-	if (SPI_execute("SELECT coalesce(array_agg(segment_id), '{}'),"
-					"       coalesce(array_agg(requested_at), '{}')"
+	if (SPI_execute("SELECT coalesce(pg_catalog.array_agg(segment_id), '{}'),"
+					"       coalesce(pg_catalog.array_agg(requested_at), '{}')"
 					"  FROM segments.segment_state", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segments.segment_state");
 	guard.ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -241,8 +241,8 @@ guard_end(RequestGuard *guard)
 	run("UPDATE segments.segment_state st SET state = 'pending'"
 		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS seen(id, requested_at)"
 		" WHERE st.segment_id OPERATOR(pg_catalog.=) seen.id"
-		"   AND st.requested_at IS DISTINCT FROM seen.requested_at"
-		"   AND st.state <> 'pending'",
+		"   AND st.requested_at OPERATOR(pg_catalog.<>) seen.requested_at"
+		"   AND st.state OPERATOR(pg_catalog.<>) 'pending'",
 		2, types, values, SPI_OK_UPDATE);
 }
 
@@ -270,12 +270,12 @@ apply_batch(void)
 			guard = guard_begin();
 			run("WITH batch AS ("
 				"  DELETE FROM segments.change_queue"
-				"   WHERE id IN (SELECT id FROM segments.change_queue"
-				"                 ORDER BY id LIMIT $1)"
+				"   WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id FROM segments.change_queue"
+				"                                         ORDER BY id LIMIT $1)"
 				"  RETURNING contact)"
-				" SELECT count(*),"
-				"        coalesce(bool_or(contact IS NULL), false),"
-				"        array_agg(DISTINCT contact) FILTER (WHERE contact IS NOT NULL)"
+				" SELECT pg_catalog.count(*),"
+				"        coalesce(pg_catalog.bool_or(contact IS NULL), false),"
+				"        pg_catalog.array_agg(DISTINCT contact) FILTER (WHERE contact IS NOT NULL)"
 				"   FROM batch",
 				1, &argtype, &arg, SPI_OK_SELECT);
 			n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -376,7 +376,7 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 			/* segments due together: each gets a pass of its own, and its own limit */
 			run("UPDATE segments.segment_state SET state = 'pending'"
 				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
-				"   AND state IN ('evaluating', 'ready')",
+				"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])",
 				1, types, values, SPI_OK_UPDATE);
 		}
 		else
@@ -391,7 +391,7 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 			values[1] = CStringGetTextDatum(message);
 			run("UPDATE segments.segment_state SET state = 'failed', last_error = $2"
 				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
-				"   AND state IN ('evaluating', 'ready')",
+				"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])",
 				2, types, values, SPI_OK_UPDATE);
 		}
 		commit_xact();
@@ -423,8 +423,8 @@ evaluate_pending(void)
 	if (is_configured())
 	{
 		run("UPDATE segments.segment_state SET state = 'evaluating'"
-			" WHERE segment_id = (SELECT segment_id FROM segments.segment_state"
-			"                      WHERE state = 'pending'"
+			" WHERE segment_id OPERATOR(pg_catalog.=) (SELECT segment_id FROM segments.segment_state"
+			"                      WHERE state OPERATOR(pg_catalog.=) 'pending'"
 			"                      ORDER BY requested_at, segment_id LIMIT 1"
 			"                      FOR UPDATE SKIP LOCKED)"
 			" RETURNING segment_id",
@@ -540,9 +540,9 @@ apply_time_window(long *sleep_ms)
 				Datum		d;
 
 				/* flips since the oldest evaluation of a time-dependent segment */
-				run("SELECT min(st.evaluated_at) FROM segments.segment_state st"
+				run("SELECT pg_catalog.min(st.evaluated_at) FROM segments.segment_state st"
 					"  JOIN segments.segment s ON s.id OPERATOR(pg_catalog.=) st.segment_id"
-					" WHERE s.uses_time AND st.state = 'ready'",
+					" WHERE s.uses_time AND st.state OPERATOR(pg_catalog.=) 'ready'",
 					0, NULL, NULL, SPI_OK_SELECT);
 				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 				window_from = isnull ? window_to : Min(DatumGetTimestampTz(d), window_to);
@@ -555,7 +555,7 @@ apply_time_window(long *sleep_ms)
 					"       requested_at = pg_catalog.now()"
 					"  FROM segments.segment s"
 					" WHERE s.id OPERATOR(pg_catalog.=) st.segment_id"
-					"   AND s.uses_time AND st.state = 'ready'",
+					"   AND s.uses_time AND st.state OPERATOR(pg_catalog.=) 'ready'",
 					0, NULL, NULL, SPI_OK_UPDATE);
 				worked = SPI_processed > 0;
 				window_from = window_to;
@@ -631,8 +631,9 @@ sweep_step(void)
 			Datum		values[2] = {sweep_ids, TimestampTzGetDatum(sweep_started)};
 
 			run("UPDATE segments.segment_state"
-				"   SET evaluated_at = $2, last_duration = pg_catalog.clock_timestamp() - $2"
-				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state = 'ready'",
+				"   SET evaluated_at = $2,"
+				"       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state OPERATOR(pg_catalog.=) 'ready'",
 				2, types, values, SPI_OK_UPDATE);
 			sweep_active = false;
 		}
@@ -700,12 +701,14 @@ evaluate_due(long *sleep_ms)
 		run("SELECT st.segment_id,"
 			"       pg_catalog.date_part('epoch',"
 			"         LEAST(CASE WHEN s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)"
-			"                    THEN st.evaluated_at + GREATEST($1, st.last_duration * 10) END,"
-			"               st.evaluated_at + s.schedule) - pg_catalog.clock_timestamp()),"
+			"                    THEN st.evaluated_at OPERATOR(pg_catalog.+)"
+			"                         GREATEST($1, st.last_duration OPERATOR(pg_catalog.*) 10::pg_catalog.float8) END,"
+			"               st.evaluated_at OPERATOR(pg_catalog.+) s.schedule)"
+			"         OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()),"
 			"       s.schedule IS NULL"
 			"  FROM segments.segment s"
 			"  JOIN segments.segment_state st ON st.segment_id OPERATOR(pg_catalog.=) s.id"
-			" WHERE st.state = 'ready'"
+			" WHERE st.state OPERATOR(pg_catalog.=) 'ready'"
 			"   AND ((s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)) OR s.schedule IS NOT NULL)"
 			" ORDER BY 2",
 			2, types, values, SPI_OK_SELECT);
@@ -792,7 +795,8 @@ static void
 reset_evaluating(void)
 {
 	begin_xact("segments: starting");
-	run("UPDATE segments.segment_state SET state = 'pending' WHERE state = 'evaluating'",
+	run("UPDATE segments.segment_state SET state = 'pending'"
+		" WHERE state OPERATOR(pg_catalog.=) 'evaluating'",
 		0, NULL, NULL, SPI_OK_UPDATE);
 	ereport(LOG,
 			(errmsg("segments worker started for database \"%s\"",
