@@ -67,12 +67,16 @@ SELECT segments.update_segment(:'vip_acme', name => 'Cat Other');
 SELECT name, tenant FROM segments.segments WHERE name LIKE 'Cat%' ORDER BY name, tenant NULLS FIRST;
 SELECT segments.drop_segment(:'other');
 
--- Membership follows the source after a refresh.
+-- Membership follows the source after a refresh (the application writes).
+SET ROLE regress_app;
 UPDATE contacts SET plan = 'free' WHERE id = 1;
+RESET ROLE;
 SELECT segments.refresh(:'vip');
 SELECT members_of(:'vip') AS after_source_change, -- {1,2,8,14,20,24,28}
        (SELECT member_count FROM segments.segments WHERE id = :'vip') AS member_count;
+SET ROLE regress_app;
 UPDATE contacts SET plan = 'vip' WHERE id = 1;
+RESET ROLE;
 SELECT segments.refresh();
 SELECT members_of(:'vip') AS restored;
 
@@ -154,12 +158,16 @@ SELECT members_of(:'vip') AS back_to_bigint;                              -- {2,
 -- The worker is off in this database (00_setup): a change waits for
 -- refresh(), and wait() does not pretend it was applied.  (The worker
 -- applying changes is tested by test/worker/01_capture.sh.)
+SET ROLE regress_app;  -- the application writes contacts
 UPDATE contacts SET plan = 'free' WHERE id = 1;
+RESET ROLE;
 SELECT segments.wait('1 s') AS waited_without_worker;                   -- f
 SELECT segments.segment_is_member(1, :'vip'::uuid) AS not_applied_yet;   -- f
 SELECT segments.refresh();
 SELECT segments.segment_is_member(1, :'vip'::uuid) AS refreshed_change;  -- t
+SET ROLE regress_app;
 UPDATE contacts SET plan = 'vip' WHERE id = 1;
+RESET ROLE;
 SELECT segments.refresh();
 SELECT segments.segment_is_member(1, :'vip'::uuid) AS refreshed_revert;  -- f
 SELECT members_of(:'vip') AS final;                                      -- {2,8,14,20,24,28}
