@@ -360,6 +360,9 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 				enable_timeout_after(evaluation_timer, segments_evaluation_timeout);
 			EvaluateRefresh((pg_uuid_t *) ARR_DATA_PTR(existing), nexisting);
 			disable_timeout(evaluation_timer, false);
+			/* the limit passed, even if nothing noticed the cancel in time */
+			if (evaluation_timed_out)
+				elog(ERROR, "segments worker: evaluation timed out");
 			guard_end(&guard);
 		}
 		commit_xact();
@@ -369,6 +372,8 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 		char	   *message;
 
 		disable_timeout(evaluation_timer, false);
+		if (evaluation_timed_out)
+			QueryCancelPending = false; /* the cancel was ours: not for the next step */
 		message = abort_xact();
 		begin_xact("segments: recording a failure");
 		if (evaluation_timed_out && n > 1)
