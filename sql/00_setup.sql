@@ -5,6 +5,7 @@
 \set SHOW_CONTEXT never
 \set ON_ERROR_STOP 0
 SET client_min_messages = warning;
+SELECT current_user AS superuser \gset
 
 -- The background worker stays off in this database: every file calls
 -- segments.refresh() itself, and a worker applying changes behind its back
@@ -14,6 +15,14 @@ SET client_min_messages = warning;
 DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET segments.enabled = off', current_database()); END $$;
 
 CREATE EXTENSION segments;
+
+-- The application's role: it owns the contacts and writes them, with no
+-- privilege on schema segments (writing contacts needs nothing from the
+-- extension).  Every file writes contacts as this role; roles are
+-- cluster-wide, so a second run finds it.
+DO $$ BEGIN CREATE ROLE regress_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+GRANT CREATE ON SCHEMA public TO regress_app;
+\c - regress_app
 
 CREATE TABLE contacts (
     id bigint PRIMARY KEY,
@@ -97,6 +106,11 @@ SELECT g,
        '1.0.0',
        jsonb_build_object('plain', true, 'k', g)
   FROM generate_series(17, 30) AS g;
+\c - :superuser
+SET client_min_messages = warning;
+SELECT t.tableowner AS contacts_owner, r.rolsuper AS owner_is_superuser,
+       has_schema_privilege(r.rolname, 'segments', 'USAGE') AS owner_uses_segments
+  FROM pg_tables t JOIN pg_roles r ON r.rolname = t.tableowner WHERE t.tablename = 'contacts';
 
 SELECT segments.configure(source => 'public.contacts', key_column => 'id',
                           tenant_column => 'org_id', traits_column => 'custom_data');

@@ -65,7 +65,9 @@ SELECT segments.refresh(:'dflt');
 SELECT members('Pct default salt') = (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM contacts WHERE bucket(:'dflt', id) < 50) AS recreated_default_salt_is_new_id;
 
 -- Distribution over 10,000 extra contacts (ids 1000001-1010000, removed below).
+SET ROLE regress_app;  -- the application writes contacts
 INSERT INTO contacts (id, org_id) SELECT g, 'acme' FROM generate_series(1000001, 1010000) AS g;
+RESET ROLE;
 SELECT segments.create_segment('Pct all', '{"and":[]}') AS pall \gset
 SELECT segments.create_segment('Pct 10', '{"type":"percentage","op":"lt","value":10,"salt":"dist"}') AS p10 \gset
 SELECT segments.create_segment('Pct 37.5', '{"type":"percentage","op":"lt","value":37.5,"salt":"dist"}') AS p375 \gset
@@ -79,7 +81,9 @@ SELECT count(*) BETWEEN 3550 AND 3950 AS thirty_seven_and_a_half_percent,
        count(*) = (SELECT count(*) FROM contacts WHERE bucket('dist', id) < 37.5) AS p375_is_formula
   FROM segments.membership WHERE segment_id = :'p375';
 SELECT count(*) AS all_contacts FROM segments.membership WHERE segment_id = :'pall';       -- 10030
+SET ROLE regress_app;
 DELETE FROM contacts WHERE id > 1000000;
+RESET ROLE;
 SELECT segments.refresh();
 SELECT count(*) AS all_after_delete FROM segments.membership WHERE segment_id = :'pall';   -- 30
 SELECT count(*) AS deleted_contacts_left FROM segments.membership WHERE contact_id > 1000000; -- 0

@@ -22,11 +22,13 @@ SELECT t('{"type":"attribute","field":"last_seen_at","op":"within_last","value":
 -- Inclusive bounds: inside one transaction now() is fixed, so a value exactly
 -- at now() - interval, at now() and at now() + interval matches.
 BEGIN;
+SET LOCAL ROLE regress_app;  -- the application writes contacts
 UPDATE contacts SET last_seen_at = now() - interval '30 days' WHERE id = 20;
 UPDATE contacts SET last_seen_at = now() + interval '7 days' WHERE id = 21;
 UPDATE contacts SET last_seen_at = now() WHERE id = 22;
 UPDATE contacts SET last_seen_at = now() - interval '30 days' - interval '1 microsecond' WHERE id = 23;
 UPDATE contacts SET last_seen_at = now() + interval '7 days' + interval '1 microsecond' WHERE id = 24;
+RESET ROLE;
 SELECT t('{"type":"attribute","field":"last_seen_at","op":"within_last","value":"30 days"}') AS boundary_within_last;     -- {1,3,5,6,8,9,11,12,14,15,20,21,22,24}
 SELECT t('{"type":"attribute","field":"last_seen_at","op":"not_within_last","value":"30 days"}') AS boundary_not_within_last; -- {2,4,7,10,13,16,17,18,19,23,25..30}
 SELECT t('{"type":"attribute","field":"last_seen_at","op":"within_next","value":"7 days"}') AS boundary_within_next;      -- {5,21,22}
@@ -61,17 +63,21 @@ SELECT t('{"type":"trait","key":"ts","op":"after","value":"2023-12-31T23:59:59.9
 SELECT t('{"type":"trait","key":"ts","op":"before","value":"2024-01-01T05:00:00Z","as":"timestamp"}') AS ts_before_as; -- {1,2,3,6,10,11,12,13,14}
 SELECT excluded(t('{"type":"trait","key":"ts","op":"not_within_last","value":"1 day"}')) AS ts_not_within_excludes; -- {}
 -- Relative trait values: an ISO string, epoch seconds, an offset (17-19 only, removed below).
+SET ROLE regress_app;
 UPDATE contacts SET custom_data = custom_data || jsonb_build_object('seen',
          to_char((now() - interval '2 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')) WHERE id = 17;
 UPDATE contacts SET custom_data = custom_data || jsonb_build_object('seen',
          floor(extract(epoch FROM now() - interval '40 days'))) WHERE id = 18;
 UPDATE contacts SET custom_data = custom_data || jsonb_build_object('seen',
          to_char((now() + interval '5 days') AT TIME ZONE 'UTC' + interval '2 hours', 'YYYY-MM-DD"T"HH24:MI:SS"+02:00"')) WHERE id = 19;
+RESET ROLE;
 SELECT t('{"type":"trait","key":"seen","op":"within_last","value":"30 days"}') AS trait_within_last;        -- {17,19}
 SELECT t('{"type":"trait","key":"seen","op":"within_last","value":"41 days"}') AS trait_within_last_epoch; -- {17,18,19}
 SELECT t('{"type":"trait","key":"seen","op":"within_next","value":"7 days"}') AS trait_within_next;        -- {19}
 SELECT excluded(t('{"type":"trait","key":"seen","op":"not_within_last","value":"30 days"}')) AS trait_not_within_excludes; -- {17,19}
+SET ROLE regress_app;
 UPDATE contacts SET custom_data = custom_data - 'seen' WHERE id IN (17, 18, 19);
+RESET ROLE;
 
 RESET TimeZone;
 SELECT count(*) AS segments_left FROM segments.segments;

@@ -67,12 +67,16 @@ SELECT segments.update_segment(:'vip_acme', name => 'Cat Other');
 SELECT name, tenant FROM segments.segments WHERE name LIKE 'Cat%' ORDER BY name, tenant NULLS FIRST;
 SELECT segments.drop_segment(:'other');
 
--- Membership follows the source after a refresh.
+-- Membership follows the source after a refresh (the application writes).
+SET ROLE regress_app;
 UPDATE contacts SET plan = 'free' WHERE id = 1;
+RESET ROLE;
 SELECT segments.refresh(:'vip');
 SELECT members_of(:'vip') AS after_source_change, -- {1,2,8,14,20,24,28}
        (SELECT member_count FROM segments.segments WHERE id = :'vip') AS member_count;
+SET ROLE regress_app;
 UPDATE contacts SET plan = 'vip' WHERE id = 1;
+RESET ROLE;
 SELECT segments.refresh();
 SELECT members_of(:'vip') AS restored;
 
@@ -80,13 +84,19 @@ SELECT members_of(:'vip') AS restored;
 SELECT segments.compile('{"type":"attribute","field":"plan","op":"eq","value":"vip"}') IS NOT NULL AS compiles;
 SELECT segments.compile('{"or":[{"and":[{"type":"attribute","field":"plan","op":"in","value":["vip","pro"]},{"type":"trait","path":["company","size"],"op":"gte","value":50}]},{"type":"percentage","op":"lt","value":10,"salt":"s"}]}') IS NOT NULL AS compiles_dnf;
 
--- schedule: a positive interval, or NULL to clear it.
+-- schedule: an interval of at least 10 seconds, or NULL to clear it.
 SELECT segments.schedule(:'vip', '1 hour');
 SELECT next_refresh IS NOT NULL AS scheduled FROM segments.status WHERE segment_id = :'vip';
 SELECT segments.schedule(:'vip', NULL);
 SELECT next_refresh IS NULL AS cleared FROM segments.status WHERE segment_id = :'vip';
 SELECT segments.schedule(:'vip', '-5 minutes');
 SELECT segments.schedule(:'vip', '0 seconds');
+SELECT segments.schedule(:'vip', '1 microsecond');
+SELECT segments.schedule(:'vip', '9.999999 seconds');
+SELECT schedule IS NULL AS refused_left_it_cleared FROM segments.status WHERE segment_id = :'vip';
+SELECT segments.schedule(:'vip', '10 seconds');
+SELECT schedule AS shortest_schedule FROM segments.status WHERE segment_id = :'vip';
+SELECT segments.schedule(:'vip', NULL);
 
 -- Unknown segment ids.
 SELECT segments.update_segment('00000000-0000-0000-0000-000000000000', name => 'x');
@@ -148,12 +158,16 @@ SELECT members_of(:'vip') AS back_to_bigint;                              -- {2,
 -- The worker is off in this database (00_setup): a change waits for
 -- refresh(), and wait() does not pretend it was applied.  (The worker
 -- applying changes is tested by test/worker/01_capture.sh.)
+SET ROLE regress_app;  -- the application writes contacts
 UPDATE contacts SET plan = 'free' WHERE id = 1;
+RESET ROLE;
 SELECT segments.wait('1 s') AS waited_without_worker;                   -- f
 SELECT segments.segment_is_member(1, :'vip'::uuid) AS not_applied_yet;   -- f
 SELECT segments.refresh();
 SELECT segments.segment_is_member(1, :'vip'::uuid) AS refreshed_change;  -- t
+SET ROLE regress_app;
 UPDATE contacts SET plan = 'vip' WHERE id = 1;
+RESET ROLE;
 SELECT segments.refresh();
 SELECT segments.segment_is_member(1, :'vip'::uuid) AS refreshed_revert;  -- f
 SELECT members_of(:'vip') AS final;                                      -- {2,8,14,20,24,28}

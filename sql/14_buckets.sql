@@ -92,10 +92,12 @@ LANGUAGE sql VOLATILE AS $$
     SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM unnest(t(def)) id WHERE id IN (21, 22, 23)
 $$;
 BEGIN;
+SET LOCAL ROLE regress_app;  -- the application writes contacts
 UPDATE contacts SET last_seen_at = now() - interval '7 days' WHERE id = 21;
 UPDATE contacts SET last_seen_at = now() + interval '7 days' WHERE id = 22;
 UPDATE contacts SET last_seen_at = now() WHERE id = 23;
 UPDATE contacts SET last_seen_at = timestamptz '2024-03-01 00:00:00+00' WHERE id = 24;
+RESET ROLE;
 SELECT on_bound('{"type":"attribute","field":"last_seen_at","op":"within_last","value":"7 days"}') AS within_last,         -- {21,22,23}
        on_bound('{"type":"attribute","field":"last_seen_at","op":"within_next","value":"7 days"}') AS within_next,         -- {22,23}
        on_bound('{"type":"attribute","field":"last_seen_at","op":"not_within_last","value":"7 days"}') AS not_within_last; -- {}
@@ -116,7 +118,9 @@ SELECT segments.create_segment('Since first', '{"type":"attribute","field":"id",
 SELECT now() AS t0 \gset
 SELECT segments.refresh();
 SELECT pg_sleep(1.1);
+SET ROLE regress_app;
 UPDATE contacts SET plan = 'since-test' WHERE id = 25;
+RESET ROLE;
 SELECT segments.refresh();
 SELECT now() AS t1 \gset
 SELECT (SELECT since FROM segments.membership WHERE segment_id = :'first' AND contact_id = 25) AS first_since,
@@ -125,7 +129,9 @@ SELECT :'first_since'::timestamptz BETWEEN date_trunc('second', :'t0'::timestamp
        :'later_since'::timestamptz >= :'first_since'::timestamptz + interval '1 second' AS later_since_is_later,
        :'later_since'::timestamptz <= :'t1'::timestamptz AS later_since_not_in_future;
 SELECT segments.segment_is_member(25, :'first'::uuid) AND segments.segment_is_member(25, :'later'::uuid) AS in_both;
+SET ROLE regress_app;
 UPDATE contacts SET plan = :'plan25' WHERE id = 25;
+RESET ROLE;
 SELECT segments.drop_segment(:'later');
 SELECT segments.drop_segment(:'first');
 

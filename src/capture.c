@@ -19,9 +19,15 @@
  * Without the preload no worker would drain the queue, so nothing is
  * queued; segments.refresh() keeps membership current by hand.
  *
+ * Writing contacts needs no privilege from the extension: the catalog is
+ * read as the extension's owner (a security-restricted operation with
+ * search_path pinned, every name qualified), and the queue is written
+ * directly.  Nothing of the writer's runs with those rights.
+ *
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "privilege.h"
 #include "worker.h"
 
 #include "access/genam.h"
@@ -117,35 +123,17 @@ spi_text(int row, int col)
 }
 
 /*
- * Reloads the configuration and the names of the columns the rules read.
- * Attribute fields are found with a JSON path over every definition
- * ("type": "attribute" objects at any depth); a name that is no column
- * is ignored.
+ * Reads the configuration and the columns the rules read into capture
+ * (names in capture_cxt), through SPI.
  */
 static void
-capture_load(void)
+capture_read_catalog(void)
 {
-	uint64		generation = capture_generation;
-	HASHCTL		ctl;
 	bool		traits_used;
-
-	if (capture_cxt == NULL)
-		capture_cxt = AllocSetContextCreate(CacheMemoryContext, "segments capture",
-											ALLOCSET_SMALL_SIZES);
-	capture.rels = NULL;
-	MemoryContextReset(capture_cxt);
-
-	capture.segment_relid = CatalogRelid("segment", false);
-	capture.config_relid = CatalogRelid("config", false);
-	capture.queue_relid = CatalogRelid("change_queue", false);
-	capture.queue_pkey = CatalogRelid("change_queue_pkey", false);
-	capture.queue_seq = CatalogRelid("change_queue_id_seq", false);
-	capture.source_relid = InvalidOid;
-	capture.ncolumns = 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT c.source::oid, c.key_column, c.tenant_column, c.traits_column,"
+	if (SPI_execute("SELECT c.source::pg_catalog.oid, c.key_column, c.tenant_column, c.traits_column,"
 					"       EXISTS (SELECT 1 FROM segments.segment s"
 					"                WHERE s.definition OPERATOR(pg_catalog.@?)"
 					"                      '$.** ? (@.type == \"trait\")')"
@@ -180,6 +168,48 @@ capture_load(void)
 			capture.columns[capture.ncolumns++] = traits;
 	}
 	SPI_finish();
+}
+
+/*
+ * Reloads the configuration and the names of the columns the rules read.
+ * Attribute fields are found with a JSON path over every definition
+ * ("type": "attribute" objects at any depth); a name that is no column
+ * is ignored.
+ */
+static void
+capture_load(void)
+{
+	uint64		generation = capture_generation;
+	HASHCTL		ctl;
+	PrivilegeContext priv;
+
+	if (capture_cxt == NULL)
+		capture_cxt = AllocSetContextCreate(CacheMemoryContext, "segments capture",
+											ALLOCSET_SMALL_SIZES);
+	capture.rels = NULL;
+	MemoryContextReset(capture_cxt);
+
+	capture.segment_relid = CatalogRelid("segment", false);
+	capture.config_relid = CatalogRelid("config", false);
+	capture.queue_relid = CatalogRelid("change_queue", false);
+	capture.queue_pkey = CatalogRelid("change_queue_pkey", false);
+	capture.queue_seq = CatalogRelid("change_queue_id_seq", false);
+	capture.source_relid = InvalidOid;
+	capture.ncolumns = 0;
+
+	/* the writer may have no privilege on schema segments: read as the owner */
+	PrivilegeBecomeOwner(&priv, SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		capture_read_catalog();
+	}
+	PG_CATCH();
+	{
+		PrivilegeRestore(&priv, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PrivilegeRestore(&priv, true);
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(Oid);

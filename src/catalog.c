@@ -17,9 +17,11 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -216,6 +218,49 @@ load_config(SegmentsConfig *config)
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
+}
+
+/* Raises the error of a source column whose type is not what it must be. */
+static void
+source_column_error(Relation source, AttrNumber attnum, const char *role,
+					const char *detail)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(source), attnum - 1);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("%s column \"%s\" of source \"%s\" has type %s, %s",
+					role, NameStr(att->attname),
+					quote_qualified_identifier(get_namespace_name(RelationGetNamespace(source)),
+											   RelationGetRelationName(source)),
+					format_type_be(att->atttypid), detail),
+			 errhint("Change the column back, or call segments.configure() again to re-point segments at the source.")));
+}
+
+/*
+ * Checks, before an evaluation pass reads the source, that its key, tenant
+ * and traits columns still have the types the pass will read them as: the
+ * configured key type, jsonb, a built-in type for the tenant (whose text
+ * the pass reads).  A column changed behind configure()'s back fails the
+ * pass with an error naming it, instead of being read as another type.
+ */
+void
+CatalogCheckSource(const SegmentsConfig *config, Relation source)
+{
+	TupleDesc	desc = RelationGetDescr(source);
+
+	if (config->key_attnum <= 0 || config->key_attnum > desc->natts ||
+		(config->tenant_attnum > desc->natts) || (config->traits_attnum > desc->natts))
+		elog(ERROR, "segments: the configured columns are not in the source");
+	if (TupleDescAttr(desc, config->key_attnum - 1)->atttypid != config->key_type)
+		source_column_error(source, config->key_attnum, "key",
+							psprintf("not %s as configured", format_type_be(config->key_type)));
+	if (config->traits_attnum > 0 &&
+		TupleDescAttr(desc, config->traits_attnum - 1)->atttypid != JSONBOID)
+		source_column_error(source, config->traits_attnum, "traits", "not jsonb");
+	if (config->tenant_attnum > 0 &&
+		TupleDescAttr(desc, config->tenant_attnum - 1)->atttypid >= FirstNormalObjectId)
+		source_column_error(source, config->tenant_attnum, "tenant", "which is not a built-in type");
 }
 
 /* Qsort comparator of CatalogSegment by num. */
@@ -429,9 +474,18 @@ CatalogParseSaved(const CatalogSegment *seg, RuleParseContext *pctx, char **erro
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		int			category;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
+		/* a cancel, a timeout or a lack of memory is no fault of the definition */
+		category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+		if (category == ERRCODE_INSUFFICIENT_RESOURCES ||
+			category == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+			category == ERRCODE_OPERATOR_INTERVENTION ||
+			category == ERRCODE_SYSTEM_ERROR ||
+			category == ERRCODE_INTERNAL_ERROR)
+			PG_RE_THROW();
 		FlushErrorState();
 		if (error != NULL)
 			*error = edata->message;

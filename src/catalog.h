@@ -63,6 +63,7 @@ extern const char *CatalogSessionTenant(void);
 extern bool CatalogTenantVisible(const char *tenant);
 extern bool CatalogTenantVisibleTo(const char *tenant, const char *session_tenant);
 extern Oid	CatalogRelid(const char *relname, bool missing_ok);
+extern void CatalogCheckSource(const SegmentsConfig *config, Relation source);
 extern bool CatalogParseUuid(const char *str, pg_uuid_t *uuid);
 extern void CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
 									 const SegmentsConfig *config);

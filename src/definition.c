@@ -8,6 +8,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "privilege.h"
 
 #include "access/table.h"
 #include "lib/stringinfo.h"
@@ -166,8 +167,9 @@ append_refs(StringInfo buf, const RuleNode *node, bool *first)
 
 /*
  * Parses a definition for a segment of `tenant` against the current source
- * and catalog.  Raises the rule errors.  The tree lives in the current
- * memory context.
+ * and catalog.  Raises the rule errors, and refuses a definition that reads
+ * a column its author (PrivilegeDefinitionAuthor()) may not SELECT.  The
+ * tree lives in the current memory context.
  */
 static RuleParseResult *
 parse_definition(Jsonb *definition, const char *tenant, const SegmentCatalog *cat)
@@ -186,6 +188,9 @@ parse_definition(Jsonb *definition, const char *tenant, const SegmentCatalog *ca
 	pctx.resolve_arg = &ra;
 
 	result = RuleParse(definition, &pctx);
+	if (source != NULL)
+		PrivilegeCheckColumns(result->root, cat->config.source_relid,
+							  cat->config.traits_attnum, PrivilegeDefinitionAuthor());
 
 	if (source != NULL)
 		table_close(source, NoLock);

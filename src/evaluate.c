@@ -246,7 +246,8 @@ load_ready(EvalPlan *plan)
 {
 	bool	   *ready = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
 
-	if (SPI_execute("SELECT segment_id FROM segments.segment_state WHERE state = 'ready'",
+	if (SPI_execute("SELECT segment_id FROM segments.segment_state"
+					" WHERE state OPERATOR(pg_catalog.=) 'ready'",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segments.segment_state");
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -323,6 +324,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 	config = &plan->cat->config;
 
 	plan->source = table_open(config->source_relid, AccessShareLock);
+	CatalogCheckSource(config, plan->source);
 	plan->full_pass = full_pass;
 	plan->need_tenant = false;
 	/* now() of the transaction, as the application's own queries see it */
@@ -830,12 +832,12 @@ record_state(EvalPlan *plan, TimestampTz started)
 	Oid			types[5] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, INTERVALOID};
 	SPIPlanPtr	upd = SPI_prepare("UPDATE segments.segment_state SET"
 								  "  state = coalesce($2, state),"
-								  "  member_count = CASE WHEN $2 = 'ready' AND $5 IS NOT NULL"
-								  "    THEN $3 ELSE member_count + $3 END,"
-								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN now() ELSE evaluated_at END,"
+								  "  member_count = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' AND $5 IS NOT NULL"
+								  "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
+								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
 								  "  last_duration = coalesce($5, last_duration),"
 								  "  last_error = $4"
-								  " WHERE segment_id = $1",
+								  " WHERE segment_id OPERATOR(pg_catalog.=) $1",
 								  5, types);
 	Interval   *duration = palloc0(sizeof(Interval));
 

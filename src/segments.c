@@ -12,6 +12,8 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include <limits.h>
+
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
@@ -25,6 +27,7 @@ int			segments_naptime = 5000;
 int			segments_batch_size = 5000;
 int			segments_max_workers = 8;
 int			segments_time_resolution = 2000;
+int			segments_evaluation_timeout = 5 * 60 * 1000;
 
 /* Set in the postmaster when preloaded; inherited by every child. */
 bool		segments_preloaded = false;
@@ -78,6 +81,16 @@ _PG_init(void)
 							"(plus the duration of one evaluation) after the moment it should.",
 							&segments_time_resolution,
 							2000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("segments.evaluation_timeout",
+							"Longest evaluation of a segment by the worker.",
+							"A segment whose evaluation takes longer fails with this reason, "
+							"and the worker goes on with other work.  0 turns the limit off.",
+							&segments_evaluation_timeout,
+							5 * 60 * 1000, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -16,7 +16,9 @@
 #include "catalog.h"
 #include "worker.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -29,8 +31,10 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include <signal.h>
@@ -200,6 +204,81 @@ SharedPauseDatabase(Oid dboid, int seconds)
 		kill(pid, SIGTERM);
 }
 
+/* Is database dboid a template (anyone with CREATEDB may copy it)? */
+static bool
+database_is_template(Oid dboid)
+{
+	HeapTuple	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	bool		result = false;
+
+	if (HeapTupleIsValid(tup))
+	{
+		result = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+		ReleaseSysCache(tup);
+	}
+	return result;
+}
+
+/*
+ * The database whose worker a utility command needs out of the way, or
+ * InvalidOid.  Only once PostgreSQL's own permission checks for the
+ * command would pass (the same checks, made first): a role that may not
+ * run the command must not be able to stop a worker by trying.
+ */
+static Oid
+database_to_pause(Node *parsetree)
+{
+	Oid			dboid;
+
+	if (IsA(parsetree, DropdbStmt))
+	{
+		/* DROP DATABASE: the owner */
+		dboid = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+		if (OidIsValid(dboid) && pg_database_ownercheck(dboid, GetUserId()))
+			return dboid;
+	}
+	else if (IsA(parsetree, RenameStmt) &&
+			 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+	{
+		/* ALTER DATABASE ... RENAME: the owner, with CREATEDB */
+		dboid = get_database_oid(((RenameStmt *) parsetree)->subname, true);
+		if (OidIsValid(dboid) && pg_database_ownercheck(dboid, GetUserId()) &&
+			have_createdb_privilege())
+			return dboid;
+	}
+	else if (IsA(parsetree, AlterDatabaseStmt))
+	{
+		/* only SET TABLESPACE needs the database to itself; the owner */
+		AlterDatabaseStmt *stmt = (AlterDatabaseStmt *) parsetree;
+		ListCell   *lc;
+		bool		moves = false;
+
+		foreach(lc, stmt->options)
+			moves |= strcmp(lfirst_node(DefElem, lc)->defname, "tablespace") == 0;
+		dboid = get_database_oid(stmt->dbname, true);
+		if (moves && OidIsValid(dboid) && pg_database_ownercheck(dboid, GetUserId()))
+			return dboid;
+	}
+	else if (IsA(parsetree, CreatedbStmt))
+	{
+		/* CREATE DATABASE ... TEMPLATE: CREATEDB, and a template or its owner */
+		ListCell   *lc;
+
+		foreach(lc, ((CreatedbStmt *) parsetree)->options)
+		{
+			DefElem    *opt = lfirst_node(DefElem, lc);
+
+			if (strcmp(opt->defname, "template") != 0 || opt->arg == NULL)
+				continue;
+			dboid = get_database_oid(defGetString(opt), true);
+			if (OidIsValid(dboid) && have_createdb_privilege() &&
+				(database_is_template(dboid) || pg_database_ownercheck(dboid, GetUserId())))
+				return dboid;
+		}
+	}
+	return InvalidOid;
+}
+
 /* ProcessUtility_hook: pauses workers before commands they would block. */
 static void
 segments_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -207,33 +286,12 @@ segments_process_utility(PlannedStmt *pstmt, const char *queryString,
 						 ParamListInfo params, QueryEnvironment *queryEnv,
 						 DestReceiver *dest, QueryCompletion *qc)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
-
 	if (segments_shared != NULL)
 	{
-		const char *dbname = NULL;
+		Oid			dboid = database_to_pause(pstmt->utilityStmt);
 
-		if (IsA(parsetree, DropdbStmt))
-			dbname = ((DropdbStmt *) parsetree)->dbname;
-		else if (IsA(parsetree, RenameStmt) &&
-				 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
-			dbname = ((RenameStmt *) parsetree)->subname;
-		else if (IsA(parsetree, AlterDatabaseStmt))
-			dbname = ((AlterDatabaseStmt *) parsetree)->dbname;
-		else if (IsA(parsetree, CreatedbStmt))
-		{
-			ListCell   *lc;
-
-			foreach(lc, ((CreatedbStmt *) parsetree)->options)
-			{
-				DefElem    *opt = lfirst_node(DefElem, lc);
-
-				if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
-					dbname = defGetString(opt);
-			}
-		}
-		if (dbname != NULL)
-			SharedPauseDatabase(get_database_oid(dbname, true), 10);
+		if (OidIsValid(dboid))
+			SharedPauseDatabase(dboid, 10);
 	}
 
 	if (prev_process_utility_hook)
@@ -315,11 +373,11 @@ segments_wait(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	max_plan = SPI_prepare("SELECT max(id) FROM segments.change_queue", 0, NULL);
+	max_plan = SPI_prepare("SELECT pg_catalog.max(id) FROM segments.change_queue", 0, NULL);
 	check_plan = SPI_prepare("SELECT EXISTS (SELECT 1 FROM segments.change_queue"
 							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
 							 "    OR EXISTS (SELECT 1 FROM segments.segment_state"
-							 "                WHERE state IN ('pending', 'evaluating')"
+							 "                WHERE state OPERATOR(pg_catalog.=) ANY ('{pending,evaluating}'::pg_catalog.text[])"
 							 "                  AND requested_at OPERATOR(pg_catalog.<=) $2)",
 							 2, types);
 	if (max_plan == NULL || check_plan == NULL)

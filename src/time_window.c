@@ -248,6 +248,7 @@ TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor, bool *has_
 		return NULL;
 	}
 	source = table_open(cat->config.source_relid, AccessShareLock);
+	CatalogCheckSource(&cat->config, source);
 	CatalogBuildParseContext(&pctx, source, &cat->config);
 	memset(&ws, 0, sizeof(ws));
 	ws.from = from;
@@ -327,6 +328,7 @@ TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit, MemoryContext cursor_
 	if (!config->configured)
 		return 0;
 	source = table_open(config->source_relid, AccessShareLock);
+	CatalogCheckSource(config, source);
 	source_names(config, source, &keycol, &table);
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT pg_catalog.array_agg(k ORDER BY k) FROM (SELECT %s AS k FROM %s",

@@ -23,6 +23,12 @@
  * its latch, which committing writers set, for at most segments.naptime
  * (or until the next time window, when a segment reads the time).
  *
+ * The worker connects as the bootstrap superuser (it must see every
+ * database), pins search_path to pg_catalog, pg_temp above any database
+ * or role setting, and runs each transaction as the extension's owner in
+ * a security-restricted operation: no object a user plants in another
+ * schema is found, and nothing runs with more than the owner's rights.
+ *
  * A pass can race with a concurrent update_segment(): the pass may have
  * read the old definition and then mark the segment ready.  Every pass
  * therefore remembers requested_at of each segment as its snapshot saw it,
@@ -31,6 +37,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "privilege.h"
 #include "worker.h"
 
 #include "access/xact.h"
@@ -51,6 +58,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 /* Longest run of change batches before other work gets a turn. */
@@ -58,6 +66,23 @@
 
 static SegmentsWorkerSlot *my_slot = NULL;
 static MemoryContext round_cxt = NULL;
+
+/* The owner switch of the transaction begun by begin_xact. */
+static PrivilegeContext xact_owner;
+
+/* segments.evaluation_timeout: the timer, and whether it fired. */
+static TimeoutId evaluation_timer;
+static volatile sig_atomic_t evaluation_timed_out = false;
+
+/* Timer handler: cancels the evaluation in progress, as statement_timeout does. */
+static void
+evaluation_timeout_handler(void)
+{
+	evaluation_timed_out = true;
+	InterruptPending = true;
+	QueryCancelPending = true;
+	SetLatch(MyLatch);
+}
 
 /* What a pass saw of segment_state when it started (see the banner). */
 typedef struct RequestGuard
@@ -130,6 +155,8 @@ begin_xact(const char *activity)
 		CommitTransactionCommand();
 		worker_exit(SWS_NO_EXTENSION);
 	}
+	/* undone by commit_xact, or by the abort after an error */
+	PrivilegeBecomeOwner(&xact_owner, SECURITY_RESTRICTED_OPERATION);
 }
 
 /* Commits the transaction begun by begin_xact and tells waiters. */
@@ -137,6 +164,7 @@ static void
 commit_xact(void)
 {
 	SPI_finish();
+	PrivilegeRestore(&xact_owner, true);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -193,8 +221,8 @@ guard_begin(void)
 	RequestGuard guard;
 	bool		isnull;
 
-	if (SPI_execute("SELECT coalesce(array_agg(segment_id), '{}'),"
-					"       coalesce(array_agg(requested_at), '{}')"
+	if (SPI_execute("SELECT coalesce(pg_catalog.array_agg(segment_id), '{}'),"
+					"       coalesce(pg_catalog.array_agg(requested_at), '{}')"
 					"  FROM segments.segment_state", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segments.segment_state");
 	guard.ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -213,8 +241,8 @@ guard_end(RequestGuard *guard)
 	run("UPDATE segments.segment_state st SET state = 'pending'"
 		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS seen(id, requested_at)"
 		" WHERE st.segment_id OPERATOR(pg_catalog.=) seen.id"
-		"   AND st.requested_at IS DISTINCT FROM seen.requested_at"
-		"   AND st.state <> 'pending'",
+		"   AND st.requested_at OPERATOR(pg_catalog.<>) seen.requested_at"
+		"   AND st.state OPERATOR(pg_catalog.<>) 'pending'",
 		2, types, values, SPI_OK_UPDATE);
 }
 
@@ -242,12 +270,12 @@ apply_batch(void)
 			guard = guard_begin();
 			run("WITH batch AS ("
 				"  DELETE FROM segments.change_queue"
-				"   WHERE id IN (SELECT id FROM segments.change_queue"
-				"                 ORDER BY id LIMIT $1)"
+				"   WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id FROM segments.change_queue"
+				"                                         ORDER BY id LIMIT $1)"
 				"  RETURNING contact)"
-				" SELECT count(*),"
-				"        coalesce(bool_or(contact IS NULL), false),"
-				"        array_agg(DISTINCT contact) FILTER (WHERE contact IS NOT NULL)"
+				" SELECT pg_catalog.count(*),"
+				"        coalesce(pg_catalog.bool_or(contact IS NULL), false),"
+				"        pg_catalog.array_agg(DISTINCT contact) FILTER (WHERE contact IS NOT NULL)"
 				"   FROM batch",
 				1, &argtype, &arg, SPI_OK_SELECT);
 			n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -310,6 +338,7 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 	Datum		values[2];
 
 	values[0] = uuid_array(ids, n);
+	evaluation_timed_out = false;
 	PG_TRY();
 	{
 		bool		isnull;
@@ -327,24 +356,58 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 		if (nexisting > 0)
 		{
 			guard = guard_begin();
+			if (segments_evaluation_timeout > 0)
+				enable_timeout_after(evaluation_timer, segments_evaluation_timeout);
 			EvaluateRefresh((pg_uuid_t *) ARR_DATA_PTR(existing), nexisting);
+			disable_timeout(evaluation_timer, false);
+			/* the limit passed, even if nothing noticed the cancel in time */
+			if (evaluation_timed_out)
+				elog(ERROR, "segments worker: evaluation timed out");
 			guard_end(&guard);
 		}
 		commit_xact();
 	}
 	PG_CATCH();
 	{
-		char	   *message = abort_xact();
+		char	   *message;
 
+		disable_timeout(evaluation_timer, false);
+		if (evaluation_timed_out)
+			QueryCancelPending = false; /* the cancel was ours: not for the next step */
+		message = abort_xact();
 		begin_xact("segments: recording a failure");
-		values[1] = CStringGetTextDatum(message);
-		run("UPDATE segments.segment_state SET state = 'failed', last_error = $2"
-			" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
-			"   AND state IN ('evaluating', 'ready')",
-			2, types, values, SPI_OK_UPDATE);
+		if (evaluation_timed_out && n > 1)
+		{
+			/* segments due together: each gets a pass of its own, and its own limit */
+			run("UPDATE segments.segment_state SET state = 'pending'"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+				"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])",
+				1, types, values, SPI_OK_UPDATE);
+		}
+		else
+		{
+			if (evaluation_timed_out)
+			{
+				message = psprintf("evaluation took longer than segments.evaluation_timeout (%s)",
+								   GetConfigOptionByName("segments.evaluation_timeout", NULL, false));
+				set_error(message);
+				ereport(LOG, (errmsg("segments worker: %s; the segment is failed", message)));
+			}
+			values[1] = CStringGetTextDatum(message);
+			run("UPDATE segments.segment_state SET state = 'failed', last_error = $2"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+				"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])",
+				2, types, values, SPI_OK_UPDATE);
+		}
 		commit_xact();
 	}
 	PG_END_TRY();
+	/* a timer that fired as the pass ended must not cancel later work */
+	if (evaluation_timed_out)
+	{
+		evaluation_timed_out = false;
+		QueryCancelPending = false;
+	}
 
 	SpinLockAcquire(&segments_shared->mutex);
 	my_slot->segments_evaluated += n;
@@ -365,8 +428,8 @@ evaluate_pending(void)
 	if (is_configured())
 	{
 		run("UPDATE segments.segment_state SET state = 'evaluating'"
-			" WHERE segment_id = (SELECT segment_id FROM segments.segment_state"
-			"                      WHERE state = 'pending'"
+			" WHERE segment_id OPERATOR(pg_catalog.=) (SELECT segment_id FROM segments.segment_state"
+			"                      WHERE state OPERATOR(pg_catalog.=) 'pending'"
 			"                      ORDER BY requested_at, segment_id LIMIT 1"
 			"                      FOR UPDATE SKIP LOCKED)"
 			" RETURNING segment_id",
@@ -482,9 +545,9 @@ apply_time_window(long *sleep_ms)
 				Datum		d;
 
 				/* flips since the oldest evaluation of a time-dependent segment */
-				run("SELECT min(st.evaluated_at) FROM segments.segment_state st"
+				run("SELECT pg_catalog.min(st.evaluated_at) FROM segments.segment_state st"
 					"  JOIN segments.segment s ON s.id OPERATOR(pg_catalog.=) st.segment_id"
-					" WHERE s.uses_time AND st.state = 'ready'",
+					" WHERE s.uses_time AND st.state OPERATOR(pg_catalog.=) 'ready'",
 					0, NULL, NULL, SPI_OK_SELECT);
 				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 				window_from = isnull ? window_to : Min(DatumGetTimestampTz(d), window_to);
@@ -497,7 +560,7 @@ apply_time_window(long *sleep_ms)
 					"       requested_at = pg_catalog.now()"
 					"  FROM segments.segment s"
 					" WHERE s.id OPERATOR(pg_catalog.=) st.segment_id"
-					"   AND s.uses_time AND st.state = 'ready'",
+					"   AND s.uses_time AND st.state OPERATOR(pg_catalog.=) 'ready'",
 					0, NULL, NULL, SPI_OK_UPDATE);
 				worked = SPI_processed > 0;
 				window_from = window_to;
@@ -573,8 +636,9 @@ sweep_step(void)
 			Datum		values[2] = {sweep_ids, TimestampTzGetDatum(sweep_started)};
 
 			run("UPDATE segments.segment_state"
-				"   SET evaluated_at = $2, last_duration = pg_catalog.clock_timestamp() - $2"
-				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state = 'ready'",
+				"   SET evaluated_at = $2,"
+				"       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state OPERATOR(pg_catalog.=) 'ready'",
 				2, types, values, SPI_OK_UPDATE);
 			sweep_active = false;
 		}
@@ -642,12 +706,14 @@ evaluate_due(long *sleep_ms)
 		run("SELECT st.segment_id,"
 			"       pg_catalog.date_part('epoch',"
 			"         LEAST(CASE WHEN s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)"
-			"                    THEN st.evaluated_at + GREATEST($1, st.last_duration * 10) END,"
-			"               st.evaluated_at + s.schedule) - pg_catalog.clock_timestamp()),"
+			"                    THEN st.evaluated_at OPERATOR(pg_catalog.+)"
+			"                         GREATEST($1, st.last_duration OPERATOR(pg_catalog.*) 10::pg_catalog.float8) END,"
+			"               st.evaluated_at OPERATOR(pg_catalog.+) s.schedule)"
+			"         OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()),"
 			"       s.schedule IS NULL"
 			"  FROM segments.segment s"
 			"  JOIN segments.segment_state st ON st.segment_id OPERATOR(pg_catalog.=) s.id"
-			" WHERE st.state = 'ready'"
+			" WHERE st.state OPERATOR(pg_catalog.=) 'ready'"
 			"   AND ((s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)) OR s.schedule IS NOT NULL)"
 			" ORDER BY 2",
 			2, types, values, SPI_OK_SELECT);
@@ -734,7 +800,8 @@ static void
 reset_evaluating(void)
 {
 	begin_xact("segments: starting");
-	run("UPDATE segments.segment_state SET state = 'pending' WHERE state = 'evaluating'",
+	run("UPDATE segments.segment_state SET state = 'pending'"
+		" WHERE state OPERATOR(pg_catalog.=) 'evaluating'",
 		0, NULL, NULL, SPI_OK_UPDATE);
 	ereport(LOG,
 			(errmsg("segments worker started for database \"%s\"",
@@ -777,11 +844,14 @@ segments_worker_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("segments worker");
+	/* above ALTER DATABASE/ROLE ... SET search_path: nothing planted is found */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* segments.enabled may be off for this database (ALTER DATABASE) */
 	if (!segments_enabled)
 		worker_exit(SWS_DISABLED);
 
+	evaluation_timer = RegisterTimeout(USER_TIMEOUT, evaluation_timeout_handler);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "segments worker round",
 									  ALLOCSET_DEFAULT_SIZES);
 	reset_evaluating();

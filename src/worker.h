@@ -29,6 +29,7 @@ extern int	segments_naptime;		/* ms */
 extern int	segments_batch_size;
 extern int	segments_max_workers;
 extern int	segments_time_resolution;	/* ms */
+extern int	segments_evaluation_timeout;	/* ms; 0: none */
 
 /* True in processes forked from a postmaster that preloaded the library. */
 extern bool segments_preloaded;

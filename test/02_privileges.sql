@@ -4,6 +4,8 @@ BEGIN;
 SELECT plan(56);
 
 CREATE TABLE public.tap_priv_contacts (id bigint PRIMARY KEY, org_id text, plan text, custom_data jsonb);
+-- a definition may read only what its author may SELECT
+GRANT SELECT ON public.tap_priv_contacts TO segments_write;
 INSERT INTO public.tap_priv_contacts VALUES
   (1, 't1', 'vip', '{}'), (2, 't1', 'free', '{}'), (3, 't2', 'vip', '{}'), (4, 't2', 'free', NULL);
 SELECT segments.configure(source => 'public.tap_priv_contacts', key_column => 'id',

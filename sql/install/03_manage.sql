@@ -1,7 +1,11 @@
 -- segments install script, part 3: managing segments (role segments_write).
--- Management functions run as the extension owner (SECURITY DEFINER) so that
--- segments_write needs no privilege on the catalog tables; they only ever
--- touch segments the session's tenant may see.
+-- Management functions run as the extension owner so that segments_write
+-- needs no privilege on the catalog tables; they only ever touch segments
+-- the session's tenant may see.  Those that save a definition are SECURITY
+-- INVOKER C entry points (src/privilege.c): they note the calling role, then
+-- run segments._<name>() as the owner, and the definition is checked
+-- against the caller's column privileges.  Only the owner may execute the
+-- internal functions, so the check cannot be skipped.
 
 -- Validates a definition; returns {"refs": {as written: uuid}, "depends_on":
 -- [uuid...], "uses_time": bool}.  Raises the rule errors of SPEC section 4.
@@ -9,9 +13,11 @@ CREATE FUNCTION segments._validate(definition jsonb, tenant text, self uuid)
 RETURNS jsonb
 LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'segments_validate';
 
+-- SECURITY INVOKER: the definition is checked against the caller's column
+-- privileges (it reads the catalog directly, needing no privilege on it).
 CREATE FUNCTION segments.compile(definition jsonb)
 RETURNS text
-LANGUAGE c STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c STABLE STRICT SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'segments_compile';
 COMMENT ON FUNCTION segments.compile(jsonb) IS
     'Validates a segment definition and shows what its rules compile to.';
@@ -40,11 +46,11 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION segments.create_segment(name text, definition jsonb,
-                                        description text DEFAULT NULL,
-                                        tenant text DEFAULT NULL)
+-- Internal: the work of create_segment(), run as the owner.
+CREATE FUNCTION segments._create_segment(name text, definition jsonb,
+                                         description text, tenant text)
 RETURNS uuid
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -68,7 +74,7 @@ BEGIN
                   DETAIL = format('This session is limited to tenant "%s" by segments.tenant.', v_session_tenant);
     END IF;
     IF EXISTS (SELECT 1 FROM segments.segment s
-                WHERE s.name = create_segment.name
+                WHERE s.name = _create_segment.name
                   AND s.tenant IS NOT DISTINCT FROM v_tenant) THEN
         RAISE EXCEPTION 'segment "%" already exists', name
             USING ERRCODE = 'duplicate_object',
@@ -87,14 +93,20 @@ BEGIN
     RETURN v_id;
 END
 $$;
+CREATE FUNCTION segments.create_segment(name text, definition jsonb,
+                                        description text DEFAULT NULL,
+                                        tenant text DEFAULT NULL)
+RETURNS uuid
+LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'segments_manage_as_owner';
 COMMENT ON FUNCTION segments.create_segment(text, jsonb, text, text) IS
     'Creates a segment from a JSON definition; it is evaluated by the worker or segments.refresh().';
 
-CREATE FUNCTION segments.update_segment(segment uuid, name text DEFAULT NULL,
-                                        definition jsonb DEFAULT NULL,
-                                        description text DEFAULT NULL)
+-- Internal: the work of update_segment(), run as the owner.
+CREATE FUNCTION segments._update_segment(segment uuid, name text,
+                                         definition jsonb, description text)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -107,7 +119,7 @@ BEGIN
     END IF;
     IF name IS NOT NULL AND name <> r.name AND EXISTS (
         SELECT 1 FROM segments.segment s
-         WHERE s.name = update_segment.name AND s.tenant IS NOT DISTINCT FROM r.tenant) THEN
+         WHERE s.name = _update_segment.name AND s.tenant IS NOT DISTINCT FROM r.tenant) THEN
         RAISE EXCEPTION 'segment "%" already exists', name
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Segment names are unique within a tenant; choose another name.';
@@ -116,7 +128,7 @@ BEGIN
     IF definition IS NOT NULL THEN
         v_info := segments._validate(definition, r.tenant, r.id);
         UPDATE segments.segment s
-           SET definition = update_segment.definition,
+           SET definition = _update_segment.definition,
                refs = v_info -> 'refs',
                depends_on = ARRAY(SELECT jsonb_array_elements_text(v_info -> 'depends_on'))::uuid[],
                uses_time = (v_info ->> 'uses_time')::boolean
@@ -128,12 +140,18 @@ BEGIN
     END IF;
 
     UPDATE segments.segment s
-       SET name = coalesce(update_segment.name, s.name),
-           description = coalesce(update_segment.description, s.description),
+       SET name = coalesce(_update_segment.name, s.name),
+           description = coalesce(_update_segment.description, s.description),
            updated_at = now()
      WHERE s.id = r.id;
 END
 $$;
+CREATE FUNCTION segments.update_segment(segment uuid, name text DEFAULT NULL,
+                                        definition jsonb DEFAULT NULL,
+                                        description text DEFAULT NULL)
+RETURNS void
+LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'segments_manage_as_owner';
 COMMENT ON FUNCTION segments.update_segment(uuid, text, jsonb, text) IS
     'Renames, redescribes or redefines a segment; NULL arguments keep the current value.';
 
@@ -171,10 +189,13 @@ AS $$
 DECLARE
     r segments.segment := segments._get_segment(segment);
 BEGIN
-    IF every IS NOT NULL AND every <= interval '0' THEN
-        RAISE EXCEPTION 'schedule interval must be positive, not "%"', every
+    -- a shorter schedule would keep the worker re-evaluating one segment
+    -- for the others; contact changes are applied within seconds anyway
+    IF every IS NOT NULL AND every < interval '10 seconds' THEN
+        RAISE EXCEPTION 'schedule interval "%" is shorter than 10 seconds', every
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Pass an interval such as ''15 minutes'', or NULL to clear the schedule.';
+                  DETAIL = 'Contact changes reach membership without a schedule; a schedule re-evaluates the whole segment.',
+                  HINT = 'Pass an interval of at least ''10 seconds'', such as ''15 minutes'', or NULL to clear the schedule.';
     END IF;
     UPDATE segments.segment s SET schedule = every, updated_at = now() WHERE s.id = r.id;
     PERFORM segments._notify_worker();

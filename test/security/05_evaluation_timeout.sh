@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Nothing a user does stalls others (SPEC 5): a segment whose evaluation by
+# the worker takes longer than segments.evaluation_timeout fails with that
+# reason, and the worker goes on with other work (contact changes of other
+# segments are applied).  refresh() is the caller's own statement (its
+# statement_timeout applies) and evaluates the segment without the limit.
+. "$(dirname "$0")/common.bash"
+
+reload() {
+    psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "$1" -c "SELECT pg_reload_conf()" >/dev/null
+}
+AT_EXIT+=("reload 'ALTER SYSTEM RESET segments.evaluation_timeout'")
+
+expect "default limit is 5 minutes" "SHOW segments.evaluation_timeout" 5min
+q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, email text)"
+q "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN 'vip' ELSE 'free' END,
+     'user' || g || '@example.com' FROM generate_series(1, 200000) g"
+q "SELECT segments.configure('contacts', 'id')" >/dev/null
+q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
+expect "first segment evaluated without a limit problem" "SELECT segments.wait('120 s')" t
+expect "first segment ready" "SELECT state FROM segments.status WHERE name = 'VIP'" ready
+
+reload "ALTER SYSTEM SET segments.evaluation_timeout = '20ms'"
+# the worker reloads its settings before its next round: a change awaited
+q "UPDATE contacts SET plan = 'vip' WHERE id = 1"
+expect "wait() after the reload" "SELECT segments.wait('60 s')" t
+
+# 200,000 contacts through a regex take far longer than 20 ms
+SLOW=$(q "SELECT segments.create_segment('Slow', '{\"type\": \"attribute\", \"field\": \"email\", \"op\": \"regex\", \"value\": \"^user[0-9]*7@(example|sample)[.]com$\"}')")
+poll "the slow segment fails" "SELECT state FROM segments.status WHERE segment_id = '$SLOW'" failed 120
+expect "last_error names the limit" "SELECT last_error FROM segments.status WHERE segment_id = '$SLOW'" \
+    "evaluation took longer than segments.evaluation_timeout (20ms)"
+expect "the failed segment holds no members" "SELECT count(*) FROM segments.segment_members('$SLOW')" 0
+
+# the worker goes on: changes to other segments are applied
+q "UPDATE contacts SET plan = 'vip' WHERE id = 2"
+expect "wait() true with the slow segment failed" "SELECT segments.wait('60 s')" t
+expect "a change after the timeout is applied" "SELECT segments.segment_is_member(2::bigint, 'VIP')" t
+expect "the other segment stays ready" "SELECT state FROM segments.status WHERE name = 'VIP'" ready
+grep -q "segments worker: evaluation took longer than segments.evaluation_timeout (20ms); the segment is failed" \
+    "$SEGMENTS_TMP/server.log" || fail "the server log does not say why the segment failed"
+note "ok: the server log says why the segment failed"
+
+# refresh() is not limited by it
+q "SELECT segments.refresh('$SLOW')" >/dev/null
+expect "refresh() evaluates the slow segment" "SELECT state FROM segments.status WHERE segment_id = '$SLOW'" ready
+expect "its members are right" "SELECT member_count FROM segments.status WHERE segment_id = '$SLOW'" \
+    "$(q "SELECT count(*) FROM contacts WHERE email ~ '^user[0-9]*7@(example|sample)[.]com$'")"
+
+# 0 turns the limit off
+reload "ALTER SYSTEM SET segments.evaluation_timeout = 0"
+q "UPDATE contacts SET plan = 'vip' WHERE id = 3"
+expect "wait() after turning the limit off" "SELECT segments.wait('60 s')" t
+q "SELECT segments.update_segment('$SLOW', definition => '{\"type\": \"attribute\", \"field\": \"email\", \"op\": \"regex\", \"value\": \"^user[0-9]*3@(example|sample)[.]com$\"}')" >/dev/null
+poll "with the limit off the slow segment is evaluated" "SELECT state FROM segments.status WHERE segment_id = '$SLOW'" ready 120
+all_passed
