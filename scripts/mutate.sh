@@ -8,8 +8,9 @@
 #
 #   N ...          run only these mutations (numbers as --list shows them)
 #   --fast         a mutation marked "sql" (no worker or capture code) runs
-#                  pg_regress, isolation and pgTAP only; "worker" ones always
-#                  run the whole suite
+#                  pg_regress, isolation and pgTAP only; a "worker" one runs
+#                  the worker scripts first, and the whole suite only if they
+#                  pass
 #   --no-baseline  skip the run of the unmutated tree (by default it runs
 #                  first: a suite that fails anyway would "catch" everything)
 #   --list         print the list and check that every pattern still
@@ -364,8 +365,13 @@ for i in "${pick[@]}"; do
     (cd "$SCRATCH/tree" && apply "${FILES[$k]}" "${FROMS[$k]}" "${TOS[$k]}")
     parts=""
     [ -n "$fast" ] && [ "${KINDS[$k]}" = sql ] && parts="$FAST_PARTS"
+    [ -n "$fast" ] && [ "${KINDS[$k]}" = worker ] && parts="worker"
     start=$SECONDS
     run_suite "mutant-$i" "$parts"
+    if [ "$RESULT" = pass ] && [ "$parts" = worker ]; then
+        parts=""            # the worker scripts passed: the whole suite decides
+        run_suite "mutant-$i" ""
+    fi
     rm -rf "$SCRATCH/tree"
     case "$RESULT" in
         fail)    caught=$((caught + 1)); verdict="caught";;
@@ -374,7 +380,7 @@ for i in "${pick[@]}"; do
         nobuild) errors+=("$i"); verdict="ERROR (the mutant does not build)";;
     esac
     printf '%3d  %-9s %s  [%s, %d s]%s\n' "$i" "${verdict%% *}" "$what" \
-        "$([ -n "$parts" ] && echo fast || echo full)" $((SECONDS - start)) "${FIRST:+  -- ${FIRST:0:100}}"
+        "${parts:-whole suite}" $((SECONDS - start)) "${FIRST:+  -- ${FIRST:0:100}}"
 done
 
 echo
