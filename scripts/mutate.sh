@@ -203,8 +203,8 @@ mut worker src/capture.c "an UPDATE from or to NULL is not a change" \
     'return anull != bnull;' \
     'return false;'
 mut worker src/capture.c "TRUNCATE queues nothing" \
-    'enqueue(NULL);' \
-    '(void) 0;'
+    'if (TRIGGER_FIRED_BY_TRUNCATE(event))\n\t\tenqueue(NULL);' \
+    'if (TRIGGER_FIRED_BY_TRUNCATE(event))\n\t\t(void) 0;'
 mut worker src/capture.c "DELETE queues nothing" \
     'TRIGGER_FIRED_BY_INSERT(event) || TRIGGER_FIRED_BY_DELETE(event)' \
     'TRIGGER_FIRED_BY_INSERT(event)'
@@ -220,11 +220,11 @@ mut worker src/capture.c "every UPDATE is queued" \
 
 # ---- the worker and time ---------------------------------------------------
 mut worker src/worker.c "a TRUNCATE in a batch is applied as row changes" \
-    'if (truncated)\n\t\t\t\t\tEvaluateRefresh(NULL, 0);' \
-    'if (false)\n\t\t\t\t\tEvaluateRefresh(NULL, 0);'
+    'if (truncated)' \
+    'if (false)'
 mut worker src/worker.c "schedules a hundred times too long" \
-    'st.evaluated_at + s.schedule)' \
-    'st.evaluated_at + s.schedule * 100)'
+    's.schedule)' \
+    's.schedule * 100)'
 mut worker src/time_window.c "within_next: leaving after the time is never looked for" \
     'add_range(ws, &cond->attr, ws->from, ws->to);' \
     ''
