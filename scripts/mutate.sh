@@ -162,9 +162,9 @@ mut sql src/rule_render.c "compile() renders gte as >" \
 mut sql src/member_codec.c "codec: numbers stored whole, decoded as differences" \
     '(int64) nums[i] - nums[i - 1]' \
     '(int64) nums[i]'
-mut sql src/member_codec.c "codec: zigzag drops the sign of negative time steps" \
-    'return ((uint64) v << 1) ^ (v < 0 ? ~(uint64) 0 : 0);' \
-    'return (uint64) v << 1;'
+mut sql src/member_codec.c "codec: negative time steps decode as positive" \
+    'return (int64) (v >> 1) ^ -(int64) (v & 1);' \
+    'return (int64) (v >> 1);'
 mut sql src/member_codec.c "codec: times decoded without accumulating" \
     'acc += unzigzag(v);' \
     'acc = unzigzag(v);'
