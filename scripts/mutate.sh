@@ -231,6 +231,14 @@ mut worker src/time_window.c "within_next: leaving after the time is never looke
 mut worker src/time_window.c "within_last: the window looks on the wrong side" \
     'add_range(ws, &cond->attr, RuleShiftTime(ws->from, cond->interval, -1),' \
     'add_range(ws, &cond->attr, RuleShiftTime(ws->from, cond->interval, 1),'
+# ---- privileges ------------------------------------------------------------
+mut sql src/privilege.c "rules may read columns their author may not SELECT" \
+    'return pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK ||\n\t\tpg_attribute_aclcheck(relid, attnum, role, ACL_SELECT) == ACLCHECK_OK;' \
+    'return true;'
+mut sql src/privilege.c "trait rules skip the traits column's privilege check" \
+    'if (cond->type == COND_TRAIT && traits_attnum > 0 &&' \
+    'if (false && cond->type == COND_TRAIT && traits_attnum > 0 &&'
+
 # ---- end of the list -------------------------------------------------------
 
 N=${#KINDS[@]}
