@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Change capture end to end: committed INSERT, UPDATE (to and from NULL, of
-# the key, of the tenant column), DELETE, TRUNCATE and COPY on the source are
+# the key, of the tenant and traits columns), DELETE, TRUNCATE and COPY on the source are
 # reflected after segments.wait(); a rolled-back change and an UPDATE of a
 # column no rule reads queue nothing; a new or changed segment is evaluated
 # by the worker.
@@ -90,9 +90,9 @@ expect "member_count after TRUNCATE" "SELECT member_count FROM segments.segments
 
 # the tenant column is watched: a contact moving to a tenant enters that
 # tenant's segment, though no rule reads the column
-q "ALTER TABLE contacts ADD COLUMN org text"
+q "ALTER TABLE contacts ADD COLUMN org text, ADD COLUMN data jsonb"
 q "UPDATE contacts SET org = 'b'"
-q "SELECT segments.configure('contacts', 'id', tenant_column => 'org')" >/dev/null
+q "SELECT segments.configure('contacts', 'id', tenant_column => 'org', traits_column => 'data')" >/dev/null
 q "SELECT segments.create_segment('VIP of a', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}', tenant => 'a')" >/dev/null
 expect "wait() after configuring a tenant column" "SELECT segments.wait('60 s')" t
 expect "a vip of tenant b is not in tenant a's segment" \
@@ -103,6 +103,16 @@ expect "wait() after the tenant change" "SELECT segments.wait('60 s')" t
 expect "moved to tenant a: in tenant a's segment" \
        "SELECT count(*) FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id
          WHERE s.name = 'VIP of a' AND m.contact_id = 9001" 1
+
+# the traits column is watched once a rule reads traits (a rule without
+# time: nothing but capture brings the change)
+q "SELECT segments.create_segment('Gold', '{\"type\": \"trait\", \"key\": \"tier\", \"op\": \"eq\", \"value\": \"gold\"}')" >/dev/null
+expect "wait() after a trait segment" "SELECT segments.wait('60 s')" t
+q "UPDATE contacts SET data = '{\"tier\": \"gold\"}' WHERE id = 9002"
+expect "wait() after a traits change" "SELECT segments.wait('60 s')" t
+expect "traits change reflected" \
+       "SELECT count(*) FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id
+         WHERE s.name = 'Gold' AND m.contact_id = 9002" 1
 
 expect "no error reported by the worker" "SELECT coalesce(last_error, '') FROM segments.worker" ""
 all_passed
