@@ -25,6 +25,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# A VPATH build (pg_buildext's build-VERSION/) writes objects and scripts
+# into subdirectories that must exist there.
+ifdef VPATH
+$(shell mkdir -p src sql)
+endif
+
 # PGXS tracks no header dependencies: every object depends on every header.
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
 
