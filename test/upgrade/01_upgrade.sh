@@ -14,7 +14,8 @@
 #     new changes; the policy still gates;
 #   - the upgraded extension equals a fresh install of the new version in
 #     another database object by object (test/upgrade/describe.sql), and the
-#     fresh install creates no role the upgrade did not.
+#     fresh install creates no role the upgrade did not; likewise without a
+#     configured source.
 set -euo pipefail
 : "${PGHOST:?run through scripts/test.sh}" "${PG_BIN:?}"
 TEST_NAME=01_upgrade
@@ -149,6 +150,18 @@ if ! diff -u "$DIR/fresh.txt" "$DIR/upgraded.txt" >"$DIR/diff"; then
     fail "the upgraded extension differs from a fresh install: add the missing change to sql/upgrade/"
 fi
 note "ok: the upgraded extension equals a fresh install ($n objects, $(wc -l <"$DIR/fresh.txt") lines compared)"
+
+# an unconfigured 0.1.0 updates to what a fresh unconfigured install is
+q -d postgres -c "CREATE DATABASE plain_old" -c "CREATE DATABASE plain_new"
+q -d plain_old -c "CREATE EXTENSION segments VERSION '0.1.0'" -c "ALTER EXTENSION segments UPDATE"
+q -d plain_new -c "CREATE EXTENSION segments"
+q -d plain_old -f "$HERE/describe.sql" >"$DIR/plain_old.txt"
+q -d plain_new -f "$HERE/describe.sql" >"$DIR/plain_new.txt"
+if ! diff -u "$DIR/plain_new.txt" "$DIR/plain_old.txt" >"$DIR/diff"; then
+    head -n 60 "$DIR/diff" | cut -c1-400
+    fail "an unconfigured upgraded extension differs from a fresh install"
+fi
+note "ok: unconfigured, the upgraded extension equals a fresh install too"
 
 # DROP EXTENSION still removes everything, configure()'s objects included
 export PGDATABASE=upgraded
