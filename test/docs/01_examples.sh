@@ -10,7 +10,11 @@
 #     document's database and the server's binaries first in PATH;
 #   - <!-- not-tested: reason --> before a block skips it (the reason is
 #     printed); <!-- expect-error: SQLSTATE --> makes the block pass only if
-#     it fails with that SQLSTATE;
+#     it fails with that SQLSTATE, saying the "-- ERROR:  ", "-- HINT:  "
+#     and "-- DETAIL:  " lines the block shows (a final "..." elides);
+#   - a one-line SELECT ending in a comment with one value ("-- true",
+#     "-- 1,3", "-- false: why") is run again after its block and must
+#     return that value;
 #   - a block may not hold a placeholder (…);
 #   - pg_cron recipes are real: the server preloads pg_cron with
 #     cron.database_name = the README's database, and after each document
@@ -133,6 +137,14 @@ run_doc() {
             if [ $rc -eq 0 ] || ! grep -q "ERROR:  $arg:" "$out"; then
                 cat "$out"; fail "$md:$line: the block should fail with SQLSTATE $arg"
             fi
+            # the error and hint the block shows in comments (a final "..." elides)
+            local shown
+            while IFS= read -r shown; do
+                shown=${shown#-- }; shown=${shown%...}
+                case "$shown" in ERROR:*) shown="ERROR:  $arg: ${shown#ERROR:  }" ;; esac
+                grep -qF -- "$shown" "$out" || { cat "$out"; fail "$md:$line: the server did not say: $shown"; }
+                results=$((results + 1))
+            done < <(grep -E '^-- (ERROR|HINT|DETAIL):  ' "$file" || true)
         elif [ $rc -ne 0 ]; then
             echo "---- $md:$line ($kind) ----"; cat "$file"; echo "---- output ----"; cat "$out"
             fail "$md:$line: the $kind block failed"
