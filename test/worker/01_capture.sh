@@ -6,8 +6,8 @@
 # by the worker.
 . "$(dirname "$0")/common.bash"
 
-q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text, seen_at timestamptz)"
-q "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN 'vip' ELSE 'free' END, 'n', now()
+qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text, seen_at timestamptz)"
+qa "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN 'vip' ELSE 'free' END, 'n', now()
      FROM generate_series(1, 2000) g"
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
 VIP="SELECT id FROM contacts WHERE plan = 'vip'"
@@ -21,10 +21,10 @@ expect "new segment evaluated exactly" "SELECT 200 = member_count FROM segments.
 expect "new segment members" "SELECT '$(mismatches VIP "$VIP")'" 0
 
 # INSERT, UPDATE, DELETE
-q "INSERT INTO contacts VALUES (5001, 'vip', 'n', now()), (5002, 'free', 'n', now())"
-q "UPDATE contacts SET plan = 'vip' WHERE id IN (1, 2, 3)"
-q "UPDATE contacts SET plan = 'free' WHERE id IN (10, 20)"
-q "DELETE FROM contacts WHERE id IN (30, 40, 5002)"
+qa "INSERT INTO contacts VALUES (5001, 'vip', 'n', now()), (5002, 'free', 'n', now())"
+qa "UPDATE contacts SET plan = 'vip' WHERE id IN (1, 2, 3)"
+qa "UPDATE contacts SET plan = 'free' WHERE id IN (10, 20)"
+qa "DELETE FROM contacts WHERE id IN (30, 40, 5002)"
 expect "wait() after writes" "SELECT segments.wait('60 s')" t
 [ "$(mismatches VIP "$VIP")" = 0 ] || fail "membership differs after INSERT/UPDATE/DELETE"
 expect "inserted contact in" "SELECT segments.segment_is_member(5001::bigint, 'VIP')" t
@@ -34,7 +34,7 @@ expect "deleted contact out" "SELECT segments.segment_is_member(30::bigint, 'VIP
 expect "member_count follows" "SELECT member_count = (SELECT count(*) FROM contacts WHERE plan = 'vip') FROM segments.segments WHERE name = 'VIP'" t
 
 # a key change: the old key leaves, the new one enters
-q "UPDATE contacts SET id = 6000 WHERE id = 50"
+qa "UPDATE contacts SET id = 6000 WHERE id = 50"
 expect "wait() after key change" "SELECT segments.wait('60 s')" t
 expect "old key out" "SELECT segments.segment_is_member(50::bigint, 'VIP')" f
 expect "new key in" "SELECT segments.segment_is_member(6000::bigint, 'VIP')" t
@@ -43,8 +43,8 @@ expect "new key in" "SELECT segments.segment_is_member(6000::bigint, 'VIP')" t
 # (block_worker) so that the queue can be read before it is drained: it
 # holds the committed change and nothing of the rolled-back ones.
 block_worker
-q "UPDATE contacts SET plan = 'vip' WHERE id = 5"
-q "BEGIN; UPDATE contacts SET plan = 'vip' WHERE id = 4; INSERT INTO contacts VALUES (7000, 'vip'); ROLLBACK"
+qa "UPDATE contacts SET plan = 'vip' WHERE id = 5"
+qa "BEGIN; UPDATE contacts SET plan = 'vip' WHERE id = 4; INSERT INTO contacts VALUES (7000, 'vip'); ROLLBACK"
 expect "queued: the committed change, not the rolled-back ones" \
        "SELECT string_agg(contact, ',' ORDER BY id) FROM segments.change_queue" 5
 unblock_worker
@@ -54,36 +54,36 @@ expect "rolled-back update not reflected" "SELECT segments.segment_is_member(4::
 expect "rolled-back insert not reflected" "SELECT segments.segment_is_member(7000::bigint, 'VIP')" f
 
 # from NULL and to NULL are changes
-q "INSERT INTO contacts VALUES (7100, NULL, 'n', now()), (7101, 'vip', 'n', now())"
+qa "INSERT INTO contacts VALUES (7100, NULL, 'n', now()), (7101, 'vip', 'n', now())"
 expect "wait() after inserting a NULL plan" "SELECT segments.wait('60 s')" t
-q "UPDATE contacts SET plan = 'vip' WHERE id = 7100"
-q "UPDATE contacts SET plan = NULL WHERE id = 7101"
+qa "UPDATE contacts SET plan = 'vip' WHERE id = 7100"
+qa "UPDATE contacts SET plan = NULL WHERE id = 7101"
 expect "wait() after NULL changes" "SELECT segments.wait('60 s')" t
 expect "NULL -> vip: in" "SELECT segments.segment_is_member(7100::bigint, 'VIP')" t
 expect "vip -> NULL: out" "SELECT segments.segment_is_member(7101::bigint, 'VIP')" f
 
 # an UPDATE of a column no rule reads queues nothing
 seq1=$(q "SELECT last_value FROM segments.change_queue_id_seq")
-q "UPDATE contacts SET note = 'changed' WHERE id <= 1000"
+qa "UPDATE contacts SET note = 'changed' WHERE id <= 1000"
 expect "unwatched UPDATE queues nothing" "SELECT last_value FROM segments.change_queue_id_seq" "$seq1"
-q "UPDATE contacts SET plan = plan WHERE id <= 10"
+qa "UPDATE contacts SET plan = plan WHERE id <= 10"
 expect "UPDATE to the same value queues nothing" "SELECT last_value FROM segments.change_queue_id_seq" "$seq1"
 # ...until a rule reads it
 q "SELECT segments.create_segment('Noted', '{\"type\": \"attribute\", \"field\": \"note\", \"op\": \"eq\", \"value\": \"special\"}')" >/dev/null
-q "UPDATE contacts SET note = 'special' WHERE id = 7"
+qa "UPDATE contacts SET note = 'special' WHERE id = 7"
 expect "newly read column is watched" "SELECT last_value > $seq1 FROM segments.change_queue_id_seq" t
 expect "wait() after watched update" "SELECT segments.wait('60 s')" t
 expect "contact entered the new segment" "SELECT segments.segment_is_member(7::bigint, 'Noted')" t
 
 # COPY
 printf '8001\tvip\tcopied\t\\N\n8002\tfree\tcopied\t\\N\n8003\tvip\tcopied\t\\N\n' |
-    psql -X -q -v ON_ERROR_STOP=1 -c "COPY contacts (id, plan, note, seen_at) FROM STDIN"
+    psql -X -q -v ON_ERROR_STOP=1 -U "$APP" -c "COPY contacts (id, plan, note, seen_at) FROM STDIN"
 expect "wait() after COPY" "SELECT segments.wait('60 s')" t
 expect "copied contacts in" "SELECT segments.segment_is_member(8001::bigint, 'VIP') AND segments.segment_is_member(8003::bigint, 'VIP')" t
 [ "$(mismatches VIP "$VIP")" = 0 ] || fail "membership differs after COPY"
 
 # TRUNCATE, then new rows in the same transaction
-q "BEGIN; TRUNCATE contacts; INSERT INTO contacts VALUES (9001, 'vip'), (9002, 'free'); COMMIT"
+qa "BEGIN; TRUNCATE contacts; INSERT INTO contacts VALUES (9001, 'vip'), (9002, 'free'); COMMIT"
 expect "wait() after TRUNCATE" "SELECT segments.wait('60 s')" t
 expect "TRUNCATE emptied the segment but for the new row" "SELECT string_agg(m::text, ',') FROM segments.segment_members('VIP') m" 9001
 expect "member_count after TRUNCATE" "SELECT member_count FROM segments.segments WHERE name = 'VIP'" 1
@@ -91,14 +91,14 @@ expect "member_count after TRUNCATE" "SELECT member_count FROM segments.segments
 # the tenant column is watched: a contact moving to a tenant enters that
 # tenant's segment, though no rule reads the column
 q "ALTER TABLE contacts ADD COLUMN org text, ADD COLUMN data jsonb"
-q "UPDATE contacts SET org = 'b'"
+qa "UPDATE contacts SET org = 'b'"
 q "SELECT segments.configure('contacts', 'id', tenant_column => 'org', traits_column => 'data')" >/dev/null
 q "SELECT segments.create_segment('VIP of a', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}', tenant => 'a')" >/dev/null
 expect "wait() after configuring a tenant column" "SELECT segments.wait('60 s')" t
 expect "a vip of tenant b is not in tenant a's segment" \
        "SELECT count(*) FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id
          WHERE s.name = 'VIP of a' AND m.contact_id = 9001" 0
-q "UPDATE contacts SET org = 'a' WHERE id = 9001"
+qa "UPDATE contacts SET org = 'a' WHERE id = 9001"
 expect "wait() after the tenant change" "SELECT segments.wait('60 s')" t
 expect "moved to tenant a: in tenant a's segment" \
        "SELECT count(*) FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id
@@ -108,7 +108,7 @@ expect "moved to tenant a: in tenant a's segment" \
 # time: nothing but capture brings the change)
 q "SELECT segments.create_segment('Gold', '{\"type\": \"trait\", \"key\": \"tier\", \"op\": \"eq\", \"value\": \"gold\"}')" >/dev/null
 expect "wait() after a trait segment" "SELECT segments.wait('60 s')" t
-q "UPDATE contacts SET data = '{\"tier\": \"gold\"}' WHERE id = 9002"
+qa "UPDATE contacts SET data = '{\"tier\": \"gold\"}' WHERE id = 9002"
 expect "wait() after a traits change" "SELECT segments.wait('60 s')" t
 expect "traits change reflected" \
        "SELECT count(*) FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id

@@ -10,8 +10,8 @@
 # machine only delays the checks.
 . "$(dirname "$0")/common.bash"
 
-q "CREATE TABLE contacts (id integer PRIMARY KEY, seen_at timestamptz, due_on timestamp, data jsonb)"
-q "INSERT INTO contacts SELECT g, now() - interval '1 day', NULL, '{}' FROM generate_series(1, 100) g"
+qa "CREATE TABLE contacts (id integer PRIMARY KEY, seen_at timestamptz, due_on timestamp, data jsonb)"
+qa "INSERT INTO contacts SELECT g, now() - interval '1 day', NULL, '{}' FROM generate_series(1, 100) g"
 q "SELECT segments.configure('contacts', 'id', traits_column => 'data')" >/dev/null
 q "SELECT segments.create_segment('Recent', '{\"type\": \"attribute\", \"field\": \"seen_at\", \"op\": \"within_last\", \"value\": \"20 seconds\"}')" >/dev/null
 q "SELECT segments.create_segment('Recent trait', '{\"type\": \"trait\", \"key\": \"seen\", \"op\": \"within_last\", \"value\": \"20 seconds\"}')" >/dev/null

@@ -7,14 +7,14 @@
 
 set_system segments.batch_size 200      # reset on exit (common.bash)
 
-q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
+qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
 q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
 expect "wait() after create_segment" "SELECT segments.wait('30 s')" t
 VIP="SELECT id FROM contacts WHERE plan = 'vip'"
 
 # 1. SIGKILL while the worker applies a backlog
-q "INSERT INTO contacts SELECT g, CASE WHEN g % 3 = 0 THEN 'vip' ELSE 'free' END
+qa "INSERT INTO contacts SELECT g, CASE WHEN g % 3 = 0 THEN 'vip' ELSE 'free' END
      FROM generate_series(1, 60000) g"
 poll "worker in the middle of the backlog" \
      "SELECT state = 'applying changes' AND changes_applied > 0 AND pending_changes > 0 FROM segments.worker" t 30
@@ -31,7 +31,7 @@ expect "member_count exact after SIGKILL" \
        "SELECT member_count = (SELECT count(*) FROM contacts WHERE plan = 'vip') FROM segments.segments" t
 
 # 2. immediate shutdown with committed, unapplied changes; then restart
-q "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id % 2 = 0"
+qa "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id % 2 = 0"
 pending=$(q "SELECT pending_changes FROM segments.worker")
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null
 note "immediate shutdown with $pending changes queued"

@@ -22,7 +22,7 @@ reload_with() {
         sleep 0.2
     done
     for _ in 1 2; do
-        q "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id = 200000"
+        qa "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id = 200000"
         [ "$(q "SELECT segments.wait('60 s')")" = t ] ||
             fail "after reloading $name: a change was not applied within 60 s"
     done
@@ -76,9 +76,9 @@ await_restart() {
            "segments worker $DB"
 }
 
-q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text)"
+qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text)"
 # 200,000 contacts before configure(): not queued, evaluated with the segments
-q "INSERT INTO contacts SELECT g, CASE WHEN g % 3 = 0 THEN 'vip' ELSE 'free' END, md5(g::text)
+qa "INSERT INTO contacts SELECT g, CASE WHEN g % 3 = 0 THEN 'vip' ELSE 'free' END, md5(g::text)
      FROM generate_series(1, 200000) g"
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
 q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
@@ -92,13 +92,13 @@ PID0=$(q "SELECT pid FROM segments.worker")
 #    backlog is applied in batches of 100, by the same process.
 expect "batch_size is the default" "SHOW segments.batch_size" 5000
 FLIP="plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END"
-q "UPDATE contacts SET $FLIP WHERE id BETWEEN 1 AND 3000"    # 3000 changes
+qa "UPDATE contacts SET $FLIP WHERE id BETWEEN 1 AND 3000"    # 3000 changes
 expect "wait() after the first backlog" "SELECT segments.wait('60 s')" t
 expect "default batch_size: one batch of 3000" "SELECT last_batch_size FROM segments.worker" 3000
 
 reload_with segments.batch_size 100 100
 applied=$(q "SELECT changes_applied FROM segments.worker")
-q "UPDATE contacts SET $FLIP WHERE id BETWEEN 3001 AND 6000"
+qa "UPDATE contacts SET $FLIP WHERE id BETWEEN 3001 AND 6000"
 expect "wait() after the second backlog" "SELECT segments.wait('60 s')" t
 expect "reloaded batch_size: batches of 100" "SELECT last_batch_size FROM segments.worker" 100
 expect "all 3000 changes applied" \
@@ -138,7 +138,7 @@ poll "worker idle before SIGTERM" "SELECT state FROM segments.worker" idle
 terminate_worker "idle SIGTERM"
 expect "idle SIGTERM: segments.worker shows it stopped" "SELECT coalesce(pid, 0) || ' ' || state FROM segments.worker" "0 stopped"
 await_restart "idle SIGTERM"
-q "UPDATE contacts SET plan = 'vip' WHERE id = 6"
+qa "UPDATE contacts SET plan = 'vip' WHERE id = 6"
 expect "wait() with the new worker" "SELECT segments.wait('60 s')" t
 expect "change applied by the new worker" "SELECT segments.segment_is_member(6::bigint, 'VIP')" t
 expect "new worker counts it" "SELECT changes_applied >= 1 FROM segments.worker" t
@@ -146,7 +146,7 @@ expect "membership exact" "SELECT '$(mismatches VIP "$VIP")'" 0
 
 # 4. SIGTERM in the middle of a backlog: prompt, and nothing is lost.
 set_system segments.batch_size 500
-q "UPDATE contacts SET $FLIP WHERE id % 2 = 0"
+qa "UPDATE contacts SET $FLIP WHERE id % 2 = 0"
 poll "worker in the middle of the backlog" \
      "SELECT state = 'applying changes' AND changes_applied > 0 AND pending_changes > 0 FROM segments.worker" t 60
 terminate_worker "SIGTERM during a backlog"

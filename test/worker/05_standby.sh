@@ -25,6 +25,8 @@ on_exit stop_standby
 
 # A query on the standby (same socket directory, its own port).
 sq() { psql -X -qAt -v ON_ERROR_STOP=1 -p "$SPORT" -c "$1"; }
+# sqa SQL: the application role's statement on the standby (once promoted).
+sqa() { psql -X -qAt -v ON_ERROR_STOP=1 -p "$SPORT" -U "$APP" -c "$1"; }
 sexpect() {
     local what="$1" sql="$2" want="$3" got
     got=$(sq "$sql") || fail "standby: $what: query failed"
@@ -58,8 +60,8 @@ catch_up() {
 }
 
 # On the primary: a source, a segment, membership applied by its worker.
-q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
-q "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN 'vip' ELSE 'free' END
+qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
+qa "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN 'vip' ELSE 'free' END
      FROM generate_series(1, 5000) g"
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
 VIP_ID=$(q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')")
@@ -118,7 +120,7 @@ sexpect "read-only transaction" \
 #    SHARE ROW EXCLUSIVE lock, not replicated), so the committed changes
 #    stay queued until it lets go.
 block_worker
-q "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id <= 100"
+qa "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id <= 100"
 catch_up
 sexpect "the changes are queued (the primary's worker is blocked)" \
         "SELECT pending_changes FROM segments.worker" 100
@@ -162,8 +164,8 @@ note "ok: promoted: launcher and worker running (worker $PROMOTED_WORKER)"
 sexpect "promoted: before the writes" \
         "SELECT segments.segment_is_member(2001::bigint, 'VIP') || ' ' || segments.segment_is_member(2002::bigint, 'VIP')
             || ' ' || segments.segment_is_member(2010::bigint, 'VIP')" "false false true"
-sq "UPDATE contacts SET plan = 'vip' WHERE id IN (2001, 2002)"
-sq "UPDATE contacts SET plan = 'free' WHERE id = 2010"
+sqa "UPDATE contacts SET plan = 'vip' WHERE id IN (2001, 2002)"
+sqa "UPDATE contacts SET plan = 'free' WHERE id = 2010"
 sexpect "promoted: wait() after writes" "SELECT segments.wait('60 s')" t
 sexpect "promoted: the changes are applied" \
         "SELECT segments.segment_is_member(2001::bigint, 'VIP') || ' ' || segments.segment_is_member(2002::bigint, 'VIP')

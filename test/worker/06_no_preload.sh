@@ -43,14 +43,14 @@ expect() {
 
 expect "not preloaded" "SHOW shared_preload_libraries" ""
 q "CREATE EXTENSION segments"
-q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
-q "INSERT INTO contacts VALUES (1, 'vip'), (2, 'free')"
+qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
+qa "INSERT INTO contacts VALUES (1, 'vip'), (2, 'free')"
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
 q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
 expect "a new segment waits for refresh()" "SELECT state FROM segments.status" pending
 q "SELECT segments.refresh()" >/dev/null
 expect "refresh() by hand" "SELECT segments.segment_is_member(1, 'VIP') AND NOT segments.segment_is_member(2, 'VIP')" t
-q "UPDATE contacts SET plan = 'vip' WHERE id = 2"
+qa "UPDATE contacts SET plan = 'vip' WHERE id = 2"
 expect "nothing queued without a worker" "SELECT count(*) FROM segments.change_queue" 0
 expect "not applied by itself" "SELECT segments.segment_is_member(2, 'VIP')" f
 expect "worker view: none runs" "SELECT state FROM segments.worker" "not running"

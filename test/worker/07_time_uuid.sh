@@ -6,8 +6,8 @@
 # clock with 20-s stays (timeline in common.bash): load only delays.
 . "$(dirname "$0")/common.bash"
 
-q "CREATE TABLE contacts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), seen_at timestamptz, data jsonb)"
-q "INSERT INTO contacts (seen_at, data) SELECT now() - interval '1 day', '{}' FROM generate_series(1, 300)"
+qa "CREATE TABLE contacts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), seen_at timestamptz, data jsonb)"
+qa "INSERT INTO contacts (seen_at, data) SELECT now() - interval '1 day', '{}' FROM generate_series(1, 300)"
 q "SELECT segments.configure('contacts', 'id', traits_column => 'data')" >/dev/null
 q "SELECT segments.create_segment('Recent', '{\"type\": \"attribute\", \"field\": \"seen_at\", \"op\": \"within_last\", \"value\": \"20 seconds\"}')" >/dev/null
 q "SELECT segments.create_segment('Recent trait', '{\"type\": \"trait\", \"key\": \"seen\", \"op\": \"within_last\", \"value\": \"20 seconds\"}')" >/dev/null

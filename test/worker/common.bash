@@ -159,6 +159,7 @@ timeline() {
 # started again, so that one failure stays one failure.
 EXIT_HOOKS=()
 SYSTEM_SETTINGS=()
+ROLES=()        # login roles the script created: dropped after its database
 # on_exit CMD: run CMD on exit (last registered first; $EXIT_STATUS is the
 # script's status).
 on_exit() { EXIT_HOOKS=("$1" "${EXIT_HOOKS[@]}"); }
@@ -204,9 +205,22 @@ cleanup() {
     fi
     reset_system || echo "# $TEST_NAME: could not reset: ${SYSTEM_SETTINGS[*]}"
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
+    for hook in "${ROLES[@]}"; do
+        psql -X -q -d postgres -c "DROP ROLE IF EXISTS \"$hook\"" >/dev/null 2>&1
+    done
     exit $rc
 }
 trap cleanup EXIT
 
 psql -X -q -d postgres -c "CREATE DATABASE \"$DB\"" >/dev/null
 q "CREATE EXTENSION segments" >/dev/null
+
+# The application's role, as production runs: it owns the contacts and
+# writes them, no superuser and no privilege on schema segments (writing
+# contacts needs nothing from the extension).  Dropped on exit.
+APP="segw_app_${TEST_NAME}_$$"
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "CREATE ROLE \"$APP\" LOGIN" >/dev/null
+ROLES+=("$APP")
+q "GRANT CREATE ON SCHEMA public TO \"$APP\""
+# qa SQL: a statement run by the application role (contact writes).
+qa() { psql -X -qAt -v ON_ERROR_STOP=1 -U "$APP" -c "$1"; }
