@@ -6,10 +6,6 @@
 # statement_timeout applies) and evaluates the segment without the limit.
 . "$(dirname "$0")/common.bash"
 
-reload() {
-    psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "$1" -c "SELECT pg_reload_conf()" >/dev/null
-}
-AT_EXIT+=("reload 'ALTER SYSTEM RESET segments.evaluation_timeout'")
 
 expect "default limit is 5 minutes" "SHOW segments.evaluation_timeout" 5min
 q "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, email text)"
@@ -20,7 +16,7 @@ q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \
 expect "first segment evaluated without a limit problem" "SELECT segments.wait('120 s')" t
 expect "first segment ready" "SELECT state FROM segments.status WHERE name = 'VIP'" ready
 
-reload "ALTER SYSTEM SET segments.evaluation_timeout = '20ms'"
+set_system segments.evaluation_timeout 20ms     # reset on exit
 # the worker reloads its settings before its next round: a change awaited
 q "UPDATE contacts SET plan = 'vip' WHERE id = 1"
 expect "wait() after the reload" "SELECT segments.wait('60 s')" t
@@ -48,7 +44,7 @@ expect "its members are right" "SELECT member_count FROM segments.status WHERE s
     "$(q "SELECT count(*) FROM contacts WHERE email ~ '^user[0-9]*7@(example|sample)[.]com$'")"
 
 # 0 turns the limit off
-reload "ALTER SYSTEM SET segments.evaluation_timeout = 0"
+set_system segments.evaluation_timeout 0
 q "UPDATE contacts SET plan = 'vip' WHERE id = 3"
 expect "wait() after turning the limit off" "SELECT segments.wait('60 s')" t
 q "SELECT segments.update_segment('$SLOW', definition => '{\"type\": \"attribute\", \"field\": \"email\", \"op\": \"regex\", \"value\": \"^user[0-9]*3@(example|sample)[.]com$\"}')" >/dev/null
