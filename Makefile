@@ -21,6 +21,14 @@ PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 REGRESS = $(basename $(notdir $(sort $(wildcard sql/[0-9][0-9]_*.sql))))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
 
+# Isolation specs (specs/*.spec, expected/*.out) run by `make
+# installcheck-isolation` only: PGXS would otherwise run them in every
+# `make installcheck` too.
+ISOLATION_SPECS = $(basename $(notdir $(sort $(wildcard specs/*.spec))))
+ifneq ($(filter installcheck-isolation,$(MAKECMDGOALS)),)
+ISOLATION = $(ISOLATION_SPECS)
+endif
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -49,7 +57,10 @@ sql/segments--%--$(EXTVERSION).sql: $(srcdir)/sql/upgrade/%--$(EXTVERSION).sql $
 	  awk -f $(UPGRADE_LIB)/code_only.awk $(INSTALL_PARTS); \
 	  cat $(UPGRADE_LIB)/rebuild_configured.sql; } > $@
 
-.PHONY: test demo bench pgtap
+.PHONY: test demo bench pgtap installcheck-isolation
+installcheck-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
 test:
 	./scripts/test.sh
 demo:

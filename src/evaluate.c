@@ -41,9 +41,13 @@
 
 PG_FUNCTION_INFO_V1(segments_refresh);
 PG_FUNCTION_INFO_V1(segments_refresh_contacts);
+PG_FUNCTION_INFO_V1(segments_verify);
 
 /* Contacts per batch of reads and writes of segments.member. */
 #define EVAL_BATCH_SIZE 4096
+
+/* Keys verify() shows per segment and kind of difference. */
+#define VERIFY_SAMPLES 5
 
 /* One segment prepared for a pass. */
 typedef struct EvalSegment
@@ -57,6 +61,14 @@ typedef struct EvalSegment
 	int64		count;			/* members seen (full pass) */
 	int64		delta;			/* change of member count */
 	int			visit;			/* topological sort: 0 new, 1 open, 2 done */
+	/* verify(): differences between stored and evaluated membership */
+	bool		reported;
+	int64		missing;		/* evaluated member, not stored */
+	int64		extra;			/* stored, not an evaluated member */
+	int			nmissing_sample;
+	int			nextra_sample;
+	char	   *missing_sample[VERIFY_SAMPLES];
+	char	   *extra_sample[VERIFY_SAMPLES];
 } EvalSegment;
 
 /* Everything a pass needs, in evaluation (dependency) order. */
@@ -78,6 +90,7 @@ typedef struct EvalPlan
 	TimestampTz now;
 	int32		now_seconds;	/* since 2000-01-01, stored in "since" */
 	bool		full_pass;		/* every contact is visited */
+	bool		verify;			/* verify(): compare, write nothing */
 	Oid			member_type;	/* row type of segments.member */
 	TupleDesc	member_desc;
 	FmgrInfo	key_cmp;		/* btree order of the key type, collation C */
@@ -89,6 +102,7 @@ typedef struct EvalPlan
 	SPIPlanPtr	insert_plan;
 	SPIPlanPtr	update_plan;
 	SPIPlanPtr	delete_plan;
+	Snapshot	snapshot;		/* taken after the lock: every read and write */
 	int64		changed;		/* contacts whose membership changed */
 } EvalPlan;
 
@@ -262,6 +276,30 @@ load_ready(EvalPlan *plan)
 	return ready;
 }
 
+/*
+ * Runs a statement of the pass with the pass's snapshot (its command id
+ * advanced), not the transaction's: under REPEATABLE READ the latter may
+ * predate rows the worker wrote since, and reading membership through it
+ * would insert duplicates or fail to update rows changed meanwhile.
+ */
+static int
+plan_execute(EvalPlan *plan, SPIPlanPtr stmt, Datum *values, const char *nulls)
+{
+	return SPI_execute_snapshot(stmt, values, nulls, plan->snapshot, InvalidSnapshot,
+								plan->verify, true, 0);
+}
+
+/* The same, for a one-off statement without parameters. */
+static int
+plan_execute_sql(EvalPlan *plan, const char *sql)
+{
+	SPIPlanPtr	stmt = SPI_prepare(sql, 0, NULL);
+
+	if (stmt == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	return plan_execute(plan, stmt, NULL, NULL);
+}
+
 /* Prepares the four statements that read and write segments.member. */
 static void
 plan_prepare_statements(EvalPlan *plan)
@@ -294,7 +332,7 @@ plan_prepare_statements(EvalPlan *plan)
  * membership until their own evaluation completes).
  */
 static EvalPlan *
-plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
+plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 {
 	EvalPlan   *plan = palloc0(sizeof(EvalPlan));
 	SegmentsConfig *config;
@@ -312,14 +350,22 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 				 errmsg("segments is not configured"),
 				 errhint("Call segments.configure(source => ..., key_column => ...) first.")));
 
-	/* writers of segments.member take turns; readers are never blocked */
-	if (SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
+	/*
+	 * Writers of segments.member take turns; readers are never blocked.
+	 * verify() only reads, with the transaction's snapshot (it runs in
+	 * read-only transactions and on a standby, where the lock is refused).
+	 */
+	if (!verify &&
+		SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
 		elog(ERROR, "could not lock segments.member");
 	/*
-	 * The catalog may have changed while we waited: read it, and the
-	 * segment states, with a snapshot taken after the lock.
+	 * The catalog may have changed while we waited: read it, the segment
+	 * states, the source and membership with a snapshot taken after the
+	 * lock, whatever the isolation level.
 	 */
-	PushActiveSnapshot(GetTransactionSnapshot());
+	plan->verify = verify;
+	plan->snapshot = RegisterSnapshot(verify ? GetTransactionSnapshot() : GetLatestSnapshot());
+	PushActiveSnapshot(plan->snapshot);
 	plan->cat = CatalogLoad(CurrentMemoryContext, true);
 	config = &plan->cat->config;
 
@@ -368,6 +414,14 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 			es->writable = true;
 		if (ready != NULL && !ready[i])
 			es->writable = false;
+		if (verify)
+		{
+			/* compared, whatever its state; evaluated when it compiles */
+			es->reported = (only == NULL ||
+							memcmp(&es->seg->id, &only[0], sizeof(pg_uuid_t)) == 0) &&
+				CatalogTenantVisible(es->seg->tenant);
+			es->writable = es->reported;
+		}
 		if (es->rule == NULL)
 			es->writable = false;
 	}
@@ -600,12 +654,82 @@ merge_row(EvalPlan *plan, BatchEntry *entry, int nold, const int32 *old_segs,
 
 /* Runs one prepared write with an array parameter; checks the result. */
 static void
-run_write(SPIPlanPtr plan, Datum arg, int expected)
+run_write(EvalPlan *eplan, SPIPlanPtr plan, Datum arg, int expected)
 {
-	int			rc = SPI_execute_plan(plan, &arg, NULL, false, 0);
+	int			rc = plan_execute(eplan, plan, &arg, NULL);
 
 	if (rc != SPI_OK_INSERT && rc != SPI_OK_UPDATE && rc != SPI_OK_DELETE)
 		elog(ERROR, "membership write failed: %s", SPI_result_code_string(rc));
+}
+
+/* Keeps a sample key of a difference (in the pass's context). */
+static void
+verify_sample(EvalPlan *plan, char **samples, int *nsamples, Datum key)
+{
+	if (*nsamples < VERIFY_SAMPLES)
+		samples[(*nsamples)++] = MemoryContextStrdup(GetMemoryChunkContext(plan),
+													  OutputFunctionCall(&plan->key_out, key));
+}
+
+/*
+ * verify(): compares a batch's evaluated membership with the stored rows
+ * (nrows of tuptable, in any order) of the reported segments.
+ */
+static void
+verify_batch(EvalPlan *plan, Batch *batch, SPITupleTable *tuptable, uint64 nrows)
+{
+	bool	   *seen = palloc0(batch->n * sizeof(bool));
+
+	for (uint64 r = 0; r < nrows + batch->n; r++)
+	{
+		BatchEntry *entry;
+		int			nold = 0;
+		int32	   *old_segs = NULL;
+		int			i = 0,
+					j = 0;
+
+		if (r < nrows)
+		{
+			bool		isnull;
+			Datum		key = SPI_getbinval(tuptable->vals[r], tuptable->tupdesc, 1, &isnull);
+			Datum		data = SPI_getbinval(tuptable->vals[r], tuptable->tupdesc, 2, &isnull);
+
+			entry = batch_find(plan, batch, key);
+			if (entry == NULL)
+				continue;
+			seen[entry - batch->entries] = true;
+			nold = MemberDecode(DatumGetByteaPP(data), &old_segs, NULL);
+		}
+		else
+		{
+			entry = &batch->entries[r - nrows];
+			if (seen[r - nrows])
+				continue;
+		}
+		/* both lists are sorted: walk them together */
+		while (i < nold || j < entry->nnums)
+		{
+			bool		stored = i < nold && (j >= entry->nnums || old_segs[i] <= entry->nums[j]);
+			bool		evaluated = j < entry->nnums && (i >= nold || entry->nums[j] <= old_segs[i]);
+			EvalSegment *es = writable_segment(plan, stored ? old_segs[i] : entry->nums[j]);
+
+			if (es != NULL && es->reported && stored != evaluated)
+			{
+				if (stored)
+				{
+					es->extra++;
+					verify_sample(plan, es->extra_sample, &es->nextra_sample, entry->key);
+				}
+				else
+				{
+					es->missing++;
+					verify_sample(plan, es->missing_sample, &es->nmissing_sample, entry->key);
+				}
+			}
+			i += stored;
+			j += evaluated;
+		}
+	}
 }
 
 /*
@@ -649,12 +773,21 @@ batch_apply(EvalPlan *plan, Batch *batch)
 		keys[i] = batch->entries[i].key;
 	arg = PointerGetDatum(construct_array(keys, batch->n, plan->cat->config.key_type,
 										  plan->key_len, plan->key_byval, plan->key_align));
-	if (SPI_execute_plan(plan->fetch_plan, &arg, NULL, false, 0) != SPI_OK_SELECT)
+	if (plan_execute(plan, plan->fetch_plan, &arg, NULL) != SPI_OK_SELECT)
 		elog(ERROR, "could not read stored membership");
 	/* SPI returns in its procedure context: what follows belongs to the batch */
 	MemoryContextSwitchTo(batch->cxt);
 	tuptable = SPI_tuptable;
 	nrows = SPI_processed;
+	if (plan->verify)
+	{
+		verify_batch(plan, batch, tuptable, nrows);
+		SPI_freetuptable(tuptable);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch->cxt);
+		batch->n = 0;
+		return;
+	}
 
 	for (uint64 r = 0; r < nrows + batch->n; r++)
 	{
@@ -720,15 +853,15 @@ batch_apply(EvalPlan *plan, Batch *batch)
 
 	SPI_freetuptable(tuptable);
 	if (inserts.n > 0)
-		run_write(plan->insert_plan,
+		run_write(plan, plan->insert_plan,
 				  PointerGetDatum(construct_array(inserts.rows, inserts.n, plan->member_type,
 												  -1, false, TYPALIGN_DOUBLE)), inserts.n);
 	if (updates.n > 0)
-		run_write(plan->update_plan,
+		run_write(plan, plan->update_plan,
 				  PointerGetDatum(construct_array(updates.rows, updates.n, plan->member_type,
 												  -1, false, TYPALIGN_DOUBLE)), updates.n);
 	if (deletes.n > 0)
-		run_write(plan->delete_plan,
+		run_write(plan, plan->delete_plan,
 				  PointerGetDatum(construct_array(deletes.rows, deletes.n,
 												  plan->cat->config.key_type, plan->key_len,
 												  plan->key_byval, plan->key_align)), deletes.n);
@@ -799,7 +932,7 @@ delete_departed(EvalPlan *plan)
 					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
 					 quote_identifier(RelationGetRelationName(source)),
 					 quote_identifier(keycol));
-	if (SPI_execute(sql.data, false, 0) != SPI_OK_SELECT)
+	if (plan_execute_sql(plan, sql.data) != SPI_OK_SELECT)
 		elog(ERROR, "could not delete departed contacts");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -875,7 +1008,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 			nulls[1] = 'n';
 			values[2] = Int64GetDatum(es->delta);
 		}
-		if (SPI_execute_plan(upd, values, nulls, false, 0) != SPI_OK_UPDATE)
+		if (plan_execute(plan, upd, values, nulls) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update segments.segment_state");
 	}
 }
@@ -901,18 +1034,16 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	TimestampTz started = GetCurrentTimestamp();
 	EvalPlan   *plan;
 	Batch	   *batch;
-	Snapshot	snapshot;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = plan_build(only_segments, nonly, true);
+	plan = plan_build(only_segments, nonly, true, false);
 	batch = batch_create();
 
 	/* see every contact committed by now, after taking the lock */
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(plan->source, snapshot, 0, NULL);
+	scan = table_beginscan(plan->source, plan->snapshot, 0, NULL);
 	slot = table_slot_create(plan->source, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
@@ -937,11 +1068,11 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	batch_apply(plan, batch);
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
 
 	delete_departed(plan);
 	record_state(plan, started);
 	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
 
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
@@ -975,18 +1106,16 @@ EvaluateContacts(ArrayType *keys)
 	bool		elmbyval;
 	char		elmalign;
 	int64		changed;
-	Snapshot	snapshot;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = plan_build(NULL, 0, false);
+	plan = plan_build(NULL, 0, false, false);
 	batch = batch_create();
 
 	get_typlenbyvalalign(ARR_ELEMTYPE(keys), &elmlen, &elmbyval, &elmalign);
 	deconstruct_array(keys, ARR_ELEMTYPE(keys), elmlen, elmbyval, elmalign,
 					  &elems, &elem_nulls, &nelems);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	PushActiveSnapshot(snapshot);
+	PushActiveSnapshot(plan->snapshot);
 	slot = table_slot_create(plan->source, NULL);
 	for (int k = 0; k < nelems; k++)
 	{
@@ -1015,10 +1144,10 @@ EvaluateContacts(ArrayType *keys)
 	batch_apply(plan, batch);
 	ExecDropSingleTupleTableSlot(slot);
 	PopActiveSnapshot();
-	UnregisterSnapshot(snapshot);
 
 	record_state(plan, started);
 	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
 	changed = plan->changed;
 
 	if (SPI_finish() != SPI_OK_FINISH)
@@ -1026,6 +1155,181 @@ EvaluateContacts(ArrayType *keys)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(pass_cxt);
 	return changed;
+}
+
+/*
+ * verify(): stored rows of contacts no longer in the source are extra
+ * members of every reported segment they name; counted in SQL, with a few
+ * sample keys per segment.
+ */
+static void
+verify_departed(EvalPlan *plan)
+{
+	const SegmentsConfig *config = &plan->cat->config;
+	StringInfoData sql;
+	const char *keycol = get_attname(config->source_relid, config->key_attnum, false);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT u.num, pg_catalog.count(*),"
+					 "       (pg_catalog.array_agg(m.contact_id::pg_catalog.text"
+					 "                             ORDER BY m.contact_id))[1:%d]"
+					 "  FROM segments.member m,"
+					 "       LATERAL pg_catalog.unnest(segments._member_segs(m.data)) u(num)"
+					 " WHERE NOT EXISTS (SELECT 1 FROM %s.%s s"
+					 "                    WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
+					 " GROUP BY u.num",
+					 VERIFY_SAMPLES,
+					 quote_identifier(get_namespace_name(RelationGetNamespace(plan->source))),
+					 quote_identifier(RelationGetRelationName(plan->source)),
+					 quote_identifier(keycol));
+	if (plan_execute_sql(plan, sql.data) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the membership of departed contacts");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		bool		isnull;
+		EvalSegment *es = writable_segment(plan, DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)));
+		ArrayType  *sample;
+		Datum	   *keys;
+		int			nkeys;
+
+		if (es == NULL || !es->reported)
+			continue;
+		es->extra += DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		sample = DatumGetArrayTypeP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+		deconstruct_array(sample, TEXTOID, -1, false, TYPALIGN_INT, &keys, NULL, &nkeys);
+		for (int k = 0; k < nkeys && es->nextra_sample < VERIFY_SAMPLES; k++)
+			es->extra_sample[es->nextra_sample++] =
+				MemoryContextStrdup(GetMemoryChunkContext(plan), TextDatumGetCString(keys[k]));
+	}
+}
+
+/* A text[] of n strings. */
+static Datum
+text_array(char **strings, int n)
+{
+	Datum	   *elems = palloc(Max(n, 1) * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(strings[i]);
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * segments.verify(segment uuid DEFAULT NULL)
+ *   RETURNS TABLE (segment_id uuid, name text, state text, missing bigint,
+ *                  extra bigint, missing_sample text[], extra_sample text[])
+ *
+ * Evaluates every visible segment (or one) for every contact, as refresh()
+ * would, and compares with stored membership without writing anything:
+ * missing are contacts the rules select that membership lacks, extra the
+ * reverse.  A segment that cannot be evaluated (failed) should have no
+ * stored members: its stored ones are extra.  One row per segment, in
+ * name order.
+ */
+Datum
+segments_verify(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext pass_cxt;
+	MemoryContext old;
+	MemoryContext contact_cxt;
+	pg_uuid_t  *only = PG_ARGISNULL(0) ? NULL : PG_GETARG_UUID_P(0);
+	EvalPlan   *plan;
+	Batch	   *batch;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	Datum	   *states;
+	bool	   *state_nulls;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (only != NULL)
+	{
+		const CatalogSegment *seg = CatalogFindById(CatalogGet(), only);
+
+		if (seg == NULL || !CatalogTenantVisible(seg->tenant))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("segment \"%s\" does not exist",
+							DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(only))))));
+	}
+	pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments verify",
+									 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(pass_cxt);
+	contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact", ALLOCSET_DEFAULT_SIZES);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = plan_build(only, only ? 1 : 0, true, true);
+	batch = batch_create();
+
+	scan = table_beginscan(plan->source, plan->snapshot, 0, NULL);
+	slot = table_slot_create(plan->source, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		int32	   *nums;
+		int			n;
+		MemoryContext prev;
+
+		CHECK_FOR_INTERRUPTS();
+		prev = MemoryContextSwitchTo(contact_cxt);
+		slot_getallattrs(slot);
+		n = evaluate_contact(plan, slot, &nums);
+		MemoryContextSwitchTo(prev);
+		batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
+				  n, nums, true);
+		MemoryContextReset(contact_cxt);
+	}
+	batch_apply(plan, batch);
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	verify_departed(plan);
+
+	/* the state of each segment, as segments.status shows it */
+	states = palloc0(Max(plan->nsegments, 1) * sizeof(Datum));
+	state_nulls = palloc(Max(plan->nsegments, 1) * sizeof(bool));
+	for (int i = 0; i < plan->nsegments; i++)
+		state_nulls[i] = true;
+	if (plan_execute_sql(plan, "SELECT segment_id, state FROM segments.segment_state") != SPI_OK_SELECT)
+		elog(ERROR, "could not read segments.segment_state");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int			pos = plan_position(plan, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[r],
+																		   SPI_tuptable->tupdesc, 1, &isnull)));
+
+		if (pos >= 0)
+		{
+			states[pos] = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[r],
+														   SPI_tuptable->tupdesc, 2));
+			state_nulls[pos] = false;
+		}
+	}
+
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		EvalSegment *es = &plan->segments[i];
+		Datum		values[7];
+		bool		nulls[7] = {0};
+
+		if (!es->reported)
+			continue;
+		values[0] = UUIDPGetDatum(&es->seg->id);
+		values[1] = CStringGetTextDatum(es->seg->name);
+		values[2] = state_nulls[i] ? CStringGetTextDatum("pending") : states[i];
+		values[3] = Int64GetDatum(es->missing);
+		values[4] = Int64GetDatum(es->extra);
+		values[5] = text_array(es->missing_sample, es->nmissing_sample);
+		values[6] = text_array(es->extra_sample, es->nextra_sample);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+	PG_RETURN_VOID();
 }
 
 /*

@@ -45,15 +45,18 @@ MembershipKeyFromArg(const SegmentsConfig *config, Datum arg, Oid argtype, Datum
 		*key = arg;
 		return true;
 	}
-	if (argtype == INT4OID && key_type == INT8OID)
+	/* drivers bind small numbers as smallint or integer: any width will do */
+	if ((argtype == INT2OID || argtype == INT4OID || argtype == INT8OID) &&
+		(key_type == INT4OID || key_type == INT8OID))
 	{
-		*key = Int64GetDatum((int64) DatumGetInt32(arg));
-		return true;
-	}
-	if (argtype == INT8OID && key_type == INT4OID)
-	{
-		int64		v = DatumGetInt64(arg);
+		int64		v = argtype == INT2OID ? (int64) DatumGetInt16(arg) :
+			argtype == INT4OID ? (int64) DatumGetInt32(arg) : DatumGetInt64(arg);
 
+		if (key_type == INT8OID)
+		{
+			*key = Int64GetDatum(v);
+			return true;
+		}
 		if (v < PG_INT32_MIN || v > PG_INT32_MAX)
 			return false;
 		*key = Int32GetDatum((int32) v);

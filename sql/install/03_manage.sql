@@ -217,3 +217,12 @@ LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'segments_refresh_contacts';
 COMMENT ON FUNCTION segments.refresh_contacts(anyarray) IS
     'Re-evaluates every segment for the given contact keys and applies the difference; returns the number of contacts whose membership changed.';
+
+CREATE FUNCTION segments.verify(segment uuid DEFAULT NULL,
+    OUT segment_id uuid, OUT name text, OUT state text, OUT missing bigint, OUT extra bigint,
+    OUT missing_sample text[], OUT extra_sample text[])
+RETURNS SETOF record
+LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'segments_verify';
+COMMENT ON FUNCTION segments.verify(uuid) IS
+    'Compares stored membership with a fresh evaluation, writing nothing: per segment, the contacts missing from membership and the extra ones, with a few sample keys.';

@@ -1,6 +1,7 @@
 -- segments install script, part 4: reading and gating (role segments_read).
 -- Read functions never write: they work on a hot standby and in read-only
--- transactions.  Each takes the contact as uuid, bigint, integer or text;
+-- transactions.  Each takes the contact as uuid, bigint, integer, smallint
+-- (what drivers bind small numbers as) or text;
 -- an untyped literal or parameter resolves to the text variant.
 
 CREATE VIEW segments.segments AS
@@ -47,6 +48,10 @@ CREATE FUNCTION segments.segment_is_member(contact integer, segment uuid) RETURN
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
 CREATE FUNCTION segments.segment_is_member(contact integer, segment text) RETURNS boolean
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+CREATE FUNCTION segments.segment_is_member(contact smallint, segment uuid) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
+CREATE FUNCTION segments.segment_is_member(contact smallint, segment text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
 CREATE FUNCTION segments.segment_is_member(contact text, segment uuid) RETURNS boolean
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_segment_is_member';
 CREATE FUNCTION segments.segment_is_member(contact text, segment text) RETURNS boolean
@@ -58,6 +63,8 @@ CREATE FUNCTION segments.filter_restricted(contact bigint, restricted_to uuid[])
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_filter_restricted';
 CREATE FUNCTION segments.filter_restricted(contact integer, restricted_to uuid[]) RETURNS boolean
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_filter_restricted';
+CREATE FUNCTION segments.filter_restricted(contact smallint, restricted_to uuid[]) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_filter_restricted';
 CREATE FUNCTION segments.filter_restricted(contact text, restricted_to uuid[]) RETURNS boolean
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_filter_restricted';
 
@@ -67,6 +74,8 @@ CREATE FUNCTION segments._contact_segment_ids(contact uuid) RETURNS uuid[]
 CREATE FUNCTION segments._contact_segment_ids(contact bigint) RETURNS uuid[]
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_segment_ids';
 CREATE FUNCTION segments._contact_segment_ids(contact integer) RETURNS uuid[]
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_segment_ids';
+CREATE FUNCTION segments._contact_segment_ids(contact smallint) RETURNS uuid[]
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_segment_ids';
 CREATE FUNCTION segments._contact_segment_ids(contact text) RETURNS uuid[]
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_segment_ids';
@@ -80,6 +89,10 @@ CREATE FUNCTION segments.contact_segments(contact bigint) RETURNS SETOF segments
 $$ SELECT s.* FROM segments.segments s
     WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
 CREATE FUNCTION segments.contact_segments(contact integer) RETURNS SETOF segments.segments
+    LANGUAGE sql STABLE AS
+$$ SELECT s.* FROM segments.segments s
+    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+CREATE FUNCTION segments.contact_segments(contact smallint) RETURNS SETOF segments.segments
     LANGUAGE sql STABLE AS
 $$ SELECT s.* FROM segments.segments s
     WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;

@@ -55,6 +55,10 @@ BEGIN
                            ' AFTER TRUNCATE ON %s'
                            ' FOR EACH STATEMENT EXECUTE FUNCTION segments._capture()', source);
         END IF;
+        -- fire whatever session_replication_role is: logical replication
+        -- apply, pglogical and many ETL tools write as "replica"
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segments_capture', source);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER segments_capture_truncate', source);
     END IF;
     DELETE FROM segments.change_queue;
     PERFORM segments._notify_worker();

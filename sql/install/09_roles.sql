@@ -30,13 +30,17 @@ GRANT EXECUTE ON FUNCTION
     segments.segment_is_member(uuid, uuid), segments.segment_is_member(uuid, text),
     segments.segment_is_member(bigint, uuid), segments.segment_is_member(bigint, text),
     segments.segment_is_member(integer, uuid), segments.segment_is_member(integer, text),
+    segments.segment_is_member(smallint, uuid), segments.segment_is_member(smallint, text),
     segments.segment_is_member(text, uuid), segments.segment_is_member(text, text),
     segments.filter_restricted(uuid, uuid[]), segments.filter_restricted(bigint, uuid[]),
-    segments.filter_restricted(integer, uuid[]), segments.filter_restricted(text, uuid[]),
+    segments.filter_restricted(integer, uuid[]), segments.filter_restricted(smallint, uuid[]),
+    segments.filter_restricted(text, uuid[]),
     segments._contact_segment_ids(uuid), segments._contact_segment_ids(bigint),
-    segments._contact_segment_ids(integer), segments._contact_segment_ids(text),
+    segments._contact_segment_ids(integer), segments._contact_segment_ids(smallint),
+    segments._contact_segment_ids(text),
     segments.contact_segments(uuid), segments.contact_segments(bigint),
-    segments.contact_segments(integer), segments.contact_segments(text),
+    segments.contact_segments(integer), segments.contact_segments(smallint),
+    segments.contact_segments(text),
     segments.wait(interval)
     TO segments_read;
 
@@ -48,5 +52,6 @@ GRANT EXECUTE ON FUNCTION
     segments.refresh(uuid),
     segments.refresh_contacts(anyarray),
     segments.compile(jsonb),
-    segments.schedule(uuid, interval)
+    segments.schedule(uuid, interval),
+    segments.verify(uuid)
     TO segments_write;
