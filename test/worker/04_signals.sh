@@ -117,9 +117,10 @@ set_system segments.time_resolution 1h
 reload_with segments.naptime 1h 1h
 expect "time_resolution reloaded" "SHOW segments.time_resolution" 1h
 q "BEGIN;
-   SET LOCAL session_replication_role = replica;   -- no capture trigger, no wake-up
+   ALTER TABLE contacts DISABLE TRIGGER segments_capture;   -- no capture, no wake-up
    UPDATE contacts SET plan = 'vip' WHERE id = 3;
    INSERT INTO segments.change_queue (contact) VALUES ('3');
+   ALTER TABLE contacts ENABLE ALWAYS TRIGGER segments_capture;
    COMMIT"
 expect "lost wake-up: contact 3 queued" "SELECT pending_changes FROM segments.worker" 1
 hold "naptime and time_resolution 1h: still queued" "SELECT pending_changes FROM segments.worker" 1 8
