@@ -48,6 +48,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(segments_capture);
 PG_FUNCTION_INFO_V1(segments_capture_drop);
@@ -133,6 +134,12 @@ capture_read_catalog(void)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/*
+	 * The newest definitions, whatever this transaction's snapshot: a
+	 * REPEATABLE READ writer whose snapshot predates a new definition must
+	 * still capture the columns it reads (see writers.c).
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
 	if (SPI_execute("SELECT c.source::pg_catalog.oid, c.key_column, c.tenant_column, c.traits_column,"
 					"       EXISTS (SELECT 1 FROM segments.segment s"
 					"                WHERE s.definition OPERATOR(pg_catalog.@?)"
@@ -167,6 +174,7 @@ capture_read_catalog(void)
 		if (traits != NULL && traits_used)
 			capture.columns[capture.ncolumns++] = traits;
 	}
+	PopActiveSnapshot();
 	SPI_finish();
 }
 

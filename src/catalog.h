@@ -13,6 +13,7 @@
 
 #include "access/htup.h"
 #include "executor/tuptable.h"
+#include "storage/lock.h"
 #include "utils/relcache.h"
 
 /* segments.config, resolved to relation and attribute numbers. */
@@ -82,7 +83,21 @@ extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
 
 /* evaluate.c */
 extern void EvaluateRefresh(const pg_uuid_t *only_segments, int nonly);
+extern void EvaluateFailClosed(Datum segment_ids);
 extern int64 EvaluateContacts(ArrayType *keys);
+
+/* writers.c: a definition's first evaluation waits for writers in flight */
+typedef struct WriterWait
+{
+	MemoryContext cxt;			/* holds vxids */
+	int			phase;			/* 1: catalog writers, 2: source writers */
+	int			n;
+	int			allocated;
+	VirtualTransactionId *vxids;
+} WriterWait;
+
+extern void WritersBegin(WriterWait *ww, MemoryContext cxt);
+extern bool WritersDone(WriterWait *ww, Oid source_relid, bool wait);
 
 /* time_window.c: contacts whose time-dependent membership may flip */
 extern ArrayType *TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor,

@@ -57,6 +57,7 @@ typedef struct EvalSegment
 	char	   *error;			/* why not, for segment_state.last_error */
 	char	   *id_text;		/* default percentage salt */
 	bool		writable;		/* this pass rewrites its membership */
+	bool		targeted;		/* would be rewritten if it compiled */
 	bool		needed;			/* writable, or read by a needed segment */
 	int64		count;			/* members seen (full pass) */
 	int64		delta;			/* change of member count */
@@ -414,6 +415,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 			es->writable = true;
 		if (ready != NULL && !ready[i])
 			es->writable = false;
+		es->targeted = es->writable;
 		if (verify)
 		{
 			/* compared, whatever its state; evaluated when it compiles */
@@ -955,6 +957,53 @@ delete_departed(EvalPlan *plan)
 }
 
 /*
+ * Fail closed: removes segments (by number) from every stored row, so that a
+ * segment that cannot be evaluated grants no membership.  The caller holds
+ * the lock on segments.member; snapshot is the pass's (or InvalidSnapshot:
+ * a new one per statement).
+ */
+static void
+strip_numbers(Snapshot snapshot, Datum nums)
+{
+	Oid			type = INT4ARRAYOID;
+	SPIPlanPtr	del = SPI_prepare("DELETE FROM segments.member m"
+								  " WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.&&) $1"
+								  "   AND segments._member_without(m.data, $1) IS NULL",
+								  1, &type);
+	SPIPlanPtr	upd = SPI_prepare("UPDATE segments.member m"
+								  "   SET data = segments._member_without(m.data, $1)"
+								  " WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.&&) $1",
+								  1, &type);
+
+	if (del == NULL || upd == NULL)
+		elog(ERROR, "could not prepare the removal of failed segments");
+	if (SPI_execute_snapshot(del, &nums, NULL, snapshot, InvalidSnapshot, false, true, 0) != SPI_OK_DELETE ||
+		SPI_execute_snapshot(upd, &nums, NULL, snapshot, InvalidSnapshot, false, true, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not remove failed segments from membership");
+}
+
+/*
+ * A failed evaluation (the worker's): these segments grant no membership
+ * until evaluated again.  In the caller's transaction and SPI connection.
+ */
+void
+EvaluateFailClosed(Datum ids)
+{
+	Oid			type = UUIDARRAYOID;
+	bool		isnull;
+
+	if (ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(ids)), ARR_DIMS(DatumGetArrayTypeP(ids))) == 0)
+		return;
+	if (SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
+		elog(ERROR, "could not lock segments.member");
+	if (SPI_execute_with_args("SELECT coalesce(pg_catalog.array_agg(num), '{}') FROM segments.segment"
+							  " WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
+							  1, &type, &ids, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segments.segment");
+	strip_numbers(InvalidSnapshot, SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
  * Records the outcome in segments.segment_state: ready with the new count
  * for rewritten segments of a full pass, failed with the error for those
  * that could not compile, and count changes otherwise.
@@ -969,12 +1018,23 @@ record_state(EvalPlan *plan, TimestampTz started)
 								  "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
 								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
 								  "  last_duration = coalesce($5, last_duration),"
-								  "  last_error = $4"
+								  "  last_error = $4,"
+								  "  attempts = CASE WHEN $2 = 'ready' THEN 0 ELSE attempts END,"
+								  "  retry_at = CASE WHEN $2 = 'ready' THEN NULL ELSE retry_at END"
 								  " WHERE segment_id OPERATOR(pg_catalog.=) $1",
 								  5, types);
+	SPIPlanPtr	fail = SPI_prepare("UPDATE segments.segment_state SET"
+								   "  state = 'failed', member_count = 0, last_error = $2,"
+								   "  retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
+								   "             segments._retry_after(attempts, false),"
+								   "  attempts = attempts + 1"
+								   " WHERE segment_id = $1",
+								   2, types);
 	Interval   *duration = palloc0(sizeof(Interval));
+	Datum	   *failed = palloc(Max(plan->nsegments, 1) * sizeof(Datum));
+	int			nfailed = 0;
 
-	if (upd == NULL)
+	if (upd == NULL || fail == NULL)
 		elog(ERROR, "could not prepare state update");
 	duration->time = GetCurrentTimestamp() - started;
 	for (int i = 0; i < plan->nsegments; i++)
@@ -984,17 +1044,24 @@ record_state(EvalPlan *plan, TimestampTz started)
 		char		nulls[5] = {' ', ' ', ' ', 'n', 'n'};
 		bool		complete = plan->full_pass && es->writable;
 
-		if (es->rule != NULL && !complete && es->delta == 0)
-			continue;
 		values[0] = UUIDPGetDatum(&es->seg->id);
 		if (es->rule == NULL)
 		{
-			values[1] = CStringGetTextDatum("failed");
-			values[2] = Int64GetDatum(0);
-			values[3] = CStringGetTextDatum(es->error ? es->error : "could not compile");
-			nulls[3] = ' ';
+			/*
+			 * A segment this pass should have rewritten (or, incrementally,
+			 * a ready one) cannot be evaluated: it fails closed.
+			 */
+			if (!es->targeted)
+				continue;
+			values[1] = CStringGetTextDatum(es->error ? es->error : "could not compile");
+			if (plan_execute(plan, fail, values, NULL) != SPI_OK_UPDATE)
+				elog(ERROR, "could not update segments.segment_state");
+			failed[nfailed++] = Int32GetDatum(es->seg->num);
+			continue;
 		}
-		else if (complete)
+		if (!complete && es->delta == 0)
+			continue;
+		if (complete)
 		{
 			values[1] = CStringGetTextDatum("ready");
 			values[2] = Int64GetDatum(es->count);
@@ -1011,6 +1078,10 @@ record_state(EvalPlan *plan, TimestampTz started)
 		if (plan_execute(plan, upd, values, nulls) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update segments.segment_state");
 	}
+	if (nfailed > 0)
+		strip_numbers(plan->snapshot,
+					  PointerGetDatum(construct_array(failed, nfailed, INT4OID, sizeof(int32),
+													  true, TYPALIGN_INT)));
 }
 
 /* ----------------------------------------------------------------
@@ -1341,6 +1412,20 @@ segments_verify(PG_FUNCTION_ARGS)
 Datum
 segments_refresh(PG_FUNCTION_ARGS)
 {
+	const SegmentCatalog *catalog = CatalogGet();
+
+	/*
+	 * Writers in flight may have missed a definition this refresh evaluates
+	 * for the first time (writers.c): wait for them, before taking the lock
+	 * so that the worker is not held up meanwhile.
+	 */
+	if (catalog->config.configured)
+	{
+		WriterWait	ww;
+
+		WritersBegin(&ww, CurrentMemoryContext);
+		(void) WritersDone(&ww, catalog->config.source_relid, true);
+	}
 	if (PG_ARGISNULL(0))
 		EvaluateRefresh(NULL, 0);
 	else

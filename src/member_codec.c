@@ -181,3 +181,42 @@ segments_member_rows(PG_FUNCTION_ARGS)
 	}
 	return (Datum) 0;
 }
+
+/*
+ * segments._member_without(data bytea, nums integer[]) RETURNS bytea
+ *
+ * The stored membership without the given segment numbers, or NULL when
+ * nothing is left: how a failed segment stops granting membership.
+ */
+PG_FUNCTION_INFO_V1(segments_member_without);
+
+Datum
+segments_member_without(PG_FUNCTION_ARGS)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	ArrayType  *drop = PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			ndrop;
+	int32	   *nums;
+	int32	   *since;
+	int			n = MemberDecode(data, &nums, &since);
+	int			kept = 0;
+
+	deconstruct_array(drop, INT4OID, sizeof(int32), true, TYPALIGN_INT, &elems, &nulls, &ndrop);
+	for (int i = 0; i < n; i++)
+	{
+		bool		dropped = false;
+
+		for (int k = 0; k < ndrop && !dropped; k++)
+			dropped = !nulls[k] && DatumGetInt32(elems[k]) == nums[i];
+		if (!dropped)
+		{
+			nums[kept] = nums[i];
+			since[kept++] = since[i];
+		}
+	}
+	if (kept == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_BYTEA_P(MemberEncode(nums, since, kept));
+}

@@ -373,12 +373,25 @@ segments_wait(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	max_plan = SPI_prepare("SELECT pg_catalog.max(id) FROM segments.change_queue", 0, NULL);
+	max_plan = SPI_prepare("SELECT GREATEST("
+						   "  (SELECT max(id) FROM segments.change_queue),"
+						   "  (SELECT max(id) FROM segments.change_queue_failed))", 0, NULL);
+	/*
+	 * Not done while a change committed before the call is queued or set
+	 * aside (unapplied either way), or a segment this session may see was
+	 * requested before the call and is not settled: pending (retries of
+	 * transient errors included) or evaluating.  Failed segments are
+	 * settled: they grant nothing and show why in segments.status.
+	 */
 	check_plan = SPI_prepare("SELECT EXISTS (SELECT 1 FROM segments.change_queue"
 							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
-							 "    OR EXISTS (SELECT 1 FROM segments.segment_state"
-							 "                WHERE state OPERATOR(pg_catalog.=) ANY ('{pending,evaluating}'::pg_catalog.text[])"
-							 "                  AND requested_at OPERATOR(pg_catalog.<=) $2)",
+							 "    OR EXISTS (SELECT 1 FROM segments.change_queue_failed"
+							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
+							 "    OR EXISTS (SELECT 1 FROM segments.segment_state st"
+							 "                JOIN segments.segment s ON s.id OPERATOR(pg_catalog.=) st.segment_id"
+							 "                WHERE st.state IN ('pending', 'evaluating')"
+							 "                  AND st.requested_at OPERATOR(pg_catalog.<=) $2"
+							 "                  AND segments._tenant_visible(s.tenant))",
 							 2, types);
 	if (max_plan == NULL || check_plan == NULL)
 		elog(ERROR, "segments.wait: could not prepare: %s", SPI_result_code_string(SPI_result));

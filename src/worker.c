@@ -57,6 +57,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
@@ -173,9 +174,9 @@ commit_xact(void)
 
 /*
  * Error recovery inside PG_CATCH: logs the error, aborts the transaction,
- * and returns the message (in round_cxt).
+ * and returns the error (in round_cxt).
  */
-static char *
+static ErrorData *
 abort_xact(void)
 {
 	ErrorData  *edata;
@@ -187,8 +188,30 @@ abort_xact(void)
 	AbortCurrentTransaction();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	set_error(edata->message);
-	return edata->message;
+	return edata;
 }
+
+/*
+ * Errors that say nothing about the work itself and may well not happen
+ * again: a cancel (pg_cancel_backend), a lock timeout, a serialization
+ * failure or deadlock, a lack of memory, disk or connections.
+ */
+static bool
+error_is_transient(const ErrorData *edata)
+{
+	int			code = edata->sqlerrcode;
+
+	return code == ERRCODE_QUERY_CANCELED ||
+		code == ERRCODE_LOCK_NOT_AVAILABLE ||
+		ERRCODE_TO_CATEGORY(code) == ERRCODE_TRANSACTION_ROLLBACK ||
+		ERRCODE_TO_CATEGORY(code) == ERRCODE_INSUFFICIENT_RESOURCES;
+}
+
+/* Transient errors in a row while applying changes: the pause grows. */
+static int	apply_failures = 0;
+
+/* After an error that is not transient, the next batch is applied entry by entry. */
+static bool apply_isolating = false;
 
 /* Runs a statement through SPI; checks the result code. */
 static void
@@ -247,6 +270,142 @@ guard_end(RequestGuard *guard)
 }
 
 /*
+ * Applies queue entries [lo, hi) of a batch taken apart (see
+ * apply_isolated) in a subtransaction; when that fails for a reason other
+ * than a transient one, each half again, down to the single entries that
+ * cannot be applied: those are set aside in segments.change_queue_failed
+ * with their error.  A transient error ends the whole batch (retried).
+ */
+static void
+apply_range(Datum *ids, Datum *contacts, bool *nulls, Datum *enqueued, int lo, int hi)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (nulls[lo] && hi - lo == 1)
+			EvaluateRefresh(NULL, 0);	/* TRUNCATE, or a gap in capture */
+		else
+		{
+			Datum	   *keys = palloc(Max(hi - lo, 1) * sizeof(Datum));
+			int			n = 0;
+
+			for (int i = lo; i < hi; i++)
+			{
+				if (!nulls[i])
+					keys[n++] = contacts[i];
+			}
+			if (n < hi - lo)
+				elog(ERROR, "a whole-source entry is applied on its own");
+			EvaluateContacts(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (error_is_transient(edata))
+			ReThrowError(edata);
+		if (hi - lo > 1)
+		{
+			int			mid = lo + (hi - lo) / 2;
+
+			apply_range(ids, contacts, nulls, enqueued, lo, mid);
+			apply_range(ids, contacts, nulls, enqueued, mid, hi);
+		}
+		else
+		{
+			Oid			types[4] = {INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+			Datum		values[4] = {ids[lo], contacts[lo], enqueued[lo],
+			CStringGetTextDatum(edata->message)};
+			char		vnulls[4] = {' ', nulls[lo] ? 'n' : ' ', ' ', ' '};
+
+			if (SPI_execute_with_args("INSERT INTO segments.change_queue_failed"
+									  " (id, contact, enqueued_at, error) VALUES ($1, $2, $3, $4)",
+									  4, types, values, vnulls, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not set a queue entry aside");
+			ereport(WARNING,
+					(errmsg("segments worker set aside the change of contact %s: %s",
+							nulls[lo] ? "(all contacts)" : TextDatumGetCString(contacts[lo]),
+							edata->message),
+					 errhint("Fix the cause, then call segments.retry_failed_changes().")));
+			/* whole-source entry set aside: every segment is evaluated anew */
+			if (nulls[lo])
+				run("UPDATE segments.segment_state SET state = 'pending',"
+					"       requested_at = pg_catalog.clock_timestamp() WHERE state = 'ready'",
+					0, NULL, NULL, SPI_OK_UPDATE);
+		}
+	}
+	PG_END_TRY();
+}
+
+/*
+ * After an error that was not transient: takes the same oldest entries
+ * apart, so that the ones that cannot be applied are set aside and the
+ * others applied.  In begin_xact's transaction.
+ */
+static int64
+apply_isolated(void)
+{
+	Datum		arg = Int32GetDatum(segments_batch_size);
+	Oid			argtype = INT4OID;
+	int			n;
+	Datum	   *ids;
+	Datum	   *contacts;
+	Datum	   *enqueued;
+	bool	   *nulls;
+	int			start = 0;
+
+	run("DELETE FROM segments.change_queue"
+		" WHERE id IN (SELECT id FROM segments.change_queue ORDER BY id LIMIT $1)"
+		" RETURNING id, contact, enqueued_at",
+		1, &argtype, &arg, SPI_OK_DELETE_RETURNING);
+	n = (int) SPI_processed;
+	ids = palloc(Max(n, 1) * sizeof(Datum));
+	contacts = palloc(Max(n, 1) * sizeof(Datum));
+	enqueued = palloc(Max(n, 1) * sizeof(Datum));
+	nulls = palloc(Max(n, 1) * sizeof(bool));
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		ids[i] = SPI_getbinval(tup, desc, 1, &isnull);
+		contacts[i] = SPI_getbinval(tup, desc, 2, &nulls[i]);
+		if (!nulls[i])
+			contacts[i] = PointerGetDatum(DatumGetTextPCopy(contacts[i]));
+		enqueued[i] = SPI_getbinval(tup, desc, 3, &isnull);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	/* runs of contact entries, and each whole-source entry on its own */
+	for (int i = 0; i <= n; i++)
+	{
+		if (i == n || nulls[i])
+		{
+			if (i > start)
+				apply_range(ids, contacts, nulls, enqueued, start, i);
+			if (i < n)
+				apply_range(ids, contacts, nulls, enqueued, i, i + 1);
+			start = i + 1;
+		}
+	}
+	return n;
+}
+
+/*
  * Applies one batch of queued changes.  Returns the number of queue
  * entries applied, or -1 after an error (logged and shown in the view).
  */
@@ -265,7 +424,14 @@ apply_batch(void)
 		RequestGuard guard;
 
 		begin_xact("segments: applying changes");
-		if (is_configured())
+		if (is_configured() && apply_isolating)
+		{
+			guard = guard_begin();
+			set_state(SWS_APPLYING);
+			n = apply_isolated();
+			guard_end(&guard);
+		}
+		else if (is_configured())
 		{
 			guard = guard_begin();
 			run("WITH batch AS ("
@@ -292,14 +458,23 @@ apply_batch(void)
 			}
 		}
 		commit_xact();
+		apply_isolating = false;
 	}
 	PG_CATCH();
 	{
-		abort_xact();
+		ErrorData  *edata = abort_xact();
+
+		/* transient: the same batch again after a pause; else entry by entry */
+		if (error_is_transient(edata))
+			apply_failures++;
+		else
+			apply_isolating = true;
 		n = -1;
 	}
 	PG_END_TRY();
 
+	if (n >= 0)
+		apply_failures = 0;
 	if (n > 0)
 	{
 		SpinLockAcquire(&segments_shared->mutex);
@@ -334,8 +509,8 @@ uuid_array(const pg_uuid_t *ids, int n)
 static void
 evaluate_segments(const pg_uuid_t *ids, int n)
 {
-	Oid			types[2] = {UUIDARRAYOID, TEXTOID};
-	Datum		values[2];
+	Oid			types[3] = {UUIDARRAYOID, TEXTOID, BOOLOID};
+	Datum		values[3];
 
 	values[0] = uuid_array(ids, n);
 	evaluation_timed_out = false;
@@ -369,12 +544,18 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
 		char	   *message;
+		bool		transient;
+		bool		isnull;
 
 		disable_timeout(evaluation_timer, false);
 		if (evaluation_timed_out)
 			QueryCancelPending = false; /* the cancel was ours: not for the next step */
-		message = abort_xact();
+		edata = abort_xact();
+		message = edata->message;
+		/* past evaluation_timeout: not transient, the same pass takes as long */
+		transient = error_is_transient(edata) && !evaluation_timed_out;
 		begin_xact("segments: recording a failure");
 		if (evaluation_timed_out && n > 1)
 		{
@@ -393,11 +574,31 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 				set_error(message);
 				ereport(LOG, (errmsg("segments worker: %s; the segment is failed", message)));
 			}
+
+			/*
+			 * A transient error leaves the segments pending (readers keep
+			 * the previous membership) and retries soon, four times; any
+			 * other error, or a fifth, fails them closed: no membership
+			 * granted until an evaluation succeeds, tried again later, less
+			 * and less often.
+			 */
 			values[1] = CStringGetTextDatum(message);
-			run("UPDATE segments.segment_state SET state = 'failed', last_error = $2"
-				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
-				"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])",
-				2, types, values, SPI_OK_UPDATE);
+			values[2] = BoolGetDatum(transient);
+			run("WITH failure AS ("
+				"  UPDATE segments.segment_state SET"
+				"    state = CASE WHEN $3 AND attempts < 4 THEN 'pending' ELSE 'failed' END,"
+				"    member_count = CASE WHEN $3 AND attempts < 4 THEN member_count ELSE 0 END,"
+				"    retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
+				"               segments._retry_after(attempts, $3 AND attempts < 4),"
+				"    attempts = attempts + 1,"
+				"    last_error = $2"
+				"   WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+				"     AND state IN ('evaluating', 'ready')"
+				"  RETURNING segment_id, state)"
+				" SELECT coalesce(pg_catalog.array_agg(segment_id) FILTER (WHERE state = 'failed'), '{}')"
+				"   FROM failure",
+				3, types, values, SPI_OK_SELECT);
+			EvaluateFailClosed(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		}
 		commit_xact();
 	}
@@ -415,11 +616,64 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 }
 
 /*
- * Takes the oldest pending segment and evaluates it.  Returns false when
- * none is pending.
+ * Pending segments whose first evaluation waits for writers in flight
+ * (writers.c), by id and request: a new request (update_segment) starts a
+ * new wait.  A small table: an entry pushed out is simply started again.
+ */
+#define WRITER_WAITS	32
+typedef struct PendingWait
+{
+	bool		used;
+	pg_uuid_t	id;
+	TimestampTz requested_at;
+	WriterWait	wait;
+} PendingWait;
+static PendingWait pending_waits[WRITER_WAITS];
+static int	pending_waits_next = 0;
+static MemoryContext writers_cxt = NULL;
+
+/* Have the writers that could have missed this request all ended? */
+static bool
+writers_settled(const pg_uuid_t *id, TimestampTz requested_at)
+{
+	PendingWait *pw = NULL;
+
+	for (int i = 0; i < WRITER_WAITS && pw == NULL; i++)
+	{
+		if (pending_waits[i].used && pending_waits[i].requested_at == requested_at &&
+			memcmp(&pending_waits[i].id, id, sizeof(pg_uuid_t)) == 0)
+			pw = &pending_waits[i];
+	}
+	if (pw == NULL)
+	{
+		MemoryContext cxt;
+
+		if (writers_cxt == NULL)
+			writers_cxt = AllocSetContextCreate(TopMemoryContext, "segments writer waits",
+												ALLOCSET_SMALL_SIZES);
+		pw = &pending_waits[pending_waits_next];
+		pending_waits_next = (pending_waits_next + 1) % WRITER_WAITS;
+		if (pw->used)
+			MemoryContextDelete(pw->wait.cxt);
+		cxt = AllocSetContextCreate(writers_cxt, "segments writer wait", ALLOCSET_SMALL_SIZES);
+		pw->used = true;
+		memcpy(&pw->id, id, sizeof(pg_uuid_t));
+		pw->requested_at = requested_at;
+		WritersBegin(&pw->wait, cxt);
+	}
+	if (!WritersDone(&pw->wait, CatalogGet()->config.source_relid, false))
+		return false;
+	pw->used = false;
+	MemoryContextDelete(pw->wait.cxt);
+	return true;
+}
+
+/*
+ * Takes the oldest pending segment whose writers in flight have ended and
+ * evaluates it.  Returns false when none could be taken.
  */
 static bool
-evaluate_pending(void)
+evaluate_pending(long *sleep_ms)
 {
 	pg_uuid_t	id;
 	bool		found = false;
@@ -427,21 +681,54 @@ evaluate_pending(void)
 	begin_xact("segments: taking a pending segment");
 	if (is_configured())
 	{
-		run("UPDATE segments.segment_state SET state = 'evaluating'"
-			" WHERE segment_id OPERATOR(pg_catalog.=) (SELECT segment_id FROM segments.segment_state"
-			"                      WHERE state OPERATOR(pg_catalog.=) 'pending'"
-			"                      ORDER BY requested_at, segment_id LIMIT 1"
-			"                      FOR UPDATE SKIP LOCKED)"
-			" RETURNING segment_id",
-			0, NULL, NULL, SPI_OK_UPDATE_RETURNING);
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
+		bool		isnull;
+		Datum		d;
 
-			memcpy(&id, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 1, &isnull)),
-				   sizeof(pg_uuid_t));
-			found = true;
+		/* failed segments are tried again when due: the cause may have gone */
+		run("UPDATE segments.segment_state SET state = 'pending'"
+			" WHERE state = 'failed' AND retry_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()",
+			0, NULL, NULL, SPI_OK_UPDATE);
+		/* segments waiting to be retried wake the worker when due */
+		run("SELECT pg_catalog.date_part('epoch', pg_catalog.min(retry_at) OPERATOR(pg_catalog.-)"
+			"                                    pg_catalog.clock_timestamp())"
+			"  FROM segments.segment_state"
+			" WHERE state IN ('pending', 'failed') AND retry_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
+			0, NULL, NULL, SPI_OK_SELECT);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			*sleep_ms = Min(*sleep_ms, (long) (DatumGetFloat8(d) * 1000) + 1);
+		run("SELECT segment_id, requested_at FROM segments.segment_state"
+			" WHERE state = 'pending'"
+			"   AND (retry_at IS NULL OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())"
+			" ORDER BY requested_at, segment_id LIMIT 16",
+			0, NULL, NULL, SPI_OK_SELECT);
+		{
+			SPITupleTable *candidates = SPI_tuptable;
+			uint64		ncandidates = SPI_processed;
+
+			for (uint64 r = 0; r < ncandidates && !found; r++)
+			{
+				Oid			types[2] = {UUIDOID, TIMESTAMPTZOID};
+				Datum		values[2];
+
+				values[0] = SPI_getbinval(candidates->vals[r], candidates->tupdesc, 1, &isnull);
+				values[1] = SPI_getbinval(candidates->vals[r], candidates->tupdesc, 2, &isnull);
+				if (!writers_settled(DatumGetUUIDP(values[0]), DatumGetTimestampTz(values[1])))
+				{
+					/* poll again soon; changes and other segments meanwhile */
+					*sleep_ms = Min(*sleep_ms, 100);
+					continue;
+				}
+				run("UPDATE segments.segment_state SET state = 'evaluating'"
+					" WHERE segment_id OPERATOR(pg_catalog.=) $1 AND state = 'pending'"
+					"   AND requested_at OPERATOR(pg_catalog.=) $2",
+					2, types, values, SPI_OK_UPDATE);
+				if (SPI_processed == 1)
+				{
+					memcpy(&id, DatumGetUUIDP(values[0]), sizeof(pg_uuid_t));
+					found = true;
+				}
+			}
 		}
 	}
 	commit_xact();
@@ -774,14 +1061,21 @@ worker_round(long *sleep_ms)
 	{
 		int64		n = apply_batch();
 
+		if (n < 0 && apply_isolating)
+			return true;		/* the same entries again, one by one */
 		if (n < 0)
-			return false;		/* error: retry after naptime */
+		{
+			/* transient: again after 0.1 s, doubling up to naptime */
+			*sleep_ms = Min((long) segments_naptime,
+							100L << Min(apply_failures - 1, 16));
+			return false;
+		}
 		if (n < segments_batch_size)
 			break;
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), APPLY_BUDGET_MS))
 			return true;
 	}
-	if (evaluate_pending())
+	if (evaluate_pending(sleep_ms))
 		return true;
 	if (apply_time_window(sleep_ms))
 		return true;

@@ -52,10 +52,21 @@ CREATE TABLE segments.segment_state (
     evaluated_at  timestamptz,
     last_duration interval,
     last_error    text,
-    requested_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+    requested_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    attempts      integer NOT NULL DEFAULT 0,  -- failed evaluations in a row
+    retry_at      timestamptz                  -- pending/failed: not evaluated before
 );
 COMMENT ON TABLE segments.segment_state IS
     'Evaluation state per segment: pending, evaluating, ready or failed.';
+
+-- How long the worker waits before evaluating a segment again after
+-- `attempts` failed evaluations in a row: transient errors (cancel, lock
+-- timeout, serialization failure, deadlock, lack of resources) are retried
+-- soon (1, 2, 4, 8 s), a failed segment later (30 s doubling, at most 1 h).
+CREATE FUNCTION segments._retry_after(attempts integer, transient boolean) RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT CASE WHEN $2 THEN interval '1 s' * (2 ^ LEAST($1, 3))
+               ELSE LEAST(interval '1 hour', interval '30 s' * (2 ^ LEAST($1, 7))) END $$;
 
 SELECT pg_catalog.pg_extension_config_dump('segments.config', '');
 SELECT pg_catalog.pg_extension_config_dump('segments.segment', '');

@@ -6,6 +6,12 @@ CREATE FUNCTION segments._member_segs(data bytea)
 RETURNS integer[]
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'segments_member_segs';
+CREATE FUNCTION segments._member_without(data bytea, nums integer[])
+RETURNS bytea
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'segments_member_without';
+COMMENT ON FUNCTION segments._member_without(bytea, integer[]) IS
+    'Internal: stored membership without these segment numbers (NULL when none is left).';
 CREATE FUNCTION segments._member_rows(data bytea, OUT num integer, OUT since timestamptz)
 RETURNS SETOF record
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 20
@@ -225,7 +231,8 @@ BEGIN
     -- change capture for the worker: on the new source, off the old one
     PERFORM segments._install_capture(source);
 
-    UPDATE segments.segment_state SET state = 'pending', requested_at = clock_timestamp();
+    UPDATE segments.segment_state
+       SET state = 'pending', requested_at = clock_timestamp(), attempts = 0, retry_at = NULL;
     PERFORM segments.refresh();
 END
 $$;

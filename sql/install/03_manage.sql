@@ -134,7 +134,7 @@ BEGIN
                uses_time = (v_info ->> 'uses_time')::boolean
          WHERE s.id = r.id;
         UPDATE segments.segment_state st
-           SET state = 'pending', requested_at = clock_timestamp()
+           SET state = 'pending', requested_at = clock_timestamp(), attempts = 0, retry_at = NULL
          WHERE st.segment_id = r.id;
         PERFORM segments._notify_worker();
     END IF;

@@ -16,6 +16,38 @@ ALTER SEQUENCE segments.change_queue_id_seq OWNED BY segments.change_queue.id;
 COMMENT ON TABLE segments.change_queue IS
     'Contact changes committed on the source and not yet applied to membership by the worker.';
 
+-- Queue entries the worker could not apply (an error that is not
+-- transient, such as a key the membership storage cannot hold), set aside
+-- with the error so that they never hold back the others.
+CREATE TABLE segments.change_queue_failed (
+    id          bigint PRIMARY KEY,
+    contact     text,           -- NULL: every contact
+    enqueued_at timestamptz NOT NULL,
+    failed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    error       text NOT NULL
+);
+COMMENT ON TABLE segments.change_queue_failed IS
+    'Contact changes the worker could not apply, with the error; segments.retry_failed_changes() queues them again.';
+
+CREATE FUNCTION segments.retry_failed_changes()
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    WITH moved AS (DELETE FROM segments.change_queue_failed RETURNING id, contact, enqueued_at)
+    INSERT INTO segments.change_queue (id, contact, enqueued_at)
+    SELECT id, contact, enqueued_at FROM moved;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM segments._notify_worker();
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION segments.retry_failed_changes() IS
+    'Queues the changes set aside in segments.change_queue_failed again; returns how many.';
+
 -- Change capture on the source: AFTER row trigger for INSERT, UPDATE and
 -- DELETE (COPY fires it too), AFTER TRUNCATE statement trigger.
 CREATE FUNCTION segments._capture() RETURNS trigger

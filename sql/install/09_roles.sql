@@ -53,5 +53,7 @@ GRANT EXECUTE ON FUNCTION
     segments.refresh_contacts(anyarray),
     segments.compile(jsonb),
     segments.schedule(uuid, interval),
-    segments.verify(uuid)
+    segments.verify(uuid),
+    segments.retry_failed_changes()
     TO segments_write;
+GRANT SELECT ON segments.change_queue_failed TO segments_write;

@@ -11,3 +11,15 @@
 -- test/upgrade/01_upgrade.sh compares an upgraded database with a fresh
 -- install of the new version, object by object: a change to sql/install/
 -- without its counterpart here fails it.
+
+-- reliability: evaluation retries (attempts, retry_at) and queue entries set aside
+ALTER TABLE segments.segment_state
+    ADD COLUMN attempts integer NOT NULL DEFAULT 0,
+    ADD COLUMN retry_at timestamptz;
+CREATE TABLE segments.change_queue_failed (
+    id          bigint PRIMARY KEY,
+    contact     text,
+    enqueued_at timestamptz NOT NULL,
+    failed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    error       text NOT NULL
+);
