@@ -16,8 +16,9 @@
  * segments.segment or segments.config (their statement triggers send one),
  * of the source, or of the queue.
  *
- * Without the preload no worker would drain the queue, so nothing is
- * queued; segments.refresh() keeps membership current by hand.
+ * Without the preload no worker would drain the queue: a writing
+ * transaction queues one whole-source entry instead of its keys (see
+ * mark_gap), which a full segments.refresh() clears.
  *
  * Writing contacts needs no privilege from the extension: the catalog is
  * read as the extension's owner (a security-restricted operation with
@@ -33,6 +34,7 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/partition.h"
 #include "catalog/pg_type.h"
@@ -41,6 +43,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "nodes/execnodes.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
@@ -348,6 +351,51 @@ column_changed(CaptureRel *cr, int j, TupleTableSlot *a, TupleTableSlot *b)
 }
 
 /*
+ * Without the preload there is no worker, so contact keys are not queued;
+ * but a whole-source entry, once per writing (sub)transaction, records
+ * that membership may be stale.  wait() is false while it is queued; a
+ * full refresh() removes it, and a worker that comes back (the library
+ * preloaded again) re-evaluates every contact.
+ */
+static LocalTransactionId gap_lxid = InvalidLocalTransactionId;
+static SubTransactionId gap_subid = InvalidSubTransactionId;
+static bool gap_callback_registered = false;
+
+/* A rolled-back subtransaction takes its entry with it. */
+static void
+gap_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	if (gap_subid != mySubid || gap_lxid != MyProc->lxid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		gap_lxid = InvalidLocalTransactionId;
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		gap_subid = parentSubid;
+}
+
+static void
+mark_gap(void)
+{
+	if (gap_lxid == MyProc->lxid && gap_lxid != InvalidLocalTransactionId)
+		return;
+	if (capture.queue_relid == InvalidOid || !capture.valid)
+	{
+		capture.queue_relid = CatalogRelid("change_queue", false);
+		capture.queue_pkey = CatalogRelid("change_queue_pkey", false);
+		capture.queue_seq = CatalogRelid("change_queue_id_seq", false);
+	}
+	if (!gap_callback_registered)
+	{
+		RegisterSubXactCallback(gap_subxact_callback, NULL);
+		gap_callback_registered = true;
+	}
+	enqueue(NULL);
+	gap_lxid = MyProc->lxid;
+	gap_subid = GetCurrentSubTransactionId();
+}
+
+/*
  * segments._capture() RETURNS trigger
  *
  * AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW, and AFTER TRUNCATE FOR
@@ -366,7 +414,10 @@ segments_capture(PG_FUNCTION_ARGS)
 	if (!TRIGGER_FIRED_AFTER(event))
 		elog(ERROR, "segments_capture: must be fired AFTER");
 	if (!segments_preloaded)
+	{
+		mark_gap();
 		return PointerGetDatum(NULL);
+	}
 
 	cr = capture_rel(td->tg_relation);
 	if (!cr->is_source)

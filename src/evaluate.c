@@ -1084,6 +1084,26 @@ record_state(EvalPlan *plan, TimestampTz started)
 													  true, TYPALIGN_INT)));
 }
 
+/*
+ * A full pass over every segment reflects every change committed before
+ * its snapshot: the queue entries it can see are done (without the worker,
+ * that is how the whole-source entries of capture clear).  Entries a
+ * worker is applying right now are left to it.
+ */
+static void
+clear_covered_changes(EvalPlan *plan)
+{
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		if (!plan->segments[i].targeted)
+			return;
+	}
+	if (plan_execute_sql(plan, "DELETE FROM segments.change_queue WHERE id OPERATOR(pg_catalog.=) ANY"
+						 " (ARRAY(SELECT id FROM segments.change_queue FOR UPDATE SKIP LOCKED))")
+		!= SPI_OK_DELETE)
+		elog(ERROR, "could not clear segments.change_queue");
+}
+
 /* ----------------------------------------------------------------
  * The passes
  * ---------------------------------------------------------------- */
@@ -1142,6 +1162,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 
 	delete_departed(plan);
 	record_state(plan, started);
+	clear_covered_changes(plan);
 	table_close(plan->source, NoLock);
 	UnregisterSnapshot(plan->snapshot);
 

@@ -6,9 +6,10 @@
  *
  * It cannot see pg_extension of other databases, so it starts a worker
  * for every database that accepts connections (templates excepted); a
- * worker that finds no extension says so in its slot and exits.  Such a
- * database is probed again when a backend there asks for a worker (CREATE
- * EXTENSION does) or every few minutes.  A worker that dies unexpectedly
+ * worker that finds no extension says so in its slot and exits, and the
+ * slot is freed (slots are for databases served).  Such a database is
+ * probed again when a backend there asks for a worker (CREATE EXTENSION
+ * does) or every few minutes.  A worker that dies unexpectedly
  * is restarted after a pause; after a server crash, the launcher (and so
  * every worker) is restarted by the postmaster.  Registered with
  * BgWorkerStart_RecoveryFinished, it does not run on a hot standby and
@@ -48,6 +49,82 @@
 /* Handles of the workers this launcher started, by slot. */
 static BackgroundWorkerHandle **handles = NULL;
 static bool slots_full_reported = false;
+
+/*
+ * Databases found without the extension.  Their slots are freed at once, so
+ * that databases that do use it find one (segments.max_workers counts
+ * databases served, not databases probed); they are probed again when a
+ * backend there asks for a worker (CREATE EXTENSION does) or after
+ * PROBE_AGAIN_MS.
+ */
+typedef struct ProbedDatabase
+{
+	Oid			dboid;
+	TimestampTz probed_at;
+} ProbedDatabase;
+static ProbedDatabase *probed = NULL;
+static int	nprobed = 0;
+static int	probed_allocated = 0;
+
+static int
+probed_find(Oid dboid)
+{
+	for (int i = 0; i < nprobed; i++)
+	{
+		if (probed[i].dboid == dboid)
+			return i;
+	}
+	return -1;
+}
+
+static void
+probed_forget(Oid dboid)
+{
+	int			i = probed_find(dboid);
+
+	if (i >= 0)
+		probed[i] = probed[--nprobed];
+}
+
+static void
+probed_remember(Oid dboid, TimestampTz when)
+{
+	int			i = probed_find(dboid);
+
+	if (i < 0)
+	{
+		if (nprobed == probed_allocated)
+		{
+			probed_allocated = Max(16, probed_allocated * 2);
+			probed = probed ? repalloc(probed, probed_allocated * sizeof(ProbedDatabase)) :
+				MemoryContextAlloc(TopMemoryContext, probed_allocated * sizeof(ProbedDatabase));
+		}
+		i = nprobed++;
+		probed[i].dboid = dboid;
+	}
+	probed[i].probed_at = when;
+}
+
+/* Backends of databases without a slot asked for a worker: probe them now. */
+static void
+take_requests(void)
+{
+	Oid			requests[SEGMENTS_MAX_REQUESTS];
+	int			n;
+	bool		overflow;
+
+	SpinLockAcquire(&segments_shared->mutex);
+	n = segments_shared->nrequests;
+	memcpy(requests, segments_shared->requests, n * sizeof(Oid));
+	overflow = segments_shared->requests_overflow;
+	segments_shared->nrequests = 0;
+	segments_shared->requests_overflow = false;
+	SpinLockRelease(&segments_shared->mutex);
+	if (overflow)
+		nprobed = 0;
+	for (int i = 0; i < n; i++)
+		probed_forget(requests[i]);
+}
 
 /* Registers the launcher; _PG_init calls it when preloaded. */
 void
@@ -217,6 +294,13 @@ launcher_round(MemoryContext cxt)
 		SpinLockAcquire(&segments_shared->mutex);
 		if (slot->in_use && !exists && !alive)
 			memset(slot, 0, sizeof(*slot));		/* database dropped */
+		else if (slot->in_use && !alive && slot->state == SWS_NO_EXTENSION &&
+				 !slot->service_requested)
+		{
+			/* no extension there: free the slot, remember the probe */
+			probed_remember(slot->dboid, slot->probed_at);
+			memset(slot, 0, sizeof(*slot));
+		}
 		else if (slot->in_use && !alive)
 		{
 			if (slot->pid != 0)
@@ -273,12 +357,22 @@ launcher_round(MemoryContext cxt)
 	{
 		int			free_slot = -1;
 		bool		found = false;
+		bool		probing = false;
+		int			p = probed_find(dbs[d]);
 
+		/* known to have no extension, and not asked for: not yet again */
+		if (p >= 0 && !TimestampDifferenceExceeds(probed[p].probed_at, now, PROBE_AGAIN_MS))
+			continue;
 		SpinLockAcquire(&segments_shared->mutex);
 		for (int i = 0; i < nslots && !found; i++)
 		{
 			if (segments_shared->slots[i].in_use)
+			{
 				found = (segments_shared->slots[i].dboid == dbs[d]);
+				/* a probe in progress will free its slot soon */
+				probing |= (segments_shared->slots[i].state == SWS_STARTING ||
+							segments_shared->slots[i].state == SWS_NO_EXTENSION);
+			}
 			else if (free_slot < 0)
 				free_slot = i;
 		}
@@ -294,7 +388,11 @@ launcher_round(MemoryContext cxt)
 		}
 		SpinLockRelease(&segments_shared->mutex);
 
-		if (!found && free_slot < 0)
+		if (!found && free_slot >= 0)
+			probed_forget(dbs[d]);
+		if (!found && free_slot < 0 && probing)
+			wake_at = Min(wake_at, TimestampTzPlusMilliseconds(now, 1000));
+		else if (!found && free_slot < 0)
 		{
 			if (!slots_full_reported)
 				ereport(WARNING,
@@ -364,7 +462,10 @@ segments_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		if (segments_enabled)
+		{
+			take_requests();
 			sleep_ms = launcher_round(cxt);
+		}
 		else
 			stop_workers();
 

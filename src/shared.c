@@ -133,6 +133,18 @@ wake_worker(Oid dboid)
 	{
 		if (slot != NULL)
 			slot->service_requested = true;
+		else
+		{
+			/* no slot (the launcher freed it): ask for this database by oid */
+			bool		known = false;
+
+			for (int i = 0; i < segments_shared->nrequests && !known; i++)
+				known = (segments_shared->requests[i] == dboid);
+			if (!known && segments_shared->nrequests < SEGMENTS_MAX_REQUESTS)
+				segments_shared->requests[segments_shared->nrequests++] = dboid;
+			else if (!known)
+				segments_shared->requests_overflow = true;
+		}
 		latch = segments_shared->launcher_latch;
 	}
 	SpinLockRelease(&segments_shared->mutex);

@@ -73,6 +73,11 @@ typedef struct SegmentsShared
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	ConditionVariable progress_cv;	/* broadcast after each worker commit */
+	/* databases with no slot whose backends asked for a worker */
+#define SEGMENTS_MAX_REQUESTS 16
+	int			nrequests;
+	bool		requests_overflow;	/* more asked: probe every database */
+	Oid			requests[SEGMENTS_MAX_REQUESTS];
 	int			nslots;
 	SegmentsWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } SegmentsShared;

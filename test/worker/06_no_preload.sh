@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Without shared_preload_libraries: the library loads on first use (it must
-# not define postmaster settings then), the SQL interface works, nothing is
-# queued, refresh() keeps membership current by hand, and the worker view
-# says no worker runs.  Starts a second throwaway cluster of its own, next
-# to the test cluster, and stops it on exit.
+# not define postmaster settings then), the SQL interface works, no keys are
+# queued but each writing transaction records that membership may be stale
+# (wait() false), refresh() keeps membership current by hand and clears
+# that, and the worker view says no worker runs.  Preloaded again, the
+# worker applies what was written meanwhile.  Starts a second throwaway
+# cluster of its own, next to the test cluster, and stops it on exit.
 set -euo pipefail
 : "${PGHOST:?run through scripts/test.sh}" "${PG_BIN:?}"
 TEST_NAME=06_no_preload
@@ -55,10 +57,29 @@ expect "a new segment waits for refresh()" "SELECT state FROM segments.status" p
 q "SELECT segments.refresh()" >/dev/null
 expect "refresh() by hand" "SELECT segments.segment_is_member(1, 'VIP') AND NOT segments.segment_is_member(2, 'VIP')" t
 qa "UPDATE contacts SET plan = 'vip' WHERE id = 2"
-expect "nothing queued without a worker" "SELECT count(*) FROM segments.change_queue" 0
+qa "BEGIN; UPDATE contacts SET plan = 'vip' WHERE id = 1; INSERT INTO contacts VALUES (3, 'free'); COMMIT"
+qa "BEGIN; SAVEPOINT a; UPDATE contacts SET plan = 'free' WHERE id = 1; ROLLBACK TO a; COMMIT"
+expect "no keys queued without a worker: one whole-source entry per writing transaction" \
+       "SELECT count(*) || ' ' || count(contact) FROM segments.change_queue" "2 0"
 expect "not applied by itself" "SELECT segments.segment_is_member(2, 'VIP')" f
+expect "wait() is false: membership may be stale" "SELECT segments.wait('1 s')" f
 expect "worker view: none runs" "SELECT state FROM segments.worker" "not running"
 q "SELECT segments.refresh()" >/dev/null
 expect "refresh() applies the change" "SELECT segments.segment_is_member(2, 'VIP')" t
+expect "a full refresh() clears the queue" "SELECT count(*) FROM segments.change_queue" 0
+expect "wait() after refresh()" "SELECT segments.wait('1 s')" t
 expect "the tenant setting exists unpreloaded" "SET segments.tenant = 'x'; SHOW segments.tenant" x
+
+# changes made without the worker, then the library preloaded again: the
+# worker that comes back re-evaluates every contact (issue 9, item 12)
+qa "UPDATE contacts SET plan = 'free' WHERE id = 2"
+qa "INSERT INTO contacts VALUES (4, 'vip')"
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null
+echo "shared_preload_libraries = 'segments'" >>"$DIR/data/postgresql.conf"
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w -t 60 start >/dev/null
+expect "preloaded again" "SHOW shared_preload_libraries" segments
+expect "wait() once the worker is back" "SELECT segments.wait('60 s')" t
+expect "changes made without the worker applied" \
+       "SELECT segments.segment_is_member(2, 'VIP') OR NOT segments.segment_is_member(4, 'VIP')" f
+expect "verify() finds nothing" "SELECT sum(missing + extra) FROM segments.verify()" 0
 all_passed
