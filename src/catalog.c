@@ -98,6 +98,18 @@ CatalogRelid(const char *relname, bool missing_ok)
 	return relid;
 }
 
+/*
+ * Does the installed SQL have failure handling (0.2.0: segment_state's
+ * retry columns, change_queue_failed, _member_without)?  A server running
+ * this library with the extension still at 0.1.0, before ALTER EXTENSION
+ * UPDATE, behaves as 0.1.0 did: no retries, nothing set aside.
+ */
+bool
+CatalogHasFailureHandling(void)
+{
+	return OidIsValid(CatalogRelid("change_queue_failed", true));
+}
+
 /* The session's tenant (segments.tenant), or NULL when unset or empty. */
 const char *
 CatalogSessionTenant(void)

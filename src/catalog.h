@@ -65,6 +65,7 @@ extern bool CatalogTenantVisible(const char *tenant);
 extern bool CatalogTenantVisibleTo(const char *tenant, const char *session_tenant);
 extern Oid	CatalogRelid(const char *relname, bool missing_ok);
 extern void CatalogCheckSource(const SegmentsConfig *config, Relation source);
+extern bool CatalogHasFailureHandling(void);
 extern bool CatalogParseUuid(const char *str, pg_uuid_t *uuid);
 extern void CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
 									 const SegmentsConfig *config);
@@ -84,6 +85,8 @@ extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
 /* evaluate.c */
 extern void EvaluateRefresh(const pg_uuid_t *only_segments, int nonly);
 extern void EvaluateFailClosed(Datum segment_ids);
+extern int64 EvaluateLockWaitUs;
+extern void SharedTimeEvaluated(TimestampTz at);
 extern int64 EvaluateContacts(ArrayType *keys);
 
 /* writers.c: a definition's first evaluation waits for writers in flight */

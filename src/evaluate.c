@@ -46,6 +46,9 @@ PG_FUNCTION_INFO_V1(segments_verify);
 /* Contacts per batch of reads and writes of segments.member. */
 #define EVAL_BATCH_SIZE 4096
 
+/* Time this process spent waiting for the lock on segments.member. */
+int64		EvaluateLockWaitUs = 0;
+
 /* Keys verify() shows per segment and kind of difference. */
 #define VERIFY_SAMPLES 5
 
@@ -356,9 +359,14 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	 * verify() only reads, with the transaction's snapshot (it runs in
 	 * read-only transactions and on a standby, where the lock is refused).
 	 */
-	if (!verify &&
-		SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
-		elog(ERROR, "could not lock segments.member");
+	if (!verify)
+	{
+		TimestampTz lock_start = GetCurrentTimestamp();
+
+		if (SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
+			elog(ERROR, "could not lock segments.member");
+		EvaluateLockWaitUs += GetCurrentTimestamp() - lock_start;
+	}
 	/*
 	 * The catalog may have changed while we waited: read it, the segment
 	 * states, the source and membership with a snapshot taken after the
@@ -377,6 +385,8 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	/* now() of the transaction, as the application's own queries see it */
 	plan->now = GetCurrentTransactionStartTimestamp();
 	plan->now_seconds = (int32) (plan->now / USECS_PER_SEC);
+	if (!verify)
+		SharedTimeEvaluated(plan->now);
 
 	CatalogBuildParseContext(&pctx, plan->source, config);
 	plan->nsegments = plan->cat->nsegments;
@@ -992,7 +1002,8 @@ EvaluateFailClosed(Datum ids)
 	Oid			type = UUIDARRAYOID;
 	bool		isnull;
 
-	if (ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(ids)), ARR_DIMS(DatumGetArrayTypeP(ids))) == 0)
+	if (ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(ids)), ARR_DIMS(DatumGetArrayTypeP(ids))) == 0 ||
+		!CatalogHasFailureHandling())
 		return;
 	if (SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
 		elog(ERROR, "could not lock segments.member");
@@ -1012,7 +1023,9 @@ static void
 record_state(EvalPlan *plan, TimestampTz started)
 {
 	Oid			types[5] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, INTERVALOID};
-	SPIPlanPtr	upd = SPI_prepare("UPDATE segments.segment_state SET"
+	bool		retries = CatalogHasFailureHandling();
+	SPIPlanPtr	upd = SPI_prepare(retries ?
+								  "UPDATE segments.segment_state SET"
 								  "  state = coalesce($2, state),"
 								  "  member_count = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' AND $5 IS NOT NULL"
 								  "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
@@ -1021,13 +1034,25 @@ record_state(EvalPlan *plan, TimestampTz started)
 								  "  last_error = $4,"
 								  "  attempts = CASE WHEN $2 = 'ready' THEN 0 ELSE attempts END,"
 								  "  retry_at = CASE WHEN $2 = 'ready' THEN NULL ELSE retry_at END"
+								  " WHERE segment_id OPERATOR(pg_catalog.=) $1" :
+								  "UPDATE segments.segment_state SET"
+								  "  state = coalesce($2, state),"
+								  "  member_count = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' AND $5 IS NOT NULL"
+								  "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
+								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
+								  "  last_duration = coalesce($5, last_duration),"
+								  "  last_error = $4"
 								  " WHERE segment_id OPERATOR(pg_catalog.=) $1",
 								  5, types);
-	SPIPlanPtr	fail = SPI_prepare("UPDATE segments.segment_state SET"
+	SPIPlanPtr	fail = SPI_prepare(retries ?
+								   "UPDATE segments.segment_state SET"
 								   "  state = 'failed', member_count = 0, last_error = $2,"
 								   "  retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
 								   "             segments._retry_after(attempts, false),"
 								   "  attempts = attempts + 1"
+								   " WHERE segment_id = $1" :
+								   "UPDATE segments.segment_state SET"
+								   "  state = 'failed', member_count = 0, last_error = $2"
 								   " WHERE segment_id = $1",
 								   2, types);
 	Interval   *duration = palloc0(sizeof(Interval));
@@ -1078,7 +1103,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 		if (plan_execute(plan, upd, values, nulls) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update segments.segment_state");
 	}
-	if (nfailed > 0)
+	if (nfailed > 0 && retries)
 		strip_numbers(plan->snapshot,
 					  PointerGetDatum(construct_array(failed, nfailed, INT4OID, sizeof(int32),
 													  true, TYPALIGN_INT)));

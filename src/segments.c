@@ -32,6 +32,9 @@ int			segments_evaluation_timeout = 5 * 60 * 1000;
 /* Set in the postmaster when preloaded; inherited by every child. */
 bool		segments_preloaded = false;
 
+/* Set by the worker of a database at start. */
+bool		segments_in_worker = false;
+
 /* Defines the settings and, when preloaded, registers the worker. */
 void
 _PG_init(void)

@@ -291,6 +291,46 @@ database_to_pause(Node *parsetree)
 	return InvalidOid;
 }
 
+/*
+ * A pass outside the worker (refresh(), refresh_contacts()) evaluated the
+ * time as of `at`, its transaction's start: the memberships it wrote may
+ * be older than the worker's time windows, which must cover the flips
+ * since then again.  No-op in the worker and without the preload.
+ */
+void
+SharedTimeEvaluated(TimestampTz at)
+{
+	SegmentsWorkerSlot *slot;
+
+	if (segments_shared == NULL || segments_in_worker)
+		return;
+	SpinLockAcquire(&segments_shared->mutex);
+	slot = SharedFindSlot(MyDatabaseId);
+	if (slot != NULL && (slot->time_rewind_to == 0 || at < slot->time_rewind_to))
+		slot->time_rewind_to = at;
+	SpinLockRelease(&segments_shared->mutex);
+}
+
+/* The worker: the earliest instant a backend's pass evaluated at, or 0. */
+TimestampTz
+SharedTakeTimeRewind(void)
+{
+	SegmentsWorkerSlot *slot;
+	TimestampTz at = 0;
+
+	if (segments_shared == NULL)
+		return 0;
+	SpinLockAcquire(&segments_shared->mutex);
+	slot = SharedFindSlot(MyDatabaseId);
+	if (slot != NULL)
+	{
+		at = slot->time_rewind_to;
+		slot->time_rewind_to = 0;
+	}
+	SpinLockRelease(&segments_shared->mutex);
+	return at;
+}
+
 /* ProcessUtility_hook: pauses workers before commands they would block. */
 static void
 segments_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -382,12 +422,16 @@ segments_wait(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	bool		isnull;
 	bool		done = false;
+	bool		failed_table;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	max_plan = SPI_prepare("SELECT GREATEST("
+	failed_table = CatalogHasFailureHandling();	/* 0.1.0: none */
+	max_plan = SPI_prepare(failed_table ?
+						   "SELECT GREATEST("
 						   "  (SELECT max(id) FROM segments.change_queue),"
-						   "  (SELECT max(id) FROM segments.change_queue_failed))", 0, NULL);
+						   "  (SELECT max(id) FROM segments.change_queue_failed))" :
+						   "SELECT max(id) FROM segments.change_queue", 0, NULL);
 	/*
 	 * Not done while a change committed before the call is queued or set
 	 * aside (unapplied either way), or a segment this session may see was
@@ -395,9 +439,17 @@ segments_wait(PG_FUNCTION_ARGS)
 	 * transient errors included) or evaluating.  Failed segments are
 	 * settled: they grant nothing and show why in segments.status.
 	 */
-	check_plan = SPI_prepare("SELECT EXISTS (SELECT 1 FROM segments.change_queue"
+	check_plan = SPI_prepare(failed_table ?
+							 "SELECT EXISTS (SELECT 1 FROM segments.change_queue"
 							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
 							 "    OR EXISTS (SELECT 1 FROM segments.change_queue_failed"
+							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
+							 "    OR EXISTS (SELECT 1 FROM segments.segment_state st"
+							 "                JOIN segments.segment s ON s.id OPERATOR(pg_catalog.=) st.segment_id"
+							 "                WHERE st.state IN ('pending', 'evaluating')"
+							 "                  AND st.requested_at OPERATOR(pg_catalog.<=) $2"
+							 "                  AND segments._tenant_visible(s.tenant))" :
+							 "SELECT EXISTS (SELECT 1 FROM segments.change_queue"
 							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
 							 "    OR EXISTS (SELECT 1 FROM segments.segment_state st"
 							 "                JOIN segments.segment s ON s.id OPERATOR(pg_catalog.=) st.segment_id"

@@ -227,11 +227,21 @@ run(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 		elog(ERROR, "segments worker: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
 }
 
-/* Is a source configured?  (In a transaction.) */
+/*
+ * Is a source configured?  (In a transaction.)  With the extension's SQL
+ * still at 0.1.0 under this library (before ALTER EXTENSION UPDATE) the
+ * worker waits: its statements need the new catalog.
+ */
 static bool
 is_configured(void)
 {
 	bool		isnull;
+
+	if (!CatalogHasFailureHandling())
+	{
+		set_error("the extension is older than its library: run ALTER EXTENSION segments UPDATE");
+		return false;
+	}
 
 	run("SELECT EXISTS (SELECT 1 FROM segments.config)", 0, NULL, NULL, SPI_OK_SELECT);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -796,6 +806,7 @@ apply_time_window(long *sleep_ms)
 	TimestampTz due = time_window_end +
 		Max((int64) segments_time_resolution * 1000, time_window_pause_us);
 	volatile bool worked = false;
+	int64		lock_wait_before = EvaluateLockWaitUs;
 
 	if (!window_active && time_window_end != 0 && now < due)
 	{
@@ -819,6 +830,13 @@ apply_time_window(long *sleep_ms)
 			window_to = GetCurrentTransactionStartTimestamp();
 			window_from = time_window_end;
 			window_busy_us = 0;
+			/* a refresh() evaluated at an older instant: cover the flips since */
+			{
+				TimestampTz rewind = SharedTakeTimeRewind();
+
+				if (rewind != 0 && window_from != 0 && rewind < window_from)
+					window_from = Min(rewind, window_to);
+			}
 			have_time_segments = false;
 			if (is_configured())
 			{
@@ -882,7 +900,8 @@ apply_time_window(long *sleep_ms)
 				window_active = false;
 		}
 		commit_xact();
-		window_busy_us += GetCurrentTimestamp() - now;
+		/* waiting for a lock is not work: it must not space windows out */
+		window_busy_us += Max(GetCurrentTimestamp() - now - (EvaluateLockWaitUs - lock_wait_before), 0);
 		if (!window_active)
 		{
 			time_window_end = window_to;
@@ -1121,6 +1140,7 @@ segments_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 
 	my_slot = &segments_shared->slots[slotno];
+	segments_in_worker = true;
 	SpinLockAcquire(&segments_shared->mutex);
 	if (!my_slot->in_use || my_slot->dboid != dboid || my_slot->pid != 0)
 	{

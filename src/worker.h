@@ -34,6 +34,9 @@ extern int	segments_evaluation_timeout;	/* ms; 0: none */
 /* True in processes forked from a postmaster that preloaded the library. */
 extern bool segments_preloaded;
 
+/* True in a database's worker. */
+extern bool segments_in_worker;
+
 /* What a worker is doing, as shown by segments.worker. */
 typedef enum SegmentsWorkerState
 {
@@ -64,6 +67,8 @@ typedef struct SegmentsWorkerSlot
 	int64		last_batch_size;
 	int64		changes_applied;	/* queue entries applied */
 	int64		segments_evaluated;
+	TimestampTz time_rewind_to;	/* a backend's pass evaluated the time as of
+								 * then: the worker's next window starts there */
 	char		last_error[SEGMENTS_ERROR_LEN];
 } SegmentsWorkerSlot;
 
@@ -89,6 +94,7 @@ extern void SharedInitMemory(void);
 extern SegmentsWorkerSlot *SharedFindSlot(Oid dboid);
 extern void SharedNotifyAtCommit(void);
 extern void SharedPauseDatabase(Oid dboid, int seconds);
+extern TimestampTz SharedTakeTimeRewind(void);
 extern void SharedInitUtilityHook(void);
 
 /* launcher.c, worker.c: background worker entry points */

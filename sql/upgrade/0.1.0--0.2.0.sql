@@ -23,3 +23,19 @@ CREATE TABLE segments.change_queue_failed (
     failed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
     error       text NOT NULL
 );
+-- reliability: capture triggers fire whatever session_replication_role is
+-- (configure() now makes them ENABLE ALWAYS; those of 0.1.0 are kept)
+DO $always$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT t.tgrelid::regclass AS rel, t.tgname
+               FROM pg_catalog.pg_trigger t
+               JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'segments' AND p.proname = '_capture' AND t.tgparentid = 0
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', r.rel, r.tgname);
+    END LOOP;
+END
+$always$;
