@@ -1032,8 +1032,8 @@ record_state(EvalPlan *plan, TimestampTz started)
 								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
 								  "  last_duration = coalesce($5, last_duration),"
 								  "  last_error = $4,"
-								  "  attempts = CASE WHEN $2 = 'ready' THEN 0 ELSE attempts END,"
-								  "  retry_at = CASE WHEN $2 = 'ready' THEN NULL ELSE retry_at END"
+								  "  attempts = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' THEN 0 ELSE attempts END,"
+								  "  retry_at = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' THEN NULL ELSE retry_at END"
 								  " WHERE segment_id OPERATOR(pg_catalog.=) $1" :
 								  "UPDATE segments.segment_state SET"
 								  "  state = coalesce($2, state),"
@@ -1049,7 +1049,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 								   "  state = 'failed', member_count = 0, last_error = $2,"
 								   "  retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
 								   "             segments._retry_after(attempts, false),"
-								   "  attempts = attempts + 1"
+								   "  attempts = attempts OPERATOR(pg_catalog.+) 1"
 								   " WHERE segment_id = $1" :
 								   "UPDATE segments.segment_state SET"
 								   "  state = 'failed', member_count = 0, last_error = $2"

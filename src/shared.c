@@ -429,8 +429,8 @@ segments_wait(PG_FUNCTION_ARGS)
 	failed_table = CatalogHasFailureHandling();	/* 0.1.0: none */
 	max_plan = SPI_prepare(failed_table ?
 						   "SELECT GREATEST("
-						   "  (SELECT max(id) FROM segments.change_queue),"
-						   "  (SELECT max(id) FROM segments.change_queue_failed))" :
+						   "  (SELECT pg_catalog.max(id) FROM segments.change_queue),"
+						   "  (SELECT pg_catalog.max(id) FROM segments.change_queue_failed))" :
 						   "SELECT max(id) FROM segments.change_queue", 0, NULL);
 	/*
 	 * Not done while a change committed before the call is queued or set
@@ -446,14 +446,14 @@ segments_wait(PG_FUNCTION_ARGS)
 							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
 							 "    OR EXISTS (SELECT 1 FROM segments.segment_state st"
 							 "                JOIN segments.segment s ON s.id OPERATOR(pg_catalog.=) st.segment_id"
-							 "                WHERE st.state IN ('pending', 'evaluating')"
+							 "                WHERE st.state OPERATOR(pg_catalog.=) ANY ('{pending,evaluating}'::pg_catalog.text[])"
 							 "                  AND st.requested_at OPERATOR(pg_catalog.<=) $2"
 							 "                  AND segments._tenant_visible(s.tenant))" :
 							 "SELECT EXISTS (SELECT 1 FROM segments.change_queue"
 							 "                WHERE id OPERATOR(pg_catalog.<=) $1)"
 							 "    OR EXISTS (SELECT 1 FROM segments.segment_state st"
 							 "                JOIN segments.segment s ON s.id OPERATOR(pg_catalog.=) st.segment_id"
-							 "                WHERE st.state IN ('pending', 'evaluating')"
+							 "                WHERE st.state OPERATOR(pg_catalog.=) ANY ('{pending,evaluating}'::pg_catalog.text[])"
 							 "                  AND st.requested_at OPERATOR(pg_catalog.<=) $2"
 							 "                  AND segments._tenant_visible(s.tenant))",
 							 2, types);

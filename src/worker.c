@@ -354,7 +354,8 @@ apply_range(Datum *ids, Datum *contacts, bool *nulls, Datum *enqueued, int lo, i
 			/* whole-source entry set aside: every segment is evaluated anew */
 			if (nulls[lo])
 				run("UPDATE segments.segment_state SET state = 'pending',"
-					"       requested_at = pg_catalog.clock_timestamp() WHERE state = 'ready'",
+					"       requested_at = pg_catalog.clock_timestamp()"
+					" WHERE state OPERATOR(pg_catalog.=) 'ready'",
 					0, NULL, NULL, SPI_OK_UPDATE);
 		}
 	}
@@ -379,7 +380,8 @@ apply_isolated(void)
 	int			start = 0;
 
 	run("DELETE FROM segments.change_queue"
-		" WHERE id IN (SELECT id FROM segments.change_queue ORDER BY id LIMIT $1)"
+		" WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id FROM segments.change_queue"
+		"                                       ORDER BY id LIMIT $1)"
 		" RETURNING id, contact, enqueued_at",
 		1, &argtype, &arg, SPI_OK_DELETE_RETURNING);
 	n = (int) SPI_processed;
@@ -596,16 +598,19 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 			values[2] = BoolGetDatum(transient);
 			run("WITH failure AS ("
 				"  UPDATE segments.segment_state SET"
-				"    state = CASE WHEN $3 AND attempts < 4 THEN 'pending' ELSE 'failed' END,"
-				"    member_count = CASE WHEN $3 AND attempts < 4 THEN member_count ELSE 0 END,"
+				"    state = CASE WHEN $3 AND attempts OPERATOR(pg_catalog.<) 4"
+				"                 THEN 'pending' ELSE 'failed' END,"
+				"    member_count = CASE WHEN $3 AND attempts OPERATOR(pg_catalog.<) 4"
+				"                        THEN member_count ELSE 0 END,"
 				"    retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
-				"               segments._retry_after(attempts, $3 AND attempts < 4),"
-				"    attempts = attempts + 1,"
+				"               segments._retry_after(attempts, $3 AND attempts OPERATOR(pg_catalog.<) 4),"
+				"    attempts = attempts OPERATOR(pg_catalog.+) 1,"
 				"    last_error = $2"
 				"   WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
-				"     AND state IN ('evaluating', 'ready')"
+				"     AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])"
 				"  RETURNING segment_id, state)"
-				" SELECT coalesce(pg_catalog.array_agg(segment_id) FILTER (WHERE state = 'failed'), '{}')"
+				" SELECT coalesce(pg_catalog.array_agg(segment_id)"
+				"                 FILTER (WHERE state OPERATOR(pg_catalog.=) 'failed'), '{}')"
 				"   FROM failure",
 				3, types, values, SPI_OK_SELECT);
 			EvaluateFailClosed(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -696,19 +701,21 @@ evaluate_pending(long *sleep_ms)
 
 		/* failed segments are tried again when due: the cause may have gone */
 		run("UPDATE segments.segment_state SET state = 'pending'"
-			" WHERE state = 'failed' AND retry_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()",
+			" WHERE state OPERATOR(pg_catalog.=) 'failed'"
+			"   AND retry_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()",
 			0, NULL, NULL, SPI_OK_UPDATE);
 		/* segments waiting to be retried wake the worker when due */
 		run("SELECT pg_catalog.date_part('epoch', pg_catalog.min(retry_at) OPERATOR(pg_catalog.-)"
 			"                                    pg_catalog.clock_timestamp())"
 			"  FROM segments.segment_state"
-			" WHERE state IN ('pending', 'failed') AND retry_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
+			" WHERE state OPERATOR(pg_catalog.=) ANY ('{pending,failed}'::pg_catalog.text[])"
+			"   AND retry_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
 			0, NULL, NULL, SPI_OK_SELECT);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
 			*sleep_ms = Min(*sleep_ms, (long) (DatumGetFloat8(d) * 1000) + 1);
 		run("SELECT segment_id, requested_at FROM segments.segment_state"
-			" WHERE state = 'pending'"
+			" WHERE state OPERATOR(pg_catalog.=) 'pending'"
 			"   AND (retry_at IS NULL OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())"
 			" ORDER BY requested_at, segment_id LIMIT 16",
 			0, NULL, NULL, SPI_OK_SELECT);
@@ -730,7 +737,8 @@ evaluate_pending(long *sleep_ms)
 					continue;
 				}
 				run("UPDATE segments.segment_state SET state = 'evaluating'"
-					" WHERE segment_id OPERATOR(pg_catalog.=) $1 AND state = 'pending'"
+					" WHERE segment_id OPERATOR(pg_catalog.=) $1"
+					"   AND state OPERATOR(pg_catalog.=) 'pending'"
 					"   AND requested_at OPERATOR(pg_catalog.=) $2",
 					2, types, values, SPI_OK_UPDATE);
 				if (SPI_processed == 1)

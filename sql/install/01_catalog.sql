@@ -65,8 +65,9 @@ COMMENT ON TABLE segments.segment_state IS
 -- soon (1, 2, 4, 8 s), a failed segment later (30 s doubling, at most 1 h).
 CREATE FUNCTION segments._retry_after(attempts integer, transient boolean) RETURNS interval
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-$$ SELECT CASE WHEN $2 THEN interval '1 s' * (2 ^ LEAST($1, 3))
-               ELSE LEAST(interval '1 hour', interval '30 s' * (2 ^ LEAST($1, 7))) END $$;
+$$ SELECT CASE WHEN $2 THEN interval '1 s' OPERATOR(pg_catalog.*) (2 OPERATOR(pg_catalog.^) LEAST($1, 3))
+               ELSE LEAST(interval '1 hour',
+                          interval '30 s' OPERATOR(pg_catalog.*) (2 OPERATOR(pg_catalog.^) LEAST($1, 7))) END $$;
 
 SELECT pg_catalog.pg_extension_config_dump('segments.config', '');
 SELECT pg_catalog.pg_extension_config_dump('segments.segment', '');
