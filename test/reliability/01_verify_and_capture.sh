@@ -12,7 +12,7 @@ q "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN 'vip' ELSE 'free' EN
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
 APP="rel_app_$$"; ADMIN="rel_admin_$$"
 q "CREATE ROLE $APP LOGIN; GRANT segments_read TO $APP; GRANT SELECT, INSERT, UPDATE ON contacts TO $APP"
-q "CREATE ROLE $ADMIN LOGIN; GRANT segments_write TO $ADMIN"
+q "CREATE ROLE $ADMIN LOGIN; GRANT segments_write TO $ADMIN; GRANT SELECT ON contacts TO $ADMIN"
 drop_roles() { local rc=$?
                psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
                psql -X -q -d postgres -c "DROP ROLE IF EXISTS $APP" -c "DROP ROLE IF EXISTS $ADMIN" >/dev/null 2>&1

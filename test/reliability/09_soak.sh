@@ -36,7 +36,7 @@ q "INSERT INTO contacts SELECT g, (ARRAY['free','pro','vip'])[1 + g % 3], g % 20
      jsonb_build_object('score', g % 100) FROM generate_series(1, 5000) g"
 q "SELECT segments.configure('contacts', 'id', traits_column => 'traits')" >/dev/null
 q "CREATE ROLE $APP LOGIN; GRANT SELECT, INSERT, UPDATE, DELETE ON contacts TO $APP; GRANT segments_read TO $APP"
-q "CREATE ROLE $ADMIN LOGIN; GRANT segments_write TO $ADMIN"
+q "CREATE ROLE $ADMIN LOGIN; GRANT segments_write TO $ADMIN; GRANT SELECT ON contacts TO $ADMIN"
 admin() { psql -X -qAt -v ON_ERROR_STOP=1 -U "$ADMIN" -c "$1"; }
 # Capture reads the configuration as the extension's owner in newer builds;
 # where it still reads it as the writer, give the writer that (read) access.
