@@ -86,6 +86,7 @@ extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
 extern void EvaluateRefresh(const pg_uuid_t *only_segments, int nonly);
 extern void EvaluateFailClosed(Datum segment_ids);
 extern int64 EvaluateLockWaitUs;
+extern bool EvaluateInContacts;
 extern void SharedTimeEvaluated(TimestampTz at);
 extern int64 EvaluateContacts(ArrayType *keys);
 

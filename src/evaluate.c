@@ -46,6 +46,14 @@ PG_FUNCTION_INFO_V1(segments_verify);
 /* Contacts per batch of reads and writes of segments.member. */
 #define EVAL_BATCH_SIZE 4096
 
+/*
+ * True while the incremental pass is evaluating its contacts: an error
+ * then may be one contact's (the worker sets that entry aside); before,
+ * it is the pass's own (configuration, source shape, lock) and concerns
+ * every entry alike.
+ */
+bool		EvaluateInContacts = false;
+
 /* Time this process spent waiting for the lock on segments.member. */
 int64		EvaluateLockWaitUs = 0;
 
@@ -1224,10 +1232,12 @@ EvaluateContacts(ArrayType *keys)
 	char		elmalign;
 	int64		changed;
 
+	EvaluateInContacts = false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(NULL, 0, false, false);
 	batch = batch_create();
+	EvaluateInContacts = true;
 
 	get_typlenbyvalalign(ARR_ELEMTYPE(keys), &elmlen, &elmbyval, &elmalign);
 	deconstruct_array(keys, ARR_ELEMTYPE(keys), elmlen, elmbyval, elmalign,
@@ -1259,6 +1269,7 @@ EvaluateContacts(ArrayType *keys)
 		MemoryContextReset(contact_cxt);
 	}
 	batch_apply(plan, batch);
+	EvaluateInContacts = false;
 	ExecDropSingleTupleTableSlot(slot);
 	PopActiveSnapshot();
 

@@ -326,7 +326,8 @@ apply_range(Datum *ids, Datum *contacts, bool *nulls, Datum *enqueued, int lo, i
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		if (error_is_transient(edata))
+		/* transient, or the pass's own error (not a contact's): retried whole */
+		if (error_is_transient(edata) || !EvaluateInContacts)
 			ReThrowError(edata);
 		if (hi - lo > 1)
 		{
@@ -435,6 +436,7 @@ apply_batch(void)
 		Datum		keys;
 		RequestGuard guard;
 
+		EvaluateInContacts = false;
 		begin_xact("segments: applying changes");
 		if (is_configured() && apply_isolating)
 		{
@@ -476,8 +478,12 @@ apply_batch(void)
 	{
 		ErrorData  *edata = abort_xact();
 
-		/* transient: the same batch again after a pause; else entry by entry */
-		if (error_is_transient(edata))
+		/*
+		 * Transient, or the pass's own error (the source's shape, the
+		 * configuration): the same batch again after a pause, the error
+		 * shown meanwhile.  A contact's error: entry by entry.
+		 */
+		if (error_is_transient(edata) || !EvaluateInContacts)
 			apply_failures++;
 		else
 			apply_isolating = true;
