@@ -110,31 +110,6 @@ CatalogHasFailureHandling(void)
 	return OidIsValid(CatalogRelid("change_queue_failed", true));
 }
 
-/* The session's tenant (segments.tenant), or NULL when unset or empty. */
-const char *
-CatalogSessionTenant(void)
-{
-	const char *tenant = GetConfigOption("segments.tenant", true, false);
-
-	return (tenant == NULL || tenant[0] == '\0') ? NULL : tenant;
-}
-
-/* May a session limited to session_tenant (NULL: none) see this tenant's segments? */
-bool
-CatalogTenantVisibleTo(const char *tenant, const char *session_tenant)
-{
-	if (session_tenant == NULL)
-		return true;
-	return tenant != NULL && strcmp(tenant, session_tenant) == 0;
-}
-
-/* May this session see segments of this tenant? */
-bool
-CatalogTenantVisible(const char *tenant)
-{
-	return CatalogTenantVisibleTo(tenant, CatalogSessionTenant());
-}
-
 /* The snapshot to read the catalog tables with. */
 static Snapshot
 catalog_snapshot(void)
@@ -207,6 +182,8 @@ load_config(SegmentsConfig *config)
 		tenant_column = column_cstring(values, nulls, SPI_fnumber(desc, "tenant_column"), NAMEOID);
 		traits_column = column_cstring(values, nulls, SPI_fnumber(desc, "traits_column"), NAMEOID);
 
+		config->has_tenant_column = tenant_column != NULL;
+		config->tenant_column = tenant_column;
 		if (get_rel_name(config->source_relid) != NULL)
 		{
 			Relation	source = table_open(config->source_relid, AccessShareLock);
@@ -216,6 +193,8 @@ load_config(SegmentsConfig *config)
 				get_attnum(config->source_relid, tenant_column) : InvalidAttrNumber;
 			config->traits_attnum = traits_column ?
 				get_attnum(config->source_relid, traits_column) : InvalidAttrNumber;
+			if (config->tenant_attnum > 0)
+				config->tenant_type = get_atttype(config->source_relid, config->tenant_attnum);
 			config->source_key_index = find_key_index(source, config->key_attnum);
 			table_close(source, AccessShareLock);
 			config->member_relid = CatalogRelid("member", true);

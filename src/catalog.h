@@ -24,6 +24,9 @@ typedef struct SegmentsConfig
 	AttrNumber	key_attnum;
 	Oid			key_type;		/* uuid, int8, int4 or text */
 	AttrNumber	tenant_attnum;	/* 0 when no tenant column */
+	bool		has_tenant_column;	/* configured with one (even if now broken) */
+	char	   *tenant_column;	/* its name, or NULL */
+	Oid			tenant_type;	/* its type, or InvalidOid */
 	AttrNumber	traits_attnum;	/* 0 when no traits column */
 	Oid			source_key_index;	/* unique index on the key column */
 	Oid			member_relid;	/* segments.member */
@@ -54,15 +57,38 @@ typedef struct SegmentCatalog
 	CatalogSegment **by_id;		/* the same, sorted by id */
 } SegmentCatalog;
 
+/* What a session may see (tenancy.c). */
+typedef enum TenantScope
+{
+	TENANT_SCOPE_ALL,			/* an admin without a tenant, or no tenancy */
+	TENANT_SCOPE_ONE,			/* one tenant and the global segments */
+	TENANT_SCOPE_NONE			/* no tenant and not an admin: nothing */
+} TenantScope;
+
+typedef struct TenantView
+{
+	TenantScope scope;
+	const char *tenant;			/* TENANT_SCOPE_ONE: canonical text form */
+	bool		filter_contacts;	/* only contacts of that tenant */
+} TenantView;
+
 /* catalog.c */
 extern void CatalogInitCallbacks(void);
 extern const SegmentCatalog *CatalogGet(void);
 extern SegmentCatalog *CatalogLoad(MemoryContext cxt, bool with_definitions);
 extern const CatalogSegment *CatalogFindById(const SegmentCatalog *cat, const pg_uuid_t *id);
 extern const CatalogSegment *CatalogFindByNum(const SegmentCatalog *cat, int32 num);
+
+/* tenancy.c */
+extern bool CatalogIsAdmin(void);
 extern const char *CatalogSessionTenant(void);
+extern TenantView CatalogTenantView(void);
+extern TenantView CatalogTenantViewOf(const SegmentCatalog *cat);
+extern TenantView CatalogManageView(void);
 extern bool CatalogTenantVisible(const char *tenant);
-extern bool CatalogTenantVisibleTo(const char *tenant, const char *session_tenant);
+extern bool CatalogSegmentVisibleIn(const TenantView *view, const char *tenant);
+extern bool CatalogContactVisibleIn(const TenantView *view, const char *tenant, int len);
+
 extern Oid	CatalogRelid(const char *relname, bool missing_ok);
 extern void CatalogCheckSource(const SegmentsConfig *config, Relation source);
 extern bool CatalogHasFailureHandling(void);
@@ -73,12 +99,18 @@ extern bool CatalogResolveSavedRef(const char *ref, pg_uuid_t *id, void *arg);
 extern RuleNode *CatalogParseSaved(const CatalogSegment *seg, RuleParseContext *pctx,
 								   char **error);
 
+/* Columns of segments.member (sql/install/02_configure.sql). */
+#define MEMBER_ATTNUM_KEY		1
+#define MEMBER_ATTNUM_DATA		2
+#define MEMBER_ATTNUM_TENANT	3
+
 /* membership.c: the stored membership of one contact */
 extern bool MembershipKeyFromArg(const SegmentsConfig *config, Datum arg, Oid argtype,
 								 Datum *key);
 extern bool MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
 							TupleTableSlot *slot);
-extern int	MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums);
+extern int	MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums,
+							const TenantView *view);
 extern bool MembershipContains(const int32 *nums, int n, int32 num);
 extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
 

@@ -242,8 +242,8 @@ Datum
 segments_compile(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *definition = PG_GETARG_JSONB_P(0);
-	RuleParseResult *result = parse_definition(definition, CatalogSessionTenant(),
-											   CatalogGet());
+	TenantView	view = CatalogManageView();
+	RuleParseResult *result = parse_definition(definition, view.tenant, CatalogGet());
 
 	PG_RETURN_TEXT_P(cstring_to_text(RuleRender(result->root)));
 }

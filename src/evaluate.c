@@ -124,6 +124,7 @@ typedef struct BatchEntry
 	Datum		key;
 	int			nnums;
 	int32	   *nums;
+	char	   *tenant;			/* the contact's tenant as text, or NULL */
 	bool		evaluated;		/* false: the contact is gone */
 } BatchEntry;
 
@@ -319,13 +320,13 @@ plan_prepare_statements(EvalPlan *plan)
 	Oid			key_array = get_array_type(plan->cat->config.key_type);
 	Oid			member_array = get_array_type(plan->member_type);
 
-	plan->fetch_plan = SPI_prepare("SELECT contact_id, data FROM segments.member"
+	plan->fetch_plan = SPI_prepare("SELECT contact_id, data, tenant FROM segments.member"
 								   " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
 								   1, &key_array);
 	plan->insert_plan = SPI_prepare("INSERT INTO segments.member"
 									" SELECT * FROM pg_catalog.unnest($1)",
 									1, &member_array);
-	plan->update_plan = SPI_prepare("UPDATE segments.member m SET data = u.data"
+	plan->update_plan = SPI_prepare("UPDATE segments.member m SET data = u.data, tenant = u.tenant"
 									" FROM pg_catalog.unnest($1) u"
 									" WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id",
 									1, &member_array);
@@ -389,7 +390,8 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	plan->source = table_open(config->source_relid, AccessShareLock);
 	CatalogCheckSource(config, plan->source);
 	plan->full_pass = full_pass;
-	plan->need_tenant = false;
+	/* contact tenants are stored with membership, for readers to filter on */
+	plan->need_tenant = config->tenant_attnum > 0;
 	/* now() of the transaction, as the application's own queries see it */
 	plan->now = GetCurrentTransactionStartTimestamp();
 	plan->now_seconds = (int32) (plan->now / USECS_PER_SEC);
@@ -405,8 +407,6 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 		unordered[i].seg = &plan->cat->segments[i];
 		unordered[i].id_text = DatumGetCString(DirectFunctionCall1(uuid_out,
 																   UUIDPGetDatum(&plan->cat->segments[i].id)));
-		if (unordered[i].seg->tenant != NULL)
-			plan->need_tenant = config->tenant_attnum > 0;
 	}
 	for (int i = 0; i < plan->nsegments; i++)
 		plan_visit(unordered, plan->nsegments, i, plan->segments, &nordered, plan->cat);
@@ -515,10 +515,10 @@ int32_compare(const void *a, const void *b)
 /*
  * Evaluates every compiled segment for the contact in slot (all
  * attributes deformed) and returns the numbers of those it is in, sorted,
- * in the current memory context.
+ * and its tenant's text form (NULL: none), in the current memory context.
  */
 static int
-evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums)
+evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums, char **tenant_out)
 {
 	const SegmentsConfig *config = &plan->cat->config;
 	RuleEvalContext ctx;
@@ -568,6 +568,7 @@ evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums)
 	}
 	/* plan order is dependency order, not number order */
 	qsort(*nums, n, sizeof(int32), int32_compare);
+	*tenant_out = tenant;
 	return n;
 }
 
@@ -670,6 +671,15 @@ merge_row(EvalPlan *plan, BatchEntry *entry, int nold, const int32 *old_segs,
 	}
 	/* entries not evaluated as members but stored and not writable stay */
 	return n;
+}
+
+/* Are two stored tenants (NULL: none) the same? */
+static bool
+same_tenant(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
 }
 
 /* Runs one prepared write with an array parameter; checks the result. */
@@ -815,6 +825,7 @@ batch_apply(EvalPlan *plan, Batch *batch)
 		int			nold = 0;
 		int32	   *old_segs = NULL;
 		int32	   *old_since = NULL;
+		char	   *old_tenant = NULL;
 		int			n;
 		int			maxn;
 
@@ -825,6 +836,10 @@ batch_apply(EvalPlan *plan, Batch *batch)
 			Datum		key = SPI_getbinval(tup, tuptable->tupdesc, 1, &isnull);
 			bytea	   *data = DatumGetByteaPP(SPI_getbinval(tup, tuptable->tupdesc, 2, &isnull));
 
+			Datum		tenant = SPI_getbinval(tup, tuptable->tupdesc, 3, &isnull);
+
+			if (!isnull)
+				old_tenant = TextDatumGetCString(tenant);
 			entry = batch_find(plan, batch, key);
 			if (entry == NULL)
 				continue;
@@ -850,19 +865,24 @@ batch_apply(EvalPlan *plan, Batch *batch)
 
 		if (nold == n && (n == 0 ||
 						  (memcmp(old_segs, segs, n * sizeof(int32)) == 0 &&
-						   memcmp(old_since, since, n * sizeof(int32)) == 0)))
+						   memcmp(old_since, since, n * sizeof(int32)) == 0 &&
+						   same_tenant(old_tenant, entry->tenant))))
 			continue;			/* unchanged */
 		plan->changed++;
 		if (n == 0)
 			deletes.rows[deletes.n++] = entry->key;
 		else
 		{
-			Datum		values[2];
-			bool		nulls[2] = {false, false};
+			Datum		values[3];
+			bool		nulls[3] = {false, false, false};
 			HeapTuple	tup;
 
-			values[0] = entry->key;
-			values[1] = PointerGetDatum(MemberEncode(segs, since, n));
+			values[MEMBER_ATTNUM_KEY - 1] = entry->key;
+			values[MEMBER_ATTNUM_DATA - 1] = PointerGetDatum(MemberEncode(segs, since, n));
+			if (entry->tenant != NULL)
+				values[MEMBER_ATTNUM_TENANT - 1] = CStringGetTextDatum(entry->tenant);
+			else
+				nulls[MEMBER_ATTNUM_TENANT - 1] = true;
 			tup = heap_form_tuple(plan->member_desc, values, nulls);
 			if (nold > 0 || r < nrows)
 				updates.rows[updates.n++] = heap_copy_tuple_as_datum(tup, plan->member_desc);
@@ -893,11 +913,12 @@ batch_apply(EvalPlan *plan, Batch *batch)
 /* Adds a contact's result to the batch, applying the batch when full. */
 static void
 batch_add(EvalPlan *plan, Batch *batch, Datum key, int nnums, const int32 *nums,
-		  bool evaluated)
+		  const char *tenant, bool evaluated)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 	BatchEntry *entry = &batch->entries[batch->n++];
 
+	entry->tenant = tenant ? pstrdup(tenant) : NULL;
 	entry->key = datumCopy(key, plan->key_byval, plan->key_len);
 	entry->nnums = nnums;
 	entry->nums = palloc(Max(nnums, 1) * sizeof(int32));
@@ -1172,13 +1193,14 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		int32	   *nums;
+		char	   *tenant;
 		int			n;
 		MemoryContext prev;
 
 		CHECK_FOR_INTERRUPTS();
 		prev = MemoryContextSwitchTo(contact_cxt);
 		slot_getallattrs(slot);
-		n = evaluate_contact(plan, slot, &nums);
+		n = evaluate_contact(plan, slot, &nums, &tenant);
 		for (int i = 0; i < plan->nsegments; i++)
 		{
 			if (plan->results[i])
@@ -1186,7 +1208,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		}
 		MemoryContextSwitchTo(prev);
 		batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
-				  n, nums, true);
+				  n, nums, tenant, true);
 		MemoryContextReset(contact_cxt);
 	}
 	batch_apply(plan, batch);
@@ -1248,6 +1270,7 @@ EvaluateContacts(ArrayType *keys)
 	{
 		Datum		key;
 		int32	   *nums = NULL;
+		char	   *tenant = NULL;
 		int			n = 0;
 		bool		found;
 		MemoryContext prev;
@@ -1262,10 +1285,10 @@ EvaluateContacts(ArrayType *keys)
 		if (found)
 		{
 			slot_getallattrs(slot);
-			n = evaluate_contact(plan, slot, &nums);
+			n = evaluate_contact(plan, slot, &nums, &tenant);
 		}
 		MemoryContextSwitchTo(prev);
-		batch_add(plan, batch, key, n, nums, found);
+		batch_add(plan, batch, key, n, nums, tenant, found);
 		MemoryContextReset(contact_cxt);
 	}
 	batch_apply(plan, batch);
@@ -1463,35 +1486,53 @@ segments_verify(PG_FUNCTION_ARGS)
 /*
  * segments.refresh(segment uuid DEFAULT NULL) RETURNS void
  *
- * Synchronous full re-evaluation of all segments, or of one segment and
- * the segments that reference it.
+ * Synchronous full re-evaluation of the segments the session may see, or
+ * of one of them and the segments that reference it.
  */
 Datum
 segments_refresh(PG_FUNCTION_ARGS)
 {
-	const SegmentCatalog *catalog = CatalogGet();
+	/* fails closed before anything else: no tenant and not an admin */
+	TenantView	view = CatalogManageView();
+	const SegmentCatalog *cat = CatalogGet();
 
 	/*
 	 * Writers in flight may have missed a definition this refresh evaluates
 	 * for the first time (writers.c): wait for them, before taking the lock
 	 * so that the worker is not held up meanwhile.
 	 */
-	if (catalog->config.configured)
+	if (cat->config.configured)
 	{
 		WriterWait	ww;
 
 		WritersBegin(&ww, CurrentMemoryContext);
-		(void) WritersDone(&ww, catalog->config.source_relid, true);
+		(void) WritersDone(&ww, cat->config.source_relid, true);
 	}
 	if (PG_ARGISNULL(0))
-		EvaluateRefresh(NULL, 0);
+	{
+		pg_uuid_t  *ids;
+		int			nids = 0;
+
+		if (view.scope == TENANT_SCOPE_ALL)
+		{
+			EvaluateRefresh(NULL, 0);
+			PG_RETURN_VOID();
+		}
+		/* a tenant session: its own and the global segments, no others */
+		ids = palloc(Max(cat->nsegments, 1) * sizeof(pg_uuid_t));
+		for (int i = 0; i < cat->nsegments; i++)
+		{
+			if (CatalogSegmentVisibleIn(&view, cat->segments[i].tenant))
+				ids[nids++] = cat->segments[i].id;
+		}
+		EvaluateRefresh(ids, nids);
+	}
 	else
 	{
 		pg_uuid_t  *id = PG_GETARG_UUID_P(0);
-		const SegmentCatalog *cat = CatalogGet();
 		const CatalogSegment *seg = CatalogFindById(cat, id);
 
-		if (seg == NULL || !CatalogTenantVisible(seg->tenant))
+		if (seg == NULL || !CatalogSegmentVisibleIn(&view, seg->tenant))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("segment \"%s\" does not exist",
@@ -1509,6 +1550,7 @@ segments_refresh(PG_FUNCTION_ARGS)
 Datum
 segments_refresh_contacts(PG_FUNCTION_ARGS)
 {
+	(void) CatalogManageView();
 	if (PG_ARGISNULL(0))
 		PG_RETURN_INT64(0);
 	PG_RETURN_INT64(EvaluateContacts(PG_GETARG_ARRAYTYPE_P(0)));

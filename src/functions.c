@@ -39,39 +39,40 @@ configured_catalog(void)
 	return cat;
 }
 
-/* A visible segment by id, or NULL. */
+/* A segment by id that a session with this view may see, or NULL. */
 static const CatalogSegment *
-visible_by_id(const SegmentCatalog *cat, const pg_uuid_t *id)
+visible_by_id(const SegmentCatalog *cat, const TenantView *view, const pg_uuid_t *id)
 {
 	const CatalogSegment *seg = CatalogFindById(cat, id);
 
-	return (seg != NULL && CatalogTenantVisible(seg->tenant)) ? seg : NULL;
+	return (seg != NULL && CatalogSegmentVisibleIn(view, seg->tenant)) ? seg : NULL;
 }
 
 /*
  * The last name looked up by visible_by_text, for the common case of one
  * name checked over and over (a prepared statement): valid for the same
- * catalog load and session tenant, when the name was not ambiguous.
+ * catalog load and session view, when the name was not ambiguous.
  */
 static struct
 {
 	uint64		generation;		/* 0: empty */
-	char	   *tenant;			/* NULL: every tenant */
+	TenantScope scope;
+	char	   *tenant;			/* NULL: none */
 	char	   *ref;
 	const CatalogSegment *match;
 }			last_name;
 
 static bool
-last_name_hit(const SegmentCatalog *cat, const char *tenant, const char *ref)
+last_name_hit(const SegmentCatalog *cat, const TenantView *view, const char *ref)
 {
 	return last_name.generation != 0 && last_name.generation == cat->generation &&
-		strcmp(last_name.ref, ref) == 0 &&
-		(tenant == NULL ? last_name.tenant == NULL :
-		 last_name.tenant != NULL && strcmp(last_name.tenant, tenant) == 0);
+		last_name.scope == view->scope && strcmp(last_name.ref, ref) == 0 &&
+		(view->tenant == NULL ? last_name.tenant == NULL :
+		 last_name.tenant != NULL && strcmp(last_name.tenant, view->tenant) == 0);
 }
 
 static void
-last_name_store(const SegmentCatalog *cat, const char *tenant, const char *ref,
+last_name_store(const SegmentCatalog *cat, const TenantView *view, const char *ref,
 				const CatalogSegment *match)
 {
 	if (cat->generation == 0)
@@ -81,75 +82,87 @@ last_name_store(const SegmentCatalog *cat, const char *tenant, const char *ref,
 	if (last_name.tenant)
 		pfree(last_name.tenant);
 	last_name.ref = MemoryContextStrdup(TopMemoryContext, ref);
-	last_name.tenant = tenant ? MemoryContextStrdup(TopMemoryContext, tenant) : NULL;
+	last_name.tenant = view->tenant ? MemoryContextStrdup(TopMemoryContext, view->tenant) : NULL;
+	last_name.scope = view->scope;
 	last_name.match = match;
 	last_name.generation = cat->generation;
 }
 
 /*
  * A visible segment given as text: its id if the text is one, else its
- * name.  When several tenants use the name, the one of the contact's
- * tenant wins (key may be (Datum) 0 when no contact is known).
+ * name.  A tenant session finds its tenant's segment first, then a global
+ * one.  A session that sees every tenant, when several use the name, takes
+ * the contact's tenant's (key may be (Datum) 0 when no contact is known),
+ * else the global one.
  */
 static const CatalogSegment *
-visible_by_text(const SegmentCatalog *cat, const char *ref, bool have_key, Datum key)
+visible_by_text(const SegmentCatalog *cat, const TenantView *view, const char *ref,
+				bool have_key, Datum key)
 {
 	const CatalogSegment *match = NULL;
+	const CatalogSegment *global = NULL;
 	int			nmatches = 0;
 	char	   *contact_tenant;
-	const char *session_tenant = CatalogSessionTenant();
 	pg_uuid_t	id;
 
-	if (last_name_hit(cat, session_tenant, ref))
+	if (view->scope == TENANT_SCOPE_NONE)
+		return NULL;
+	if (last_name_hit(cat, view, ref))
 		return last_name.match;
-	if (CatalogParseUuid(ref, &id) && (match = visible_by_id(cat, &id)) != NULL)
+	if (CatalogParseUuid(ref, &id) && (match = visible_by_id(cat, view, &id)) != NULL)
 		return match;
 	for (int i = 0; i < cat->nsegments; i++)
 	{
 		const CatalogSegment *seg = &cat->segments[i];
 
-		if (strcmp(seg->name, ref) == 0 && CatalogTenantVisibleTo(seg->tenant, session_tenant))
+		if (strcmp(seg->name, ref) != 0 || !CatalogSegmentVisibleIn(view, seg->tenant))
+			continue;
+		if (seg->tenant == NULL)
+			global = seg;
+		else if (view->scope == TENANT_SCOPE_ONE)
+			match = seg;		/* the session's own tenant */
+		else
 		{
 			match = seg;
 			nmatches++;
 		}
 	}
-	if (nmatches <= 1)
+	if (view->scope == TENANT_SCOPE_ONE || nmatches == 0)
+		match = match ? match : global;
+	if (view->scope == TENANT_SCOPE_ONE || nmatches + (global != NULL) <= 1)
 	{
-		last_name_store(cat, session_tenant, ref, match);
+		last_name_store(cat, view, ref, match);
 		return match;
 	}
 	if (!have_key)
-		return NULL;
+		return global;			/* ambiguous among tenants: only a global one */
 
 	/* the same name in several tenants: take the contact's */
 	contact_tenant = MembershipContactTenant(&cat->config, key);
-	match = NULL;
-	for (int i = 0; i < cat->nsegments; i++)
+	if (contact_tenant != NULL)
 	{
-		const CatalogSegment *seg = &cat->segments[i];
+		for (int i = 0; i < cat->nsegments; i++)
+		{
+			const CatalogSegment *seg = &cat->segments[i];
 
-		if (!CatalogTenantVisibleTo(seg->tenant, session_tenant) || strcmp(seg->name, ref) != 0)
-			continue;
-		if (seg->tenant != NULL && contact_tenant != NULL &&
-			strcmp(seg->tenant, contact_tenant) == 0)
-			return seg;
-		if (seg->tenant == NULL)
-			match = seg;
+			if (seg->tenant != NULL && strcmp(seg->name, ref) == 0 &&
+				strcmp(seg->tenant, contact_tenant) == 0)
+				return seg;
+		}
 	}
-	return match;
+	return global;
 }
 
 /* The segment argument argno (uuid or text), or NULL. */
 static const CatalogSegment *
 segment_arg(FunctionCallInfo fcinfo, int argno, const SegmentCatalog *cat,
-			bool have_key, Datum key)
+			const TenantView *view, bool have_key, Datum key)
 {
 	Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, argno);
 
 	if (argtype == UUIDOID)
-		return visible_by_id(cat, PG_GETARG_UUID_P(argno));
-	return visible_by_text(cat, text_to_cstring(PG_GETARG_TEXT_PP(argno)),
+		return visible_by_id(cat, view, PG_GETARG_UUID_P(argno));
+	return visible_by_text(cat, view, text_to_cstring(PG_GETARG_TEXT_PP(argno)),
 						   have_key, key);
 }
 
@@ -164,14 +177,15 @@ contact_arg(FunctionCallInfo fcinfo, const SegmentCatalog *cat, Datum *key)
 /*
  * segments.segment_is_member(contact, segment) RETURNS boolean
  *
- * One probe of the stored membership.  NULL arguments and unknown segments
- * give false.
+ * One probe of the stored membership.  NULL arguments, unknown segments
+ * and contacts of another tenant than the session's give false.
  */
 Datum
 segments_segment_is_member(PG_FUNCTION_ARGS)
 {
 	const SegmentCatalog *cat;
 	const CatalogSegment *seg;
+	TenantView	view;
 	Datum		key;
 	int32	   *nums;
 	int			n;
@@ -179,12 +193,13 @@ segments_segment_is_member(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
 	cat = configured_catalog();
+	view = CatalogTenantViewOf(cat);
 	if (!contact_arg(fcinfo, cat, &key))
 		PG_RETURN_BOOL(false);
-	seg = segment_arg(fcinfo, 1, cat, true, key);
+	seg = segment_arg(fcinfo, 1, cat, &view, true, key);
 	if (seg == NULL)
 		PG_RETURN_BOOL(false);
-	n = MembershipFetch(&cat->config, key, &nums);
+	n = MembershipFetch(&cat->config, key, &nums, &view);
 	PG_RETURN_BOOL(MembershipContains(nums, n, seg->num));
 }
 
@@ -208,6 +223,7 @@ typedef struct GateCache
 	uint64		generation;		/* catalog load granted was built for */
 	struct GateId *granted;		/* ids of the contact's visible segments */
 	int			ngranted;
+	TenantView	view;			/* the session's, when the contact was read */
 } GateCache;
 
 /* A uuid as two integers: compared in two instructions, not a memcmp. */
@@ -268,8 +284,6 @@ gate_has(const GateCache *cache, const char *bytes)
 static void
 gate_build_granted(GateCache *cache, const SegmentCatalog *cat, MemoryContext cxt)
 {
-	const char *tenant = CatalogSessionTenant();
-
 	if (cache->granted)
 		pfree(cache->granted);
 	cache->granted = MemoryContextAlloc(cxt, Max(cache->nnums, 1) * sizeof(GateId));
@@ -278,7 +292,7 @@ gate_build_granted(GateCache *cache, const SegmentCatalog *cat, MemoryContext cx
 	{
 		const CatalogSegment *seg = CatalogFindByNum(cat, cache->nums[i]);
 
-		if (seg != NULL && CatalogTenantVisibleTo(seg->tenant, tenant))
+		if (seg != NULL && CatalogSegmentVisibleIn(&cache->view, seg->tenant))
 			cache->granted[cache->ngranted++] = gate_id((const char *) seg->id.data);
 	}
 	qsort(cache->granted, cache->ngranted, sizeof(GateId), gate_id_order);
@@ -343,10 +357,16 @@ gate_cache_lookup(FunctionCallInfo fcinfo, const SegmentCatalog *cat)
 	}
 	cache->generation = 0;		/* granted is the previous contact's */
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	/* the session's view, read once per contact and snapshot, not per row */
+	if (cache->view.tenant != NULL)
+		pfree((char *) cache->view.tenant);
+	cache->view = CatalogTenantViewOf(cat);
+	if (cache->view.tenant != NULL)
+		cache->view.tenant = pstrdup(cache->view.tenant);
 	cache->nums = NULL;
 	cache->nnums = 0;
 	if (MembershipKeyFromArg(&cat->config, contact, cache->argtype, &key))
-		cache->nnums = MembershipFetch(&cat->config, key, &cache->nums);
+		cache->nnums = MembershipFetch(&cat->config, key, &cache->nums, &cache->view);
 	cache->contact = datumCopy(contact, cache->typbyval, cache->typlen);
 	remember_snapshot(cache);
 	cache->valid = true;
@@ -463,6 +483,7 @@ Datum
 segments_contact_segment_ids(PG_FUNCTION_ARGS)
 {
 	const SegmentCatalog *cat;
+	TenantView	view;
 	Datum		key;
 	int32	   *nums = NULL;
 	int			n = 0;
@@ -472,14 +493,15 @@ segments_contact_segment_ids(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	cat = configured_catalog();
+	view = CatalogTenantViewOf(cat);
 	if (contact_arg(fcinfo, cat, &key))
-		n = MembershipFetch(&cat->config, key, &nums);
+		n = MembershipFetch(&cat->config, key, &nums, &view);
 	ids = palloc(Max(n, 1) * sizeof(Datum));
 	for (int i = 0; i < n; i++)
 	{
 		const CatalogSegment *seg = CatalogFindByNum(cat, nums[i]);
 
-		if (seg != NULL && CatalogTenantVisible(seg->tenant))
+		if (seg != NULL && CatalogSegmentVisibleIn(&view, seg->tenant))
 		{
 			pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
 
@@ -501,10 +523,14 @@ Datum
 segments_segment_num(PG_FUNCTION_ARGS)
 {
 	const CatalogSegment *seg;
+	const SegmentCatalog *cat;
+	TenantView	view;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	seg = segment_arg(fcinfo, 0, configured_catalog(), false, (Datum) 0);
+	cat = configured_catalog();
+	view = CatalogTenantViewOf(cat);
+	seg = segment_arg(fcinfo, 0, cat, &view, false, (Datum) 0);
 	if (seg == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_INT32(seg->num);

@@ -6,8 +6,10 @@
  *		key.
  *
  * segments.member holds one row per contact that is in at least one
- * segment: contact_id and data, the compact form of its segment numbers and
- * since when (member_codec.c).  evaluate.c writes it.
+ * segment: contact_id, data (the compact form of its segment numbers and
+ * since when, member_codec.c) and tenant (the contact's tenant as text, so
+ * readers keep a tenant session to its own contacts without reading the
+ * source).  evaluate.c writes it.
  *
  *-------------------------------------------------------------------------
  */
@@ -133,10 +135,13 @@ MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
 
 /*
  * The stored segment numbers of a contact (sorted), palloc'd in the current
- * memory context; returns their count, 0 when the contact is in none.
+ * memory context; returns their count, 0 when the contact is in none or,
+ * when view is given, when the session may not see the contact (its stored
+ * tenant is not the session's).
  */
 int
-MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums)
+MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums,
+				const TenantView *view)
 {
 	Relation	rel = table_open(config->member_relid, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
@@ -146,9 +151,23 @@ MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums)
 	if (MembershipProbe(rel, config->member_pkey, config->key_type, key, slot))
 	{
 		bool		isnull;
-		Datum		d = slot_getattr(slot, 2, &isnull);
+		Datum		d;
+		bool		visible = true;
 
-		if (!isnull)
+		if (view != NULL)
+		{
+			d = slot_getattr(slot, MEMBER_ATTNUM_TENANT, &isnull);
+			if (isnull)
+				visible = CatalogContactVisibleIn(view, NULL, 0);
+			else
+			{
+				text	   *t = DatumGetTextPP(d);
+
+				visible = CatalogContactVisibleIn(view, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			}
+		}
+		d = slot_getattr(slot, MEMBER_ATTNUM_DATA, &isnull);
+		if (visible && !isnull)
 			n = MemberDecode(DatumGetByteaPP(d), nums, NULL);
 	}
 	ExecDropSingleTupleTableSlot(slot);

@@ -18,7 +18,12 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* segments.tenant: limits this session to one tenant's segments. */
+/*
+ * segments.tenant: the session's tenant.  PGC_SUSET, so only superusers and
+ * roles granted SET on it change it; ALTER ROLE ... SET fixes it per role.
+ * Loaded late (no preload), PostgreSQL re-applies a value set before the
+ * load only if whoever set it had that privilege.
+ */
 static char *segments_tenant = NULL;
 
 /* Worker settings; see README.md, Operations. */
@@ -40,11 +45,12 @@ void
 _PG_init(void)
 {
 	DefineCustomStringVariable("segments.tenant",
-							   "Limits the session to the segments of this tenant.",
-							   "Empty (the default) means every tenant.",
+							   "Limits the session to the segments and contacts of this tenant.",
+							   "Empty (the default): no tenant; with a tenant column configured, "
+							   "only members of segments_admin then see segments.",
 							   &segments_tenant,
 							   "",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
 

@@ -525,10 +525,12 @@ state_name(SegmentsWorkerState state)
 /*
  * segments._worker_status() RETURNS SETOF record
  *
- * One row per database slot of the launcher: database oid, pid (NULL when
- * not running), state, started_at, last_batch_at, last_batch_size,
- * changes_applied, segments_evaluated, last_error.  Empty without the
- * preload.
+ * The launcher's slot of this database (other databases' workers are none
+ * of this session's business): database oid, pid (NULL when not running),
+ * state, started_at, last_batch_at, last_batch_size, changes_applied,
+ * segments_evaluated, last_error.  last_error may name any tenant's
+ * segment, so only a session that sees every tenant gets it.  Empty
+ * without the preload.
  */
 Datum
 segments_worker_status(PG_FUNCTION_ARGS)
@@ -536,16 +538,19 @@ segments_worker_status(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SegmentsWorkerSlot *copy;
 	int			n = 0;
+	bool		sees_all;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (segments_shared == NULL)
 		return (Datum) 0;
+	sees_all = CatalogTenantView().scope == TENANT_SCOPE_ALL;
 
 	copy = palloc(segments_shared->nslots * sizeof(SegmentsWorkerSlot));
 	SpinLockAcquire(&segments_shared->mutex);
 	for (int i = 0; i < segments_shared->nslots; i++)
 	{
-		if (segments_shared->slots[i].in_use)
+		if (segments_shared->slots[i].in_use &&
+			segments_shared->slots[i].dboid == MyDatabaseId)
 			copy[n++] = segments_shared->slots[i];
 	}
 	SpinLockRelease(&segments_shared->mutex);
@@ -571,7 +576,7 @@ segments_worker_status(PG_FUNCTION_ARGS)
 		values[7] = Int64GetDatum(s->segments_evaluated);
 		s->last_error[SEGMENTS_ERROR_LEN - 1] = '\0';
 		values[8] = CStringGetTextDatum(s->last_error);
-		nulls[8] = (s->last_error[0] == '\0');
+		nulls[8] = (s->last_error[0] == '\0' || !sees_all);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -2,7 +2,7 @@
 -- promised signature.  Runs in its own database where the harness has already
 -- run CREATE EXTENSION pgtap and CREATE EXTENSION segments.
 BEGIN;
-SELECT plan(61);
+SELECT plan(62);
 
 -- A contact source with a bigint key, so the key-typed objects exist.
 CREATE TABLE public.tap_contacts (id bigint PRIMARY KEY, org_id text, plan text, custom_data jsonb);
@@ -14,6 +14,7 @@ SELECT has_schema('segments');
 SELECT has_extension('segments');
 SELECT has_role('segments_read');
 SELECT has_role('segments_write');
+SELECT has_role('segments_admin');
 
 -- Set-up.
 SELECT has_function('segments', 'configure', ARRAY['regclass', 'name', 'name', 'name']);
@@ -87,8 +88,9 @@ SELECT is(segments.filter_restricted(NULL::bigint, NULL), true, 'filter_restrict
 SELECT is(segments.wait(), true, 'wait() (default timeout) is true when nothing committed before it is pending');
 
 -- Settings.
-SELECT lives_ok($$SET LOCAL segments.tenant = 'acme'$$, 'segments.tenant is a user-settable setting');
-SELECT is(current_setting('segments.tenant'), 'acme', 'segments.tenant reads back');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'segments.tenant'), 'superuser',
+          'segments.tenant may be changed only by superusers and roles granted SET on it');
+SELECT is((SELECT reset_val FROM pg_settings WHERE name = 'segments.tenant'), '', 'segments.tenant is empty by default');
 
 SELECT * FROM finish();
 ROLLBACK;

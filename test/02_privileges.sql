@@ -1,7 +1,7 @@
 -- pgTAP: roles, privileges, tenant isolation and read-only transactions
 -- (SPEC sections 3 and 5).  Self-contained: configures its own source.
 BEGIN;
-SELECT plan(56);
+SELECT plan(64);
 
 CREATE TABLE public.tap_priv_contacts (id bigint PRIMARY KEY, org_id text, plan text, custom_data jsonb);
 -- a definition may read only what its author may SELECT
@@ -19,16 +19,20 @@ SELECT segments.refresh();
 
 SELECT has_role('segments_read');
 SELECT has_role('segments_write');
+SELECT has_role('segments_admin');
 SELECT ok(pg_has_role('segments_write', 'segments_read', 'MEMBER'), 'segments_write is a member of segments_read');
+SELECT ok(pg_has_role('segments_admin', 'segments_write', 'MEMBER'), 'segments_admin is a member of segments_write');
 
--- segments_read: the reading interface only.
+-- segments_read: the reading interface only, for a session of tenant t1
+-- (set by the superuser, as ALTER ROLE ... SET would).
+SET segments.tenant = 't1';
 SET ROLE segments_read;
 SELECT lives_ok($$SELECT * FROM segments.segments$$, 'read: select segments.segments');
 SELECT lives_ok($$SELECT * FROM segments.status$$, 'read: select segments.status');
 SELECT lives_ok($$SELECT * FROM segments.membership$$, 'read: select segments.membership');
 SELECT is(segments.segment_is_member(1, (SELECT id FROM ids WHERE name = 't1')), true, 'read: segment_is_member by id');
 SELECT is(segments.segment_is_member(1, 'VIP'), true, 'read: segment_is_member by name');
-SELECT is(segments.segment_is_member('3', 'VIP'), true, 'read: segment_is_member by name, other tenant''s contact');
+SELECT is(segments.segment_is_member('3', 'VIP'), false, 'read: segment_is_member by name, other tenant''s contact');
 SELECT is(segments.filter_restricted(1, ARRAY[(SELECT id FROM ids WHERE name = 't1')]), true, 'read: filter_restricted');
 SELECT is(segments.filter_restricted(2, ARRAY[(SELECT id FROM ids WHERE name = 't1')]), false, 'read: filter_restricted, not a member');
 SELECT is((SELECT array_agg(name) FROM segments.contact_segments(1)), ARRAY['VIP'], 'read: contact_segments');
@@ -59,8 +63,9 @@ SELECT lives_ok($$SELECT segments.schedule((SELECT id FROM ids WHERE name = 'w')
 SELECT lives_ok($$SELECT segments.drop_segment((SELECT id FROM ids WHERE name = 'w'))$$, 'write: drop_segment');
 SELECT throws_ok($$SELECT segments.configure('public.tap_priv_contacts', 'id')$$, '42501', NULL, 'write: configure is denied');
 
--- Tenant isolation with segments.tenant set.
-SET segments.tenant = 't1';
+-- Tenant isolation with segments.tenant set (still t1).
+SELECT throws_ok($$SET segments.tenant = 't2'$$, '42501', NULL, 'tenant: segments_write may not change its tenant');
+SELECT throws_ok($$SELECT set_config('segments.tenant', 't2', true)$$, '42501', NULL, 'tenant: nor through set_config()');
 SELECT is((SELECT array_agg(tenant ORDER BY tenant) FROM segments.segments), ARRAY['t1'], 'tenant: segments view shows only t1');
 SELECT is((SELECT count(*) FROM segments.status), 1::bigint, 'tenant: status view shows only the t1 segment');
 SELECT is((SELECT count(*) FROM segments.membership WHERE segment_id = (SELECT id FROM ids WHERE name = 't2')), 0::bigint, 'tenant: no t2 membership rows');
@@ -78,8 +83,19 @@ SELECT throws_ok($$SELECT segments.create_segment('x', ('{"type":"segment","op":
                  '22023', NULL, 'tenant: cannot reference a t2 segment');
 SELECT lives_ok($$SELECT segments.refresh()$$, 'tenant: refresh() of the visible segments');
 SELECT is((SELECT count(*) FROM segments.segments), 1::bigint, 'tenant: still one visible segment');
+RESET ROLE;
+
+-- Without a tenant, only admins see segments; management fails closed.
 RESET segments.tenant;
-SELECT is((SELECT count(*) FROM segments.segments), 2::bigint, 'tenant reset: both tenants visible again');
+SET ROLE segments_write;
+SELECT is((SELECT count(*) FROM segments.segments), 0::bigint, 'no tenant: segments_write sees no segments');
+SELECT is(segments.segment_is_member(1, (SELECT id FROM ids WHERE name = 't1')), false, 'no tenant: no membership');
+SELECT throws_ok($$SELECT segments.create_segment('x', '{"and":[]}', tenant => 't1')$$, '42501',
+                 'segments.tenant is not set', 'no tenant: create_segment fails closed');
+SELECT throws_ok($$SELECT segments.refresh()$$, '42501', 'segments.tenant is not set', 'no tenant: refresh() fails closed');
+RESET ROLE;
+SET ROLE segments_admin;
+SELECT is((SELECT count(*) FROM segments.segments), 2::bigint, 'no tenant: segments_admin sees both tenants');
 RESET ROLE;
 
 -- Read functions run inside a read-only transaction; management does not.

@@ -84,10 +84,35 @@ CREATE TRIGGER catalog_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segments.config
     FOR EACH STATEMENT EXECUTE FUNCTION segments._catalog_changed();
 
--- Tenant visibility: a session that sets segments.tenant sees only that tenant.
+-- Tenancy (src/tenancy.c): what the session may see.  A session with a
+-- tenant sees that tenant's segments and the global ones, and only its own
+-- tenant's contacts; without a tenant, members of segments_admin see
+-- everything and other roles nothing (when a tenant column is configured).
+CREATE FUNCTION segments._session_tenant() RETURNS text
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_session_tenant';
+COMMENT ON FUNCTION segments._session_tenant() IS
+    'Internal: segments.tenant in the text form of the tenant column''s type, or NULL; an error when that type cannot hold it.';
 CREATE FUNCTION segments._tenant_visible(tenant text) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE AS
-$$ SELECT coalesce(nullif(pg_catalog.current_setting('segments.tenant', true), ''), $1)
-          IS NOT DISTINCT FROM $1 $$;
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_tenant_visible';
 COMMENT ON FUNCTION segments._tenant_visible(text) IS
-    'True when a segment of this tenant is visible to the session (segments.tenant unset, or equal).';
+    'Internal: may the session see segments of this tenant (NULL: global segments)?';
+CREATE FUNCTION segments._contact_visible(tenant text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_visible';
+COMMENT ON FUNCTION segments._contact_visible(text) IS
+    'Internal: may the session see a contact of this tenant (as stored in segments.member)?';
+CREATE FUNCTION segments._is_admin() RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_is_admin';
+COMMENT ON FUNCTION segments._is_admin() IS
+    'Internal: is the session''s role a superuser or a member of segments_admin?';
+CREATE FUNCTION segments._manage_tenant() RETURNS text
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'segments_manage_tenant';
+COMMENT ON FUNCTION segments._manage_tenant() IS
+    'Internal: the tenant management calls act in (NULL: an admin without one); an error when the session may manage nothing.';
+CREATE FUNCTION segments._canonical_tenant(tenant text) RETURNS text
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'segments_canonical_tenant';
+COMMENT ON FUNCTION segments._canonical_tenant(text) IS
+    'Internal: a tenant value in the text form of the tenant column''s type; an error when that type cannot hold it.';
+CREATE FUNCTION segments._contact_tenant() RETURNS text
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_contact_tenant';
+COMMENT ON FUNCTION segments._contact_tenant() IS
+    'Internal: the tenant whose contacts alone the session may see, or NULL when contacts are not filtered.';

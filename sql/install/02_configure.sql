@@ -39,7 +39,9 @@ COMMENT ON FUNCTION segments._extension_add(regclass, oid, text) IS
 -- Membership storage depends on the type of the contact key, so configure()
 -- (re)creates it: one row per contact holding the sorted numbers of the
 -- segments it belongs to and, aligned, since when (seconds since 2000-01-01
--- UTC), in a compact bytea.  The objects are added to the extension so DROP
+-- UTC), in a compact bytea, and the contact's tenant (the tenant column's
+-- text form), so that readers show a tenant session only its own contacts
+-- without reading the source.  The objects are added to the extension so DROP
 -- EXTENSION removes them.
 CREATE FUNCTION segments._build_storage(p_key_type regtype)
 RETURNS void
@@ -61,10 +63,13 @@ BEGIN
     EXECUTE format($f$
         CREATE TABLE segments.member (
             contact_id %s PRIMARY KEY,
-            data       bytea NOT NULL
+            data       bytea NOT NULL,
+            tenant     text
         )$f$, p_key_type);
     CREATE INDEX member_segs_idx ON segments.member
         USING gin (segments._member_segs(data));
+    -- a tenant's members of a global segment, and their count
+    CREATE INDEX member_tenant_idx ON segments.member (tenant);
     COMMENT ON TABLE segments.member IS
         'Stored membership: per contact, its segments and since when, in a compact form (see src/member_codec.c). Read it through segments.membership.';
 
@@ -87,34 +92,49 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_arg text;
 BEGIN
-    CREATE OR REPLACE VIEW segments.membership AS
+    CREATE OR REPLACE VIEW segments.membership WITH (security_barrier) AS
         SELECT s.id AS segment_id,
                m.contact_id,
                u.since
           FROM segments.member m
          CROSS JOIN LATERAL segments._member_rows(m.data) AS u
           JOIN segments.segment s ON s.num = u.num
-         WHERE segments._tenant_visible(s.tenant);
+         WHERE segments._contact_visible(m.tenant)
+           AND segments._tenant_visible(s.tenant);
     COMMENT ON VIEW segments.membership IS
         'One row per (segment, contact) membership, for joins; since is when the contact entered the segment.';
 
-    EXECUTE format($f$
-        CREATE OR REPLACE FUNCTION segments.segment_members(segment uuid)
-        RETURNS SETOF %1$s
-        LANGUAGE sql STABLE SECURITY DEFINER
-        SET search_path = pg_catalog, pg_temp
-        AS 'SELECT m.contact_id FROM segments.member m
-             WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
-        p_key_type);
-    EXECUTE format($f$
-        CREATE OR REPLACE FUNCTION segments.segment_members(segment text)
-        RETURNS SETOF %1$s
-        LANGUAGE sql STABLE SECURITY DEFINER
-        SET search_path = pg_catalog, pg_temp
-        AS 'SELECT m.contact_id FROM segments.member m
-             WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
-        p_key_type);
+    -- A tenant session gets only its tenant's contacts (of a global segment:
+    -- through the tenant index); the segment number is NULL, and so no row
+    -- comes back, for segments the session may not see.
+    FOREACH v_arg IN ARRAY ARRAY['uuid', 'text'] LOOP
+        EXECUTE format($f$
+            CREATE OR REPLACE FUNCTION segments.segment_members(segment %2$s)
+            RETURNS SETOF %1$s
+            LANGUAGE plpgsql STABLE SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            AS $b$
+            DECLARE
+                v_num    integer := segments._segment_num(segment);
+                v_tenant text := segments._contact_tenant();
+            BEGIN
+                IF v_tenant IS NULL THEN
+                    RETURN QUERY SELECT m.contact_id FROM segments.member m
+                     WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[v_num];
+                ELSE
+                    RETURN QUERY SELECT m.contact_id FROM segments.member m
+                     WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[v_num]
+                       AND m.tenant OPERATOR(pg_catalog.=) v_tenant;
+                END IF;
+            END
+            $b$
+            $f$,
+            p_key_type, v_arg);
+    END LOOP;
+
     COMMENT ON FUNCTION segments.segment_members(uuid) IS
         'Contacts in a segment (by id), from the GIN index on stored membership.';
     COMMENT ON FUNCTION segments.segment_members(text) IS

@@ -22,7 +22,9 @@ AS 'MODULE_PATHNAME', 'segments_compile';
 COMMENT ON FUNCTION segments.compile(jsonb) IS
     'Validates a segment definition and shows what its rules compile to.';
 
--- The visible segment with this id, or an error.
+-- The segment with this id that the session may change, or an error: it
+-- must be visible (a segment of another tenant "does not exist"), and a
+-- global segment is changed only by an admin without a tenant.
 CREATE FUNCTION segments._get_segment(p_segment uuid)
 RETURNS segments.segment
 LANGUAGE plpgsql STABLE
@@ -30,6 +32,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r segments.segment;
+    v_session_tenant text := segments._manage_tenant();
 BEGIN
     IF p_segment IS NULL THEN
         RAISE EXCEPTION 'segment must not be NULL'
@@ -41,6 +44,12 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'segment "%" does not exist', p_segment
             USING ERRCODE = 'undefined_object';
+    END IF;
+    IF r.tenant IS NULL AND v_session_tenant IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied to change global segment "%"', r.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('This session is limited to tenant "%s" by segments.tenant.', v_session_tenant),
+                  HINT = 'Global segments are changed by members of segments_admin without segments.tenant.';
     END IF;
     RETURN r;
 END
@@ -54,8 +63,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_session_tenant text := nullif(current_setting('segments.tenant', true), '');
-    v_tenant text := coalesce(tenant, v_session_tenant);
+    -- fails closed: a session without a tenant must be an admin
+    v_session_tenant text := segments._manage_tenant();
+    v_tenant text := coalesce(segments._canonical_tenant(tenant), v_session_tenant);
     v_info   jsonb;
     v_id     uuid := gen_random_uuid();
 BEGIN

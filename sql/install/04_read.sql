@@ -4,10 +4,40 @@
 -- (what drivers bind small numbers as) or text;
 -- an untyped literal or parameter resolves to the text variant.
 
-CREATE VIEW segments.segments AS
+-- How many of the session's tenant's contacts a global segment holds: what
+-- a tenant session sees as its member count (segment_state counts every
+-- tenant's).  Read through the tenant index of segments.member, which
+-- configure() creates (so plpgsql: the table may not exist yet).
+CREATE FUNCTION segments._tenant_member_count(num integer)
+RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_tenant text := segments._contact_tenant();
+    v_count  bigint;
+BEGIN
+    IF v_tenant IS NULL OR to_regclass('segments.member') IS NULL THEN
+        RETURN 0;
+    END IF;
+    SELECT count(*) INTO v_count FROM segments.member m
+     WHERE m.tenant OPERATOR(pg_catalog.=) v_tenant
+       AND segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[num];
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION segments._tenant_member_count(integer) IS
+    'Internal: how many of the session''s tenant''s contacts are in the segment numbered num.';
+
+-- The catalog views are security barriers: a function in a caller's WHERE
+-- clause sees only rows the session may see.  A tenant session's member
+-- count of a global segment counts its own tenant's contacts only.
+CREATE VIEW segments.segments WITH (security_barrier) AS
     SELECT s.id, s.tenant, s.name, s.description, s.definition,
            s.created_at, s.updated_at,
-           coalesce(st.member_count, 0) AS member_count,
+           CASE WHEN s.tenant IS NULL AND segments._contact_tenant() IS NOT NULL
+                THEN segments._tenant_member_count(s.num)
+                ELSE coalesce(st.member_count, 0) END AS member_count,
            st.evaluated_at,
            coalesce(st.state, 'pending') AS status
       FROM segments.segment s
@@ -16,10 +46,12 @@ CREATE VIEW segments.segments AS
 COMMENT ON VIEW segments.segments IS
     'The segments this session may see, with their member counts and status.';
 
-CREATE VIEW segments.status AS
+CREATE VIEW segments.status WITH (security_barrier) AS
     SELECT s.id AS segment_id, s.tenant, s.name,
            coalesce(st.state, 'pending') AS state,
-           coalesce(st.member_count, 0) AS member_count,
+           CASE WHEN s.tenant IS NULL AND segments._contact_tenant() IS NOT NULL
+                THEN segments._tenant_member_count(s.num)
+                ELSE coalesce(st.member_count, 0) END AS member_count,
            st.evaluated_at, st.last_duration, st.last_error,
            CASE WHEN s.schedule IS NOT NULL
                 THEN coalesce(st.evaluated_at, now()) + s.schedule END AS next_refresh,
@@ -82,24 +114,34 @@ CREATE FUNCTION segments._contact_segment_ids(contact text) RETURNS uuid[]
 
 CREATE FUNCTION segments.contact_segments(contact uuid) RETURNS SETOF segments.segments
     LANGUAGE sql STABLE AS
-$$ SELECT s.* FROM segments.segments s
-    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+$$ SELECT s.* FROM pg_catalog.unnest(segments._contact_segment_ids($1)) AS c(id)
+    CROSS JOIN LATERAL (SELECT v.* FROM segments.segments v
+                         WHERE v.id OPERATOR(pg_catalog.=) c.id) s
+    ORDER BY s.name $$;
 CREATE FUNCTION segments.contact_segments(contact bigint) RETURNS SETOF segments.segments
     LANGUAGE sql STABLE AS
-$$ SELECT s.* FROM segments.segments s
-    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+$$ SELECT s.* FROM pg_catalog.unnest(segments._contact_segment_ids($1)) AS c(id)
+    CROSS JOIN LATERAL (SELECT v.* FROM segments.segments v
+                         WHERE v.id OPERATOR(pg_catalog.=) c.id) s
+    ORDER BY s.name $$;
 CREATE FUNCTION segments.contact_segments(contact integer) RETURNS SETOF segments.segments
     LANGUAGE sql STABLE AS
-$$ SELECT s.* FROM segments.segments s
-    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+$$ SELECT s.* FROM pg_catalog.unnest(segments._contact_segment_ids($1)) AS c(id)
+    CROSS JOIN LATERAL (SELECT v.* FROM segments.segments v
+                         WHERE v.id OPERATOR(pg_catalog.=) c.id) s
+    ORDER BY s.name $$;
 CREATE FUNCTION segments.contact_segments(contact smallint) RETURNS SETOF segments.segments
     LANGUAGE sql STABLE AS
-$$ SELECT s.* FROM segments.segments s
-    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+$$ SELECT s.* FROM pg_catalog.unnest(segments._contact_segment_ids($1)) AS c(id)
+    CROSS JOIN LATERAL (SELECT v.* FROM segments.segments v
+                         WHERE v.id OPERATOR(pg_catalog.=) c.id) s
+    ORDER BY s.name $$;
 CREATE FUNCTION segments.contact_segments(contact text) RETURNS SETOF segments.segments
     LANGUAGE sql STABLE AS
-$$ SELECT s.* FROM segments.segments s
-    WHERE s.id OPERATOR(pg_catalog.=) ANY (segments._contact_segment_ids($1)) ORDER BY s.name $$;
+$$ SELECT s.* FROM pg_catalog.unnest(segments._contact_segment_ids($1)) AS c(id)
+    CROSS JOIN LATERAL (SELECT v.* FROM segments.segments v
+                         WHERE v.id OPERATOR(pg_catalog.=) c.id) s
+    ORDER BY s.name $$;
 
 COMMENT ON FUNCTION segments.segment_is_member(text, text) IS
     'Is this contact in this segment (by id or name)?  One index probe; false for unknown segments.';

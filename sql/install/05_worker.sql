@@ -130,9 +130,12 @@ CREATE FUNCTION segments._worker_status(
 RETURNS SETOF record
 LANGUAGE c AS 'MODULE_PATHNAME', 'segments_worker_status';
 COMMENT ON FUNCTION segments._worker_status() IS
-    'Internal: the background workers of every database, from shared memory (empty without the preload).';
+    'Internal: the background worker of this database, from shared memory (empty without the preload).';
 
-CREATE VIEW segments.worker AS
+-- Pending segments are those the session may see; _worker_status() gives
+-- this database's worker only, and its last_error only to a session that
+-- sees every tenant.
+CREATE VIEW segments.worker WITH (security_barrier) AS
     SELECT w.pid,
            pg_catalog.current_database()::name AS database,
            coalesce(w.state, CASE WHEN pg_catalog.pg_is_in_recovery() THEN 'standby'
@@ -147,7 +150,9 @@ CREATE VIEW segments.worker AS
               FROM segments.change_queue c) q
      CROSS JOIN (SELECT count(*) AS pending_segments
                    FROM segments.segment_state s
-                  WHERE s.state IN ('pending', 'evaluating')) st
+                   JOIN segments.segment g ON g.id = s.segment_id
+                  WHERE s.state IN ('pending', 'evaluating')
+                    AND segments._tenant_visible(g.tenant)) st
       LEFT JOIN segments._worker_status() w
              ON w.database_oid = (SELECT d.oid FROM pg_catalog.pg_database d
                                    WHERE d.datname = pg_catalog.current_database());

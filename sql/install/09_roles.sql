@@ -12,6 +12,13 @@ BEGIN
     IF NOT pg_catalog.pg_has_role('segments_write', 'segments_read', 'MEMBER') THEN
         GRANT segments_read TO segments_write;
     END IF;
+    -- sees every tenant when it sets none, creates global segments
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'segments_admin') THEN
+        CREATE ROLE segments_admin NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('segments_admin', 'segments_write', 'MEMBER') THEN
+        GRANT segments_write TO segments_admin;
+    END IF;
 END
 $$;
 
@@ -21,11 +28,13 @@ GRANT USAGE ON SCHEMA segments TO segments_read, segments_write;
 
 -- Used inside the views, which check function privileges as the caller.
 GRANT EXECUTE ON FUNCTION segments._tenant_visible(text), segments._member_rows(bytea),
-    segments._member_segs(bytea) TO PUBLIC;
+    segments._member_segs(bytea), segments._contact_visible(text),
+    segments._contact_tenant(), segments._session_tenant(), segments._is_admin() TO PUBLIC;
 
 -- Reading interface.
 GRANT SELECT ON segments.segments, segments.status TO segments_read;
 GRANT EXECUTE ON FUNCTION
+    segments._tenant_member_count(integer),
     segments._segment_num(uuid), segments._segment_num(text),
     segments.segment_is_member(uuid, uuid), segments.segment_is_member(uuid, text),
     segments.segment_is_member(bigint, uuid), segments.segment_is_member(bigint, text),

@@ -39,3 +39,27 @@ BEGIN
     END LOOP;
 END
 $always$;
+
+-- Tenancy: segments.member keeps each contact's tenant (the tenant column's
+-- text form), so readers show a tenant session only its own contacts.  The
+-- table exists only once configure() ran; the tenants are filled from the
+-- source, as the next evaluation would write them.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    IF to_regclass('segments.member') IS NULL THEN
+        RETURN;
+    END IF;
+    ALTER TABLE segments.member ADD COLUMN IF NOT EXISTS tenant text;
+    CREATE INDEX IF NOT EXISTS member_tenant_idx ON segments.member (tenant);
+    SELECT * INTO c FROM segments.config;
+    IF FOUND AND c.tenant_column IS NOT NULL AND EXISTS (
+        SELECT 1 FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = c.source AND a.attname = c.tenant_column AND NOT a.attisdropped) THEN
+        EXECUTE pg_catalog.format(
+            'UPDATE segments.member m SET tenant = s.%I::text FROM %s s WHERE s.%I OPERATOR(pg_catalog.=) m.contact_id',
+            c.tenant_column, c.source, c.key_column);
+    END IF;
+END
+$$;
