@@ -5,7 +5,7 @@
 -- integer.  Runs in a database of its own, with its worker off (membership
 -- changes only through refresh(), so what each role's refresh() touched
 -- shows).
-\set VERBOSITY default
+\set VERBOSITY terse
 SET client_min_messages = warning;
 DROP DATABASE IF EXISTS segments_tenancy;
 DROP ROLE IF EXISTS ten_owner, ten_a, ten_b, ten_none, ten_admin;
@@ -32,6 +32,22 @@ ALTER ROLE ten_b SET segments.tenant = '2';
 \c segments_tenancy
 CREATE EXTENSION segments;
 GRANT CREATE ON SCHEMA public TO ten_owner;
+-- Runs a statement as the caller; returns 'ok' or its error with SQLSTATE,
+-- detail and hint (ids replaced: they differ from run to run).
+CREATE FUNCTION public.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    st text; m text; d text; h text;
+BEGIN
+    EXECUTE sql;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, m = MESSAGE_TEXT,
+                            d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+    RETURN regexp_replace(st || ': ' || m || coalesce(E'\nDETAIL: ' || nullif(d, ''), '')
+                          || coalesce(E'\nHINT: ' || nullif(h, ''), ''),
+                          '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
+END
+$$;
 
 -- The application owns and writes its contacts.
 \c - ten_owner
@@ -51,7 +67,7 @@ SELECT segments.create_segment('Everyone', '{"and":[]}') AS global_all \gset
 SELECT segments.create_segment('VIP', '{"type":"attribute","field":"plan","op":"eq","value":"vip"}', tenant => '1') AS a_vip \gset
 -- A tenant is given in the tenant column's type; '02' is tenant 2.
 SELECT segments.create_segment('Secret B', '{"type":"attribute","field":"plan","op":"eq","value":"free"}', tenant => '02') AS b_secret \gset
-SELECT segments.create_segment('Bad', '{"and":[]}', tenant => 'acme');
+SELECT try($$SELECT segments.create_segment('Bad', '{"and":[]}', tenant => 'acme')$$) AS bad_tenant;
 SELECT segments.refresh();
 SELECT name, tenant, member_count, status FROM segments.segments ORDER BY tenant NULLS FIRST, name;
 SELECT count(*) AS memberships FROM segments.membership;        -- 12 + 24 + 5 + 5
@@ -86,14 +102,18 @@ ALTER ROLE ten_a SET segments.tenant = '2';
 SHOW segments.tenant;
 -- It manages its own segments only: another tenant's "do not exist", global
 -- ones are the admin's, and messages never name another tenant's segments.
-SELECT segments.update_segment(:'b_secret', name => 'Mine now');
-SELECT segments.drop_segment(:'b_secret');
-SELECT segments.schedule(:'b_secret', '1 hour');
-SELECT segments.refresh(:'b_secret');
-SELECT segments.update_segment(:'global_vip', name => 'Mine now');
-SELECT segments.drop_segment(:'global_all');
-SELECT segments.create_segment('Sneaky', '{"and":[]}', tenant => '2');
-SELECT segments.create_segment('Sneaky', '{"type":"segment","op":"in","value":"Secret B"}');
+SELECT try(format($$SELECT segments.update_segment(%L, name => 'Mine now')$$, :'b_secret')) AS update_b;
+SELECT try(format($$SELECT segments.drop_segment(%L)$$, :'b_secret')) AS drop_b;
+SELECT try(format($$SELECT segments.schedule(%L, '1 hour')$$, :'b_secret')) AS schedule_b;
+SELECT try(format($$SELECT segments.refresh(%L)$$, :'b_secret')) AS refresh_b;
+SELECT try(format($$SELECT segments.update_segment(%L, name => 'Mine now')$$, :'global_vip')) AS update_global;
+SELECT try(format($$SELECT segments.drop_segment(%L)$$, :'global_all')) AS drop_global;
+SELECT try(format($$SELECT segments.schedule(%L, '1 hour')$$, :'global_all')) AS schedule_global;
+SELECT try($$SELECT segments.create_segment('Sneaky', '{"and":[]}', tenant => '2')$$) AS create_for_b;
+SELECT try($$SELECT segments.create_segment('Sneaky', '{"and":[]}', tenant => NULL)$$) AS create_no_tenant; -- its own tenant's
+SELECT tenant FROM segments.segments WHERE name = 'Sneaky';
+SELECT try($$SELECT segments.create_segment('Sneaky 2', '{"type":"segment","op":"in","value":"Secret B"}')$$) AS reference_b;
+SELECT try(format($$SELECT segments.create_segment('Sneaky 3', '{"type":"segment","op":"in","value":"%s"}')$$, :'b_secret')) AS reference_b_by_id;
 SELECT segments.create_segment('Mine', '{"type":"attribute","field":"plan","op":"eq","value":"free"}', tenant => '01') AS a_mine \gset
 SELECT name, tenant, status FROM segments.segments WHERE id = :'a_mine';
 
@@ -148,14 +168,15 @@ SELECT (SELECT count(*) FROM segments.segments) AS segments,
        segments.segment_is_member(4, :'global_vip'::uuid) AS is_member,
        segments.filter_restricted(4, ARRAY[:'global_vip'::uuid]) AS gate;
 SELECT pending_segments, last_error FROM segments.worker;
-SELECT segments.create_segment('Mine', '{"and":[]}');
-SELECT segments.update_segment(:'global_vip', description => 'x');
-SELECT segments.drop_segment(:'global_vip');
-SELECT segments.schedule(:'global_vip', '1 hour');
-SELECT segments.refresh();
-SELECT segments.refresh(:'global_vip');
-SELECT segments.refresh_contacts(ARRAY[1]);
-SELECT segments.compile('{"and":[]}');
+SELECT try($$SELECT segments.create_segment('Mine', '{"and":[]}')$$) AS create_segment;
+SELECT call, split_part(try(sql), E'\n', 1) AS error FROM (VALUES
+  ('update_segment', format($$SELECT segments.update_segment(%L, description => 'x')$$, :'global_vip')),
+  ('drop_segment', format($$SELECT segments.drop_segment(%L)$$, :'global_vip')),
+  ('schedule', format($$SELECT segments.schedule(%L, '1 hour')$$, :'global_vip')),
+  ('refresh()', 'SELECT segments.refresh()'),
+  ('refresh(segment)', format($$SELECT segments.refresh(%L)$$, :'global_vip')),
+  ('refresh_contacts', 'SELECT segments.refresh_contacts(ARRAY[1])'),
+  ('compile', $$SELECT segments.compile('{"and":[]}')$$)) AS v(call, sql);
 SET segments.tenant = '1';
 
 -- A connection pool granted SET on segments.tenant picks the tenant per
@@ -166,7 +187,7 @@ SET segments.tenant = '002';
 SELECT segments._session_tenant();
 SELECT name, tenant FROM segments.segments ORDER BY tenant NULLS FIRST, name;
 SET segments.tenant = 'acme';
-SELECT count(*) FROM segments.segments;
+SELECT try('SELECT count(*) FROM segments.segments') AS segments_view;
 SELECT segments.segment_is_member(1, :'global_vip'::uuid);
 RESET segments.tenant;
 
