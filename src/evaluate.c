@@ -1525,7 +1525,8 @@ segments_refresh(PG_FUNCTION_ARGS)
 			if (CatalogSegmentVisibleIn(&view, cat->segments[i].tenant))
 				ids[nids++] = cat->segments[i].id;
 		}
-		EvaluateRefresh(ids, nids);
+		if (nids > 0)
+			EvaluateRefresh(ids, nids);
 	}
 	else
 	{
