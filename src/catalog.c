@@ -199,6 +199,8 @@ load_config(SegmentsConfig *config)
 			table_close(source, AccessShareLock);
 			config->member_relid = CatalogRelid("member", true);
 			config->member_pkey = CatalogRelid("member_pkey", true);
+			if (OidIsValid(config->member_relid))
+				config->member_tenant_attnum = get_attnum(config->member_relid, "tenant");
 			config->configured = config->key_attnum > 0 &&
 				OidIsValid(config->source_key_index) &&
 				OidIsValid(config->member_relid) &&

@@ -31,6 +31,8 @@ typedef struct SegmentsConfig
 	Oid			source_key_index;	/* unique index on the key column */
 	Oid			member_relid;	/* segments.member */
 	Oid			member_pkey;	/* its primary key index */
+	AttrNumber	member_tenant_attnum;	/* its tenant column; 0 in a 0.1.0
+										 * schema not yet upgraded */
 } SegmentsConfig;
 
 /* One row of segments.segment, as readers and the evaluator need it. */
@@ -102,7 +104,7 @@ extern RuleNode *CatalogParseSaved(const CatalogSegment *seg, RuleParseContext *
 /* Columns of segments.member (sql/install/02_configure.sql). */
 #define MEMBER_ATTNUM_KEY		1
 #define MEMBER_ATTNUM_DATA		2
-#define MEMBER_ATTNUM_TENANT	3
+#define MEMBER_ATTNUM_TENANT	3	/* when member_tenant_attnum > 0 */
 
 /* membership.c: the stored membership of one contact */
 extern bool MembershipKeyFromArg(const SegmentsConfig *config, Datum arg, Oid argtype,

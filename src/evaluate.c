@@ -319,14 +319,23 @@ plan_prepare_statements(EvalPlan *plan)
 {
 	Oid			key_array = get_array_type(plan->cat->config.key_type);
 	Oid			member_array = get_array_type(plan->member_type);
+	bool		tenants = plan->cat->config.member_tenant_attnum > 0;
 
-	plan->fetch_plan = SPI_prepare("SELECT contact_id, data, tenant FROM segments.member"
+	/* a 0.1.0 schema not yet upgraded stores no tenants */
+	plan->fetch_plan = SPI_prepare(tenants ?
+								   "SELECT contact_id, data, tenant FROM segments.member"
+								   " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)" :
+								   "SELECT contact_id, data, NULL::pg_catalog.text FROM segments.member"
 								   " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
 								   1, &key_array);
 	plan->insert_plan = SPI_prepare("INSERT INTO segments.member"
 									" SELECT * FROM pg_catalog.unnest($1)",
 									1, &member_array);
-	plan->update_plan = SPI_prepare("UPDATE segments.member m SET data = u.data, tenant = u.tenant"
+	plan->update_plan = SPI_prepare(tenants ?
+									"UPDATE segments.member m SET data = u.data, tenant = u.tenant"
+									" FROM pg_catalog.unnest($1) u"
+									" WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id" :
+									"UPDATE segments.member m SET data = u.data"
 									" FROM pg_catalog.unnest($1) u"
 									" WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id",
 									1, &member_array);
@@ -866,7 +875,8 @@ batch_apply(EvalPlan *plan, Batch *batch)
 		if (nold == n && (n == 0 ||
 						  (memcmp(old_segs, segs, n * sizeof(int32)) == 0 &&
 						   memcmp(old_since, since, n * sizeof(int32)) == 0 &&
-						   same_tenant(old_tenant, entry->tenant))))
+						   (plan->cat->config.member_tenant_attnum <= 0 ||
+							same_tenant(old_tenant, entry->tenant)))))
 			continue;			/* unchanged */
 		plan->changed++;
 		if (n == 0)

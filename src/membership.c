@@ -154,7 +154,9 @@ MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums,
 		Datum		d;
 		bool		visible = true;
 
-		if (view != NULL)
+		if (view != NULL && !view->filter_contacts)
+			visible = CatalogContactVisibleIn(view, NULL, 0);
+		else if (view != NULL)
 		{
 			d = slot_getattr(slot, MEMBER_ATTNUM_TENANT, &isnull);
 			if (isnull)

@@ -159,7 +159,9 @@ CatalogTenantViewOf(const SegmentCatalog *cat)
 	if (view.tenant != NULL)
 	{
 		view.scope = TENANT_SCOPE_ONE;
-		view.filter_contacts = cat->config.has_tenant_column;
+		/* stored membership of a 0.1.0 schema has no tenants: as 0.1.0 did */
+		view.filter_contacts = cat->config.has_tenant_column &&
+			cat->config.member_tenant_attnum > 0;
 	}
 	else if (!cat->config.has_tenant_column || CatalogIsAdmin())
 		view.scope = TENANT_SCOPE_ALL;
