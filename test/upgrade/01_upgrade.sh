@@ -102,7 +102,9 @@ MEMBERS="SELECT segment_id, contact_id, since FROM segments.membership ORDER BY 
 STATE="SELECT segment_id, state, member_count, evaluated_at FROM segments.segment_state ORDER BY 1"
 before_defs=$(q -c "$SNAPSHOT"); before_members=$(q -c "$MEMBERS"); before_state=$(q -c "$STATE")
 [ "$(printf '%s\n' "$before_members" | wc -l)" -gt 100 ] || fail "too few memberships to compare"
-gated() { q -c "SET ROLE upgrade_app" -c "SET app.contact = '$1'" -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM public.actions"; }
+# the app's sessions run as tenant globex (contacts 10 and 11 are globex's), as
+# ALTER ROLE ... SET would fix it at login: without a tenant it would see nothing
+gated() { q -c "SET segments.tenant = 'globex'" -c "SET ROLE upgrade_app" -c "SET app.contact = '$1'" -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM public.actions"; }
 [ "$(gated 10)" = "1,2" ] && [ "$(gated 11)" = "1" ] || fail "the policy does not gate on 0.1.0"
 
 # --- the update ----------------------------------------------------------------
@@ -117,7 +119,7 @@ note "ok: nothing was re-evaluated by the update"
 [ "$(gated 10)" = "1,2" ] && [ "$(gated 11)" = "1" ] || fail "the user's policy does not gate after the update"
 note "ok: a user's policy over filter_restricted survives and still gates"
 expect "reading functions work as the app role" \
-    "SET ROLE upgrade_app; SELECT segments.segment_is_member(10::bigint, 'VIP or big')" t
+    "SET segments.tenant = 'globex'; SET ROLE upgrade_app; SELECT segments.segment_is_member(10::bigint, 'VIP or big')" t
 
 # the worker picks up the new code: a change committed now is applied
 q -c "UPDATE contacts SET plan = 'vip' WHERE id = 11"
