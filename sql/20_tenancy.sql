@@ -143,8 +143,7 @@ SELECT count(*) FROM segments.worker WHERE pg_temp.leak(pending_segments::text, 
 \c - ten_b
 SELECT name, tenant, member_count FROM segments.segments ORDER BY tenant NULLS FIRST, name;
 SELECT array_agg(m ORDER BY m) AS global_vip_members FROM segments.segment_members(:'global_vip'::uuid) m;
--- (as the superuser until change capture works for the app role: issue 8 item 1)
-\c - postgres
+\c - ten_owner
 UPDATE contacts SET org_id = 2 WHERE id = 2;
 \c - ten_admin
 SELECT segments.refresh();
