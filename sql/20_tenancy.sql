@@ -55,6 +55,8 @@ CREATE TABLE contacts (id integer PRIMARY KEY, org_id integer, plan text);
 INSERT INTO contacts SELECT g, CASE WHEN g <= 10 THEN 1 WHEN g <= 20 THEN 2 END,
                             CASE WHEN g % 2 = 0 THEN 'vip' ELSE 'free' END
   FROM generate_series(1, 24) g;          -- 1-10 tenant 1, 11-20 tenant 2, 21-24 none
+-- Rules may read only what their author may: the dashboard roles may read the contacts.
+GRANT SELECT ON contacts TO ten_a, ten_b, ten_none, ten_admin;
 
 \c - postgres
 SELECT segments.configure('public.contacts', 'id', tenant_column => 'org_id');
