@@ -1429,16 +1429,17 @@ segments_verify(PG_FUNCTION_ARGS)
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		int32	   *nums;
+		char	   *tenant;
 		int			n;
 		MemoryContext prev;
 
 		CHECK_FOR_INTERRUPTS();
 		prev = MemoryContextSwitchTo(contact_cxt);
 		slot_getallattrs(slot);
-		n = evaluate_contact(plan, slot, &nums);
+		n = evaluate_contact(plan, slot, &nums, &tenant);
 		MemoryContextSwitchTo(prev);
 		batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
-				  n, nums, true);
+				  n, nums, tenant, true);
 		MemoryContextReset(contact_cxt);
 	}
 	batch_apply(plan, batch);
