@@ -105,6 +105,12 @@ mut sql src/rule_eval.c "empty and matches no one" \
 mut sql src/rule_eval.c "a NULL column makes negative operators false (SQL's three-valued logic)" \
     'if (ctx->nulls[a->attnum - 1])\n\t\treturn false;' \
     'if (ctx->nulls[a->attnum - 1])\n\t\treturn cond->negated_op;'
+mut sql src/rule_eval.c "traits read loosely: another JSON type is not missing" \
+    'if (cond->strict && !json_has_type(&jv, cond->read_as))' \
+    'if (false && !json_has_type(&jv, cond->read_as))'
+mut sql src/rule_eval.c "contains compares trait array elements of any JSON type" \
+    '(cond->strict_elements && !json_has_type(elem, cond->element_as)))' \
+    '(false && !json_has_type(elem, cond->element_as)))'
 mut sql src/rule_eval.c "a JSON null trait counts as present" \
     'if (jv.type == jbvNull)' \
     'if (false && jv.type == jbvNull)'
@@ -157,6 +163,24 @@ mut sql src/rule_parse.c "percentage between with equal ends refused" \
 mut sql src/rule_render.c "compile() renders gte as >" \
     'case OP_GTE:\n\t\t\treturn ">=";' \
     'case OP_GTE:\n\t\t\treturn ">";'
+mut sql src/rule_render.c "compile() shows a strict reading as an as-reading" \
+    'appendStringInfo(buf, " (%s)", type_names[cond->read_as]);' \
+    'appendStringInfo(buf, " as %s", type_names[cond->read_as]);'
+mut sql src/rule_parse.c "in/not_in list limit one value too generous" \
+    'if (n > SEGMENTS_MAX_LIST_VALUES)' \
+    'if (n > SEGMENTS_MAX_LIST_VALUES + 1)'
+mut sql src/rule_parse.c "definition size limit one byte too strict" \
+    'if (len > SEGMENTS_MAX_DEFINITION_BYTES)' \
+    'if (len >= SEGMENTS_MAX_DEFINITION_BYTES)'
+mut sql src/rule_parse.c "regex length limit one character too generous" \
+    'if (nchars > SEGMENTS_MAX_REGEX_CHARS)' \
+    'if (nchars > SEGMENTS_MAX_REGEX_CHARS + 1)'
+mut sql src/rule_parse.c "regex back-references allowed" \
+    'if (DatumGetBool(backref))' \
+    'if (false && DatumGetBool(backref))'
+mut sql src/rule_parse.c "attribute column types not checked" \
+    'check_column_type(in->path, att);' \
+    '(void) att;'
 
 # ---- stored membership: codec, merge, departures, counts ------------------
 mut sql src/member_codec.c "codec: numbers stored whole, decoded as differences" \
