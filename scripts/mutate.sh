@@ -206,8 +206,8 @@ mut sql src/evaluate.c "member_count counts every contact" \
 mut sql src/evaluate.c "a tenant's segment takes every tenant's contacts" \
     '(tenant != NULL && strcmp(tenant, es->seg->tenant) == 0)' \
     '(tenant != NULL)'
-mut sql src/catalog.c "tenant visibility check skipped" \
-    'return tenant != NULL && strcmp(tenant, session_tenant) == 0;' \
+mut sql src/tenancy.c "tenant visibility check skipped" \
+    'return tenant == NULL || strcmp(tenant, view->tenant) == 0;' \
     'return true;'
 mut sql src/functions.c "filter_restricted grants an anonymous contact" \
     'if (PG_ARGISNULL(0))\n\t\tPG_RETURN_BOOL(false);' \
