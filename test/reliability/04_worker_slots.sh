@@ -4,36 +4,13 @@
 # installs it gets a worker at once (issue 9, item 9: slots of databases
 # without the extension were never freed).  Starts a throwaway cluster of
 # its own, next to the test cluster, and stops it on exit.
-set -euo pipefail
-: "${PGHOST:?run through scripts/test.sh}" "${PG_BIN:?}"
 TEST_NAME=04_worker_slots
-fail() { echo "FAIL ($TEST_NAME): $*" >&2; exit 1; }
-CHECKS=0
-note() { case "$1" in ok:*) CHECKS=$((CHECKS + 1));; esac; echo "# $TEST_NAME: $*"; }
-all_passed() { echo "# $TEST_NAME: all passed ($CHECKS checks)"; }
-
-DIR="$PGHOST/slots_$$"
-PORT=$((PGPORT + 2))
-stop() {
-    local rc=$?
-    [ -f "$DIR/data/postmaster.pid" ] &&
-        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1
-    [ $rc -ne 0 ] && [ -f "$DIR/log" ] && tail -n 20 "$DIR/log"
-    rm -rf "$DIR"
-    exit $rc
-}
-trap stop EXIT
-mkdir -p "$DIR" && chown postgres:postgres "$DIR"
-runuser -u postgres -- "$PG_BIN/initdb" -D "$DIR/data" -A trust -U postgres --no-sync >/dev/null
-cat >> "$DIR/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$PGHOST'
-port = $PORT
+. "$(dirname "$0")/../own_cluster.bash"
+own_cluster "$PGHOST/slots_$$" $((PGPORT + 2)) <<CONF
 shared_preload_libraries = 'segments'
 segments.max_workers = 2
 max_worker_processes = 8
 CONF
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w -t 60 start >/dev/null
 
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -p "$PORT" -d "${2:-postgres}" -c "$1"; }
 for i in 1 2 3 4; do q "CREATE DATABASE plain_$i"; done

@@ -6,34 +6,9 @@
 # that, and the worker view says no worker runs.  Preloaded again, the
 # worker applies what was written meanwhile.  Starts a second throwaway
 # cluster of its own, next to the test cluster, and stops it on exit.
-set -euo pipefail
-: "${PGHOST:?run through scripts/test.sh}" "${PG_BIN:?}"
 TEST_NAME=06_no_preload
-fail() { echo "FAIL ($TEST_NAME): $*" >&2; exit 1; }
-CHECKS=0
-# note "ok: ..." counts a passed check; all_passed closes the script.
-note() { case "$1" in ok:*) CHECKS=$((CHECKS + 1));; esac; echo "# $TEST_NAME: $*"; }
-all_passed() { echo "# $TEST_NAME: all passed ($CHECKS checks)"; }
-
-DIR="$PGHOST/nopreload"
-PORT=$((PGPORT + 1))
-stop() {
-    local rc=$?
-    [ -f "$DIR/data/postmaster.pid" ] &&
-        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1
-    [ $rc -ne 0 ] && [ -f "$DIR/log" ] && tail -n 20 "$DIR/log"
-    rm -rf "$DIR"
-    exit $rc
-}
-trap stop EXIT
-mkdir -p "$DIR" && chown postgres:postgres "$DIR"
-runuser -u postgres -- "$PG_BIN/initdb" -D "$DIR/data" -A trust -U postgres --no-sync >/dev/null
-cat >> "$DIR/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$PGHOST'
-port = $PORT
-CONF
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w -t 60 start >/dev/null
+. "$(dirname "$0")/../own_cluster.bash"
+own_cluster "$PGHOST/nopreload" $((PGPORT + 1)) </dev/null
 
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -p "$PORT" -d postgres -c "$1"; }
 expect() {
