@@ -27,6 +27,8 @@ typedef struct SegmentsConfig
 	Oid			source_key_index;	/* unique index on the key column */
 	Oid			member_relid;	/* segments.member */
 	Oid			member_pkey;	/* its primary key index */
+	bool		has_row;		/* segments.config has its row */
+	char	   *problem;		/* has_row but unusable: why (else NULL) */
 } SegmentsConfig;
 
 /* One row of segments.segment, as readers and the evaluator need it. */
@@ -56,6 +58,8 @@ typedef struct SegmentCatalog
 /* catalog.c */
 extern void CatalogInitCallbacks(void);
 extern const SegmentCatalog *CatalogGet(void);
+extern void CatalogLoadConfig(SegmentsConfig *config);
+extern Oid	CatalogFindKeyIndex(Relation rel, AttrNumber attnum);
 extern SegmentCatalog *CatalogLoad(MemoryContext cxt, bool with_definitions);
 extern const CatalogSegment *CatalogFindById(const SegmentCatalog *cat, const pg_uuid_t *id);
 extern const CatalogSegment *CatalogFindByNum(const SegmentCatalog *cat, int32 num);
@@ -64,6 +68,7 @@ extern bool CatalogTenantVisible(const char *tenant);
 extern bool CatalogTenantVisibleTo(const char *tenant, const char *session_tenant);
 extern Oid	CatalogRelid(const char *relname, bool missing_ok);
 extern void CatalogCheckSource(const SegmentsConfig *config, Relation source);
+extern void CatalogNotConfiguredError(const SegmentsConfig *config);
 extern bool CatalogParseUuid(const char *str, pg_uuid_t *uuid);
 extern void CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
 									 const SegmentsConfig *config);

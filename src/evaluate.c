@@ -307,10 +307,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 	plan->cat = CatalogLoad(CurrentMemoryContext, true);
 	config = &plan->cat->config;
 	if (!config->configured)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("segments is not configured"),
-				 errhint("Call segments.configure(source => ..., key_column => ...) first.")));
+		CatalogNotConfiguredError(config);
 
 	/* writers of segments.member take turns; readers are never blocked */
 	if (SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
@@ -323,6 +320,8 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 	plan->cat = CatalogLoad(CurrentMemoryContext, true);
 	config = &plan->cat->config;
 
+	if (!config->configured)
+		CatalogNotConfiguredError(config);
 	plan->source = table_open(config->source_relid, AccessShareLock);
 	CatalogCheckSource(config, plan->source);
 	plan->full_pass = full_pass;
@@ -368,7 +367,13 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass)
 			es->writable = true;
 		if (ready != NULL && !ready[i])
 			es->writable = false;
-		if (es->rule == NULL)
+
+		/*
+		 * A segment that no longer compiles grants nothing: a full pass of
+		 * it clears its membership (it evaluates false for everyone) and
+		 * fails it; other passes hand it back to a full pass.
+		 */
+		if (es->rule == NULL && !full_pass)
 			es->writable = false;
 	}
 	/* evaluate only what is written and what that reads: dependents come later */
@@ -832,13 +837,15 @@ record_state(EvalPlan *plan, TimestampTz started)
 	Oid			types[5] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, INTERVALOID};
 	SPIPlanPtr	upd = SPI_prepare("UPDATE segments.segment_state SET"
 								  "  state = coalesce($2, state),"
-								  "  member_count = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' AND $5 IS NOT NULL"
+								  "  member_count = CASE WHEN ($2 OPERATOR(pg_catalog.=) 'ready' OR $2 OPERATOR(pg_catalog.=) 'failed')"
+								  "    AND $5 IS NOT NULL"
 								  "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
 								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
 								  "  last_duration = coalesce($5, last_duration),"
 								  "  last_error = $4"
 								  " WHERE segment_id OPERATOR(pg_catalog.=) $1",
 								  5, types);
+	SPIPlanPtr	repend = NULL;
 	Interval   *duration = palloc0(sizeof(Interval));
 
 	if (upd == NULL)
@@ -854,12 +861,35 @@ record_state(EvalPlan *plan, TimestampTz started)
 		if (es->rule != NULL && !complete && es->delta == 0)
 			continue;
 		values[0] = UUIDPGetDatum(&es->seg->id);
+		if (es->rule == NULL && !complete)
+		{
+			Datum		args[2] = {values[0],
+				CStringGetTextDatum(es->error ? es->error : "could not compile")};
+
+			if (repend == NULL)
+			{
+				Oid			rtypes[2] = {UUIDOID, TEXTOID};
+
+				repend = SPI_prepare("UPDATE segments.segment_state SET state = 'pending',"
+									 "  requested_at = pg_catalog.clock_timestamp(), last_error = $2"
+									 " WHERE segment_id OPERATOR(pg_catalog.=) $1"
+									 "   AND state OPERATOR(pg_catalog.=) 'ready'", 2, rtypes);
+				if (repend == NULL)
+					elog(ERROR, "could not prepare state update");
+			}
+			if (SPI_execute_plan(repend, args, NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not update segments.segment_state");
+			continue;
+		}
 		if (es->rule == NULL)
 		{
 			values[1] = CStringGetTextDatum("failed");
 			values[2] = Int64GetDatum(0);
 			values[3] = CStringGetTextDatum(es->error ? es->error : "could not compile");
 			nulls[3] = ' ';
+			/* this full pass cleared its membership: the count is 0 */
+			values[4] = IntervalPGetDatum(duration);
+			nulls[4] = ' ';
 		}
 		else if (complete)
 		{
