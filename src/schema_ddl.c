@@ -21,17 +21,20 @@
 #include "worker.h"
 
 #include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+PG_FUNCTION_INFO_V1(segments_ddl_start);
 PG_FUNCTION_INFO_V1(segments_ddl_end);
 PG_FUNCTION_INFO_V1(segments_sql_drop);
 
@@ -295,6 +298,62 @@ command_relids(void)
 															SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 	return relids;
+}
+
+/*
+ * segments._ddl_start() RETURNS event_trigger
+ *
+ * ddl_command_start of ALTER TABLE: refuses a new type for the key column
+ * before the table is rewritten (segments._ddl_end() would refuse it too,
+ * after the rewrite).  Not SECURITY DEFINER, and it runs no SQL: the table
+ * and type names resolve with the caller's search_path, as the command's
+ * own will; segments.config is read directly.
+ */
+Datum
+segments_ddl_start(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	AlterTableStmt *stmt;
+	SegmentsConfig config;
+	Oid			relid;
+	ListCell   *lc;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "segments_ddl_start: not fired by event trigger manager");
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (!IsA(trigdata->parsetree, AlterTableStmt))
+		PG_RETURN_VOID();
+	stmt = (AlterTableStmt *) trigdata->parsetree;
+	if (stmt->objtype != OBJECT_TABLE || !OidIsValid(CatalogRelid("config", true)))
+		PG_RETURN_VOID();
+	CatalogLoadConfig(&config);
+	if (!config.has_row || config.key_attnum <= 0 || get_rel_name(config.source_relid) == NULL)
+		PG_RETURN_VOID();
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid) || !touches_source(relid, config.source_relid))
+		PG_RETURN_VOID();
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		ColumnDef  *def = (ColumnDef *) cmd->def;
+		Oid			type;
+		char	   *key = get_attname(config.source_relid, config.key_attnum, true);
+
+		if (cmd->subtype != AT_AlterColumnType || cmd->name == NULL || key == NULL ||
+			strcmp(cmd->name, key) != 0 || def == NULL || !IsA(def, ColumnDef) ||
+			def->typeName == NULL)
+			continue;
+		type = LookupTypeNameOid(NULL, def->typeName, true);
+		if (OidIsValid(type) && type != config.key_type)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot change the type of column \"%s\" of %s to %s: it is the key column of segments, configured as %s",
+							key, rel_display(config.source_relid), format_type_be(type),
+							format_type_be(config.key_type)),
+					 errhint("Call segments.configure(NULL) first, change the type, then call segments.configure() again; membership is rebuilt.")));
+	}
+	PG_RETURN_VOID();
 }
 
 /*

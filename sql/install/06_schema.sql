@@ -67,6 +67,11 @@ $$;
 COMMENT ON FUNCTION segments._rename_column(text, text) IS
     'Internal: follows a rename of a source column in the configuration and in segment definitions.';
 
+-- Not SECURITY DEFINER: it resolves names as the command will, and runs no SQL.
+CREATE FUNCTION segments._ddl_start() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'segments_ddl_start';
+COMMENT ON FUNCTION segments._ddl_start() IS
+    'Internal: refuses a new type for the key column before the table is rewritten (ddl_command_start).';
 CREATE FUNCTION segments._ddl_end() RETURNS event_trigger
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'segments_ddl_end';
@@ -81,9 +86,13 @@ COMMENT ON FUNCTION segments._sql_drop() IS
 CREATE EVENT TRIGGER segments_ddl_end ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'CREATE TRIGGER')
     EXECUTE FUNCTION segments._ddl_end();
+CREATE EVENT TRIGGER segments_ddl_start ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION segments._ddl_start();
 CREATE EVENT TRIGGER segments_sql_drop ON sql_drop
     EXECUTE FUNCTION segments._sql_drop();
 -- also under session_replication_role = replica (replication, many ETL tools)
+ALTER EVENT TRIGGER segments_ddl_start ENABLE ALWAYS;
 ALTER EVENT TRIGGER segments_ddl_end ENABLE ALWAYS;
 ALTER EVENT TRIGGER segments_sql_drop ENABLE ALWAYS;
 

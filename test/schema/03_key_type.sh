@@ -30,7 +30,22 @@ q "UPDATE contacts SET plan = 'vip' WHERE id = 1"
 expect "wait() after the refused change" "SELECT segments.wait('30 s')" t
 expect "capture still applies" "SELECT segments.segment_is_member(1::bigint, 'VIP')" t
 
+# refused before the table is rewritten (ddl_command_start); the check
+# after the command (ddl_command_end) catches it too
+q "ALTER EVENT TRIGGER segments_ddl_start DISABLE"
+refused "without the early check, the change is refused after the command" \
+    "ALTER TABLE contacts ALTER COLUMN id TYPE text" 2BP01 'it is the key column of segments, configured as bigint'
+out=$(psql -X -qAt -v VERBOSITY=verbose -c "ALTER TABLE contacts ALTER COLUMN id TYPE text" 2>&1) || true
+echo "$out" | grep -q "LOCATION:  source_retyped" || fail "expected the refusal after the command: $out"
+note "ok: ... by segments_ddl_end (source_retyped)"
+q "ALTER EVENT TRIGGER segments_ddl_start ENABLE ALWAYS"
+out=$(psql -X -qAt -v VERBOSITY=verbose -c "ALTER TABLE contacts ALTER COLUMN id TYPE text" 2>&1) || true
+echo "$out" | grep -q "LOCATION:  segments_ddl_start" || fail "expected the refusal from segments_ddl_start: $out"
+note "ok: with it, the refusal comes before the rewrite (segments_ddl_start)"
+expect "the key's type is the same" "SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = 'contacts'::regclass AND attname = 'id'" bigint
+
 # bypass the event triggers: the C paths defend themselves
+q "ALTER EVENT TRIGGER segments_ddl_start DISABLE"
 q "ALTER EVENT TRIGGER segments_ddl_end DISABLE"
 q "ALTER TABLE contacts ALTER COLUMN id TYPE text"
 q "UPDATE contacts SET plan = 'vip' WHERE id = '2'"
@@ -59,6 +74,7 @@ tail -n +"$LOG_FROM" "$LOG" | grep -q "segments is not configured" && fail "the 
 note "ok: no 'segments is not configured' in the log"
 
 # re-running configure() for the new key type brings everything back
+q "ALTER EVENT TRIGGER segments_ddl_start ENABLE ALWAYS"
 q "ALTER EVENT TRIGGER segments_ddl_end ENABLE ALWAYS"
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
 expect "wait() after configure()" "SELECT segments.wait('30 s')" t
