@@ -7,16 +7,15 @@
 OWNER="segs_owner_$$"
 psql -X -q -d postgres -c "CREATE ROLE $OWNER LOGIN" >/dev/null
 q "GRANT CREATE ON SCHEMA public TO $OWNER; GRANT CREATE ON DATABASE \"$DB\" TO $OWNER" >/dev/null
+# Databases a script restores into (EXTRA_DBS) and the owner role go on exit.
 schema_cleanup() {
-    local rc=$?
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
     for d in ${EXTRA_DBS:-}; do
-        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$d\" WITH (FORCE)" >/dev/null 2>&1 || true
+        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$d\" WITH (FORCE)" >/dev/null 2>&1
     done
-    psql -X -q -d postgres -c "DROP ROLE IF EXISTS $OWNER" >/dev/null 2>&1 || true
-    exit $rc
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
+    psql -X -q -d postgres -c "DROP ROLE IF EXISTS $OWNER" >/dev/null 2>&1
 }
-trap schema_cleanup EXIT
+on_exit schema_cleanup
 
 # One value from a query run as the table owner.
 qo() { psql -X -qAt -v ON_ERROR_STOP=1 -U "$OWNER" -c "$1"; }
