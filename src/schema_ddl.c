@@ -137,7 +137,8 @@ segment_names(Datum ids)
 	int			hidden = 0;
 
 	if (SPI_execute_with_args("SELECT s.name, segments._tenant_visible(s.tenant)"
-							  "  FROM segments.segment s WHERE s.id = ANY ($1) ORDER BY s.name",
+							  "  FROM segments.segment s WHERE s.id OPERATOR(pg_catalog.=) ANY ($1)"
+							  " ORDER BY s.name",
 							  1, &argtype, &ids, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment names");
 	initStringInfo(&buf);
@@ -175,7 +176,7 @@ request_evaluation(Datum ids)
 
 	if (SPI_execute_with_args("UPDATE segments.segment_state"
 							  "   SET state = 'pending', requested_at = pg_catalog.clock_timestamp()"
-							  " WHERE segment_id = ANY ($1)",
+							  " WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)",
 							  1, &argtype, &ids, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update segments.segment_state");
 	SharedNotifyAtCommit();
@@ -286,7 +287,7 @@ command_relids(void)
 	List	   *relids = NIL;
 
 	if (SPI_execute("SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands()"
-					" WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass",
+					" WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the commands of this event");
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -475,8 +476,9 @@ segments_sql_drop(PG_FUNCTION_ARGS)
 							  "       address_names[pg_catalog.array_upper(address_names, 1)],"
 							  "       object_identity"
 							  "  FROM pg_catalog.pg_event_trigger_dropped_objects()"
-							  " WHERE (classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-							  "        AND objid = $1) OR object_type = 'index'",
+							  " WHERE (classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+							  "        AND objid OPERATOR(pg_catalog.=) $1)"
+							  "    OR object_type OPERATOR(pg_catalog.=) 'index'",
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the dropped objects");
 	if (SPI_processed == 0)

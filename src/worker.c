@@ -805,9 +805,10 @@ source_check(void)
 	if (get_rel_name(config.source_relid) != NULL)
 	{
 		run("SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
-			" WHERE t.tgrelid = (SELECT c.source FROM segments.config c)"
-			"   AND t.tgfoid = 'segments._capture()'::pg_catalog.regprocedure"
-			"   AND t.tgparentid = 0 AND t.tgenabled IN ('O', 'A')",
+			" WHERE t.tgrelid OPERATOR(pg_catalog.=) (SELECT c.source FROM segments.config c)"
+			"   AND t.tgfoid OPERATOR(pg_catalog.=) 'segments._capture()'::pg_catalog.regprocedure"
+			"   AND t.tgparentid OPERATOR(pg_catalog.=) 0"
+			"   AND t.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[])",
 			0, NULL, NULL, SPI_OK_SELECT);
 		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 										&isnull)) < 2)
@@ -827,7 +828,8 @@ source_check(void)
 		{
 			run("UPDATE segments.segment_state"
 				"   SET state = 'pending', requested_at = pg_catalog.clock_timestamp()"
-				" WHERE state = 'failed' AND last_error LIKE '" SOURCE_FAILED_PREFIX "%'",
+				" WHERE state OPERATOR(pg_catalog.=) 'failed'"
+				"   AND last_error OPERATOR(pg_catalog.~~) '" SOURCE_FAILED_PREFIX "%'",
 				0, NULL, NULL, SPI_OK_UPDATE);
 			if (source_problem[0] != '\0')
 				ereport(LOG,
@@ -845,15 +847,17 @@ source_check(void)
 	if (waiting)
 		run("UPDATE segments.segment_state"
 			"   SET state = 'pending', last_error = $1,"
-			"       requested_at = CASE WHEN state = 'ready' THEN pg_catalog.clock_timestamp()"
+			"       requested_at = CASE WHEN state OPERATOR(pg_catalog.=) 'ready'"
+			"                      THEN pg_catalog.clock_timestamp()"
 			"                      ELSE requested_at END"
-			" WHERE state IN ('ready', 'pending') AND last_error IS DISTINCT FROM $1",
+			" WHERE state OPERATOR(pg_catalog.=) ANY ('{ready,pending}'::pg_catalog.text[])"
+			"   AND last_error IS DISTINCT FROM $1",
 			1, types, values, SPI_OK_UPDATE);
 	else
 	{
 		run("UPDATE segments.segment_state"
 			"   SET state = 'failed', last_error = $1, member_count = 0"
-			" WHERE state <> 'failed' OR last_error IS DISTINCT FROM $1",
+			" WHERE state OPERATOR(pg_catalog.<>) 'failed' OR last_error IS DISTINCT FROM $1",
 			1, types, values, SPI_OK_UPDATE);
 		/* a failed segment grants nothing */
 		if (SPI_processed > 0 && OidIsValid(config.member_relid))

@@ -36,8 +36,8 @@ qo "ALTER TABLE contacts RENAME COLUMN plan TO tier" >/dev/null
 expect "definition shows the new column name" \
     "SELECT definition #>> '{and,0,field}' FROM segments.segments WHERE name = 'VIP'" tier
 expect "segment still ready after the rename" "SELECT status FROM segments.segments WHERE name = 'VIP'" ready
-q "UPDATE contacts SET tier = 'vip' WHERE id IN (1, 2, 3)"
-q "UPDATE contacts SET tier = 'free' WHERE id = 10"
+qo "UPDATE contacts SET tier = 'vip' WHERE id IN (1, 2, 3)"
+qo "UPDATE contacts SET tier = 'free' WHERE id = 10"
 expect "wait() after writes to the renamed column" "SELECT segments.wait('30 s')" t
 expect "write to the renamed column captured" "SELECT segments.segment_is_member(2::bigint, 'VIP')" t
 check_exact contacts tier id org traits "after renaming a read column"
@@ -51,10 +51,10 @@ expect "configuration follows the renames" \
     "contact_id,account,custom_data"
 expect "tenant segment's definition follows" \
     "SELECT definition ->> 'field' FROM segments.segments WHERE name = 'Org one'" account
-q "INSERT INTO contacts VALUES (5001, 'o1', 'vip', 1, '{\"lang\": \"fr\"}')"
-q "UPDATE contacts SET custom_data = '{\"lang\": \"fr\"}' WHERE contact_id = 4"
-q "UPDATE contacts SET account = 'o1' WHERE contact_id = 6"
-q "DELETE FROM contacts WHERE contact_id = 20"
+qo "INSERT INTO contacts VALUES (5001, 'o1', 'vip', 1, '{\"lang\": \"fr\"}')"
+qo "UPDATE contacts SET custom_data = '{\"lang\": \"fr\"}' WHERE contact_id = 4"
+qo "UPDATE contacts SET account = 'o1' WHERE contact_id = 6"
+qo "DELETE FROM contacts WHERE contact_id = 20"
 expect "wait() after writes with renamed key/tenant/traits" "SELECT segments.wait('30 s')" t
 expect "new contact in after key rename" "SELECT segments.segment_is_member(5001::bigint, 'VIP')" t
 expect "deleted contact out after key rename" "SELECT segments.segment_is_member(20::bigint, 'VIP')" f
@@ -65,8 +65,8 @@ qo "ALTER TABLE contacts RENAME TO people" >/dev/null
 qo "CREATE SCHEMA crm" >/dev/null
 qo "ALTER TABLE people SET SCHEMA crm" >/dev/null
 expect "configuration shows the moved table" "SELECT source::text FROM segments.config" crm.people
-q "UPDATE crm.people SET tier = 'vip' WHERE contact_id IN (7, 8)"
-q "INSERT INTO crm.people VALUES (5002, 'o0', 'vip', 2, '{}')"
+qo "UPDATE crm.people SET tier = 'vip' WHERE contact_id IN (7, 8)"
+qo "INSERT INTO crm.people VALUES (5002, 'o0', 'vip', 2, '{}')"
 expect "wait() after writes to the moved table" "SELECT segments.wait('30 s')" t
 expect "write to the moved table captured" "SELECT segments.segment_is_member(8::bigint, 'VIP')" t
 q "SELECT segments.refresh()" >/dev/null
@@ -84,7 +84,7 @@ qo "ALTER TABLE crm.people RENAME COLUMN tmp TO seats" >/dev/null
 expect "swapped column names followed" \
     "SELECT (definition #>> '{and,0,field}') || ',' || (definition #>> '{and,1,not,field}') FROM segments.segments WHERE name = 'VIP'" \
     "seats,tier"
-q "UPDATE crm.people SET seats = 'vip' WHERE contact_id = 9"
+qo "UPDATE crm.people SET seats = 'vip' WHERE contact_id = 9"
 expect "wait() after the swap" "SELECT segments.wait('30 s')" t
 check_exact "(SELECT contact_id, seats AS plan2, tier AS seats, account, custom_data FROM crm.people) p" plan2 contact_id account custom_data "after swapping two column names"
 

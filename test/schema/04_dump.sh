@@ -88,7 +88,7 @@ for format in plain custom directory; do
         [ "$(qt "SELECT string_agg(state, ',') FROM segments.status")" = "ready,ready,ready" ] || fail "$format $opts: not ready"
         [ "$(qt "$MEMBERS")" = "$want_members" ] || fail "$format $opts: membership differs from the original's"
         note "ok: $format $opts: the worker rebuilt the same membership"
-        qt "UPDATE contacts SET plan = 'vip' WHERE id = (SELECT id FROM contacts WHERE plan = 'free' ORDER BY id LIMIT 1)" >/dev/null
+        psql -X -qAt -v ON_ERROR_STOP=1 -U "$OWNER" -d "$target" -c "UPDATE contacts SET plan = 'vip' WHERE id = (SELECT id FROM contacts WHERE plan = 'free' ORDER BY id LIMIT 1)" >/dev/null
         [ "$(qt "SELECT segments.wait('30 s')")" = t ] || fail "$format $opts: wait() after a write"
         [ "$(qt "SELECT count(*) FROM segments.segment_members('VIP')")" = "$(qt "SELECT count(*) FROM contacts WHERE plan = 'vip'")" ] ||
             fail "$format $opts: capture does not work after the restore"

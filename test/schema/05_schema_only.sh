@@ -48,7 +48,7 @@ note "ok: segments kept their ids, names and descriptions"
 [ "$(qt "SELECT string_agg(state, ',') FROM segments.status")" = "ready,ready" ] || fail "not ready after the data load"
 [ "$(qt "$MEMBERS")" = "$want_members" ] || fail "membership differs from the original's"
 note "ok: membership rebuilt equal to the original's"
-qt "INSERT INTO zz.contacts VALUES (9001, 'vip', 6)" >/dev/null
+psql -X -qAt -v ON_ERROR_STOP=1 -U "$OWNER" -d "$target" -c "INSERT INTO zz.contacts VALUES (9001, 'vip', 6)" >/dev/null
 [ "$(qt "SELECT segments.wait('30 s') AND segments.segment_is_member(9001::bigint, 'VIP') AND segments.segment_is_member(9001::bigint, 'Big')")" = t ] ||
     fail "capture does not work after the load"
 note "ok: capture works after the load"
