@@ -203,7 +203,7 @@ check_source(SegmentsConfig *config, const char *key_column,
 		return psprintf("key column \"%s\" of %s no longer exists", key_column, relname);
 	key_type = column_type(relid, config->key_attnum);
 	if (key_type != config->key_type)
-		return psprintf("key column \"%s\" of %s has type %s, but segments was configured for %s",
+		return psprintf("key column \"%s\" of source \"%s\" has type %s, not %s as configured",
 						key_column, relname, format_type_be(key_type),
 						format_type_be(config->key_type));
 	if (tenant_column != NULL)
@@ -218,8 +218,9 @@ check_source(SegmentsConfig *config, const char *key_column,
 		if (config->traits_attnum <= 0)
 			return psprintf("traits column \"%s\" of %s no longer exists", traits_column, relname);
 		if (column_type(relid, config->traits_attnum) != JSONBOID)
-			return psprintf("traits column \"%s\" of %s is no longer of type jsonb",
-							traits_column, relname);
+			return psprintf("traits column \"%s\" of source \"%s\" has type %s, not jsonb",
+							traits_column, relname,
+							format_type_be(column_type(relid, config->traits_attnum)));
 	}
 	if (!OidIsValid(config->member_relid) || !OidIsValid(config->member_pkey) ||
 		column_type(config->member_relid, 1) != config->key_type)

@@ -52,16 +52,16 @@ qo "UPDATE contacts SET plan = 'vip' WHERE id = '2'"
 qo "INSERT INTO contacts VALUES ('x-1', 'vip')"
 poll "segment failed with the reason" \
     "SELECT state || ': ' || last_error FROM segments.status WHERE name = 'VIP'" \
-    'failed: the contact source cannot be used: key column "id" of public.contacts has type text, but segments was configured for bigint' 30
+    'failed: the contact source cannot be used: key column "id" of source "public.contacts" has type text, not bigint as configured' 30
 expect "a failed segment grants nothing" "SELECT count(*) FROM segments.member" 0
-expect "the worker shows the cause" "SELECT last_error LIKE '%key column \"id\" of public.contacts has type text%' FROM segments.worker" t
+expect "the worker shows the cause" "SELECT last_error LIKE '%key column \"id\" of source \"public.contacts\" has type text%' FROM segments.worker" t
 out=$(psql -X -qAt -v VERBOSITY=verbose -c "SELECT segments.segment_is_member('2', 'VIP')" 2>&1) &&
     fail "a reader used the mismatched key"
 echo "$out" | grep -q 'ERROR:  55000: segments cannot use its contact source: key column "id"' ||
     fail "reader error: $out"
 note "ok: readers refuse with the reason (55000)"
 out=$(psql -X -qAt -c "SELECT segments.refresh()" 2>&1) && fail "refresh() ran on the mismatched key"
-echo "$out" | grep -q 'has type text, but segments was configured for bigint' || fail "refresh() error: $out"
+echo "$out" | grep -q 'has type text, not bigint as configured' || fail "refresh() error: $out"
 note "ok: refresh() refuses with the reason"
 # a few worker rounds later: same worker, same server, the cause logged once
 for i in 1 2 3; do q "SELECT segments._notify_worker()" >/dev/null; sleep 0.3; done
