@@ -131,8 +131,8 @@ column_cstring(Datum *values, bool *nulls, int attnum, Oid typid)
 }
 
 /* The unique single-column index of relid on attnum, or InvalidOid. */
-static Oid
-find_key_index(Relation rel, AttrNumber attnum)
+Oid
+CatalogFindKeyIndex(Relation rel, AttrNumber attnum)
 {
 	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
@@ -156,9 +156,96 @@ find_key_index(Relation rel, AttrNumber attnum)
 	return found;
 }
 
-/* Reads the singleton row of segments.config into *config. */
-static void
-load_config(SegmentsConfig *config)
+/* The type of column attnum of relid, or InvalidOid. */
+static Oid
+column_type(Oid relid, AttrNumber attnum)
+{
+	return attnum > 0 ? get_atttype(relid, attnum) : InvalidOid;
+}
+
+/*
+ * Resolves the configured column names against the source as it is now,
+ * and checks everything the C paths rely on: the key column still has the
+ * configured type (probes search its index with that type) and a unique
+ * index, segments.member was built for that type, the tenant and traits
+ * columns exist.  Returns why the configuration is unusable, or NULL.
+ * The source's own DDL is refused before it gets here (schema_ddl.c);
+ * this is the last line, for what bypassed that.
+ */
+static char *
+check_source(SegmentsConfig *config, const char *key_column,
+			 const char *tenant_column, const char *traits_column)
+{
+	Oid			relid = config->source_relid;
+	char	   *relname;
+	Relation	source;
+	Oid			key_type;
+
+	if (get_rel_name(relid) == NULL)
+		return psprintf("the source table (OID %u) no longer exists", relid);
+	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										 get_rel_name(relid));
+	config->key_attnum = key_column ? get_attnum(relid, key_column) : InvalidAttrNumber;
+	if (config->key_attnum <= 0)
+		return psprintf("key column \"%s\" of %s no longer exists", key_column, relname);
+	key_type = column_type(relid, config->key_attnum);
+	if (key_type != config->key_type)
+		return psprintf("key column \"%s\" of source \"%s\" has type %s, not %s as configured",
+						key_column, relname, format_type_be(key_type),
+						format_type_be(config->key_type));
+	if (tenant_column != NULL)
+	{
+		config->tenant_attnum = get_attnum(relid, tenant_column);
+		if (config->tenant_attnum <= 0)
+			return psprintf("tenant column \"%s\" of %s no longer exists", tenant_column, relname);
+		config->tenant_type = column_type(relid, config->tenant_attnum);
+	}
+	if (traits_column != NULL)
+	{
+		config->traits_attnum = get_attnum(relid, traits_column);
+		if (config->traits_attnum <= 0)
+			return psprintf("traits column \"%s\" of %s no longer exists", traits_column, relname);
+		if (column_type(relid, config->traits_attnum) != JSONBOID)
+			return psprintf("traits column \"%s\" of source \"%s\" has type %s, not jsonb",
+							traits_column, relname,
+							format_type_be(column_type(relid, config->traits_attnum)));
+	}
+	if (!OidIsValid(config->member_relid) || !OidIsValid(config->member_pkey) ||
+		column_type(config->member_relid, 1) != config->key_type)
+		return psprintf("the membership storage does not match key type %s",
+						format_type_be(config->key_type));
+	source = table_open(relid, AccessShareLock);
+	config->source_key_index = CatalogFindKeyIndex(source, config->key_attnum);
+	table_close(source, AccessShareLock);
+	if (!OidIsValid(config->source_key_index))
+		return psprintf("key column \"%s\" of %s has no unique index", key_column, relname);
+	return NULL;
+}
+
+/*
+ * The error of a reading or evaluating path when the source is not
+ * usable: never configured, or configured and broken (with the reason).
+ */
+void
+CatalogNotConfiguredError(const SegmentsConfig *config)
+{
+	if (config->has_row && config->problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("segments cannot use its contact source: %s", config->problem),
+				 errhint("Restore the source table's shape, or call segments.configure() again.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("segments is not configured"),
+			 errhint("Call segments.configure(source => ..., key_column => ...) first.")));
+}
+
+/*
+ * Reads the singleton row of segments.config into *config, resolved
+ * against the source as it is now (config->problem says what is wrong).
+ */
+void
+CatalogLoadConfig(SegmentsConfig *config)
 {
 	Oid			relid = CatalogRelid("config", false);
 	Relation	rel = table_open(relid, AccessShareLock);
@@ -184,30 +271,13 @@ load_config(SegmentsConfig *config)
 
 		config->has_tenant_column = tenant_column != NULL;
 		config->tenant_column = tenant_column;
-		if (get_rel_name(config->source_relid) != NULL)
-		{
-			Relation	source = table_open(config->source_relid, AccessShareLock);
-
-			config->key_attnum = get_attnum(config->source_relid, key_column);
-			config->tenant_attnum = tenant_column ?
-				get_attnum(config->source_relid, tenant_column) : InvalidAttrNumber;
-			config->traits_attnum = traits_column ?
-				get_attnum(config->source_relid, traits_column) : InvalidAttrNumber;
-			if (config->tenant_attnum > 0)
-				config->tenant_type = get_atttype(config->source_relid, config->tenant_attnum);
-			config->source_key_index = find_key_index(source, config->key_attnum);
-			table_close(source, AccessShareLock);
-			config->member_relid = CatalogRelid("member", true);
-			config->member_pkey = CatalogRelid("member_pkey", true);
-			if (OidIsValid(config->member_relid))
-				config->member_tenant_attnum = get_attnum(config->member_relid, "tenant");
-			config->configured = config->key_attnum > 0 &&
-				OidIsValid(config->source_key_index) &&
-				OidIsValid(config->member_relid) &&
-				OidIsValid(config->member_pkey) &&
-				(tenant_column == NULL || config->tenant_attnum > 0) &&
-				(traits_column == NULL || config->traits_attnum > 0);
-		}
+		config->has_row = true;
+		config->member_relid = CatalogRelid("member", true);
+		config->member_pkey = CatalogRelid("member_pkey", true);
+		if (OidIsValid(config->member_relid))
+			config->member_tenant_attnum = get_attnum(config->member_relid, "tenant");
+		config->problem = check_source(config, key_column, tenant_column, traits_column);
+		config->configured = (config->problem == NULL);
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -300,7 +370,7 @@ CatalogLoad(MemoryContext cxt, bool with_definitions)
 	Datum	   *values = palloc(desc->natts * sizeof(Datum));
 	bool	   *nulls = palloc(desc->natts * sizeof(bool));
 
-	load_config(&cat->config);
+	CatalogLoadConfig(&cat->config);
 	cat->segments = palloc(allocated * sizeof(CatalogSegment));
 
 	scan = table_beginscan(rel, catalog_snapshot(), 0, NULL);

@@ -33,6 +33,8 @@ typedef struct SegmentsConfig
 	Oid			member_pkey;	/* its primary key index */
 	AttrNumber	member_tenant_attnum;	/* its tenant column; 0 in a 0.1.0
 										 * schema not yet upgraded */
+	bool		has_row;		/* segments.config has its row */
+	char	   *problem;		/* has_row but unusable: why (else NULL) */
 } SegmentsConfig;
 
 /* One row of segments.segment, as readers and the evaluator need it. */
@@ -77,6 +79,8 @@ typedef struct TenantView
 /* catalog.c */
 extern void CatalogInitCallbacks(void);
 extern const SegmentCatalog *CatalogGet(void);
+extern void CatalogLoadConfig(SegmentsConfig *config);
+extern Oid	CatalogFindKeyIndex(Relation rel, AttrNumber attnum);
 extern SegmentCatalog *CatalogLoad(MemoryContext cxt, bool with_definitions);
 extern const CatalogSegment *CatalogFindById(const SegmentCatalog *cat, const pg_uuid_t *id);
 extern const CatalogSegment *CatalogFindByNum(const SegmentCatalog *cat, int32 num);
@@ -94,6 +98,7 @@ extern bool CatalogContactVisibleIn(const TenantView *view, const char *tenant, 
 extern Oid	CatalogRelid(const char *relname, bool missing_ok);
 extern void CatalogCheckSource(const SegmentsConfig *config, Relation source);
 extern bool CatalogHasFailureHandling(void);
+extern void CatalogNotConfiguredError(const SegmentsConfig *config);
 extern bool CatalogParseUuid(const char *str, pg_uuid_t *uuid);
 extern void CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
 									 const SegmentsConfig *config);

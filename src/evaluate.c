@@ -367,10 +367,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	plan->cat = CatalogLoad(CurrentMemoryContext, true);
 	config = &plan->cat->config;
 	if (!config->configured)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("segments is not configured"),
-				 errhint("Call segments.configure(source => ..., key_column => ...) first.")));
+		CatalogNotConfiguredError(config);
 
 	/*
 	 * Writers of segments.member take turns; readers are never blocked.
@@ -396,6 +393,8 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	plan->cat = CatalogLoad(CurrentMemoryContext, true);
 	config = &plan->cat->config;
 
+	if (!config->configured)
+		CatalogNotConfiguredError(config);
 	plan->source = table_open(config->source_relid, AccessShareLock);
 	CatalogCheckSource(config, plan->source);
 	plan->full_pass = full_pass;

@@ -32,10 +32,7 @@ configured_catalog(void)
 	const SegmentCatalog *cat = CatalogGet();
 
 	if (!cat->config.configured)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("segments is not configured"),
-				 errhint("Call segments.configure(source => ..., key_column => ...) first.")));
+		CatalogNotConfiguredError(&cat->config);
 	return cat;
 }
 

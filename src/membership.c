@@ -123,6 +123,15 @@ MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
 	ScanKeyData skey;
 	bool		found;
 
+	/* an index of another type searched with this key would read garbage */
+	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypid != key_type)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" is on type %s, not on the configured key type %s",
+						RelationGetRelationName(index),
+						format_type_be(TupleDescAttr(RelationGetDescr(index), 0)->atttypid),
+						format_type_be(key_type)),
+				 errhint("Call segments.configure() again.")));
 	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   index->rd_indcollation[0], key_eq_proc(key_type), key);
 	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);

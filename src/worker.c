@@ -1081,6 +1081,144 @@ evaluate_due(long *sleep_ms)
 }
 
 /*
+ * Whether the source can be worked on, checked at the start of every round
+ * (the checks of the C paths, catalog.c, and the capture triggers):
+ *   - not configured: nothing to do;
+ *   - configured but unusable (a column or the table gone, the key's type
+ *     changed: DDL that bypassed the event triggers): every segment is
+ *     failed with the reason and grants nothing (membership cleared) until
+ *     it is fixed, when they are evaluated again;
+ *   - capture triggers missing or disabled (a restore has not created them
+ *     yet, or they were dropped): segments wait, pending, since changes are
+ *     not seen.
+ * The reason is logged once, when it changes, and shown in segments.worker.
+ */
+#define SOURCE_FAILED_PREFIX "the contact source cannot be used: "
+static char source_problem[SEGMENTS_ERROR_LEN] = "";
+static bool source_ok_seen = false;
+
+static bool
+source_check(void)
+{
+	SegmentsConfig config;
+	char	   *problem = NULL;
+	bool		waiting = false;
+	bool		isnull;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *dbname;
+
+	begin_xact("segments: checking the contact source");
+	CatalogLoadConfig(&config);
+	if (!config.has_row)
+	{
+		commit_xact();
+		if (source_problem[0] != '\0')
+			set_error("");
+		source_problem[0] = '\0';
+		return false;
+	}
+	/*
+	 * Missing capture comes first: a restore loads the configuration, then
+	 * the rows, the key's index and the triggers last.
+	 */
+	if (get_rel_name(config.source_relid) != NULL)
+	{
+		run("SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
+			" WHERE t.tgrelid OPERATOR(pg_catalog.=) (SELECT c.source FROM segments.config c)"
+			"   AND t.tgfoid OPERATOR(pg_catalog.=) 'segments._capture()'::pg_catalog.regprocedure"
+			"   AND t.tgparentid OPERATOR(pg_catalog.=) 0"
+			"   AND t.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[])",
+			0, NULL, NULL, SPI_OK_SELECT);
+		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										&isnull)) < 2)
+		{
+			waiting = true;
+			problem = psprintf("change capture is not installed or is disabled on %s: segments wait for it",
+							   get_rel_name(config.source_relid));
+		}
+	}
+	if (problem == NULL && config.problem != NULL)
+		problem = psprintf(SOURCE_FAILED_PREFIX "%s", config.problem);
+
+	if (problem == NULL)
+	{
+		/* usable again: what failed for the source's sake is evaluated again */
+		if (!source_ok_seen || source_problem[0] != '\0')
+		{
+			run("UPDATE segments.segment_state"
+				"   SET state = 'pending', requested_at = pg_catalog.clock_timestamp()"
+				" WHERE state OPERATOR(pg_catalog.=) 'failed'"
+				"   AND last_error OPERATOR(pg_catalog.~~) '" SOURCE_FAILED_PREFIX "%'",
+				0, NULL, NULL, SPI_OK_UPDATE);
+			if (source_problem[0] != '\0')
+				ereport(LOG,
+						(errmsg("segments worker for database \"%s\": the contact source can be used again",
+								get_database_name(MyDatabaseId))));
+			source_problem[0] = '\0';
+			source_ok_seen = true;
+			set_error("");
+		}
+		commit_xact();
+		return true;
+	}
+
+	values[0] = CStringGetTextDatum(problem);
+	if (waiting)
+		run("UPDATE segments.segment_state"
+			"   SET state = 'pending', last_error = $1,"
+			"       requested_at = CASE WHEN state OPERATOR(pg_catalog.=) 'ready'"
+			"                      THEN pg_catalog.clock_timestamp()"
+			"                      ELSE requested_at END"
+			" WHERE state OPERATOR(pg_catalog.=) ANY ('{ready,pending}'::pg_catalog.text[])"
+			"   AND last_error IS DISTINCT FROM $1",
+			1, types, values, SPI_OK_UPDATE);
+	else
+	{
+		run("UPDATE segments.segment_state"
+			"   SET state = 'failed', last_error = $1, member_count = 0"
+			" WHERE state OPERATOR(pg_catalog.<>) 'failed' OR last_error IS DISTINCT FROM $1",
+			1, types, values, SPI_OK_UPDATE);
+		/* a failed segment grants nothing */
+		if (SPI_processed > 0 && OidIsValid(config.member_relid))
+			run("DELETE FROM segments.member", 0, NULL, NULL, SPI_OK_DELETE);
+	}
+	/* what is logged after the commit lives in the round's context */
+	problem = MemoryContextStrdup(round_cxt, problem);
+	dbname = MemoryContextStrdup(round_cxt, get_database_name(MyDatabaseId));
+	commit_xact();
+	if (strncmp(problem, source_problem, sizeof(source_problem) - 1) != 0)
+	{
+		ereport(waiting ? LOG : WARNING,
+				(errmsg("segments worker for database \"%s\": %s", dbname, problem),
+				 waiting ? errhint("A restore creates the triggers last; otherwise call segments.configure() again.")
+				 : errhint("Restore the source table's shape, or call segments.configure() again.")));
+		strlcpy(source_problem, problem, sizeof(source_problem));
+	}
+	set_error(problem);
+	return false;
+}
+
+/* source_check, an error (logged) counting as "not now". */
+static bool
+source_usable(void)
+{
+	volatile bool usable = false;
+
+	PG_TRY();
+	{
+		usable = source_check();
+	}
+	PG_CATCH();
+	{
+		abort_xact();
+		usable = false;
+	}
+	PG_END_TRY();
+	return usable;
+}
+
+/*
  * One round of work (see the banner).  Returns true when more work may be
  * waiting; otherwise sets *sleep_ms.
  */
@@ -1090,6 +1228,8 @@ worker_round(long *sleep_ms)
 	TimestampTz start = GetCurrentTimestamp();
 
 	*sleep_ms = segments_naptime;
+	if (!source_usable())
+		return false;
 	for (;;)
 	{
 		int64		n = apply_batch();

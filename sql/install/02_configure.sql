@@ -140,24 +140,27 @@ BEGIN
     COMMENT ON FUNCTION segments.segment_members(text) IS
         'Contacts in a segment (by id or name in the session''s tenant).';
 
+    -- Privileges first, then membership of the extension: ALTER EXTENSION
+    -- ADD records them as the objects' initial privileges (pg_init_privs),
+    -- so pg_dump writes no GRANT for objects a restore rebuilds later.
+    REVOKE ALL ON FUNCTION segments.segment_members(uuid) FROM PUBLIC;
+    REVOKE ALL ON FUNCTION segments.segment_members(text) FROM PUBLIC;
+    GRANT SELECT ON segments.membership TO segments_read;
+    GRANT EXECUTE ON FUNCTION segments.segment_members(uuid) TO segments_read;
+    GRANT EXECUTE ON FUNCTION segments.segment_members(text) TO segments_read;
+
     PERFORM segments._extension_add('pg_class', 'segments.membership'::regclass,
                                     'VIEW segments.membership');
     PERFORM segments._extension_add('pg_proc', 'segments.segment_members(uuid)'::regprocedure,
                                     'FUNCTION segments.segment_members(uuid)');
     PERFORM segments._extension_add('pg_proc', 'segments.segment_members(text)'::regprocedure,
                                     'FUNCTION segments.segment_members(text)');
-
-    REVOKE ALL ON FUNCTION segments.segment_members(uuid) FROM PUBLIC;
-    REVOKE ALL ON FUNCTION segments.segment_members(text) FROM PUBLIC;
-    GRANT SELECT ON segments.membership TO segments_read;
-    GRANT EXECUTE ON FUNCTION segments.segment_members(uuid) TO segments_read;
-    GRANT EXECUTE ON FUNCTION segments.segment_members(text) TO segments_read;
 END
 $$;
 COMMENT ON FUNCTION segments._build_readers(regtype) IS
     'Internal: (re)creates segments.membership and segment_members() for a contact key type.';
 
-CREATE FUNCTION segments.configure(source regclass, key_column name,
+CREATE FUNCTION segments.configure(source regclass, key_column name DEFAULT NULL,
                                    tenant_column name DEFAULT NULL,
                                    traits_column name DEFAULT NULL)
 RETURNS void
@@ -169,21 +172,34 @@ DECLARE
     v_type     regtype;
     v_relkind  "char";
 BEGIN
-    IF source IS NULL OR key_column IS NULL THEN
-        RAISE EXCEPTION 'source and key_column must not be null'
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Call segments.configure(source => ''public.contacts'', key_column => ''id'').';
-    END IF;
-    SELECT c.relkind INTO v_relkind FROM pg_class c WHERE c.oid = source;
-    IF v_relkind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION 'source "%" is not a table', source
-            USING ERRCODE = 'wrong_object_type';
-    END IF;
     IF NOT pg_catalog.pg_has_role((SELECT e.extowner FROM pg_extension e
                                     WHERE e.extname = 'segments'), 'USAGE') THEN
         RAISE EXCEPTION 'permission denied to configure segments'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Only the owner of the extension may call segments.configure().';
+    END IF;
+    -- configure(NULL): capture off, membership cleared, definitions kept
+    IF source IS NULL AND key_column IS NULL AND tenant_column IS NULL
+       AND traits_column IS NULL THEN
+        DELETE FROM segments.config;
+        PERFORM segments._install_capture(NULL);
+        IF to_regclass('segments.member') IS NOT NULL THEN
+            DELETE FROM segments.member;
+        END IF;
+        UPDATE segments.segment_state
+           SET state = 'pending', member_count = 0, requested_at = clock_timestamp(),
+               last_error = NULL;
+        RETURN;
+    END IF;
+    IF source IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'source and key_column must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Call segments.configure(source => ''public.contacts'', key_column => ''id''), or segments.configure(NULL) to unconfigure.';
+    END IF;
+    SELECT c.relkind INTO v_relkind FROM pg_class c WHERE c.oid = source;
+    IF v_relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'source "%" is not a table', source
+            USING ERRCODE = 'wrong_object_type';
     END IF;
 
     SELECT a.atttypid::regtype INTO v_key_type
@@ -257,4 +273,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION segments.configure(regclass, name, name, name) IS
-    'Points segments at the contact source table and re-evaluates every segment.';
+    'Points segments at the contact source table and re-evaluates every segment; configure(NULL) unconfigures it.';

@@ -98,7 +98,7 @@ BEGIN
     VALUES (v_id, v_tenant, name, description, definition, v_info -> 'refs',
             ARRAY(SELECT jsonb_array_elements_text(v_info -> 'depends_on'))::uuid[],
             (v_info ->> 'uses_time')::boolean);
-    INSERT INTO segments.segment_state (segment_id) VALUES (v_id);
+    -- its pending state row: trigger segment_added
     PERFORM segments._notify_worker();
     RETURN v_id;
 END
