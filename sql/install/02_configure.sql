@@ -104,15 +104,16 @@ BEGIN
     EXECUTE format($f$
         CREATE OR REPLACE FUNCTION segments.segment_members(segment text)
         RETURNS SETOF %1$s
-        LANGUAGE sql STABLE SECURITY DEFINER
+        LANGUAGE sql STABLE STRICT SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
         AS 'SELECT m.contact_id FROM segments.member m
-             WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[segments._segment_num($1)]'$f$,
+             WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>)
+                   ARRAY[segments._segment_num(segments._segment_id($1))]'$f$,
         p_key_type);
     COMMENT ON FUNCTION segments.segment_members(uuid) IS
-        'Contacts in a segment (by id), from the GIN index on stored membership.';
+        'Contacts in a segment (by id), from the GIN index on stored membership; none for an unknown id.';
     COMMENT ON FUNCTION segments.segment_members(text) IS
-        'Contacts in a segment (by id or name in the session''s tenant).';
+        'Contacts in a segment (by name or id as text, the session''s tenant first); an error for an unknown segment.';
 
     PERFORM segments._extension_add('pg_class', 'segments.membership'::regclass,
                                     'VIEW segments.membership');

@@ -48,5 +48,10 @@ GRANT EXECUTE ON FUNCTION
     segments.refresh(uuid),
     segments.refresh_contacts(anyarray),
     segments.compile(jsonb),
-    segments.schedule(uuid, interval)
+    segments.schedule(uuid, interval),
+    segments.update_segment(text, text, jsonb, text),
+    segments.drop_segment(text),
+    segments.refresh(text),
+    segments.schedule(text, interval),
+    segments._segment_id(text)
     TO segments_write;
