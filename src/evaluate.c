@@ -830,17 +830,33 @@ static void
 record_state(EvalPlan *plan, TimestampTz started)
 {
 	Oid			types[5] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, INTERVALOID};
-	SPIPlanPtr	upd = SPI_prepare("UPDATE segments.segment_state SET"
-								  "  state = coalesce($2, state),"
-								  "  member_count = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' AND $5 IS NOT NULL"
-								  "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
-								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
-								  "  last_duration = coalesce($5, last_duration),"
-								  "  last_error = $4"
-								  " WHERE segment_id OPERATOR(pg_catalog.=) $1",
-								  5, types);
+	StringInfoData sql;
+	SPIPlanPtr	upd;
 	Interval   *duration = palloc0(sizeof(Interval));
 
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "UPDATE segments.segment_state SET"
+						   "  state = coalesce($2, state),"
+						   "  member_count = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' AND $5 IS NOT NULL"
+						   "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
+						   "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
+						   "  last_duration = coalesce($5, last_duration),"
+						   "  last_error = $4");
+	if (StatsColumnsExist())
+		appendStringInfoString(&sql,
+							   ", evaluations = evaluations OPERATOR(pg_catalog.+)"
+							   "    CASE WHEN $5 IS NOT NULL THEN 1 ELSE 0 END,"
+							   "  evaluation_time = evaluation_time OPERATOR(pg_catalog.+)"
+							   "    coalesce(pg_catalog.date_part('epoch', $5) OPERATOR(pg_catalog.*) 1000, 0),"
+							   /* a segment that stays failed with one error counts it once */
+							   "  errors = errors OPERATOR(pg_catalog.+)"
+							   "    CASE WHEN $4 IS NOT NULL AND last_error IS DISTINCT FROM $4 THEN 1 ELSE 0 END,"
+							   "  last_error_at = CASE WHEN $4 IS NOT NULL AND last_error IS DISTINCT FROM $4"
+							   "    THEN pg_catalog.now() ELSE last_error_at END,"
+							   "  last_failure = coalesce($4, last_failure)");
+	appendStringInfoString(&sql, " WHERE segment_id OPERATOR(pg_catalog.=) $1");
+	upd = SPI_prepare(sql.data, 5, types);
 	if (upd == NULL)
 		elog(ERROR, "could not prepare state update");
 	duration->time = GetCurrentTimestamp() - started;

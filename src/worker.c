@@ -57,6 +57,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/ps_status.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
@@ -101,12 +102,21 @@ set_state(SegmentsWorkerState state)
 	SpinLockRelease(&segments_shared->mutex);
 }
 
-/* Records an error for segments.worker (empty string clears it). */
+/*
+ * Records an error for segments.worker (until the next success) and
+ * segments.stat_worker (until stat_reset()).
+ */
 static void
 set_error(const char *message)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	SpinLockAcquire(&segments_shared->mutex);
 	strlcpy(my_slot->last_error, message, SEGMENTS_ERROR_LEN);
+	my_slot->last_error_at = now;
+	strlcpy(my_slot->stats.last_error, message, SEGMENTS_ERROR_LEN);
+	my_slot->stats.last_error_at = now;
+	my_slot->stats.errors++;
 	SpinLockRelease(&segments_shared->mutex);
 }
 
@@ -285,7 +295,12 @@ apply_batch(void)
 			{
 				set_state(SWS_APPLYING);
 				if (truncated)
+				{
 					EvaluateRefresh(NULL, 0);
+					SpinLockAcquire(&segments_shared->mutex);
+					my_slot->stats.passes++;
+					SpinLockRelease(&segments_shared->mutex);
+				}
 				else if (!isnull)
 					EvaluateContacts(DatumGetArrayTypeP(keys));
 				guard_end(&guard);
@@ -307,6 +322,8 @@ apply_batch(void)
 		my_slot->last_batch_size = n;
 		my_slot->changes_applied += n;
 		my_slot->last_error[0] = '\0';
+		my_slot->stats.changes_applied += n;
+		my_slot->stats.batches++;
 		SpinLockRelease(&segments_shared->mutex);
 	}
 	return n;
@@ -336,6 +353,7 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 {
 	Oid			types[2] = {UUIDARRAYOID, TEXTOID};
 	Datum		values[2];
+	TimestampTz started = GetCurrentTimestamp();
 
 	values[0] = uuid_array(ids, n);
 	evaluation_timed_out = false;
@@ -394,7 +412,13 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 				ereport(LOG, (errmsg("segments worker: %s; the segment is failed", message)));
 			}
 			values[1] = CStringGetTextDatum(message);
-			run("UPDATE segments.segment_state SET state = 'failed', last_error = $2"
+			run(StatsColumnsExist() ?
+				"UPDATE segments.segment_state SET state = 'failed', last_error = $2,"
+				"       errors = errors OPERATOR(pg_catalog.+) 1, last_error_at = pg_catalog.now(),"
+				"       last_failure = $2"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+				"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])" :
+				"UPDATE segments.segment_state SET state = 'failed', last_error = $2"
 				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
 				"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])",
 				2, types, values, SPI_OK_UPDATE);
@@ -411,6 +435,9 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 
 	SpinLockAcquire(&segments_shared->mutex);
 	my_slot->segments_evaluated += n;
+	my_slot->stats.passes++;
+	my_slot->stats.segments_evaluated += n;
+	my_slot->stats.evaluation_ms += (GetCurrentTimestamp() - started) / 1000.0;
 	SpinLockRelease(&segments_shared->mutex);
 }
 
@@ -600,6 +627,11 @@ apply_time_window(long *sleep_ms)
 		{
 			time_window_end = window_to;
 			time_window_pause_us = 10 * window_busy_us;
+			SpinLockAcquire(&segments_shared->mutex);
+			my_slot->time_applied_until = have_time_segments ? time_window_end : 0;
+			if (have_time_segments)
+				my_slot->stats.time_windows++;
+			SpinLockRelease(&segments_shared->mutex);
 		}
 	}
 	PG_CATCH();
@@ -635,7 +667,16 @@ sweep_step(void)
 			Oid			types[2] = {UUIDARRAYOID, TIMESTAMPTZOID};
 			Datum		values[2] = {sweep_ids, TimestampTzGetDatum(sweep_started)};
 
-			run("UPDATE segments.segment_state"
+			run(StatsColumnsExist() ?
+				"UPDATE segments.segment_state"
+				"   SET evaluated_at = $2,"
+				"       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2,"
+				"       evaluations = evaluations OPERATOR(pg_catalog.+) 1,"
+				"       evaluation_time = evaluation_time OPERATOR(pg_catalog.+)"
+				"         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2)"
+				"         OPERATOR(pg_catalog.*) 1000"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state OPERATOR(pg_catalog.=) 'ready'" :
+				"UPDATE segments.segment_state"
 				"   SET evaluated_at = $2,"
 				"       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2"
 				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state OPERATOR(pg_catalog.=) 'ready'",
@@ -643,6 +684,12 @@ sweep_step(void)
 			sweep_active = false;
 		}
 		commit_xact();
+		if (!sweep_active)
+		{
+			SpinLockAcquire(&segments_shared->mutex);
+			my_slot->stats.sweeps++;
+			SpinLockRelease(&segments_shared->mutex);
+		}
 	}
 	PG_CATCH();
 	{
@@ -799,6 +846,8 @@ worker_round(long *sleep_ms)
 static void
 reset_evaluating(void)
 {
+	char		title[NAMEDATALEN + 64];
+
 	begin_xact("segments: starting");
 	run("UPDATE segments.segment_state SET state = 'pending'"
 		" WHERE state OPERATOR(pg_catalog.=) 'evaluating'",
@@ -806,7 +855,11 @@ reset_evaluating(void)
 	ereport(LOG,
 			(errmsg("segments worker started for database \"%s\"",
 					get_database_name(MyDatabaseId))));
+	/* ps shows the database by name (the launcher only knew its oid) */
+	snprintf(title, sizeof(title), "segments worker for database \"%s\"",
+			 get_database_name(MyDatabaseId));
 	commit_xact();
+	init_ps_display(title);
 }
 
 /* Entry point of a database's worker; arg is the database oid. */
@@ -839,6 +892,7 @@ segments_worker_main(Datum arg)
 	my_slot->state = SWS_STARTING;
 	my_slot->started_at = GetCurrentTimestamp();
 	my_slot->last_error[0] = '\0';
+	my_slot->time_applied_until = 0;
 	SpinLockRelease(&segments_shared->mutex);
 	on_shmem_exit(worker_detach, (Datum) 0);
 

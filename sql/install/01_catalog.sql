@@ -51,8 +51,15 @@ CREATE TABLE segments.segment_state (
     member_count  bigint NOT NULL DEFAULT 0,
     evaluated_at  timestamptz,
     last_duration interval,
-    last_error    text,
-    requested_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+    last_error    text,            -- the current failure; cleared by a success
+    requested_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- cumulative statistics for segments.stat_segments, zeroed by stat_reset()
+    evaluations     bigint NOT NULL DEFAULT 0,
+    evaluation_time double precision NOT NULL DEFAULT 0,   -- milliseconds
+    errors          bigint NOT NULL DEFAULT 0,
+    last_error_at   timestamptz,     -- the latest failure, kept after a success
+    last_failure    text,            -- its message
+    stats_reset     timestamptz
 );
 COMMENT ON TABLE segments.segment_state IS
     'Evaluation state per segment: pending, evaluating, ready or failed.';

@@ -19,7 +19,7 @@ CREATE VIEW segments.status AS
     SELECT s.id AS segment_id, s.tenant, s.name,
            coalesce(st.state, 'pending') AS state,
            coalesce(st.member_count, 0) AS member_count,
-           st.evaluated_at, st.last_duration, st.last_error,
+           st.evaluated_at, st.last_duration, st.last_error, st.last_error_at,
            CASE WHEN s.schedule IS NOT NULL
                 THEN coalesce(st.evaluated_at, now()) + s.schedule END AS next_refresh,
            s.schedule, s.uses_time

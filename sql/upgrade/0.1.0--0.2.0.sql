@@ -11,3 +11,13 @@
 -- test/upgrade/01_upgrade.sh compares an upgraded database with a fresh
 -- install of the new version, object by object: a change to sql/install/
 -- without its counterpart here fails it.
+
+-- Cumulative statistics per segment (segments.stat_segments), and the time
+-- of the latest failure, kept after a success.
+ALTER TABLE segments.segment_state
+    ADD COLUMN evaluations     bigint NOT NULL DEFAULT 0,
+    ADD COLUMN evaluation_time double precision NOT NULL DEFAULT 0,
+    ADD COLUMN errors          bigint NOT NULL DEFAULT 0,
+    ADD COLUMN last_error_at   timestamptz,
+    ADD COLUMN last_failure    text,
+    ADD COLUMN stats_reset     timestamptz;
