@@ -4,7 +4,7 @@
 PG_MAJOR=15
 SYSTEM_PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PG_BIN=$SYSTEM_PG_BIN
-PACKAGES="build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl postgresql-$PG_MAJOR-cron python3"
+PACKAGES="build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl postgresql-$PG_MAJOR-cron python3 python3-psycopg"
 
 log() { printf '\n== %s\n' "$*"; }
 

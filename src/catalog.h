@@ -121,6 +121,9 @@ extern int	MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums
 extern bool MembershipContains(const int32 *nums, int n, int32 num);
 extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
 
+/* stats.c: per-segment statistics columns (absent in a 0.1.0 catalog) */
+extern bool StatsColumnsExist(void);
+
 /* evaluate.c */
 extern void EvaluateRefresh(const pg_uuid_t *only_segments, int nonly);
 extern void EvaluateFailClosed(Datum segment_ids);

@@ -1062,41 +1062,61 @@ record_state(EvalPlan *plan, TimestampTz started)
 {
 	Oid			types[5] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, INTERVALOID};
 	bool		retries = CatalogHasFailureHandling();
-	SPIPlanPtr	upd = SPI_prepare(retries ?
-								  "UPDATE segments.segment_state SET"
-								  "  state = coalesce($2, state),"
-								  "  member_count = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' AND $5 IS NOT NULL"
-								  "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
-								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
-								  "  last_duration = coalesce($5, last_duration),"
-								  "  last_error = $4,"
-								  "  attempts = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' THEN 0 ELSE attempts END,"
-								  "  retry_at = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' THEN NULL ELSE retry_at END"
-								  " WHERE segment_id OPERATOR(pg_catalog.=) $1" :
-								  "UPDATE segments.segment_state SET"
-								  "  state = coalesce($2, state),"
-								  "  member_count = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' AND $5 IS NOT NULL"
-								  "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
-								  "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
-								  "  last_duration = coalesce($5, last_duration),"
-								  "  last_error = $4"
-								  " WHERE segment_id OPERATOR(pg_catalog.=) $1",
-								  5, types);
-	SPIPlanPtr	fail = SPI_prepare(retries ?
-								   "UPDATE segments.segment_state SET"
-								   "  state = 'failed', member_count = 0, last_error = $2,"
-								   "  retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
-								   "             segments._retry_after(attempts, false),"
-								   "  attempts = attempts OPERATOR(pg_catalog.+) 1"
-								   " WHERE segment_id = $1" :
-								   "UPDATE segments.segment_state SET"
-								   "  state = 'failed', member_count = 0, last_error = $2"
-								   " WHERE segment_id = $1",
-								   2, types);
+	bool		stats = StatsColumnsExist();
+	StringInfoData sql;
+	SPIPlanPtr	upd;
+	SPIPlanPtr	fail;
 	Interval   *duration = palloc0(sizeof(Interval));
 	Datum	   *failed = palloc(Max(plan->nsegments, 1) * sizeof(Datum));
 	int			nfailed = 0;
 
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "UPDATE segments.segment_state SET"
+						   "  state = coalesce($2, state),"
+						   "  member_count = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' AND $5 IS NOT NULL"
+						   "    THEN $3 ELSE member_count OPERATOR(pg_catalog.+) $3 END,"
+						   "  evaluated_at = CASE WHEN $5 IS NOT NULL THEN pg_catalog.now() ELSE evaluated_at END,"
+						   "  last_duration = coalesce($5, last_duration),"
+						   "  last_error = $4");
+	if (retries)
+		appendStringInfoString(&sql,
+							   ", attempts = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' THEN 0 ELSE attempts END,"
+							   "  retry_at = CASE WHEN $2 OPERATOR(pg_catalog.=) 'ready' THEN NULL ELSE retry_at END");
+	if (stats)
+		appendStringInfoString(&sql,
+							   ", evaluations = evaluations OPERATOR(pg_catalog.+)"
+							   "    CASE WHEN $5 IS NOT NULL THEN 1 ELSE 0 END,"
+							   "  evaluation_time = evaluation_time OPERATOR(pg_catalog.+)"
+							   "    coalesce(pg_catalog.date_part('epoch', $5) OPERATOR(pg_catalog.*) 1000, 0),"
+							   /* a segment that stays failed with one error counts it once */
+							   "  errors = errors OPERATOR(pg_catalog.+)"
+							   "    CASE WHEN $4 IS NOT NULL AND last_error IS DISTINCT FROM $4 THEN 1 ELSE 0 END,"
+							   "  last_error_at = CASE WHEN $4 IS NOT NULL AND last_error IS DISTINCT FROM $4"
+							   "    THEN pg_catalog.now() ELSE last_error_at END,"
+							   "  last_failure = coalesce($4, last_failure)");
+	appendStringInfoString(&sql, " WHERE segment_id OPERATOR(pg_catalog.=) $1");
+	upd = SPI_prepare(sql.data, 5, types);
+
+	/* a segment that cannot be evaluated fails closed */
+	resetStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "UPDATE segments.segment_state SET"
+						   "  state = 'failed', member_count = 0, last_error = $2");
+	if (retries)
+		appendStringInfoString(&sql,
+							   ", retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
+							   "             segments._retry_after(attempts, false),"
+							   "  attempts = attempts OPERATOR(pg_catalog.+) 1");
+	if (stats)
+		appendStringInfoString(&sql,
+							   ", errors = errors OPERATOR(pg_catalog.+)"
+							   "    CASE WHEN last_error IS DISTINCT FROM $2 THEN 1 ELSE 0 END,"
+							   "  last_error_at = CASE WHEN last_error IS DISTINCT FROM $2"
+							   "    THEN pg_catalog.now() ELSE last_error_at END,"
+							   "  last_failure = $2");
+	appendStringInfoString(&sql, " WHERE segment_id OPERATOR(pg_catalog.=) $1");
+	fail = SPI_prepare(sql.data, 2, types);
 	if (upd == NULL || fail == NULL)
 		elog(ERROR, "could not prepare state update");
 	duration->time = GetCurrentTimestamp() - started;

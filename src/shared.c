@@ -528,7 +528,8 @@ state_name(SegmentsWorkerState state)
  * The launcher's slot of this database (other databases' workers are none
  * of this session's business): database oid, pid (NULL when not running),
  * state, started_at, last_batch_at, last_batch_size, changes_applied,
- * segments_evaluated, last_error.  last_error may name any tenant's
+ * segments_evaluated, last_error, last_error_at, time_applied_until.
+ * last_error may name any tenant's
  * segment, so only a session that sees every tenant gets it.  Empty
  * without the preload.
  */
@@ -558,8 +559,8 @@ segments_worker_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 	{
 		SegmentsWorkerSlot *s = &copy[i];
-		Datum		values[9];
-		bool		nulls[9] = {0};
+		Datum		values[11];
+		bool		nulls[11] = {0};
 
 		values[0] = ObjectIdGetDatum(s->dboid);
 		values[1] = Int32GetDatum(s->pid);
@@ -577,6 +578,10 @@ segments_worker_status(PG_FUNCTION_ARGS)
 		s->last_error[SEGMENTS_ERROR_LEN - 1] = '\0';
 		values[8] = CStringGetTextDatum(s->last_error);
 		nulls[8] = (s->last_error[0] == '\0' || !sees_all);
+		values[9] = TimestampTzGetDatum(s->last_error_at);
+		nulls[9] = (s->last_error_at == 0);
+		values[10] = TimestampTzGetDatum(s->time_applied_until);
+		nulls[10] = (s->time_applied_until == 0 || s->pid == 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -58,6 +58,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/ps_status.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
@@ -102,12 +103,21 @@ set_state(SegmentsWorkerState state)
 	SpinLockRelease(&segments_shared->mutex);
 }
 
-/* Records an error for segments.worker (empty string clears it). */
+/*
+ * Records an error for segments.worker (until the next success) and
+ * segments.stat_worker (until stat_reset()).
+ */
 static void
 set_error(const char *message)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	SpinLockAcquire(&segments_shared->mutex);
 	strlcpy(my_slot->last_error, message, SEGMENTS_ERROR_LEN);
+	my_slot->last_error_at = now;
+	strlcpy(my_slot->stats.last_error, message, SEGMENTS_ERROR_LEN);
+	my_slot->stats.last_error_at = now;
+	my_slot->stats.errors++;
 	SpinLockRelease(&segments_shared->mutex);
 }
 
@@ -465,7 +475,12 @@ apply_batch(void)
 			{
 				set_state(SWS_APPLYING);
 				if (truncated)
+				{
 					EvaluateRefresh(NULL, 0);
+					SpinLockAcquire(&segments_shared->mutex);
+					my_slot->stats.passes++;
+					SpinLockRelease(&segments_shared->mutex);
+				}
 				else if (!isnull)
 					EvaluateContacts(DatumGetArrayTypeP(keys));
 				guard_end(&guard);
@@ -500,6 +515,8 @@ apply_batch(void)
 		my_slot->last_batch_size = n;
 		my_slot->changes_applied += n;
 		my_slot->last_error[0] = '\0';
+		my_slot->stats.changes_applied += n;
+		my_slot->stats.batches++;
 		SpinLockRelease(&segments_shared->mutex);
 	}
 	return n;
@@ -529,6 +546,7 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 {
 	Oid			types[3] = {UUIDARRAYOID, TEXTOID, BOOLOID};
 	Datum		values[3];
+	TimestampTz started = GetCurrentTimestamp();
 
 	values[0] = uuid_array(ids, n);
 	evaluation_timed_out = false;
@@ -602,7 +620,7 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 			 */
 			values[1] = CStringGetTextDatum(message);
 			values[2] = BoolGetDatum(transient);
-			run("WITH failure AS ("
+			run(psprintf("WITH failure AS ("
 				"  UPDATE segments.segment_state SET"
 				"    state = CASE WHEN $3 AND attempts OPERATOR(pg_catalog.<) 4"
 				"                 THEN 'pending' ELSE 'failed' END,"
@@ -611,13 +629,16 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 				"    retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
 				"               segments._retry_after(attempts, $3 AND attempts OPERATOR(pg_catalog.<) 4),"
 				"    attempts = attempts OPERATOR(pg_catalog.+) 1,"
-				"    last_error = $2"
+				"    last_error = $2%s"
 				"   WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
 				"     AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])"
 				"  RETURNING segment_id, state)"
 				" SELECT coalesce(pg_catalog.array_agg(segment_id)"
 				"                 FILTER (WHERE state OPERATOR(pg_catalog.=) 'failed'), '{}')"
 				"   FROM failure",
+						 StatsColumnsExist() ?
+						 ", errors = errors OPERATOR(pg_catalog.+) 1,"
+						 "  last_error_at = pg_catalog.now(), last_failure = $2" : ""),
 				3, types, values, SPI_OK_SELECT);
 			EvaluateFailClosed(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		}
@@ -633,6 +654,9 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 
 	SpinLockAcquire(&segments_shared->mutex);
 	my_slot->segments_evaluated += n;
+	my_slot->stats.passes++;
+	my_slot->stats.segments_evaluated += n;
+	my_slot->stats.evaluation_ms += (GetCurrentTimestamp() - started) / 1000.0;
 	SpinLockRelease(&segments_shared->mutex);
 }
 
@@ -920,6 +944,11 @@ apply_time_window(long *sleep_ms)
 		{
 			time_window_end = window_to;
 			time_window_pause_us = 10 * window_busy_us;
+			SpinLockAcquire(&segments_shared->mutex);
+			my_slot->time_applied_until = have_time_segments ? time_window_end : 0;
+			if (have_time_segments)
+				my_slot->stats.time_windows++;
+			SpinLockRelease(&segments_shared->mutex);
 		}
 	}
 	PG_CATCH();
@@ -955,7 +984,16 @@ sweep_step(void)
 			Oid			types[2] = {UUIDARRAYOID, TIMESTAMPTZOID};
 			Datum		values[2] = {sweep_ids, TimestampTzGetDatum(sweep_started)};
 
-			run("UPDATE segments.segment_state"
+			run(StatsColumnsExist() ?
+				"UPDATE segments.segment_state"
+				"   SET evaluated_at = $2,"
+				"       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2,"
+				"       evaluations = evaluations OPERATOR(pg_catalog.+) 1,"
+				"       evaluation_time = evaluation_time OPERATOR(pg_catalog.+)"
+				"         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2)"
+				"         OPERATOR(pg_catalog.*) 1000"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state OPERATOR(pg_catalog.=) 'ready'" :
+				"UPDATE segments.segment_state"
 				"   SET evaluated_at = $2,"
 				"       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2"
 				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state OPERATOR(pg_catalog.=) 'ready'",
@@ -963,6 +1001,12 @@ sweep_step(void)
 			sweep_active = false;
 		}
 		commit_xact();
+		if (!sweep_active)
+		{
+			SpinLockAcquire(&segments_shared->mutex);
+			my_slot->stats.sweeps++;
+			SpinLockRelease(&segments_shared->mutex);
+		}
 	}
 	PG_CATCH();
 	{
@@ -1266,6 +1310,8 @@ worker_round(long *sleep_ms)
 static void
 reset_evaluating(void)
 {
+	char		title[NAMEDATALEN + 64];
+
 	begin_xact("segments: starting");
 	run("UPDATE segments.segment_state SET state = 'pending'"
 		" WHERE state OPERATOR(pg_catalog.=) 'evaluating'",
@@ -1273,7 +1319,11 @@ reset_evaluating(void)
 	ereport(LOG,
 			(errmsg("segments worker started for database \"%s\"",
 					get_database_name(MyDatabaseId))));
+	/* ps shows the database by name (the launcher only knew its oid) */
+	snprintf(title, sizeof(title), "segments worker for database \"%s\"",
+			 get_database_name(MyDatabaseId));
 	commit_xact();
+	init_ps_display(title);
 }
 
 /* Entry point of a database's worker; arg is the database oid. */
@@ -1307,6 +1357,7 @@ segments_worker_main(Datum arg)
 	my_slot->state = SWS_STARTING;
 	my_slot->started_at = GetCurrentTimestamp();
 	my_slot->last_error[0] = '\0';
+	my_slot->time_applied_until = 0;
 	SpinLockRelease(&segments_shared->mutex);
 	on_shmem_exit(worker_detach, (Datum) 0);
 

@@ -51,6 +51,26 @@ typedef enum SegmentsWorkerState
 
 #define SEGMENTS_ERROR_LEN 256
 
+/*
+ * Cumulative counters of a database's workers, for segments.stat_worker:
+ * kept across worker restarts (they live in the launcher's slot), zeroed
+ * by segments.stat_reset() and when the server starts.
+ */
+typedef struct SegmentsWorkerStats
+{
+	int64		changes_applied;	/* queued contact changes applied */
+	int64		batches;		/* transactions that applied them */
+	int64		passes;			/* evaluation passes over the source */
+	int64		segments_evaluated; /* segments those passes evaluated */
+	double		evaluation_ms;	/* time spent in those passes */
+	int64		time_windows;	/* passages of time applied */
+	int64		sweeps;			/* whole re-checks of time segments */
+	int64		errors;			/* failed transactions */
+	char		last_error[SEGMENTS_ERROR_LEN]; /* kept after a success */
+	TimestampTz last_error_at;
+	TimestampTz reset_at;		/* 0: since the server started */
+} SegmentsWorkerStats;
+
 /* One database served (or probed) by a worker. */
 typedef struct SegmentsWorkerSlot
 {
@@ -69,7 +89,10 @@ typedef struct SegmentsWorkerSlot
 	int64		segments_evaluated;
 	TimestampTz time_rewind_to;	/* a backend's pass evaluated the time as of
 								 * then: the worker's next window starts there */
-	char		last_error[SEGMENTS_ERROR_LEN];
+	char		last_error[SEGMENTS_ERROR_LEN]; /* cleared by a success */
+	TimestampTz last_error_at;	/* kept after a success */
+	TimestampTz time_applied_until; /* time flips applied up to; 0: none */
+	SegmentsWorkerStats stats;	/* segments.stat_worker */
 } SegmentsWorkerSlot;
 
 typedef struct SegmentsShared

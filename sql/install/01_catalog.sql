@@ -54,7 +54,14 @@ CREATE TABLE segments.segment_state (
     last_error    text,
     requested_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     attempts      integer NOT NULL DEFAULT 0,  -- failed evaluations in a row
-    retry_at      timestamptz                  -- pending/failed: not evaluated before
+    retry_at      timestamptz,                 -- pending/failed: not evaluated before
+    -- cumulative statistics for segments.stat_segments, zeroed by stat_reset()
+    evaluations     bigint NOT NULL DEFAULT 0,
+    evaluation_time double precision NOT NULL DEFAULT 0,   -- milliseconds
+    errors          bigint NOT NULL DEFAULT 0,
+    last_error_at   timestamptz,     -- the latest failure, kept after a success
+    last_failure    text,            -- its message
+    stats_reset     timestamptz
 );
 COMMENT ON TABLE segments.segment_state IS
     'Evaluation state per segment: pending, evaluating, ready or failed.';

@@ -109,7 +109,8 @@ BEGIN
 
     -- A tenant session gets only its tenant's contacts (of a global segment:
     -- through the tenant index); the segment number is NULL, and so no row
-    -- comes back, for segments the session may not see.
+    -- comes back, for segments the session may not see.  By name, an unknown
+    -- or ambiguous segment is an error (a typo must not read as "no members").
     FOREACH v_arg IN ARRAY ARRAY['uuid', 'text'] LOOP
         EXECUTE format($f$
             CREATE OR REPLACE FUNCTION segments.segment_members(segment %2$s)
@@ -118,7 +119,7 @@ BEGIN
             SET search_path = pg_catalog, pg_temp
             AS $b$
             DECLARE
-                v_num    integer := segments._segment_num(segment);
+                v_num    integer := segments._segment_num(%3$s);
                 v_tenant text := segments._contact_tenant();
             BEGIN
                 IF v_tenant IS NULL THEN
@@ -132,13 +133,14 @@ BEGIN
             END
             $b$
             $f$,
-            p_key_type, v_arg);
+            p_key_type, v_arg,
+            CASE v_arg WHEN 'text' THEN 'segments._segment_id(segment)' ELSE 'segment' END);
     END LOOP;
 
     COMMENT ON FUNCTION segments.segment_members(uuid) IS
-        'Contacts in a segment (by id), from the GIN index on stored membership.';
+        'Contacts in a segment (by id), from the GIN index on stored membership; none for an unknown id.';
     COMMENT ON FUNCTION segments.segment_members(text) IS
-        'Contacts in a segment (by id or name in the session''s tenant).';
+        'Contacts in a segment (by name or id as text, the session''s tenant first); an error for an unknown segment.';
 
     -- Privileges first, then membership of the extension: ALTER EXTENSION
     -- ADD records them as the objects' initial privileges (pg_init_privs),

@@ -55,6 +55,77 @@ BEGIN
 END
 $$;
 
+-- The id of the visible segment given as text: its id, or its name looked
+-- up in the session's tenant first, then among global segments (a session
+-- without a tenant: the global segment, else the only one of that name).
+-- Management functions and segment_members() take a segment so.  SECURITY
+-- DEFINER: it reads the catalog for callers who may not, and returns only
+-- what the session may see.
+CREATE FUNCTION segments._segment_id(p_segment text)
+RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_tenant text := nullif(current_setting('segments.tenant', true), '');
+    v_id     uuid;
+    v_rank   integer;
+    r        record;
+BEGIN
+    IF p_segment IS NULL THEN
+        RAISE EXCEPTION 'segment must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the segment''s id or name, as listed in segments.segments.';
+    END IF;
+    -- an id (checked by shape first: names need no subtransaction)
+    IF p_segment ~ '^\s*\{?[0-9a-fA-F]{4}(-?[0-9a-fA-F]{4}){7}\}?\s*$' THEN
+        BEGIN
+            v_id := p_segment::uuid;
+        EXCEPTION WHEN invalid_text_representation THEN
+            v_id := NULL;
+        END;
+        IF v_id IS NOT NULL AND EXISTS (SELECT 1 FROM segments.segment s
+                                         WHERE s.id = v_id AND segments._tenant_visible(s.tenant)) THEN
+            RETURN v_id;
+        END IF;
+        -- not a visible id: perhaps a segment named so
+        IF v_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM segments.segment s
+                                             WHERE s.name = p_segment) THEN
+            RAISE EXCEPTION 'segment "%" does not exist', p_segment
+                USING ERRCODE = 'undefined_object';
+        END IF;
+        v_id := NULL;
+    END IF;
+    -- a name: the session's tenant, then global, then any visible tenant
+    FOR r IN SELECT s.id,
+                    CASE WHEN s.tenant IS NOT DISTINCT FROM v_tenant THEN 0
+                         WHEN s.tenant IS NULL THEN 1 ELSE 2 END AS rank
+               FROM segments.segment s
+              WHERE s.name = p_segment AND segments._tenant_visible(s.tenant)
+              ORDER BY 2
+              LIMIT 2
+    LOOP
+        IF v_id IS NULL THEN
+            v_id := r.id;
+            v_rank := r.rank;
+        ELSIF r.rank = v_rank THEN
+            RAISE EXCEPTION 'segment name "%" is ambiguous', p_segment
+                USING ERRCODE = 'ambiguous_parameter',
+                      DETAIL = 'Several tenants have a segment of this name.',
+                      HINT = 'Pass the segment''s id, or set segments.tenant to one tenant.';
+        END IF;
+    END LOOP;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'segment "%" does not exist', p_segment
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Names are case-sensitive; segments.segments lists the segments this session may see.';
+    END IF;
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION segments._segment_id(text) IS
+    'Internal: the id of a visible segment given by id or name (session tenant first, then global); an error when there is none.';
+
 -- Internal: the work of create_segment(), run as the owner.
 CREATE FUNCTION segments._create_segment(name text, definition jsonb,
                                          description text, tenant text)
@@ -236,3 +307,43 @@ LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'segments_verify';
 COMMENT ON FUNCTION segments.verify(uuid) IS
     'Compares stored membership with a fresh evaluation, writing nothing: per segment, the contacts missing from membership and the extra ones, with a few sample keys.';
+
+-- The same management functions taking the segment by name (or by id as
+-- text): an untyped literal such as drop_segment('Churn risk') resolves to
+-- these, and a uuid-typed value to the functions above.  They run as the
+-- caller (SECURITY INVOKER), so that the functions above see the calling
+-- role (update_segment checks a new definition against its privileges).
+CREATE FUNCTION segments.update_segment(segment text, name text DEFAULT NULL,
+                                        definition jsonb DEFAULT NULL,
+                                        description text DEFAULT NULL)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT segments.update_segment(segments._segment_id($1), $2, $3, $4) $$;
+COMMENT ON FUNCTION segments.update_segment(text, text, jsonb, text) IS
+    'Renames, redescribes or redefines a segment given by name or id; NULL arguments keep the current value.';
+
+CREATE FUNCTION segments.drop_segment(segment text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT segments.drop_segment(segments._segment_id($1)) $$;
+COMMENT ON FUNCTION segments.drop_segment(text) IS
+    'Drops a segment given by name or id; refused while other segments reference it.';
+
+CREATE FUNCTION segments.schedule(segment text, every interval)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT segments.schedule(segments._segment_id($1), $2) $$;
+COMMENT ON FUNCTION segments.schedule(text, interval) IS
+    'Re-evaluates a segment given by name or id periodically; NULL clears the schedule.';
+
+-- No default here: refresh() with no argument stays the uuid function.
+CREATE FUNCTION segments.refresh(segment text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT segments.refresh(CASE WHEN $1 IS NOT NULL THEN segments._segment_id($1) END) $$;
+COMMENT ON FUNCTION segments.refresh(text) IS
+    'Synchronous full re-evaluation of a segment given by name or id (and those that reference it); NULL: all.';

@@ -52,7 +52,7 @@ CREATE VIEW segments.status WITH (security_barrier) AS
            CASE WHEN s.tenant IS NULL AND segments._contact_tenant() IS NOT NULL
                 THEN segments._tenant_member_count(s.num)
                 ELSE coalesce(st.member_count, 0) END AS member_count,
-           st.evaluated_at, st.last_duration, st.last_error,
+           st.evaluated_at, st.last_duration, st.last_error, st.last_error_at,
            CASE WHEN s.schedule IS NOT NULL
                 THEN coalesce(st.evaluated_at, now()) + s.schedule END AS next_refresh,
            s.schedule, s.uses_time

@@ -126,7 +126,8 @@ COMMENT ON FUNCTION segments.wait(interval) IS
 CREATE FUNCTION segments._worker_status(
     OUT database_oid oid, OUT pid integer, OUT state text, OUT started_at timestamptz,
     OUT last_batch_at timestamptz, OUT last_batch_size bigint, OUT changes_applied bigint,
-    OUT segments_evaluated bigint, OUT last_error text)
+    OUT segments_evaluated bigint, OUT last_error text, OUT last_error_at timestamptz,
+    OUT time_applied_until timestamptz)
 RETURNS SETOF record
 LANGUAGE c AS 'MODULE_PATHNAME', 'segments_worker_status';
 COMMENT ON FUNCTION segments._worker_status() IS
@@ -144,8 +145,9 @@ CREATE VIEW segments.worker WITH (security_barrier) AS
            st.pending_segments,
            CASE WHEN q.oldest IS NULL THEN interval '0'
                 ELSE pg_catalog.clock_timestamp() - q.oldest END AS lag,
+           pg_catalog.clock_timestamp() - w.time_applied_until AS time_lag,
            w.started_at, w.last_batch_at, w.last_batch_size,
-           w.changes_applied, w.segments_evaluated, w.last_error
+           w.changes_applied, w.segments_evaluated, w.last_error, w.last_error_at
       FROM (SELECT count(*) AS pending_changes, min(c.enqueued_at) AS oldest
               FROM segments.change_queue c) q
      CROSS JOIN (SELECT count(*) AS pending_segments
@@ -157,7 +159,7 @@ CREATE VIEW segments.worker WITH (security_barrier) AS
              ON w.database_oid = (SELECT d.oid FROM pg_catalog.pg_database d
                                    WHERE d.datname = pg_catalog.current_database());
 COMMENT ON VIEW segments.worker IS
-    'The background worker of this database: pid, state, queued contact changes, pending segments and lag (age of the oldest queued change).';
+    'The background worker of this database: pid, state, queued contact changes, pending segments, lag (age of the oldest queued change) and time_lag (how far behind the re-checks of time-dependent segments are).';
 -- Privileges on the worker view: sql/install/10_worker_grants.sql (the
 -- roles are created by 09_roles.sql).
 

@@ -63,6 +63,11 @@ GRANT EXECUTE ON FUNCTION
     segments.compile(jsonb),
     segments.schedule(uuid, interval),
     segments.verify(uuid),
-    segments.retry_failed_changes()
+    segments.retry_failed_changes(),
+    segments.update_segment(text, text, jsonb, text),
+    segments.drop_segment(text),
+    segments.refresh(text),
+    segments.schedule(text, interval),
+    segments._segment_id(text)
     TO segments_write;
 GRANT SELECT ON segments.change_queue_failed TO segments_write;

@@ -63,3 +63,13 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Cumulative statistics per segment (segments.stat_segments), and the time
+-- of the latest failure, kept after a success.
+ALTER TABLE segments.segment_state
+    ADD COLUMN evaluations     bigint NOT NULL DEFAULT 0,
+    ADD COLUMN evaluation_time double precision NOT NULL DEFAULT 0,
+    ADD COLUMN errors          bigint NOT NULL DEFAULT 0,
+    ADD COLUMN last_error_at   timestamptz,
+    ADD COLUMN last_failure    text,
+    ADD COLUMN stats_reset     timestamptz;
