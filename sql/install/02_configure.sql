@@ -115,7 +115,7 @@ BEGIN
         EXECUTE format($f$
             CREATE OR REPLACE FUNCTION segments.segment_members(segment %2$s)
             RETURNS SETOF %1$s
-            LANGUAGE plpgsql STABLE SECURITY DEFINER
+            LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp
             AS $b$
             DECLARE

@@ -126,6 +126,21 @@ $$;
 COMMENT ON FUNCTION segments._segment_id(text) IS
     'Internal: the id of a visible segment given by id or name (session tenant first, then global); an error when there is none.';
 
+-- The same for the management functions: a session that may manage no
+-- segment (no tenant, not an admin) is told so before any name is looked up.
+CREATE FUNCTION segments._managed_segment_id(p_segment text)
+RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM segments._manage_tenant();
+    RETURN segments._segment_id(p_segment);
+END
+$$;
+COMMENT ON FUNCTION segments._managed_segment_id(text) IS
+    'Internal: _segment_id() for the management functions, refusing a session that may manage nothing.';
+
 -- Internal: the work of create_segment(), run as the owner.
 CREATE FUNCTION segments._create_segment(name text, definition jsonb,
                                          description text, tenant text)
@@ -319,7 +334,7 @@ CREATE FUNCTION segments.update_segment(segment text, name text DEFAULT NULL,
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT segments.update_segment(segments._segment_id($1), $2, $3, $4) $$;
+AS $$ SELECT segments.update_segment(segments._managed_segment_id($1), $2, $3, $4) $$;
 COMMENT ON FUNCTION segments.update_segment(text, text, jsonb, text) IS
     'Renames, redescribes or redefines a segment given by name or id; NULL arguments keep the current value.';
 
@@ -327,7 +342,7 @@ CREATE FUNCTION segments.drop_segment(segment text)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT segments.drop_segment(segments._segment_id($1)) $$;
+AS $$ SELECT segments.drop_segment(segments._managed_segment_id($1)) $$;
 COMMENT ON FUNCTION segments.drop_segment(text) IS
     'Drops a segment given by name or id; refused while other segments reference it.';
 
@@ -335,7 +350,7 @@ CREATE FUNCTION segments.schedule(segment text, every interval)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT segments.schedule(segments._segment_id($1), $2) $$;
+AS $$ SELECT segments.schedule(segments._managed_segment_id($1), $2) $$;
 COMMENT ON FUNCTION segments.schedule(text, interval) IS
     'Re-evaluates a segment given by name or id periodically; NULL clears the schedule.';
 
@@ -344,6 +359,6 @@ CREATE FUNCTION segments.refresh(segment text)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT segments.refresh(CASE WHEN $1 IS NOT NULL THEN segments._segment_id($1) END) $$;
+AS $$ SELECT segments.refresh(CASE WHEN $1 IS NOT NULL THEN segments._managed_segment_id($1) END) $$;
 COMMENT ON FUNCTION segments.refresh(text) IS
     'Synchronous full re-evaluation of a segment given by name or id (and those that reference it); NULL: all.';

@@ -68,6 +68,7 @@ GRANT EXECUTE ON FUNCTION
     segments.drop_segment(text),
     segments.refresh(text),
     segments.schedule(text, interval),
-    segments._segment_id(text)
+    segments._segment_id(text),
+    segments._managed_segment_id(text)
     TO segments_write;
 GRANT SELECT ON segments.change_queue_failed TO segments_write;
