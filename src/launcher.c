@@ -26,6 +26,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -33,6 +34,8 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -264,6 +267,25 @@ list_databases(int *n)
 }
 
 /*
+ * A database as a DBA knows it, for messages: its quoted name (in the
+ * current memory context), or its OID when it is already gone.
+ */
+static char *
+database_label(Oid dboid)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *name;
+	char	   *label;
+
+	StartTransactionCommand();
+	name = get_database_name(dboid);
+	label = name ? MemoryContextStrdup(caller, quote_identifier(name)) : NULL;
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	return label ? label : psprintf("with OID %u", dboid);
+}
+
+/*
  * One round: frees slots of databases that are gone, assigns slots to new
  * databases, and starts the workers that should run.  Returns how long the
  * launcher may sleep: until the next scan, or sooner when a paused worker
@@ -346,8 +368,8 @@ launcher_round(MemoryContext cxt)
 			wake_at = Min(wake_at, TimestampTzPlusMilliseconds(now, WORKER_RESTART_MS));
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("segments launcher could not start a worker for database %u",
-							slot->dboid),
+					 errmsg("segments launcher could not start a worker for database %s",
+							database_label(slot->dboid)),
 					 errhint("Raise max_worker_processes.")));
 		}
 	}

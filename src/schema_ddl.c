@@ -127,7 +127,7 @@ segments_reading(List *columns, int *count)
 
 /*
  * The names of segments (uuid[]) for an error message: those this session
- * may see, quoted, and how many of other tenants (never named).
+ * may see, quoted, and how many it may not see (never named).
  */
 static char *
 segment_names(Datum ids)
@@ -155,7 +155,7 @@ segment_names(Datum ids)
 						 SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
 	}
 	if (hidden > 0)
-		appendStringInfo(&buf, "%s%d segment%s of other tenants", buf.len > 0 ? " and " : "",
+		appendStringInfo(&buf, "%s%d segment%s this session may not see", buf.len > 0 ? " and " : "",
 						 hidden, hidden == 1 ? "" : "s");
 	return buf.data;
 }

@@ -1,6 +1,6 @@
 -- segments install script, part 5: change capture, the worker's queue,
 -- waiting and watching.  The background worker itself needs
--- shared_preload_libraries = 'segments'; see docs/worker.md.
+-- shared_preload_libraries = 'segments'; see "The background worker" in README.md.
 
 -- Contact changes committed on the source, waiting for the worker.  The
 -- capture trigger inserts here in the writing transaction; the worker
