@@ -16,6 +16,8 @@
 #   TEST_PARTS="pg_regress isolation pgTAP"   run only the parts named (by the
 #       names above; test/<dir> scripts by their directory name); the others
 #       are listed as not run.  Default: every part.
+#   TEST_ONLY="04_signals 08_time_window"   of the script parts, run only the
+#       scripts named (development; the parts' counts are of those scripts).
 #   FAIL_FAST=1   stop after the first part (or script) that fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +45,7 @@ finish() {
     echo "parts:"
     printf '%s' "$summary"
     [ -z "$not_run" ] || echo "  not run:$not_run${1:+ ($1)}"
+    [ -z "${TEST_ONLY:-}" ] || echo "  only the scripts: $TEST_ONLY (TEST_ONLY)"
     echo "tests: $passed passed, $failed failed"
 }
 
@@ -110,9 +113,13 @@ for dir in test/*/; do
     ls "$dir"/[0-9]*.sh >/dev/null 2>&1 || continue
     wanted "$part" || continue
     log "$part scripts"
-    ran=0; bad=0; checks=0
+    ran=0; bad=0; checks=0; total=0
     for t in "$dir"/[0-9]*.sh; do
         name=$(basename "$t" .sh); rc=0
+        if [ -n "${TEST_ONLY:-}" ]; then
+            case " $TEST_ONLY " in *" $name "*) ;; *) continue;; esac
+        fi
+        total=$((total + 1))
         bash "$t" >"$OUT/$part-$name" 2>&1 || rc=$?
         cat "$OUT/$part-$name"
         read -r r b c <<<"$(count_script "$OUT/$part-$name" "$name" "$rc")"
@@ -120,7 +127,9 @@ for dir in test/*/; do
         if [ "$b" -eq 0 ]; then echo "ok - $t ($c checks)"; else echo "not ok - $t (exit $rc)"; fi
         [ -z "${FAIL_FAST:-}" ] || [ "$b" -eq 0 ] || break
     done
-    record "$part" "$ran $bad $ran/$(ls "$dir"/[0-9]*.sh | wc -l) scripts, $checks checks"
+    [ -n "${TEST_ONLY:-}" ] && [ "$total" -eq 0 ] && continue
+    [ -n "${TEST_ONLY:-}" ] || total=$(ls "$dir"/[0-9]*.sh | wc -l)
+    record "$part" "$ran $bad $ran/$total scripts, $checks checks"
     stop_if_failed
 done
 
