@@ -86,7 +86,7 @@ DEB=$(ls "$DIR"/dist/postgresql-15-segments_"$V"_*.deb 2>/dev/null | head -n 1)
 [ -n "$DEB" ] || { cat "$DIR/package.out"; fail "no postgresql-15-segments_${V} package was built"; }
 note "ok: scripts/package.sh built $(basename "$DEB") in $((SECONDS - start)) s"
 [ "$(dpkg-deb -f "$DEB" Package)" = postgresql-15-segments ] || fail "wrong package name"
-dpkg-deb -f "$DEB" Depends | grep -q 'postgresql-15' || fail "the package does not depend on postgresql-15"
+grep -q 'postgresql-15' <<<"$(dpkg-deb -f "$DEB" Depends)" || fail "the package does not depend on postgresql-15"
 files=$(dpkg-deb -c "$DEB" | awk '{print $6}')
 for f in ./usr/lib/postgresql/15/lib/segments.so ./usr/share/postgresql/15/extension/segments.control \
          "./usr/share/postgresql/15/extension/segments--$V.sql" \

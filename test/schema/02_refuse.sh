@@ -51,7 +51,7 @@ refused "traits column no longer jsonb" "ALTER TABLE contacts ALTER COLUMN trait
     'it is the traits column of segments, which must be jsonb'
 refused "a type change that makes a definition invalid" \
     "ALTER TABLE contacts ALTER COLUMN seats TYPE boolean USING seats > 3" 2BP01 \
-    'column "seats" of public.contacts: segment definitions reading it would no longer be valid.*Segments no longer valid: "Big"\.'
+    'column "seats" of public.contacts: segment definitions reading it would no longer be valid.*Segments no longer valid: 1 segment this session may not see\.'
 expect "every refusal left the table as it was" "$COLS" "id,org,plan,seats,score,traits"
 expect "key type unchanged" "SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = 'contacts'::regclass AND attname = 'id'" bigint
 expect "the crm schema is still there" "SELECT count(*) FROM pg_namespace WHERE nspname = 'crm'" 1

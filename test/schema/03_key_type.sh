@@ -24,7 +24,7 @@ refused "the owner cannot change the key's type" "ALTER TABLE contacts ALTER COL
     'it is the key column of segments, configured as bigint'
 out=$(psql -X -qAt -v VERBOSITY=verbose -c "ALTER TABLE contacts ALTER COLUMN id TYPE text" 2>&1) &&
     fail "a superuser changed the key's type"
-echo "$out" | grep -q "ERROR:  2BP01:" || fail "superuser key type change: $out"
+grep -q "ERROR:  2BP01:" <<<"$out" || fail "superuser key type change: $out"
 note "ok: nor can a superuser"
 qo "UPDATE contacts SET plan = 'vip' WHERE id = 1"
 expect "wait() after the refused change" "SELECT segments.wait('30 s')" t
@@ -36,11 +36,11 @@ q "ALTER EVENT TRIGGER segments_ddl_start DISABLE"
 refused "without the early check, the change is refused after the command" \
     "ALTER TABLE contacts ALTER COLUMN id TYPE text" 2BP01 'it is the key column of segments, configured as bigint'
 out=$(psql -X -qAt -v VERBOSITY=verbose -c "ALTER TABLE contacts ALTER COLUMN id TYPE text" 2>&1) || true
-echo "$out" | grep -q "LOCATION:  source_retyped" || fail "expected the refusal after the command: $out"
+grep -q "LOCATION:  source_retyped" <<<"$out" || fail "expected the refusal after the command: $out"
 note "ok: ... by segments_ddl_end (source_retyped)"
 q "ALTER EVENT TRIGGER segments_ddl_start ENABLE ALWAYS"
 out=$(psql -X -qAt -v VERBOSITY=verbose -c "ALTER TABLE contacts ALTER COLUMN id TYPE text" 2>&1) || true
-echo "$out" | grep -q "LOCATION:  segments_ddl_start" || fail "expected the refusal from segments_ddl_start: $out"
+grep -q "LOCATION:  segments_ddl_start" <<<"$out" || fail "expected the refusal from segments_ddl_start: $out"
 note "ok: with it, the refusal comes before the rewrite (segments_ddl_start)"
 expect "the key's type is the same" "SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = 'contacts'::regclass AND attname = 'id'" bigint
 
@@ -57,11 +57,11 @@ expect "a failed segment grants nothing" "SELECT count(*) FROM segments.member" 
 expect "the worker shows the cause" "SELECT last_error LIKE '%key column \"id\" of source \"public.contacts\" has type text%' FROM segments.worker" t
 out=$(psql -X -qAt -v VERBOSITY=verbose -c "SELECT segments.segment_is_member('2', 'VIP')" 2>&1) &&
     fail "a reader used the mismatched key"
-echo "$out" | grep -q 'ERROR:  55000: segments cannot use its contact source: key column "id"' ||
+grep -q 'ERROR:  55000: segments cannot use its contact source: key column "id"' <<<"$out" ||
     fail "reader error: $out"
 note "ok: readers refuse with the reason (55000)"
 out=$(psql -X -qAt -c "SELECT segments.refresh()" 2>&1) && fail "refresh() ran on the mismatched key"
-echo "$out" | grep -q 'has type text, not bigint as configured' || fail "refresh() error: $out"
+grep -q 'has type text, not bigint as configured' <<<"$out" || fail "refresh() error: $out"
 note "ok: refresh() refuses with the reason"
 # a few worker rounds later: same worker, same server, the cause logged once
 for i in 1 2 3; do q "SELECT segments._notify_worker()" >/dev/null; sleep 0.3; done
@@ -70,7 +70,7 @@ expect "the worker never restarted" "SELECT pid FROM segments.worker" "$PID"
 logged=$(tail -n +"$LOG_FROM" "$LOG" | grep -c "database \"$DB\": the contact source cannot be used: key column \"id\"" || true)
 [ "$logged" = 1 ] || fail "the cause was logged $logged times, expected once"
 note "ok: the cause is logged once, by name"
-tail -n +"$LOG_FROM" "$LOG" | grep -q "segments is not configured" && fail "the log says 'not configured'"
+grep -q "segments is not configured" <(tail -n +"$LOG_FROM" "$LOG") && fail "the log says 'not configured'"
 note "ok: no 'segments is not configured' in the log"
 
 # re-running configure() for the new key type brings everything back

@@ -27,8 +27,8 @@ refused() {
     if out=$(psql -X -qAt -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -U "$OWNER" -c "$sql" 2>&1); then
         fail "$what: succeeded, expected ERROR $state"
     fi
-    echo "$out" | grep -q "ERROR:  $state:" || fail "$what: expected SQLSTATE $state, got: $out"
-    echo "$out" | tr "\n" " " | grep -Eq "$pattern" || fail "$what: message does not match /$pattern/: $out"
+    grep -q "ERROR:  $state:" <<<"$out" || fail "$what: expected SQLSTATE $state, got: $out"
+    tr "\n" " " <<<"$out" | grep -Eq "$pattern" || fail "$what: message does not match /$pattern/: $out"
     note "ok: $what"
 }
 

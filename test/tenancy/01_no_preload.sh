@@ -28,7 +28,7 @@ expect_as() {
     note "ok: $what"
 }
 
-q "SHOW shared_preload_libraries" | grep -q segments && fail "the cluster preloads segments"
+grep -q segments <<<"$(q "SHOW shared_preload_libraries")" && fail "the cluster preloads segments"
 q "CREATE EXTENSION segments"
 q "CREATE TABLE contacts (id bigint PRIMARY KEY, org_id text, plan text)"
 q "INSERT INTO contacts VALUES (1, 'a', 'vip'), (2, 'b', 'vip')"
