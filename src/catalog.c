@@ -537,17 +537,10 @@ CatalogParseSaved(const CatalogSegment *seg, RuleParseContext *pctx, char **erro
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		int			category;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		/* a cancel, a timeout or a lack of memory is no fault of the definition */
-		category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-		if (category == ERRCODE_INSUFFICIENT_RESOURCES ||
-			category == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
-			category == ERRCODE_OPERATOR_INTERVENTION ||
-			category == ERRCODE_SYSTEM_ERROR ||
-			category == ERRCODE_INTERNAL_ERROR)
+		if (!RuleErrorIsInput(edata->sqlerrcode))
 			PG_RE_THROW();
 		FlushErrorState();
 		if (error != NULL)

@@ -422,6 +422,23 @@ array_items(const JsonbValue *arr, JsonbValue ***items)
  * Calling PostgreSQL code that may raise an error on user input
  * ---------------------------------------------------------------- */
 
+/*
+ * Is an error with this SQLSTATE about the input being parsed?  A cancel,
+ * a timeout, a lack of memory or an internal error is no fault of a
+ * definition, and must not be reported as one.
+ */
+bool
+RuleErrorIsInput(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category != ERRCODE_INSUFFICIENT_RESOURCES &&
+		category != ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
+		category != ERRCODE_OPERATOR_INTERVENTION &&
+		category != ERRCODE_SYSTEM_ERROR &&
+		category != ERRCODE_INTERNAL_ERROR;
+}
+
 typedef Datum (*GuardedFunc) (void *arg);
 
 /*
@@ -445,16 +462,10 @@ guarded_call(GuardedFunc fn, void *arg, Datum *result)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		int			category;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-		if (category == ERRCODE_INSUFFICIENT_RESOURCES ||
-			category == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
-			category == ERRCODE_OPERATOR_INTERVENTION ||
-			category == ERRCODE_SYSTEM_ERROR ||
-			category == ERRCODE_INTERNAL_ERROR)
+		if (!RuleErrorIsInput(edata->sqlerrcode))
 			PG_RE_THROW();
 		FlushErrorState();
 		message = edata->message ? edata->message : pstrdup("unknown error");

@@ -299,6 +299,7 @@ typedef struct RuleEvalContext
 
 /* rule_parse.c */
 extern RuleParseResult *RuleParse(Jsonb *definition, const RuleParseContext *pctx);
+extern bool RuleErrorIsInput(int sqlerrcode);
 
 /* rule_render.c */
 extern char *RuleRender(const RuleNode *root);
