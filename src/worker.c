@@ -121,6 +121,18 @@ set_error(const char *message)
 	SpinLockRelease(&segments_shared->mutex);
 }
 
+/*
+ * Clears the current error (the cause went away); last_error_at and the
+ * counters keep the history.
+ */
+static void
+clear_error(void)
+{
+	SpinLockAcquire(&segments_shared->mutex);
+	my_slot->last_error[0] = '\0';
+	SpinLockRelease(&segments_shared->mutex);
+}
+
 /* on_shmem_exit callback: the slot no longer has a running worker. */
 static void
 worker_detach(int code, Datum arg)
@@ -1158,7 +1170,7 @@ source_check(void)
 	{
 		commit_xact();
 		if (source_problem[0] != '\0')
-			set_error("");
+			clear_error();
 		source_problem[0] = '\0';
 		return false;
 	}
@@ -1201,7 +1213,7 @@ source_check(void)
 								get_database_name(MyDatabaseId))));
 			source_problem[0] = '\0';
 			source_ok_seen = true;
-			set_error("");
+			clear_error();
 		}
 		commit_xact();
 		return true;

@@ -25,6 +25,9 @@ q "SELECT segments.configure('contacts', 'id')" >/dev/null
 q "SELECT segments.create_segment('VIP', '{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}')" >/dev/null
 expect "wait() after create_segment" "SELECT segments.wait('30 s')" t
 poll "worker running" "SELECT pid IS NOT NULL FROM segments.worker" t 30
+expect "a worker that met no error shows none and counts none" \
+    "SELECT w.last_error IS NULL AND w.last_error_at IS NULL AND s.errors = 0 AND s.last_error_at IS NULL
+       FROM segments.worker w, segments.stat_worker s" t
 PID=$(q "SELECT pid FROM segments.worker")
 
 # The process title names the database, not its oid.
