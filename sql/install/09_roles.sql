@@ -50,8 +50,11 @@ GRANT EXECUTE ON FUNCTION
     segments.contact_segments(uuid), segments.contact_segments(bigint),
     segments.contact_segments(integer), segments.contact_segments(smallint),
     segments.contact_segments(text),
-    segments.wait(interval)
+    segments.wait(interval),
+    segments.segment_counts(uuid, date, date), segments.segment_counts(text, date, date)
     TO segments_read;
+-- (segments.membership_changes, membership_history, consume_changes() and
+-- was_member() are made by configure() with their grants: 08_history.sql)
 
 -- Management interface.
 GRANT EXECUTE ON FUNCTION
@@ -72,3 +75,6 @@ GRANT EXECUTE ON FUNCTION
     segments._managed_segment_id(text)
     TO segments_write;
 GRANT SELECT ON segments.change_queue_failed TO segments_write;
+
+-- Administration.
+GRANT EXECUTE ON FUNCTION segments.trim_history(integer) TO segments_admin;

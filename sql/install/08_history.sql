@@ -1,0 +1,430 @@
+-- segments install script: membership history and change feed (src/history.c).
+--
+-- Every entry and exit written to segments.member is recorded, in the
+-- writer's transaction, in segments.change_log (made by configure(), as it
+-- holds contact keys): one row per change, numbered by change_id in commit
+-- order.  Read it through segments.membership_changes (the feed),
+-- segments.consume_changes() (a cursor per consumer), segments.was_member()
+-- and segments.membership_history (point in time), segments.segment_counts().
+
+-- Change ids.  CACHE 1 (the default) and drawn only while holding the lock
+-- on segments.member: ids then follow commit order (README.md).
+CREATE SEQUENCE segments.change_id_seq AS bigint;
+COMMENT ON SEQUENCE segments.change_id_seq IS
+    'Ids of recorded membership changes, in commit order; never reused.';
+
+-- Dropped segments whose changes are still kept: the feed shows their id
+-- and checks their tenant after the segment itself is gone.
+CREATE TABLE segments.dropped_segment (
+    num        integer PRIMARY KEY,
+    id         uuid NOT NULL,
+    tenant     text,
+    name       text NOT NULL,
+    dropped_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE segments.dropped_segment IS
+    'Dropped segments that recorded membership changes still name; trimmed with them.';
+
+-- Where each consumer of the feed got to (consume_changes()), per tenant.
+CREATE TABLE segments.change_cursor (
+    tenant         text,
+    consumer       text NOT NULL,
+    last_change_id bigint NOT NULL DEFAULT 0,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE NULLS NOT DISTINCT (tenant, consumer)
+);
+COMMENT ON TABLE segments.change_cursor IS
+    'The last change id each consumer of segments.consume_changes() received, per tenant.';
+
+CREATE FUNCTION segments._member_history() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'segments_member_history';
+COMMENT ON FUNCTION segments._member_history() IS
+    'Internal: records the entries and exits of a statement on segments.member in segments.change_log.';
+CREATE FUNCTION segments._history_on() RETURNS boolean
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'segments_history_on';
+COMMENT ON FUNCTION segments._history_on() IS
+    'Internal: is segments.history on?';
+CREATE FUNCTION segments._history_cause(cause text) RETURNS void
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'segments_history_cause';
+COMMENT ON FUNCTION segments._history_cause(text) IS
+    'Internal: the cause recorded for the membership changes of this transaction.';
+
+CREATE FUNCTION segments.trim_history(max integer DEFAULT 10000) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'segments_trim_history';
+COMMENT ON FUNCTION segments.trim_history(integer) IS
+    'Deletes up to max recorded membership changes older than segments.history_retention (the worker does it by itself); returns how many.';
+
+-- Every segment a recorded change may name: the existing ones and the
+-- dropped ones still kept (numbers are never reused).
+CREATE VIEW segments._history_segments AS
+    SELECT s.num, s.id, s.tenant FROM segments.segment s
+    UNION ALL
+    SELECT d.num, d.id, d.tenant FROM segments.dropped_segment d;
+
+-- The number of a segment, existing or dropped, given by id, if the
+-- session may see it; NULL otherwise.
+CREATE FUNCTION segments._history_num(segment uuid) RETURNS integer
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$ SELECT h.num FROM segments._history_segments h
+    WHERE h.id OPERATOR(pg_catalog.=) $1 AND segments._tenant_visible(h.tenant) $$;
+COMMENT ON FUNCTION segments._history_num(uuid) IS
+    'Internal: the number of a visible segment, existing or dropped, or NULL.';
+
+-- Dropping a segment is an exit of each of its members: recorded before
+-- the row goes, under the lock that orders change ids.  (Stored membership
+-- keeps the dropped number until rows are rewritten; the member trigger
+-- ignores numbers with no segment.)
+CREATE FUNCTION segments._segment_dropped() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+$$
+BEGIN
+    IF pg_catalog.to_regclass('segments.change_log') IS NULL THEN
+        RETURN OLD;
+    END IF;
+    INSERT INTO segments.dropped_segment AS d (num, id, tenant, name)
+    VALUES (OLD.num, OLD.id, OLD.tenant, OLD.name)
+    ON CONFLICT (num) DO NOTHING;
+    IF segments._history_on() THEN
+        LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE;
+        INSERT INTO segments.change_log (num, contact_id, tenant, entered, at, cause, since)
+        SELECT OLD.num, m.contact_id, m.tenant, false, pg_catalog.now(), 'd', u.since
+          FROM segments.member m
+         CROSS JOIN LATERAL segments._member_rows(m.data) AS u
+         WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[OLD.num]
+           AND u.num OPERATOR(pg_catalog.=) OLD.num
+         ORDER BY m.contact_id;
+    END IF;
+    RETURN OLD;
+END
+$$;
+COMMENT ON FUNCTION segments._segment_dropped() IS
+    'Internal: records the exits of a dropped segment''s members.';
+CREATE TRIGGER segment_dropped
+    BEFORE DELETE ON segments.segment
+    FOR EACH ROW EXECUTE FUNCTION segments._segment_dropped();
+
+-- Daily member counts of a segment, for charts: the count at the end of
+-- each day (UTC) from `from` to `to`, derived from today's count and the
+-- recorded changes since.  A tenant session counts its own contacts only.
+CREATE FUNCTION segments.segment_counts(segment uuid, "from" date, "to" date)
+RETURNS TABLE (day date, members bigint)
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_num     integer := segments._history_num(segment);
+    v_tenant  text := segments._contact_tenant();
+    v_current bigint := 0;
+BEGIN
+    IF "from" > "to" THEN
+        RAISE EXCEPTION 'segment_counts: "from" (%) is after "to" (%)', "from", "to"
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the earlier day first.';
+    END IF;
+    IF "to" - "from" > 3660 THEN
+        RAISE EXCEPTION 'segment_counts: % days asked for, at most 3661 are returned', "to" - "from" + 1
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Ask for ten years or less at a time.';
+    END IF;
+    IF v_num IS NULL OR pg_catalog.to_regclass('segments.change_log') IS NULL THEN
+        RETURN;                 -- unknown, invisible, or nothing recorded yet
+    END IF;
+    IF EXISTS (SELECT 1 FROM segments.segment s WHERE s.num OPERATOR(pg_catalog.=) v_num) THEN
+        SELECT pg_catalog.count(*) INTO v_current FROM segments.member m
+         WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[v_num]
+           AND segments._contact_visible(m.tenant);
+    END IF;
+    RETURN QUERY
+    WITH deltas AS (
+        SELECT (c.at AT TIME ZONE 'UTC')::date AS d,
+               pg_catalog.sum(CASE WHEN c.entered THEN 1 ELSE -1 END) AS delta
+          FROM segments.change_log c
+         WHERE c.num OPERATOR(pg_catalog.=) v_num
+           AND c.at OPERATOR(pg_catalog.>=) (("from" + 1)::timestamp AT TIME ZONE 'UTC')
+           AND segments._contact_visible(c.tenant)
+         GROUP BY 1)
+    SELECT g.day::date,
+           v_current OPERATOR(pg_catalog.-)
+           coalesce((SELECT pg_catalog.sum(x.delta) FROM deltas x
+                      WHERE x.d OPERATOR(pg_catalog.>) g.day::date), 0)::bigint
+      FROM pg_catalog.generate_series("from"::timestamp, "to"::timestamp, interval '1 day') AS g(day)
+     ORDER BY 1;
+END
+$$;
+COMMENT ON FUNCTION segments.segment_counts(uuid, date, date) IS
+    'Members of a segment at the end of each day (UTC) from "from" to "to", from recorded membership changes.';
+CREATE FUNCTION segments.segment_counts(segment text, "from" date, "to" date)
+RETURNS TABLE (day date, members bigint)
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM segments.segment_counts(segments._segment_id($1), $2, $3) $$;
+COMMENT ON FUNCTION segments.segment_counts(text, date, date) IS
+    'segment_counts() of a segment given by name (the session''s tenant first) or id.';
+
+-- The objects that hold or return contact keys, made by configure() for
+-- the key type (from _build_readers(), so upgrades make them too): the
+-- change log, the feed and point-in-time reads.  A new key type starts the
+-- history afresh.  CREATE OR REPLACE, since a user's object may depend on them.
+CREATE FUNCTION segments._build_history(p_key_type regtype)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_types  text[];
+    v_ctype  text;
+    v_arg    text;
+    v_fn     text;
+BEGIN
+    IF to_regclass('segments.change_log') IS NOT NULL AND
+       (SELECT a.atttypid FROM pg_attribute a
+         WHERE a.attrelid = 'segments.change_log'::regclass AND a.attname = 'contact_id')
+       IS DISTINCT FROM p_key_type THEN
+        FOR v_fn IN
+            SELECT p.oid::regprocedure::text FROM pg_proc p
+             WHERE p.pronamespace = 'segments'::regnamespace
+               AND p.proname IN ('was_member', '_was_member', 'consume_changes')
+        LOOP
+            EXECUTE 'ALTER EXTENSION segments DROP FUNCTION ' || v_fn;
+            EXECUTE 'DROP FUNCTION ' || v_fn;
+        END LOOP;
+        EXECUTE 'ALTER EXTENSION segments DROP VIEW segments.membership_history';
+        EXECUTE 'ALTER EXTENSION segments DROP VIEW segments.membership_changes';
+        EXECUTE 'ALTER EXTENSION segments DROP TABLE segments.change_log';
+        DROP VIEW segments.membership_history;
+        DROP VIEW segments.membership_changes;
+        DROP TABLE segments.change_log;
+        DELETE FROM segments.change_cursor;
+    END IF;
+
+    IF to_regclass('segments.change_log') IS NULL THEN
+        -- fixed-width columns first; `since` only on exits (when that
+        -- membership began), NULL (no space) on entries
+        EXECUTE format($f$
+            CREATE TABLE segments.change_log (
+                change_id  bigint PRIMARY KEY DEFAULT nextval('segments.change_id_seq'),
+                at         timestamptz NOT NULL,
+                num        integer NOT NULL,
+                entered    boolean NOT NULL,
+                cause      "char" NOT NULL,
+                contact_id %s NOT NULL,
+                tenant     text,
+                since      timestamptz
+            )$f$, p_key_type);
+        -- was_member(), membership_history and segment_counts() read one
+        -- segment's (and contact's) changes in id order
+        CREATE INDEX change_log_member_idx ON segments.change_log (num, contact_id, change_id);
+        COMMENT ON TABLE segments.change_log IS
+            'Recorded membership changes (entries and exits), in commit order; read them through segments.membership_changes.';
+        REVOKE ALL ON segments.change_log FROM PUBLIC;
+        PERFORM segments._extension_add('pg_class', 'segments.change_log'::regclass,
+                                        'TABLE segments.change_log');
+    END IF;
+
+    -- The triggers that record changes (a new segments.member has none).
+    -- ENABLE ALWAYS: recorded whatever session_replication_role is.
+    DROP TRIGGER IF EXISTS member_history_insert ON segments.member;
+    DROP TRIGGER IF EXISTS member_history_update ON segments.member;
+    DROP TRIGGER IF EXISTS member_history_delete ON segments.member;
+    CREATE TRIGGER member_history_insert AFTER INSERT ON segments.member
+        REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION segments._member_history();
+    CREATE TRIGGER member_history_update AFTER UPDATE ON segments.member
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION segments._member_history();
+    CREATE TRIGGER member_history_delete AFTER DELETE ON segments.member
+        REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION segments._member_history();
+    ALTER TABLE segments.member ENABLE ALWAYS TRIGGER member_history_insert;
+    ALTER TABLE segments.member ENABLE ALWAYS TRIGGER member_history_update;
+    ALTER TABLE segments.member ENABLE ALWAYS TRIGGER member_history_delete;
+
+    -- The feed: changes of visible segments (dropped ones too) and, for a
+    -- tenant session, of its own contacts only.
+    CREATE OR REPLACE VIEW segments.membership_changes WITH (security_barrier) AS
+        SELECT c.change_id, s.id AS segment_id, c.contact_id, c.entered, c.at,
+               CASE c.cause
+                    WHEN 'c' THEN 'change' WHEN 't' THEN 'time'
+                    WHEN 'e' THEN 'evaluation' WHEN 's' THEN 'schedule'
+                    WHEN 'r' THEN 'refresh' WHEN 'k' THEN 'refresh_contacts'
+                    WHEN 'f' THEN 'failed' WHEN 'd' THEN 'dropped'
+                    WHEN 'g' THEN 'configure' ELSE 'other' END AS cause
+          FROM segments.change_log c
+          JOIN segments._history_segments s ON s.num = c.num
+         WHERE segments._contact_visible(c.tenant)
+           AND segments._tenant_visible(s.tenant);
+    COMMENT ON VIEW segments.membership_changes IS
+        'Every recorded entry (entered) and exit of a contact in a segment, in commit order of change_id.';
+
+    -- Point in time: one row per period of membership, valid_from
+    -- inclusive, valid_to exclusive (NULL: still a member).  A period whose
+    -- entry is not recorded (before history began, or trimmed) starts at
+    -- the membership's `since`, which exits record.
+    CREATE OR REPLACE VIEW segments.membership_history WITH (security_barrier) AS
+        SELECT s.id AS segment_id, p.contact_id, p.valid_from, p.valid_to
+          FROM (SELECT w.num, w.contact_id, w.tenant,
+                       CASE WHEN w.entered THEN w.at ELSE w.since END AS valid_from,
+                       CASE WHEN w.entered THEN w.next_at ELSE w.at END AS valid_to
+                  FROM (SELECT c.num, c.contact_id, c.tenant, c.entered, c.at, c.since,
+                               lead(c.at) OVER w AS next_at,
+                               lag(c.entered) OVER w AS prev_entered
+                          FROM segments.change_log c
+                        WINDOW w AS (PARTITION BY c.num, c.contact_id ORDER BY c.change_id)) w
+                 WHERE w.entered OR w.prev_entered IS NOT TRUE
+                UNION ALL
+                -- current members whose latest recorded change is not their entry
+                SELECT u.num, m.contact_id, m.tenant, u.since, NULL
+                  FROM segments.member m
+                 CROSS JOIN LATERAL segments._member_rows(m.data) AS u
+                 WHERE (SELECT c.entered FROM segments.change_log c
+                         WHERE c.num = u.num AND c.contact_id = m.contact_id
+                         ORDER BY c.change_id DESC LIMIT 1) IS NOT TRUE) p
+          JOIN segments._history_segments s ON s.num = p.num
+         WHERE segments._contact_visible(p.tenant)
+           AND segments._tenant_visible(s.tenant);
+    COMMENT ON VIEW segments.membership_history IS
+        'Periods of membership: the contact was in the segment from valid_from (inclusive) to valid_to (exclusive; NULL: still is).';
+
+    -- The feed with a cursor per consumer (and tenant): the next `max`
+    -- changes after the last one this consumer received; the cursor
+    -- advances in the caller's transaction, so a rollback delivers them again.
+    CREATE OR REPLACE FUNCTION segments.consume_changes(consumer text, max integer DEFAULT 100)
+    RETURNS SETOF segments.membership_changes
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $b$
+    DECLARE
+        v_tenant text := segments._session_tenant();
+        v_last   bigint;
+        v_high   bigint;
+        v_sent   bigint;
+        v_count  integer := 0;
+        r        segments.membership_changes;
+    BEGIN
+        IF consumer IS NULL OR consumer = '' THEN
+            RAISE EXCEPTION 'consume_changes: consumer must be a non-empty name'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Name the consumer, e.g. consume_changes(''crm-sync'', 100).';
+        END IF;
+        IF max IS NULL OR max < 1 OR max > 100000 THEN
+            RAISE EXCEPTION 'consume_changes: max must be between 1 and 100000, not %', coalesce(max::text, 'NULL')
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        INSERT INTO segments.change_cursor AS k (tenant, consumer) VALUES (v_tenant, consumer)
+        ON CONFLICT (tenant, consumer) DO NOTHING;
+        -- one call at a time per consumer: a second one waits, then goes on
+        -- from where the first one's transaction left the cursor
+        SELECT k.last_change_id INTO v_last FROM segments.change_cursor k
+         WHERE k.tenant IS NOT DISTINCT FROM v_tenant AND k.consumer = consume_changes.consumer
+           FOR UPDATE;
+        -- every id up to the highest committed one is committed or gone for
+        -- good (ids follow commit order): the cursor may pass it
+        SELECT coalesce(pg_catalog.max(c.change_id), 0) INTO v_high FROM segments.change_log c;
+        FOR r IN SELECT * FROM segments.membership_changes c
+                  WHERE c.change_id > v_last AND c.change_id <= v_high
+                  ORDER BY c.change_id LIMIT max
+        LOOP
+            RETURN NEXT r;
+            v_sent := r.change_id;
+            v_count := v_count + 1;
+        END LOOP;
+        -- fewer than max: nothing visible to this session is left up to
+        -- v_high, so changes it may not see are not read again next time
+        IF v_count < max THEN
+            v_sent := GREATEST(v_last, v_high);
+        END IF;
+        IF v_sent IS DISTINCT FROM v_last THEN
+            UPDATE segments.change_cursor k SET last_change_id = v_sent, updated_at = pg_catalog.now()
+             WHERE k.tenant IS NOT DISTINCT FROM v_tenant AND k.consumer = consume_changes.consumer;
+        END IF;
+    END
+    $b$;
+    COMMENT ON FUNCTION segments.consume_changes(text, integer) IS
+        'The next membership changes for this consumer, in change_id order; its cursor advances with the caller''s transaction (at-least-once).';
+
+    -- was_member(): the core, by segment number, then one variant per type
+    -- a contact may be passed as (as segment_is_member()).
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION segments._was_member(contact %1$s, num integer, at timestamptz)
+        RETURNS boolean
+        LANGUAGE plpgsql STABLE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS $b$
+        DECLARE
+            r record;
+        BEGIN
+            IF contact IS NULL OR num IS NULL OR at IS NULL THEN
+                RETURN false;
+            END IF;
+            -- the latest change up to then decides
+            SELECT c.entered, c.tenant INTO r FROM segments.change_log c
+             WHERE c.num = _was_member.num AND c.contact_id = _was_member.contact
+               AND c.at <= _was_member.at
+             ORDER BY c.change_id DESC LIMIT 1;
+            IF FOUND THEN
+                RETURN r.entered AND segments._contact_visible(r.tenant);
+            END IF;
+            -- none: a later exit tells since when that membership lasted
+            SELECT c.entered, c.tenant, c.since INTO r FROM segments.change_log c
+             WHERE c.num = _was_member.num AND c.contact_id = _was_member.contact
+             ORDER BY c.change_id LIMIT 1;
+            IF FOUND THEN
+                RETURN NOT r.entered AND r.since <= _was_member.at
+                       AND segments._contact_visible(r.tenant);
+            END IF;
+            -- nothing recorded: stored membership, since when it began
+            SELECT u.since, m.tenant INTO r FROM segments.member m
+             CROSS JOIN LATERAL segments._member_rows(m.data) AS u
+             WHERE m.contact_id = _was_member.contact AND u.num = _was_member.num
+               AND EXISTS (SELECT 1 FROM segments.segment s WHERE s.num = _was_member.num);
+            RETURN FOUND AND r.since <= _was_member.at AND segments._contact_visible(r.tenant);
+        END
+        $b$
+        $f$, p_key_type);
+    EXECUTE format('REVOKE ALL ON FUNCTION segments._was_member(%s, integer, timestamptz) FROM PUBLIC',
+                   p_key_type);
+    PERFORM segments._extension_add('pg_proc',
+        format('segments._was_member(%s, integer, timestamptz)', p_key_type)::regprocedure,
+        format('FUNCTION segments._was_member(%s, integer, timestamptz)', p_key_type));
+
+    v_types := ARRAY[p_key_type::text];
+    IF p_key_type <> 'text'::regtype THEN
+        v_types := v_types || 'text'::text;
+    END IF;
+    IF p_key_type IN ('bigint'::regtype, 'integer'::regtype) THEN
+        v_types := ARRAY['bigint', 'integer', 'smallint', 'text'];
+    END IF;
+    FOREACH v_ctype IN ARRAY v_types LOOP
+        FOREACH v_arg IN ARRAY ARRAY['uuid', 'text'] LOOP
+            EXECUTE format($f$
+                CREATE OR REPLACE FUNCTION segments.was_member(contact %1$s, segment %2$s, at timestamptz)
+                RETURNS boolean
+                LANGUAGE sql STABLE SECURITY DEFINER
+                SET search_path = pg_catalog, pg_temp
+                AS $b$ SELECT segments._was_member($1::%3$s, segments._history_num(%4$s), $3) $b$
+                $f$, v_ctype, v_arg, p_key_type,
+                CASE v_arg WHEN 'text' THEN 'segments._segment_id($2)' ELSE '$2' END);
+            EXECUTE format('REVOKE ALL ON FUNCTION segments.was_member(%s, %s, timestamptz) FROM PUBLIC',
+                           v_ctype, v_arg);
+            EXECUTE format('GRANT EXECUTE ON FUNCTION segments.was_member(%s, %s, timestamptz) TO segments_read',
+                           v_ctype, v_arg);
+            PERFORM segments._extension_add('pg_proc',
+                format('segments.was_member(%s, %s, timestamptz)', v_ctype, v_arg)::regprocedure,
+                format('FUNCTION segments.was_member(%s, %s, timestamptz)', v_ctype, v_arg));
+        END LOOP;
+    END LOOP;
+
+    REVOKE ALL ON FUNCTION segments.consume_changes(text, integer) FROM PUBLIC;
+    GRANT SELECT ON segments.membership_changes, segments.membership_history TO segments_read;
+    GRANT EXECUTE ON FUNCTION segments.consume_changes(text, integer) TO segments_read;
+    PERFORM segments._extension_add('pg_class', 'segments.membership_changes'::regclass,
+                                    'VIEW segments.membership_changes');
+    PERFORM segments._extension_add('pg_class', 'segments.membership_history'::regclass,
+                                    'VIEW segments.membership_history');
+    PERFORM segments._extension_add('pg_proc', 'segments.consume_changes(text, integer)'::regprocedure,
+                                    'FUNCTION segments.consume_changes(text, integer)');
+END
+$$;
+COMMENT ON FUNCTION segments._build_history(regtype) IS
+    'Internal: (re)creates the change log, the change feed and the point-in-time reads for a contact key type.';
