@@ -366,7 +366,9 @@ segments_member_history(PG_FUNCTION_ARGS)
 		buf.insert = SPI_prepare("INSERT INTO segments.change_log"
 								 " (num, contact_id, tenant, entered, at, cause, since)"
 								 " SELECT u.n, u.k, u.t, u.e, pg_catalog.now(), $5, u.s"
-								 "   FROM pg_catalog.unnest($1, $2, $3, $4, $6) AS u(n, k, t, e, s)",
+								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+								 "                   pg_catalog.unnest($3), pg_catalog.unnest($4),"
+								 "                   pg_catalog.unnest($6)) AS u(n, k, t, e, s)",
 								 6, types);
 		if (buf.insert == NULL)
 			elog(ERROR, "could not prepare the insert into segments.change_log: %s",

@@ -179,7 +179,7 @@ DECLARE
 BEGIN
     IF to_regclass('segments.change_log') IS NOT NULL AND
        (SELECT a.atttypid FROM pg_attribute a
-         WHERE a.attrelid = 'segments.change_log'::regclass AND a.attname = 'contact_id')
+         WHERE a.attrelid = to_regclass('segments.change_log') AND a.attname = 'contact_id')
        IS DISTINCT FROM p_key_type THEN
         FOR v_fn IN
             SELECT p.oid::regprocedure::text FROM pg_proc p
@@ -224,9 +224,13 @@ BEGIN
 
     -- The triggers that record changes (a new segments.member has none).
     -- ENABLE ALWAYS: recorded whatever session_replication_role is.
-    DROP TRIGGER IF EXISTS member_history_insert ON segments.member;
-    DROP TRIGGER IF EXISTS member_history_update ON segments.member;
-    DROP TRIGGER IF EXISTS member_history_delete ON segments.member;
+    FOR v_fn IN SELECT t.tgname FROM pg_trigger t
+                 WHERE t.tgrelid = 'segments.member'::regclass
+                   AND t.tgname IN ('member_history_insert', 'member_history_update',
+                                    'member_history_delete')
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON segments.member', v_fn);
+    END LOOP;
     CREATE TRIGGER member_history_insert AFTER INSERT ON segments.member
         REFERENCING NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION segments._member_history();
@@ -294,6 +298,7 @@ BEGIN
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $b$
+    #variable_conflict use_column
     DECLARE
         v_tenant text := segments._session_tenant();
         v_last   bigint;
@@ -311,7 +316,7 @@ BEGIN
             RAISE EXCEPTION 'consume_changes: max must be between 1 and 100000, not %', coalesce(max::text, 'NULL')
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        INSERT INTO segments.change_cursor AS k (tenant, consumer) VALUES (v_tenant, consumer)
+        INSERT INTO segments.change_cursor AS k (tenant, consumer) VALUES (v_tenant, consume_changes.consumer)
         ON CONFLICT (tenant, consumer) DO NOTHING;
         -- one call at a time per consumer: a second one waits, then goes on
         -- from where the first one's transaction left the cursor
@@ -323,7 +328,7 @@ BEGIN
         SELECT coalesce(pg_catalog.max(c.change_id), 0) INTO v_high FROM segments.change_log c;
         FOR r IN SELECT * FROM segments.membership_changes c
                   WHERE c.change_id > v_last AND c.change_id <= v_high
-                  ORDER BY c.change_id LIMIT max
+                  ORDER BY c.change_id LIMIT consume_changes.max
         LOOP
             RETURN NEXT r;
             v_sent := r.change_id;
