@@ -512,12 +512,12 @@ HistoryTrim(int limit)
 							  "   SELECT f.change_id FROM (SELECT c.change_id, c.at"
 							  "                              FROM segments.change_log c"
 							  "                             ORDER BY c.change_id LIMIT $2) f"
-							  "    WHERE f.at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) $1))",
+							  "    WHERE f.at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1)))",
 							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not trim segments.change_log");
 	deleted = (int64) SPI_processed;
 	if (SPI_execute_with_args("DELETE FROM segments.dropped_segment d"
-							  " WHERE d.dropped_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) $1"
+							  " WHERE d.dropped_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1)"
 							  "   AND NOT EXISTS (SELECT 1 FROM segments.change_log c"
 							  "                    WHERE c.num OPERATOR(pg_catalog.=) d.num)",
 							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)

@@ -50,6 +50,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF to_regclass('segments.member') IS NOT NULL THEN
+        -- membership history is kept per key type (08_history.sql)
+        PERFORM segments._drop_history(p_key_type);
         EXECUTE 'ALTER EXTENSION segments DROP VIEW segments.membership';
         EXECUTE 'ALTER EXTENSION segments DROP FUNCTION segments.segment_members(uuid)';
         EXECUTE 'ALTER EXTENSION segments DROP FUNCTION segments.segment_members(text)';

@@ -162,6 +162,45 @@ AS $$ SELECT * FROM segments.segment_counts(segments._segment_id($1), $2, $3) $$
 COMMENT ON FUNCTION segments.segment_counts(text, date, date) IS
     'segment_counts() of a segment given by name (the session''s tenant first) or id.';
 
+-- Drops what _build_history() made over segments.member, before
+-- configure() rebuilds the membership storage; the change log too when the
+-- new key type is not the one it holds (its keys would not fit).
+CREATE FUNCTION segments._drop_history(p_key_type regtype)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_obj text;
+BEGIN
+    FOR v_obj IN
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+         WHERE p.pronamespace = 'segments'::regnamespace
+           AND p.proname IN ('was_member', '_was_member', 'consume_changes')
+    LOOP
+        EXECUTE 'ALTER EXTENSION segments DROP FUNCTION ' || v_obj;
+        EXECUTE 'DROP FUNCTION ' || v_obj;
+    END LOOP;
+    FOREACH v_obj IN ARRAY ARRAY['segments.membership_history', 'segments.membership_changes'] LOOP
+        IF to_regclass(v_obj) IS NOT NULL THEN
+            EXECUTE 'ALTER EXTENSION segments DROP VIEW ' || v_obj;
+            EXECUTE 'DROP VIEW ' || v_obj;
+        END IF;
+    END LOOP;
+    IF to_regclass('segments.change_log') IS NOT NULL AND
+       (SELECT a.atttypid FROM pg_attribute a
+         WHERE a.attrelid = to_regclass('segments.change_log') AND a.attname = 'contact_id')
+       IS DISTINCT FROM p_key_type THEN
+        EXECUTE 'ALTER EXTENSION segments DROP TABLE segments.change_log';
+        DROP TABLE segments.change_log;
+        DELETE FROM segments.change_cursor;
+        DELETE FROM segments.dropped_segment;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION segments._drop_history(regtype) IS
+    'Internal: drops what reads the change log, and the log itself when the contact key type changes.';
+
 -- The objects that hold or return contact keys, made by configure() for
 -- the key type (from _build_readers(), so upgrades make them too): the
 -- change log, the feed and point-in-time reads.  A new key type starts the
@@ -177,27 +216,6 @@ DECLARE
     v_arg    text;
     v_fn     text;
 BEGIN
-    IF to_regclass('segments.change_log') IS NOT NULL AND
-       (SELECT a.atttypid FROM pg_attribute a
-         WHERE a.attrelid = to_regclass('segments.change_log') AND a.attname = 'contact_id')
-       IS DISTINCT FROM p_key_type THEN
-        FOR v_fn IN
-            SELECT p.oid::regprocedure::text FROM pg_proc p
-             WHERE p.pronamespace = 'segments'::regnamespace
-               AND p.proname IN ('was_member', '_was_member', 'consume_changes')
-        LOOP
-            EXECUTE 'ALTER EXTENSION segments DROP FUNCTION ' || v_fn;
-            EXECUTE 'DROP FUNCTION ' || v_fn;
-        END LOOP;
-        EXECUTE 'ALTER EXTENSION segments DROP VIEW segments.membership_history';
-        EXECUTE 'ALTER EXTENSION segments DROP VIEW segments.membership_changes';
-        EXECUTE 'ALTER EXTENSION segments DROP TABLE segments.change_log';
-        DROP VIEW segments.membership_history;
-        DROP VIEW segments.membership_changes;
-        DROP TABLE segments.change_log;
-        DELETE FROM segments.change_cursor;
-    END IF;
-
     IF to_regclass('segments.change_log') IS NULL THEN
         -- fixed-width columns first; `since` only on exits (when that
         -- membership began), NULL (no space) on entries
@@ -277,11 +295,13 @@ BEGIN
                         WINDOW w AS (PARTITION BY c.num, c.contact_id ORDER BY c.change_id)) w
                  WHERE w.entered OR w.prev_entered IS NOT TRUE
                 UNION ALL
-                -- current members whose latest recorded change is not their entry
+                -- current members whose latest recorded change is not their
+                -- entry (stored rows keep a dropped segment's number a while)
                 SELECT u.num, m.contact_id, m.tenant, u.since, NULL
                   FROM segments.member m
                  CROSS JOIN LATERAL segments._member_rows(m.data) AS u
-                 WHERE (SELECT c.entered FROM segments.change_log c
+                 WHERE EXISTS (SELECT 1 FROM segments.segment x WHERE x.num = u.num)
+                   AND (SELECT c.entered FROM segments.change_log c
                          WHERE c.num = u.num AND c.contact_id = m.contact_id
                          ORDER BY c.change_id DESC LIMIT 1) IS NOT TRUE) p
           JOIN segments._history_segments s ON s.num = p.num
