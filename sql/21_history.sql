@@ -115,8 +115,8 @@ SELECT s.name, h.contact_id,
 SELECT day = current_date AS today, members
   FROM segments.segment_counts(:'vip', current_date - 1, current_date) ORDER BY day;
 SELECT count(*) AS days FROM segments.segment_counts('VIP', current_date - 29, current_date);
-SELECT try($$SELECT * FROM segments.segment_counts('VIP', current_date, current_date - 1)$$) AS from_after_to;
-SELECT try($$SELECT * FROM segments.segment_counts('VIP', current_date - 4000, current_date)$$) AS too_many_days;
+SELECT try($$SELECT * FROM segments.segment_counts('VIP', '2026-01-02', '2026-01-01')$$) AS from_after_to;
+SELECT try($$SELECT * FROM segments.segment_counts('VIP', '2015-01-01', '2025-12-31')$$) AS too_many_days;
 SELECT count(*) AS unknown_segment_days
   FROM segments.segment_counts('00000000-0000-0000-0000-000000000000'::uuid, current_date, current_date);
 
