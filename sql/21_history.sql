@@ -139,7 +139,7 @@ SELECT try($$SELECT * FROM segments.consume_changes('mailer', 100001)$$) AS max_
 -- Tenancy: a tenant sees changes of its own contacts only, in the global
 -- segments it sees; its cursor is its own, even under the same name.
 \c - hist_a
-SELECT contact_id, entered FROM segments.membership_changes ORDER BY change_id;
+SELECT contact_id, entered FROM segments.membership_changes ORDER BY change_id, entered;
 SELECT count(*) AS a_consumes FROM segments.consume_changes('mailer', 1000);
 SELECT count(*) AS a_history_rows, bool_and(contact_id <= 5) AS a_own_contacts FROM segments.membership_history;
 SELECT segments.was_member(8, 'VIP', now()) AS other_tenants_contact;

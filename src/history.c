@@ -47,9 +47,10 @@ PG_FUNCTION_INFO_V1(segments_member_history);
 PG_FUNCTION_INFO_V1(segments_history_on);
 PG_FUNCTION_INFO_V1(segments_history_cause);
 PG_FUNCTION_INFO_V1(segments_trim_history);
+PG_FUNCTION_INFO_V1(segments_history_exit);
 
-/* Changes per INSERT into segments.change_log. */
-#define HISTORY_FLUSH 8192
+/* Contacts per INSERT into segments.change_log. */
+#define HISTORY_FLUSH 4096
 
 /* Settings; see README.md, Membership history. */
 bool		segments_history = true;
@@ -128,19 +129,24 @@ HistoryDefaultCause(char cause)
 		history_cause = cause;
 }
 
-/* Changes of one statement, waiting for their INSERT. */
+/*
+ * Changes of one statement, waiting for their INSERT: one row per contact
+ * whose membership changed, with the segments it entered and those it
+ * left (and since when it had been in them), each in the compact form of
+ * stored membership (member_codec.c): a contact entering 20 segments at
+ * once costs one row of about 100 bytes, not 20.
+ */
 typedef struct HistoryBuffer
 {
 	MemoryContext cxt;
 	int			n;
-	int			capacity;
-	Datum	   *nums;
-	Datum	   *keys;
-	Datum	   *tenants;
-	bool	   *tenant_nulls;
-	Datum	   *entered;
-	Datum	   *since;			/* exits: when the membership began */
-	bool	   *since_nulls;
+	Datum		keys[HISTORY_FLUSH];
+	Datum		tenants[HISTORY_FLUSH];
+	bool		tenant_nulls[HISTORY_FLUSH];
+	Datum		entered[HISTORY_FLUSH];
+	bool		entered_nulls[HISTORY_FLUSH];
+	Datum		exited[HISTORY_FLUSH];
+	bool		exited_nulls[HISTORY_FLUSH];
 	Oid			key_type;
 	int16		key_len;
 	bool		key_byval;
@@ -149,101 +155,60 @@ typedef struct HistoryBuffer
 	bool	   *touched;		/* by segment number: changed (NOTIFY) */
 } HistoryBuffer;
 
-static void
-buffer_alloc(HistoryBuffer *buf)
+/* A text[]-like array of n datums of a type, with nulls. */
+static Datum
+make_array(Datum *values, bool *nulls, int n, Oid type, int16 len, bool byval, char align)
 {
-	MemoryContext old = MemoryContextSwitchTo(buf->cxt);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
 
-	buf->n = 0;
-	buf->capacity = HISTORY_FLUSH;
-	buf->nums = palloc(buf->capacity * sizeof(Datum));
-	buf->keys = palloc(buf->capacity * sizeof(Datum));
-	buf->tenants = palloc(buf->capacity * sizeof(Datum));
-	buf->tenant_nulls = palloc(buf->capacity * sizeof(bool));
-	buf->entered = palloc(buf->capacity * sizeof(Datum));
-	buf->since = palloc(buf->capacity * sizeof(Datum));
-	buf->since_nulls = palloc(buf->capacity * sizeof(bool));
-	MemoryContextSwitchTo(old);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type, len, byval, align));
 }
 
-static void
-buffer_add(HistoryBuffer *buf, int32 num, Datum key, Datum tenant, bool tenant_null,
-		   bool entered, int32 since)
-{
-	MemoryContext old = MemoryContextSwitchTo(buf->cxt);
-
-	if (buf->n == buf->capacity)
-	{
-		buf->capacity *= 2;
-		buf->nums = repalloc(buf->nums, buf->capacity * sizeof(Datum));
-		buf->keys = repalloc(buf->keys, buf->capacity * sizeof(Datum));
-		buf->tenants = repalloc(buf->tenants, buf->capacity * sizeof(Datum));
-		buf->tenant_nulls = repalloc(buf->tenant_nulls, buf->capacity * sizeof(bool));
-		buf->entered = repalloc(buf->entered, buf->capacity * sizeof(Datum));
-		buf->since = repalloc(buf->since, buf->capacity * sizeof(Datum));
-		buf->since_nulls = repalloc(buf->since_nulls, buf->capacity * sizeof(bool));
-	}
-	buf->nums[buf->n] = Int32GetDatum(num);
-	buf->keys[buf->n] = datumCopy(key, buf->key_byval, buf->key_len);
-	buf->tenant_nulls[buf->n] = tenant_null;
-	buf->tenants[buf->n] = tenant_null ? (Datum) 0 : datumCopy(tenant, false, -1);
-	buf->entered[buf->n] = BoolGetDatum(entered);
-	/* stored as seconds since 2000-01-01, PostgreSQL's epoch */
-	buf->since[buf->n] = TimestampTzGetDatum((TimestampTz) since * USECS_PER_SEC);
-	buf->since_nulls[buf->n] = entered;
-	buf->n++;
-	if (buf->touched != NULL)
-		buf->touched[num] = true;
-	MemoryContextSwitchTo(old);
-}
-
-/* One INSERT of the buffered changes, numbered in the order recorded. */
+/* One INSERT of the buffered rows, numbered in the order recorded. */
 static void
 buffer_flush(HistoryBuffer *buf)
 {
-	Datum		values[6];
-	int			dims[1];
-	int			lbs[1] = {1};
+	Datum		values[5];
 	char		cause = history_cause != HISTORY_CAUSE_NONE ? history_cause : 'o';
 	MemoryContext old;
 
 	if (buf->n == 0)
 		return;
 	old = MemoryContextSwitchTo(buf->cxt);
-	dims[0] = buf->n;
-	values[0] = PointerGetDatum(construct_array(buf->nums, buf->n, INT4OID, sizeof(int32),
-												true, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(buf->keys, buf->n, buf->key_type,
-												buf->key_len, buf->key_byval, buf->key_align));
-	values[2] = PointerGetDatum(construct_md_array(buf->tenants, buf->tenant_nulls, 1, dims, lbs,
-												   TEXTOID, -1, false, TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_array(buf->entered, buf->n, BOOLOID, sizeof(bool),
-												true, TYPALIGN_CHAR));
+	values[0] = make_array(buf->keys, NULL, buf->n, buf->key_type, buf->key_len, buf->key_byval,
+						   buf->key_align);
+	values[1] = make_array(buf->tenants, buf->tenant_nulls, buf->n, TEXTOID, -1, false, TYPALIGN_INT);
+	values[2] = make_array(buf->entered, buf->entered_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
+	values[3] = make_array(buf->exited, buf->exited_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
 	values[4] = CharGetDatum(cause);
-	values[5] = PointerGetDatum(construct_md_array(buf->since, buf->since_nulls, 1, dims, lbs,
-												   TIMESTAMPTZOID, sizeof(TimestampTz), true,
-												   TYPALIGN_DOUBLE));
 	MemoryContextSwitchTo(old);
 	if (SPI_execute_plan(buf->insert, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record membership changes in segments.change_log");
-	/* keys and tenants were copied into the buffer's context: start again */
+	/* keys and the rest were copied into the buffer's context */
 	MemoryContextReset(buf->cxt);
-	buffer_alloc(buf);
+	buf->n = 0;
 }
 
 /*
- * The differences between a contact's stored numbers before (old) and
- * after (new) the statement, both sorted: exits, then entries, for the
- * segments that exist (the numbers of a dropped segment leave the rows
- * later; its exits were recorded when it was dropped).
+ * Records one contact's changes: the numbers of existing segments in new
+ * and not in old (entered), in old and not in new (exited, with their
+ * since); both lists sorted.  Numbers of a dropped segment leave stored
+ * rows later; its exits were recorded when it was dropped.
  */
 static void
-diff_row(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
-		 const int32 *old_nums, const int32 *old_since, int nold,
-		 Datum old_tenant, bool old_tenant_null,
-		 const int32 *new_nums, int nnew, Datum new_tenant, bool new_tenant_null)
+buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
+		   const int32 *old_nums, const int32 *old_since, int nold,
+		   const int32 *new_nums, int nnew, Datum tenant, bool tenant_null)
 {
-	int			i = 0,
+	MemoryContext old = MemoryContextSwitchTo(buf->cxt);
+	int32	   *ent = palloc(Max(nnew, 1) * sizeof(int32));
+	int32	   *ent_since = palloc0(Max(nnew, 1) * sizeof(int32));
+	int32	   *ex = palloc(Max(nold, 1) * sizeof(int32));
+	int32	   *ex_since = palloc(Max(nold, 1) * sizeof(int32));
+	int			nent = 0,
+				nex = 0,
+				i = 0,
 				j = 0;
 
 	while (i < nold || j < nnew)
@@ -251,14 +216,16 @@ diff_row(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 		if (j >= nnew || (i < nold && old_nums[i] < new_nums[j]))
 		{
 			if (old_nums[i] >= 0 && old_nums[i] <= max_num && exists[old_nums[i]])
-				buffer_add(buf, old_nums[i], key, old_tenant, old_tenant_null, false,
-						   old_since[i]);
+			{
+				ex_since[nex] = old_since[i];
+				ex[nex++] = old_nums[i];
+			}
 			i++;
 		}
 		else if (i >= nold || new_nums[j] < old_nums[i])
 		{
 			if (new_nums[j] >= 0 && new_nums[j] <= max_num && exists[new_nums[j]])
-				buffer_add(buf, new_nums[j], key, new_tenant, new_tenant_null, true, 0);
+				ent[nent++] = new_nums[j];
 			j++;
 		}
 		else
@@ -267,6 +234,29 @@ diff_row(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 			j++;
 		}
 	}
+	if (nent == 0 && nex == 0)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	buf->keys[buf->n] = datumCopy(key, buf->key_byval, buf->key_len);
+	buf->tenant_nulls[buf->n] = tenant_null;
+	buf->tenants[buf->n] = tenant_null ? (Datum) 0 : datumCopy(tenant, false, -1);
+	buf->entered_nulls[buf->n] = (nent == 0);
+	buf->entered[buf->n] = nent == 0 ? (Datum) 0 : PointerGetDatum(MemberEncode(ent, ent_since, nent));
+	buf->exited_nulls[buf->n] = (nex == 0);
+	buf->exited[buf->n] = nex == 0 ? (Datum) 0 : PointerGetDatum(MemberEncode(ex, ex_since, nex));
+	buf->n++;
+	if (buf->touched != NULL)
+	{
+		for (int k = 0; k < nent; k++)
+			buf->touched[ent[k]] = true;
+		for (int k = 0; k < nex; k++)
+			buf->touched[ex[k]] = true;
+	}
+	MemoryContextSwitchTo(old);
+	if (buf->n == HISTORY_FLUSH)
+		buffer_flush(buf);
 }
 
 /* The next row of a transition table: its key, numbers and tenant. */
@@ -304,14 +294,15 @@ segments_member_history(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	const SegmentCatalog *cat;
 	bool	   *exists;
+	pg_uuid_t  *ids;
 	int32		max_num = 0;
-	HistoryBuffer buf;
+	HistoryBuffer *buf;
 	TupleTableSlot *oslot;
 	TupleTableSlot *nslot;
 	MemoryContext trig_cxt;
 	MemoryContext row_cxt;
 	MemoryContext old;
-	Oid			types[6];
+	Oid			types[5];
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
@@ -338,123 +329,139 @@ segments_member_history(PG_FUNCTION_ARGS)
 	for (int i = 0; i < cat->nsegments; i++)
 		max_num = Max(max_num, cat->segments[i].num);
 	exists = palloc0((max_num + 1) * sizeof(bool));
+	ids = palloc0((max_num + 1) * sizeof(pg_uuid_t));
 	for (int i = 0; i < cat->nsegments; i++)
-		exists[cat->segments[i].num] = true;
 	{
-		pg_uuid_t  *ids = palloc0((max_num + 1) * sizeof(pg_uuid_t));
-
-		for (int i = 0; i < cat->nsegments; i++)
-			ids[cat->segments[i].num] = cat->segments[i].id;
-
-		memset(&buf, 0, sizeof(buf));
-		buf.cxt = AllocSetContextCreate(trig_cxt, "segments history buffer",
-										ALLOCSET_DEFAULT_SIZES);
-		buf.key_type = TupleDescAttr(desc, MEMBER_ATTNUM_KEY - 1)->atttypid;
-		get_typlenbyvalalign(buf.key_type, &buf.key_len, &buf.key_byval, &buf.key_align);
-		buffer_alloc(&buf);
-		if (segments_history_notify)
-			buf.touched = palloc0((max_num + 1) * sizeof(bool));
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		types[0] = INT4ARRAYOID;
-		types[1] = get_array_type(buf.key_type);
-		types[2] = TEXTARRAYOID;
-		types[3] = BOOLARRAYOID;
-		types[4] = CHAROID;
-		types[5] = TIMESTAMPTZARRAYOID;
-		buf.insert = SPI_prepare("INSERT INTO segments.change_log"
-								 " (num, contact_id, tenant, entered, at, cause, since)"
-								 " SELECT u.n, u.k, u.t, u.e, pg_catalog.now(), $5, u.s"
-								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-								 "                   pg_catalog.unnest($3), pg_catalog.unnest($4),"
-								 "                   pg_catalog.unnest($6)) AS u(n, k, t, e, s)",
-								 6, types);
-		if (buf.insert == NULL)
-			elog(ERROR, "could not prepare the insert into segments.change_log: %s",
-				 SPI_result_code_string(SPI_result));
-
-		oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-		nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-		if (olds != NULL)
-		{
-			tuplestore_select_read_pointer(olds, 0);
-			tuplestore_rescan(olds);
-		}
-		if (news != NULL)
-		{
-			tuplestore_select_read_pointer(news, 0);
-			tuplestore_rescan(news);
-		}
-		for (;;)
-		{
-			Datum		okey = (Datum) 0,
-						nkey = (Datum) 0,
-						otenant = (Datum) 0,
-						ntenant = (Datum) 0;
-			int32	   *onums = NULL,
-					   *nnums = NULL,
-					   *osince = NULL,
-					   *nsince = NULL;
-			int			nold = 0,
-						nnew = 0;
-			bool		otenant_null = true,
-						ntenant_null = true;
-			bool		have_old,
-						have_new;
-
-			CHECK_FOR_INTERRUPTS();
-			MemoryContextSwitchTo(row_cxt);
-			have_old = next_row(olds, oslot, &okey, &onums, &osince, &nold, &otenant, &otenant_null);
-			have_new = next_row(news, nslot, &nkey, &nnums, &nsince, &nnew, &ntenant, &ntenant_null);
-			MemoryContextSwitchTo(trig_cxt);
-			if (!have_old && !have_new)
-				break;
-			if (olds != NULL && news != NULL &&
-				(have_old != have_new ||
-				 !datumIsEqual(okey, nkey, buf.key_byval, buf.key_len)))
-				elog(ERROR, "the transition tables of segments.member do not pair up");
-			diff_row(&buf, exists, max_num, have_old ? okey : nkey,
-					 onums, osince, nold, otenant, otenant_null,
-					 nnums, nnew, ntenant, ntenant_null);
-			MemoryContextReset(row_cxt);
-			if (buf.n >= HISTORY_FLUSH)
-				buffer_flush(&buf);
-		}
-		buffer_flush(&buf);
-		ExecDropSingleTupleTableSlot(oslot);
-		ExecDropSingleTupleTableSlot(nslot);
-
-		/* one notification per segment (PostgreSQL folds repeats in a transaction) */
-		if (buf.touched != NULL)
-		{
-			Datum	   *changed = palloc((max_num + 1) * sizeof(Datum));
-			int			nchanged = 0;
-			Oid			uuid_array = UUIDARRAYOID;
-			Datum		arg;
-
-			for (int32 num = 0; num <= max_num; num++)
-			{
-				if (buf.touched[num])
-					changed[nchanged++] = UUIDPGetDatum(&ids[num]);
-			}
-			if (nchanged > 0)
-			{
-				arg = PointerGetDatum(construct_array(changed, nchanged, UUIDOID, UUID_LEN,
-													  false, TYPALIGN_CHAR));
-				if (SPI_execute_with_args("SELECT pg_catalog.pg_notify('segments_'"
-										  " OPERATOR(pg_catalog.||) u::pg_catalog.text, '')"
-										  " FROM pg_catalog.unnest($1) AS u",
-										  1, &uuid_array, &arg, NULL, false, 0) != SPI_OK_SELECT)
-					elog(ERROR, "could not notify membership changes");
-			}
-		}
-		if (SPI_finish() != SPI_OK_FINISH)
-			elog(ERROR, "SPI_finish failed");
+		exists[cat->segments[i].num] = true;
+		ids[cat->segments[i].num] = cat->segments[i].id;
 	}
+
+	buf = palloc0(sizeof(HistoryBuffer));
+	buf->cxt = AllocSetContextCreate(trig_cxt, "segments history buffer", ALLOCSET_DEFAULT_SIZES);
+	buf->key_type = TupleDescAttr(desc, MEMBER_ATTNUM_KEY - 1)->atttypid;
+	get_typlenbyvalalign(buf->key_type, &buf->key_len, &buf->key_byval, &buf->key_align);
+	if (segments_history_notify)
+		buf->touched = palloc0((max_num + 1) * sizeof(bool));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	types[0] = get_array_type(buf->key_type);
+	types[1] = TEXTARRAYOID;
+	types[2] = BYTEAARRAYOID;
+	types[3] = BYTEAARRAYOID;
+	types[4] = CHAROID;
+	buf->insert = SPI_prepare("INSERT INTO segments.change_log"
+							  " (at, cause, contact_id, tenant, entered, exited)"
+							  " SELECT pg_catalog.now(), $5, u.k, u.t, u.e, u.x"
+							  "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+							  "                   pg_catalog.unnest($3), pg_catalog.unnest($4))"
+							  "        AS u(k, t, e, x)",
+							  5, types);
+	if (buf->insert == NULL)
+		elog(ERROR, "could not prepare the insert into segments.change_log: %s",
+			 SPI_result_code_string(SPI_result));
+
+	oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	if (olds != NULL)
+	{
+		tuplestore_select_read_pointer(olds, 0);
+		tuplestore_rescan(olds);
+	}
+	if (news != NULL)
+	{
+		tuplestore_select_read_pointer(news, 0);
+		tuplestore_rescan(news);
+	}
+	for (;;)
+	{
+		Datum		okey = (Datum) 0,
+					nkey = (Datum) 0,
+					otenant = (Datum) 0,
+					ntenant = (Datum) 0;
+		int32	   *onums = NULL,
+				   *nnums = NULL,
+				   *osince = NULL,
+				   *nsince = NULL;
+		int			nold = 0,
+					nnew = 0;
+		bool		otenant_null = true,
+					ntenant_null = true;
+		bool		have_old,
+					have_new;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(row_cxt);
+		have_old = next_row(olds, oslot, &okey, &onums, &osince, &nold, &otenant, &otenant_null);
+		have_new = next_row(news, nslot, &nkey, &nnums, &nsince, &nnew, &ntenant, &ntenant_null);
+		MemoryContextSwitchTo(trig_cxt);
+		if (!have_old && !have_new)
+			break;
+		if (olds != NULL && news != NULL &&
+			(have_old != have_new ||
+			 !datumIsEqual(okey, nkey, buf->key_byval, buf->key_len)))
+			elog(ERROR, "the transition tables of segments.member do not pair up");
+		/* the contact's tenant now, or when it left */
+		buffer_add(buf, exists, max_num, have_old ? okey : nkey,
+				   onums, osince, nold, nnums, nnew,
+				   have_new ? ntenant : otenant, have_new ? ntenant_null : otenant_null);
+		MemoryContextReset(row_cxt);
+	}
+	buffer_flush(buf);
+	ExecDropSingleTupleTableSlot(oslot);
+	ExecDropSingleTupleTableSlot(nslot);
+
+	/* one notification per segment (PostgreSQL folds repeats in a transaction) */
+	if (buf->touched != NULL)
+	{
+		Datum	   *changed = palloc((max_num + 1) * sizeof(Datum));
+		int			nchanged = 0;
+		Oid			uuid_array = UUIDARRAYOID;
+		Datum		arg;
+
+		for (int32 num = 0; num <= max_num; num++)
+		{
+			if (buf->touched[num])
+				changed[nchanged++] = UUIDPGetDatum(&ids[num]);
+		}
+		if (nchanged > 0)
+		{
+			arg = PointerGetDatum(construct_array(changed, nchanged, UUIDOID, UUID_LEN,
+												  false, TYPALIGN_CHAR));
+			if (SPI_execute_with_args("SELECT pg_catalog.pg_notify('segments_'"
+									  " OPERATOR(pg_catalog.||) u::pg_catalog.text, '')"
+									  " FROM pg_catalog.unnest($1) AS u",
+									  1, &uuid_array, &arg, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not notify membership changes");
+		}
+	}
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(trig_cxt);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * segments._history_exit(data bytea, num integer) RETURNS bytea: the exit
+ * of a stored membership from one segment, in the change log's form (the
+ * number and since when), or NULL if data does not hold it.  For
+ * drop_segment().
+ */
+Datum
+segments_history_exit(PG_FUNCTION_ARGS)
+{
+	int32	   *nums;
+	int32	   *since;
+	int32		num = PG_GETARG_INT32(1);
+	int			n = MemberDecode(PG_GETARG_BYTEA_PP(0), &nums, &since);
+
+	for (int i = 0; i < n; i++)
+	{
+		if (nums[i] == num)
+			PG_RETURN_BYTEA_P(MemberEncode(&nums[i], &since[i], 1));
+	}
+	PG_RETURN_NULL();
 }
 
 /* segments._history_on() RETURNS boolean: segments.history, with the library loaded. */
@@ -516,10 +523,11 @@ HistoryTrim(int limit)
 							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not trim segments.change_log");
 	deleted = (int64) SPI_processed;
+	/* changes of a dropped segment are all before its drop: older ones are gone */
 	if (SPI_execute_with_args("DELETE FROM segments.dropped_segment d"
 							  " WHERE d.dropped_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1)"
 							  "   AND NOT EXISTS (SELECT 1 FROM segments.change_log c"
-							  "                    WHERE c.num OPERATOR(pg_catalog.=) d.num)",
+							  "                    WHERE c.at OPERATOR(pg_catalog.<=) d.dropped_at)",
 							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not trim segments.dropped_segment");
 	if (SPI_finish() != SPI_OK_FINISH)

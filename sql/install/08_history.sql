@@ -2,8 +2,9 @@
 --
 -- Every entry and exit written to segments.member is recorded, in the
 -- writer's transaction, in segments.change_log (made by configure(), as it
--- holds contact keys): one row per change, numbered by change_id in commit
--- order.  Read it through segments.membership_changes (the feed),
+-- holds contact keys): one row per contact and statement, holding the
+-- segments it entered and left in the compact form of stored membership,
+-- numbered by change_id in commit order.  Read it through segments.membership_changes (the feed),
 -- segments.consume_changes() (a cursor per consumer), segments.was_member()
 -- and segments.membership_history (point in time), segments.segment_counts().
 
@@ -44,6 +45,10 @@ CREATE FUNCTION segments._history_on() RETURNS boolean
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'segments_history_on';
 COMMENT ON FUNCTION segments._history_on() IS
     'Internal: is segments.history on?';
+CREATE FUNCTION segments._history_exit(data bytea, num integer) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'segments_history_exit';
+COMMENT ON FUNCTION segments._history_exit(bytea, integer) IS
+    'Internal: the exit of a stored membership from one segment, as the change log records it.';
 CREATE FUNCTION segments._history_cause(cause text) RETURNS void
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'segments_history_cause';
 COMMENT ON FUNCTION segments._history_cause(text) IS
@@ -71,6 +76,20 @@ $$ SELECT h.num FROM segments._history_segments h
 COMMENT ON FUNCTION segments._history_num(uuid) IS
     'Internal: the number of a visible segment, existing or dropped, or NULL.';
 
+-- The changes of one change log row: exits first (with since when the
+-- membership had lasted), then entries; in number order.
+CREATE FUNCTION segments._history_rows(entered bytea, exited bytea,
+                                       OUT num integer, OUT entered boolean, OUT since timestamptz)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT u.num, false, u.since FROM segments._member_rows($2) AS u
+    UNION ALL
+    SELECT u.num, true, NULL::timestamptz FROM segments._member_rows($1) AS u
+$$;
+COMMENT ON FUNCTION segments._history_rows(bytea, bytea) IS
+    'Internal: the exits and entries one change log row records.';
+
 -- Dropping a segment is an exit of each of its members: recorded before
 -- the row goes, under the lock that orders change ids.  (Stored membership
 -- keeps the dropped number until rows are rewritten; the member trigger
@@ -87,12 +106,10 @@ BEGIN
     ON CONFLICT (num) DO NOTHING;
     IF segments._history_on() THEN
         LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE;
-        INSERT INTO segments.change_log (num, contact_id, tenant, entered, at, cause, since)
-        SELECT OLD.num, m.contact_id, m.tenant, false, pg_catalog.now(), 'd', u.since
+        INSERT INTO segments.change_log (at, cause, contact_id, tenant, exited)
+        SELECT pg_catalog.now(), 'd', m.contact_id, m.tenant, segments._history_exit(m.data, OLD.num)
           FROM segments.member m
-         CROSS JOIN LATERAL segments._member_rows(m.data) AS u
          WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[OLD.num]
-           AND u.num OPERATOR(pg_catalog.=) OLD.num
          ORDER BY m.contact_id;
     END IF;
     RETURN OLD;
@@ -138,10 +155,11 @@ BEGIN
     RETURN QUERY
     WITH deltas AS (
         SELECT (c.at AT TIME ZONE 'UTC')::date AS d,
-               pg_catalog.sum(CASE WHEN c.entered THEN 1 ELSE -1 END) AS delta
+               pg_catalog.sum(CASE WHEN x.entered THEN 1 ELSE -1 END) AS delta
           FROM segments.change_log c
-         WHERE c.num OPERATOR(pg_catalog.=) v_num
-           AND c.at OPERATOR(pg_catalog.>=) (("from" + 1)::timestamp AT TIME ZONE 'UTC')
+         CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
+         WHERE c.at OPERATOR(pg_catalog.>=) (("from" + 1)::timestamp AT TIME ZONE 'UTC')
+           AND x.num OPERATOR(pg_catalog.=) v_num
            AND segments._contact_visible(c.tenant)
          GROUP BY 1)
     SELECT g.day::date,
@@ -217,22 +235,23 @@ DECLARE
     v_fn     text;
 BEGIN
     IF to_regclass('segments.change_log') IS NULL THEN
-        -- fixed-width columns first; `since` only on exits (when that
-        -- membership began), NULL (no space) on entries
+        -- One row per contact and statement: the segments it entered and
+        -- those it left (with since when it had been in them), in the
+        -- compact form of segments.member (src/member_codec.c).
         EXECUTE format($f$
             CREATE TABLE segments.change_log (
                 change_id  bigint PRIMARY KEY DEFAULT nextval('segments.change_id_seq'),
                 at         timestamptz NOT NULL,
-                num        integer NOT NULL,
-                entered    boolean NOT NULL,
                 cause      "char" NOT NULL,
                 contact_id %s NOT NULL,
                 tenant     text,
-                since      timestamptz
+                entered    bytea,
+                exited     bytea
             )$f$, p_key_type);
-        -- was_member(), membership_history and segment_counts() read one
-        -- segment's (and contact's) changes in id order
-        CREATE INDEX change_log_member_idx ON segments.change_log (num, contact_id, change_id);
+        -- was_member() reads a contact's changes; segment_counts() those
+        -- since a day (a BRIN index: time follows ids, and costs nothing)
+        CREATE INDEX change_log_contact_idx ON segments.change_log (contact_id, change_id);
+        CREATE INDEX change_log_at_idx ON segments.change_log USING brin (at);
         COMMENT ON TABLE segments.change_log IS
             'Recorded membership changes (entries and exits), in commit order; read them through segments.membership_changes.';
         REVOKE ALL ON segments.change_log FROM PUBLIC;
@@ -265,7 +284,7 @@ BEGIN
     -- The feed: changes of visible segments (dropped ones too) and, for a
     -- tenant session, of its own contacts only.
     CREATE OR REPLACE VIEW segments.membership_changes WITH (security_barrier) AS
-        SELECT c.change_id, s.id AS segment_id, c.contact_id, c.entered, c.at,
+        SELECT c.change_id, s.id AS segment_id, c.contact_id, x.entered, c.at,
                CASE c.cause
                     WHEN 'c' THEN 'change' WHEN 't' THEN 'time'
                     WHEN 'e' THEN 'evaluation' WHEN 's' THEN 'schedule'
@@ -273,11 +292,12 @@ BEGIN
                     WHEN 'f' THEN 'failed' WHEN 'd' THEN 'dropped'
                     WHEN 'g' THEN 'configure' ELSE 'other' END AS cause
           FROM segments.change_log c
-          JOIN segments._history_segments s ON s.num = c.num
+         CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
+          JOIN segments._history_segments s ON s.num = x.num
          WHERE segments._contact_visible(c.tenant)
            AND segments._tenant_visible(s.tenant);
     COMMENT ON VIEW segments.membership_changes IS
-        'Every recorded entry (entered) and exit of a contact in a segment, in commit order of change_id.';
+        'Every recorded entry (entered) and exit of a contact in a segment, in commit order of change_id (shared by the segments one contact entered or left in one statement).';
 
     -- Point in time: one row per period of membership, valid_from
     -- inclusive, valid_to exclusive (NULL: still a member).  A period whose
@@ -288,11 +308,12 @@ BEGIN
           FROM (SELECT w.num, w.contact_id, w.tenant,
                        CASE WHEN w.entered THEN w.at ELSE w.since END AS valid_from,
                        CASE WHEN w.entered THEN w.next_at ELSE w.at END AS valid_to
-                  FROM (SELECT c.num, c.contact_id, c.tenant, c.entered, c.at, c.since,
+                  FROM (SELECT x.num, c.contact_id, c.tenant, x.entered, c.at, x.since,
                                lead(c.at) OVER w AS next_at,
-                               lag(c.entered) OVER w AS prev_entered
+                               lag(x.entered) OVER w AS prev_entered
                           FROM segments.change_log c
-                        WINDOW w AS (PARTITION BY c.num, c.contact_id ORDER BY c.change_id)) w
+                         CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
+                        WINDOW w AS (PARTITION BY x.num, c.contact_id ORDER BY c.change_id)) w
                  WHERE w.entered OR w.prev_entered IS NOT TRUE
                 UNION ALL
                 -- current members whose latest recorded change is not their
@@ -301,8 +322,9 @@ BEGIN
                   FROM segments.member m
                  CROSS JOIN LATERAL segments._member_rows(m.data) AS u
                  WHERE EXISTS (SELECT 1 FROM segments.segment x WHERE x.num = u.num)
-                   AND (SELECT c.entered FROM segments.change_log c
-                         WHERE c.num = u.num AND c.contact_id = m.contact_id
+                   AND (SELECT x.entered FROM segments.change_log c
+                         CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
+                         WHERE c.contact_id = m.contact_id AND x.num = u.num
                          ORDER BY c.change_id DESC LIMIT 1) IS NOT TRUE) p
           JOIN segments._history_segments s ON s.num = p.num
          WHERE segments._contact_visible(p.tenant)
@@ -346,17 +368,20 @@ BEGIN
         -- every id up to the highest committed one is committed or gone for
         -- good (ids follow commit order): the cursor may pass it
         SELECT coalesce(pg_catalog.max(c.change_id), 0) INTO v_high FROM segments.change_log c;
+        -- whole change ids only: the rows of one id (one contact's changes
+        -- in one statement) come together, even past max
         FOR r IN SELECT * FROM segments.membership_changes c
                   WHERE c.change_id > v_last AND c.change_id <= v_high
-                  ORDER BY c.change_id LIMIT consume_changes.max
+                  ORDER BY c.change_id
         LOOP
+            EXIT WHEN v_count >= consume_changes.max AND r.change_id <> v_sent;
             RETURN NEXT r;
             v_sent := r.change_id;
             v_count := v_count + 1;
         END LOOP;
         -- fewer than max: nothing visible to this session is left up to
         -- v_high, so changes it may not see are not read again next time
-        IF v_count < max THEN
+        IF v_count < consume_changes.max THEN
             v_sent := GREATEST(v_last, v_high);
         END IF;
         IF v_sent IS DISTINCT FROM v_last THEN
@@ -383,16 +408,18 @@ BEGIN
                 RETURN false;
             END IF;
             -- the latest change up to then decides
-            SELECT c.entered, c.tenant INTO r FROM segments.change_log c
-             WHERE c.num = _was_member.num AND c.contact_id = _was_member.contact
+            SELECT x.entered, c.tenant INTO r FROM segments.change_log c
+             CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
+             WHERE c.contact_id = _was_member.contact AND x.num = _was_member.num
                AND c.at <= _was_member.at
              ORDER BY c.change_id DESC LIMIT 1;
             IF FOUND THEN
                 RETURN r.entered AND segments._contact_visible(r.tenant);
             END IF;
             -- none: a later exit tells since when that membership lasted
-            SELECT c.entered, c.tenant, c.since INTO r FROM segments.change_log c
-             WHERE c.num = _was_member.num AND c.contact_id = _was_member.contact
+            SELECT x.entered, c.tenant, x.since INTO r FROM segments.change_log c
+             CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
+             WHERE c.contact_id = _was_member.contact AND x.num = _was_member.num
              ORDER BY c.change_id LIMIT 1;
             IF FOUND THEN
                 RETURN NOT r.entered AND r.since <= _was_member.at

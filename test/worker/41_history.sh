@@ -35,7 +35,8 @@ poll "contact changes recorded, cause change" \
         FROM segments.membership_changes WHERE segment_id = '$VIP' AND cause <> 'evaluation'" \
      "1:true:change 2:false:change 4:false:change"
 expect "the exit of the deleted contact says since when it was a member" \
-       "SELECT since IS NOT NULL AND since <= at FROM segments.change_log WHERE contact_id = 4 AND NOT entered" t
+       "SELECT x.since IS NOT NULL AND x.since <= c.at FROM segments.change_log c,
+               segments._history_rows(c.entered, c.exited) x WHERE c.contact_id = 4 AND NOT x.entered" t
 
 # the passage of time: a contact seen now enters Recent, and leaves it by
 # itself 3 s later (an exit with cause time)
@@ -126,13 +127,13 @@ expect "changes were made while the consumer polled, over several polls" \
        "SELECT count(*) >= 80 AND count(DISTINCT poll) > 2 FROM public.consumed" t
 expect "consumed in id order (a change committed later never has a smaller id)" \
        "SELECT count(*) FROM (SELECT change_id, lag(change_id) OVER (ORDER BY seq) AS prev FROM public.consumed) x
-         WHERE change_id <= prev" 0
+         WHERE change_id < prev" 0
 expect "no change consumed twice, none missed" \
-       "SELECT count(*) FROM (SELECT change_id FROM public.consumed
-                              FULL JOIN (SELECT change_id FROM segments.change_log
-                                          WHERE change_id >= (SELECT min(change_id) FROM public.consumed)) l
-                              USING (change_id)
-                              WHERE l.change_id IS NULL OR consumed.change_id IS NULL) d" 0
+       "SELECT count(*) FROM (SELECT change_id, count(*) AS n FROM public.consumed GROUP BY 1) c
+                         FULL JOIN (SELECT change_id, count(*) AS n FROM segments.membership_changes
+                                     WHERE change_id >= (SELECT min(change_id) FROM public.consumed) GROUP BY 1) l
+                         USING (change_id)
+         WHERE c.n IS DISTINCT FROM l.n" 0
 expect "membership agrees with the recorded changes (entries minus exits)" \
        "SELECT (SELECT count(*) FROM segments.segment_members('$VIP'))
              = (SELECT sum(CASE WHEN entered THEN 1 ELSE -1 END) FROM segments.membership_changes
