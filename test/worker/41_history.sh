@@ -147,4 +147,7 @@ set_system segments.history_retention 2s
 poll "the worker trimmed the changes older than the retention" \
      "SELECT count(*) FROM segments.change_log WHERE change_id <= $old" 0 90
 poll "and the dropped segment with them" "SELECT count(*) FROM segments.dropped_segment" 0 30
+# back to the default before the next script's workers start
+reset_system
+poll "retention back to its default for new sessions" "SHOW segments.history_retention" 90d 30
 all_passed
