@@ -556,7 +556,7 @@ uuid_array(const pg_uuid_t *ids, int n)
  * message.
  */
 static void
-evaluate_segments(const pg_uuid_t *ids, int n, char evaluate_cause)
+evaluate_segments(const pg_uuid_t *ids, int n)
 {
 	Oid			types[3] = {UUIDARRAYOID, TEXTOID, BOOLOID};
 	Datum		values[3];
@@ -572,7 +572,6 @@ evaluate_segments(const pg_uuid_t *ids, int n, char evaluate_cause)
 		int			nexisting;
 
 		begin_xact("segments: evaluating segments");
-		HistorySetCause(evaluate_cause);	/* history */
 		run("SELECT coalesce(pg_catalog.array_agg(id), '{}') FROM segments.segment"
 			" WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
 			1, types, values, SPI_OK_SELECT);
@@ -798,7 +797,8 @@ evaluate_pending(long *sleep_ms)
 	if (found)
 	{
 		set_state(SWS_EVALUATING);
-		evaluate_segments(&id, 1, HISTORY_CAUSE_EVALUATION);
+		HistorySetCause(HISTORY_CAUSE_EVALUATION);	/* history: for its transaction */
+		evaluate_segments(&id, 1);
 	}
 	return found;
 }
@@ -1136,7 +1136,8 @@ evaluate_due(long *sleep_ms)
 	if (ndue > 0)
 	{
 		set_state(SWS_EVALUATING);
-		evaluate_segments(due, ndue, HISTORY_CAUSE_SCHEDULE);
+		HistorySetCause(HISTORY_CAUSE_SCHEDULE);	/* history: for its transaction */
+		evaluate_segments(due, ndue);
 	}
 	return ndue > 0 || nsweep > 0;
 }
