@@ -221,6 +221,12 @@ UPDATE segments.change_log SET at = at - interval '100 days' WHERE change_id <= 
 SELECT segments.trim_history() AS trimmed_old;
 SELECT count(*) = :before_trim - 3 AS three_gone FROM segments.change_log;
 SELECT try('SELECT segments.trim_history(0)') AS trim_zero;
+-- internal functions used wrongly
+SELECT try($$SELECT segments._history_cause('nope')$$) AS unknown_cause;
+CREATE TABLE not_member (x int);
+CREATE TRIGGER wrong AFTER INSERT ON not_member FOR EACH ROW EXECUTE FUNCTION segments._member_history();
+SELECT try('INSERT INTO not_member VALUES (1)') AS row_trigger;
+DROP TABLE not_member;
 
 -- Another key type starts the history afresh (the log holds keys).
 \c - hist_owner

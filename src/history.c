@@ -155,7 +155,7 @@ typedef struct HistoryBuffer
 	bool	   *touched;		/* by segment number: changed (NOTIFY) */
 } HistoryBuffer;
 
-/* A text[]-like array of n datums of a type, with nulls. */
+/* A one-dimensional array of n datums of a type, with nulls (or none: NULL). */
 static Datum
 make_array(Datum *values, bool *nulls, int n, Oid type, int16 len, bool byval, char align)
 {

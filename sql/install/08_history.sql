@@ -346,8 +346,6 @@ BEGIN
         v_last   bigint;
         v_high   bigint;
         v_sent   bigint;
-        v_count  integer := 0;
-        r        segments.membership_changes;
     BEGIN
         IF consumer IS NULL OR consumer = '' THEN
             RAISE EXCEPTION 'consume_changes: consumer must be a non-empty name'
@@ -368,22 +366,18 @@ BEGIN
         -- every id up to the highest committed one is committed or gone for
         -- good (ids follow commit order): the cursor may pass it
         SELECT coalesce(pg_catalog.max(c.change_id), 0) INTO v_high FROM segments.change_log c;
-        -- whole change ids only: the rows of one id (one contact's changes
-        -- in one statement) come together, even past max
-        FOR r IN SELECT * FROM segments.membership_changes c
-                  WHERE c.change_id > v_last AND c.change_id <= v_high
-                  ORDER BY c.change_id
-        LOOP
-            EXIT WHEN v_count >= consume_changes.max AND r.change_id <> v_sent;
-            RETURN NEXT r;
-            v_sent := r.change_id;
-            v_count := v_count + 1;
-        END LOOP;
-        -- fewer than max: nothing visible to this session is left up to
-        -- v_high, so changes it may not see are not read again next time
-        IF v_count < consume_changes.max THEN
-            v_sent := GREATEST(v_last, v_high);
-        END IF;
+        -- the id of the max-th change after the cursor: the batch ends
+        -- with it, all its rows included (one contact's changes in one
+        -- statement come together); fewer than max: everything up to
+        -- v_high, so changes this session may not see (other tenants')
+        -- are not read again
+        SELECT c.change_id INTO v_sent FROM segments.membership_changes c
+         WHERE c.change_id > v_last AND c.change_id <= v_high
+         ORDER BY c.change_id OFFSET consume_changes.max - 1 LIMIT 1;
+        v_sent := coalesce(v_sent, GREATEST(v_last, v_high));
+        RETURN QUERY SELECT * FROM segments.membership_changes c
+                      WHERE c.change_id > v_last AND c.change_id <= v_sent
+                      ORDER BY c.change_id, c.entered, c.segment_id;
         IF v_sent IS DISTINCT FROM v_last THEN
             UPDATE segments.change_cursor k SET last_change_id = v_sent, updated_at = pg_catalog.now()
              WHERE k.tenant IS NOT DISTINCT FROM v_tenant AND k.consumer = consume_changes.consumer;
