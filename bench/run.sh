@@ -487,6 +487,61 @@ for sc in on off; do
 done
 
 # ----------------------------------------------------------------------
+# Membership history (segments.history, on by default): what recording
+# every entry and exit costs a full pass and the worker, and its storage.
+# The same work is timed with history off (the baseline) and on.
+log "membership history: on vs off ($TPUT_ROUNDS rounds)"
+printf '\\set c random(1, %s)\n\\set p random(1, 4)\nUPDATE public.contacts SET plan = (ARRAY['"'"'free'"'"', '"'"'trial'"'"', '"'"'pro'"'"', '"'"'vip'"'"'])[:p] WHERE id = :c;\n' "$CONTACTS" > "$P/update_plan.sql"
+history_mode() {    # on | off, for the worker (ALTER SYSTEM, reload)
+    q -c "ALTER SYSTEM SET segments.history = $1" -c "SELECT pg_reload_conf()" >/dev/null
+}
+# apply_rate MODE SCRIPT NAME: queues SCRIPT's updates for TPUT_SECONDS with
+# the worker stopped, then times the worker applying them; prints
+# "contacts-per-second queued-contacts changes-recorded"
+apply_rate() {
+    local mode="$1" script="$2" name="$3" n before t drain
+    history_mode "$mode"
+    worker_off
+    pgbench_run "history-$name-$mode" "$script" "$TPUT_SECONDS" >/dev/null
+    n=$(qv "SELECT count(*) FROM segments.change_queue")
+    before=$(qv "SELECT coalesce(max(change_id), 0) FROM segments.change_log")
+    q -c "CHECKPOINT" >/dev/null
+    t=$(now_s); worker_on; qv "SELECT segments.wait('30 min')" >/dev/null; drain=$(elapsed "$t")
+    echo "$(calc "$n / $drain") $n $(qv "SELECT count(*) FROM segments.membership_changes WHERE change_id > $before")"
+}
+PASS_ON=""; PASS_OFF=""; ACT_ON=""; ACT_OFF=""; PLAN_ON=""; PLAN_OFF=""
+for round in $(seq 1 "$TPUT_ROUNDS"); do
+    worker_off
+    for mode in off on; do
+        # the first pass over empty membership: every membership is written
+        # (and, with history, recorded as an entry)
+        q -c "SET segments.history = off" -c "DELETE FROM segments.member" >/dev/null
+        q -c "TRUNCATE segments.change_log" -c "VACUUM segments.member" -c "CHECKPOINT" >/dev/null
+        t=$(now_s); PGOPTIONS="-c segments.history=$mode" qv "SELECT segments.refresh()" >/dev/null; s_pass=$(elapsed "$t")
+        if [ "$mode" = on ]; then PASS_ON="$PASS_ON $s_pass"; else PASS_OFF="$PASS_OFF $s_pass"; fi
+    done
+    HIST_CHANGES=$(qv "SELECT count(*) FROM segments.membership_changes")
+    HIST_BYTES=$(qv "SELECT pg_total_relation_size('segments.change_log')")
+    echo "  round $round: first full pass, history off $(echo "$PASS_OFF" | awk '{ print $NF }') s, on $(echo "$PASS_ON" | awk '{ print $NF }') s; $HIST_CHANGES changes recorded, $((HIST_BYTES / 1048576)) MB"
+    for mode in off on; do
+        read -r rate n_act c_act < <(apply_rate "$mode" "$P/update.sql" activity)
+        if [ "$mode" = on ]; then ACT_ON="$ACT_ON $rate"; else ACT_OFF="$ACT_OFF $rate"; fi
+        echo "  round $round, history $mode: worker applied $n_act activity updates at $(x2 "$rate") contacts/s ($c_act changes recorded)"
+        read -r rate n_plan c_plan < <(apply_rate "$mode" "$P/update_plan.sql" plan)
+        if [ "$mode" = on ]; then PLAN_ON="$PLAN_ON $rate"; else PLAN_OFF="$PLAN_OFF $rate"; fi
+        echo "  round $round, history $mode: worker applied $n_plan plan changes at $(x2 "$rate") contacts/s ($c_plan changes recorded)"
+    done
+done
+q -c "ALTER SYSTEM RESET segments.history" -c "SELECT pg_reload_conf()" >/dev/null
+m_on=$(echo "$PASS_ON" | median); m_off=$(echo "$PASS_OFF" | median); r=$(calc "$m_on / $m_off")
+result "history: first full pass (writes every membership)" "$(x2 "$m_on") s" "history off" "$(x2 "$m_off") s" "$(x2 "$r")x the time" "<= 1.10x" "$(ratio_le "$r" 1.10)"
+m_on=$(echo "$ACT_ON" | median); m_off=$(echo "$ACT_OFF" | median); r=$(calc "$m_on / $m_off")
+result "history: worker applying activity updates" "$(calc "$m_on") contacts/s" "history off" "$(calc "$m_off") contacts/s" "$(x2 "$r")x" ">= 0.90x" "$(ratio_ge "$r" 0.90)"
+m_on=$(echo "$PLAN_ON" | median); m_off=$(echo "$PLAN_OFF" | median); r=$(calc "$m_on / $m_off")
+result "history: worker applying plan changes (a change each)" "$(calc "$m_on") contacts/s" "history off" "$(calc "$m_off") contacts/s" "$(x2 "$r")x" ">= 0.90x" "$(ratio_ge "$r" 0.90)"
+result "history: storage per recorded change (first pass)" "$(calc "$HIST_BYTES / $HIST_CHANGES") bytes" "heap and indexes" "$HIST_CHANGES changes" "" "reported" "-"
+
+# ----------------------------------------------------------------------
 log "chart"
 cat > "$OUT/freshness.gnuplot" <<GP
 set terminal svg size 900,480 dynamic font "sans,12" background "white"

@@ -61,6 +61,15 @@ SELECT segments.create_segment('Inactive 30 days',
     '{"type": "attribute", "field": "last_seen_at", "op": "not_within_last", "value": "30 days"}',
     tenant => 'acme');
 
+-- Support conversations, recorded as they happen: examples/sql/history_report.sql
+-- slices them by the segments their contacts were in when each one started.
+CREATE TABLE public.conversations (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    contact_id  bigint NOT NULL REFERENCES public.contacts (id),
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    csat        integer CHECK (csat BETWEEN 1 AND 5)
+);
+
 -- Actions (or AI instructions) restricted to segments: NULL is for everyone.
 CREATE TABLE public.actions (
     id            int PRIMARY KEY,

@@ -15,6 +15,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "history.h"
 #include "member_codec.h"
 
 #include "access/heapam.h"
@@ -1022,12 +1023,15 @@ strip_numbers(Snapshot snapshot, Datum nums)
 								  "   SET data = segments._member_without(m.data, $1)"
 								  " WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.&&) $1",
 								  1, &type);
+	char		cause;
 
 	if (del == NULL || upd == NULL)
 		elog(ERROR, "could not prepare the removal of failed segments");
+	cause = HistorySetCause(HISTORY_CAUSE_FAILED);	/* history: these exits' cause */
 	if (SPI_execute_snapshot(del, &nums, NULL, snapshot, InvalidSnapshot, false, true, 0) != SPI_OK_DELETE ||
 		SPI_execute_snapshot(upd, &nums, NULL, snapshot, InvalidSnapshot, false, true, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not remove failed segments from membership");
+	HistorySetCause(cause);
 }
 
 /*
@@ -1526,6 +1530,8 @@ segments_refresh(PG_FUNCTION_ARGS)
 	TenantView	view = CatalogManageView();
 	const SegmentCatalog *cat = CatalogGet();
 
+	HistoryDefaultCause(HISTORY_CAUSE_REFRESH); /* history: unless configure() */
+
 	/*
 	 * Writers in flight may have missed a definition this refresh evaluates
 	 * for the first time (writers.c): wait for them, before taking the lock
@@ -1582,6 +1588,7 @@ Datum
 segments_refresh_contacts(PG_FUNCTION_ARGS)
 {
 	(void) CatalogManageView();
+	HistoryDefaultCause(HISTORY_CAUSE_REFRESH_CONTACTS);	/* history */
 	if (PG_ARGISNULL(0))
 		PG_RETURN_INT64(0);
 	PG_RETURN_INT64(EvaluateContacts(PG_GETARG_ARRAYTYPE_P(0)));

@@ -7,6 +7,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "history.h"
 #include "worker.h"
 
 #include "miscadmin.h"
@@ -118,6 +119,7 @@ _PG_init(void)
 								0,
 								NULL, NULL, NULL);
 
+	HistoryInit();				/* segments.history* settings */
 	MarkGUCPrefixReserved("segments");
 	CatalogInitCallbacks();
 	CaptureInitCallbacks();

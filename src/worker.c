@@ -37,6 +37,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "history.h"
 #include "privilege.h"
 #include "worker.h"
 
@@ -460,6 +461,7 @@ apply_batch(void)
 
 		EvaluateInContacts = false;
 		begin_xact("segments: applying changes");
+		HistorySetCause(HISTORY_CAUSE_CHANGE);	/* history */
 		if (is_configured() && apply_isolating)
 		{
 			guard = guard_begin();
@@ -795,6 +797,7 @@ evaluate_pending(long *sleep_ms)
 	if (found)
 	{
 		set_state(SWS_EVALUATING);
+		HistorySetCause(HISTORY_CAUSE_EVALUATION);	/* history: for its transaction */
 		evaluate_segments(&id, 1);
 	}
 	return found;
@@ -873,6 +876,7 @@ apply_time_window(long *sleep_ms)
 		MemoryContext old;
 
 		begin_xact("segments: applying the passage of time");
+		HistorySetCause(HISTORY_CAUSE_TIME);	/* history */
 		if (!window_active)
 		{
 			bool		isnull;
@@ -989,6 +993,7 @@ sweep_step(void)
 		int			n;
 
 		begin_xact("segments: sweeping time-dependent segments");
+		HistorySetCause(HISTORY_CAUSE_TIME);	/* history */
 		set_state(SWS_EVALUATING);
 		n = TimeSweepChunk(&sweep_cursor, &sweep_has_cursor, SWEEP_CHUNK, sweep_cxt);
 		if (n == 0)
@@ -1131,6 +1136,7 @@ evaluate_due(long *sleep_ms)
 	if (ndue > 0)
 	{
 		set_state(SWS_EVALUATING);
+		HistorySetCause(HISTORY_CAUSE_SCHEDULE);	/* history: for its transaction */
 		evaluate_segments(due, ndue);
 	}
 	return ndue > 0 || nsweep > 0;
@@ -1237,7 +1243,10 @@ source_check(void)
 			1, types, values, SPI_OK_UPDATE);
 		/* a failed segment grants nothing */
 		if (SPI_processed > 0 && OidIsValid(config.member_relid))
+		{
+			HistorySetCause(HISTORY_CAUSE_FAILED);	/* history */
 			run("DELETE FROM segments.member", 0, NULL, NULL, SPI_OK_DELETE);
+		}
 	}
 	/* what is logged after the commit lives in the round's context */
 	problem = MemoryContextStrdup(round_cxt, problem);
@@ -1272,6 +1281,41 @@ source_usable(void)
 	}
 	PG_END_TRY();
 	return usable;
+}
+
+/*
+ * History: recorded membership changes older than
+ * segments.history_retention go, TRIM_BATCH at a time, every
+ * TRIM_INTERVAL_MS, or again at once after a full batch (history.c).
+ * Returns whether more may be due.
+ */
+#define TRIM_BATCH 10000
+#define TRIM_INTERVAL_MS 10000
+
+static TimestampTz history_trimmed_at = 0;
+
+static bool
+trim_history(void)
+{
+	volatile int64 n = 0;
+
+	if (segments_history_retention <= 0 ||
+		!TimestampDifferenceExceeds(history_trimmed_at, GetCurrentTimestamp(), TRIM_INTERVAL_MS))
+		return false;
+	PG_TRY();
+	{
+		begin_xact("segments: trimming membership history");
+		n = HistoryTrim(TRIM_BATCH);
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		(void) abort_xact();
+	}
+	PG_END_TRY();
+	if (n < TRIM_BATCH)
+		history_trimmed_at = GetCurrentTimestamp();
+	return n >= TRIM_BATCH;
 }
 
 /*
@@ -1311,6 +1355,8 @@ worker_round(long *sleep_ms)
 	if (sweep_step())
 		return true;
 	if (evaluate_due(sleep_ms))
+		return true;
+	if (trim_history())			/* history */
 		return true;
 	return false;
 }

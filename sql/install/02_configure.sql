@@ -50,6 +50,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF to_regclass('segments.member') IS NOT NULL THEN
+        -- membership history is kept per key type (08_history.sql)
+        PERFORM segments._drop_history(p_key_type);
         EXECUTE 'ALTER EXTENSION segments DROP VIEW segments.membership';
         EXECUTE 'ALTER EXTENSION segments DROP FUNCTION segments.segment_members(uuid)';
         EXECUTE 'ALTER EXTENSION segments DROP FUNCTION segments.segment_members(text)';
@@ -157,6 +159,9 @@ BEGIN
                                     'FUNCTION segments.segment_members(uuid)');
     PERFORM segments._extension_add('pg_proc', 'segments.segment_members(text)'::regprocedure,
                                     'FUNCTION segments.segment_members(text)');
+
+    -- membership history (08_history.sql)
+    PERFORM segments._build_history(p_key_type);
 END
 $$;
 COMMENT ON FUNCTION segments._build_readers(regtype) IS
@@ -180,6 +185,8 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Only the owner of the extension may call segments.configure().';
     END IF;
+    -- membership changes made by this call are recorded as its own (08_history.sql)
+    PERFORM segments._history_cause('configure');
     -- configure(NULL): capture off, membership cleared, definitions kept
     IF source IS NULL AND key_column IS NULL AND tenant_column IS NULL
        AND traits_column IS NULL THEN

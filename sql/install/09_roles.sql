@@ -29,7 +29,8 @@ GRANT USAGE ON SCHEMA segments TO segments_read, segments_write;
 -- Used inside the views, which check function privileges as the caller.
 GRANT EXECUTE ON FUNCTION segments._tenant_visible(text), segments._member_rows(bytea),
     segments._member_segs(bytea), segments._contact_visible(text),
-    segments._contact_tenant(), segments._session_tenant(), segments._is_admin() TO PUBLIC;
+    segments._contact_tenant(), segments._session_tenant(), segments._is_admin(),
+    segments._history_rows(bytea, bytea) TO PUBLIC;
 
 -- Reading interface.
 GRANT SELECT ON segments.segments, segments.status TO segments_read;
@@ -50,8 +51,11 @@ GRANT EXECUTE ON FUNCTION
     segments.contact_segments(uuid), segments.contact_segments(bigint),
     segments.contact_segments(integer), segments.contact_segments(smallint),
     segments.contact_segments(text),
-    segments.wait(interval)
+    segments.wait(interval),
+    segments.segment_counts(uuid, date, date), segments.segment_counts(text, date, date)
     TO segments_read;
+-- (segments.membership_changes, membership_history, consume_changes() and
+-- was_member() are made by configure() with their grants: 08_history.sql)
 
 -- Management interface.
 GRANT EXECUTE ON FUNCTION
@@ -72,3 +76,6 @@ GRANT EXECUTE ON FUNCTION
     segments._managed_segment_id(text)
     TO segments_write;
 GRANT SELECT ON segments.change_queue_failed TO segments_write;
+
+-- Administration.
+GRANT EXECUTE ON FUNCTION segments.trim_history(integer) TO segments_admin;

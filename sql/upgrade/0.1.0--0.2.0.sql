@@ -73,3 +73,23 @@ ALTER TABLE segments.segment_state
     ADD COLUMN last_error_at   timestamptz,
     ADD COLUMN last_failure    text,
     ADD COLUMN stats_reset     timestamptz;
+
+-- Membership history (08_history.sql): the change ids, the dropped
+-- segments changes still name, the consumers' cursors.  The change log
+-- itself holds contact keys: _build_history() makes it with the other
+-- objects configure() makes (lib/rebuild_configured.sql).
+CREATE SEQUENCE segments.change_id_seq AS bigint;
+CREATE TABLE segments.dropped_segment (
+    num        integer PRIMARY KEY,
+    id         uuid NOT NULL,
+    tenant     text,
+    name       text NOT NULL,
+    dropped_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE segments.change_cursor (
+    tenant         text,
+    consumer       text NOT NULL,
+    last_change_id bigint NOT NULL DEFAULT 0,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE NULLS NOT DISTINCT (tenant, consumer)
+);

@@ -95,4 +95,38 @@ same "sql freshness" "$(sqlex freshness.sql)" \
 "t
 t"
 expect "written by the application role" "SELECT plan FROM contacts WHERE id = 9000000001" vip
+
+# History: conversations recorded as they happen, while contact 105 moves
+# from Trial users (and Germany, Inactive 30 days) to VIP customers; the
+# report slices each by the segments its contact was in when it started,
+# the truth being the membership read at that moment.
+q "GRANT SELECT, INSERT ON conversations TO \"$APP\""
+q "CREATE TABLE conv_truth (conversation bigint, segment text)"
+converse() {    # contact csat: a conversation now, and the segments of its contact now
+    local id
+    expect "wait() before a conversation" "SELECT segments.wait('60 s')" t
+    id=$(psql -X -qAt -v ON_ERROR_STOP=1 -U "$APP" \
+         -c "INSERT INTO conversations (contact_id, csat) VALUES ($1, $2) RETURNING id") || fail "conversation failed"
+    q "INSERT INTO conv_truth SELECT $id, s.name FROM segments.segments s
+        WHERE s.tenant = 'acme' AND segments.segment_is_member($1::bigint, s.id)"
+}
+converse 105 2
+converse 42 4
+psql -X -qAt -v ON_ERROR_STOP=1 -U "$APP" \
+     -c "UPDATE contacts SET plan = 'vip', last_seen_at = now() WHERE id = 105" || fail "update failed"
+converse 105 5
+expect "the contact moved" "SELECT string_agg(segment, ', ' ORDER BY segment) FROM conv_truth WHERE conversation = 3" \
+       "Germany, VIP customers"
+truth=$(q "SELECT t.segment, count(*), round(avg(c.csat), 2) FROM conv_truth t JOIN conversations c ON c.id = t.conversation
+           GROUP BY 1 ORDER BY 1")
+vip_then="1|f
+2|t
+3|t"
+counts=$(q "SELECT g::date, CASE WHEN g::date = current_date THEN
+                   (SELECT count(*) FROM contacts WHERE org_id = 'acme' AND (plan = 'vip' OR (custom_data #>> '{company,size}')::numeric >= 2500))
+                   ELSE 0 END
+              FROM generate_series(current_date - 6, current_date, interval '1 day') g ORDER BY 1")
+same "sql history report: conversations by the segments of their time" "$(sqlex history_report.sql)" "$truth
+$vip_then
+$counts"
 all_passed
