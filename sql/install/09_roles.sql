@@ -50,7 +50,17 @@ GRANT EXECUTE ON FUNCTION
     segments.contact_segments(uuid), segments.contact_segments(bigint),
     segments.contact_segments(integer), segments.contact_segments(smallint),
     segments.contact_segments(text),
-    segments.wait(interval)
+    segments.wait(interval),
+    segments.explain(uuid, uuid), segments.explain(uuid, text),
+    segments.explain(bigint, uuid), segments.explain(bigint, text),
+    segments.explain(integer, uuid), segments.explain(integer, text),
+    segments.explain(smallint, uuid), segments.explain(smallint, text),
+    segments.explain(text, uuid), segments.explain(text, text),
+    segments.explain_text(uuid, uuid), segments.explain_text(uuid, text),
+    segments.explain_text(bigint, uuid), segments.explain_text(bigint, text),
+    segments.explain_text(integer, uuid), segments.explain_text(integer, text),
+    segments.explain_text(smallint, uuid), segments.explain_text(smallint, text),
+    segments.explain_text(text, uuid), segments.explain_text(text, text)
     TO segments_read;
 
 -- Management interface.
@@ -69,6 +79,7 @@ GRANT EXECUTE ON FUNCTION
     segments.refresh(text),
     segments.schedule(text, interval),
     segments._segment_id(text),
-    segments._managed_segment_id(text)
+    segments._managed_segment_id(text),
+    segments.preview(jsonb, integer)
     TO segments_write;
 GRANT SELECT ON segments.change_queue_failed TO segments_write;
