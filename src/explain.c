@@ -349,7 +349,7 @@ missing_reason(const RuleCondition *cond, const TraceEntry *entry)
 		case RULE_TRACE_NO_TRAITS:
 			return pstrdup("the traits column is NULL");
 		case RULE_TRACE_ABSENT:
-			return pstrdup("no trait at this key");
+			return pstrdup(cond->npath > 1 ? "no trait at this path" : "no trait at this key");
 		case RULE_TRACE_JSON_NULL:
 			return pstrdup("the trait is JSON null");
 		case RULE_TRACE_OTHER_TYPE:
@@ -442,11 +442,27 @@ readable_by_caller(Explainer *ex, const RuleCondition *cond)
 	return true;
 }
 
+/* A column's text as an SQL literal, as compile() shows text values. */
+static char *
+text_literal(const char *str)
+{
+	StringInfoData buf;
+	RuleScalar	s;
+
+	s.type = RVT_TEXT;
+	s.u.text.str = str;
+	s.u.text.len = strlen(str);
+	initStringInfo(&buf);
+	RuleRenderScalar(&buf, &s, NULL);
+	return buf.data;
+}
+
 /* What an attribute or trait condition read: JSON keys and a text note. */
 static void
 explain_read(Explainer *ex, const RuleCondition *cond, const TraceEntry *entry)
 {
 	char	   *raw = NULL;
+	char	   *shown;			/* raw, for the text form */
 	char	   *reason;
 	const char *column = NULL;
 
@@ -470,6 +486,7 @@ explain_read(Explainer *ex, const RuleCondition *cond, const TraceEntry *entry)
 		else
 			json_raw(ex, "json", raw);
 	}
+	shown = raw == NULL ? "" : cond->type == COND_ATTRIBUTE ? text_literal(raw) : raw;
 	reason = missing_reason(cond, entry);
 	if (reason != NULL)
 	{
@@ -477,7 +494,12 @@ explain_read(Explainer *ex, const RuleCondition *cond, const TraceEntry *entry)
 
 		json_string(ex, "missing", reason);
 		json_string(ex, "why", rule);
-		appendStringInfo(&ex->text, "  -- missing: %s; %s", reason, rule);
+		appendStringInfo(&ex->text, "  -- missing: %s", reason);
+		/* what could not be read */
+		if (raw != NULL && (entry->kind == RULE_TRACE_UNREADABLE ||
+							entry->kind == RULE_TRACE_OTHER_TYPE))
+			appendStringInfo(&ex->text, " (%s)", shown);
+		appendStringInfo(&ex->text, "; %s", rule);
 		return;
 	}
 	switch (entry->kind)
@@ -489,24 +511,23 @@ explain_read(Explainer *ex, const RuleCondition *cond, const TraceEntry *entry)
 						RuleTypeName(cond->op == OP_IS_SET ? cond->element_as : cond->read_as));
 			appendStringInfo(&ex->text, "  -- read %s", entry->value_text);
 			/* the value as stored, when reading changed how it looks */
-			if (raw != NULL && cond->read_as != RVT_NATIVE &&
-				!(cond->type == COND_ATTRIBUTE && cond->read_as == RVT_TEXT) &&
-				strcmp(raw, entry->value_text) != 0)
-				appendStringInfo(&ex->text, " from %s", raw);
+			if (raw != NULL &&
+				(cond->type == COND_TRAIT ||
+				 (cond->attr.is_text && cond->read_as != RVT_TEXT)) &&
+				strcmp(shown, entry->value_text) != 0)
+				appendStringInfo(&ex->text, " from %s", shown);
 			break;
 		case RULE_TRACE_PRESENT:
-			appendStringInfo(&ex->text, "  -- present: %s", raw ? raw : "");
+			appendStringInfo(&ex->text, "  -- present: %s", shown);
 			break;
 		case RULE_TRACE_ELEMENTS:
 			json_raw(ex, "elements", psprintf("%d", (int) entry->number));
 			appendStringInfo(&ex->text, "  -- searched %d element%s of %s",
-							 (int) entry->number, entry->number == 1 ? "" : "s",
-							 raw ? raw : "");
+							 (int) entry->number, entry->number == 1 ? "" : "s", shown);
 			break;
 		case RULE_TRACE_LENGTH:
 			json_raw(ex, "length", psprintf("%d", (int) entry->number));
-			appendStringInfo(&ex->text, "  -- length %d of %s", (int) entry->number,
-							 raw ? raw : "");
+			appendStringInfo(&ex->text, "  -- length %d of %s", (int) entry->number, shown);
 			break;
 		default:
 			break;
