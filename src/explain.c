@@ -659,6 +659,17 @@ explain_segment(Explainer *ex, int pos, int depth, bool top)
 
 	if (!top)
 		appendStringInfoChar(&ex->json, '{');
+	if (!top && !CatalogSegmentVisibleIn(&ex->view, seg->tenant))
+	{
+		/* references stay within a tenant: this is only a safeguard */
+		json_bool(ex, "evaluated", evaluated);
+		json_bool(ex, "visible", false);
+		appendStringInfoChar(&ex->json, '}');
+		text_indent(ex, depth);
+		appendStringInfo(&ex->text, "a segment this session may not see: evaluated %s\n",
+						 evaluated ? "true" : "false");
+		return;
+	}
 	json_string(ex, "segment", seg->name);
 	json_string(ex, "id", uuid_text(&seg->id));
 	json_string(ex, "tenant", seg->tenant);
