@@ -127,12 +127,10 @@ visit(Datum key, const char *tenant, bool member, void *arg)
 	MemoryContextSwitchTo(old);
 }
 
-static Preview *preview_sort_arg;
-
 static int
-sort_keys(const void *a, const void *b)
+sort_keys(const void *a, const void *b, void *arg)
 {
-	return key_cmp(preview_sort_arg, *(const Datum *) a, *(const Datum *) b);
+	return key_cmp((Preview *) arg, *(const Datum *) a, *(const Datum *) b);
 }
 
 /*
@@ -209,8 +207,7 @@ segments_preview(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	PrivilegeRestore(&pctx, true);
 
-	preview_sort_arg = pv;
-	qsort(pv->keys, pv->nkeys, sizeof(Datum), sort_keys);
+	qsort_arg(pv->keys, pv->nkeys, sizeof(Datum), sort_keys, pv);
 	texts = palloc(Max(pv->nkeys, 1) * sizeof(Datum));
 	getTypeOutputInfo(key_type, &outfunc, &isvarlena);
 	for (int i = 0; i < pv->nkeys; i++)
