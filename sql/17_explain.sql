@@ -111,6 +111,14 @@ SELECT segments.create_segment('Ex vip', '{"type":"attribute","field":"plan","op
 SELECT segments.create_segment('Ex nested', '{"type":"segment","op":"in","value":"Ex groups"}') IS NOT NULL AS created;
 SELECT segments.refresh();
 
+-- The traced evaluation (every child of a group evaluated) decides as the
+-- pass did: for every contact of the tenant and every segment, the fresh
+-- evaluation equals the stored membership the pass wrote.
+SELECT count(*) AS explained,
+       count(*) FILTER (WHERE (segments.explain(c.id, s.id)->'agrees')::boolean) AS agreeing,
+       count(*) FILTER (WHERE (segments.explain(c.id, s.id)->'evaluated')::boolean) AS members
+  FROM generate_series(1, 20) AS c(id), segments.segments s WHERE s.name LIKE 'Ex %';
+
 -- Each family for a contact with values (1) and one with NULLs and no
 -- traits (4): what was read, as what, and why a missing value decides.
 SELECT segments.explain_text(1, 'Ex equality');
