@@ -103,6 +103,8 @@ extern bool CatalogParseUuid(const char *str, pg_uuid_t *uuid);
 extern void CatalogBuildParseContext(RuleParseContext *pctx, Relation source,
 									 const SegmentsConfig *config);
 extern bool CatalogResolveSavedRef(const char *ref, pg_uuid_t *id, void *arg);
+extern RuleParseResult *DefinitionParse(Jsonb *definition, const char *tenant,
+									   const SegmentCatalog *cat);
 extern RuleNode *CatalogParseSaved(const CatalogSegment *seg, RuleParseContext *pctx,
 								   char **error);
 
@@ -121,6 +123,12 @@ extern int	MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums
 extern bool MembershipContains(const int32 *nums, int n, int32 num);
 extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
 
+/* functions.c: a reading function's segment argument */
+extern const CatalogSegment *ReadSegmentArg(FunctionCallInfo fcinfo, int argno,
+											const SegmentCatalog *cat,
+											const TenantView *view, bool have_key,
+											Datum key);
+
 /* stats.c: per-segment statistics columns (absent in a 0.1.0 catalog) */
 extern bool StatsColumnsExist(void);
 
@@ -131,6 +139,34 @@ extern int64 EvaluateLockWaitUs;
 extern bool EvaluateInContacts;
 extern void SharedTimeEvaluated(TimestampTz at);
 extern int64 EvaluateContacts(ArrayType *keys);
+
+/* evaluate.c: evaluating without writing, for explain.c and preview.c */
+typedef struct EvaluateOutcomeSegment
+{
+	const CatalogSegment *seg;
+	const RuleNode *rule;		/* as evaluated; NULL: could not compile */
+	const char *error;			/* why not */
+	bool		needed;			/* evaluated (for contacts of its tenant) */
+	bool		result;
+} EvaluateOutcomeSegment;
+
+typedef struct EvaluateOutcome
+{
+	const SegmentsConfig *config;
+	TupleTableSlot *row;		/* the contact's row, every column deformed */
+	const char *tenant;			/* its tenant as text, or NULL */
+	TimestampTz now;			/* the time it was evaluated at */
+	int			nsegments;		/* every segment, in dependency order */
+	EvaluateOutcomeSegment *segments;
+} EvaluateOutcome;
+
+typedef void (*EvaluateReportFn) (const EvaluateOutcome *outcome, void *arg);
+typedef void (*EvaluateVisitFn) (Datum key, const char *tenant, bool member, void *arg);
+
+extern bool EvaluateExplain(const pg_uuid_t *target, Datum key, RuleTrace *trace,
+							EvaluateReportFn report, void *arg);
+extern void EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs,
+							   int nrefs, EvaluateVisitFn visit, void *arg);
 
 /* writers.c: a definition's first evaluation waits for writers in flight */
 typedef struct WriterWait

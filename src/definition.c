@@ -171,8 +171,8 @@ append_refs(StringInfo buf, const RuleNode *node, bool *first)
  * a column its author (PrivilegeDefinitionAuthor()) may not SELECT.  The
  * tree lives in the current memory context.
  */
-static RuleParseResult *
-parse_definition(Jsonb *definition, const char *tenant, const SegmentCatalog *cat)
+RuleParseResult *
+DefinitionParse(Jsonb *definition, const char *tenant, const SegmentCatalog *cat)
 {
 	RuleParseContext pctx;
 	ResolveArg	ra;
@@ -209,7 +209,7 @@ segments_validate(PG_FUNCTION_ARGS)
 	Jsonb	   *definition = PG_GETARG_JSONB_P(0);
 	char	   *tenant = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	const SegmentCatalog *cat = CatalogGet();
-	RuleParseResult *result = parse_definition(definition, tenant, cat);
+	RuleParseResult *result = DefinitionParse(definition, tenant, cat);
 	StringInfoData buf;
 	bool		first = true;
 
@@ -243,7 +243,7 @@ segments_compile(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *definition = PG_GETARG_JSONB_P(0);
 	TenantView	view = CatalogManageView();
-	RuleParseResult *result = parse_definition(definition, view.tenant, CatalogGet());
+	RuleParseResult *result = DefinitionParse(definition, view.tenant, CatalogGet());
 
 	PG_RETURN_TEXT_P(cstring_to_text(RuleRender(result->root)));
 }

@@ -117,6 +117,7 @@ typedef struct EvalPlan
 	SPIPlanPtr	delete_plan;
 	Snapshot	snapshot;		/* taken after the lock: every read and write */
 	int64		changed;		/* contacts whose membership changed */
+	RuleTrace  *trace;			/* explain: reports every node; else NULL */
 } EvalPlan;
 
 /* One contact of a batch: its key and the segments it is now in. */
@@ -551,6 +552,7 @@ evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums, char **tena
 												   sizeof(RuleFieldSlot));
 	ctx.field_slots = plan->field_slots;
 	ctx.generation = ++plan->generation;
+	ctx.trace = plan->trace;
 	if (plan->need_traits && config->traits_attnum > 0 &&
 		!slot->tts_isnull[config->traits_attnum - 1])
 		ctx.traits = DatumGetJsonbP(slot->tts_values[config->traits_attnum - 1]);
@@ -1592,4 +1594,174 @@ segments_refresh_contacts(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_INT64(0);
 	PG_RETURN_INT64(EvaluateContacts(PG_GETARG_ARRAYTYPE_P(0)));
+}
+
+/* ----------------------------------------------------------------
+ * Evaluating without writing: explain and preview
+ * ---------------------------------------------------------------- */
+
+/*
+ * segments.explain() (explain.c): evaluates segment `target` and the
+ * segments it reads for the contact with this key, with the code and the
+ * plan of a pass (verify's: no lock, nothing written), every node reported
+ * to trace.  report() then sees the outcome while the pass's memory lasts.
+ * Returns false, without calling report(), when the source has no such
+ * contact.
+ */
+bool
+EvaluateExplain(const pg_uuid_t *target, Datum key, RuleTrace *trace,
+				EvaluateReportFn report, void *arg)
+{
+	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments explain",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+	EvalPlan   *plan;
+	TupleTableSlot *slot;
+	bool		found;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = plan_build(target, 1, true, true);
+	PushActiveSnapshot(plan->snapshot);
+	slot = table_slot_create(plan->source, NULL);
+	found = MembershipProbe(plan->source, plan->cat->config.source_key_index,
+							plan->cat->config.key_type, key, slot);
+	if (found)
+	{
+		EvaluateOutcome outcome;
+		int32	   *nums;
+		char	   *tenant;
+
+		slot_getallattrs(slot);
+		plan->trace = trace;
+		(void) evaluate_contact(plan, slot, &nums, &tenant);
+		plan->trace = NULL;
+		outcome.config = &plan->cat->config;
+		outcome.row = slot;
+		outcome.tenant = tenant;
+		outcome.now = plan->now;
+		outcome.nsegments = plan->nsegments;
+		outcome.segments = palloc0(Max(plan->nsegments, 1) * sizeof(EvaluateOutcomeSegment));
+		for (int i = 0; i < plan->nsegments; i++)
+		{
+			outcome.segments[i].seg = plan->segments[i].seg;
+			outcome.segments[i].rule = plan->segments[i].rule;
+			outcome.segments[i].error = plan->segments[i].error;
+			outcome.segments[i].needed = plan->segments[i].needed;
+			outcome.segments[i].result = plan->results[i];
+		}
+		report(&outcome, arg);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	PopActiveSnapshot();
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+	return found;
+}
+
+/*
+ * segments.preview() (preview.c): evaluates an unsaved definition (rule,
+ * parsed against the current catalog: refs are the nrefs segments it reads)
+ * as a segment of `tenant` (NULL: global) would be by a full pass: one scan
+ * of the source, the segments it reads evaluated afresh, nothing written.
+ * visit() is called for every contact, in the contact's memory context
+ * (reset after each), with its key, its tenant and whether it is a member.
+ * A percentage condition without a salt hashes with the nil uuid: a
+ * saved segment's default salt, its id, does not exist yet.
+ */
+void
+EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, int nrefs,
+				   EvaluateVisitFn visit, void *arg)
+{
+	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments preview",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+	MemoryContext contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact",
+													  ALLOCSET_DEFAULT_SIZES);
+	EvalPlan   *plan;
+	CatalogSegment *seg;
+	EvalSegment *es;
+	char	   *error = NULL;
+	int			self;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = plan_build(NULL, 0, true, true);
+
+	/* the definition as one more segment, after those it reads */
+	seg = palloc0(sizeof(CatalogSegment));
+	seg->num = plan->max_num + 1;
+	seg->tenant = tenant ? pstrdup(tenant) : NULL;
+	seg->name = "preview";
+	seg->ndepends = nrefs;
+	seg->depends_on = (pg_uuid_t *) refs;
+	self = plan->nsegments;
+	plan->segments = repalloc(plan->segments, (self + 1) * sizeof(EvalSegment));
+	plan->results = repalloc(plan->results, (self + 1) * sizeof(bool));
+	plan->nsegments = self + 1;
+	es = &plan->segments[self];
+	memset(es, 0, sizeof(EvalSegment));
+	es->seg = seg;
+	es->id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&seg->id)));
+	if (!plan_link(plan, rule, self, &error))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot preview this definition: %s", error),
+				 errhint("Fix the referenced segment first; segments.status shows its last error.")));
+	es->rule = RuleCompact(rule);
+
+	/* evaluate it and what it reads, nothing else */
+	for (int i = 0; i < self; i++)
+		plan->segments[i].writable = plan->segments[i].reported = plan->segments[i].needed = false;
+	es->needed = true;
+	for (int i = self; i >= 0; i--)
+	{
+		EvalSegment *e = &plan->segments[i];
+
+		if (!e->needed || e->rule == NULL)
+			continue;
+		for (int d = 0; d < e->seg->ndepends; d++)
+		{
+			int			pos = plan_position(plan, &e->seg->depends_on[d]);
+
+			if (pos >= 0)
+				plan->segments[pos].needed = true;
+		}
+	}
+	plan->max_num = seg->num;
+	plan->by_num = palloc0((plan->max_num + 1) * sizeof(EvalSegment *));
+	for (int i = 0; i < plan->nsegments; i++)
+		plan->by_num[plan->segments[i].seg->num] = &plan->segments[i];
+
+	scan = table_beginscan(plan->source, plan->snapshot, 0, NULL);
+	slot = table_slot_create(plan->source, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		int32	   *nums;
+		char	   *contact_tenant;
+		MemoryContext prev;
+
+		CHECK_FOR_INTERRUPTS();
+		prev = MemoryContextSwitchTo(contact_cxt);
+		slot_getallattrs(slot);
+		(void) evaluate_contact(plan, slot, &nums, &contact_tenant);
+		visit(slot->tts_values[plan->cat->config.key_attnum - 1], contact_tenant,
+			  plan->results[self], arg);
+		MemoryContextSwitchTo(prev);
+		MemoryContextReset(contact_cxt);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
 }

@@ -163,6 +163,18 @@ segment_arg(FunctionCallInfo fcinfo, int argno, const SegmentCatalog *cat,
 						   have_key, key);
 }
 
+/*
+ * The segment argument argno of a reading function, resolved as
+ * segment_is_member resolves it (key, when have_key: the contact, for a
+ * name several tenants use); NULL when the session sees no such segment.
+ */
+const CatalogSegment *
+ReadSegmentArg(FunctionCallInfo fcinfo, int argno, const SegmentCatalog *cat,
+			   const TenantView *view, bool have_key, Datum key)
+{
+	return segment_arg(fcinfo, argno, cat, view, have_key, key);
+}
+
 /* The contact argument 0 as a key; false if it cannot be one. */
 static bool
 contact_arg(FunctionCallInfo fcinfo, const SegmentCatalog *cat, Datum *key)

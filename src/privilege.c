@@ -114,8 +114,8 @@ PrivilegeDefinitionAuthor(void)
 }
 
 /* May role read column attnum of relid, by table or column privileges? */
-static bool
-may_select(Oid relid, AttrNumber attnum, Oid role)
+bool
+PrivilegeMaySelect(Oid relid, AttrNumber attnum, Oid role)
 {
 	return pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK ||
 		pg_attribute_aclcheck(relid, attnum, role, ACL_SELECT) == ACLCHECK_OK;
@@ -152,11 +152,11 @@ check_node(const RuleNode *node, Oid relid, AttrNumber traits_attnum, Oid role)
 		check_node(node->children[i], relid, traits_attnum, role);
 	if (node->kind != RULE_CONDITION)
 		return;
-	if (cond->type == COND_ATTRIBUTE && !may_select(relid, cond->attr.attnum, role))
+	if (cond->type == COND_ATTRIBUTE && !PrivilegeMaySelect(relid, cond->attr.attnum, role))
 		column_denied(relid, cond->attr.attnum, role,
 					  cond->json_path ? cond->json_path : "$", false);
 	if (cond->type == COND_TRAIT && traits_attnum > 0 &&
-		!may_select(relid, traits_attnum, role))
+		!PrivilegeMaySelect(relid, traits_attnum, role))
 		column_denied(relid, traits_attnum, role,
 					  cond->json_path ? cond->json_path : "$", true);
 }

@@ -25,6 +25,7 @@ extern Oid	PrivilegeExtensionOwner(void);
 extern void PrivilegeBecomeOwner(PrivilegeContext *ctx, int sec_flags);
 extern void PrivilegeRestore(PrivilegeContext *ctx, bool ok);
 extern Oid	PrivilegeDefinitionAuthor(void);
+extern bool PrivilegeMaySelect(Oid relid, AttrNumber attnum, Oid role);
 extern void PrivilegeCheckColumns(const RuleNode *root, Oid relid, AttrNumber traits_attnum,
 								  Oid role);
 

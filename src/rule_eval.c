@@ -31,6 +31,32 @@
 #include "utils/memutils.h"
 
 /* ----------------------------------------------------------------
+ * Tracing (segments.explain): off in the passes, where each report point
+ * costs one test of a pointer that is NULL.
+ * ---------------------------------------------------------------- */
+
+static void
+trace_read(const RuleEvalContext *ctx, const RuleCondition *cond, RuleTraceKind kind,
+		   const RuleScalar *value, const JsonbValue *json, double number)
+{
+	RuleTraceRead read;
+
+	read.kind = kind;
+	read.value = value;
+	read.json = json;
+	read.number = number;
+	read.index = 0;
+	read.result = false;
+	ctx->trace->read(ctx->trace->arg, cond, &read);
+}
+
+#define TRACE_READ(ctx, cond, kind, value, json, number) \
+	do { \
+		if (unlikely((ctx)->trace != NULL)) \
+			trace_read((ctx), (cond), (kind), (value), (json), (number)); \
+	} while (0)
+
+/* ----------------------------------------------------------------
  * Text helpers
  * ---------------------------------------------------------------- */
 
@@ -495,7 +521,10 @@ eval_attribute(RuleCondition *cond, const RuleEvalContext *ctx)
 	RuleScalar	field;
 
 	if (ctx->nulls[a->attnum - 1])
+	{
+		TRACE_READ(ctx, cond, RULE_TRACE_NULL, NULL, NULL, 0);
 		return false;
+	}
 	d = ctx->values[a->attnum - 1];
 	if (a->is_array)
 	{
@@ -504,19 +533,32 @@ eval_attribute(RuleCondition *cond, const RuleEvalContext *ctx)
 		int			n;
 
 		if (cond->op != OP_CONTAINS && !cond->as_length)
+		{
+			TRACE_READ(ctx, cond, RULE_TRACE_PRESENT, NULL, NULL, 0);
 			return cond->op == OP_IS_SET;
+		}
 		n = read_array(cond, d, ctx, &elems, &nulls);
+		TRACE_READ(ctx, cond, cond->as_length ? RULE_TRACE_LENGTH : RULE_TRACE_ELEMENTS,
+				   NULL, NULL, n);
 		if (cond->as_length)
 			return apply_length(cond, n, ctx);
 		return array_contains(cond, elems, nulls, n);
 	}
 	if (cond->as_length)
 	{
+		int			length;
+
 		datum_to_scalar(d, a->typid, true, RVT_TEXT, &field);
-		return apply_length(cond, pg_mbstrlen_with_len(field.u.text.str, field.u.text.len), ctx);
+		length = pg_mbstrlen_with_len(field.u.text.str, field.u.text.len);
+		TRACE_READ(ctx, cond, RULE_TRACE_LENGTH, NULL, NULL, length);
+		return apply_length(cond, length, ctx);
 	}
 	if (!read_column(cond, d, ctx, &field))
+	{
+		TRACE_READ(ctx, cond, RULE_TRACE_UNREADABLE, NULL, NULL, 0);
 		return false;
+	}
+	TRACE_READ(ctx, cond, RULE_TRACE_VALUE, &field, NULL, 0);
 	return apply_op(cond, &field, ctx);
 }
 
@@ -607,12 +649,18 @@ eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
 	RuleFieldSlot *slot;
 
 	if (ctx->traits == NULL)
+	{
+		TRACE_READ(ctx, cond, RULE_TRACE_NO_TRAITS, NULL, NULL, 0);
 		return false;
+	}
 	slot = field_slot(cond, ctx, &fresh);
 	if (slot != NULL && fresh)
 	{
 		if (!slot->ok)
+		{
+			TRACE_READ(ctx, cond, RULE_TRACE_ABSENT, NULL, NULL, 0);
 			return false;
+		}
 		jv = slot->jv;
 	}
 	else
@@ -625,29 +673,60 @@ eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
 			slot->jv = jv;
 		}
 		if (!found)
+		{
+			TRACE_READ(ctx, cond, RULE_TRACE_ABSENT, NULL, NULL, 0);
 			return false;
+		}
 	}
 	if (jv.type == jbvNull)
-		return false;
-	if (cond->as_length)
 	{
-		if (is_json_array(&jv))
-			return apply_length(cond, JsonContainerSize(jv.val.binary.data), ctx);
-		if (jv.type == jbvString)
-			return apply_length(cond, pg_mbstrlen_with_len(jv.val.string.val,
-														   jv.val.string.len), ctx);
+		TRACE_READ(ctx, cond, RULE_TRACE_JSON_NULL, NULL, &jv, 0);
 		return false;
 	}
+	if (cond->as_length)
+	{
+		int			length = -1;
+
+		if (is_json_array(&jv))
+			length = JsonContainerSize(jv.val.binary.data);
+		else if (jv.type == jbvString)
+			length = pg_mbstrlen_with_len(jv.val.string.val, jv.val.string.len);
+		TRACE_READ(ctx, cond, length < 0 ? RULE_TRACE_UNREADABLE : RULE_TRACE_LENGTH,
+				   NULL, &jv, length);
+		if (length < 0)
+			return false;
+		return apply_length(cond, length, ctx);
+	}
 	if (cond->op == OP_IS_SET && !cond->explicit_as)
+	{
+		TRACE_READ(ctx, cond, RULE_TRACE_PRESENT, NULL, &jv, 0);
 		return true;			/* present and not null */
+	}
 	if (cond->op == OP_CONTAINS && is_json_array(&jv))
+	{
+		TRACE_READ(ctx, cond, RULE_TRACE_ELEMENTS, NULL, &jv,
+				   JsonContainerSize(jv.val.binary.data));
 		return json_array_contains(cond, jv.val.binary.data);
+	}
 	if (cond->op == OP_IS_SET)
-		return RuleReadJsonb(&jv, cond->element_as, &field);
+	{
+		bool		readable = RuleReadJsonb(&jv, cond->element_as, &field);
+
+		TRACE_READ(ctx, cond, readable ? RULE_TRACE_VALUE : RULE_TRACE_UNREADABLE,
+				   readable ? &field : NULL, &jv, 0);
+		return readable;
+	}
 	if (cond->strict && !json_has_type(&jv, cond->read_as))
+	{
+		TRACE_READ(ctx, cond, RULE_TRACE_OTHER_TYPE, NULL, &jv, 0);
 		return false;			/* another JSON type: missing */
+	}
 	if (!RuleReadJsonb(&jv, cond->read_as, &field))
+	{
+		TRACE_READ(ctx, cond, RULE_TRACE_UNREADABLE, NULL, &jv, 0);
 		return false;
+	}
+	TRACE_READ(ctx, cond, RULE_TRACE_VALUE, &field, &jv, 0);
 	return apply_op(cond, &field, ctx);
 }
 
@@ -658,6 +737,21 @@ eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
 static bool
 eval_segment(const RuleCondition *cond, const RuleEvalContext *ctx)
 {
+	if (unlikely(ctx->trace != NULL))
+	{
+		bool		any = false;
+
+		/* every reference reported, not only up to the first true one */
+		for (int i = 0; i < cond->nsegments; i++)
+		{
+			RuleTraceRead read = {RULE_TRACE_SEGMENT, NULL, NULL, 0, i,
+			ctx->segment_result[cond->segment_slots[i]]};
+
+			ctx->trace->read(ctx->trace->arg, cond, &read);
+			any = any || read.result;
+		}
+		return any;
+	}
 	for (int i = 0; i < cond->nsegments; i++)
 		if (ctx->segment_result[cond->segment_slots[i]])
 			return true;
@@ -670,6 +764,8 @@ eval_percentage(const RuleCondition *cond, const RuleEvalContext *ctx)
 	const char *salt = cond->salt ? cond->salt : ctx->default_salt;
 	double		bucket = RulePercentageBucket(salt, strlen(salt), ctx->key_text, ctx->key_len);
 
+	TRACE_READ(ctx, cond, bucket < 0 ? RULE_TRACE_UNREADABLE : RULE_TRACE_BUCKET,
+			   NULL, NULL, bucket);
 	if (bucket < 0)
 		return false;
 	switch (cond->op)
@@ -720,9 +816,45 @@ eval_condition(RuleCondition *cond, const RuleEvalContext *ctx)
 	return result;
 }
 
+/*
+ * RuleEvaluate with a trace: every child of a group is evaluated (the
+ * result is the same as with the short cuts, and explain shows them all),
+ * and every node is reported with its result.
+ */
+static bool
+evaluate_traced(const RuleNode *node, RuleEvalContext *ctx)
+{
+	bool		result = false;
+
+	switch (node->kind)
+	{
+		case RULE_AND:
+			result = true;
+			for (int i = 0; i < node->nchildren; i++)
+				if (!RuleEvaluate(node->children[i], ctx))
+					result = false;
+			break;
+		case RULE_OR:
+			for (int i = 0; i < node->nchildren; i++)
+				if (RuleEvaluate(node->children[i], ctx))
+					result = true;
+			break;
+		case RULE_NOT:
+			result = !RuleEvaluate(node->children[0], ctx);
+			break;
+		case RULE_CONDITION:
+			result = eval_condition(node->cond, ctx);
+			break;
+	}
+	ctx->trace->node(ctx->trace->arg, node, result);
+	return result;
+}
+
 bool
 RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx)
 {
+	if (unlikely(ctx->trace != NULL))
+		return evaluate_traced(node, ctx);
 	switch (node->kind)
 	{
 		case RULE_AND:

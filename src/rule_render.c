@@ -499,3 +499,20 @@ RuleRender(const RuleNode *root)
 	render_node(&buf, root);
 	return buf.data;
 }
+
+/*
+ * One value as compile() shows operands (segments.explain shows the values
+ * a contact's fields were read as so).
+ */
+void
+RuleRenderScalar(StringInfo buf, const RuleScalar *s, const RuleAttribute *attr)
+{
+	render_scalar(buf, s, attr);
+}
+
+/* The name of a type a field is read as ("number", "timestamp", ...). */
+const char *
+RuleTypeName(RuleValueType type)
+{
+	return type_names[type];
+}

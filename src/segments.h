@@ -24,6 +24,7 @@
 #include "access/attnum.h"
 #include "access/tupdesc.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/inet.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -282,6 +283,43 @@ typedef struct RuleFieldSlot
 	int			nelems;
 } RuleFieldSlot;
 
+/*
+ * Tracing an evaluation (segments.explain): what a condition read for the
+ * contact, reported before the condition's result.
+ */
+typedef enum RuleTraceKind
+{
+	RULE_TRACE_VALUE,			/* the field read as the condition's type */
+	RULE_TRACE_NULL,			/* the column is SQL NULL */
+	RULE_TRACE_NO_TRAITS,		/* the traits column is SQL NULL */
+	RULE_TRACE_ABSENT,			/* no trait at that key or path */
+	RULE_TRACE_JSON_NULL,		/* the trait is JSON null */
+	RULE_TRACE_OTHER_TYPE,		/* strict reading: another JSON type */
+	RULE_TRACE_UNREADABLE,		/* cannot be read as the condition's type */
+	RULE_TRACE_PRESENT,			/* is_set: present (nothing to read) */
+	RULE_TRACE_ELEMENTS,		/* an array searched by contains */
+	RULE_TRACE_LENGTH,			/* "as": "length" */
+	RULE_TRACE_BUCKET,			/* a percentage bucket */
+	RULE_TRACE_SEGMENT			/* a referenced segment's result */
+} RuleTraceKind;
+
+typedef struct RuleTraceRead
+{
+	RuleTraceKind kind;
+	const RuleScalar *value;	/* VALUE */
+	const JsonbValue *json;		/* trait: the value found, when found */
+	double		number;			/* ELEMENTS, LENGTH: the count; BUCKET */
+	int			index;			/* SEGMENT: which reference */
+	bool		result;			/* SEGMENT: its result */
+} RuleTraceRead;
+
+typedef struct RuleTrace
+{
+	void		(*read) (void *arg, const RuleCondition *cond, const RuleTraceRead *read);
+	void		(*node) (void *arg, const RuleNode *node, bool result);
+	void	   *arg;
+} RuleTrace;
+
 /* Everything a rule needs to know about the contact being evaluated. */
 typedef struct RuleEvalContext
 {
@@ -295,6 +333,12 @@ typedef struct RuleEvalContext
 	const bool *segment_result; /* results of segments evaluated before */
 	RuleFieldSlot *field_slots; /* by RuleCondition.field_slot - 1; or NULL */
 	uint32		generation;		/* changes with every contact */
+
+	/*
+	 * NULL in the passes.  Set (explain): every node is evaluated, groups
+	 * without short cuts, and reported with what it read.
+	 */
+	RuleTrace  *trace;
 } RuleEvalContext;
 
 /* rule_parse.c */
@@ -303,6 +347,8 @@ extern bool RuleErrorIsInput(int sqlerrcode);
 
 /* rule_render.c */
 extern char *RuleRender(const RuleNode *root);
+extern void RuleRenderScalar(StringInfo buf, const RuleScalar *s, const RuleAttribute *attr);
+extern const char *RuleTypeName(RuleValueType type);
 
 /* rule_eval.c */
 extern bool RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx);

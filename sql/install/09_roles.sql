@@ -52,7 +52,17 @@ GRANT EXECUTE ON FUNCTION
     segments.contact_segments(integer), segments.contact_segments(smallint),
     segments.contact_segments(text),
     segments.wait(interval),
-    segments.segment_counts(uuid, date, date), segments.segment_counts(text, date, date)
+    segments.segment_counts(uuid, date, date), segments.segment_counts(text, date, date),
+    segments.explain(uuid, uuid), segments.explain(uuid, text),
+    segments.explain(bigint, uuid), segments.explain(bigint, text),
+    segments.explain(integer, uuid), segments.explain(integer, text),
+    segments.explain(smallint, uuid), segments.explain(smallint, text),
+    segments.explain(text, uuid), segments.explain(text, text),
+    segments.explain_text(uuid, uuid), segments.explain_text(uuid, text),
+    segments.explain_text(bigint, uuid), segments.explain_text(bigint, text),
+    segments.explain_text(integer, uuid), segments.explain_text(integer, text),
+    segments.explain_text(smallint, uuid), segments.explain_text(smallint, text),
+    segments.explain_text(text, uuid), segments.explain_text(text, text)
     TO segments_read;
 -- (segments.membership_changes, membership_history, consume_changes() and
 -- was_member() are made by configure() with their grants: 08_history.sql)
@@ -73,7 +83,8 @@ GRANT EXECUTE ON FUNCTION
     segments.refresh(text),
     segments.schedule(text, interval),
     segments._segment_id(text),
-    segments._managed_segment_id(text)
+    segments._managed_segment_id(text),
+    segments.preview(jsonb, integer)
     TO segments_write;
 GRANT SELECT ON segments.change_queue_failed TO segments_write;
 
