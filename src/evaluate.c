@@ -2,8 +2,10 @@
  *
  * evaluate.c
  *		Evaluation passes: every segment for every contact of the source
- *		in one scan (refresh), or for a given set of contacts (the worker's
- *		incremental path), applying only the difference to segments.member.
+ *		in one scan (refresh), for the next key range of contacts (a chunk
+ *		of the worker's chunked pass, pass_chunked.c), or for a given set
+ *		of contacts (the worker's incremental path), applying only the
+ *		difference to segments.member.
  *
  * Both passes compute, per contact, the sorted numbers of the segments it
  * belongs to, collect them in batches, read the stored rows of the batch
@@ -17,6 +19,7 @@
 #include "catalog.h"
 #include "member_codec.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -267,14 +270,19 @@ reaches(EvalPlan *plan, const CatalogSegment *seg, const pg_uuid_t *only, int de
 	return false;
 }
 
-/* The states of all segments, read through SPI: "ready" ones get true. */
+/*
+ * The states of all segments, read through SPI: "ready" ones get true, and
+ * "evaluating" ones (a chunked pass is rewriting them: pass_chunked.c; the
+ * contacts it has visited already hold their new membership, so changes
+ * of contacts must reach it too).
+ */
 static bool *
 load_ready(EvalPlan *plan)
 {
 	bool	   *ready = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
 
 	if (SPI_execute("SELECT segment_id FROM segments.segment_state"
-					" WHERE state OPERATOR(pg_catalog.=) 'ready'",
+					" WHERE state OPERATOR(pg_catalog.=) ANY ('{ready,evaluating}'::pg_catalog.text[])",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segments.segment_state");
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -960,29 +968,41 @@ batch_create(void)
 
 /*
  * Deletes stored rows of contacts that left the source; their memberships
- * of segments the pass did not rewrite are subtracted from those counts.
+ * of segments the pass did not rewrite are subtracted from those counts
+ * (of every segment, for a chunk: counts follow changes there).  A chunk
+ * passes the key range it visited, lo < key <= hi (NULL: unbounded).
  */
 static void
-delete_departed(EvalPlan *plan)
+delete_departed(EvalPlan *plan, const Datum *lo, const Datum *hi)
 {
 	const SegmentsConfig *config = &plan->cat->config;
 	Relation	source = plan->source;
 	StringInfoData sql;
 	const char *keycol = get_attname(config->source_relid, config->key_attnum, false);
+	Oid			types[2] = {config->key_type, config->key_type};
+	Datum		values[2] = {lo ? *lo : (Datum) 0, hi ? *hi : (Datum) 0};
+	char		nulls[2] = {lo ? ' ' : 'n', hi ? ' ' : 'n'};
+	SPIPlanPtr	stmt;
 
 	initStringInfo(&sql);
 	/* counted per segment in SQL: memory does not grow with departures */
 	appendStringInfo(&sql,
 					 "WITH gone AS (DELETE FROM segments.member m WHERE NOT EXISTS"
 					 " (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
+					 "%s%s"
 					 " RETURNING m.data)"
 					 " SELECT u.num, pg_catalog.count(*) FROM gone,"
 					 "        LATERAL pg_catalog.unnest(segments._member_segs(gone.data)) u(num) GROUP BY u.num"
 					 " UNION ALL SELECT NULL, pg_catalog.count(*) FROM gone",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
 					 quote_identifier(RelationGetRelationName(source)),
-					 quote_identifier(keycol));
-	if (plan_execute_sql(plan, sql.data) != SPI_OK_SELECT)
+					 quote_identifier(keycol),
+					 lo ? " AND m.contact_id OPERATOR(pg_catalog.>) $1" : "",
+					 hi ? " AND m.contact_id OPERATOR(pg_catalog.<=) $2" : "");
+	stmt = SPI_prepare(sql.data, 2, types);
+	if (stmt == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	if (plan_execute(plan, stmt, values, nulls) != SPI_OK_SELECT)
 		elog(ERROR, "could not delete departed contacts");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -998,7 +1018,7 @@ delete_departed(EvalPlan *plan)
 		{
 			EvalSegment *es = writable_segment(plan, DatumGetInt32(num));
 
-			if (es != NULL && !es->writable)
+			if (es != NULL && (!es->writable || !plan->full_pass))
 				es->delta -= count;
 		}
 	}
@@ -1244,7 +1264,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 
-	delete_departed(plan);
+	delete_departed(plan, NULL, NULL);
 	record_state(plan, started);
 	clear_covered_changes(plan);
 	table_close(plan->source, NoLock);
@@ -1254,6 +1274,121 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		elog(ERROR, "SPI_finish failed");
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(pass_cxt);
+}
+
+/* The btree operator of the key index for "key > x" (follows its opclass). */
+static RegProcedure
+index_greater_proc(Relation index, Oid key_type)
+{
+	Oid			op = get_opfamily_member(index->rd_opfamily[0], key_type, key_type,
+										 BTGreaterStrategyNumber);
+
+	if (!OidIsValid(op))
+		elog(ERROR, "index \"%s\" has no > operator for type %s",
+			 RelationGetRelationName(index), format_type_be(key_type));
+	return get_opcode(op);
+}
+
+/*
+ * One chunk of a chunked pass (pass_chunked.c), in the caller's
+ * transaction: evaluates the segments `only` (and those that reference
+ * them) for the next `limit` contacts in the order of the source's key
+ * index after *cursor (the text form of the last key visited; NULL: from
+ * the first), applies the difference, and deletes the stored rows of
+ * departed contacts in the key range visited.  Only segments that are
+ * ready or evaluating are rewritten; their member counts follow the
+ * changes.  Sets *cursor (in the caller's memory context) and returns the
+ * number of contacts visited: fewer than limit when the source is done.
+ */
+int64
+EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "segments chunk",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+	MemoryContext contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact",
+													  ALLOCSET_DEFAULT_SIZES);
+	TimestampTz started = GetCurrentTimestamp();
+	EvalPlan   *plan;
+	const SegmentsConfig *config;
+	Batch	   *batch;
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	TupleTableSlot *slot;
+	Datum		lo = (Datum) 0;
+	Datum		last = (Datum) 0;
+	int64		visited = 0;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = plan_build(only, nonly, false, false);
+	config = &plan->cat->config;
+	batch = batch_create();
+	EvaluateInContacts = true;
+
+	index = index_open(config->source_key_index, AccessShareLock);
+	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypid != config->key_type)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" is not on the configured key type %s",
+						RelationGetRelationName(index), format_type_be(config->key_type)),
+				 errhint("Call segments.configure() again.")));
+	if (*cursor != NULL)
+	{
+		Oid			typinput;
+		Oid			typioparam;
+
+		getTypeInputInfo(config->key_type, &typinput, &typioparam);
+		lo = OidInputFunctionCall(typinput, *cursor, typioparam, -1);
+		ScanKeyEntryInitialize(&skey, 0, 1, BTGreaterStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0],
+							   index_greater_proc(index, config->key_type), lo);
+	}
+	/* key order, from the cursor on: a resumed pass goes on where it was */
+	scan = index_beginscan(plan->source, index, plan->snapshot, *cursor != NULL ? 1 : 0, 0);
+	index_rescan(scan, *cursor != NULL ? &skey : NULL, *cursor != NULL ? 1 : 0, NULL, 0);
+	slot = table_slot_create(plan->source, NULL);
+	while (visited < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		int32	   *nums;
+		char	   *tenant;
+		int			n;
+		MemoryContext prev;
+		Datum		key;
+
+		CHECK_FOR_INTERRUPTS();
+		prev = MemoryContextSwitchTo(contact_cxt);
+		slot_getallattrs(slot);
+		n = evaluate_contact(plan, slot, &nums, &tenant);
+		MemoryContextSwitchTo(prev);
+		key = slot->tts_values[config->key_attnum - 1];
+		batch_add(plan, batch, key, n, nums, tenant, true);
+		if (++visited == limit)
+			last = datumCopy(key, plan->key_byval, plan->key_len);
+		MemoryContextReset(contact_cxt);
+	}
+	batch_apply(plan, batch);
+	EvaluateInContacts = false;
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+
+	/* chunk ranges (lo, last] cover every key, whatever the member table's order */
+	delete_departed(plan, *cursor != NULL ? &lo : NULL, visited == limit ? &last : NULL);
+	record_state(plan, started);
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (visited == limit)
+		*cursor = MemoryContextStrdup(caller, OutputFunctionCall(&plan->key_out, last));
+
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+	return visited;
 }
 
 /*
