@@ -768,8 +768,25 @@ pass_step(void)
 		if (evaluation_timed_out)
 			QueryCancelPending = false; /* the cancel was ours: not for the next step */
 		edata = abort_xact();
-		pass_failed(edata);
 		outcome = PASS_DONE;	/* ended, counted */
+		PG_TRY();
+		{
+			pass_failed(edata);
+		}
+		PG_CATCH();
+		{
+			/*
+			 * Recording the failure failed too (failing closed needs the
+			 * membership lock): the pass ends all the same, its segments
+			 * pending, retried when due, rather than a worker that exits
+			 * and resumes the same pass again.
+			 */
+			(void) abort_xact();
+			begin_xact("segments: ending a failed pass");
+			PassAbandon();
+			commit_xact();
+		}
+		PG_END_TRY();
 	}
 	PG_END_TRY();
 	/* a timer that fired as the chunk ended must not cancel later work */
