@@ -1327,7 +1327,6 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit)
 	plan = plan_build(only, nonly, false, false);
 	config = &plan->cat->config;
 	batch = batch_create();
-	EvaluateInContacts = true;
 
 	index = index_open(config->source_key_index, AccessShareLock);
 	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypid != config->key_type)
@@ -1371,7 +1370,6 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit)
 		MemoryContextReset(contact_cxt);
 	}
 	batch_apply(plan, batch);
-	EvaluateInContacts = false;
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	index_close(index, AccessShareLock);

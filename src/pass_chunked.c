@@ -71,6 +71,8 @@ PassStart(Datum ids)
 	bool		isnull;
 	Datum		total;
 
+	/* a row left by a pass this worker no longer follows (unconfigured) */
+	pass_run("DELETE FROM segments.pass", 0, NULL, NULL, SPI_OK_DELETE);
 	pass_run("INSERT INTO segments.pass (source, segment_ids, requested, contacts_total)"
 			 " SELECT c.source, pg_catalog.array_agg(st.segment_id ORDER BY st.segment_id),"
 			 "        pg_catalog.array_agg(st.requested_at ORDER BY st.segment_id),"

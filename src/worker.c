@@ -758,6 +758,8 @@ pass_step(void)
 			if (evaluation_timed_out)
 				elog(ERROR, "segments worker: evaluation timed out");
 		}
+		else
+			PassAbandon();		/* unconfigured: configure() evaluates anew */
 		commit_xact();
 	}
 	PG_CATCH();
