@@ -131,7 +131,8 @@ extern int64 EvaluateLockWaitUs;
 extern bool EvaluateInContacts;
 extern void SharedTimeEvaluated(TimestampTz at);
 extern int64 EvaluateContacts(ArrayType *keys);
-extern int64 EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit);
+extern int64 EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit,
+						   int budget_ms, bool *done);
 
 /* writers.c: a definition's first evaluation waits for writers in flight */
 typedef struct WriterWait

@@ -1297,11 +1297,14 @@ index_greater_proc(Relation index, Oid key_type)
  * the first), applies the difference, and deletes the stored rows of
  * departed contacts in the key range visited.  Only segments that are
  * ready or evaluating are rewritten; their member counts follow the
- * changes.  Sets *cursor (in the caller's memory context) and returns the
- * number of contacts visited: fewer than limit when the source is done.
+ * changes.  A chunk also ends after budget_ms (0: no limit), so that the
+ * changes waiting behind it wait little whatever a contact costs.  Sets
+ * *cursor (in the caller's memory context) and *done (the source has no
+ * contact after the chunk), and returns the number of contacts visited.
  */
 int64
-EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit)
+EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int budget_ms,
+			  bool *done)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -1321,6 +1324,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit)
 	Datum		lo = (Datum) 0;
 	Datum		last = (Datum) 0;
 	int64		visited = 0;
+	bool		more = true;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1350,7 +1354,8 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit)
 	scan = index_beginscan(plan->source, index, plan->snapshot, *cursor != NULL ? 1 : 0, 0);
 	index_rescan(scan, *cursor != NULL ? &skey : NULL, *cursor != NULL ? 1 : 0, NULL, 0);
 	slot = table_slot_create(plan->source, NULL);
-	while (visited < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
+	while (visited < limit &&
+		   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
 	{
 		int32	   *nums;
 		char	   *tenant;
@@ -1365,9 +1370,14 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit)
 		MemoryContextSwitchTo(prev);
 		key = slot->tts_values[config->key_attnum - 1];
 		batch_add(plan, batch, key, n, nums, tenant, true);
-		if (++visited == limit)
-			last = datumCopy(key, plan->key_byval, plan->key_len);
 		MemoryContextReset(contact_cxt);
+		if (++visited == limit ||
+			(budget_ms > 0 && visited % 256 == 0 &&
+			 TimestampDifferenceExceeds(started, GetCurrentTimestamp(), budget_ms)))
+		{
+			last = datumCopy(key, plan->key_byval, plan->key_len);
+			break;
+		}
 	}
 	batch_apply(plan, batch);
 	ExecDropSingleTupleTableSlot(slot);
@@ -1375,11 +1385,12 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit)
 	index_close(index, AccessShareLock);
 
 	/* chunk ranges (lo, last] cover every key, whatever the member table's order */
-	delete_departed(plan, *cursor != NULL ? &lo : NULL, visited == limit ? &last : NULL);
+	*done = !more;
+	delete_departed(plan, *cursor != NULL ? &lo : NULL, *done ? NULL : &last);
 	record_state(plan, started);
 	table_close(plan->source, NoLock);
 	UnregisterSnapshot(plan->snapshot);
-	if (visited == limit)
+	if (!*done)
 		*cursor = MemoryContextStrdup(caller, OutputFunctionCall(&plan->key_out, last));
 
 	if (SPI_finish() != SPI_OK_FINISH)

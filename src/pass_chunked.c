@@ -5,10 +5,11 @@
  *		evaluation (new, changed, retried, scheduled) evaluated together in
  *		one pass over the source, chunk by chunk.
  *
- * A pass visits the contacts in the order of the source's key index,
- * segments.pass_chunk_size of them per transaction (EvaluateChunk()), and
- * the worker applies queued contact changes between chunks, so that a pass
- * over a large source never holds changes back for longer than a chunk.
+ * A pass visits the contacts in the order of the source's key index, a
+ * chunk per transaction (EvaluateChunk()): at most segments.pass_chunk_size
+ * contacts, sized to take about the worker's chunk budget.  The worker
+ * applies queued contact changes between chunks, so that a pass over a
+ * large source never holds changes back for longer than a chunk.
  * The pass in progress is the row of segments.pass: its segments, their
  * requested_at as the pass saw them, and the last key visited, committed
  * with each chunk, so that a worker that died (or a server that crashed)
@@ -43,7 +44,18 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
+
+/*
+ * Contacts in the next chunk: sized from the cost per contact of the last
+ * one (evaluating and writing: a first evaluation writes every contact, a
+ * later one few) to take about the time budget; 0 before the first.
+ */
+static int64 next_limit = 0;
+
+#define FIRST_CHUNK		1000
+#define MIN_CHUNK		100
 
 /* Runs a statement through SPI; checks the result code. */
 static void
@@ -135,14 +147,18 @@ PassAbandon(void)
 }
 
 /*
- * Evaluates the next chunk of the pass in progress, in the caller's
- * transaction, and completes the pass after its last chunk: its segments
- * that were not changed meanwhile become ready.  Sets *visited to the
- * number of contacts evaluated.
+ * Evaluates the next chunk of the pass in progress (at most limit
+ * contacts, and about budget_ms), in the caller's transaction, and
+ * completes the pass after its last chunk: its segments that were not
+ * changed meanwhile become ready.  Sets *visited to the number of contacts
+ * evaluated.
  */
 PassOutcome
-PassChunk(int64 limit, int64 *visited)
+PassChunk(int64 limit, int budget_ms, int64 *visited)
 {
+	TimestampTz start = GetCurrentTimestamp();
+	double		elapsed_ms;
+	bool		done;
 	bool		isnull;
 	bool		same_source;
 	char	   *cursor = NULL;
@@ -176,9 +192,14 @@ PassChunk(int64 limit, int64 *visited)
 		return PASS_ABANDONED;
 	}
 
-	*visited = EvaluateChunk((pg_uuid_t *) ARR_DATA_PTR(live), nlive, &cursor, limit);
+	limit = Min(limit, next_limit > 0 ? next_limit : FIRST_CHUNK);
+	*visited = EvaluateChunk((pg_uuid_t *) ARR_DATA_PTR(live), nlive, &cursor, limit,
+							 budget_ms, &done);
+	elapsed_ms = (GetCurrentTimestamp() - start) / 1000.0;
+	if (*visited > 0 && elapsed_ms > 0)
+		next_limit = Max((int64) (*visited * budget_ms / elapsed_ms), MIN_CHUNK);
 
-	if (*visited == limit)
+	if (!done)
 	{
 		Oid			types[2] = {TEXTOID, INT8OID};
 		Datum		values[2] = {CStringGetTextDatum(cursor), Int64GetDatum(*visited)};

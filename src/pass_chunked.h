@@ -23,6 +23,6 @@ typedef enum PassOutcome
 extern void PassStart(Datum ids);
 extern bool PassInProgress(Datum *ids, TimestampTz *started_at);
 extern void PassAbandon(void);
-extern PassOutcome PassChunk(int64 limit, int64 *visited);
+extern PassOutcome PassChunk(int64 limit, int budget_ms, int64 *visited);
 
 #endif							/* SEGMENTS_PASS_CHUNKED_H */

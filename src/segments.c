@@ -86,8 +86,8 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("segments.pass_chunk_size",
-							"Contacts a worker evaluates per transaction of a pass over the source.",
-							"Queued contact changes are applied between chunks.",
+							"Most contacts a worker evaluates per transaction of a pass over the source.",
+							"Chunks are sized to take about 250 ms; queued contact changes are applied between them.",
 							&segments_pass_chunk_size,
 							20000, 100, 10000000,
 							PGC_SIGHUP,

@@ -71,6 +71,12 @@
 /* Longest run of change batches before other work gets a turn. */
 #define APPLY_BUDGET_MS		1000
 
+/*
+ * Longest chunk of a pass (about: the contacts it has evaluated are written
+ * after): changes committed meanwhile wait for it.
+ */
+#define PASS_CHUNK_BUDGET_MS	250
+
 static SegmentsWorkerSlot *my_slot = NULL;
 static MemoryContext round_cxt = NULL;
 
@@ -751,7 +757,7 @@ pass_step(void)
 				}
 				enable_timeout_after(evaluation_timer, (int) Min(left_ms, INT_MAX));
 			}
-			outcome = PassChunk(segments_pass_chunk_size, &n);
+			outcome = PassChunk(segments_pass_chunk_size, PASS_CHUNK_BUDGET_MS, &n);
 			visited = n;
 			disable_timeout(evaluation_timer, false);
 			/* the limit passed, even if nothing noticed the cancel in time */
@@ -1554,6 +1560,12 @@ segments_worker_main(Datum arg)
 	pgstat_report_appname("segments worker");
 	/* above ALTER DATABASE/ROLE ... SET search_path: nothing planted is found */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * The worker's statements are small and many (a chunk of a pass runs a
+	 * dozen): compiling them with JIT, as their row estimates can ask, costs
+	 * far more than running them (three quarters of a pass, measured).
+	 */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* segments.enabled may be off for this database (ALTER DATABASE) */
 	if (!segments_enabled)
