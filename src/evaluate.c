@@ -36,6 +36,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -1325,7 +1326,17 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	Datum		last = (Datum) 0;
 	int64		visited = 0;
 	bool		more = true;
+	int			save_nestlevel = NewGUCNestLevel();
 
+	/*
+	 * A chunk's batches are small next to membership: its writes probe
+	 * segments.member by key.  A hash join would read all of it for each
+	 * batch, which the planner may choose for a batch of a thousand rows.
+	 */
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(only, nonly, false, false);
@@ -1395,6 +1406,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+	AtEOXact_GUC(true, save_nestlevel);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(pass_cxt);
 	return visited;
