@@ -731,7 +731,6 @@ pass_step(void)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	volatile PassOutcome outcome = PASS_NONE;
-	volatile int64 visited = 0;
 
 	if (!pass_active)
 		return false;
@@ -758,7 +757,6 @@ pass_step(void)
 				enable_timeout_after(evaluation_timer, (int) Min(left_ms, INT_MAX));
 			}
 			outcome = PassChunk(segments_pass_chunk_size, PASS_CHUNK_BUDGET_MS, &n);
-			visited = n;
 			disable_timeout(evaluation_timer, false);
 			/* the limit passed, even if nothing noticed the cancel in time */
 			if (evaluation_timed_out)
@@ -786,12 +784,20 @@ pass_step(void)
 			/*
 			 * Recording the failure failed too (failing closed needs the
 			 * membership lock): the pass ends all the same, its segments
-			 * pending, retried when due, rather than a worker that exits
-			 * and resumes the same pass again.
+			 * pending, retried in 30 s, rather than a worker that exits and
+			 * resumes the same pass again.
 			 */
+			Oid			type = UUIDARRAYOID;
+			Datum		ids = pass_ids;
+
 			(void) abort_xact();
 			begin_xact("segments: ending a failed pass");
 			PassAbandon();
+			run("UPDATE segments.segment_state"
+				"   SET retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) '30 s'::pg_catalog.interval"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+				"   AND state OPERATOR(pg_catalog.=) 'pending'",
+				1, &type, &ids, SPI_OK_UPDATE);
 			commit_xact();
 		}
 		PG_END_TRY();
@@ -807,7 +813,6 @@ pass_step(void)
 	SpinLockAcquire(&segments_shared->mutex);
 	my_slot->stats.evaluation_ms += (GetCurrentTimestamp() - start) / 1000.0;
 	SpinLockRelease(&segments_shared->mutex);
-	(void) visited;
 	if (outcome != PASS_CONTINUES)
 	{
 		if (outcome == PASS_DONE)
