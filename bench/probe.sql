@@ -3,10 +3,21 @@
 -- segment_is_member(1, :seg) every millisecond until the stored membership
 -- shows the change; records the commit-to-visible latency of each flip in
 -- bench.freshness.  psql -v run=NAME -v seg=UUID -v secs=N -f bench/probe.sql
+-- Optional: -v pause=S (seconds between flips, plus up to 0.1 s; default
+-- 0.05), -v until_settled=1 (stop once no segment is pending or evaluating).
 \set ON_ERROR_STOP 1
+\if :{?pause}
+\else
+\set pause 0.05
+\endif
+\if :{?until_settled}
+\else
+\set until_settled 0
+\endif
 SET client_min_messages = warning;
 SELECT set_config('bench.run', :'run', false), set_config('bench.seg', :'seg', false),
-       set_config('bench.secs', :'secs', false) \g /dev/null
+       set_config('bench.secs', :'secs', false), set_config('bench.pause', :'pause', false),
+       set_config('bench.until_settled', :'until_settled', false) \g /dev/null
 
 DO $$
 DECLARE
@@ -34,7 +45,9 @@ BEGIN
         lats := lats || extract(epoch FROM clock_timestamp() - t0)::float8 * 1000;
         ats := ats || extract(epoch FROM t0 - started)::float8;
         COMMIT;
-        PERFORM pg_sleep(0.05 + random() * 0.1);
+        EXIT WHEN current_setting('bench.until_settled') = '1' AND NOT EXISTS
+            (SELECT 1 FROM segments.segment_state WHERE state IN ('pending', 'evaluating'));
+        PERFORM pg_sleep(current_setting('bench.pause')::float8 + random() * 0.1);
     END LOOP;
     INSERT INTO bench.freshness (run, i, at_s, latency_ms)
     SELECT run, i, a, l FROM unnest(ats, lats) WITH ORDINALITY AS u(a, l, i);

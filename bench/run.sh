@@ -487,6 +487,42 @@ for sc in on off; do
 done
 
 # ----------------------------------------------------------------------
+# 100 new segments (the same rules under new names) created in one
+# transaction with the worker on: the time until all are ready, while a
+# probe flips contact 1 every 2 s and measures commit-to-visible on a ready
+# segment.  Baseline: the same 100 created with the worker off, then one
+# refresh() (it evaluates the 100 others too, and writes the same rows).
+log "100 segments created at once, worker on"
+q -c "CREATE TABLE bench.seg_new AS SELECT n, 'New: ' || name AS name, definition FROM bench.seg_def"
+worker_off
+q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_new ORDER BY n) s" >/dev/null
+t=$(now_s); qv "SELECT segments.refresh()" >/dev/null; CREATE100_BASE_S=$(elapsed "$t")
+echo "baseline: the 100 created with the worker off, then refresh(): $CREATE100_BASE_S s"
+q -c "SELECT segments.drop_segment(s.id) FROM segments.segments s WHERE s.name LIKE 'New: %'" >/dev/null
+worker_on
+qv "SELECT segments.wait('30 min')" >/dev/null
+PASSES0=$(qv "SELECT passes FROM segments.stat_worker")
+t=$(now_s)
+q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_new ORDER BY n) s" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -v run=create100 -v seg="$PROBE_SEG" -v secs=7200 -v pause=2 -v until_settled=1 \
+    -f "$BENCH_DIR/probe.sql" &
+PROBE_JOB=$!
+BG_PIDS+=("$PROBE_JOB")
+until [ "$(qv "SELECT count(*) FROM segments.segment_state WHERE state IN ('pending', 'evaluating')")" = 0 ]; do
+    sleep 0.1
+done
+CREATE100_S=$(elapsed "$t")
+wait "$PROBE_JOB"
+CREATE100_PASSES=$(( $(qv "SELECT passes FROM segments.stat_worker") - PASSES0 ))
+CREATE100_FAILED=$(qv "SELECT count(*) FROM segments.status WHERE name LIKE 'New: %' AND state <> 'ready'")
+read -r C_N C_P50 C_P99 C_MAX < <(qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(max(latency_ms)::numeric, 1) FROM bench.freshness WHERE run = 'create100'" | tr '|' ' ')
+echo "100 segments created at once: all settled in $CREATE100_S s ($CREATE100_PASSES passes, $CREATE100_FAILED not ready); freshness meanwhile: $C_N probes, p50 $C_P50 ms, p99 $C_P99 ms, max $C_MAX ms"
+r=$(calc "$CREATE100_S / $CREATE100_BASE_S")
+result "100 segments created in one transaction, worker on: all ready" "${CREATE100_S} s ($CREATE100_PASSES passes)" "created, worker off, then refresh()" "${CREATE100_BASE_S} s" "$(x2 "$r")x" "<= 1.5x" "$(ratio_le "$r" 1.5)"
+result "  freshness meanwhile, a change every 2 s: worst" "max $C_MAX ms" "p50 / p99 ($C_N probes)" "$C_P50 / $C_P99 ms" "" "<= 1000 ms" "$(ratio_le "${C_MAX:-99999}" 1000)"
+result "  freshness meanwhile, a change every 2 s: p99" "p99 $C_P99 ms" "" "" "" "<= 1000 ms" "$(ratio_le "${C_P99:-99999}" 1000)"
+q -c "SELECT segments.drop_segment(s.id) FROM segments.segments s WHERE s.name LIKE 'New: %'" >/dev/null
+
 # Membership history (segments.history, on by default): what recording
 # every entry and exit costs a full pass and the worker, and its storage.
 # The same work is timed with history off (the baseline) and on.

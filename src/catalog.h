@@ -139,6 +139,8 @@ extern int64 EvaluateLockWaitUs;
 extern bool EvaluateInContacts;
 extern void SharedTimeEvaluated(TimestampTz at);
 extern int64 EvaluateContacts(ArrayType *keys);
+extern int64 EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit,
+						   int budget_ms, bool *done);
 
 /* evaluate.c: evaluating without writing, for explain.c and preview.c */
 typedef struct EvaluateOutcomeSegment

@@ -2,8 +2,10 @@
  *
  * evaluate.c
  *		Evaluation passes: every segment for every contact of the source
- *		in one scan (refresh), or for a given set of contacts (the worker's
- *		incremental path), applying only the difference to segments.member.
+ *		in one scan (refresh), for the next key range of contacts (a chunk
+ *		of the worker's chunked pass, pass_chunked.c), or for a given set
+ *		of contacts (the worker's incremental path), applying only the
+ *		difference to segments.member.
  *
  * Both passes compute, per contact, the sorted numbers of the segments it
  * belongs to, collect them in batches, read the stored rows of the batch
@@ -18,6 +20,7 @@
 #include "history.h"
 #include "member_codec.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -34,6 +37,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -269,14 +273,19 @@ reaches(EvalPlan *plan, const CatalogSegment *seg, const pg_uuid_t *only, int de
 	return false;
 }
 
-/* The states of all segments, read through SPI: "ready" ones get true. */
+/*
+ * The states of all segments, read through SPI: "ready" ones get true, and
+ * "evaluating" ones (a chunked pass is rewriting them: pass_chunked.c; the
+ * contacts it has visited already hold their new membership, so changes
+ * of contacts must reach it too).
+ */
 static bool *
 load_ready(EvalPlan *plan)
 {
 	bool	   *ready = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
 
 	if (SPI_execute("SELECT segment_id FROM segments.segment_state"
-					" WHERE state OPERATOR(pg_catalog.=) 'ready'",
+					" WHERE state OPERATOR(pg_catalog.=) ANY ('{ready,evaluating}'::pg_catalog.text[])",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segments.segment_state");
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -963,29 +972,41 @@ batch_create(void)
 
 /*
  * Deletes stored rows of contacts that left the source; their memberships
- * of segments the pass did not rewrite are subtracted from those counts.
+ * of segments the pass did not rewrite are subtracted from those counts
+ * (of every segment, for a chunk: counts follow changes there).  A chunk
+ * passes the key range it visited, lo < key <= hi (NULL: unbounded).
  */
 static void
-delete_departed(EvalPlan *plan)
+delete_departed(EvalPlan *plan, const Datum *lo, const Datum *hi)
 {
 	const SegmentsConfig *config = &plan->cat->config;
 	Relation	source = plan->source;
 	StringInfoData sql;
 	const char *keycol = get_attname(config->source_relid, config->key_attnum, false);
+	Oid			types[2] = {config->key_type, config->key_type};
+	Datum		values[2] = {lo ? *lo : (Datum) 0, hi ? *hi : (Datum) 0};
+	char		nulls[2] = {lo ? ' ' : 'n', hi ? ' ' : 'n'};
+	SPIPlanPtr	stmt;
 
 	initStringInfo(&sql);
 	/* counted per segment in SQL: memory does not grow with departures */
 	appendStringInfo(&sql,
 					 "WITH gone AS (DELETE FROM segments.member m WHERE NOT EXISTS"
 					 " (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
+					 "%s%s"
 					 " RETURNING m.data)"
 					 " SELECT u.num, pg_catalog.count(*) FROM gone,"
 					 "        LATERAL pg_catalog.unnest(segments._member_segs(gone.data)) u(num) GROUP BY u.num"
 					 " UNION ALL SELECT NULL, pg_catalog.count(*) FROM gone",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
 					 quote_identifier(RelationGetRelationName(source)),
-					 quote_identifier(keycol));
-	if (plan_execute_sql(plan, sql.data) != SPI_OK_SELECT)
+					 quote_identifier(keycol),
+					 lo ? " AND m.contact_id OPERATOR(pg_catalog.>) $1" : "",
+					 hi ? " AND m.contact_id OPERATOR(pg_catalog.<=) $2" : "");
+	stmt = SPI_prepare(sql.data, 2, types);
+	if (stmt == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	if (plan_execute(plan, stmt, values, nulls) != SPI_OK_SELECT)
 		elog(ERROR, "could not delete departed contacts");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -1001,7 +1022,7 @@ delete_departed(EvalPlan *plan)
 		{
 			EvalSegment *es = writable_segment(plan, DatumGetInt32(num));
 
-			if (es != NULL && !es->writable)
+			if (es != NULL && (!es->writable || !plan->full_pass))
 				es->delta -= count;
 		}
 	}
@@ -1250,7 +1271,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 
-	delete_departed(plan);
+	delete_departed(plan, NULL, NULL);
 	record_state(plan, started);
 	clear_covered_changes(plan);
 	table_close(plan->source, NoLock);
@@ -1260,6 +1281,141 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		elog(ERROR, "SPI_finish failed");
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(pass_cxt);
+}
+
+/* The btree operator of the key index for "key > x" (follows its opclass). */
+static RegProcedure
+index_greater_proc(Relation index, Oid key_type)
+{
+	Oid			op = get_opfamily_member(index->rd_opfamily[0], key_type, key_type,
+										 BTGreaterStrategyNumber);
+
+	if (!OidIsValid(op))
+		elog(ERROR, "index \"%s\" has no > operator for type %s",
+			 RelationGetRelationName(index), format_type_be(key_type));
+	return get_opcode(op);
+}
+
+/*
+ * One chunk of a chunked pass (pass_chunked.c), in the caller's
+ * transaction: evaluates the segments `only` (and those that reference
+ * them) for the next `limit` contacts in the order of the source's key
+ * index after *cursor (the text form of the last key visited; NULL: from
+ * the first), applies the difference, and deletes the stored rows of
+ * departed contacts in the key range visited.  Only segments that are
+ * ready or evaluating are rewritten; their member counts follow the
+ * changes.  A chunk also ends after budget_ms (0: no limit), so that the
+ * changes waiting behind it wait little whatever a contact costs.  Sets
+ * *cursor (in the caller's memory context) and *done (the source has no
+ * contact after the chunk), and returns the number of contacts visited.
+ */
+int64
+EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int budget_ms,
+			  bool *done)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "segments chunk",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+	MemoryContext contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact",
+													  ALLOCSET_DEFAULT_SIZES);
+	TimestampTz started = GetCurrentTimestamp();
+	EvalPlan   *plan;
+	const SegmentsConfig *config;
+	Batch	   *batch;
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	TupleTableSlot *slot;
+	Datum		lo = (Datum) 0;
+	Datum		last = (Datum) 0;
+	int64		visited = 0;
+	bool		more = true;
+	int			save_nestlevel = NewGUCNestLevel();
+
+	/*
+	 * A chunk's batches are small next to membership: its writes probe
+	 * segments.member by key.  A hash join would read all of it for each
+	 * batch, which the planner may choose for a batch of a thousand rows.
+	 */
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = plan_build(only, nonly, false, false);
+	config = &plan->cat->config;
+	batch = batch_create();
+
+	index = index_open(config->source_key_index, AccessShareLock);
+	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypid != config->key_type)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" is not on the configured key type %s",
+						RelationGetRelationName(index), format_type_be(config->key_type)),
+				 errhint("Call segments.configure() again.")));
+	if (*cursor != NULL)
+	{
+		Oid			typinput;
+		Oid			typioparam;
+
+		getTypeInputInfo(config->key_type, &typinput, &typioparam);
+		lo = OidInputFunctionCall(typinput, *cursor, typioparam, -1);
+		ScanKeyEntryInitialize(&skey, 0, 1, BTGreaterStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0],
+							   index_greater_proc(index, config->key_type), lo);
+	}
+	/* key order, from the cursor on: a resumed pass goes on where it was */
+	scan = index_beginscan(plan->source, index, plan->snapshot, *cursor != NULL ? 1 : 0, 0);
+	index_rescan(scan, *cursor != NULL ? &skey : NULL, *cursor != NULL ? 1 : 0, NULL, 0);
+	slot = table_slot_create(plan->source, NULL);
+	while (visited < limit &&
+		   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
+	{
+		int32	   *nums;
+		char	   *tenant;
+		int			n;
+		MemoryContext prev;
+		Datum		key;
+
+		CHECK_FOR_INTERRUPTS();
+		prev = MemoryContextSwitchTo(contact_cxt);
+		slot_getallattrs(slot);
+		n = evaluate_contact(plan, slot, &nums, &tenant);
+		MemoryContextSwitchTo(prev);
+		key = slot->tts_values[config->key_attnum - 1];
+		batch_add(plan, batch, key, n, nums, tenant, true);
+		MemoryContextReset(contact_cxt);
+		if (++visited == limit ||
+			(budget_ms > 0 && visited % 256 == 0 &&
+			 TimestampDifferenceExceeds(started, GetCurrentTimestamp(), budget_ms)))
+		{
+			last = datumCopy(key, plan->key_byval, plan->key_len);
+			break;
+		}
+	}
+	batch_apply(plan, batch);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+
+	/* chunk ranges (lo, last] cover every key, whatever the member table's order */
+	*done = !more;
+	delete_departed(plan, *cursor != NULL ? &lo : NULL, *done ? NULL : &last);
+	record_state(plan, started);
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (!*done)
+		*cursor = MemoryContextStrdup(caller, OutputFunctionCall(&plan->key_out, last));
+
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	AtEOXact_GUC(true, save_nestlevel);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+	return visited;
 }
 
 /*

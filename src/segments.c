@@ -31,6 +31,7 @@ static char *segments_tenant = NULL;
 bool		segments_enabled = true;
 int			segments_naptime = 5000;
 int			segments_batch_size = 5000;
+int			segments_pass_chunk_size = 20000;
 int			segments_max_workers = 8;
 int			segments_time_resolution = 2000;
 int			segments_evaluation_timeout = 5 * 60 * 1000;
@@ -81,6 +82,15 @@ _PG_init(void)
 							NULL,
 							&segments_batch_size,
 							5000, 1, 1000000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("segments.pass_chunk_size",
+							"Most contacts a worker evaluates per transaction of a pass over the source.",
+							"Chunks are sized to take about 250 ms; queued contact changes are applied between them.",
+							&segments_pass_chunk_size,
+							20000, 100, 10000000,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);

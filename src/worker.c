@@ -9,17 +9,20 @@
  *      deleted from the queue and applied through EvaluateContacts() in
  *      the same transaction, so a crash mid-batch loses nothing; a queued
  *      TRUNCATE makes it a full pass;
- *   2. evaluates one pending segment: marks it evaluating (committed, so
- *      segments.status shows it), then EvaluateRefresh() of it; an error
- *      marks it failed with the message;
- *   3. applies the passage of time: one chunk of the current time window
+ *   2. evaluates the next chunk of the pass in progress (pass_chunked.c),
+ *      and gives the passage of time its turn; an error ends the pass and
+ *      marks its segments failed with the message (or pending, to be
+ *      retried soon, after a transient error);
+ *   3. without a pass in progress, starts one for every pending segment
+ *      (marked evaluating, committed, so segments.status shows it);
+ *   4. applies the passage of time: one chunk of the current time window
  *      (time_window.c: the contacts whose within_* moment on a time column
  *      passed since the last window);
- *   4. one chunk of the current sweep (time rules on traits or text,
+ *   5. one chunk of the current sweep (time rules on traits or text,
  *      re-evaluated contact by contact);
- *   5. starts a sweep, or evaluates scheduled segments, when due.
- * Changes keep priority: after a second of batches, one segment
- * evaluation or one chunk, the round starts again.  The worker sleeps on
+ *   6. starts a sweep, or a pass of the scheduled segments, when due.
+ * Changes keep priority: after a second of batches, or one chunk of a
+ * pass, window or sweep, the round starts again.  The worker sleeps on
  * its latch, which committing writers set, for at most segments.naptime
  * (or until the next time window, when a segment reads the time).
  *
@@ -32,12 +35,14 @@
  * A pass can race with a concurrent update_segment(): the pass may have
  * read the old definition and then mark the segment ready.  Every pass
  * therefore remembers requested_at of each segment as its snapshot saw it,
- * and sets back to pending any segment whose request changed meanwhile.
+ * and sets back to pending any segment whose request changed meanwhile
+ * (a chunked pass keeps them in segments.pass).
  *
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
 #include "history.h"
+#include "pass_chunked.h"
 #include "privilege.h"
 #include "worker.h"
 
@@ -66,6 +71,12 @@
 
 /* Longest run of change batches before other work gets a turn. */
 #define APPLY_BUDGET_MS		1000
+
+/*
+ * Longest chunk of a pass (about: the contacts it has evaluated are written
+ * after): changes committed meanwhile wait for it.
+ */
+#define PASS_CHUNK_BUDGET_MS	250
 
 static SegmentsWorkerSlot *my_slot = NULL;
 static MemoryContext round_cxt = NULL;
@@ -551,115 +562,251 @@ uuid_array(const pg_uuid_t *ids, int n)
 }
 
 /*
- * Evaluates segments (and the segments that reference them) in one pass
- * and a transaction of its own; on error, marks them failed with the
- * message.
+ * The chunked pass in progress (pass_chunked.c): its segments (uuid[] in
+ * TopMemoryContext) and when it started.  Known at start from
+ * segments.pass, so that a pass interrupted by a crash is resumed.
+ */
+static bool pass_active = false;
+static Datum pass_ids = (Datum) 0;
+static int	pass_nids = 0;
+static TimestampTz pass_started = 0;
+
+/*
+ * Segments that timed out in a pass shared with others: each gets a pass
+ * of its own next, and its own limit.
+ */
+static pg_uuid_t *solo_ids = NULL;	/* in TopMemoryContext */
+static int	nsolo = 0;
+
+static bool
+solo_contains(const pg_uuid_t *id)
+{
+	for (int i = 0; i < nsolo; i++)
+	{
+		if (memcmp(&solo_ids[i], id, sizeof(pg_uuid_t)) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+solo_remove(const pg_uuid_t *id)
+{
+	for (int i = 0; i < nsolo; i++)
+	{
+		if (memcmp(&solo_ids[i], id, sizeof(pg_uuid_t)) == 0)
+		{
+			solo_ids[i] = solo_ids[--nsolo];
+			return;
+		}
+	}
+}
+
+/* Remembers the pass just started or found (ids: uuid[]). */
+static void
+pass_remember(Datum ids, TimestampTz started)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	ArrayType  *a;
+
+	if (pass_ids != (Datum) 0)
+		pfree(DatumGetPointer(pass_ids));
+	pass_ids = PointerGetDatum(DatumGetArrayTypePCopy(ids));
+	MemoryContextSwitchTo(old);
+	a = DatumGetArrayTypeP(pass_ids);
+	pass_nids = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	pass_started = started;
+	pass_active = true;
+}
+
+/*
+ * Starts a pass of these segments (uuid[]) in the caller's transaction;
+ * the caller marked the pending ones evaluating.
  */
 static void
-evaluate_segments(const pg_uuid_t *ids, int n)
+pass_begin(Datum ids)
+{
+	PassStart(ids);
+	pass_remember(ids, GetCurrentTimestamp());
+}
+
+/* Counts a pass that ended (completed or failed) for the views. */
+static void
+pass_count(void)
+{
+	SpinLockAcquire(&segments_shared->mutex);
+	my_slot->segments_evaluated += pass_nids;
+	my_slot->stats.passes++;
+	my_slot->stats.segments_evaluated += pass_nids;
+	SpinLockRelease(&segments_shared->mutex);
+}
+
+/*
+ * After an error in a pass (logged, transaction aborted): the pass ends,
+ * and its segments are failed with the message, or left pending to be
+ * retried soon after a transient error; segments that timed out together
+ * get passes of their own.
+ */
+static void
+pass_failed(ErrorData *edata)
 {
 	Oid			types[3] = {UUIDARRAYOID, TEXTOID, BOOLOID};
 	Datum		values[3];
-	TimestampTz started = GetCurrentTimestamp();
+	char	   *message = edata->message;
+	bool		transient;
+	bool		isnull;
+	int			n = pass_nids;
 
-	values[0] = uuid_array(ids, n);
+	values[0] = pass_ids;
+	/* past evaluation_timeout: not transient, the same pass takes as long */
+	transient = error_is_transient(edata) && !evaluation_timed_out;
+	begin_xact("segments: recording a failure");
+	if (evaluation_timed_out && n > 1)
+	{
+		ArrayType  *a = DatumGetArrayTypeP(pass_ids);
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		/* segments due together: each gets a pass of its own, and its own limit */
+		solo_ids = solo_ids ? repalloc(solo_ids, (nsolo + n) * sizeof(pg_uuid_t))
+			: palloc((nsolo + n) * sizeof(pg_uuid_t));
+		MemoryContextSwitchTo(old);
+		for (int i = 0; i < n; i++)
+		{
+			if (!solo_contains(&((pg_uuid_t *) ARR_DATA_PTR(a))[i]))
+				solo_ids[nsolo++] = ((pg_uuid_t *) ARR_DATA_PTR(a))[i];
+		}
+		run("UPDATE segments.segment_state SET state = 'pending'"
+			" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+			"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])",
+			1, types, values, SPI_OK_UPDATE);
+	}
+	else
+	{
+		if (evaluation_timed_out)
+		{
+			message = psprintf("evaluation took longer than segments.evaluation_timeout (%s)",
+							   GetConfigOptionByName("segments.evaluation_timeout", NULL, false));
+			set_error(message);
+			ereport(LOG, (errmsg("segments worker: %s; the segment is failed", message)));
+		}
+
+		/*
+		 * A transient error leaves the segments pending and retries soon,
+		 * four times; any other error, or a fifth, fails them closed: no
+		 * membership granted until an evaluation succeeds, tried again
+		 * later, less and less often.
+		 */
+		values[1] = CStringGetTextDatum(message);
+		values[2] = BoolGetDatum(transient);
+		run(psprintf("WITH failure AS ("
+					 "  UPDATE segments.segment_state SET"
+					 "    state = CASE WHEN $3 AND attempts OPERATOR(pg_catalog.<) 4"
+					 "                 THEN 'pending' ELSE 'failed' END,"
+					 "    member_count = CASE WHEN $3 AND attempts OPERATOR(pg_catalog.<) 4"
+					 "                        THEN member_count ELSE 0 END,"
+					 "    retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
+					 "               segments._retry_after(attempts, $3 AND attempts OPERATOR(pg_catalog.<) 4),"
+					 "    attempts = attempts OPERATOR(pg_catalog.+) 1,"
+					 "    last_error = $2%s"
+					 "   WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+					 "     AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])"
+					 "  RETURNING segment_id, state)"
+					 " SELECT coalesce(pg_catalog.array_agg(segment_id)"
+					 "                 FILTER (WHERE state OPERATOR(pg_catalog.=) 'failed'), '{}')"
+					 "   FROM failure",
+					 StatsColumnsExist() ?
+					 ", errors = errors OPERATOR(pg_catalog.+) 1,"
+					 "  last_error_at = pg_catalog.now(), last_failure = $2" : ""),
+			3, types, values, SPI_OK_SELECT);
+		EvaluateFailClosed(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	PassAbandon();
+	commit_xact();
+}
+
+/*
+ * Evaluates the next chunk of the pass in progress, in a transaction of
+ * its own.  Returns whether a pass was in progress.
+ */
+static bool
+pass_step(void)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	volatile PassOutcome outcome = PASS_NONE;
+
+	if (!pass_active)
+		return false;
 	evaluation_timed_out = false;
 	PG_TRY();
 	{
-		bool		isnull;
-		RequestGuard guard;
-		ArrayType  *existing;
-		int			nexisting;
+		int64		n = 0;
 
 		begin_xact("segments: evaluating segments");
-		run("SELECT coalesce(pg_catalog.array_agg(id), '{}') FROM segments.segment"
-			" WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
-			1, types, values, SPI_OK_SELECT);
-		existing = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 1, &isnull));
-		nexisting = ArrayGetNItems(ARR_NDIM(existing), ARR_DIMS(existing));
-		if (nexisting > 0)
+		if (is_configured())
 		{
-			guard = guard_begin();
+			set_state(SWS_EVALUATING);
+			HistorySetCause(HISTORY_CAUSE_EVALUATION);	/* history: for this chunk's transaction */
+			/* segments.evaluation_timeout bounds the whole pass */
 			if (segments_evaluation_timeout > 0)
-				enable_timeout_after(evaluation_timer, segments_evaluation_timeout);
-			EvaluateRefresh((pg_uuid_t *) ARR_DATA_PTR(existing), nexisting);
+			{
+				int64		left_ms = segments_evaluation_timeout -
+					(start - pass_started) / 1000;
+
+				if (left_ms <= 0)
+				{
+					evaluation_timed_out = true;
+					elog(ERROR, "segments worker: evaluation timed out");
+				}
+				enable_timeout_after(evaluation_timer, (int) Min(left_ms, INT_MAX));
+			}
+			outcome = PassChunk(segments_pass_chunk_size, PASS_CHUNK_BUDGET_MS, &n);
 			disable_timeout(evaluation_timer, false);
 			/* the limit passed, even if nothing noticed the cancel in time */
 			if (evaluation_timed_out)
 				elog(ERROR, "segments worker: evaluation timed out");
-			guard_end(&guard);
 		}
+		else
+			PassAbandon();		/* unconfigured: configure() evaluates anew */
 		commit_xact();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		char	   *message;
-		bool		transient;
-		bool		isnull;
 
 		disable_timeout(evaluation_timer, false);
 		if (evaluation_timed_out)
 			QueryCancelPending = false; /* the cancel was ours: not for the next step */
 		edata = abort_xact();
-		message = edata->message;
-		/* past evaluation_timeout: not transient, the same pass takes as long */
-		transient = error_is_transient(edata) && !evaluation_timed_out;
-		begin_xact("segments: recording a failure");
-		if (evaluation_timed_out && n > 1)
+		outcome = PASS_DONE;	/* ended, counted */
+		PG_TRY();
 		{
-			/* segments due together: each gets a pass of its own, and its own limit */
-			run("UPDATE segments.segment_state SET state = 'pending'"
-				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
-				"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])",
-				1, types, values, SPI_OK_UPDATE);
+			pass_failed(edata);
 		}
-		else
+		PG_CATCH();
 		{
-			if (evaluation_timed_out)
-			{
-				message = psprintf("evaluation took longer than segments.evaluation_timeout (%s)",
-								   GetConfigOptionByName("segments.evaluation_timeout", NULL, false));
-				set_error(message);
-				ereport(LOG, (errmsg("segments worker: %s; the segment is failed", message)));
-			}
-
 			/*
-			 * A transient error leaves the segments pending (readers keep
-			 * the previous membership) and retries soon, four times; any
-			 * other error, or a fifth, fails them closed: no membership
-			 * granted until an evaluation succeeds, tried again later, less
-			 * and less often.
+			 * Recording the failure failed too (failing closed needs the
+			 * membership lock): the pass ends all the same, its segments
+			 * pending, retried in 30 s, rather than a worker that exits and
+			 * resumes the same pass again.
 			 */
-			values[1] = CStringGetTextDatum(message);
-			values[2] = BoolGetDatum(transient);
-			run(psprintf("WITH failure AS ("
-				"  UPDATE segments.segment_state SET"
-				"    state = CASE WHEN $3 AND attempts OPERATOR(pg_catalog.<) 4"
-				"                 THEN 'pending' ELSE 'failed' END,"
-				"    member_count = CASE WHEN $3 AND attempts OPERATOR(pg_catalog.<) 4"
-				"                        THEN member_count ELSE 0 END,"
-				"    retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
-				"               segments._retry_after(attempts, $3 AND attempts OPERATOR(pg_catalog.<) 4),"
-				"    attempts = attempts OPERATOR(pg_catalog.+) 1,"
-				"    last_error = $2%s"
-				"   WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
-				"     AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])"
-				"  RETURNING segment_id, state)"
-				" SELECT coalesce(pg_catalog.array_agg(segment_id)"
-				"                 FILTER (WHERE state OPERATOR(pg_catalog.=) 'failed'), '{}')"
-				"   FROM failure",
-						 StatsColumnsExist() ?
-						 ", errors = errors OPERATOR(pg_catalog.+) 1,"
-						 "  last_error_at = pg_catalog.now(), last_failure = $2" : ""),
-				3, types, values, SPI_OK_SELECT);
-			EvaluateFailClosed(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			Oid			type = UUIDARRAYOID;
+			Datum		ids = pass_ids;
+
+			(void) abort_xact();
+			begin_xact("segments: ending a failed pass");
+			PassAbandon();
+			run("UPDATE segments.segment_state"
+				"   SET retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) '30 s'::pg_catalog.interval"
+				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
+				"   AND state OPERATOR(pg_catalog.=) 'pending'",
+				1, &type, &ids, SPI_OK_UPDATE);
+			commit_xact();
 		}
-		commit_xact();
+		PG_END_TRY();
 	}
 	PG_END_TRY();
-	/* a timer that fired as the pass ended must not cancel later work */
+	/* a timer that fired as the chunk ended must not cancel later work */
 	if (evaluation_timed_out)
 	{
 		evaluation_timed_out = false;
@@ -667,81 +814,58 @@ evaluate_segments(const pg_uuid_t *ids, int n)
 	}
 
 	SpinLockAcquire(&segments_shared->mutex);
-	my_slot->segments_evaluated += n;
-	my_slot->stats.passes++;
-	my_slot->stats.segments_evaluated += n;
-	my_slot->stats.evaluation_ms += (GetCurrentTimestamp() - started) / 1000.0;
+	my_slot->stats.evaluation_ms += (GetCurrentTimestamp() - start) / 1000.0;
 	SpinLockRelease(&segments_shared->mutex);
-}
-
-/*
- * Pending segments whose first evaluation waits for writers in flight
- * (writers.c), by id and request: a new request (update_segment) starts a
- * new wait.  A small table: an entry pushed out is simply started again.
- */
-#define WRITER_WAITS	32
-typedef struct PendingWait
-{
-	bool		used;
-	pg_uuid_t	id;
-	TimestampTz requested_at;
-	WriterWait	wait;
-} PendingWait;
-static PendingWait pending_waits[WRITER_WAITS];
-static int	pending_waits_next = 0;
-static MemoryContext writers_cxt = NULL;
-
-/* Have the writers that could have missed this request all ended? */
-static bool
-writers_settled(const pg_uuid_t *id, TimestampTz requested_at)
-{
-	PendingWait *pw = NULL;
-
-	for (int i = 0; i < WRITER_WAITS && pw == NULL; i++)
+	if (outcome != PASS_CONTINUES)
 	{
-		if (pending_waits[i].used && pending_waits[i].requested_at == requested_at &&
-			memcmp(&pending_waits[i].id, id, sizeof(pg_uuid_t)) == 0)
-			pw = &pending_waits[i];
+		if (outcome == PASS_DONE)
+			pass_count();
+		pass_active = false;
 	}
-	if (pw == NULL)
-	{
-		MemoryContext cxt;
-
-		if (writers_cxt == NULL)
-			writers_cxt = AllocSetContextCreate(TopMemoryContext, "segments writer waits",
-												ALLOCSET_SMALL_SIZES);
-		pw = &pending_waits[pending_waits_next];
-		pending_waits_next = (pending_waits_next + 1) % WRITER_WAITS;
-		if (pw->used)
-			MemoryContextDelete(pw->wait.cxt);
-		cxt = AllocSetContextCreate(writers_cxt, "segments writer wait", ALLOCSET_SMALL_SIZES);
-		pw->used = true;
-		memcpy(&pw->id, id, sizeof(pg_uuid_t));
-		pw->requested_at = requested_at;
-		WritersBegin(&pw->wait, cxt);
-	}
-	if (!WritersDone(&pw->wait, CatalogGet()->config.source_relid, false))
-		return false;
-	pw->used = false;
-	MemoryContextDelete(pw->wait.cxt);
 	return true;
 }
 
 /*
- * Takes the oldest pending segment whose writers in flight have ended and
- * evaluates it.  Returns false when none could be taken.
+ * Pending segments whose first evaluation waits for writers in flight
+ * (writers.c): one wait covers every pending request it saw when it began
+ * (by id and requested_at: a new request, by update_segment, waits anew).
+ */
+static bool wait_active = false;
+static WriterWait pending_wait;
+static MemoryContext wait_cxt = NULL;	/* the wait and what it covers */
+static pg_uuid_t *wait_ids;
+static TimestampTz *wait_requested;
+static int	wait_n;
+
+/* Does the wait cover this request? */
+static bool
+wait_covers(const pg_uuid_t *id, TimestampTz requested_at)
+{
+	for (int i = 0; i < wait_n; i++)
+	{
+		if (wait_requested[i] == requested_at && memcmp(&wait_ids[i], id, sizeof(pg_uuid_t)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Takes every pending segment whose writers in flight have ended into one
+ * new pass (a segment that timed out in a shared pass: alone).  Returns
+ * false when none could be taken.
  */
 static bool
 evaluate_pending(long *sleep_ms)
 {
-	pg_uuid_t	id;
-	bool		found = false;
+	bool		started = false;
 
-	begin_xact("segments: taking a pending segment");
+	begin_xact("segments: taking pending segments");
 	if (is_configured())
 	{
 		bool		isnull;
 		Datum		d;
+		SPITupleTable *candidates;
+		uint64		ncandidates;
 
 		/* failed segments are tried again when due: the cause may have gone */
 		run("UPDATE segments.segment_state SET state = 'pending'"
@@ -761,46 +885,85 @@ evaluate_pending(long *sleep_ms)
 		run("SELECT segment_id, requested_at FROM segments.segment_state"
 			" WHERE state OPERATOR(pg_catalog.=) 'pending'"
 			"   AND (retry_at IS NULL OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())"
-			" ORDER BY requested_at, segment_id LIMIT 16",
+			" ORDER BY requested_at, segment_id",
 			0, NULL, NULL, SPI_OK_SELECT);
+		candidates = SPI_tuptable;
+		ncandidates = SPI_processed;
+		if (ncandidates > 0 && !wait_active)
 		{
-			SPITupleTable *candidates = SPI_tuptable;
-			uint64		ncandidates = SPI_processed;
-
-			for (uint64 r = 0; r < ncandidates && !found; r++)
+			if (wait_cxt == NULL)
+				wait_cxt = AllocSetContextCreate(TopMemoryContext, "segments writer wait",
+												 ALLOCSET_SMALL_SIZES);
+			MemoryContextReset(wait_cxt);
+			wait_ids = MemoryContextAlloc(wait_cxt, ncandidates * sizeof(pg_uuid_t));
+			wait_requested = MemoryContextAlloc(wait_cxt, ncandidates * sizeof(TimestampTz));
+			for (uint64 r = 0; r < ncandidates; r++)
 			{
-				Oid			types[2] = {UUIDOID, TIMESTAMPTZOID};
-				Datum		values[2];
+				memcpy(&wait_ids[r], DatumGetUUIDP(SPI_getbinval(candidates->vals[r],
+																 candidates->tupdesc, 1, &isnull)),
+					   sizeof(pg_uuid_t));
+				wait_requested[r] = DatumGetTimestampTz(SPI_getbinval(candidates->vals[r],
+																	  candidates->tupdesc, 2, &isnull));
+			}
+			wait_n = (int) ncandidates;
+			WritersBegin(&pending_wait, wait_cxt);
+			wait_active = true;
+		}
+		if (ncandidates > 0 && !WritersDone(&pending_wait, CatalogGet()->config.source_relid, false))
+			*sleep_ms = Min(*sleep_ms, 100);	/* poll again soon; changes meanwhile */
+		else if (ncandidates > 0)
+		{
+			Datum	   *ids = palloc(ncandidates * sizeof(Datum));
+			Datum	   *requested = palloc(ncandidates * sizeof(Datum));
+			int			n = 0;
+			bool		alone = false;
+			Oid			types[2] = {UUIDARRAYOID, get_array_type(TIMESTAMPTZOID)};
+			Datum		values[2];
 
-				values[0] = SPI_getbinval(candidates->vals[r], candidates->tupdesc, 1, &isnull);
-				values[1] = SPI_getbinval(candidates->vals[r], candidates->tupdesc, 2, &isnull);
-				if (!writers_settled(DatumGetUUIDP(values[0]), DatumGetTimestampTz(values[1])))
-				{
-					/* poll again soon; changes and other segments meanwhile */
-					*sleep_ms = Min(*sleep_ms, 100);
+			wait_active = false;
+			for (uint64 r = 0; r < ncandidates && !alone; r++)
+			{
+				Datum		id = SPI_getbinval(candidates->vals[r], candidates->tupdesc, 1, &isnull);
+				Datum		req = SPI_getbinval(candidates->vals[r], candidates->tupdesc, 2, &isnull);
+				bool		solo = solo_contains(DatumGetUUIDP(id));
+
+				if (!wait_covers(DatumGetUUIDP(id), DatumGetTimestampTz(req)) || (solo && n > 0))
 					continue;
-				}
-				run("UPDATE segments.segment_state SET state = 'evaluating'"
-					" WHERE segment_id OPERATOR(pg_catalog.=) $1"
-					"   AND state OPERATOR(pg_catalog.=) 'pending'"
-					"   AND requested_at OPERATOR(pg_catalog.=) $2",
-					2, types, values, SPI_OK_UPDATE);
-				if (SPI_processed == 1)
+				if (solo)
 				{
-					memcpy(&id, DatumGetUUIDP(values[0]), sizeof(pg_uuid_t));
-					found = true;
+					solo_remove(DatumGetUUIDP(id));
+					alone = true;
+				}
+				ids[n] = id;
+				requested[n++] = req;
+			}
+			if (n > 0)
+			{
+				values[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+				values[1] = PointerGetDatum(construct_array(requested, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+															FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+				run("UPDATE segments.segment_state st SET state = 'evaluating'"
+					"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS c(id, requested_at)"
+					" WHERE st.segment_id OPERATOR(pg_catalog.=) c.id"
+					"   AND st.requested_at OPERATOR(pg_catalog.=) c.requested_at"
+					"   AND st.state OPERATOR(pg_catalog.=) 'pending'"
+					" RETURNING st.segment_id",
+					2, types, values, SPI_OK_UPDATE_RETURNING);
+				if (SPI_processed > 0)
+				{
+					Datum	   *taken = palloc(SPI_processed * sizeof(Datum));
+
+					for (uint64 r = 0; r < SPI_processed; r++)
+						taken[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+					pass_begin(PointerGetDatum(construct_array(taken, (int) SPI_processed, UUIDOID,
+															   UUID_LEN, false, TYPALIGN_CHAR)));
+					started = true;
 				}
 			}
 		}
 	}
 	commit_xact();
-	if (found)
-	{
-		set_state(SWS_EVALUATING);
-		HistorySetCause(HISTORY_CAUSE_EVALUATION);	/* history: for its transaction */
-		evaluate_segments(&id, 1);
-	}
-	return found;
+	return started;
 }
 
 /* Longest passage of time looked up by contacts; beyond it, full passes. */
@@ -1129,16 +1292,13 @@ evaluate_due(long *sleep_ms)
 															 SPI_tuptable->tupdesc, 1, &isnull)),
 				   sizeof(pg_uuid_t));
 		}
+		/* scheduled segments stay ready, rewritten chunk by chunk */
+		if (ndue > 0)
+			pass_begin(uuid_array(due, ndue));
 	}
 	commit_xact();
 	if (nsweep > 0)
 		sweep_start(sweep, nsweep);
-	if (ndue > 0)
-	{
-		set_state(SWS_EVALUATING);
-		HistorySetCause(HISTORY_CAUSE_SCHEDULE);	/* history: for its transaction */
-		evaluate_segments(due, ndue);
-	}
 	return ndue > 0 || nsweep > 0;
 }
 
@@ -1348,6 +1508,12 @@ worker_round(long *sleep_ms)
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), APPLY_BUDGET_MS))
 			return true;
 	}
+	if (pass_step())
+	{
+		/* the passage of time keeps its pace during a long pass */
+		(void) apply_time_window(sleep_ms);
+		return true;
+	}
 	if (evaluate_pending(sleep_ms))
 		return true;
 	if (apply_time_window(sleep_ms))
@@ -1371,9 +1537,30 @@ reset_evaluating(void)
 	char		title[NAMEDATALEN + 64];
 
 	begin_xact("segments: starting");
-	run("UPDATE segments.segment_state SET state = 'pending'"
-		" WHERE state OPERATOR(pg_catalog.=) 'evaluating'",
-		0, NULL, NULL, SPI_OK_UPDATE);
+	if (OidIsValid(CatalogRelid("pass", true)))
+	{
+		Datum		ids;
+		TimestampTz started;
+
+		/* a pass interrupted midway goes on from its last committed chunk */
+		run("UPDATE segments.segment_state SET state = 'pending'"
+			" WHERE state OPERATOR(pg_catalog.=) 'evaluating'"
+			"   AND segment_id OPERATOR(pg_catalog.<>) ALL"
+			"       (coalesce((SELECT p.segment_ids FROM segments.pass p), '{}'))",
+			0, NULL, NULL, SPI_OK_UPDATE);
+		if (PassInProgress(&ids, &started))
+		{
+			/* the limit of segments.evaluation_timeout starts again */
+			pass_remember(ids, GetCurrentTimestamp());
+			ereport(LOG,
+					(errmsg("segments worker for database \"%s\" resumes the evaluation pass started at %s",
+							get_database_name(MyDatabaseId), timestamptz_to_str(started))));
+		}
+	}
+	else
+		run("UPDATE segments.segment_state SET state = 'pending'"
+			" WHERE state OPERATOR(pg_catalog.=) 'evaluating'",
+			0, NULL, NULL, SPI_OK_UPDATE);
 	ereport(LOG,
 			(errmsg("segments worker started for database \"%s\"",
 					get_database_name(MyDatabaseId))));
@@ -1423,6 +1610,12 @@ segments_worker_main(Datum arg)
 	pgstat_report_appname("segments worker");
 	/* above ALTER DATABASE/ROLE ... SET search_path: nothing planted is found */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * The worker's statements are small and many (a chunk of a pass runs a
+	 * dozen): compiling them with JIT, as their row estimates can ask, costs
+	 * far more than running them (three quarters of a pass, measured).
+	 */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* segments.enabled may be off for this database (ALTER DATABASE) */
 	if (!segments_enabled)

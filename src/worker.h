@@ -27,6 +27,7 @@
 extern bool segments_enabled;
 extern int	segments_naptime;		/* ms */
 extern int	segments_batch_size;
+extern int	segments_pass_chunk_size;
 extern int	segments_max_workers;
 extern int	segments_time_resolution;	/* ms */
 extern int	segments_evaluation_timeout;	/* ms; 0: none */

@@ -147,9 +147,17 @@ CREATE VIEW segments.worker WITH (security_barrier) AS
                 ELSE pg_catalog.clock_timestamp() - q.oldest END AS lag,
            pg_catalog.clock_timestamp() - w.time_applied_until AS time_lag,
            w.started_at, w.last_batch_at, w.last_batch_size,
-           w.changes_applied, w.segments_evaluated, w.last_error, w.last_error_at
+           w.changes_applied, w.segments_evaluated, w.last_error, w.last_error_at,
+           p.started_at AS pass_started_at, p.segments AS pass_segments,
+           p.contacts_done AS pass_contacts_done, p.contacts_total AS pass_contacts_total
       FROM (SELECT count(*) AS pending_changes, min(c.enqueued_at) AS oldest
               FROM segments.change_queue c) q
+      LEFT JOIN (SELECT p.started_at, p.contacts_done,
+                        GREATEST(p.contacts_total, p.contacts_done) AS contacts_total,
+                        (SELECT count(*) FROM segments.segment g
+                          WHERE g.id = ANY (p.segment_ids)
+                            AND segments._tenant_visible(g.tenant)) AS segments
+                   FROM segments.pass p) p ON true
      CROSS JOIN (SELECT count(*) AS pending_segments
                    FROM segments.segment_state s
                    JOIN segments.segment g ON g.id = s.segment_id
@@ -159,7 +167,7 @@ CREATE VIEW segments.worker WITH (security_barrier) AS
              ON w.database_oid = (SELECT d.oid FROM pg_catalog.pg_database d
                                    WHERE d.datname = pg_catalog.current_database());
 COMMENT ON VIEW segments.worker IS
-    'The background worker of this database: pid, state, queued contact changes, pending segments, lag (age of the oldest queued change) and time_lag (how far behind the re-checks of time-dependent segments are).';
+    'The background worker of this database: pid, state, queued contact changes, pending segments, lag (age of the oldest queued change), time_lag (how far behind the re-checks of time-dependent segments are) and the progress of the evaluation pass in progress.';
 -- Privileges on the worker view: sql/install/10_worker_grants.sql (the
 -- roles are created by 09_roles.sql).
 

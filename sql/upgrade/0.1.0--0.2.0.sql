@@ -93,3 +93,18 @@ CREATE TABLE segments.change_cursor (
     updated_at     timestamptz NOT NULL DEFAULT now(),
     UNIQUE NULLS NOT DISTINCT (tenant, consumer)
 );
+
+-- The chunked evaluation pass in progress (sql/install/05_pass.sql).
+CREATE TABLE segments.pass (
+    singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    source         regclass NOT NULL,
+    segment_ids    uuid[] NOT NULL,
+    requested      timestamptz[] NOT NULL,
+    started_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    cursor         text,
+    contacts_done  bigint NOT NULL DEFAULT 0,
+    contacts_total bigint NOT NULL DEFAULT 0,
+    chunks         integer NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE segments.pass IS
+    'The evaluation pass in progress (at most one row): its segments and how far it went.';

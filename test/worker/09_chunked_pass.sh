@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The chunked pass (src/pass_chunked.c): segments created together are
+# evaluated by one pass over the source, in chunks of
+# segments.pass_chunk_size contacts, each its own transaction; contact
+# changes committed meanwhile are applied between chunks (visible before
+# the pass ends, for ready segments and for the segments of the pass alike);
+# a segment changed during the pass leaves it for the next one; a SIGKILL of
+# the worker midway resumes the pass from its last chunk; verify() finds no
+# difference at the end.  A trigger on segments.member that sleeps per
+# written row makes each chunk take about a second (a contact change writes
+# one row), so the pass is long whatever the machine.
+. "$(dirname "$0")/common.bash"
+
+set_system segments.pass_chunk_size 1000     # reset on exit (common.bash)
+
+qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, seats int)"
+qa "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN 'vip' ELSE 'free' END, g % 40
+     FROM generate_series(1, 12000) g"
+q "SELECT segments.configure('contacts', 'id')" >/dev/null
+q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
+expect "wait() after the first segment" "SELECT segments.wait('60 s')" t
+expect "the setting is read" "SHOW segments.pass_chunk_size" 1000
+
+q "CREATE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS
+   \$\$ BEGIN PERFORM pg_catalog.pg_sleep(0.001); RETURN NEW; END \$\$"
+q "CREATE TRIGGER slow_write BEFORE INSERT OR UPDATE ON segments.member
+     FOR EACH ROW EXECUTE FUNCTION slow_write()"
+
+exact() {     # every segment's stored membership and count agree with its rule
+    expect "verify() finds no difference ($1)" \
+           "SELECT count(*) FROM segments.verify() WHERE missing <> 0 OR extra <> 0" 0
+    expect "member counts exact ($1)" \
+           "SELECT count(*) FROM segments.status s
+             WHERE member_count <> (SELECT count(*) FROM segments.segment_members(s.segment_id))" 0
+}
+
+# 1. thirty segments in one transaction: one pass
+p0=$(q "SELECT passes FROM segments.stat_worker")
+s0=$(q "SELECT segments_evaluated FROM segments.stat_worker")
+sql="BEGIN;"
+for n in $(seq 1 30); do
+    sql="$sql SELECT segments.create_segment('Seats $n', '{\"type\": \"attribute\", \"field\": \"seats\", \"op\": \"gte\", \"value\": $n}');"
+done
+q "$sql COMMIT;" >/dev/null
+poll "a pass of the 30 segments is under way, past its first chunk" \
+     "SELECT pass_segments = 30 AND pass_contacts_done >= 1000 AND pass_contacts_total = 12000
+        FROM segments.worker" t 60
+expect "they are evaluating meanwhile" \
+       "SELECT count(*) FROM segments.status WHERE name LIKE 'Seats %' AND state = 'evaluating'" 30
+started=$(q "SELECT pass_started_at FROM segments.worker")
+
+# a change in the range already visited (contact 1) and one not yet visited
+# (contact 11999), to a ready segment and to segments of the pass
+done_before=$(q "SELECT pass_contacts_done FROM segments.worker")
+[ "$done_before" -lt 11000 ] || fail "the pass is nearly over: nothing would be tested"
+qa "UPDATE contacts SET plan = 'vip', seats = 39 WHERE id IN (1, 11999)"
+poll "changes visible before the pass ends (ready segment)" \
+     "SELECT segments.segment_is_member(1, 'VIP') AND segments.segment_is_member(11999, 'VIP')" t 30
+expect "... and for the segments of the pass, in a visited range" \
+       "SELECT segments.segment_is_member(1, 'Seats 30')" t
+expect "... the pass is still the same one, not over" \
+       "SELECT pass_started_at = '$started' AND pass_contacts_done < 12000 FROM segments.worker" t
+qa "UPDATE contacts SET seats = 0 WHERE id = 2"
+poll "a contact leaving segments of the pass, in a visited range" \
+     "SELECT segments.segment_is_member(2, 'Seats 1')" f 30
+expect "... while the pass goes on" "SELECT pass_started_at = '$started' FROM segments.worker" t
+
+# a segment redefined during the pass leaves it, for the next one
+q "SELECT segments.update_segment('Seats 30', definition => '{\"type\": \"attribute\", \"field\": \"seats\", \"op\": \"lt\", \"value\": 5}')" >/dev/null
+expect "wait() after everything" "SELECT segments.wait('180 s')" t
+expect "one pass for the 30 segments, one more for the redefined one" \
+       "SELECT passes - $p0 FROM segments.stat_worker" 2
+expect "31 segment evaluations counted" \
+       "SELECT segments_evaluated - $s0 FROM segments.stat_worker" 31
+expect "no pass left in progress" "SELECT pass_started_at IS NULL FROM segments.worker" t
+expect "all ready" "SELECT count(*) FROM segments.status WHERE state <> 'ready'" 0
+exact "after the pass"
+expect "the redefined segment has its new members" \
+       "SELECT member_count FROM segments.status WHERE name = 'Seats 30'" \
+       "$(q "SELECT count(*) FROM contacts WHERE seats < 5")"
+
+# 2. SIGKILL of the worker midway: the pass resumes from its last chunk
+sql="BEGIN;"
+for n in $(seq 1 10); do
+    sql="$sql SELECT segments.update_segment('Seats $n', definition => '{\"type\": \"attribute\", \"field\": \"seats\", \"op\": \"lte\", \"value\": $n}');"
+done
+q "$sql COMMIT;" >/dev/null
+poll "a pass of the 10 redefined segments is under way" \
+     "SELECT pass_segments = 10 AND pass_contacts_done >= 2000 FROM segments.worker" t 60
+qa "UPDATE contacts SET seats = 3 WHERE id IN (3, 11998)"
+pid=$(q "SELECT pid FROM segments.worker")
+kill -KILL "$pid"
+note "killed worker $pid midway through the pass"
+wait_gone "$pid" 60
+wait_server
+expect "wait() after the crash" "SELECT segments.wait('180 s')" t
+grep -q "database \"$DB\" resumes the evaluation pass" "$SEGMENTS_TMP/server.log" ||
+    fail "the server log does not show the pass resumed"
+note "ok: the restarted worker resumed the pass"
+expect "all ready after the crash" "SELECT count(*) FROM segments.status WHERE state <> 'ready'" 0
+expect "no pass left in progress" "SELECT count(*) FROM segments.pass" 0
+exact "after the crash"
+all_passed
