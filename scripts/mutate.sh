@@ -88,8 +88,8 @@ mut sql src/rule_eval.c "in_cidr looks at the first network only" \
     'for (int i = 0; i < cond->nvalues; i++)\n\t\t\t{\n\t\t\t\tif (ip_family' \
     'for (int i = 0; i < 1; i++)\n\t\t\t{\n\t\t\t\tif (ip_family'
 mut sql src/rule_eval.c "as length counts bytes, not characters" \
-    'return apply_length(cond, pg_mbstrlen_with_len(field.u.text.str, field.u.text.len), ctx);' \
-    'return apply_length(cond, field.u.text.len, ctx);'
+    'length = pg_mbstrlen_with_len(field.u.text.str, field.u.text.len);' \
+    'length = field.u.text.len;'
 mut sql src/rule_eval.c "negative operators (neq, not_in, ...) not negated" \
     'if (cond->negated_op)\n\t\tresult = !result;' \
     ''
@@ -103,8 +103,8 @@ mut sql src/rule_eval.c "empty and matches no one" \
     'return false;\n\t\t\treturn true;\n\t\tcase RULE_OR:' \
     'return false;\n\t\t\treturn false;\n\t\tcase RULE_OR:'
 mut sql src/rule_eval.c "a NULL column makes negative operators false (SQL's three-valued logic)" \
-    'if (ctx->nulls[a->attnum - 1])\n\t\treturn false;' \
-    'if (ctx->nulls[a->attnum - 1])\n\t\treturn cond->negated_op;'
+    'TRACE_READ(ctx, cond, RULE_TRACE_NULL, NULL, NULL, 0);\n\t\treturn false;' \
+    'TRACE_READ(ctx, cond, RULE_TRACE_NULL, NULL, NULL, 0);\n\t\treturn cond->negated_op;'
 mut sql src/rule_eval.c "traits read loosely: another JSON type is not missing" \
     'if (cond->strict && !json_has_type(&jv, cond->read_as))' \
     'if (false && !json_has_type(&jv, cond->read_as))'
@@ -196,7 +196,7 @@ mut sql src/evaluate.c "since reset at every evaluation" \
     'since[n++] = from_old ? old_since[i] : plan->now_seconds;' \
     'since[n++] = plan->now_seconds;'
 mut sql src/evaluate.c "refresh() keeps departed contacts" \
-    'delete_departed(plan);' \
+    'delete_departed(plan, NULL, NULL);' \
     '(void) delete_departed;'
 mut sql src/evaluate.c "member_count counts every contact" \
     'if (plan->results[i])\n\t\t\t\tplan->segments[i].count++;' \
@@ -255,6 +255,10 @@ mut worker src/time_window.c "within_next: leaving after the time is never looke
 mut worker src/time_window.c "within_last: the window looks on the wrong side" \
     'add_range(ws, &cond->attr, RuleShiftTime(ws->from, cond->interval, -1),' \
     'add_range(ws, &cond->attr, RuleShiftTime(ws->from, cond->interval, 1),'
+# ---- memory -----------------------------------------------------------------
+mut worker src/segments.h "set-returning functions build their descriptor at every call (leak)" \
+    '\t\t\t\t\t\tMAT_SRF_USE_EXPECTED_DESC : 0)' \
+    '\t\t\t\t\t\t0 : 0)'
 # ---- privileges ------------------------------------------------------------
 mut sql src/privilege.c "rules may read columns their author may not SELECT" \
     'return pg_class_aclcheck(relid, role, ACL_SELECT) == ACLCHECK_OK ||\n\t\tpg_attribute_aclcheck(relid, attnum, role, ACL_SELECT) == ACLCHECK_OK;' \

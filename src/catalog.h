@@ -191,4 +191,5 @@ extern ArrayType *TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *
 extern int	TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit,
 						   MemoryContext cursor_cxt);
 
+
 #endif							/* SEGMENTS_CATALOG_H */

@@ -1585,7 +1585,7 @@ segments_verify(PG_FUNCTION_ARGS)
 	Datum	   *states;
 	bool	   *state_nulls;
 
-	InitMaterializedSRF(fcinfo, 0);
+	SEGMENTS_INIT_SRF(fcinfo);
 	if (only != NULL)
 	{
 		const CatalogSegment *seg = CatalogFindById(CatalogGet(), only);

@@ -167,7 +167,7 @@ segments_member_rows(PG_FUNCTION_ARGS)
 	int32	   *since;
 	int			n;
 
-	InitMaterializedSRF(fcinfo, 0);
+	SEGMENTS_INIT_SRF(fcinfo);
 	n = MemberDecode(data, &nums, &since);
 	for (int i = 0; i < n; i++)
 	{

@@ -366,4 +366,17 @@ extern double RulePercentageBucket(const char *salt, int salt_len,
 								   const char *key, int key_len);
 extern TimestampTz RuleShiftTime(TimestampTz t, Interval *interval, int sign);
 
+/*
+ * InitMaterializedSRF() with the result descriptor the caller expects
+ * when there is one: building it from the function's OUT parameters
+ * leaves allocations in the per-query context at every call, which a
+ * function called once per row of a rescanned subplan turns into
+ * unbounded memory.
+ */
+#define SEGMENTS_INIT_SRF(fcinfo) \
+	InitMaterializedSRF((fcinfo), \
+						((ReturnSetInfo *) (fcinfo)->resultinfo) != NULL && \
+						((ReturnSetInfo *) (fcinfo)->resultinfo)->expectedDesc != NULL ? \
+						MAT_SRF_USE_EXPECTED_DESC : 0)
+
 #endif							/* SEGMENTS_H */

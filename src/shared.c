@@ -541,7 +541,7 @@ segments_worker_status(PG_FUNCTION_ARGS)
 	int			n = 0;
 	bool		sees_all;
 
-	InitMaterializedSRF(fcinfo, 0);
+	SEGMENTS_INIT_SRF(fcinfo);
 	if (segments_shared == NULL)
 		return (Datum) 0;
 	sees_all = CatalogTenantView().scope == TENANT_SCOPE_ALL;

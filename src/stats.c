@@ -55,7 +55,7 @@ segments_worker_stats(PG_FUNCTION_ARGS)
 	Datum		values[WORKER_STATS_COLS];
 	bool		nulls[WORKER_STATS_COLS] = {0};
 
-	InitMaterializedSRF(fcinfo, 0);
+	SEGMENTS_INIT_SRF(fcinfo);
 	if (segments_shared == NULL)
 		return (Datum) 0;
 
