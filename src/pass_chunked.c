@@ -37,6 +37,7 @@
  */
 #include "catalog.h"
 #include "pass_chunked.h"
+#include "worker.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -57,20 +58,6 @@ static int64 next_limit = 0;
 #define FIRST_CHUNK		1000
 #define MIN_CHUNK		100
 
-/* Runs a statement through SPI; checks the result code. */
-static void
-pass_run(const char *sql, int nargs, Oid *types, Datum *values, int expected)
-{
-	int			rc;
-
-	if (nargs == 0)
-		rc = SPI_execute(sql, false, 0);
-	else
-		rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-	if (rc != expected)
-		elog(ERROR, "segments pass: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
-}
-
 /*
  * Starts a pass of these segments (uuid[]); the caller has marked the
  * pending ones evaluating.  The number of contacts is estimated from the
@@ -84,8 +71,8 @@ PassStart(Datum ids)
 	Datum		total;
 
 	/* a row left by a pass this worker no longer follows (unconfigured) */
-	pass_run("DELETE FROM segments.pass", 0, NULL, NULL, SPI_OK_DELETE);
-	pass_run("INSERT INTO segments.pass (source, segment_ids, requested, contacts_total)"
+	WorkerRun("DELETE FROM segments.pass", 0, NULL, NULL, SPI_OK_DELETE);
+	WorkerRun("INSERT INTO segments.pass (source, segment_ids, requested, contacts_total)"
 			 " SELECT c.source, pg_catalog.array_agg(st.segment_id ORDER BY st.segment_id),"
 			 "        pg_catalog.array_agg(st.requested_at ORDER BY st.segment_id),"
 			 "        GREATEST((SELECT r.reltuples FROM pg_catalog.pg_class r"
@@ -107,7 +94,7 @@ PassStart(Datum ids)
 								   quote_identifier(get_namespace_name(get_rel_namespace(source))),
 								   quote_identifier(get_rel_name(source)));
 
-		pass_run(sql, 0, NULL, NULL, SPI_OK_UPDATE);
+		WorkerRun(sql, 0, NULL, NULL, SPI_OK_UPDATE);
 	}
 }
 
@@ -121,7 +108,7 @@ PassInProgress(Datum *ids, TimestampTz *started_at)
 {
 	bool		isnull;
 
-	pass_run("SELECT segment_ids, started_at FROM segments.pass", 0, NULL, NULL, SPI_OK_SELECT);
+	WorkerRun("SELECT segment_ids, started_at FROM segments.pass", 0, NULL, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	*ids = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
@@ -138,7 +125,7 @@ PassInProgress(Datum *ids, TimestampTz *started_at)
 void
 PassAbandon(void)
 {
-	pass_run("WITH p AS (DELETE FROM segments.pass RETURNING segment_ids)"
+	WorkerRun("WITH p AS (DELETE FROM segments.pass RETURNING segment_ids)"
 			 " UPDATE segments.segment_state st SET state = 'pending'"
 			 "   FROM p"
 			 "  WHERE st.segment_id OPERATOR(pg_catalog.=) ANY (p.segment_ids)"
@@ -168,7 +155,7 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 
 	*visited = 0;
 	/* the segments still to evaluate: not changed, failed or dropped since */
-	pass_run("SELECT c.source IS NOT NULL AND p.source OPERATOR(pg_catalog.=) c.source, p.cursor,"
+	WorkerRun("SELECT c.source IS NOT NULL AND p.source OPERATOR(pg_catalog.=) c.source, p.cursor,"
 			 "       ARRAY(SELECT st.segment_id FROM segments.segment_state st"
 			 "               JOIN ROWS FROM (pg_catalog.unnest(p.segment_ids),"
 			 "                               pg_catalog.unnest(p.requested)) AS seen(id, requested_at)"
@@ -204,7 +191,7 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 		Oid			types[2] = {TEXTOID, INT8OID};
 		Datum		values[2] = {CStringGetTextDatum(cursor), Int64GetDatum(*visited)};
 
-		pass_run("UPDATE segments.pass SET cursor = $1,"
+		WorkerRun("UPDATE segments.pass SET cursor = $1,"
 				 "       contacts_done = contacts_done OPERATOR(pg_catalog.+) $2,"
 				 "       chunks = chunks OPERATOR(pg_catalog.+) 1",
 				 2, types, values, SPI_OK_UPDATE);
@@ -212,7 +199,7 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 	}
 
 	/* the last chunk: the segments are evaluated, as of their request */
-	pass_run(psprintf("WITH p AS (DELETE FROM segments.pass RETURNING *)"
+	WorkerRun(psprintf("WITH p AS (DELETE FROM segments.pass RETURNING *)"
 					  " UPDATE segments.segment_state st SET state = 'ready',"
 					  "       evaluated_at = p.started_at,"
 					  "       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) p.started_at,"

@@ -248,8 +248,8 @@ static int	apply_failures = 0;
 static bool apply_isolating = false;
 
 /* Runs a statement through SPI; checks the result code. */
-static void
-run(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+void
+WorkerRun(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 {
 	int			rc;
 
@@ -277,7 +277,7 @@ is_configured(void)
 		return false;
 	}
 
-	run("SELECT EXISTS (SELECT 1 FROM segments.config)", 0, NULL, NULL, SPI_OK_SELECT);
+	WorkerRun("SELECT EXISTS (SELECT 1 FROM segments.config)", 0, NULL, NULL, SPI_OK_SELECT);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
@@ -305,7 +305,7 @@ guard_end(RequestGuard *guard)
 	Oid			types[2] = {UUIDARRAYOID, get_array_type(TIMESTAMPTZOID)};
 	Datum		values[2] = {guard->ids, guard->requested};
 
-	run("UPDATE segments.segment_state st SET state = 'pending'"
+	WorkerRun("UPDATE segments.segment_state st SET state = 'pending'"
 		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS seen(id, requested_at)"
 		" WHERE st.segment_id OPERATOR(pg_catalog.=) seen.id"
 		"   AND st.requested_at OPERATOR(pg_catalog.<>) seen.requested_at"
@@ -388,7 +388,7 @@ apply_range(Datum *ids, Datum *contacts, bool *nulls, Datum *enqueued, int lo, i
 					 errhint("Fix the cause, then call segments.retry_failed_changes().")));
 			/* whole-source entry set aside: every segment is evaluated anew */
 			if (nulls[lo])
-				run("UPDATE segments.segment_state SET state = 'pending',"
+				WorkerRun("UPDATE segments.segment_state SET state = 'pending',"
 					"       requested_at = pg_catalog.clock_timestamp()"
 					" WHERE state OPERATOR(pg_catalog.=) 'ready'",
 					0, NULL, NULL, SPI_OK_UPDATE);
@@ -414,7 +414,7 @@ apply_isolated(void)
 	bool	   *nulls;
 	int			start = 0;
 
-	run("DELETE FROM segments.change_queue"
+	WorkerRun("DELETE FROM segments.change_queue"
 		" WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id FROM segments.change_queue"
 		"                                       ORDER BY id LIMIT $1)"
 		" RETURNING id, contact, enqueued_at",
@@ -483,7 +483,7 @@ apply_batch(void)
 		else if (is_configured())
 		{
 			guard = guard_begin();
-			run("WITH batch AS ("
+			WorkerRun("WITH batch AS ("
 				"  DELETE FROM segments.change_queue"
 				"   WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id FROM segments.change_queue"
 				"                                         ORDER BY id LIMIT $1)"
@@ -675,7 +675,7 @@ pass_failed(ErrorData *edata)
 			if (!solo_contains(&((pg_uuid_t *) ARR_DATA_PTR(a))[i]))
 				solo_ids[nsolo++] = ((pg_uuid_t *) ARR_DATA_PTR(a))[i];
 		}
-		run("UPDATE segments.segment_state SET state = 'pending'"
+		WorkerRun("UPDATE segments.segment_state SET state = 'pending'"
 			" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
 			"   AND state OPERATOR(pg_catalog.=) ANY ('{evaluating,ready}'::pg_catalog.text[])",
 			1, types, values, SPI_OK_UPDATE);
@@ -698,7 +698,7 @@ pass_failed(ErrorData *edata)
 		 */
 		values[1] = CStringGetTextDatum(message);
 		values[2] = BoolGetDatum(transient);
-		run(psprintf("WITH failure AS ("
+		WorkerRun(psprintf("WITH failure AS ("
 					 "  UPDATE segments.segment_state SET"
 					 "    state = CASE WHEN $3 AND attempts OPERATOR(pg_catalog.<) 4"
 					 "                 THEN 'pending' ELSE 'failed' END,"
@@ -796,7 +796,7 @@ pass_step(void)
 			(void) abort_xact();
 			begin_xact("segments: ending a failed pass");
 			PassAbandon();
-			run("UPDATE segments.segment_state"
+			WorkerRun("UPDATE segments.segment_state"
 				"   SET retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) '30 s'::pg_catalog.interval"
 				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1)"
 				"   AND state OPERATOR(pg_catalog.=) 'pending'",
@@ -868,12 +868,12 @@ evaluate_pending(long *sleep_ms)
 		uint64		ncandidates;
 
 		/* failed segments are tried again when due: the cause may have gone */
-		run("UPDATE segments.segment_state SET state = 'pending'"
+		WorkerRun("UPDATE segments.segment_state SET state = 'pending'"
 			" WHERE state OPERATOR(pg_catalog.=) 'failed'"
 			"   AND retry_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()",
 			0, NULL, NULL, SPI_OK_UPDATE);
 		/* segments waiting to be retried wake the worker when due */
-		run("SELECT pg_catalog.date_part('epoch', pg_catalog.min(retry_at) OPERATOR(pg_catalog.-)"
+		WorkerRun("SELECT pg_catalog.date_part('epoch', pg_catalog.min(retry_at) OPERATOR(pg_catalog.-)"
 			"                                    pg_catalog.clock_timestamp())"
 			"  FROM segments.segment_state"
 			" WHERE state OPERATOR(pg_catalog.=) ANY ('{pending,failed}'::pg_catalog.text[])"
@@ -882,7 +882,7 @@ evaluate_pending(long *sleep_ms)
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
 			*sleep_ms = Min(*sleep_ms, (long) (DatumGetFloat8(d) * 1000) + 1);
-		run("SELECT segment_id, requested_at FROM segments.segment_state"
+		WorkerRun("SELECT segment_id, requested_at FROM segments.segment_state"
 			" WHERE state OPERATOR(pg_catalog.=) 'pending'"
 			"   AND (retry_at IS NULL OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())"
 			" ORDER BY requested_at, segment_id",
@@ -942,7 +942,7 @@ evaluate_pending(long *sleep_ms)
 				values[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 				values[1] = PointerGetDatum(construct_array(requested, n, TIMESTAMPTZOID, sizeof(TimestampTz),
 															FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-				run("UPDATE segments.segment_state st SET state = 'evaluating'"
+				WorkerRun("UPDATE segments.segment_state st SET state = 'evaluating'"
 					"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS c(id, requested_at)"
 					" WHERE st.segment_id OPERATOR(pg_catalog.=) c.id"
 					"   AND st.requested_at OPERATOR(pg_catalog.=) c.requested_at"
@@ -1057,7 +1057,7 @@ apply_time_window(long *sleep_ms)
 			have_time_segments = false;
 			if (is_configured())
 			{
-				run("SELECT EXISTS (SELECT 1 FROM segments.segment WHERE uses_time)",
+				WorkerRun("SELECT EXISTS (SELECT 1 FROM segments.segment WHERE uses_time)",
 					0, NULL, NULL, SPI_OK_SELECT);
 				have_time_segments = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 																SPI_tuptable->tupdesc, 1, &isnull));
@@ -1067,7 +1067,7 @@ apply_time_window(long *sleep_ms)
 				Datum		d;
 
 				/* flips since the oldest evaluation of a time-dependent segment */
-				run("SELECT pg_catalog.min(st.evaluated_at) FROM segments.segment_state st"
+				WorkerRun("SELECT pg_catalog.min(st.evaluated_at) FROM segments.segment_state st"
 					"  JOIN segments.segment s ON s.id OPERATOR(pg_catalog.=) st.segment_id"
 					" WHERE s.uses_time AND st.state OPERATOR(pg_catalog.=) 'ready'",
 					0, NULL, NULL, SPI_OK_SELECT);
@@ -1078,7 +1078,7 @@ apply_time_window(long *sleep_ms)
 				window_from = window_to;	/* nothing to look up */
 			else if (window_to - window_from > MAX_TIME_WINDOW_US)
 			{
-				run("UPDATE segments.segment_state st SET state = 'pending',"
+				WorkerRun("UPDATE segments.segment_state st SET state = 'pending',"
 					"       requested_at = pg_catalog.now()"
 					"  FROM segments.segment s"
 					" WHERE s.id OPERATOR(pg_catalog.=) st.segment_id"
@@ -1164,7 +1164,7 @@ sweep_step(void)
 			Oid			types[2] = {UUIDARRAYOID, TIMESTAMPTZOID};
 			Datum		values[2] = {sweep_ids, TimestampTzGetDatum(sweep_started)};
 
-			run(StatsColumnsExist() ?
+			WorkerRun(StatsColumnsExist() ?
 				"UPDATE segments.segment_state"
 				"   SET evaluated_at = $2,"
 				"       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2,"
@@ -1247,7 +1247,7 @@ evaluate_due(long *sleep_ms)
 		 * ten times its last duration if longer, so that large sources do
 		 * not keep the worker busy; segments due together share one pass.
 		 */
-		run("SELECT st.segment_id,"
+		WorkerRun("SELECT st.segment_id,"
 			"       pg_catalog.date_part('epoch',"
 			"         LEAST(CASE WHEN s.uses_time AND s.id OPERATOR(pg_catalog.=) ANY ($2)"
 			"                    THEN st.evaluated_at OPERATOR(pg_catalog.+)"
@@ -1346,7 +1346,7 @@ source_check(void)
 	 */
 	if (get_rel_name(config.source_relid) != NULL)
 	{
-		run("SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
+		WorkerRun("SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
 			" WHERE t.tgrelid OPERATOR(pg_catalog.=) (SELECT c.source FROM segments.config c)"
 			"   AND t.tgfoid OPERATOR(pg_catalog.=) 'segments._capture()'::pg_catalog.regprocedure"
 			"   AND t.tgparentid OPERATOR(pg_catalog.=) 0"
@@ -1368,7 +1368,7 @@ source_check(void)
 		/* usable again: what failed for the source's sake is evaluated again */
 		if (!source_ok_seen || source_problem[0] != '\0')
 		{
-			run("UPDATE segments.segment_state"
+			WorkerRun("UPDATE segments.segment_state"
 				"   SET state = 'pending', requested_at = pg_catalog.clock_timestamp()"
 				" WHERE state OPERATOR(pg_catalog.=) 'failed'"
 				"   AND last_error OPERATOR(pg_catalog.~~) '" SOURCE_FAILED_PREFIX "%'",
@@ -1387,7 +1387,7 @@ source_check(void)
 
 	values[0] = CStringGetTextDatum(problem);
 	if (waiting)
-		run("UPDATE segments.segment_state"
+		WorkerRun("UPDATE segments.segment_state"
 			"   SET state = 'pending', last_error = $1,"
 			"       requested_at = CASE WHEN state OPERATOR(pg_catalog.=) 'ready'"
 			"                      THEN pg_catalog.clock_timestamp()"
@@ -1397,7 +1397,7 @@ source_check(void)
 			1, types, values, SPI_OK_UPDATE);
 	else
 	{
-		run("UPDATE segments.segment_state"
+		WorkerRun("UPDATE segments.segment_state"
 			"   SET state = 'failed', last_error = $1, member_count = 0"
 			" WHERE state OPERATOR(pg_catalog.<>) 'failed' OR last_error IS DISTINCT FROM $1",
 			1, types, values, SPI_OK_UPDATE);
@@ -1405,7 +1405,7 @@ source_check(void)
 		if (SPI_processed > 0 && OidIsValid(config.member_relid))
 		{
 			HistorySetCause(HISTORY_CAUSE_FAILED);	/* history */
-			run("DELETE FROM segments.member", 0, NULL, NULL, SPI_OK_DELETE);
+			WorkerRun("DELETE FROM segments.member", 0, NULL, NULL, SPI_OK_DELETE);
 		}
 	}
 	/* what is logged after the commit lives in the round's context */
@@ -1543,7 +1543,7 @@ reset_evaluating(void)
 		TimestampTz started;
 
 		/* a pass interrupted midway goes on from its last committed chunk */
-		run("UPDATE segments.segment_state SET state = 'pending'"
+		WorkerRun("UPDATE segments.segment_state SET state = 'pending'"
 			" WHERE state OPERATOR(pg_catalog.=) 'evaluating'"
 			"   AND segment_id OPERATOR(pg_catalog.<>) ALL"
 			"       (coalesce((SELECT p.segment_ids FROM segments.pass p), '{}'))",
@@ -1558,7 +1558,7 @@ reset_evaluating(void)
 		}
 	}
 	else
-		run("UPDATE segments.segment_state SET state = 'pending'"
+		WorkerRun("UPDATE segments.segment_state SET state = 'pending'"
 			" WHERE state OPERATOR(pg_catalog.=) 'evaluating'",
 			0, NULL, NULL, SPI_OK_UPDATE);
 	ereport(LOG,

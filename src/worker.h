@@ -115,6 +115,8 @@ typedef struct SegmentsShared
 extern SegmentsShared *segments_shared;
 extern void SharedRequestMemory(void);
 extern void SharedInitMemory(void);
+extern void WorkerRun(const char *sql, int nargs, Oid *types, Datum *values,
+					  int expected);
 extern SegmentsWorkerSlot *SharedFindSlot(Oid dboid);
 extern void SharedNotifyAtCommit(void);
 extern void SharedPauseDatabase(Oid dboid, int seconds);
