@@ -1219,6 +1219,28 @@ clear_covered_changes(EvalPlan *plan)
  * ---------------------------------------------------------------- */
 
 /*
+ * The step of every scanning pass: evaluates the contact in the slot (in
+ * contact_cxt, reset afterwards) and adds its segments to the batch.
+ * plan->results keeps the contact's result per segment until the next.
+ */
+static void
+evaluate_into_batch(EvalPlan *plan, Batch *batch, TupleTableSlot *slot,
+					MemoryContext contact_cxt)
+{
+	MemoryContext prev = MemoryContextSwitchTo(contact_cxt);
+	int32	   *nums;
+	char	   *tenant;
+	int			n;
+
+	slot_getallattrs(slot);
+	n = evaluate_contact(plan, slot, &nums, &tenant);
+	MemoryContextSwitchTo(prev);
+	batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
+			  n, nums, tenant, true);
+	MemoryContextReset(contact_cxt);
+}
+
+/*
  * Full pass: one scan of the source evaluates every segment for every
  * contact; segments outside `only_segments` (when given: nonly ids, and
  * the segments that reference them) keep their membership.
@@ -1248,24 +1270,13 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	slot = table_slot_create(plan->source, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		int32	   *nums;
-		char	   *tenant;
-		int			n;
-		MemoryContext prev;
-
 		CHECK_FOR_INTERRUPTS();
-		prev = MemoryContextSwitchTo(contact_cxt);
-		slot_getallattrs(slot);
-		n = evaluate_contact(plan, slot, &nums, &tenant);
+		evaluate_into_batch(plan, batch, slot, contact_cxt);
 		for (int i = 0; i < plan->nsegments; i++)
 		{
 			if (plan->results[i])
 				plan->segments[i].count++;
 		}
-		MemoryContextSwitchTo(prev);
-		batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
-				  n, nums, tenant, true);
-		MemoryContextReset(contact_cxt);
 	}
 	batch_apply(plan, batch);
 	ExecDropSingleTupleTableSlot(slot);
@@ -1374,25 +1385,14 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	while (visited < limit &&
 		   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
 	{
-		int32	   *nums;
-		char	   *tenant;
-		int			n;
-		MemoryContext prev;
-		Datum		key;
-
 		CHECK_FOR_INTERRUPTS();
-		prev = MemoryContextSwitchTo(contact_cxt);
-		slot_getallattrs(slot);
-		n = evaluate_contact(plan, slot, &nums, &tenant);
-		MemoryContextSwitchTo(prev);
-		key = slot->tts_values[config->key_attnum - 1];
-		batch_add(plan, batch, key, n, nums, tenant, true);
-		MemoryContextReset(contact_cxt);
+		evaluate_into_batch(plan, batch, slot, contact_cxt);
 		if (++visited == limit ||
 			(budget_ms > 0 && visited % 256 == 0 &&
 			 TimestampDifferenceExceeds(started, GetCurrentTimestamp(), budget_ms)))
 		{
-			last = datumCopy(key, plan->key_byval, plan->key_len);
+			last = datumCopy(slot->tts_values[config->key_attnum - 1],
+							 plan->key_byval, plan->key_len);
 			break;
 		}
 	}
@@ -1609,19 +1609,8 @@ segments_verify(PG_FUNCTION_ARGS)
 	slot = table_slot_create(plan->source, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		int32	   *nums;
-		char	   *tenant;
-		int			n;
-		MemoryContext prev;
-
 		CHECK_FOR_INTERRUPTS();
-		prev = MemoryContextSwitchTo(contact_cxt);
-		slot_getallattrs(slot);
-		n = evaluate_contact(plan, slot, &nums, &tenant);
-		MemoryContextSwitchTo(prev);
-		batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
-				  n, nums, tenant, true);
-		MemoryContextReset(contact_cxt);
+		evaluate_into_batch(plan, batch, slot, contact_cxt);
 	}
 	batch_apply(plan, batch);
 	ExecDropSingleTupleTableSlot(slot);
