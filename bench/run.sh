@@ -568,7 +568,33 @@ for round in $(seq 1 "$TPUT_ROUNDS"); do
         echo "  round $round, history $mode: worker applied $n_plan plan changes at $(x2 "$rate") contacts/s ($c_plan changes recorded)"
     done
 done
+# With the worker on: plan changes at full speed (each changes membership,
+# so each is recorded), then the freshness probe under the activity load.
+TP_ON=""; TP_OFF=""
+for round in $(seq 1 "$TPUT_ROUNDS"); do
+    for mode in off on; do
+        history_mode "$mode"
+        worker_on
+        qv "SELECT segments.wait('30 min')" >/dev/null
+        q -c "CHECKPOINT" >/dev/null
+        read -r tps _ < <(pgbench_run "history-tput-$mode-$round" "$P/update_plan.sql" "$TPUT_SECONDS")
+        qv "SELECT segments.wait('30 min')" >/dev/null
+        if [ "$mode" = on ]; then TP_ON="$TP_ON $tps"; else TP_OFF="$TP_OFF $tps"; fi
+        echo "  round $round, history $mode: plan changes at $(x2 "$tps") tps with the worker on"
+    done
+done
+for mode in off on; do
+    history_mode "$mode"
+    qv "SELECT segments.wait('30 min')" >/dev/null
+    freshness_run "history_$mode"
+    eval "FRESH_H_${mode}=\"$FRESH_P99 $FRESH_P50 $FRESH_MAX $FRESH_N\""
+done
 q -c "ALTER SYSTEM RESET segments.history" -c "SELECT pg_reload_conf()" >/dev/null
+m_on=$(echo "$TP_ON" | median); m_off=$(echo "$TP_OFF" | median); r=$(calc "$m_on / $m_off")
+result "history: update throughput, plan changes, worker on" "$(tps_s "$m_on")" "history off" "$(tps_s "$m_off")" "$(x2 "$r")x" ">= 0.90x" "$(ratio_ge "$r" 0.90)"
+read -r p99_on p50_on max_on n_on <<< "$FRESH_H_on"
+read -r p99_off p50_off max_off n_off <<< "$FRESH_H_off"
+result "history: freshness, $FRESH_RATE updates/s, history on" "p99 $p99_on ms" "history off: p99 (p50 / max)" "$p99_off ms ($p50_off / $max_off ms)" "" "p99 <= 200 ms" "$(ratio_le "$p99_on" 200)"
 m_on=$(echo "$PASS_ON" | median); m_off=$(echo "$PASS_OFF" | median); r=$(calc "$m_on / $m_off")
 result "history: first full pass (writes every membership)" "$(x2 "$m_on") s" "history off" "$(x2 "$m_off") s" "$(x2 "$r")x the time" "<= 1.10x" "$(ratio_le "$r" 1.10)"
 m_on=$(echo "$ACT_ON" | median); m_off=$(echo "$ACT_OFF" | median); r=$(calc "$m_on / $m_off")
