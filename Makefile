@@ -57,7 +57,7 @@ sql/segments--%--$(EXTVERSION).sql: $(srcdir)/sql/upgrade/%--$(EXTVERSION).sql $
 	  awk -f $(UPGRADE_LIB)/code_only.awk $(INSTALL_PARTS); \
 	  cat $(UPGRADE_LIB)/rebuild_configured.sql; } > $@
 
-.PHONY: test demo bench pgtap installcheck-isolation
+.PHONY: test demo bench bench-scale pgtap installcheck-isolation
 installcheck-isolation:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
 
@@ -67,5 +67,7 @@ demo:
 	./scripts/demo.sh
 bench:
 	./bench/run.sh
+bench-scale:
+	./bench/scale.sh
 pgtap:
 	pg_prove -d $(or $(PGDATABASE),postgres) test/*.sql

@@ -1,0 +1,136 @@
+# Shared by bench/run.sh and bench/scale.sh: the server settings of the
+# benchmark cluster, building and starting it, and small shell helpers.
+# Source it from the repository's top directory after setting OUT (the
+# output directory; pgbench logs go to $OUT/pgbench) and RES (the results).
+
+# Server settings: sized for a 1M-10M contact table on a small machine;
+# fsync on (lib.sh turns it off for tests) so that synchronous_commit
+# means what it says; no parallel query, so that every timing is one core
+# (refresh() is single-threaded).  maintenance_work_mem stays at its
+# default (64MB): inserting into segments.member can trigger a cleanup of
+# its GIN pending list, which may use that much; the memory rows should
+# show the default.
+export CLUSTER_EXTRA_CONF="${CLUSTER_EXTRA_CONF:-}
+fsync = on
+shared_buffers = 2GB
+work_mem = 64MB
+max_wal_size = 16GB
+checkpoint_timeout = 30min
+max_parallel_workers_per_gather = 0
+max_connections = 50
+log_min_messages = warning"
+export EXTRA_PACKAGES="${EXTRA_PACKAGES:-} gnuplot-nox"
+
+. scripts/lib.sh
+ensure_packages
+build_and_install
+LIBFILE="$("$PG_BIN/pg_config" --pkglibdir)/segments.so"
+LIB_MD5=$(md5sum "$LIBFILE" | cut -c1-12)
+BUILD="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain -- src sql 2>/dev/null || true)" ]; then
+    BUILD="$BUILD + uncommitted changes in src/ or sql/"
+fi
+BUILD="$BUILD, segments.so md5 $LIB_MD5"
+start_cluster
+PGBENCH="$PG_BIN/pgbench"
+
+BG_PIDS=()
+bench_cleanup() {
+    local p
+    for p in "${BG_PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+}
+# (set +e: the handler must reach stop_cluster, which reads $? for the exit code)
+trap 'rc=$?; set +e; bench_cleanup; (exit $rc); stop_cluster' EXIT
+
+export PGDATABASE=bench
+q()  { psql -X -q -v ON_ERROR_STOP=1 "$@"; }          # script / statements
+qv() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }      # one value
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
+x2() { awk -v v="$1" 'BEGIN { printf "%.2f", v }'; }        # two decimals
+
+# result ROW EXTENSION_VALUE BASELINE_LABEL BASELINE_VALUE RATIO TARGET MET
+result() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RES"; }
+
+# pgbench_tps NAME SCRIPT SECONDS [pgbench options...]: prints "tps latency_ms"
+pgbench_run() {
+    local name="$1" script="$2" secs="$3"
+    shift 3
+    "$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$secs" "$@" -f "$script" \
+        > "$OUT/pgbench/$name.log" 2>&1 || { cat "$OUT/pgbench/$name.log" >&2; return 1; }
+    awk '/^latency average/ { lat = $4 } /^tps/ { tps = $3 } END { print tps, lat }' "$OUT/pgbench/$name.log"
+}
+
+# The worker of database bench: off (and not running) or on (and running).
+worker_off() {
+    qv "ALTER DATABASE bench SET segments.enabled = off" >/dev/null
+    local i
+    for i in $(seq 1 100); do
+        qv "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
+        [ -z "$(qv "SELECT pid FROM segments.worker WHERE pid IS NOT NULL")" ] && return 0
+        sleep 0.2
+    done
+    echo "bench: the worker did not stop" >&2; return 1
+}
+worker_on() {
+    qv "ALTER DATABASE bench RESET segments.enabled" >/dev/null
+    local i
+    for i in $(seq 1 150); do
+        qv "SELECT segments._notify_worker()" >/dev/null
+        WORKER_PID=$(qv "SELECT pid FROM segments.worker WHERE pid IS NOT NULL")
+        [ -n "$WORKER_PID" ] && return 0
+        sleep 0.2
+    done
+    echo "bench: the worker did not start" >&2; return 1
+}
+
+# sample_rss PID FILE STOPFILE: every 50 ms, "seconds VmRSS RssAnon VmHWM" (kB)
+# until the process ends or STOPFILE exists.
+sample_rss() {
+    local pid="$1" file="$2" stop="$3" t0
+    t0=$(now_s)
+    while [ ! -e "$stop" ] && [ -r "/proc/$pid/status" ]; do
+        awk -v t="$(elapsed "$t0")" '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } /^VmHWM:/ { h = $2 }
+             END { if (r != "") print t, r, a, h }' "/proc/$pid/status" 2>/dev/null >> "$file" || true
+        sleep 0.05
+    done
+}
+peak_col() { awk -v c="$2" 'BEGIN { m = 0 } $c > m { m = $c } END { print m }' "$1"; }
+
+# ratio_ge / ratio_le RATIO TARGET: "yes" when the target is met, else "NO"
+ratio_ge() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "yes" : "NO" }'; }
+ratio_le() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "yes" : "NO" }'; }
+fmt_mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+
+
+# print_results TITLE: the header and the table of $RES, to stdout and to
+# $OUT/header.txt and $OUT/table.md.
+print_results() {
+    MACHINE="$(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    {
+        echo "$1"
+        echo "PostgreSQL $(qv "SHOW server_version"); $MACHINE"
+        echo "data generated in $LOAD_S s; $(date -u '+%Y-%m-%d %H:%M UTC'); $BUILD"
+        NOW_MD5=$(md5sum "$LIBFILE" | cut -c1-12)
+        # the server preloaded the library at start; backends find it loaded by
+        # its file name, so a reinstall by someone else does not change the
+        # code measured, only what the next server start would load
+        [ "$NOW_MD5" = "$LIB_MD5" ] || echo "note: $LIBFILE was reinstalled during the run (md5 now $NOW_MD5); the server kept the build it preloaded"
+    } > "$OUT/header.txt"
+    {
+        echo "| Row | Extension | Baseline | Baseline value | Ratio | Target | Met |"
+        echo "|---|---|---|---|---|---|---|"
+        awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$RES"
+    } > "$OUT/table.md"
+
+    echo
+    cat "$OUT/header.txt"
+    echo
+    awk -F'\t' 'BEGIN { printf "%-60s %-17s %-17s %-15s %-14s %s\n", "row", "extension", "baseline", "ratio", "target", "met" }
+                { b = ($4 == "") ? $3 : $4; printf "%-60s %-17s %-17s %-15s %-14s %s\n", substr($1, 1, 60), $2, substr(b, 1, 17), $5, $6, $7 }' "$RES"
+    echo
+}
