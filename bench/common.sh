@@ -1,7 +1,8 @@
-# Shared by bench/run.sh and bench/scale.sh: the server settings of the
-# benchmark cluster, building and starting it, and small shell helpers.
-# Source it from the repository's top directory after setting OUT (the
-# output directory; pgbench logs go to $OUT/pgbench) and RES (the results).
+# Shared by the benchmark scripts (bench/*.sh): the server settings of the
+# benchmark cluster, bench_setup (build, install, start it) and small shell
+# helpers.  Source it from the repository's top directory; OUT (the output
+# directory; pgbench logs go to $OUT/pgbench) and RES (the results) are
+# the caller's.
 
 # Server settings: sized for a 1M-10M contact table on a small machine;
 # fsync on (lib.sh turns it off for tests) so that synchronous_commit
@@ -21,37 +22,46 @@ max_connections = 50
 log_min_messages = warning"
 export EXTRA_PACKAGES="${EXTRA_PACKAGES:-} gnuplot-nox"
 
+export PGDATABASE=${PGDATABASE:-bench}
 . scripts/lib.sh
-ensure_packages
-build_and_install
-LIBFILE="$("$PG_BIN/pg_config" --pkglibdir)/segments.so"
-LIB_MD5=$(md5sum "$LIBFILE" | cut -c1-12)
-BUILD="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git status --porcelain -- src sql 2>/dev/null || true)" ]; then
-    BUILD="$BUILD + uncommitted changes in src/ or sql/"
-fi
-BUILD="$BUILD, segments.so md5 $LIB_MD5"
-start_cluster
-PGBENCH="$PG_BIN/pgbench"
-
-BG_PIDS=()
+BG_PIDS=()                                              # background jobs, killed on exit
 bench_cleanup() {
     local p
     for p in "${BG_PIDS[@]}"; do
         kill "$p" 2>/dev/null || true
     done
 }
-# (set +e: the handler must reach stop_cluster, which reads $? for the exit code)
-trap 'rc=$?; set +e; bench_cleanup; (exit $rc); stop_cluster' EXIT
-
-export PGDATABASE=bench
 q()  { psql -X -q -v ON_ERROR_STOP=1 "$@"; }          # script / statements
 qv() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }      # one value
 now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
+# query_s SQL: seconds the statement took, as psql's \timing sees it
+# (without the connection's start, which costs tenths of a second on a
+# loaded machine)
+query_s() { psql -X -qAt -v ON_ERROR_STOP=1 -c '\timing on' -c "$1" | awk '/^Time:/ { printf "%.3f", $2 / 1000 }'; }
 x2() { awk -v v="$1" 'BEGIN { printf "%.2f", v }'; }        # two decimals
+
+# bench_setup: installs what the benchmark needs, builds and installs the
+# extension, starts the throwaway cluster (stopped on exit, with whatever
+# the benchmark started in the background).
+bench_setup() {
+    ensure_packages
+    build_and_install
+    LIBFILE="$("$PG_BIN/pg_config" --pkglibdir)/segments.so"
+    LIB_MD5=$(md5sum "$LIBFILE" | cut -c1-12)
+    BUILD="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if [ -n "$(git status --porcelain -- src sql 2>/dev/null || true)" ]; then
+        BUILD="$BUILD + uncommitted changes in src/ or sql/"
+    fi
+    BUILD="$BUILD, segments.so md5 $LIB_MD5"
+    start_cluster
+    PGBENCH="$PG_BIN/pgbench"
+
+    # (set +e: the handler must reach stop_cluster, which reads $? for the exit code)
+    trap 'rc=$?; set +e; bench_cleanup; (exit $rc); stop_cluster' EXIT
+}
 
 # result ROW EXTENSION_VALUE BASELINE_LABEL BASELINE_VALUE RATIO TARGET MET
 result() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RES"; }
@@ -65,9 +75,9 @@ pgbench_run() {
     awk '/^latency average/ { lat = $4 } /^tps/ { tps = $3 } END { print tps, lat }' "$OUT/pgbench/$name.log"
 }
 
-# The worker of database bench: off (and not running) or on (and running).
+# The worker of the database: off (and not running) or on (and running).
 worker_off() {
-    qv "ALTER DATABASE bench SET segments.enabled = off" >/dev/null
+    qv "ALTER DATABASE $PGDATABASE SET segments.enabled = off" >/dev/null
     local i
     for i in $(seq 1 100); do
         qv "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
@@ -77,7 +87,7 @@ worker_off() {
     echo "bench: the worker did not stop" >&2; return 1
 }
 worker_on() {
-    qv "ALTER DATABASE bench RESET segments.enabled" >/dev/null
+    qv "ALTER DATABASE $PGDATABASE RESET segments.enabled" >/dev/null
     local i
     for i in $(seq 1 150); do
         qv "SELECT segments._notify_worker()" >/dev/null
@@ -133,4 +143,28 @@ print_results() {
     awk -F'\t' 'BEGIN { printf "%-60s %-17s %-17s %-15s %-14s %s\n", "row", "extension", "baseline", "ratio", "target", "met" }
                 { b = ($4 == "") ? $3 : $4; printf "%-60s %-17s %-17s %-15s %-14s %s\n", substr($1, 1, 60), $2, substr(b, 1, 17), $5, $6, $7 }' "$RES"
     echo
+}
+
+# settle_with_probe RUN START: runs the freshness probe (bench/probe.sql,
+# contact 1 changed every 2 s, watched in segment $PROBE_SEG) until no
+# segment is pending or evaluating; SETTLED_S: seconds from START (now_s).
+settle_with_probe() {
+    local run="$1" start="$2" job
+    psql -X -q -v ON_ERROR_STOP=1 -v run="$run" -v seg="$PROBE_SEG" -v secs=14400 -v pause=2 -v until_settled=1 \
+        -f "$BENCH_DIR/probe.sql" &
+    job=$!
+    BG_PIDS+=("$job")
+    until [ "$(qv "SELECT count(*) FROM segments.segment_state WHERE state IN ('pending', 'evaluating')")" = 0 ]; do
+        sleep 0.1
+    done
+    SETTLED_S=$(elapsed "$start")
+    wait "$job"
+}
+
+# freshness_stats RUN: "probes p50 p99 max" (ms) of the probe's samples of RUN
+freshness_stats() {
+    qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1),
+               round(max(latency_ms)::numeric, 1)
+          FROM bench.freshness WHERE run = '$1'" | tr '|' ' '
 }

@@ -18,11 +18,10 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; psql -X -q -d postgres -c "ALTER SYSTEM RESET segments.history" -c "SELECT pg_reload_conf()" >/dev/null; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
 export PGDATABASE=$DB
-q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-qv() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+BIN=$PG_BIN
+cd "$HERE/.."
+. bench/common.sh       # q, qv, now_s, elapsed, median, worker_on, worker_off
+PG_BIN=$BIN
 
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 qv "ALTER DATABASE $DB SET segments.enabled = off" >/dev/null
@@ -38,41 +37,23 @@ echo "$N contacts, 100 segments, $MEMBERSHIPS memberships; $ROUNDS rounds; Postg
 printf '\\set c random(1, %s)\n\\set v random(0, 2000000)\nUPDATE public.contacts SET last_seen_at = now() - interval '"'"'12 hours'"'"', lifetime_value = :v / 100.0 WHERE id = :c;\n' "$N" > "$tmp/activity.sql"
 printf '\\set c random(1, %s)\n\\set p random(1, 4)\nUPDATE public.contacts SET plan = (ARRAY['"'"'free'"'"', '"'"'trial'"'"', '"'"'pro'"'"', '"'"'vip'"'"'])[:p] WHERE id = :c;\n' "$N" > "$tmp/plan.sql"
 
-worker() {      # on | off: the database's worker running or stopped
-    if [ "$1" = off ]; then
-        qv "ALTER DATABASE $DB SET segments.enabled = off" >/dev/null
-        for _ in $(seq 1 100); do
-            qv "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
-            [ -z "$(qv "SELECT pid FROM segments.worker WHERE pid IS NOT NULL")" ] && return 0
-            sleep 0.2
-        done
-        echo "the worker did not stop" >&2; return 1
-    fi
-    qv "ALTER DATABASE $DB RESET segments.enabled" >/dev/null
-    for _ in $(seq 1 150); do
-        qv "SELECT segments._notify_worker()" >/dev/null
-        [ -n "$(qv "SELECT pid FROM segments.worker WHERE pid IS NOT NULL")" ] && return 0
-        sleep 0.2
-    done
-    echo "the worker did not start" >&2; return 1
-}
 # apply MODE SCRIPT: queue SCRIPT's updates with the worker stopped, then
 # time the worker applying them; prints "contacts/s queued changes-recorded"
 apply() {
     local mode="$1" script="$2" n before t drain
     q -c "ALTER SYSTEM SET segments.history = $mode" -c "SELECT pg_reload_conf()" >/dev/null
-    worker off
+    worker_off
     "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" -f "$script" >/dev/null 2>&1
     n=$(qv "SELECT count(*) FROM segments.change_queue")
     before=$(qv "SELECT coalesce(max(change_id), 0) FROM segments.change_log")
     q -c "CHECKPOINT" >/dev/null
-    t=$(now_s); worker on; qv "SELECT segments.wait('30 min')" >/dev/null; drain=$(elapsed "$t")
+    t=$(now_s); worker_on; qv "SELECT segments.wait('30 min')" >/dev/null; drain=$(elapsed "$t")
     echo "$(awk -v n="$n" -v d="$drain" 'BEGIN { printf "%.0f", n / d }') $n $(qv "SELECT count(*) FROM segments.membership_changes WHERE change_id > $before")"
 }
 
 declare -A R
 for round in $(seq 1 "$ROUNDS"); do
-    worker off
+    worker_off
     for mode in off on; do
         q -c "SET segments.history = off" -c "DELETE FROM segments.member" >/dev/null
         q -c "TRUNCATE segments.change_log" -c "VACUUM segments.member" -c "CHECKPOINT" >/dev/null

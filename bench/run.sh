@@ -62,6 +62,7 @@ RES="$OUT/results.tsv"
 BENCH_DIR="$PWD/bench"
 
 . bench/common.sh
+bench_setup
 
 log "bench: $CONTACTS contacts$([ "$QUICK" = 1 ] && echo ' (quick mode)'), output in $OUT"
 createdb bench
@@ -336,7 +337,7 @@ freshness_run() {
     q -v run="$run" -v seg="$PROBE_SEG" -v secs="$FRESH_SECONDS" -f "$BENCH_DIR/probe.sql"
     wait "$pgb" || { cat "$P/fresh-$run.log" >&2; return 1; }
     FRESH_TPS=$(awk '/^tps/ { print $3 }' "$P/fresh-$run.log")
-    read -r FRESH_N FRESH_P50 FRESH_P99 FRESH_MAX < <(qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(max(latency_ms)::numeric, 1) FROM bench.freshness WHERE run = '$run'" | tr '|' ' ')
+    read -r FRESH_N FRESH_P50 FRESH_P99 FRESH_MAX < <(freshness_stats "$run")
     echo "freshness ($run): $FRESH_N samples, p50 $FRESH_P50 ms, p99 $FRESH_P99 ms, max $FRESH_MAX ms; pgbench $FRESH_TPS tps"
 }
 qv "SELECT segments.wait('30 min')" >/dev/null
@@ -404,18 +405,11 @@ qv "SELECT segments.wait('30 min')" >/dev/null
 PASSES0=$(qv "SELECT passes FROM segments.stat_worker")
 t=$(now_s)
 q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_new ORDER BY n) s" >/dev/null
-psql -X -q -v ON_ERROR_STOP=1 -v run=create100 -v seg="$PROBE_SEG" -v secs=7200 -v pause=2 -v until_settled=1 \
-    -f "$BENCH_DIR/probe.sql" &
-PROBE_JOB=$!
-BG_PIDS+=("$PROBE_JOB")
-until [ "$(qv "SELECT count(*) FROM segments.segment_state WHERE state IN ('pending', 'evaluating')")" = 0 ]; do
-    sleep 0.1
-done
-CREATE100_S=$(elapsed "$t")
-wait "$PROBE_JOB"
+settle_with_probe create100 "$t"
+CREATE100_S=$SETTLED_S
 CREATE100_PASSES=$(( $(qv "SELECT passes FROM segments.stat_worker") - PASSES0 ))
 CREATE100_FAILED=$(qv "SELECT count(*) FROM segments.status WHERE name LIKE 'New: %' AND state <> 'ready'")
-read -r C_N C_P50 C_P99 C_MAX < <(qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(max(latency_ms)::numeric, 1) FROM bench.freshness WHERE run = 'create100'" | tr '|' ' ')
+read -r C_N C_P50 C_P99 C_MAX < <(freshness_stats create100)
 echo "100 segments created at once: all settled in $CREATE100_S s ($CREATE100_PASSES passes, $CREATE100_FAILED not ready); freshness meanwhile: $C_N probes, p50 $C_P50 ms, p99 $C_P99 ms, max $C_MAX ms"
 r=$(calc "$CREATE100_S / $CREATE100_BASE_S")
 result "100 segments created in one transaction, worker on: all ready" "${CREATE100_S} s ($CREATE100_PASSES passes)" "created, worker off, then refresh()" "${CREATE100_BASE_S} s" "$(x2 "$r")x" "<= 1.5x" "$(ratio_le "$r" 1.5)"

@@ -44,6 +44,7 @@ BENCH_DIR="$PWD/bench"
 CLIENTS=2
 
 . bench/common.sh
+bench_setup
 
 log "scale: $CONTACTS contacts, $SEGMENTS segments, output in $OUT"
 createdb bench
@@ -64,8 +65,8 @@ read -r CONDS_BASE CONDS_ALL <<< "$CONDS"
 log "baseline: the 100 segments, one refresh()"
 q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_def ORDER BY n) s" >/dev/null
 q -c "CHECKPOINT" >/dev/null
-t=$(now_s); qv "SELECT segments.refresh()" >/dev/null; BASE_S=$(elapsed "$t")
-t=$(now_s); qv "SELECT count(*) FROM public.contacts" >/dev/null; SCAN_S=$(elapsed "$t")
+BASE_S=$(query_s "SELECT segments.refresh()")
+SCAN_S=$(query_s "SELECT count(*) FROM public.contacts")
 echo "refresh() of 100: $BASE_S s; count(*): $SCAN_S s"
 
 log "$((SEGMENTS - 100)) more segments created in one transaction, worker on"
@@ -81,19 +82,12 @@ BG_PIDS+=("$SAMPLER")
 t=$(now_s)
 q -c "SELECT count(segments.create_segment(d.name || ' ~' || v, bench.vary(d.definition, v)))
         FROM generate_series(1, $VARIANTS) v, bench.seg_def d" >/dev/null
-psql -X -q -v ON_ERROR_STOP=1 -v run=scale -v seg="$PROBE_SEG" -v secs=14400 -v pause=2 -v until_settled=1 \
-    -f "$BENCH_DIR/probe.sql" &
-PROBE_JOB=$!
-BG_PIDS+=("$PROBE_JOB")
-until [ "$(qv "SELECT count(*) FROM segments.segment_state WHERE state IN ('pending', 'evaluating')")" = 0 ]; do
-    sleep 0.2
-done
-PASS_S=$(elapsed "$t")
+settle_with_probe scale "$t"
+PASS_S=$SETTLED_S
 touch "$OUT/worker.stop"; wait "$SAMPLER" || true
-wait "$PROBE_JOB"
 W_ANON=$(peak_col "$OUT/rss-worker.txt" 3)
 NOT_READY=$(qv "SELECT count(*) FROM segments.segment_state WHERE state <> 'ready'")
-read -r F_N F_P50 F_P99 F_MAX < <(qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(max(latency_ms)::numeric, 1) FROM bench.freshness WHERE run = 'scale'" | tr '|' ' ')
+read -r F_N F_P50 F_P99 F_MAX < <(freshness_stats scale)
 q -c "\\copy (SELECT run, i, at_s, latency_ms FROM bench.freshness ORDER BY i) TO '$OUT/freshness.csv' WITH (FORMAT csv, HEADER)"
 echo "all ready after $PASS_S s ($NOT_READY not ready); worker peak RssAnon $(fmt_mb "$W_ANON"); freshness p99 $F_P99 ms, max $F_MAX ms ($F_N probes)"
 
