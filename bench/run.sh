@@ -234,7 +234,10 @@ SQL
 echo "$(qv "SELECT count(*) FILTER (WHERE cardinality(restricted_to) = 0) || ' unrestricted, ' || count(*) FILTER (WHERE cardinality(restricted_to) > 0) || ' restricted (avg ' || round(avg(cardinality(restricted_to)) FILTER (WHERE cardinality(restricted_to) > 0), 2) || ' segments)' FROM public.actions")"
 
 # The gating answers agree with the naive SQL for a sample of contacts.
-GATE_DIFF=$(qv "SELECT count(*) FROM (SELECT (1 + (g * 7919) % $CONTACTS)::bigint AS c FROM generate_series(1, 50) g) cs
+# (OFFSET 0 keeps cs.c a plain value: the expression itself is not
+# leakproof, so the security-barrier view would not take it as an index
+# condition and would decode every member row for every action)
+GATE_DIFF=$(qv "SELECT count(*) FROM (SELECT (1 + (g * 7919) % $CONTACTS)::bigint AS c FROM generate_series(1, 50) g OFFSET 0) cs
   WHERE ARRAY(SELECT id FROM public.actions WHERE segments.filter_restricted(cs.c, restricted_to) ORDER BY id)
         IS DISTINCT FROM
         ARRAY(SELECT a.id FROM public.actions a WHERE cardinality(a.restricted_to) = 0 OR EXISTS
