@@ -111,14 +111,16 @@ SELECT s.name, h.contact_id,
  ORDER BY s.name, h.contact_id, h.valid_from;
 
 -- Daily counts: today's is the current count; yesterday's comes before
--- every recorded entry (all today).
-SELECT day = current_date AS today, members
-  FROM segments.segment_counts(:'vip', current_date - 1, current_date) ORDER BY day;
-SELECT count(*) AS days FROM segments.segment_counts('VIP', current_date - 29, current_date);
+-- every recorded entry (all today).  Days are UTC days; pg_regress's
+-- sessions are in PST8PDT, whose current_date differs for 8 hours a day.
+SELECT (now() AT TIME ZONE 'UTC')::date AS utc_today \gset
+SELECT day = :'utc_today'::date AS today, members
+  FROM segments.segment_counts(:'vip', :'utc_today'::date - 1, :'utc_today'::date) ORDER BY day;
+SELECT count(*) AS days FROM segments.segment_counts('VIP', :'utc_today'::date - 29, :'utc_today'::date);
 SELECT try($$SELECT * FROM segments.segment_counts('VIP', '2026-01-02', '2026-01-01')$$) AS from_after_to;
 SELECT try($$SELECT * FROM segments.segment_counts('VIP', '2015-01-01', '2025-12-31')$$) AS too_many_days;
 SELECT count(*) AS unknown_segment_days
-  FROM segments.segment_counts('00000000-0000-0000-0000-000000000000'::uuid, current_date, current_date);
+  FROM segments.segment_counts('00000000-0000-0000-0000-000000000000'::uuid, :'utc_today'::date, :'utc_today'::date);
 
 -- The feed with cursors: two consumers, each its own cursor; max bounds a batch.
 SELECT contact_id, entered FROM segments.consume_changes('mailer', 3);
@@ -144,7 +146,7 @@ SELECT count(*) AS a_consumes FROM segments.consume_changes('mailer', 1000);
 SELECT count(*) AS a_history_rows, bool_and(contact_id <= 5) AS a_own_contacts FROM segments.membership_history;
 SELECT segments.was_member(8, 'VIP', now()) AS other_tenants_contact;
 SELECT segments.was_member(4, 'VIP', now()) AS own_contact;
-SELECT members FROM segments.segment_counts('VIP', current_date, current_date);
+SELECT members FROM segments.segment_counts('VIP', :'utc_today'::date, :'utc_today'::date);
 \c - hist_b
 SELECT count(*) AS b_changes, bool_and(contact_id > 5) AS b_own_contacts FROM segments.membership_changes;
 \c - hist_none
