@@ -198,6 +198,12 @@ mut sql src/evaluate.c "since reset at every evaluation" \
 mut sql src/evaluate.c "refresh() keeps departed contacts" \
     'delete_departed(plan, NULL, NULL);' \
     '(void) delete_departed;'
+mut sql src/evaluate.c "a pass rewrites rows whose membership did not change" \
+    'continue;			/* unchanged */' \
+    ';			/* unchanged */'
+mut sql src/member_space.c "passes do not reuse the space of replaced row versions" \
+    'heap_page_prune_opt(member, buf);' \
+    '(void) heap_page_prune_opt;'
 mut sql src/evaluate.c "member_count counts every contact" \
     'if (plan->results[i])\n\t\t\t\tplan->segments[i].count++;' \
     'plan->segments[i].count++;'

@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "history.h"
 #include "member_codec.h"
+#include "member_space.h"
 
 #include "access/genam.h"
 #include "access/heapam.h"
@@ -931,6 +932,19 @@ batch_apply(EvalPlan *plan, Batch *batch)
 	batch->n = 0;
 }
 
+/*
+ * Before the first batch of a pass: the row versions earlier passes
+ * replaced make room for this pass's (member_space.c).
+ */
+static void
+batch_reclaim_space(EvalPlan *plan)
+{
+	Relation	member = table_open(plan->cat->config.member_relid, RowExclusiveLock);
+
+	MemberReclaimSpace(member);
+	table_close(member, NoLock);
+}
+
 /* Adds a contact's result to the batch, applying the batch when full. */
 static void
 batch_add(EvalPlan *plan, Batch *batch, Datum key, int nnums, const int32 *nums,
@@ -1264,6 +1278,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(only_segments, nonly, true, false);
 	batch = batch_create();
+	batch_reclaim_space(plan);
 
 	/* see every contact committed by now, after taking the lock */
 	scan = table_beginscan(plan->source, plan->snapshot, 0, NULL);
@@ -1359,6 +1374,8 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	plan = plan_build(only, nonly, false, false);
 	config = &plan->cat->config;
 	batch = batch_create();
+	if (*cursor == NULL)
+		batch_reclaim_space(plan);	/* once a pass */
 
 	index = index_open(config->source_key_index, AccessShareLock);
 	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypid != config->key_type)

@@ -1,0 +1,67 @@
+/*-------------------------------------------------------------------------
+ *
+ * member_space.c
+ *		Keeping segments.member compact between vacuums.
+ *
+ * A pass rewrites the stored row of every contact whose membership
+ * changed, and the GIN index on the segment numbers makes every such
+ * update a non-HOT one: the new version goes wherever the free space map
+ * says there is room.  Only VACUUM fills that map, and a pass holds a lock
+ * that makes autovacuum skip the table, so passes that follow each other
+ * (100 new segments, then a redefinition, ...) each appended a whole copy
+ * of the rows they rewrote: 17 MB of heap became 97 MB in five passes at
+ * 200,000 contacts.  Before a pass writes, this prunes the pages holding
+ * the versions earlier passes replaced (what VACUUM's first phase does,
+ * without the index phase) and records their free space, so that the
+ * pass's new versions fill them instead of new pages.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/bufpage.h"
+#include "storage/freespace.h"
+#include "utils/rel.h"
+
+#include "member_space.h"
+
+/* Free space worth recording: room for a dozen stored rows. */
+#define RECLAIM_MIN_FREE (BLCKSZ / 8)
+
+/*
+ * Prunes every page of segments.member (the caller holds the pass's lock)
+ * of row versions no transaction can see any more, and records the pages
+ * with room in the free space map.  Reads each page once: a few
+ * milliseconds per 100,000 contacts.
+ */
+void
+MemberReclaimSpace(Relation member)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(member);
+	BlockNumber recorded = 0;
+
+	for (BlockNumber blk = 0; blk < nblocks; blk++)
+	{
+		Buffer		buf;
+		Size		avail;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(member, blk);
+		/* prunes only when the page is nearly full and has something to prune */
+		heap_page_prune_opt(member, buf);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		avail = PageIsNew(BufferGetPage(buf)) ? 0 : PageGetHeapFreeSpace(BufferGetPage(buf));
+		UnlockReleaseBuffer(buf);
+		if (avail >= RECLAIM_MIN_FREE)
+		{
+			RecordPageWithFreeSpace(member, blk, avail);
+			recorded++;
+		}
+	}
+	/* make the new entries findable from the map's upper levels */
+	if (recorded > 0)
+		FreeSpaceMapVacuumRange(member, 0, nblocks);
+}
