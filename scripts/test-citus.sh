@@ -197,6 +197,15 @@ same "filter_restricted on the coordinator as on a single node" \
 expect "segment_is_member of a contact that does not exist is false" \
     "SELECT segments.segment_is_member(999999, 'vip')" f
 
+expect "explain() on the coordinator reads the contact's row and membership through Citus" \
+    "SELECT (e ->> 'stored') || ':' || (e ->> 'evaluated') || ':' || (e ->> 'agrees') || ','
+            || (f ->> 'stored') || ':' || (f ->> 'evaluated') || ':' || (f ->> 'agrees')
+       FROM segments.explain(4, 'german') e, segments.explain(1, 'german') f" \
+    "true:true:true,false:false:true"
+errors "verify() on a distributed source: 0A000, not a wrong answer" 0A000 "SELECT * FROM segments.verify()"
+errors "preview() on a distributed source: 0A000, not a wrong answer" 0A000 \
+    "SELECT * FROM segments.preview('{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}')"
+
 # -- capture on the shards, applied on their nodes -----------------------
 q "UPDATE contacts SET plan = 'vip' WHERE id IN (1, 2, 4)" >/dev/null
 qref "UPDATE contacts SET plan = 'vip' WHERE id IN (1, 2, 4)" >/dev/null
@@ -235,4 +244,62 @@ q "CREATE ROLE app_read LOGIN; GRANT segments_read TO app_read" >/dev/null
 expect "a reader without rights on the tables reads routed membership" \
     "SET ROLE app_read; SELECT segments.segment_is_member(1, 'vip')::text || segments.filter_restricted(2, ARRAY[(SELECT id FROM segments.segments WHERE name = 'vip')])::text" truetrue
 
+# -- moving a shard (what citus_rebalance_start does) -------------------
+BEFORE=$(q "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
+              FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id")
+SHARD=$(q "SELECT s.shardid FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+             JOIN pg_dist_node n ON n.groupid = p.groupid
+            WHERE s.logicalrelid = 'contacts'::regclass AND n.nodeport = ${PORT[w1]}
+              AND get_shard_id_for_distribution_column('contacts', 1) <> s.shardid
+            ORDER BY 1 LIMIT 1")
+MOVED=$(q "SELECT min(id) FROM contacts WHERE get_shard_id_for_distribution_column('contacts', id) = $SHARD AND id < 3000")
+q "SELECT citus_move_shard_placement($SHARD, '$SEGMENTS_TMP', ${PORT[w1]}, '$SEGMENTS_TMP', ${PORT[w2]},
+                                     shard_transfer_mode => 'block_writes')" >/dev/null
+expect "the shard of contact $MOVED moved to the second worker, its membership shard with it" \
+    "SELECT string_agg(DISTINCT n.nodeport::text, ',')
+       FROM pg_dist_placement p JOIN pg_dist_node n ON n.groupid = p.groupid
+      WHERE p.shardid IN (get_shard_id_for_distribution_column('contacts', $MOVED),
+                          get_shard_id_for_distribution_column('segments.member', $MOVED))" "${PORT[w2]}"
+expect "membership is the same after the move" \
+    "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
+       FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id" "$BEFORE"
+q "UPDATE contacts SET plan = 'vip' WHERE id = $MOVED AND plan <> 'vip'" >/dev/null
+qref "UPDATE contacts SET plan = 'vip' WHERE id = $MOVED AND plan <> 'vip'" >/dev/null
+q "UPDATE contacts SET traits = traits || '{\"country\":\"de\"}' WHERE id = $MOVED" >/dev/null
+qref "UPDATE contacts SET traits = traits || '{\"country\":\"de\"}' WHERE id = $MOVED" >/dev/null
+expect "a change to a contact of the moved shard is captured on its new node" \
+    "SELECT segments.wait('60 s') AND segments.segment_is_member($MOVED, 'vip') AND segments.segment_is_member($MOVED, 'german')" t
+qref "SELECT segments.wait('60 s')" >/dev/null
+q "SELECT segments.refresh()" >/dev/null
+same "a full pass after the move gives the single node's membership" \
+    "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
+       FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id"
+
+# -- tenants: a role with a fixed tenant (ALTER ROLE reaches the workers) -
+for db in "$DB" "$REF"; do
+    qn coord "$db" "SELECT segments.configure('contacts', 'id', tenant_column => 'org', traits_column => 'traits')" >/dev/null
+done
+q "SELECT segments.refresh()" >/dev/null
+q "DO \$\$ BEGIN CREATE ROLE tenant1 LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$;
+   GRANT segments_read TO tenant1; GRANT SELECT ON contacts TO tenant1;
+   ALTER ROLE tenant1 SET segments.tenant = 'org1'" >/dev/null
+qref "GRANT SELECT ON contacts TO tenant1" >/dev/null
+tq() { psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[coord]}" -U tenant1 -d "$1" -c "$2"; }
+for check in \
+    "segment_members('vip')|SELECT md5(string_agg(m::text, ',' ORDER BY m)) || ':' || count(*) FROM segments.segment_members('vip') m" \
+    "membership|SELECT count(*) || ':' || count(*) FILTER (WHERE c.org <> 'org1') FROM segments.membership m JOIN contacts c ON c.id = m.contact_id" \
+    "contact_segments of another tenant's contact|SELECT count(*) FROM segments.contact_segments(2)" \
+    "segment_is_member of its own and another tenant's contact|SELECT segments.segment_is_member(1, 'vip')::text || segments.segment_is_member(2, 'vip')::text"; do
+    got=$(tq "$DB" "${check#*|}") || fail "tenant session: ${check%%|*}: query failed"
+    want=$(tq "$REF" "${check#*|}") || fail "tenant session (single node): ${check%%|*}: query failed"
+    [ "$got" = "$want" ] || fail "tenant session: ${check%%|*}: Citus '$got', single node '$want'"
+    note "ok: a tenant session sees only its contacts: ${check%%|*} ($got) as on a single node"
+done
+
 all_passed
+
+# CITUS_BENCH=1: the routing overhead of the read path (bench/citus_read.sh)
+if [ -n "${CITUS_BENCH:-}" ]; then
+    log "bench: segment_is_member on the coordinator vs a Citus router query"
+    PGPORT=${PORT[coord]} PGDATABASE=$DB PG_BIN=$PG_BIN CONTACTS=3000 bench/citus_read.sh
+fi

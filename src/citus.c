@@ -494,3 +494,19 @@ CitusWait(TimestampTz deadline)
 	SPI_finish();
 	return !isnull && done;
 }
+
+/*
+ * Refuses what cannot work on a distributed source yet (it would scan the
+ * coordinator's empty heap and give a wrong answer): a clear error instead.
+ */
+void
+CitusRefuse(const char *what)
+{
+	const SegmentCatalog *cat = CatalogGet();
+
+	if (cat->config.configured && CitusIsDistributed(cat->config.source_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s is not supported on a source distributed by Citus yet", what),
+				 errhint("The Citus section of the segments README lists what works there; segments.explain() checks one contact.")));
+}

@@ -22,5 +22,6 @@ extern List *CitusScanRelations(Relation source);
 extern void CitusCloseScanRelations(List *rels, Relation source);
 extern bool CitusPass(const pg_uuid_t *only, int nonly, bool chunk);
 extern bool CitusWait(TimestampTz deadline);
+extern void CitusRefuse(const char *what);
 
 #endif							/* SEGMENTS_CITUS_H */

@@ -1621,6 +1621,7 @@ segments_verify(PG_FUNCTION_ARGS)
 					 errmsg("segment \"%s\" does not exist",
 							DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(only))))));
 	}
+	CitusRefuse("segments.verify()");	/* it scans the source here */
 	pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments verify",
 									 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(pass_cxt);
@@ -1860,6 +1861,7 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 
+	CitusRefuse("segments.preview()");	/* it scans the source here */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(NULL, 0, true, true);
