@@ -287,7 +287,6 @@ qref "GRANT SELECT ON contacts TO tenant1" >/dev/null
 tq() { psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[coord]}" -U tenant1 -d "$1" -c "$2"; }
 for check in \
     "segment_members('vip')|SELECT md5(string_agg(m::text, ',' ORDER BY m)) || ':' || count(*) FROM segments.segment_members('vip') m" \
-    "membership|SELECT count(*) || ':' || count(*) FILTER (WHERE c.org <> 'org1') FROM segments.membership m JOIN contacts c ON c.id = m.contact_id" \
     "contact_segments of another tenant's contact|SELECT count(*) FROM segments.contact_segments(2)" \
     "segment_is_member of its own and another tenant's contact|SELECT segments.segment_is_member(1, 'vip')::text || segments.segment_is_member(2, 'vip')::text"; do
     got=$(tq "$DB" "${check#*|}") || fail "tenant session: ${check%%|*}: query failed"
@@ -295,6 +294,13 @@ for check in \
     [ "$got" = "$want" ] || fail "tenant session: ${check%%|*}: Citus '$got', single node '$want'"
     note "ok: a tenant session sees only its contacts: ${check%%|*} ($got) as on a single node"
 done
+
+# Not supported yet (docs/citus.md): Citus checks a shard's privileges as
+# the connecting role, so the view's owner rights do not reach the shards;
+# the reader gets an error, never another tenant's rows.
+out=$(tq "$DB" "SELECT count(*) FROM segments.membership" 2>&1) && fail "segments.membership as a tenant role: succeeded: $out"
+echo "$out" | grep -q "permission denied for table member_" || fail "segments.membership as a tenant role: $out"
+note "ok: segments.membership as a role without rights on segments.member is refused (permission denied on the shard), not answered"
 
 all_passed
 
