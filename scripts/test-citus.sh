@@ -308,4 +308,6 @@ all_passed
 if [ -n "${CITUS_BENCH:-}" ]; then
     log "bench: segment_is_member on the coordinator vs a Citus router query"
     PGPORT=${PORT[coord]} PGDATABASE=$DB PG_BIN=$PG_BIN CONTACTS=3000 bench/citus_read.sh
+    log "bench: a full pass, one node vs a coordinator and two workers"
+    PGPORT=${PORT[coord]} CITUS_DB=$DB REF_DB=$REF CONTACTS=${CITUS_BENCH_CONTACTS:-200000} bench/citus_pass.sh
 fi
