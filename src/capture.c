@@ -28,6 +28,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "citus.h"
 #include "privilege.h"
 #include "worker.h"
 
@@ -254,7 +255,8 @@ capture_rel(Relation rel)
 	if (OidIsValid(capture.source_relid) &&
 		(relid == capture.source_relid ||
 		 (rel->rd_rel->relispartition &&
-		  list_member_oid(get_partition_ancestors(relid), capture.source_relid))))
+		  list_member_oid(get_partition_ancestors(relid), capture.source_relid)) ||
+		 CitusIsShardOf(rel, capture.source_relid)))	/* Citus: fires on shards */
 	{
 		cr->key_attnum = get_attnum(relid, capture.key_column);
 		cr->is_source = (cr->key_attnum > 0);

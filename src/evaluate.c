@@ -17,6 +17,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "citus.h"
 #include "history.h"
 #include "member_codec.h"
 #include "member_space.h"
@@ -1273,7 +1274,16 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	Batch	   *batch;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
+	List	   *rels;
+	ListCell   *lc;
 
+	/* Citus: the coordinator's pass is every node's (citus.c) */
+	if (CitusPass(only_segments, nonly, false))
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(pass_cxt);
+		return;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(only_segments, nonly, true, false);
@@ -1281,21 +1291,26 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	batch_reclaim_space(plan);
 
 	/* see every contact committed by now, after taking the lock */
-	scan = table_beginscan(plan->source, plan->snapshot, 0, NULL);
-	slot = table_slot_create(plan->source, NULL);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	rels = CitusScanRelations(plan->source);	/* the source, or its shards here */
+	foreach(lc, rels)
 	{
-		CHECK_FOR_INTERRUPTS();
-		evaluate_into_batch(plan, batch, slot, contact_cxt);
-		for (int i = 0; i < plan->nsegments; i++)
+		scan = table_beginscan(lfirst(lc), plan->snapshot, 0, NULL);
+		slot = table_slot_create(lfirst(lc), NULL);
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
-			if (plan->results[i])
-				plan->segments[i].count++;
+			CHECK_FOR_INTERRUPTS();
+			evaluate_into_batch(plan, batch, slot, contact_cxt);
+			for (int i = 0; i < plan->nsegments; i++)
+			{
+				if (plan->results[i])
+					plan->segments[i].count++;
+			}
 		}
+		ExecDropSingleTupleTableSlot(slot);
+		table_endscan(scan);
 	}
+	CitusCloseScanRelations(rels, plan->source);
 	batch_apply(plan, batch);
-	ExecDropSingleTupleTableSlot(slot);
-	table_endscan(scan);
 
 	delete_departed(plan, NULL, NULL);
 	record_state(plan, started);
@@ -1358,7 +1373,17 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	Datum		last = (Datum) 0;
 	int64		visited = 0;
 	bool		more = true;
-	int			save_nestlevel = NewGUCNestLevel();
+	int			save_nestlevel;
+
+	/* Citus: a whole pass at once, over every node's shards (citus.c) */
+	if (CitusPass(only, nonly, true))
+	{
+		*done = true;
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(pass_cxt);
+		return 0;
+	}
+	save_nestlevel = NewGUCNestLevel();
 
 	/*
 	 * A chunk's batches are small next to membership: its writes probe
@@ -1613,6 +1638,7 @@ segments_verify(PG_FUNCTION_ARGS)
 					 errmsg("segment \"%s\" does not exist",
 							DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(only))))));
 	}
+	CitusRefuse("segments.verify()");	/* it scans the source here */
 	pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments verify",
 									 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(pass_cxt);
@@ -1852,6 +1878,7 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 
+	CitusRefuse("segments.preview()");	/* it scans the source here */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(NULL, 0, true, true);

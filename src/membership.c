@@ -14,6 +14,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "citus.h"
 #include "member_codec.h"
 
 #include "access/genam.h"
@@ -123,6 +124,12 @@ MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
 	ScanKeyData skey;
 	bool		found;
 
+	/* Citus: the rows are in a shard, maybe on another node (citus.c) */
+	if (CitusIsDistributed(RelationGetRelid(rel)))
+	{
+		index_close(index, AccessShareLock);
+		return CitusProbe(rel, indexid, key, slot);
+	}
 	/* an index of another type searched with this key would read garbage */
 	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypid != key_type)
 		ereport(ERROR,

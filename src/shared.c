@@ -14,6 +14,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "citus.h"
 #include "worker.h"
 
 #include "access/htup_details.h"
@@ -494,6 +495,8 @@ segments_wait(PG_FUNCTION_ARGS)
 	}
 	if (segments_shared != NULL)
 		ConditionVariableCancelSleep();
+	if (done)
+		done = CitusWait(deadline); /* Citus: and every worker's queue */
 	SPI_finish();
 	PG_RETURN_BOOL(done);
 }

@@ -178,6 +178,7 @@ DECLARE
     v_key_type regtype;
     v_type     regtype;
     v_relkind  "char";
+    v_citus    boolean;
 BEGIN
     IF NOT pg_catalog.pg_has_role((SELECT e.extowner FROM pg_extension e
                                     WHERE e.extname = 'segments'), 'USAGE') THEN
@@ -225,6 +226,9 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch',
                   HINT = 'The key column must be of type uuid, bigint, integer or text.';
     END IF;
+    IF segments._citus_table(source) THEN
+        PERFORM segments._citus_check(source, key_column);   -- 11_citus.sql
+    END IF;
     IF NOT EXISTS (
         SELECT 1 FROM pg_index i
          WHERE i.indrelid = source AND i.indisunique AND i.indisvalid
@@ -260,8 +264,14 @@ BEGIN
 
     -- Only rebuild storage when the key type changes: same-typed re-pointing
     -- keeps readers' membership until the re-evaluation below replaces it.
+    -- Citus: a distributed source keeps membership colocated (11_citus.sql)
+    v_citus := segments._citus_distributed(source);
     IF to_regclass('segments.member') IS NULL
-       OR (SELECT c.key_type FROM segments.config c) IS DISTINCT FROM v_key_type THEN
+       OR (SELECT c.key_type FROM segments.config c) IS DISTINCT FROM v_key_type
+       OR NOT segments._citus_storage_fits(source) THEN
+        IF v_citus THEN     -- built here, then distributed by _citus_configure()
+            PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+        END IF;
         PERFORM segments._build_storage(v_key_type);
     END IF;
 
@@ -273,12 +283,19 @@ BEGIN
            key_type = EXCLUDED.key_type, tenant_column = EXCLUDED.tenant_column,
            traits_column = EXCLUDED.traits_column, configured_at = EXCLUDED.configured_at;
 
+    IF v_citus THEN
+        PERFORM segments._citus_configure(source, key_column, tenant_column);
+    END IF;
     -- change capture for the worker: on the new source, off the old one
     PERFORM segments._install_capture(source);
 
     UPDATE segments.segment_state
        SET state = 'pending', requested_at = clock_timestamp(), attempts = 0, retry_at = NULL;
-    PERFORM segments.refresh();
+    -- Citus: the workers see the distributed membership once this commits;
+    -- the coordinator's worker (or refresh()) evaluates then
+    IF NOT v_citus THEN
+        PERFORM segments.refresh();
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION segments.configure(regclass, name, name, name) IS

@@ -1,0 +1,371 @@
+-- segments install script, part 11: Citus, a contact source distributed over
+-- several nodes (docs/citus.md).  Nothing here runs on plain PostgreSQL:
+-- configure() calls these only for a source Citus distributes.
+
+-- Is rel a hash-distributed Citus table?  (false without Citus)
+CREATE FUNCTION segments._citus_distributed(rel regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition'
+            ' WHERE logicalrelid OPERATOR(pg_catalog.=) $1 AND partmethod OPERATOR(pg_catalog.=) ''h'')'
+       INTO v_found USING rel;
+    RETURN v_found;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_distributed(regclass) IS
+    'Internal: whether a table is distributed by Citus (hash).';
+
+-- Is rel any Citus table (distributed, reference, or a Citus local table)?
+CREATE FUNCTION segments._citus_table(rel regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition'
+            ' WHERE logicalrelid OPERATOR(pg_catalog.=) $1)'
+       INTO v_found USING rel;
+    RETURN v_found;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_table(regclass) IS
+    'Internal: whether a table is managed by Citus.';
+
+-- Is the configured source distributed (on this node's metadata)?
+CREATE FUNCTION segments._citus_active()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce((SELECT segments._citus_distributed(c.source) FROM segments.config c), false) $$;
+COMMENT ON FUNCTION segments._citus_active() IS
+    'Internal: whether the configured source is a Citus distributed table.';
+
+-- Does segments.member suit the source: distributed (and colocated with
+-- it) exactly when the source is?
+CREATE FUNCTION segments._citus_storage_fits(source regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_same boolean;
+BEGIN
+    IF segments._citus_distributed(to_regclass('segments.member')) IS DISTINCT FROM
+       segments._citus_distributed(source) THEN
+        RETURN false;
+    ELSIF NOT segments._citus_distributed(source) THEN
+        RETURN true;
+    END IF;
+    EXECUTE 'SELECT (SELECT colocationid FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1)'
+            '   OPERATOR(pg_catalog.=) (SELECT colocationid FROM pg_catalog.pg_dist_partition'
+            '                            WHERE logicalrelid OPERATOR(pg_catalog.=) ''segments.member''::pg_catalog.regclass)'
+       INTO v_same USING source;
+    RETURN coalesce(v_same, false);
+END
+$$;
+COMMENT ON FUNCTION segments._citus_storage_fits(regclass) IS
+    'Internal: whether segments.member is distributed and colocated as the source requires.';
+
+-- Is this node the Citus coordinator (or not a Citus node at all)?
+CREATE FUNCTION segments._citus_coordinator()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_group integer;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN true;
+    END IF;
+    EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO v_group;
+    RETURN v_group = 0;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_coordinator() IS
+    'Internal: whether this node is the Citus coordinator (true without Citus).';
+
+-- configure() of a distributed source, first: what the design supports.
+-- A source distributed by another column (the tenant, as multi-tenant apps
+-- do) cannot have a unique index on the key alone, so this comes before
+-- configure()'s own check of that index.
+CREATE FUNCTION segments._citus_check(source regclass, key_column name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_dist_column text;
+BEGIN
+    IF NOT segments._citus_distributed(source) THEN
+        RAISE EXCEPTION 'segments on Citus supports hash-distributed sources only, and "%" is a reference table or a Citus local table',
+                        source
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Distribute the source by the contact key with create_distributed_table(), or undistribute it (undistribute_table()).';
+    END IF;
+    EXECUTE 'SELECT pg_catalog.column_to_column_name(logicalrelid, partkey)'
+            '  FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1'
+       INTO v_dist_column USING source;
+    IF v_dist_column IS DISTINCT FROM key_column::text THEN
+        RAISE EXCEPTION 'segments on Citus needs "%" distributed by its key column "%", not by "%"',
+                        source, key_column, v_dist_column
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Distribute the source by the contact key (SELECT create_distributed_table(''' || source::text || ''', ''' || key_column || ''')); sources distributed by a tenant column are not supported yet.';
+    END IF;
+    IF NOT segments._citus_coordinator() THEN
+        RAISE EXCEPTION 'segments.configure() of a distributed source must run on the Citus coordinator'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Connect to the coordinator and call segments.configure() there.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_check(regclass, name) IS
+    'Internal: refuses a distributed source segments cannot serve yet.';
+
+-- configure() of a distributed source, then: membership distributed and
+-- colocated with the source (a contact's membership lives on the node, and
+-- in the shard group, of its row), capture on the shards.
+CREATE FUNCTION segments._citus_configure(source regclass, key_column name,
+                                          tenant_column name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_fn text;
+BEGIN
+
+    -- membership history records statements on segments.member with
+    -- transition tables, which Citus cannot run on shards: not kept here
+    FOR v_fn IN SELECT t.tgname FROM pg_trigger t
+                 WHERE t.tgrelid = 'segments.member'::regclass AND NOT t.tgisinternal
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON segments.member', v_fn);
+    END LOOP;
+    -- configure() built the storage with DDL propagation off: its views and
+    -- functions are the coordinator's; the table's shards are made here
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'on', true);
+    IF NOT segments._citus_distributed('segments.member') THEN
+        -- Citus leaves an extension's tables to the extension on each node:
+        -- out of it while Citus makes the workers' copies, then back in (so
+        -- DROP EXTENSION drops it, and its shards, on the coordinator)
+        EXECUTE 'ALTER EXTENSION segments DROP TABLE segments.member';
+        PERFORM pg_catalog.create_distributed_table('segments.member', 'contact_id',
+                                                    colocate_with => source::text);
+        EXECUTE 'ALTER EXTENSION segments ADD TABLE segments.member';
+    END IF;
+    -- capture: the row trigger on every shard, on the shard's node
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+END
+$$;
+COMMENT ON FUNCTION segments._citus_configure(regclass, name, name) IS
+    'Internal: sets up membership and capture for a source distributed by Citus.';
+
+-- Copies the catalog (configuration and definitions) to every worker, whose
+-- own evaluation (passes, capture) reads it.  Segment numbers are copied
+-- as they are: stored membership names segments by number on every node.
+-- strict: an error when a worker cannot take it (else a warning; the next
+-- pass copies it again).
+CREATE FUNCTION segments._citus_sync(strict boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_payload jsonb;
+    r         record;
+BEGIN
+    SELECT jsonb_build_object(
+             'config', (SELECT to_jsonb(c) OPERATOR(pg_catalog.||)
+                               jsonb_build_object('source', c.source::text,
+                                                  'key_type', c.key_type::text)
+                          FROM segments.config c),
+             'segments', coalesce((SELECT jsonb_agg(to_jsonb(s)) FROM segments.segment s), '[]'))
+      INTO v_payload;
+    FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
+                     '  FROM pg_catalog.run_command_on_workers($1)'
+             USING format('SELECT segments._citus_load_catalog(%L::jsonb)', v_payload)
+    LOOP
+        IF NOT r.success THEN
+            IF strict THEN
+                RAISE EXCEPTION 'could not copy the segments catalog to node %:%: %',
+                                r.nodename, r.nodeport, r.result
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'Check that the node is up and has the extension segments.';
+            END IF;
+            RAISE WARNING 'could not copy the segments catalog to node %:% yet: %',
+                          r.nodename, r.nodeport, r.result;
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_sync(boolean) IS
+    'Internal: copies the configuration and segment definitions to every Citus worker.';
+
+-- A worker's side of _citus_sync(): the catalog as the coordinator has it.
+-- States are "ready": this node's incremental path applies changes to every
+-- segment; full passes are the coordinator's to start.
+CREATE FUNCTION segments._citus_load_catalog(payload jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_config jsonb := payload -> 'config';
+BEGIN
+    IF to_regclass('segments.member') IS NULL THEN
+        RAISE EXCEPTION 'segments.member is not on this node yet'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Commit the transaction that called segments.configure() first.';
+    END IF;
+    IF v_config IS NULL OR jsonb_typeof(v_config) = 'null' THEN
+        DELETE FROM segments.config;
+    ELSIF NOT EXISTS (SELECT 1 FROM segments.config c
+                       WHERE c.source::text = v_config ->> 'source'
+                         AND c.key_column = v_config ->> 'key_column'
+                         AND c.key_type::text = v_config ->> 'key_type'
+                         AND c.tenant_column IS NOT DISTINCT FROM (v_config ->> 'tenant_column')::name
+                         AND c.traits_column IS NOT DISTINCT FROM (v_config ->> 'traits_column')::name) THEN
+        INSERT INTO segments.config AS c (singleton, source, key_column, key_type,
+                                          tenant_column, traits_column, configured_at)
+        VALUES (true, (v_config ->> 'source')::regclass, v_config ->> 'key_column',
+                (v_config ->> 'key_type')::regtype, v_config ->> 'tenant_column',
+                v_config ->> 'traits_column', (v_config ->> 'configured_at')::timestamptz)
+        ON CONFLICT (singleton) DO UPDATE
+           SET source = EXCLUDED.source, key_column = EXCLUDED.key_column,
+               key_type = EXCLUDED.key_type, tenant_column = EXCLUDED.tenant_column,
+               traits_column = EXCLUDED.traits_column, configured_at = EXCLUDED.configured_at;
+    END IF;
+
+    DELETE FROM segments.segment s
+     WHERE s.id <> ALL (ARRAY(SELECT (e ->> 'id')::uuid
+                                FROM jsonb_array_elements(payload -> 'segments') e));
+    INSERT INTO segments.segment AS s
+    SELECT * FROM jsonb_populate_recordset(NULL::segments.segment, payload -> 'segments')
+    ON CONFLICT (id) DO UPDATE
+       SET num = EXCLUDED.num, tenant = EXCLUDED.tenant, name = EXCLUDED.name,
+           description = EXCLUDED.description, definition = EXCLUDED.definition,
+           refs = EXCLUDED.refs, depends_on = EXCLUDED.depends_on,
+           uses_time = EXCLUDED.uses_time, schedule = EXCLUDED.schedule,
+           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at
+     WHERE (s.*) IS DISTINCT FROM (EXCLUDED.*);
+    UPDATE segments.segment_state SET state = 'ready', last_error = NULL
+     WHERE state <> 'ready';
+END
+$$;
+COMMENT ON FUNCTION segments._citus_load_catalog(jsonb) IS
+    'Internal: on a Citus worker, replaces the catalog with the coordinator''s copy.';
+
+-- The coordinator's catalog changed: the workers get the new definitions.
+CREATE FUNCTION segments._citus_catalog_changed() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF segments._citus_active() AND segments._citus_coordinator() THEN
+        PERFORM segments._citus_sync(false);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_catalog_changed() IS
+    'Internal: copies changed segment definitions to the Citus workers.';
+CREATE TRIGGER citus_catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE ON segments.segment
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._citus_catalog_changed();
+
+-- A full pass on the coordinator: every worker evaluates the shards placed
+-- on it (in parallel: run_command_on_workers), then the coordinator counts
+-- members and settles the segments' states.
+CREATE FUNCTION segments._citus_pass(ids uuid[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_start  timestamptz := clock_timestamp();
+    v_failed jsonb := '[]';
+    v_counts jsonb;
+    r        record;
+BEGIN
+    PERFORM segments._citus_sync(true);
+    FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
+                     '  FROM pg_catalog.run_command_on_workers($1)'
+             USING format('SELECT segments._citus_refresh_local(%L::uuid[])', ids)
+    LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'evaluation on node %:% failed: %', r.nodename, r.nodeport, r.result
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+    END LOOP;
+    -- segments a worker could not evaluate (they fail closed there)
+    FOR r IN EXECUTE 'SELECT success, result FROM pg_catalog.run_command_on_workers($1)'
+             USING 'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(''id'', segment_id, ''error'', last_error)), ''[]'')'
+                   '  FROM segments.segment_state WHERE state OPERATOR(pg_catalog.=) ''failed'''
+    LOOP
+        IF r.success THEN
+            v_failed := v_failed || r.result::jsonb;
+        END IF;
+    END LOOP;
+
+    -- counted on the workers, in parallel; the update is the coordinator's
+    SELECT coalesce(jsonb_object_agg(c.num, c.n), '{}') INTO v_counts
+      FROM (SELECT u.num, pg_catalog.count(*) AS n
+              FROM segments.member m
+             CROSS JOIN LATERAL pg_catalog.unnest(segments._member_segs(m.data)) AS u(num)
+             GROUP BY u.num) c;
+    UPDATE segments.segment_state st
+       SET state = CASE WHEN f.error IS NULL THEN 'ready' ELSE 'failed' END,
+           member_count = CASE WHEN f.error IS NULL
+                               THEN coalesce((v_counts ->> s.num::text)::bigint, 0) ELSE 0 END,
+           evaluated_at = CASE WHEN f.error IS NULL THEN now() ELSE st.evaluated_at END,
+           last_duration = clock_timestamp() - v_start,
+           last_error = f.error, attempts = 0, retry_at = NULL
+      FROM segments.segment s
+      LEFT JOIN (SELECT DISTINCT ON (e ->> 'id') (e ->> 'id')::uuid AS id, e ->> 'error' AS error
+                   FROM jsonb_array_elements(v_failed) e) f ON f.id = s.id
+     WHERE st.segment_id = s.id AND (ids IS NULL OR s.id = ANY (ids));
+END
+$$;
+COMMENT ON FUNCTION segments._citus_pass(uuid[]) IS
+    'Internal: a full pass of a distributed source, every worker evaluating its own shards.';
+
+CREATE FUNCTION segments._citus_refresh_local(ids uuid[])
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'segments_citus_refresh_local';
+COMMENT ON FUNCTION segments._citus_refresh_local(uuid[]) IS
+    'Internal: on a Citus node, a full pass over the shards of the source placed on it.';
+
+-- wait() on the coordinator: every worker's wait() too (their queues hold
+-- what capture on their shards queued).
+CREATE FUNCTION segments._citus_wait(timeout interval)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_done boolean;
+BEGIN
+    EXECUTE 'SELECT coalesce(pg_catalog.bool_and(success AND result = ''t''), true)'
+            '  FROM pg_catalog.run_command_on_workers($1)'
+       INTO v_done
+      USING format('SELECT segments.wait(%L::interval)', timeout);
+    RETURN v_done;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_wait(interval) IS
+    'Internal: waits for every Citus worker''s own segments.wait().';

@@ -1,0 +1,512 @@
+/*-------------------------------------------------------------------------
+ *
+ * citus.c
+ *		Running on Citus: a contact source distributed by its key over
+ *		several nodes, membership (segments.member) distributed the same way
+ *		and colocated with it (docs/citus.md).
+ *
+ * On a Citus node a distributed table's own heap (the "shell") is empty:
+ * its rows live in shards, plain tables named <table>_<shardid>, each on
+ * one node.  So:
+ *	- a probe of one contact (membership, the contact's row) is a query on
+ *	  the distributed table, which Citus routes to the one shard holding
+ *	  the key (local execution when that shard is on this node);
+ *	- a full pass scans the shards of the source placed on this node; the
+ *	  coordinator's pass asks every worker to do so (_citus_pass() in
+ *	  sql/install/11_citus.sql), in parallel;
+ *	- capture fires on the shards, on the shard's node, and queues there;
+ *	  that node's own worker applies the change;
+ *	- wait() on the coordinator also waits for every worker.
+ * Nothing here runs unless Citus is installed and the relation is
+ * distributed: on plain PostgreSQL each check is one cached hash lookup.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "catalog.h"
+#include "citus.h"
+#include "privilege.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(segments_citus_refresh_local);
+
+/* Set while this node evaluates its own shards for a coordinator's pass. */
+static bool local_pass = false;
+
+/* Per relation: is it a hash-distributed Citus table, and its probe. */
+typedef struct DistEntry
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	bool		distributed;
+	SPIPlanPtr	probe;			/* CitusProbe's statement (kept), or NULL */
+} DistEntry;
+
+static HTAB *dist_cache = NULL;
+
+/* Relcache callback: create_distributed_table() and DDL invalidate. */
+static void
+dist_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	DistEntry  *e;
+
+	if (dist_cache == NULL)
+		return;
+	hash_seq_init(&status, dist_cache);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (relid == InvalidOid || e->relid == relid)
+			e->valid = false;
+	}
+}
+
+/* Runs a one-row catalog query with one oid parameter; true if a row came back. */
+static bool
+query_exists(const char *sql, Oid type, Datum arg)
+{
+	bool		found;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql, 1, &type, &arg, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the Citus metadata");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/* Is Citus installed in this database? */
+static bool
+citus_installed(void)
+{
+	return OidIsValid(get_extension_oid("citus", true));
+}
+
+/* The cached entry of relid, (re)computed when invalidated. */
+static DistEntry *
+dist_entry(Oid relid)
+{
+	DistEntry  *e;
+	bool		found;
+
+	if (dist_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(DistEntry);
+		ctl.hcxt = CacheMemoryContext;
+		dist_cache = hash_create("segments citus relations", 16, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(dist_invalidate, (Datum) 0);
+	}
+	e = hash_search(dist_cache, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->valid = false;
+		e->probe = NULL;
+	}
+	if (!e->valid)
+	{
+		if (e->probe != NULL)
+			SPI_freeplan(e->probe);
+		e->probe = NULL;
+		e->valid = true;
+		e->distributed = citus_installed() &&
+			query_exists("SELECT 1 FROM pg_catalog.pg_dist_partition"
+						 " WHERE logicalrelid OPERATOR(pg_catalog.=) $1"
+						 "   AND partmethod OPERATOR(pg_catalog.=) 'h'",
+						 OIDOID, ObjectIdGetDatum(relid));
+	}
+	return e;
+}
+
+/* Is relid a hash-distributed Citus table (its heap here holds no rows)? */
+bool
+CitusIsDistributed(Oid relid)
+{
+	return dist_entry(relid)->distributed;
+}
+
+/* Is this node the Citus coordinator (group 0)? */
+static bool
+is_coordinator(void)
+{
+	return query_exists("SELECT 1 FROM pg_catalog.pg_dist_local_group"
+						" WHERE groupid OPERATOR(pg_catalog.=) $1",
+						INT4OID, Int32GetDatum(0));
+}
+
+/*
+ * Prepares the probe of a distributed relation: its columns in order (NULL
+ * for dropped ones, so the row fits rel's descriptor) for one key of the
+ * index's first column.  Called connected to SPI; the plan is kept.
+ */
+static SPIPlanPtr
+prepare_probe(Relation rel, Oid indexid)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Relation	index = index_open(indexid, AccessShareLock);
+	AttrNumber	keyatt = index->rd_index->indkey.values[0];
+	Oid			keytype = TupleDescAttr(RelationGetDescr(index), 0)->atttypid;
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+
+	index_close(index, AccessShareLock);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (i > 0)
+			appendStringInfoString(&sql, ", ");
+		appendStringInfoString(&sql, att->attisdropped ? "NULL" :
+							   quote_identifier(NameStr(att->attname)));
+	}
+	appendStringInfo(&sql, " FROM %s.%s WHERE %s OPERATOR(pg_catalog.=) $1",
+					 quote_identifier(get_namespace_name(RelationGetNamespace(rel))),
+					 quote_identifier(RelationGetRelationName(rel)),
+					 quote_identifier(NameStr(TupleDescAttr(desc, keyatt - 1)->attname)));
+	plan = SPI_prepare(sql.data, 1, &keytype);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep the plan of \"%s\"", sql.data);
+	return plan;
+}
+
+/*
+ * MembershipProbe() of a distributed relation: the row with this key,
+ * stored in slot, through a query Citus routes to the one shard holding it.
+ * Run as the extension's owner: readers have no privilege on the tables.
+ */
+bool
+CitusProbe(Relation rel, Oid indexid, Datum key, TupleTableSlot *slot)
+{
+	DistEntry  *e = dist_entry(RelationGetRelid(rel));
+	MemoryContext caller = CurrentMemoryContext;
+	TupleDesc	desc = RelationGetDescr(rel);
+	PrivilegeContext priv;
+	bool		found = false;
+
+	PrivilegeBecomeOwner(&priv, SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (e->probe == NULL)
+			e->probe = prepare_probe(rel, indexid);
+		if (SPI_execute_plan(e->probe, &key, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read \"%s\"", RelationGetRelationName(rel));
+		if (SPI_processed > 0)
+		{
+			Datum	   *values = palloc(desc->natts * sizeof(Datum));
+			bool	   *nulls = palloc(desc->natts * sizeof(bool));
+			MemoryContext old;
+			HeapTuple	tuple;
+
+			for (int i = 0; i < desc->natts; i++)
+			{
+				values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  i + 1, &nulls[i]);
+				if (TupleDescAttr(desc, i)->attisdropped)
+					nulls[i] = true;
+			}
+			old = MemoryContextSwitchTo(caller);
+			tuple = heap_form_tuple(desc, values, nulls);
+			MemoryContextSwitchTo(old);
+			ExecForceStoreHeapTuple(tuple, slot, true);
+			found = true;
+		}
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		PrivilegeRestore(&priv, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PrivilegeRestore(&priv, true);
+	return found;
+}
+
+/*
+ * Is rel one of source's shards (a trigger on a shard fires with it)?  Its
+ * name is the source's (or, for long names, a prefix of it) followed by
+ * _<shardid>, in the source's schema.
+ */
+bool
+CitusIsShardOf(Relation rel, Oid source)
+{
+	const char *name = RelationGetRelationName(rel);
+	const char *us = strrchr(name, '_');
+	char	   *end;
+	int64		shardid;
+	Oid			types[2] = {OIDOID, INT8OID};
+	Datum		values[2];
+	bool		found;
+
+	if (!OidIsValid(source) || us == NULL || RelationGetNamespace(rel) != get_rel_namespace(source) ||
+		!citus_installed())
+		return false;
+	shardid = strtoll(us + 1, &end, 10);
+	if (*end != '\0' || end == us + 1)
+		return false;
+	values[0] = ObjectIdGetDatum(source);
+	values[1] = Int64GetDatum(shardid);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_shard"
+							  " WHERE logicalrelid OPERATOR(pg_catalog.=) $1"
+							  "   AND shardid OPERATOR(pg_catalog.=) $2",
+							  2, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_dist_shard");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
+ * The relations a full pass scans: the source itself, or, when it is
+ * distributed, its shards placed on this node (none on a coordinator that
+ * holds no shards), opened and checked to have the source's columns.
+ */
+List *
+CitusScanRelations(Relation source)
+{
+	Oid			relid = RelationGetRelid(source);
+	Oid			nsp = RelationGetNamespace(source);
+	TupleDesc	desc = RelationGetDescr(source);
+	Datum		arg = ObjectIdGetDatum(relid);
+	Oid			type = OIDOID;
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *shardids = NIL;
+	List	   *rels = NIL;
+	ListCell   *lc;
+
+	if (!CitusIsDistributed(relid))
+		return list_make1(source);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT s.shardid FROM pg_catalog.pg_dist_shard s"
+							  "  JOIN pg_catalog.pg_dist_placement p"
+							  "    ON p.shardid OPERATOR(pg_catalog.=) s.shardid"
+							  " WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1"
+							  "   AND p.groupid OPERATOR(pg_catalog.=)"
+							  "       (SELECT groupid FROM pg_catalog.pg_dist_local_group)"
+							  " ORDER BY 1",
+							  1, &type, &arg, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the shards of \"%s\"", RelationGetRelationName(source));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		shardid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+														  SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		shardids = lappend(shardids, psprintf("%s_" INT64_FORMAT,
+											  RelationGetRelationName(source), shardid));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	foreach(lc, shardids)
+	{
+		const char *name = lfirst(lc);
+		Oid			shard = get_relname_relid(name, nsp);
+		Relation	rel;
+		TupleDesc	sdesc;
+		bool		same;
+
+		if (!OidIsValid(shard))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("shard \"%s\" of \"%s\" is not on this node under that name",
+							name, RelationGetRelationName(source)),
+					 errhint("segments on Citus supports source tables whose shard names are the table's name and the shard id (names shorter than 50 bytes).")));
+		rel = table_open(shard, AccessShareLock);
+		sdesc = RelationGetDescr(rel);
+		same = sdesc->natts == desc->natts;
+		for (int i = 0; same && i < desc->natts; i++)
+		{
+			Form_pg_attribute a = TupleDescAttr(desc, i);
+			Form_pg_attribute b = TupleDescAttr(sdesc, i);
+
+			same = a->attisdropped == b->attisdropped && a->atttypid == b->atttypid &&
+				(a->attisdropped || strcmp(NameStr(a->attname), NameStr(b->attname)) == 0);
+		}
+		if (!same)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("shard \"%s\" does not have the columns of \"%s\" in the same positions",
+							name, RelationGetRelationName(source)),
+					 errhint("Columns dropped before the table was distributed shift the shards' columns; recreate the table (CREATE TABLE ... AS) and distribute it again.")));
+		rels = lappend(rels, rel);
+	}
+	return rels;
+}
+
+/* Closes what CitusScanRelations() opened (locks kept to the end of the transaction). */
+void
+CitusCloseScanRelations(List *rels, Relation source)
+{
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		Relation	rel = lfirst(lc);
+
+		if (rel != source)
+			table_close(rel, NoLock);
+	}
+	list_free(rels);
+}
+
+/*
+ * A pass of a distributed source.  On the coordinator it is every node's:
+ * segments._citus_pass() syncs the catalog to the workers, has each
+ * evaluate its shards in parallel and counts members; true.  On a worker,
+ * a chunked pass of its own worker (chunk) is a full pass over its shards,
+ * run here; true.  Otherwise (plain PostgreSQL, or a worker's full pass,
+ * which scans its shards) false: the caller goes on.
+ */
+bool
+CitusPass(const pg_uuid_t *only, int nonly, bool chunk)
+{
+	const SegmentCatalog *cat;
+
+	if (local_pass)
+		return false;
+	cat = CatalogGet();
+	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid))
+		return false;
+	if (is_coordinator())
+	{
+		Oid			type = UUIDARRAYOID;
+		Datum		ids = (Datum) 0;
+		PrivilegeContext priv;
+
+		if (only != NULL)
+		{
+			Datum	   *elems = palloc(Max(nonly, 1) * sizeof(Datum));
+
+			for (int i = 0; i < nonly; i++)
+				elems[i] = UUIDPGetDatum(&only[i]);
+			ids = PointerGetDatum(construct_array(elems, nonly, UUIDOID, UUID_LEN, false,
+												  TYPALIGN_CHAR));
+		}
+		/* the workers are reached, and their catalogs written, as the owner */
+		PrivilegeBecomeOwner(&priv, 0);
+		PG_TRY();
+		{
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			if (SPI_execute_with_args("SELECT segments._citus_pass($1)", 1, &type, &ids,
+									  only != NULL ? NULL : "n", false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not run the distributed pass");
+			SPI_finish();
+		}
+		PG_CATCH();
+		{
+			PrivilegeRestore(&priv, false);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		PrivilegeRestore(&priv, true);
+		return true;
+	}
+	if (!chunk)
+		return false;
+	EvaluateRefresh(only, nonly);
+	return true;
+}
+
+/*
+ * segments._citus_refresh_local(ids uuid[]) RETURNS void: this node's part
+ * of a coordinator's pass: a full pass of the segments (NULL: all) over the
+ * shards of the source placed here.
+ */
+Datum
+segments_citus_refresh_local(PG_FUNCTION_ARGS)
+{
+	ArrayType  *ids = PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0);
+
+	local_pass = true;
+	PG_TRY();
+	{
+		if (ids == NULL)
+			EvaluateRefresh(NULL, 0);
+		else if (ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)) > 0)
+			EvaluateRefresh((pg_uuid_t *) ARR_DATA_PTR(ids),
+							ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)));
+	}
+	PG_FINALLY();
+	{
+		local_pass = false;
+	}
+	PG_END_TRY();
+	PG_RETURN_VOID();
+}
+
+/*
+ * wait() on a coordinator of a distributed source: true once every worker's
+ * own wait() returned true before the deadline (their queues hold the
+ * changes captured on their shards).  True at once elsewhere.
+ */
+bool
+CitusWait(TimestampTz deadline)
+{
+	const SegmentCatalog *cat = CatalogGet();
+	Oid			type = INTERVALOID;
+	Interval   *left = palloc0(sizeof(Interval));
+	Datum		arg;
+	bool		isnull;
+	bool		done;
+
+	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid) ||
+		!is_coordinator())
+		return true;
+	left->time = Max(deadline - GetCurrentTimestamp(), 0);
+	arg = IntervalPGetDatum(left);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT segments._citus_wait($1)", 1, &type, &arg, NULL, false, 1)
+		!= SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not wait for the workers");
+	done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return !isnull && done;
+}
+
+/*
+ * Refuses what cannot work on a distributed source yet (it would scan the
+ * coordinator's empty heap and give a wrong answer): a clear error instead.
+ */
+void
+CitusRefuse(const char *what)
+{
+	const SegmentCatalog *cat = CatalogGet();
+
+	if (cat->config.configured && CitusIsDistributed(cat->config.source_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s is not supported on a source distributed by Citus yet", what),
+				 errhint("The Citus section of the segments README lists what works there; segments.explain() checks one contact.")));
+}
