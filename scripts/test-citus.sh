@@ -98,7 +98,7 @@ errors() {
     if out=$(psql -X -qAt -p "${PORT[coord]}" -d "$DB" -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "$sql" 2>&1); then
         fail "$what: succeeded, expected SQLSTATE $state"
     fi
-    echo "$out" | grep -q "ERROR:  $state" || fail "$what: expected SQLSTATE $state, got: $out"
+    grep -q "ERROR:  $state" <<< "$out" || fail "$what: expected SQLSTATE $state, got: $out"
     note "ok: $what ($(echo "$out" | grep -m1 ERROR | cut -c1-150))"
 }
 
@@ -205,6 +205,17 @@ expect "explain() on the coordinator reads the contact's row and membership thro
 errors "verify() on a distributed source: 0A000, not a wrong answer" 0A000 "SELECT * FROM segments.verify()"
 errors "preview() on a distributed source: 0A000, not a wrong answer" 0A000 \
     "SELECT * FROM segments.preview('{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}')"
+# membership history is not kept on Citus: every reader of it says so
+errors "membership_changes on a distributed source: 0A000, not an empty feed" 0A000 \
+    "SELECT count(*) FROM segments.membership_changes"
+errors "membership_history on a distributed source: 0A000" 0A000 \
+    "SELECT count(*) FROM segments.membership_history"
+errors "consume_changes() on a distributed source: 0A000" 0A000 \
+    "SELECT count(*) FROM segments.consume_changes('citus-test', 10)"
+errors "was_member() on a distributed source: 0A000, not false" 0A000 \
+    "SELECT segments.was_member(4, 'german', now())"
+errors "segment_counts() on a distributed source: 0A000, not zeros" 0A000 \
+    "SELECT count(*) FROM segments.segment_counts('german', current_date - 1, current_date)"
 
 # -- capture on the shards, applied on their nodes -----------------------
 q "UPDATE contacts SET plan = 'vip' WHERE id IN (1, 2, 4)" >/dev/null

@@ -67,12 +67,32 @@ CREATE VIEW segments._history_segments AS
     UNION ALL
     SELECT d.num, d.id, d.tenant FROM segments.dropped_segment d;
 
+-- True where membership history is kept; on a contact source distributed
+-- by Citus it is not (the statement triggers on segments.member cannot run
+-- on its shards), and every reader of history says so instead of returning
+-- nothing.
+CREATE FUNCTION segments._history_kept() RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$
+BEGIN
+    IF segments._citus_active() THEN
+        RAISE EXCEPTION 'membership history is not kept for a contact source distributed by Citus'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Read current membership (segments.membership); see docs/citus.md.';
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION segments._history_kept() IS
+    'Internal: true, or an error where history is not kept (a Citus source).';
+
 -- The number of a segment, existing or dropped, given by id, if the
 -- session may see it; NULL otherwise.
 CREATE FUNCTION segments._history_num(segment uuid) RETURNS integer
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
 $$ SELECT h.num FROM segments._history_segments h
-    WHERE h.id OPERATOR(pg_catalog.=) $1 AND segments._tenant_visible(h.tenant) $$;
+    WHERE h.id OPERATOR(pg_catalog.=) $1 AND segments._tenant_visible(h.tenant)
+      AND segments._history_kept() $$;
 COMMENT ON FUNCTION segments._history_num(uuid) IS
     'Internal: the number of a visible segment, existing or dropped, or NULL.';
 
@@ -295,7 +315,8 @@ BEGIN
          CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
           JOIN segments._history_segments s ON s.num = x.num
          WHERE segments._contact_visible(c.tenant)
-           AND segments._tenant_visible(s.tenant);
+           AND segments._tenant_visible(s.tenant)
+           AND segments._history_kept();
     COMMENT ON VIEW segments.membership_changes IS
         'Every recorded entry (entered) and exit of a contact in a segment, in commit order of change_id (shared by the segments one contact entered or left in one statement).';
 
@@ -328,7 +349,8 @@ BEGIN
                          ORDER BY c.change_id DESC LIMIT 1) IS NOT TRUE) p
           JOIN segments._history_segments s ON s.num = p.num
          WHERE segments._contact_visible(p.tenant)
-           AND segments._tenant_visible(s.tenant);
+           AND segments._tenant_visible(s.tenant)
+           AND segments._history_kept();
     COMMENT ON VIEW segments.membership_history IS
         'Periods of membership: the contact was in the segment from valid_from (inclusive) to valid_to (exclusive; NULL: still is).';
 

@@ -30,7 +30,7 @@ GRANT USAGE ON SCHEMA segments TO segments_read, segments_write;
 GRANT EXECUTE ON FUNCTION segments._tenant_visible(text), segments._member_rows(bytea),
     segments._member_segs(bytea), segments._contact_visible(text),
     segments._contact_tenant(), segments._session_tenant(), segments._is_admin(),
-    segments._history_rows(bytea, bytea) TO PUBLIC;
+    segments._history_rows(bytea, bytea), segments._history_kept() TO PUBLIC;
 
 -- Reading interface.
 GRANT SELECT ON segments.segments, segments.status TO segments_read;
