@@ -70,6 +70,7 @@ typedef struct EvalSegment
 {
 	const CatalogSegment *seg;
 	RuleNode   *rule;			/* NULL: could not be compiled */
+	const RuleNode *entry;		/* where the passes start: RuleEntry(rule) */
 	char	   *error;			/* why not, for segment_state.last_error */
 	char	   *id_text;		/* default percentage salt */
 	bool		writable;		/* this pass rewrites its membership */
@@ -405,7 +406,10 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 		if (es->rule != NULL && !plan_link(plan, es->rule, i, &es->error))
 			es->rule = NULL;
 		if (es->rule != NULL)
+		{
 			es->rule = RuleCompact(es->rule);
+			es->entry = RuleEntry(es->rule);
+		}
 		if (only != NULL)
 		{
 			es->writable = false;
@@ -539,7 +543,7 @@ evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums, char **tena
 			 (tenant != NULL && strcmp(tenant, es->seg->tenant) == 0)))
 		{
 			ctx.default_salt = es->id_text;
-			in = RuleEvaluate(plan->trace ? es->rule : RuleEntry(es->rule), &ctx);
+			in = RuleEvaluate(plan->trace ? es->rule : es->entry, &ctx);
 		}
 		plan->results[i] = in;
 		if (in)
@@ -1819,6 +1823,7 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 				 errmsg("cannot preview this definition: %s", error),
 				 errhint("Fix the referenced segment first; segments.status shows its last error.")));
 	es->rule = RuleCompact(rule);
+	es->entry = RuleEntry(es->rule);
 
 	/* evaluate it and what it reads, nothing else */
 	for (int i = 0; i < self; i++)
