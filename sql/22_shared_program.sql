@@ -111,7 +111,10 @@ BEGIN
 END
 $$;
 
-SELECT t.n, t.name, t.members,
+-- (A default salt is the segment's id, new at every run: members not shown.)
+SELECT t.n, t.name,
+       CASE WHEN c.def->>'type' = 'percentage' AND NOT c.def ? 'salt' THEN '(by the id)'
+            ELSE t.members::text END AS members,
        t.members = alone(t.name) AS same_alone,
        CASE WHEN c.pred IS NULL THEN NULL ELSE t.members = sql_members(c.pred, t.name) END AS same_as_sql
   FROM together t JOIN shared_case c USING (n)
@@ -147,7 +150,8 @@ SELECT c.n, c.name, cardinality(members(c.name)) AS members
   FROM shared_case c
  WHERE c.pred IS NOT NULL AND members(c.name) IS DISTINCT FROM sql_members(c.pred, c.name)
  ORDER BY c.n;  -- none differs
-SELECT count(*) AS checked_against_sql, sum(cardinality(members(name))) AS memberships
+SELECT count(*) AS checked_against_sql,
+       sum(cardinality(members(name))) FILTER (WHERE pred NOT LIKE '%{id}%') AS memberships
   FROM shared_case WHERE pred IS NOT NULL;
 ROLLBACK;
 
