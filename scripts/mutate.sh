@@ -121,6 +121,26 @@ mut sql src/rule_value.c "semver: numeric identifiers compare as text" \
     'c = lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);' \
     'c = strcmp(x, y);'
 
+# ---- one program per pass: shared conditions, results remembered by value --
+mut sql src/eval_program.c "shared conditions: case_sensitive left out of the key" \
+    'key_int(key, cond->case_insensitive);' \
+    ''
+mut sql src/eval_program.c "shared conditions: operands left out of the key" \
+    'key_scalar(key, &cond->values[i], &cond->attr);' \
+    '(void) 0;'
+mut sql src/eval_program.c "shared conditions: a percentage's salt left out of the key" \
+    'key_bytes(key, salt, strlen(salt));' \
+    '(void) salt;'
+mut sql src/rule_eval.c "a shared result is stored after negation" \
+    'if (cond->negated_op)\n\t\tresult = !result;\n\tif (cond->negate)\n\t\tresult = !result;\n\treturn result;\n}' \
+    'if (cond->negated_op)\n\t\tresult = !result;\n\tif (cond->negate)\n\t\tresult = !result;\n\tif (m >= 0 && ctx->memo_result != NULL)\n\t\tctx->memo_result[m] = result;\n\treturn result;\n}'
+mut sql src/rule_eval.c "remembered results: a column's value known by its first byte" \
+    '*len = VARSIZE_ANY_EXHDR(DatumGetPointer(d));' \
+    '*len = Min(1, VARSIZE_ANY_EXHDR(DatumGetPointer(d)));'
+mut sql src/rule_eval.c "integer modulo tests the remainder the wrong way" \
+    'return rem == cond->mod_remainder;' \
+    'return rem != cond->mod_remainder;'
+
 # ---- percentage buckets and their hashing ---------------------------------
 mut sql src/rule_eval.c "percentage lte compares as lt" \
     'return bucket <= cond->bounds[0];' \

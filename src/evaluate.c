@@ -72,6 +72,7 @@ typedef struct EvalSegment
 {
 	const CatalogSegment *seg;
 	RuleNode   *rule;			/* NULL: could not be compiled */
+	const RuleNode *entry;		/* where the passes start: RuleEntry(rule) */
 	char	   *error;			/* why not, for segment_state.last_error */
 	char	   *id_text;		/* default percentage salt */
 	bool		writable;		/* this pass rewrites its membership */
@@ -102,9 +103,7 @@ typedef struct EvalPlan
 	int32		max_num;
 	bool		need_traits;
 	bool		need_key_text;	/* percentage conditions hash the key's text */
-	List	   *field_keys;		/* distinct fields read, by slot - 1 */
-	RuleFieldSlot *field_slots;
-	uint32		generation;
+	EvalProgram *program;		/* fields and conditions of all segments */
 	bool		need_tenant;
 	TimestampTz now;
 	int32		now_seconds;	/* since 2000-01-01, stored in "since" */
@@ -181,41 +180,6 @@ plan_visit(EvalSegment *all, int n, int i, EvalSegment *out, int *nout,
 	out[(*nout)++] = *es;
 }
 
-/*
- * The cache slot of the field a condition reads: conditions that read the
- * same column as the same type, the same array column, or the same trait
- * path share one.
- */
-static int
-plan_field_slot(EvalPlan *plan, const RuleCondition *cond)
-{
-	StringInfoData key;
-	ListCell   *lc;
-	int			slot = 0;
-
-	initStringInfo(&key);
-	if (cond->type == COND_TRAIT)
-	{
-		appendStringInfoChar(&key, 't');
-		for (int i = 0; i < cond->npath; i++)
-			appendStringInfo(&key, "%d:%s", (int) strlen(cond->path[i]), cond->path[i]);
-	}
-	else if (cond->attr.is_array)
-		appendStringInfo(&key, "A%d", cond->attr.attnum);
-	else if (!cond->as_length)
-		appendStringInfo(&key, "a%d:%d", cond->attr.attnum, (int) cond->read_as);
-	else
-		return 0;
-	foreach(lc, plan->field_keys)
-	{
-		slot++;
-		if (strcmp((char *) lfirst(lc), key.data) == 0)
-			return slot;
-	}
-	plan->field_keys = lappend(plan->field_keys, key.data);
-	return list_length(plan->field_keys);
-}
-
 /* Points segment conditions at the positions of the segments they read. */
 static bool
 plan_link(EvalPlan *plan, RuleNode *node, int self, char **error)
@@ -233,8 +197,8 @@ plan_link(EvalPlan *plan, RuleNode *node, int self, char **error)
 		plan->need_traits = true;
 	if (cond->type == COND_PERCENTAGE)
 		plan->need_key_text = true;
-	if (cond->type == COND_ATTRIBUTE || cond->type == COND_TRAIT)
-		cond->field_slot = plan_field_slot(plan, cond);
+	/* one program for the pass: shared fields and conditions */
+	EvalProgramLink(plan->program, cond, plan->segments[self].id_text);
 	if (cond->type != COND_SEGMENT)
 		return true;
 	cond->segment_slots = palloc(cond->nsegments * sizeof(int));
@@ -420,6 +384,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 		SharedTimeEvaluated(plan->now);
 
 	CatalogBuildParseContext(&pctx, plan->source, config);
+	plan->program = EvalProgramCreate();
 	plan->nsegments = plan->cat->nsegments;
 	unordered = palloc0(Max(plan->nsegments, 1) * sizeof(EvalSegment));
 	plan->segments = palloc0(Max(plan->nsegments, 1) * sizeof(EvalSegment));
@@ -443,7 +408,10 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 		if (es->rule != NULL && !plan_link(plan, es->rule, i, &es->error))
 			es->rule = NULL;
 		if (es->rule != NULL)
+		{
 			es->rule = RuleCompact(es->rule);
+			es->entry = RuleEntry(es->rule);
+		}
 		if (only != NULL)
 		{
 			es->writable = false;
@@ -557,12 +525,7 @@ evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums, char **tena
 		ctx.key_len = strlen(ctx.key_text);
 	}
 	ctx.segment_result = plan->results;
-	if (plan->field_slots == NULL)
-		plan->field_slots = MemoryContextAllocZero(GetMemoryChunkContext(plan),
-												   Max(list_length(plan->field_keys), 1) *
-												   sizeof(RuleFieldSlot));
-	ctx.field_slots = plan->field_slots;
-	ctx.generation = ++plan->generation;
+	EvalProgramBeginContact(plan->program, &ctx);
 	ctx.trace = plan->trace;
 	if (plan->need_traits && config->traits_attnum > 0 &&
 		!slot->tts_isnull[config->traits_attnum - 1])
@@ -582,7 +545,7 @@ evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums, char **tena
 			 (tenant != NULL && strcmp(tenant, es->seg->tenant) == 0)))
 		{
 			ctx.default_salt = es->id_text;
-			in = RuleEvaluate(es->rule, &ctx);
+			in = RuleEvaluate(plan->trace ? es->rule : es->entry, &ctx);
 		}
 		plan->results[i] = in;
 		if (in)
@@ -1904,6 +1867,7 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 				 errmsg("cannot preview this definition: %s", error),
 				 errhint("Fix the referenced segment first; segments.status shows its last error.")));
 	es->rule = RuleCompact(rule);
+	es->entry = RuleEntry(es->rule);
 
 	/* evaluate it and what it reads, nothing else */
 	for (int i = 0; i < self; i++)

@@ -20,6 +20,7 @@
 #include <math.h>
 
 #include "catalog/pg_collation.h"
+#include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "regex/regex.h"
@@ -241,6 +242,45 @@ modulo_matches(RuleCondition *cond, const RuleScalar *field)
 							  NumericGetDatum(cond->values[0].u.number));
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, rem,
 											 NumericGetDatum(cond->values[1].u.number))) == 0;
+}
+
+/* A numeric operand as an int64 when it is an integer below 10^18. */
+static bool
+numeric_as_int64(Numeric n, int64 *out)
+{
+	char	   *text = numeric_normalize(n);
+	char	   *p = text;
+	char	   *end;
+
+	if (*p == '-')
+		p++;
+	if (*p == '\0' || strlen(p) > 18 || strspn(p, "0123456789") != strlen(p))
+		return false;
+	*out = strtoll(text, &end, 10);
+	return *end == '\0';
+}
+
+/*
+ * modulo on an integer column with integer operands: mod() of integers is
+ * C's % (the remainder takes the dividend's sign), no numeric arithmetic.
+ */
+static bool
+modulo_integral(RuleCondition *cond)
+{
+	if (cond->mod_int == 0)
+		cond->mod_int = numeric_as_int64(cond->values[0].u.number, &cond->mod_divisor) &&
+			numeric_as_int64(cond->values[1].u.number, &cond->mod_remainder) &&
+			cond->mod_divisor != 0 ? 1 : -1;
+	return cond->mod_int > 0;
+}
+
+static bool
+modulo_int64(RuleCondition *cond, int64 v)
+{
+	/* x % -1 is 0, and INT64_MIN % -1 traps */
+	int64		rem = cond->mod_divisor == -1 ? 0 : v % cond->mod_divisor;
+
+	return rem == cond->mod_remainder;
 }
 
 /* Applies the (positive) operator to a field read as cond->read_as. */
@@ -553,6 +593,11 @@ eval_attribute(RuleCondition *cond, const RuleEvalContext *ctx)
 		TRACE_READ(ctx, cond, RULE_TRACE_LENGTH, NULL, NULL, length);
 		return apply_length(cond, length, ctx);
 	}
+	if (cond->op == OP_MODULO && ctx->trace == NULL &&
+		(a->typid == INT2OID || a->typid == INT4OID || a->typid == INT8OID) &&
+		modulo_integral(cond))
+		return modulo_int64(cond, a->typid == INT2OID ? DatumGetInt16(d) :
+							a->typid == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d));
 	if (!read_column(cond, d, ctx, &field))
 	{
 		TRACE_READ(ctx, cond, RULE_TRACE_UNREADABLE, NULL, NULL, 0);
@@ -639,13 +684,59 @@ json_array_contains(RuleCondition *cond, JsonbContainer *array)
 	return false;
 }
 
+/*
+ * The trait found read as `as`, through the contact's cache: conditions
+ * reading one trait as one type (three time windows on a date, two
+ * networks on an address) parse it once.
+ */
+static bool
+read_trait(RuleFieldSlot *slot, const RuleEvalContext *ctx, const JsonbValue *jv,
+		   RuleValueType as, RuleScalar *field)
+{
+	if (slot == NULL)
+		return RuleReadJsonb(jv, as, field);
+	if (slot->read_generation != ctx->generation || slot->read_type != as)
+	{
+		slot->read_ok = RuleReadJsonb(jv, as, &slot->read_value);
+		slot->read_type = as;
+		slot->read_generation = ctx->generation;
+	}
+	*field = slot->read_value;
+	return slot->read_ok;
+}
+
+/*
+ * The trait at cond's path for the contact (traits present), through the
+ * contact's cache slot (*slotp; NULL: none); false when absent.
+ */
+static bool
+lookup_trait(const RuleCondition *cond, const RuleEvalContext *ctx,
+			 RuleFieldSlot **slotp, JsonbValue *jv)
+{
+	bool		fresh = false;
+	RuleFieldSlot *slot = field_slot(cond, ctx, &fresh);
+	bool		found;
+
+	*slotp = slot;
+	if (slot != NULL && fresh)
+	{
+		*jv = slot->jv;
+		return slot->ok;
+	}
+	found = find_trait(cond, ctx->traits, jv);
+	if (slot != NULL)
+	{
+		slot->ok = found;
+		slot->jv = *jv;
+	}
+	return found;
+}
+
 static bool
 eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
 {
 	JsonbValue	jv;
 	RuleScalar	field;
-
-	bool		fresh = false;
 	RuleFieldSlot *slot;
 
 	if (ctx->traits == NULL)
@@ -653,30 +744,10 @@ eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
 		TRACE_READ(ctx, cond, RULE_TRACE_NO_TRAITS, NULL, NULL, 0);
 		return false;
 	}
-	slot = field_slot(cond, ctx, &fresh);
-	if (slot != NULL && fresh)
+	if (!lookup_trait(cond, ctx, &slot, &jv))
 	{
-		if (!slot->ok)
-		{
-			TRACE_READ(ctx, cond, RULE_TRACE_ABSENT, NULL, NULL, 0);
-			return false;
-		}
-		jv = slot->jv;
-	}
-	else
-	{
-		bool		found = find_trait(cond, ctx->traits, &jv);
-
-		if (slot != NULL)
-		{
-			slot->ok = found;
-			slot->jv = jv;
-		}
-		if (!found)
-		{
-			TRACE_READ(ctx, cond, RULE_TRACE_ABSENT, NULL, NULL, 0);
-			return false;
-		}
+		TRACE_READ(ctx, cond, RULE_TRACE_ABSENT, NULL, NULL, 0);
+		return false;
 	}
 	if (jv.type == jbvNull)
 	{
@@ -710,7 +781,7 @@ eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
 	}
 	if (cond->op == OP_IS_SET)
 	{
-		bool		readable = RuleReadJsonb(&jv, cond->element_as, &field);
+		bool		readable = read_trait(slot, ctx, &jv, cond->element_as, &field);
 
 		TRACE_READ(ctx, cond, readable ? RULE_TRACE_VALUE : RULE_TRACE_UNREADABLE,
 				   readable ? &field : NULL, &jv, 0);
@@ -721,7 +792,7 @@ eval_trait(RuleCondition *cond, const RuleEvalContext *ctx)
 		TRACE_READ(ctx, cond, RULE_TRACE_OTHER_TYPE, NULL, &jv, 0);
 		return false;			/* another JSON type: missing */
 	}
-	if (!RuleReadJsonb(&jv, cond->read_as, &field))
+	if (!read_trait(slot, ctx, &jv, cond->read_as, &field))
 	{
 		TRACE_READ(ctx, cond, RULE_TRACE_UNREADABLE, NULL, &jv, 0);
 		return false;
@@ -789,26 +860,218 @@ eval_percentage(const RuleCondition *cond, const RuleEvalContext *ctx)
  * Trees
  * ---------------------------------------------------------------- */
 
-static bool
-eval_condition(RuleCondition *cond, const RuleEvalContext *ctx)
-{
-	bool		result = false;
+/* ----------------------------------------------------------------
+ * Results remembered by field value (RuleValueGroup)
+ * ---------------------------------------------------------------- */
 
+#define VALUE_MEMO_MAX_LEN	64		/* longer values are not remembered */
+#define VALUE_MEMO_ENTRIES	1024	/* distinct values per group */
+#define VALUE_MEMO_BUCKETS	2048	/* a power of 2 */
+#define VALUE_MEMO_TRIAL	4096	/* lookups before judging the hit rate */
+
+/*
+ * The bytes that identify the field's value for cond's group: a column's
+ * binary image, or a scalar trait's JSON type and image.  false: nothing
+ * to remember (missing, NULL, long, toasted, a JSON container).
+ */
+static bool
+value_image(RuleCondition *cond, const RuleEvalContext *ctx, const RuleValueGroup *group,
+			char *buf, int *len)
+{
+	if (cond->type == COND_ATTRIBUTE)
+	{
+		AttrNumber	attnum = cond->attr.attnum;
+		Datum		d;
+
+		if (ctx->nulls[attnum - 1])
+			return false;
+		d = ctx->values[attnum - 1];
+		if (group->byval)
+		{
+			memcpy(buf, &d, sizeof(Datum));
+			*len = sizeof(Datum);
+			return true;
+		}
+		if (group->typlen == -1)
+		{
+			if (VARATT_IS_EXTERNAL(DatumGetPointer(d)) ||
+				VARATT_IS_COMPRESSED(DatumGetPointer(d)))
+				return false;	/* compressed or out of line: long anyway */
+			*len = VARSIZE_ANY_EXHDR(DatumGetPointer(d));
+			if (*len > VALUE_MEMO_MAX_LEN)
+				return false;
+			memcpy(buf, VARDATA_ANY(DatumGetPointer(d)), *len);
+			return true;
+		}
+		if (group->typlen > 0 && group->typlen <= VALUE_MEMO_MAX_LEN)
+		{
+			*len = group->typlen;
+			memcpy(buf, DatumGetPointer(d), *len);
+			return true;
+		}
+		return false;
+	}
+	else
+	{
+		JsonbValue	jv;
+		RuleFieldSlot *slot;
+
+		if (ctx->traits == NULL || !lookup_trait(cond, ctx, &slot, &jv))
+			return false;
+		switch (jv.type)
+		{
+			case jbvString:
+				if (jv.val.string.len > VALUE_MEMO_MAX_LEN)
+					return false;
+				buf[0] = 's';
+				memcpy(buf + 1, jv.val.string.val, jv.val.string.len);
+				*len = jv.val.string.len + 1;
+				return true;
+			case jbvNumeric:
+				if (VARSIZE_ANY_EXHDR(jv.val.numeric) > VALUE_MEMO_MAX_LEN)
+					return false;
+				buf[0] = 'n';
+				memcpy(buf + 1, VARDATA_ANY(jv.val.numeric), VARSIZE_ANY_EXHDR(jv.val.numeric));
+				*len = VARSIZE_ANY_EXHDR(jv.val.numeric) + 1;
+				return true;
+			case jbvBool:
+				buf[0] = jv.val.boolean ? 'T' : 'F';
+				*len = 1;
+				return true;
+			default:
+				return false;
+		}
+	}
+}
+
+/*
+ * The remembered results for the contact's value of cond's field, found or
+ * added, for the first condition of the group the contact meets (out of
+ * line: the others only read group->entry).
+ */
+static pg_noinline RuleValueEntry *
+value_lookup(RuleValueGroup *group, RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	char		buf[VALUE_MEMO_MAX_LEN + 1];
+	int			len;
+	uint32		hash;
+	RuleValueEntry **bucket;
+	RuleValueEntry *entry;
+	int			nbytes;
+
+	group->generation = ctx->generation;
+	group->entry = NULL;
+	if (!group->enabled || group->off)
+		return NULL;
+	if (!value_image(cond, ctx, group, buf, &len))
+		return NULL;
+	if (++group->lookups == VALUE_MEMO_TRIAL && group->hits < VALUE_MEMO_TRIAL / 2)
+	{
+		group->off = true;		/* values rarely repeat */
+		return NULL;
+	}
+	if (group->buckets == NULL)
+		group->buckets = MemoryContextAllocZero(group->cxt,
+												VALUE_MEMO_BUCKETS * sizeof(RuleValueEntry *));
+	hash = hash_bytes((const unsigned char *) buf, len);
+	bucket = &group->buckets[hash & (VALUE_MEMO_BUCKETS - 1)];
+	for (entry = *bucket; entry != NULL; entry = entry->next)
+	{
+		if (entry->hash == hash && entry->len == len && memcmp(entry->data, buf, len) == 0)
+		{
+			group->hits++;
+			group->entry = entry;
+			return entry;
+		}
+	}
+	if (group->nentries >= VALUE_MEMO_ENTRIES)
+		return NULL;
+	nbytes = (group->nbits + 7) / 8;
+	entry = MemoryContextAllocZero(group->cxt,
+								   MAXALIGN(offsetof(RuleValueEntry, data) + len) + 2 * nbytes);
+	entry->hash = hash;
+	entry->len = len;
+	memcpy(entry->data, buf, len);
+	entry->known = (uint8 *) entry + MAXALIGN(offsetof(RuleValueEntry, data) + len);
+	entry->result = entry->known + nbytes;
+	entry->next = *bucket;
+	*bucket = entry;
+	group->nentries++;
+	group->entry = entry;
+	return entry;
+}
+
+/* The remembered results for the contact's value of cond's field, or NULL. */
+static inline RuleValueEntry *
+value_entry(RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	RuleValueGroup *group = &ctx->value_groups[cond->value_group - 1];
+
+	if (group->generation == ctx->generation)
+		return group->entry;
+	return value_lookup(group, cond, ctx);
+}
+
+/* A condition's result before "negate" and the negative operators. */
+static bool
+eval_positive(RuleCondition *cond, const RuleEvalContext *ctx)
+{
 	switch (cond->type)
 	{
 		case COND_ATTRIBUTE:
-			result = eval_attribute(cond, ctx);
-			break;
+			return eval_attribute(cond, ctx);
 		case COND_TRAIT:
-			result = eval_trait(cond, ctx);
-			break;
+			return eval_trait(cond, ctx);
 		case COND_SEGMENT:
-			result = eval_segment(cond, ctx);
-			break;
+			return eval_segment(cond, ctx);
 		case COND_PERCENTAGE:
-			result = eval_percentage(cond, ctx);
-			break;
+			return eval_percentage(cond, ctx);
 	}
+	return false;
+}
+
+/*
+ * A condition's result, through the contact's memo when the pass shares it
+ * (eval_program.c): evaluated once per contact by whichever segment asks
+ * first.  A traced evaluation (explain) reads every condition itself.
+ */
+static bool
+eval_condition(RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	bool		result;
+	int			m = cond->memo_slot - 1;
+
+	if (m >= 0 && ctx->memo_generation != NULL && likely(ctx->trace == NULL))
+	{
+		if (ctx->memo_generation[m] == ctx->generation)
+			result = ctx->memo_result[m];
+		else
+		{
+			RuleValueEntry *entry = cond->value_group > 0 ? value_entry(cond, ctx) : NULL;
+
+			if (entry == NULL)
+				result = eval_positive(cond, ctx);
+			else
+			{
+				int			byte = cond->value_bit >> 3;
+				uint8		bit = 1 << (cond->value_bit & 7);
+
+				if (entry->known[byte] & bit)
+					result = (entry->result[byte] & bit) != 0;
+				else
+				{
+					result = eval_positive(cond, ctx);
+					entry->known[byte] |= bit;
+					if (result)
+						entry->result[byte] |= bit;
+				}
+			}
+			ctx->memo_result[m] = result;
+			ctx->memo_generation[m] = ctx->generation;
+		}
+	}
+	else
+		result = eval_positive(cond, ctx);
 	if (cond->negated_op)
 		result = !result;
 	if (cond->negate)
@@ -873,6 +1136,20 @@ RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx)
 			return eval_condition(node->cond, ctx);
 	}
 	return false;
+}
+
+/*
+ * The node whose result is the tree's: a group of one child (a bare
+ * condition is wrapped in AND) has that child's result.  The passes
+ * evaluate from there, a call or two less for most segments; a traced
+ * evaluation (explain) walks and reports the whole tree.
+ */
+const RuleNode *
+RuleEntry(const RuleNode *root)
+{
+	while ((root->kind == RULE_AND || root->kind == RULE_OR) && root->nchildren == 1)
+		root = root->children[0];
+	return root;
 }
 
 /* ----------------------------------------------------------------

@@ -9,7 +9,9 @@
  *   rule_value.c  reading values as a type (number, timestamp, semver...),
  *                 comparing them, percentage buckets;
  *   rule_eval.c   evaluating a RuleNode tree for one contact;
- *   rule_render.c the text segments.compile() shows for a tree.
+ *   rule_render.c the text segments.compile() shows for a tree;
+ *   eval_program.c the rules of a pass linked into one program: fields
+ *                 and distinct conditions shared by all its segments.
  * The catalog (catalog.c), the membership store (membership.c), the
  * evaluation passes (evaluate.c) and the SQL-callable wrappers
  * (functions.c) sit on top of it.
@@ -220,6 +222,22 @@ typedef struct RuleCondition
 	 */
 	int			field_slot;
 
+	/*
+	 * Slot (1-based; 0: none) of the per-contact memo of this condition's
+	 * result before negation, shared by every condition of the pass with
+	 * the same canonical key (eval_program.c): the condition is evaluated
+	 * once per contact however many segments hold it.
+	 */
+	int			memo_slot;
+
+	/*
+	 * Value group (1-based; 0: none) of the conditions of the pass reading
+	 * this column or trait path, and this condition's bit in it: results
+	 * remembered per distinct field value (RuleValueGroup).
+	 */
+	int			value_group;
+	int			value_bit;
+
 	/* Evaluation caches (rule_eval.c), kept in cache_cxt (NULL: the
 	 * condition's own context). */
 	MemoryContext cache_cxt;
@@ -229,6 +247,10 @@ typedef struct RuleCondition
 	TimestampTz bounds_now;		/* this now() */
 	TimestampTz time_low;		/* field >= time_low */
 	TimestampTz time_high;		/* field <= time_high */
+	int8		mod_int;		/* modulo: 0 unknown, 1 integral operands
+								 * below, -1 not */
+	int64		mod_divisor;
+	int64		mod_remainder;
 } RuleCondition;
 
 typedef struct RuleNode
@@ -281,7 +303,47 @@ typedef struct RuleFieldSlot
 	Datum	   *elems;			/* array column: its elements */
 	bool	   *elem_nulls;
 	int			nelems;
+	/* trait: the value found read as read_type (valid with read_generation) */
+	uint32		read_generation;
+	RuleValueType read_type;
+	bool		read_ok;
+	RuleScalar	read_value;
 } RuleFieldSlot;
+
+/*
+ * The conditions of a pass reading one column or trait path depend on
+ * nothing but its value (and the pass's now()): their results are
+ * remembered per distinct short value, as two bitmaps (known, result) per
+ * value.  Columns of few distinct values (plan, country, a date by day)
+ * then cost one hash lookup per contact for all their conditions.
+ * Bounded (VALUE_MEMO_* in rule_eval.c), and turned off for good when
+ * values rarely repeat (an email per contact).
+ */
+typedef struct RuleValueEntry
+{
+	struct RuleValueEntry *next;	/* same hash bucket */
+	uint32		hash;
+	int			len;
+	uint8	   *known;
+	uint8	   *result;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} RuleValueEntry;
+
+typedef struct RuleValueGroup
+{
+	int			nbits;			/* distinct conditions of the group */
+	bool		enabled;		/* worth a lookup (eval_program.c) */
+	bool		off;			/* values rarely repeat: not looked up */
+	bool		byval;			/* attribute: the column type's */
+	int16		typlen;
+	uint32		generation;		/* contact of entry */
+	RuleValueEntry *entry;		/* this contact's value; NULL: none */
+	uint32		lookups;
+	uint32		hits;
+	int			nentries;
+	RuleValueEntry **buckets;	/* VALUE_MEMO_BUCKETS, or NULL */
+	MemoryContext cxt;
+} RuleValueGroup;
 
 /*
  * Tracing an evaluation (segments.explain): what a condition read for the
@@ -333,6 +395,11 @@ typedef struct RuleEvalContext
 	const bool *segment_result; /* results of segments evaluated before */
 	RuleFieldSlot *field_slots; /* by RuleCondition.field_slot - 1; or NULL */
 	uint32		generation;		/* changes with every contact */
+	uint32	   *memo_generation;	/* by RuleCondition.memo_slot - 1: the
+									 * result is this contact's when equal to
+									 * generation; or NULL */
+	bool	   *memo_result;
+	RuleValueGroup *value_groups;	/* by RuleCondition.value_group - 1 */
 
 	/*
 	 * NULL in the passes.  Set (explain): every node is evaluated, groups
@@ -353,6 +420,14 @@ extern const char *RuleTypeName(RuleValueType type);
 /* rule_eval.c */
 extern bool RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx);
 extern RuleNode *RuleCompact(const RuleNode *root);
+extern const RuleNode *RuleEntry(const RuleNode *root);
+
+/* eval_program.c: the segments of a pass compiled together */
+typedef struct EvalProgram EvalProgram;
+extern EvalProgram *EvalProgramCreate(void);
+extern void EvalProgramLink(EvalProgram *prog, RuleCondition *cond, const char *default_salt);
+extern void EvalProgramCounts(const EvalProgram *prog, int *distinct, int *linked);
+extern void EvalProgramBeginContact(EvalProgram *prog, RuleEvalContext *ctx);
 
 /* rule_value.c: conversions never raise errors on data */
 extern bool RuleReadTimestampText(const char *str, int len, TimestampTz *result);
