@@ -16,7 +16,8 @@
 # rounds: without the extension (the capture trigger disabled: nothing is
 # queued, the worker idles), then with it (trigger on, worker on, its cost
 # included), then the time until segments.wait() is true (catch-up: the
-# queue applied).
+# queue applied; from the end of the load, a new connection included, and
+# the time spent in wait() itself).
 # Prints every round and the median ratio with/without per pattern.
 #   CLIENTS=2 SECONDS_EACH=6 ROUNDS=3 CONTACTS=200000 SMALL=2000 bench/capture_cost.sh
 set -euo pipefail
@@ -77,11 +78,13 @@ for sc in off on; do
             trigger "$db" "ENABLE ALWAYS"
             with=$(tps "$db" "$tmp/$p.sql" "$sc")
             t0=$(date +%s.%N)
-            [ "$(psql -X -qAt -d "$db" -c "SELECT segments.wait('60 s')")" = t ] || echo "  wait() timed out" >&2
+            IFS='|' read -r ok inwait < <(psql -X -qAt -d "$db" \
+                -c "SELECT segments.wait('60 s'), round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 2)")
+            [ "$ok" = t ] || echo "  wait() timed out" >&2
             drain=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
             ratio=$(awk -v a="$without" -v b="$with" 'BEGIN {printf "%.3f", b / a}')
-            printf '  synchronous_commit=%-3s %-8s round %s: without %7.0f tps, with %7.0f tps (%.2fx), caught up %s s after\n' \
-                "$sc" "$p" "$r" "$without" "$with" "$ratio" "$drain"
+            printf '  synchronous_commit=%-3s %-8s round %s: without %7.0f tps, with %7.0f tps (%.2fx), caught up %s s after (%s s in wait())\n' \
+                "$sc" "$p" "$r" "$without" "$with" "$ratio" "$drain" "$inwait"
             ratios="$ratios $ratio"; drains="$drains $drain"
         done
         line=$(printf 'synchronous_commit=%-3s %-8s median ratio %.2fx  (max catch-up %s s)' "$sc" "$p" \
