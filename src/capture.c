@@ -494,7 +494,7 @@ pending_get(void)
 		pending_callbacks_registered = true;
 	}
 	cxt = AllocSetContextCreate(TopTransactionContext, "segments capture keys",
-								ALLOCSET_DEFAULT_SIZES);
+								ALLOCSET_SMALL_SIZES);
 	pending = MemoryContextAllocZero(TopTransactionContext, sizeof(Pending));
 	pending->cxt = cxt;
 	pending->source_relid = capture.source_relid;
@@ -531,7 +531,7 @@ enqueue(const char *contact)
 			ctl.keysize = CAPTURE_SHORT_KEY;
 			ctl.entrysize = sizeof(PendingKey);
 			ctl.hcxt = p->cxt;
-			p->short_keys = hash_create("segments capture keys", 256, &ctl,
+			p->short_keys = hash_create("segments capture keys", 32, &ctl,
 										HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 		}
 		memset(pk.key, 0, sizeof(pk.key));
