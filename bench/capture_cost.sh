@@ -1,46 +1,95 @@
 #!/usr/bin/env bash
-# Cost of change capture on the writing transaction, with pgbench, against
-# a running cluster with segments preloaded (PGHOST/PGPORT/PGUSER set):
-# single-row UPDATEs of 100,000 contacts, without the extension, then with
-# capture (a column rules read, and a column none reads).  Prints TPS.
-#   CLIENTS=4 SECONDS_EACH=10 CONTACTS=100000 bench/capture_cost.sh
+# Update throughput with and without change capture, with pgbench, against
+# a running cluster with segments preloaded (PGHOST/PGPORT/PGUSER set; run
+# it with fsync on, or synchronous_commit means nothing).  Two databases:
+# CONTACTS contacts of bench/data.sql, and SMALL contacts, each with SEGS
+# of the segments of bench/segments.sql (default: 20 reading plan,
+# country, lifetime_value and seats, none depending on the time, so that
+# the worker's work is applying the changes; SEGS=all: the 100, whose
+# time-dependent segments keep the worker re-evaluating).  Write patterns,
+# each a pgbench script:
+#   read1    one-row UPDATE of columns rules read (plan, lifetime_value)
+#   unread1  one-row UPDATE of a column no rule reads (note, added here)
+#   read20   20-row UPDATE of a column rules read (seats), one statement
+#   small1   one-row UPDATE of columns rules read, on the SMALL table
+# For each synchronous_commit setting and pattern, ROUNDS interleaved
+# rounds: without the extension (the capture trigger disabled: nothing is
+# queued, the worker idles), then with it (trigger on, worker on, its cost
+# included), then the time until segments.wait() is true (catch-up: the
+# queue applied; from the end of the load, a new connection included, and
+# the time spent in wait() itself).
+# Prints every round and the median ratio with/without per pattern.
+#   CLIENTS=2 SECONDS_EACH=6 ROUNDS=3 CONTACTS=200000 SMALL=2000 bench/capture_cost.sh
 set -euo pipefail
-CLIENTS=${CLIENTS:-4}; SECS=${SECONDS_EACH:-10}; N=${CONTACTS:-100000}
+CLIENTS=${CLIENTS:-2}; SECS=${SECONDS_EACH:-6}; ROUNDS=${ROUNDS:-3}
+N=${CONTACTS:-200000}; SMALL=${SMALL:-2000}
+SEGS=${SEGS:-1,2,3,4,5,7,8,9,10,11,12,26,27,28,29,30,31,32,33,73}
+[ "$SEGS" = all ] && SEGS=$(seq -s, 1 100)
+PATTERNS=${PATTERNS:-"read1 unread1 read20 small1"}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-DB=segments_capture_bench
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+BIG=segments_capture_big; LITTLE=segments_capture_small
+tmp=$(mktemp -d)
+cleanup() { rm -rf "$tmp"; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $BIG WITH (FORCE)" \
+                                               -c "DROP DATABASE IF EXISTS $LITTLE WITH (FORCE)"; }
+trap cleanup EXIT
 
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-psql -X -q -d $DB <<SQL
-CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, country text, note text, seen_at timestamptz);
-INSERT INTO contacts SELECT g, 'free', 'FR', 'n', now() FROM generate_series(1, $N) g;
-VACUUM ANALYZE contacts;
-SQL
-echo "\\set id random(1, $N)
-UPDATE contacts SET plan = CASE WHEN random() < 0.5 THEN 'vip' ELSE 'free' END WHERE id = :id;" > "$tmp/watched.sql"
-echo "\\set id random(1, $N)
-UPDATE contacts SET note = md5(random()::text) WHERE id = :id;" > "$tmp/unwatched.sql"
-
-run() { "$PG_BIN/pgbench" -n -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" -f "$1" $DB 2>/dev/null |
-        awk '/^tps/ {print $3; exit}'; }
-
-base_w=$(run "$tmp/watched.sql"); base_u=$(run "$tmp/unwatched.sql")
-psql -X -q -d $DB <<SQL
+setup() {   # setup DB CONTACTS
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
+    psql -X -q -d "$1" -v contacts="$2" -f "$BENCH_DIR/data.sql" >/dev/null
+    psql -X -q -d "$1" -f "$BENCH_DIR/segments.sql" >/dev/null
+    psql -X -q -d "$1" -v ON_ERROR_STOP=1 >/dev/null <<SQL
+ALTER TABLE public.contacts ADD COLUMN note text;
+VACUUM ANALYZE public.contacts;
 CREATE EXTENSION segments;
-SELECT segments.configure('contacts', 'id');
-SELECT segments.create_segment('VIP', '{"type":"attribute","field":"plan","op":"eq","value":"vip"}');
-SELECT segments.create_segment('France', '{"type":"attribute","field":"country","op":"eq","value":"FR"}');
-SELECT segments.wait('60 s');
+SELECT segments.configure('public.contacts', 'id', traits_column => 'custom_data');
+SELECT count(segments.create_segment(name, definition))
+  FROM (SELECT name, definition FROM bench.seg_def WHERE n IN ($SEGS) ORDER BY n) s;
+SELECT segments.wait('10 min');
 SQL
-cap_w=$(run "$tmp/watched.sql"); cap_u=$(run "$tmp/unwatched.sql")
-psql -X -q -d $DB -c "SELECT segments.wait('120 s')" >/dev/null
-# the trigger alone: the worker paused, so it takes no CPU from the clients
-psql -X -q -d $DB -c "ALTER DATABASE $DB SET segments.enabled = off" \
-     -c "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
-sleep 1
-trig_w=$(run "$tmp/watched.sql")
-psql -X -q -d $DB -c "ALTER DATABASE $DB RESET segments.enabled" -c "SELECT segments._notify_worker()" >/dev/null
-echo "clients=$CLIENTS seconds=$SECS contacts=$N"
-awk -v a="$base_w" -v b="$cap_w" 'BEGIN {printf "UPDATE of a column rules read:  %8.0f tps without, %8.0f tps with capture (ratio %.2f)\n", a, b, b / a}'
-awk -v a="$base_w" -v b="$trig_w" 'BEGIN {printf "  same, worker paused (trigger only): %8.0f tps (ratio %.2f)\n", b, b / a}'
-awk -v a="$base_u" -v b="$cap_u" 'BEGIN {printf "UPDATE of a column none reads:  %8.0f tps without, %8.0f tps with capture (ratio %.2f)\n", a, b, b / a}'
+}
+setup $BIG "$N"
+setup $LITTLE "$SMALL"
+
+printf '\\set c random(1, %s)\n\\set v random(0, 2000000)\nUPDATE public.contacts SET plan = (ARRAY['"'"'free'"'"', '"'"'pro'"'"', '"'"'vip'"'"'])[1 + :v %% 3], lifetime_value = :v / 100.0 WHERE id = :c;\n' "$N" > "$tmp/read1.sql"
+printf '\\set c random(1, %s)\nUPDATE public.contacts SET note = md5(random()::text) WHERE id = :c;\n' "$N" > "$tmp/unread1.sql"
+printf '\\set c random(1, %s)\nUPDATE public.contacts SET seats = 1 + (random() * 50)::int WHERE id BETWEEN :c AND :c + 19;\n' "$((N - 19))" > "$tmp/read20.sql"
+sed "s/random(1, $N)/random(1, $SMALL)/" "$tmp/read1.sql" > "$tmp/small1.sql"
+
+db_of() { [ "$1" = small1 ] && echo $LITTLE || echo $BIG; }
+tps() {     # tps DB SCRIPT SYNCHRONOUS_COMMIT
+    PGOPTIONS="-c synchronous_commit=$3" "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" \
+        -T "$SECS" -f "$2" "$1" 2>/dev/null | awk '/^tps/ {print $3; exit}'
+}
+# Disabling capture has the worker hold every segment back ("segments wait
+# for it"); enabling it again re-evaluates them all: wait() for that first.
+trigger() { psql -X -q -d "$1" -c "ALTER TABLE public.contacts $2 TRIGGER segments_capture" \
+                 -c "SELECT segments.wait('10 min')" -c CHECKPOINT >/dev/null; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "clients=$CLIENTS seconds=$SECS rounds=$ROUNDS contacts=$N small=$SMALL"
+summary=""
+for sc in off on; do
+    for p in $PATTERNS; do
+        db=$(db_of "$p"); ratios=""; drains=""
+        for r in $(seq 1 "$ROUNDS"); do
+            psql -X -q -d "$db" -c "ALTER TABLE public.contacts DISABLE TRIGGER segments_capture" -c CHECKPOINT
+            without=$(tps "$db" "$tmp/$p.sql" "$sc")
+            trigger "$db" "ENABLE ALWAYS"
+            with=$(tps "$db" "$tmp/$p.sql" "$sc")
+            t0=$(date +%s.%N)
+            IFS='|' read -r ok inwait < <(psql -X -qAt -d "$db" \
+                -c "SELECT segments.wait('60 s'), round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 2)")
+            [ "$ok" = t ] || echo "  wait() timed out" >&2
+            drain=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
+            ratio=$(awk -v a="$without" -v b="$with" 'BEGIN {printf "%.3f", b / a}')
+            printf '  synchronous_commit=%-3s %-8s round %s: without %7.0f tps, with %7.0f tps (%.2fx), caught up %s s after (%s s in wait())\n' \
+                "$sc" "$p" "$r" "$without" "$with" "$ratio" "$drain" "$inwait"
+            ratios="$ratios $ratio"; drains="$drains $drain"
+        done
+        line=$(printf 'synchronous_commit=%-3s %-8s median ratio %.2fx  (max catch-up %s s)' "$sc" "$p" \
+               "$(echo "$ratios" | median)" "$(echo "$drains" | tr ' ' '\n' | sort -g | tail -n 1)")
+        echo "$line"; summary="$summary$line"$'\n'
+    done
+done
+echo; echo "summary:"; printf '%s' "$summary"

@@ -267,6 +267,12 @@ mut worker src/capture.c "the traits column is not watched" \
 mut worker src/capture.c "every UPDATE is queued" \
     'if (column_changed(cr, j, td->tg_trigslot, td->tg_newslot))' \
     'if (true)'
+mut worker src/capture.c "keys written early are lost with the subtransaction that wrote them" \
+    'pending->flushed_subid >= mySubid)' \
+    'pending->flushed_subid > mySubid)'
+mut worker src/capture.c "a transaction's keys are not queued at commit" \
+    'case XACT_EVENT_PRE_COMMIT:\n\t\tcase XACT_EVENT_PRE_PREPARE:' \
+    'case XACT_EVENT_PRE_PREPARE:'
 
 # ---- the worker and time ---------------------------------------------------
 mut worker src/worker.c "a TRUNCATE in a batch is applied as row changes" \

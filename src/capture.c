@@ -6,15 +6,16 @@
  *		removes it before DROP EXTENSION.
  *
  * segments._capture() is an AFTER row trigger (INSERT, UPDATE, DELETE; COPY
- * fires it too) and an AFTER TRUNCATE statement trigger.  It inserts into
- * segments.change_queue directly (heap and index, no SQL), in the writing
- * transaction: a rollback queues nothing, a commit is as durable as the
- * change itself.  An UPDATE is queued only when a column some rule reads
- * changed: the key, the tenant column, the traits column when a rule reads
- * traits, and every column named by an attribute condition.  That set is
- * cached per backend and dropped on a relcache invalidation of
- * segments.segment or segments.config (their statement triggers send one),
- * of the source, or of the queue.
+ * fires it too) and an AFTER TRUNCATE statement trigger.  It adds the key
+ * to the transaction's set in backend memory, which is inserted into
+ * segments.change_queue directly (heap and index, no SQL) when the
+ * transaction commits, inside it: a rollback queues nothing, a commit is
+ * as durable as the change itself.  An UPDATE is queued only when a column
+ * some rule reads changed: the key, the tenant column, the traits column
+ * when a rule reads traits, and every column named by an attribute
+ * condition.  That set is cached per backend and dropped on a relcache
+ * invalidation of segments.segment or segments.config (their statement
+ * triggers send one), of the source, or of the queue.
  *
  * Without the preload no worker would drain the queue: a writing
  * transaction queues one whole-source entry instead of its keys (see
@@ -298,33 +299,260 @@ capture_rel(Relation rel)
 }
 
 /*
- * Inserts one entry into segments.change_queue: a contact key as text, or
- * NULL for "the whole source" (TRUNCATE).
+ * The keys a transaction changed are kept in backend memory until it
+ * commits, and written then in one go (XACT_EVENT_PRE_COMMIT, or
+ * PRE_PREPARE): a contact changed many times is queued once, and the
+ * queue is opened once per transaction, not once per row.  A rolled-back
+ * transaction writes nothing.  A rolled-back subtransaction leaves its
+ * keys in the set: evaluating a contact that did not change is harmless.
+ * Past CAPTURE_FLUSH_KEYS keys the set is written early (memory stays
+ * bounded); if the subtransaction that wrote them then rolls back, they
+ * are gone with it, and the commit queues a whole-source entry instead.
  */
-static void
-enqueue(const char *contact)
+#define CAPTURE_FLUSH_KEYS	10000
+#define CAPTURE_SHORT_KEY	64	/* keys shorter than this are deduplicated */
+
+typedef struct PendingKey
 {
-	Relation	queue = table_open(capture.queue_relid, RowExclusiveLock);
-	Relation	pkey = index_open(capture.queue_pkey, RowExclusiveLock);
-	IndexInfo  *info = BuildIndexInfo(pkey);
+	char		key[CAPTURE_SHORT_KEY];
+} PendingKey;
+
+typedef struct Pending
+{
+	MemoryContext cxt;			/* child of TopTransactionContext */
+	Oid			source_relid;	/* the source the keys are of */
+	HTAB	   *short_keys;		/* PendingKey, deduplicated */
+	List	   *long_keys;		/* char *, as they come */
+	int			nkeys;
+	bool		whole_source;	/* TRUNCATE, or keys lost (see banner) */
+	SubTransactionId flushed_subid; /* newest subtransaction that wrote keys early */
+} Pending;
+
+static Pending *pending = NULL;
+static bool pending_callbacks_registered = false;
+
+/* Queue relations, opened once per write. */
+typedef struct QueueWriter
+{
+	Relation	queue;
+	Relation	pkey;
+	IndexInfo  *info;
+	Oid			seq;
+	Datum		now;
+} QueueWriter;
+
+static void
+queue_open(QueueWriter *w, Oid queue_relid, Oid pkey_relid, Oid seq_relid)
+{
+	w->queue = table_open(queue_relid, RowExclusiveLock);
+	if (RelationGetDescr(w->queue)->natts != 3)
+		elog(ERROR, "segments.change_queue has an unexpected shape");
+	w->pkey = index_open(pkey_relid, RowExclusiveLock);
+	w->info = BuildIndexInfo(w->pkey);
+	w->seq = seq_relid;
+	w->now = TimestampTzGetDatum(GetCurrentTimestamp());
+}
+
+static void
+queue_close(QueueWriter *w)
+{
+	index_close(w->pkey, RowExclusiveLock);
+	table_close(w->queue, RowExclusiveLock);
+}
+
+/* One entry: a contact key as text, or NULL for "the whole source". */
+static void
+queue_insert(QueueWriter *w, const char *contact)
+{
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 	HeapTuple	tuple;
 
-	if (RelationGetDescr(queue)->natts != 3)
-		elog(ERROR, "segments.change_queue has an unexpected shape");
-	values[0] = Int64GetDatum(nextval_internal(capture.queue_seq, false));
+	values[0] = Int64GetDatum(nextval_internal(w->seq, false));
 	if (contact != NULL)
 		values[1] = CStringGetTextDatum(contact);
 	else
 		nulls[1] = true;
-	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
-	tuple = heap_form_tuple(RelationGetDescr(queue), values, nulls);
-	simple_heap_insert(queue, tuple);
-	index_insert(pkey, values, nulls, &tuple->t_self, queue, UNIQUE_CHECK_NO, false, info);
-	index_close(pkey, RowExclusiveLock);
-	table_close(queue, RowExclusiveLock);
+	values[2] = w->now;
+	tuple = heap_form_tuple(RelationGetDescr(w->queue), values, nulls);
+	simple_heap_insert(w->queue, tuple);
+	index_insert(w->pkey, values, nulls, &tuple->t_self, w->queue, UNIQUE_CHECK_NO, false, w->info);
+	heap_freetuple(tuple);
+	if (contact != NULL)
+		pfree(DatumGetPointer(values[1]));
+}
+
+/* Inserts one entry now, in the current (sub)transaction (mark_gap). */
+static void
+enqueue_now(const char *contact)
+{
+	QueueWriter w;
+
+	queue_open(&w, capture.queue_relid, capture.queue_pkey, capture.queue_seq);
+	queue_insert(&w, contact);
+	queue_close(&w);
 	SharedNotifyAtCommit();
+}
+
+/*
+ * Writes the pending keys (or one whole-source entry) to the queue and
+ * empties the set.  The queue is looked up again: the extension may have
+ * been dropped, or the source re-pointed, since the keys were taken (a
+ * new source's configure() evaluates everything anyway).
+ */
+static void
+pending_write(void)
+{
+	Oid			queue_relid = CatalogRelid("change_queue", true);
+	Oid			pkey_relid = CatalogRelid("change_queue_pkey", true);
+	Oid			seq_relid = CatalogRelid("change_queue_id_seq", true);
+	QueueWriter w;
+	HASH_SEQ_STATUS scan;
+	PendingKey *pk;
+	ListCell   *lc;
+
+	if (!OidIsValid(queue_relid) || !OidIsValid(pkey_relid) || !OidIsValid(seq_relid))
+		return;
+	if (!capture.valid || capture.rels == NULL)
+		capture_load();
+	if (capture.source_relid != pending->source_relid)
+		return;
+	queue_open(&w, queue_relid, pkey_relid, seq_relid);
+	if (pending->whole_source)
+		queue_insert(&w, NULL);
+	else
+	{
+		hash_seq_init(&scan, pending->short_keys);
+		while ((pk = hash_seq_search(&scan)) != NULL)
+			queue_insert(&w, pk->key);
+		foreach(lc, pending->long_keys)
+			queue_insert(&w, lfirst(lc));
+	}
+	queue_close(&w);
+}
+
+/* Forgets the keys (not the whole-source flag, nor the early writes). */
+static void
+pending_clear(void)
+{
+	MemoryContextReset(pending->cxt);
+	pending->short_keys = NULL;
+	pending->long_keys = NIL;
+	pending->nkeys = 0;
+}
+
+static void
+pending_xact_callback(XactEvent event, void *arg)
+{
+	if (pending == NULL)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending->whole_source || pending->nkeys > 0)
+				pending_write();
+			pending = NULL;		/* its memory goes with the transaction */
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			pending = NULL;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Keys written early inside a subtransaction that rolls back, or inside one
+ * of its children, are lost with it: the commit then queues a whole-source
+ * entry.  Subtransaction ids grow, and every subtransaction begun while
+ * mySubid is open is its descendant, so "written early in mySubid or a
+ * descendant" is "the newest early write has an id >= mySubid".
+ */
+static void
+pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (pending != NULL && event == SUBXACT_EVENT_ABORT_SUB &&
+		OidIsValid(pending->flushed_subid) && pending->flushed_subid >= mySubid)
+		pending->whole_source = true;
+}
+
+/* The set of this transaction, created on first use. */
+static Pending *
+pending_get(void)
+{
+	MemoryContext cxt;
+
+	if (pending != NULL)
+		return pending;
+	if (!pending_callbacks_registered)
+	{
+		RegisterXactCallback(pending_xact_callback, NULL);
+		RegisterSubXactCallback(pending_subxact_callback, NULL);
+		pending_callbacks_registered = true;
+	}
+	cxt = AllocSetContextCreate(TopTransactionContext, "segments capture keys",
+								ALLOCSET_SMALL_SIZES);
+	pending = MemoryContextAllocZero(TopTransactionContext, sizeof(Pending));
+	pending->cxt = cxt;
+	pending->source_relid = capture.source_relid;
+	SharedNotifyAtCommit();
+	return pending;
+}
+
+/* Adds a key (NULL: the whole source) to the transaction's set. */
+static void
+enqueue(const char *contact)
+{
+	Pending    *p = pending_get();
+	size_t		len;
+
+	if (contact == NULL)
+	{
+		p->whole_source = true;
+		pending_clear();
+		return;
+	}
+	if (p->whole_source)
+		return;
+	len = strlen(contact);
+	if (len < CAPTURE_SHORT_KEY)
+	{
+		PendingKey	pk;
+		bool		found;
+
+		if (p->short_keys == NULL)
+		{
+			HASHCTL		ctl;
+
+			memset(&ctl, 0, sizeof(ctl));
+			ctl.keysize = CAPTURE_SHORT_KEY;
+			ctl.entrysize = sizeof(PendingKey);
+			ctl.hcxt = p->cxt;
+			p->short_keys = hash_create("segments capture keys", 32, &ctl,
+										HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		}
+		memset(pk.key, 0, sizeof(pk.key));
+		memcpy(pk.key, contact, len);
+		(void) hash_search(p->short_keys, pk.key, HASH_ENTER, &found);
+		if (found)
+			return;
+	}
+	else
+		p->long_keys = lappend(p->long_keys, MemoryContextStrdup(p->cxt, contact));
+	if (++p->nkeys >= CAPTURE_FLUSH_KEYS)
+	{
+		SubTransactionId subid = GetCurrentSubTransactionId();
+
+		pending_write();
+		pending_clear();
+		if (subid != TopSubTransactionId && subid > p->flushed_subid)
+			p->flushed_subid = subid;
+	}
 }
 
 /* Queues the key of the row in slot (a NULL key is no contact). */
@@ -335,7 +563,12 @@ enqueue_key(CaptureRel *cr, TupleTableSlot *slot)
 	Datum		key = slot_getattr(slot, cr->key_attnum, &isnull);
 
 	if (!isnull)
-		enqueue(OutputFunctionCall(&cr->key_out, key));
+	{
+		char	   *text = OutputFunctionCall(&cr->key_out, key);
+
+		enqueue(text);
+		pfree(text);
+	}
 }
 
 /* Do the two rows differ in watched column j? */
@@ -392,7 +625,7 @@ mark_gap(void)
 		RegisterSubXactCallback(gap_subxact_callback, NULL);
 		gap_callback_registered = true;
 	}
-	enqueue(NULL);
+	enqueue_now(NULL);
 	gap_lxid = MyProc->lxid;
 	gap_subid = GetCurrentSubTransactionId();
 }

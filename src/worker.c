@@ -73,6 +73,14 @@
 #define APPLY_BUDGET_MS		1000
 
 /*
+ * Under a steady stream of changes, batches start at most this often:
+ * writers wake the worker at every commit, and a batch of one change costs
+ * about what a batch of hundreds does (the plan, the transaction, the rest
+ * of the round).  An idle worker applies a change at once.
+ */
+#define APPLY_PACE_MS		25
+
+/*
  * Longest chunk of a pass (about: the contacts it has evaluated are written
  * after): changes committed meanwhile wait for it.
  */
@@ -452,6 +460,30 @@ apply_isolated(void)
 	return n;
 }
 
+/* When the last batch that applied something ended (see APPLY_PACE_MS). */
+static TimestampTz last_applied_at = 0;
+
+/* Did the last round leave more work (then it is no stream of changes)? */
+static bool last_round_more = false;
+
+/*
+ * Lets changes gather for what is left of APPLY_PACE_MS since the last
+ * batch: only under a steady stream, which keeps setting the latch (so the
+ * latch cannot end this wait; a signal is seen right after).
+ */
+static void
+apply_pace(void)
+{
+	long		waited_ms = (long) ((GetCurrentTimestamp() - last_applied_at) / 1000);
+
+	if (!last_round_more && waited_ms >= 0 && waited_ms < APPLY_PACE_MS)
+	{
+		(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 APPLY_PACE_MS - waited_ms, PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /*
  * Applies one batch of queued changes.  Returns the number of queue
  * entries applied, or -1 after an error (logged and shown in the view).
@@ -472,6 +504,13 @@ apply_batch(void)
 
 		EvaluateInContacts = false;
 		begin_xact("segments: applying changes");
+		/*
+		 * Not waiting for the WAL flush is safe: the batch leaves the queue
+		 * and enters membership in one transaction, so a crash loses both
+		 * or neither, and the entries come back to be applied again.
+		 */
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 		HistorySetCause(HISTORY_CAUSE_CHANGE);	/* history */
 		if (is_configured() && apply_isolating)
 		{
@@ -535,8 +574,9 @@ apply_batch(void)
 		apply_failures = 0;
 	if (n > 0)
 	{
+		last_applied_at = GetCurrentTimestamp();
 		SpinLockAcquire(&segments_shared->mutex);
-		my_slot->last_batch_at = GetCurrentTimestamp();
+		my_slot->last_batch_at = last_applied_at;
 		my_slot->last_batch_size = n;
 		my_slot->changes_applied += n;
 		my_slot->last_error[0] = '\0';
@@ -1490,6 +1530,7 @@ worker_round(long *sleep_ms)
 	*sleep_ms = segments_naptime;
 	if (!source_usable())
 		return false;
+	apply_pace();
 	for (;;)
 	{
 		int64		n = apply_batch();
@@ -1646,6 +1687,7 @@ segments_worker_main(Datum arg)
 
 		MemoryContextSwitchTo(round_cxt);
 		more = worker_round(&sleep_ms);
+		last_round_more = more;
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(round_cxt);
 	}

@@ -3,9 +3,12 @@
 -- shared_preload_libraries = 'segments'; see "The background worker" in README.md.
 
 -- Contact changes committed on the source, waiting for the worker.  The
--- capture trigger inserts here in the writing transaction; the worker
--- deletes a batch in the transaction that applies it.
-CREATE SEQUENCE segments.change_queue_id_seq;
+-- capture trigger collects the keys a transaction changed and inserts them
+-- here when it commits (in it: as durable as the change itself); the
+-- worker deletes a batch in the transaction that applies it.  Ids only
+-- need to be unique (wait() takes the largest visible one): each backend
+-- takes them 64 at a time.
+CREATE SEQUENCE segments.change_queue_id_seq CACHE 64;
 CREATE TABLE segments.change_queue (
     id          bigint PRIMARY KEY DEFAULT nextval('segments.change_queue_id_seq'),
     contact     text,           -- the contact key as text; NULL: every contact (TRUNCATE)

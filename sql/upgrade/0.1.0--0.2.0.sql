@@ -108,3 +108,7 @@ CREATE TABLE segments.pass (
 );
 COMMENT ON TABLE segments.pass IS
     'The evaluation pass in progress (at most one row): its segments and how far it went.';
+
+-- Queue ids are taken 64 at a time by each writing backend
+-- (sql/install/05_worker.sql).
+ALTER SEQUENCE segments.change_queue_id_seq CACHE 64;
