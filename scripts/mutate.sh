@@ -225,7 +225,7 @@ mut sql src/member_space.c "passes do not reuse the space of replaced row versio
     'heap_page_prune_opt(member, buf);' \
     '(void) heap_page_prune_opt;'
 mut sql src/evaluate.c "member_count counts every contact" \
-    'if (plan->results[i])\n\t\t\t\tplan->segments[i].count++;' \
+    'if (plan->results[i])\n\t\t\t\t\tplan->segments[i].count++;' \
     'plan->segments[i].count++;'
 
 # ---- tenants and gating ----------------------------------------------------
