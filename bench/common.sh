@@ -23,7 +23,11 @@ log_min_messages = warning"
 export EXTRA_PACKAGES="${EXTRA_PACKAGES:-} gnuplot-nox"
 
 export PGDATABASE=${PGDATABASE:-bench}
-. scripts/lib.sh
+BENCH_DIR="${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
+# lib.sh sets PG_BIN to the system's; a caller's own (a private build's) wins
+_bench_pg_bin="${PG_BIN:-}"
+. "$BENCH_DIR/../scripts/lib.sh"
+PG_BIN="${_bench_pg_bin:-$PG_BIN}"
 BG_PIDS=()                                              # background jobs, killed on exit
 bench_cleanup() {
     local p
@@ -61,6 +65,20 @@ bench_setup() {
 
     # (set +e: the handler must reach stop_cluster, which reads $? for the exit code)
     trap 'rc=$?; set +e; bench_cleanup; (exit $rc); stop_cluster' EXIT
+}
+
+# bench_load_db CONTACTS: (re)creates database $PGDATABASE with its worker
+# off: the generated contacts (bench/data.sql), segments configured on them
+# and the 100 benchmark segments created (bench/segments.sql), not yet
+# evaluated.
+bench_load_db() {
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $PGDATABASE WITH (FORCE)" -c "CREATE DATABASE $PGDATABASE"
+    qv "ALTER DATABASE $PGDATABASE SET segments.enabled = off" >/dev/null
+    q -v contacts="$1" -f "$BENCH_DIR/data.sql"
+    q -c "CREATE EXTENSION segments" \
+      -c "SELECT segments.configure(source => 'public.contacts', key_column => 'id', traits_column => 'custom_data')" >/dev/null
+    q -f "$BENCH_DIR/segments.sql"
+    q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_def ORDER BY n) s" >/dev/null
 }
 
 # result ROW EXTENSION_VALUE BASELINE_LABEL BASELINE_VALUE RATIO TARGET MET

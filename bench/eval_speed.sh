@@ -26,10 +26,7 @@ tmp=$(mktemp -d)
 drop() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; }
 trap 'rm -rf "$tmp"; [ -n "${KEEP_DB:-}" ] || { drop; [ -z "${BASELINE_PORT:-}" ] || base drop; }' EXIT
 export PGDATABASE=$DB
-q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-qv() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
+. "$HERE/common.sh"     # q, qv, now_s, elapsed, median, worker_on/off, bench_load_db
 # timed FILE: runs the SQL file in one session; prints its wall-clock
 # seconds and the CPU seconds of the backend that ran it (from /proc: the
 # server runs on this machine), which other load on the machine disturbs
@@ -49,7 +46,6 @@ SQL
     psql -X -qAt -v ON_ERROR_STOP=1 -f "$tmp/timed.sql" >/dev/null
     echo "$(elapsed "$t0") $(awk -v a="$(cat "$tmp/cpu0")" -v b="$(cat "$tmp/cpu1")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')"
 }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # setup: loads the data and segments into $DB of the cluster in the
 # environment (unless kept), and prints the first refresh()'s time.
@@ -60,13 +56,7 @@ setup() {
        [ "$(qv "SELECT contacts FROM bench.meta" 2>/dev/null)" = "$N" ]; then
         echo "(database reused)"; return 0
     fi
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-    qv "ALTER DATABASE $DB SET segments.enabled = off" >/dev/null
-    q -v contacts="$N" -f "$HERE/data.sql"
-    q -c "CREATE EXTENSION segments" \
-      -c "SELECT segments.configure(source => 'public.contacts', key_column => 'id', traits_column => 'custom_data')" >/dev/null
-    q -f "$HERE/segments.sql"
-    q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_def ORDER BY n) s" >/dev/null
+    bench_load_db "$N"
     q -c "VACUUM ANALYZE public.contacts" >/dev/null
     t=$(now_s); qv "SELECT segments.refresh()" >/dev/null; echo "$(elapsed "$t") s"
 }

@@ -18,18 +18,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; psql -X -q -d postgres -c "ALTER SYSTEM RESET segments.history" -c "SELECT pg_reload_conf()" >/dev/null; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
 export PGDATABASE=$DB
-BIN=$PG_BIN
-cd "$HERE/.."
-. bench/common.sh       # q, qv, now_s, elapsed, median, worker_on, worker_off
-PG_BIN=$BIN
+. "$HERE/common.sh"     # q, qv, now_s, elapsed, median, worker_on/off, bench_load_db
 
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-qv "ALTER DATABASE $DB SET segments.enabled = off" >/dev/null
-q -v contacts="$N" -f "$HERE/data.sql"
-q -c "CREATE EXTENSION segments" \
-  -c "SELECT segments.configure(source => 'public.contacts', key_column => 'id', traits_column => 'custom_data')" >/dev/null
-q -f "$HERE/segments.sql"
-q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_def ORDER BY n) s" >/dev/null
+bench_load_db "$N"
 q -c "SET segments.history = off" -c "SELECT segments.refresh()" >/dev/null
 MEMBERSHIPS=$(qv "SELECT sum(member_count) FROM segments.segments")
 echo "$N contacts, 100 segments, $MEMBERSHIPS memberships; $ROUNDS rounds; PostgreSQL $(qv 'SHOW server_version'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -21,19 +21,11 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 mkdir -p "$OUT"
 [ -n "${KEEP:-}" ] || trap 'psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 export PGDATABASE=$DB
-q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-qv() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+. "$HERE/common.sh"     # q, qv, now_s, elapsed, median, worker_on/off, bench_load_db
 
 if [ -z "${REUSE:-}" ] || [ -z "$(qv "SELECT 1" 2>/dev/null)" ]; then
     REUSE=
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-    qv "ALTER DATABASE $DB SET segments.enabled = off" >/dev/null
-    q -v contacts="$N" -f "$HERE/data.sql"
-    q -c "CREATE EXTENSION segments" \
-      -c "SELECT segments.configure(source => 'public.contacts', key_column => 'id', traits_column => 'custom_data')" >/dev/null
-    q -f "$HERE/segments.sql"
-    q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_def ORDER BY n) s" >/dev/null
+    bench_load_db "$N"
     qv "SELECT segments.refresh()" >/dev/null
     q <<SQL
 SELECT setseed(0.5);

@@ -21,29 +21,8 @@ DB=${DB:-segments_storage_bench}
 HERE="$(cd "$(dirname "$0")" && pwd)"
 trap 'psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 export PGDATABASE=$DB
-q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-qv() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
+. "$HERE/common.sh"     # q, qv, now_s, elapsed, median, worker_on/off, bench_load_db
 
-worker() {      # on | off: the database's worker running or stopped
-    if [ "$1" = off ]; then
-        qv "ALTER DATABASE $DB SET segments.enabled = off" >/dev/null
-        for _ in $(seq 1 100); do
-            qv "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
-            [ -z "$(qv "SELECT pid FROM segments.worker WHERE pid IS NOT NULL")" ] && return 0
-            sleep 0.2
-        done
-        echo "the worker did not stop" >&2; return 1
-    fi
-    qv "ALTER DATABASE $DB RESET segments.enabled" >/dev/null
-    for _ in $(seq 1 150); do
-        qv "SELECT segments._notify_worker()" >/dev/null
-        [ -n "$(qv "SELECT pid FROM segments.worker WHERE pid IS NOT NULL")" ] && return 0
-        sleep 0.2
-    done
-    echo "the worker did not start" >&2; return 1
-}
 # settled: waits (up to 30 min) until no segment is pending or evaluating
 # and the change queue is empty.
 settled() {
@@ -68,13 +47,7 @@ bpm() {
        FROM (SELECT sum(member_count) AS n FROM segments.segment_state) m"
 }
 
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-qv "ALTER DATABASE $DB SET segments.enabled = off" >/dev/null
-q -v contacts="$N" -f "$HERE/data.sql"
-q -c "CREATE EXTENSION segments" \
-  -c "SELECT segments.configure(source => 'public.contacts', key_column => 'id', traits_column => 'custom_data')" >/dev/null
-q -f "$HERE/segments.sql"
-q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_def ORDER BY n) s" >/dev/null
+bench_load_db "$N"
 echo "$N contacts, 100 segments; PostgreSQL $(qv 'SHOW server_version'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 q -c "CHECKPOINT" >/dev/null
@@ -84,7 +57,7 @@ t=$(now_s); qv "SELECT segments.refresh()" >/dev/null
 echo "    refresh() again, nothing changed: $(elapsed "$t") s"
 bpm "(a) after one refresh()"
 
-worker on
+worker_on
 q -c "CREATE TABLE bench.seg_new AS SELECT n, 'New: ' || name AS name, definition FROM bench.seg_def"
 t=$(now_s)
 q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_new ORDER BY n) s" >/dev/null
