@@ -2,47 +2,38 @@
 -- several nodes (docs/citus.md).  Nothing here runs on plain PostgreSQL:
 -- configure() calls these only for a source Citus distributes.
 
+-- Is rel a Citus table (distributed, reference, or a Citus local table)?
+-- With partmethod, only one of that method ('h': hash-distributed).
+-- False without Citus.
+CREATE FUNCTION segments._citus_table(rel regclass, partmethod "char" DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition'
+            ' WHERE logicalrelid OPERATOR(pg_catalog.=) $1'
+            '   AND ($2 IS NULL OR partmethod OPERATOR(pg_catalog.=) $2))'
+       INTO v_found USING rel, partmethod;
+    RETURN v_found;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_table(regclass, "char") IS
+    'Internal: whether a table is managed by Citus (of one partition method, if given).';
+
 -- Is rel a hash-distributed Citus table?  (false without Citus)
 CREATE FUNCTION segments._citus_distributed(rel regclass)
 RETURNS boolean
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_found boolean;
-BEGIN
-    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition'
-            ' WHERE logicalrelid OPERATOR(pg_catalog.=) $1 AND partmethod OPERATOR(pg_catalog.=) ''h'')'
-       INTO v_found USING rel;
-    RETURN v_found;
-END
-$$;
+AS $$ SELECT segments._citus_table(rel, 'h') $$;
 COMMENT ON FUNCTION segments._citus_distributed(regclass) IS
     'Internal: whether a table is distributed by Citus (hash).';
-
--- Is rel any Citus table (distributed, reference, or a Citus local table)?
-CREATE FUNCTION segments._citus_table(rel regclass)
-RETURNS boolean
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_found boolean;
-BEGIN
-    IF rel IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition'
-            ' WHERE logicalrelid OPERATOR(pg_catalog.=) $1)'
-       INTO v_found USING rel;
-    RETURN v_found;
-END
-$$;
-COMMENT ON FUNCTION segments._citus_table(regclass) IS
-    'Internal: whether a table is managed by Citus.';
 
 -- Is the configured source distributed (on this node's metadata)?
 CREATE FUNCTION segments._citus_active()
