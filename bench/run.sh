@@ -288,7 +288,11 @@ worker_on
 echo "worker pid $WORKER_PID"
 qv "SELECT segments.wait('30 min')" >/dev/null
 # Idle: no contact changes; segments whose rules read the clock are
-# re-evaluated every segments.time_resolution regardless.
+# re-evaluated every segments.time_resolution regardless.  The worker was
+# off during the rows above, so its first time window and sweep catch up
+# on everything since (a full core for tens of seconds at 1M contacts):
+# that is not the steady state, so let it finish first.
+sleep "${IDLE_WARMUP_S:-60}"
 read -r u0 s0 < <(awk '{ print $14, $15 }' "/proc/$WORKER_PID/stat")
 EVALS0=$(qv "SELECT segments_evaluated FROM segments.worker")
 sleep 20

@@ -158,6 +158,29 @@ plan_position(EvalPlan *plan, const pg_uuid_t *id)
 	return -1;
 }
 
+/*
+ * Mark needed what the needed segments among the first last + 1 read: the
+ * plan is in dependency order, so one backward sweep reaches everything.
+ */
+static void
+plan_mark_needed(EvalPlan *plan, int last)
+{
+	for (int i = last; i >= 0; i--)
+	{
+		EvalSegment *es = &plan->segments[i];
+
+		if (!es->needed || es->rule == NULL)
+			continue;
+		for (int d = 0; d < es->seg->ndepends; d++)
+		{
+			int			pos = plan_position(plan, &es->seg->depends_on[d]);
+
+			if (pos >= 0)
+				plan->segments[pos].needed = true;
+		}
+	}
+}
+
 /* Depth-first topological visit: dependencies before dependents. */
 static void
 plan_visit(EvalSegment *all, int n, int i, EvalSegment *out, int *nout,
@@ -433,23 +456,9 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 		}
 		if (es->rule == NULL)
 			es->writable = false;
+		es->needed = es->writable;
 	}
-	/* evaluate only what is written and what that reads: dependents come later */
-	for (int i = plan->nsegments - 1; i >= 0; i--)
-	{
-		EvalSegment *es = &plan->segments[i];
-
-		es->needed = es->needed || es->writable;
-		if (!es->needed || es->rule == NULL)
-			continue;
-		for (int d = 0; d < es->seg->ndepends; d++)
-		{
-			int			pos = plan_position(plan, &es->seg->depends_on[d]);
-
-			if (pos >= 0)
-				plan->segments[pos].needed = true;
-		}
-	}
+	plan_mark_needed(plan, plan->nsegments - 1);
 	plan->results = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
 	for (int i = 0; i < plan->nsegments; i++)
 		plan->max_num = Max(plan->max_num, plan->segments[i].seg->num);
@@ -1873,20 +1882,7 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 	for (int i = 0; i < self; i++)
 		plan->segments[i].writable = plan->segments[i].reported = plan->segments[i].needed = false;
 	es->needed = true;
-	for (int i = self; i >= 0; i--)
-	{
-		EvalSegment *e = &plan->segments[i];
-
-		if (!e->needed || e->rule == NULL)
-			continue;
-		for (int d = 0; d < e->seg->ndepends; d++)
-		{
-			int			pos = plan_position(plan, &e->seg->depends_on[d]);
-
-			if (pos >= 0)
-				plan->segments[pos].needed = true;
-		}
-	}
+	plan_mark_needed(plan, self);
 	plan->max_num = seg->num;
 	plan->by_num = palloc0((plan->max_num + 1) * sizeof(EvalSegment *));
 	for (int i = 0; i < plan->nsegments; i++)
