@@ -71,7 +71,8 @@ BEGIN
     CREATE INDEX member_segs_idx ON segments.member
         USING gin (segments._member_segs(data));
     -- a tenant's members of a global segment, and their count
-    CREATE INDEX member_tenant_idx ON segments.member (tenant);
+    -- partial: without a tenant column no row has one, and no update pays for it
+    CREATE INDEX member_tenant_idx ON segments.member (tenant) WHERE tenant IS NOT NULL;
     COMMENT ON TABLE segments.member IS
         'Stored membership: per contact, its segments and since when, in a compact form (see src/member_codec.c). Read it through segments.membership.';
 

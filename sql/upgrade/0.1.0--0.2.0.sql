@@ -52,7 +52,7 @@ BEGIN
         RETURN;
     END IF;
     ALTER TABLE segments.member ADD COLUMN IF NOT EXISTS tenant text;
-    CREATE INDEX IF NOT EXISTS member_tenant_idx ON segments.member (tenant);
+    CREATE INDEX IF NOT EXISTS member_tenant_idx ON segments.member (tenant) WHERE tenant IS NOT NULL;
     SELECT * INTO c FROM segments.config;
     IF FOUND AND c.tenant_column IS NOT NULL AND EXISTS (
         SELECT 1 FROM pg_catalog.pg_attribute a
