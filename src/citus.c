@@ -486,7 +486,7 @@ CitusPass(const pg_uuid_t *only, int nonly, bool chunk)
 }
 
 /*
- * segments._citus_refresh_local(ids uuid[]) RETURNS void: this node's part
+ * segments._citus_evaluate_local(ids uuid[]) RETURNS void: this node's part
  * of a coordinator's pass: a full pass of the segments (NULL: all) over the
  * shards of the source placed here.
  */
@@ -556,4 +556,22 @@ CitusRefuse(const char *what)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s is not supported on a source distributed by Citus yet", what),
 				 errhint("The Citus section of the segments README lists what works there; segments.explain() checks one contact.")));
+}
+
+/*
+ * The coordinator's worker, each round (worker.c): a node that joined since
+ * the last catalog copy gets one, and every segment is evaluated again
+ * (segments._citus_nodes_check()).  Nothing on plain PostgreSQL or on a
+ * Citus worker.  In the caller's transaction.
+ */
+void
+CitusNodesCheck(Oid source_relid)
+{
+	if (!OidIsValid(source_relid) || !CitusIsDistributed(source_relid) || !is_coordinator())
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT segments._citus_nodes_check()", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not check the Citus nodes");
+	SPI_finish();
 }

@@ -24,5 +24,6 @@ extern void CitusCloseScanRelations(List *rels, Relation source);
 extern bool CitusPass(const pg_uuid_t *only, int nonly, bool chunk);
 extern bool CitusWait(TimestampTz deadline);
 extern void CitusRefuse(const char *what);
+extern void CitusNodesCheck(Oid source_relid);
 
 #endif							/* SEGMENTS_CITUS_H */
