@@ -389,7 +389,7 @@ done
 # with contacts, joins membership on the workers.
 REPORT="CREATE TABLE conversations (contact_id bigint, n integer);"
 REPORT_DATA="INSERT INTO conversations SELECT g % 3000 + 1, g FROM generate_series(1, 9000) g;
-             GRANT SELECT ON conversations TO tenant1, app_read;"
+             GRANT SELECT ON conversations TO tenant1, app_read, app_admin;"
 q "$REPORT SELECT create_distributed_table('conversations', 'contact_id', colocate_with => 'contacts'); $REPORT_DATA" >/dev/null
 qref "$REPORT $REPORT_DATA" >/dev/null
 q "GRANT SELECT ON contacts TO app_read" >/dev/null
