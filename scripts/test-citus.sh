@@ -327,6 +327,13 @@ same "a full pass after the move gives the single node's membership" \
     "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
        FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id"
 
+errors "a pass in the transaction that changed segments: 0A000 (the workers' passes would wait for it)" 0A000 \
+    "BEGIN; SELECT segments.create_segment('in_tx', '{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"pro\"}');
+     SELECT segments.refresh(); COMMIT"
+expect "... and the refused transaction left nothing on the coordinator or the workers" \
+    "SELECT (SELECT count(*) FROM segments.segment WHERE name = 'in_tx') || ':' ||
+            (SELECT string_agg(result, ',') FROM run_command_on_workers(\$\$SELECT count(*) FROM segments.segment WHERE name = 'in_tx'\$\$))" "0:0,0"
+
 # -- adding a node: citus_add_node, then the rebalance -------------------
 BEFORE=$(q "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
               FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id")
