@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The Citus tests (docs/citus.md): builds segments into a private copy of
 # the machine's PostgreSQL (scripts/lib.sh, as scripts/test.sh does), starts
-# a Citus coordinator and two workers on a private socket directory and
-# ports, with shared_preload_libraries = 'citus,segments', distributes a
-# contacts table by id, runs the checks below and stops the three servers
-# on exit, also on failure.  Membership on Citus is compared with a
+# a Citus coordinator and two workers (a third joins later, with
+# citus_add_node) on a private socket directory and ports, with
+# shared_preload_libraries = 'citus,segments', distributes a contacts table
+# by id, runs the checks below and stops the four servers on exit, also on
+# failure.  Membership on Citus is compared with a
 # single-node evaluation of the same data (a plain table in another
 # database of the coordinator's server).
 #
