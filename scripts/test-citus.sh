@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The Citus tests (docs/citus.md): builds segments into a private copy of
 # the machine's PostgreSQL (scripts/lib.sh, as scripts/test.sh does), starts
-# a Citus coordinator and two workers on a private socket directory and
-# ports, with shared_preload_libraries = 'citus,segments', distributes a
-# contacts table by id, runs the checks below and stops the three servers
-# on exit, also on failure.  Membership on Citus is compared with a
+# a Citus coordinator and two workers (a third joins later, with
+# citus_add_node) on a private socket directory and ports, with
+# shared_preload_libraries = 'citus,segments', distributes a contacts table
+# by id, runs the checks below and stops the four servers on exit, also on
+# failure.  Membership on Citus is compared with a
 # single-node evaluation of the same data (a plain table in another
 # database of the coordinator's server).
 #
@@ -31,9 +32,9 @@ ensure_packages
 build_and_install_private
 
 # The three servers, started by this script only: stopped on exit.
-NODES="coord w1 w2"
+NODES="coord w1 w2 w3"   # w3 joins later (citus_add_node)
 BASE_PORT=$(( 20000 + RANDOM % 20000 ))
-declare -A PORT=([coord]=$BASE_PORT [w1]=$((BASE_PORT + 1)) [w2]=$((BASE_PORT + 2)))
+declare -A PORT=([coord]=$BASE_PORT [w1]=$((BASE_PORT + 1)) [w2]=$((BASE_PORT + 2)) [w3]=$((BASE_PORT + 3)))
 STARTED=""
 stop_nodes() {
     local rc=$?
@@ -65,7 +66,7 @@ CONF
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$SEGMENTS_TMP/$n" -l "$SEGMENTS_TMP/$n.log" -w -t 60 start >/dev/null
     STARTED="$STARTED $n"
 done
-log "started a Citus coordinator (port ${PORT[coord]}) and workers (${PORT[w1]}, ${PORT[w2]}) on socket $SEGMENTS_TMP"
+log "started a Citus coordinator (port ${PORT[coord]}) and workers (${PORT[w1]}, ${PORT[w2]}, later ${PORT[w3]}) on socket $SEGMENTS_TMP"
 
 export PGHOST="$SEGMENTS_TMP" PGUSER=postgres
 DB=segcitus
@@ -197,6 +198,34 @@ same "filter_restricted on the coordinator as on a single node" \
 expect "segment_is_member of a contact that does not exist is false" \
     "SELECT segments.segment_is_member(999999, 'vip')" f
 
+# -- a node's pass: its own shards, written directly, beside the others' --
+# w2 holds a pass open (its membership locked on w2); w1's pass must not
+# wait for it (a LOCK TABLE of the distributed table would) and must not go
+# through Citus's planner to write membership (it would log the shard
+# commands it runs, locally or remotely).
+coproc HOLD { psql -X -qAt -p "${PORT[w2]}" -d "$DB" -v ON_ERROR_STOP=1 2>&1; }
+echo "BEGIN; SELECT segments._citus_refresh_local(NULL); SELECT 'held';" >&"${HOLD[1]}"
+held=""
+while read -r -t 120 line <&"${HOLD[0]}"; do
+    [ "$line" = held ] && { held=1; break; }
+done
+[ -n "$held" ] || fail "a pass on the second worker did not start"
+[ "$(qn w2 "SELECT count(*) FROM pg_locks WHERE relation = 'segments.member'::regclass AND mode = 'ShareRowExclusiveLock' AND granted")" = 1 ] ||
+    fail "the open pass on the second worker does not hold its membership lock"
+out=$(psql -X -qAt -p "${PORT[w1]}" -d "$DB" -v ON_ERROR_STOP=1 -c "SET statement_timeout = '30s'" \
+        -c "SET citus.log_local_commands = on" -c "SET citus.log_remote_commands = on" \
+        -c "SET client_min_messages = log" -c "SELECT segments._citus_refresh_local(NULL)" 2>&1) ||
+    fail "a pass on the first worker while the second's is open: $out"
+note "ok: the first worker's pass ran while the second worker's pass held its lock (no cluster-wide lock)"
+if grep -i "member" <<< "$out" | grep -qi "command"; then
+    fail "the first worker's pass wrote membership through Citus: $(grep -i member <<< "$out" | head -3)"
+fi
+note "ok: the first worker's pass wrote its membership shards directly (Citus ran no shard command for it)"
+echo "ROLLBACK;" >&"${HOLD[1]}"; exec {HOLD[1]}>&-; wait "$HOLD_PID" || true
+same "membership after the workers' own passes as on a single node" \
+    "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
+       FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id"
+
 expect "explain() on the coordinator reads the contact's row and membership through Citus" \
     "SELECT (e ->> 'stored') || ':' || (e ->> 'evaluated') || ':' || (e ->> 'agrees') || ','
             || (f ->> 'stored') || ':' || (f ->> 'evaluated') || ':' || (f ->> 'agrees')
@@ -250,6 +279,19 @@ same "the new segment's members as on a single node" \
 expect "its definition reached both workers" \
     "SELECT string_agg(result, ',') FROM run_command_on_workers(\$\$SELECT count(*) FROM segments.segment WHERE name = 'french'\$\$)" "1,1"
 
+# -- the catalog copy is part of the change's transaction ----------------
+q "DO \$\$ BEGIN CREATE ROLE app_admin LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$; GRANT segments_admin TO app_admin;
+   GRANT SELECT ON contacts TO app_admin" >/dev/null
+aq() { psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[coord]}" -U app_admin -d "$DB" -c "$1"; }
+aq "BEGIN; SELECT segments.create_segment('ghost', '{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"pro\"}'); ROLLBACK" >/dev/null ||
+    fail "create_segment as a segments_admin role, rolled back: failed"
+expect "a create_segment rolled back (by a segments_admin role) left nothing on the workers" \
+    "SELECT string_agg(result, ',') FROM run_command_on_workers(\$\$SELECT count(*) FROM segments.segment WHERE name = 'ghost'\$\$)" "0,0"
+aq "BEGIN; SELECT segments.create_segment('spanish', '{\"type\":\"trait\",\"key\":\"country\",\"op\":\"eq\",\"value\":\"es\"}');
+    SELECT segments.drop_segment('spanish'); COMMIT" >/dev/null || fail "create and drop a segment as a segments_admin role"
+expect "a segment created and dropped in one transaction by a segments_admin role: none on the workers, every other definition there" \
+    "SELECT string_agg(result, ',') FROM run_command_on_workers(\$\$SELECT count(*) FILTER (WHERE name = 'spanish') || ':' || count(*) FROM segments.segment\$\$)" "0:6,0:6"
+
 # -- the application's roles ---------------------------------------------
 q "CREATE ROLE app_read LOGIN; GRANT segments_read TO app_read" >/dev/null
 expect "a reader without rights on the tables reads routed membership" \
@@ -286,6 +328,48 @@ same "a full pass after the move gives the single node's membership" \
     "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
        FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id"
 
+errors "a pass in the transaction that changed segments: 0A000 (the workers' passes would wait for it)" 0A000 \
+    "BEGIN; SELECT segments.create_segment('in_tx', '{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"pro\"}');
+     SELECT segments.refresh(); COMMIT"
+expect "... and the refused transaction left nothing on the coordinator or the workers" \
+    "SELECT (SELECT count(*) FROM segments.segment WHERE name = 'in_tx') || ':' ||
+            (SELECT string_agg(result, ',') FROM run_command_on_workers(\$\$SELECT count(*) FROM segments.segment WHERE name = 'in_tx'\$\$))" "0:0,0"
+
+# -- adding a node: citus_add_node, then the rebalance -------------------
+BEFORE=$(q "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
+              FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id")
+q "SELECT citus_add_node('$SEGMENTS_TMP', ${PORT[w3]})" >/dev/null || fail "citus_add_node of a third worker"
+note "ok: citus_add_node of a third worker succeeds (segments.member is made there by Citus)"
+q "SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes')" >/dev/null
+q "SELECT citus_rebalance_wait()" >/dev/null
+expect "the rebalance moved shards of contacts, and their membership shards, to the new node" \
+    "SELECT count(*) FILTER (WHERE s.logicalrelid = 'contacts'::regclass) > 0
+            AND count(*) FILTER (WHERE s.logicalrelid = 'contacts'::regclass)
+              = count(*) FILTER (WHERE s.logicalrelid = 'segments.member'::regclass)
+       FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n ON n.groupid = p.groupid
+      WHERE n.nodeport = ${PORT[w3]}" t
+expect "membership is the same after the rebalance" \
+    "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
+       FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id" "$BEFORE"
+# the coordinator's worker copies the catalog to the new node by itself
+deadline=$((SECONDS + 120))
+until [ "$(qn w3 "SELECT count(*) FROM segments.segment")" = 6 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the new node did not get the segment catalog within 120 s"
+    sleep 1
+done
+note "ok: the new node got the segment catalog without a refresh() call"
+W3ID=$(q "SELECT min(id) FROM contacts WHERE get_shard_id_for_distribution_column('contacts', id) IN
+            (SELECT p.shardid FROM pg_dist_placement p JOIN pg_dist_node n ON n.groupid = p.groupid WHERE n.nodeport = ${PORT[w3]})
+          AND plan <> 'vip'")
+expect "wait() after the new node's catalog copy" "SELECT segments.wait('120 s')" t
+for db in "$DB" "$REF"; do qn coord "$db" "UPDATE contacts SET plan = 'vip' WHERE id = $W3ID" >/dev/null; done
+qref "SELECT segments.wait('60 s')" >/dev/null
+expect "a change to contact $W3ID, now on the new node, is captured and applied there" \
+    "SELECT segments.wait('60 s') AND segments.segment_is_member($W3ID, 'vip')" t
+same "membership on three workers as on a single node" \
+    "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
+       FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id"
+
 # -- tenants: a role with a fixed tenant (ALTER ROLE reaches the workers) -
 for db in "$DB" "$REF"; do
     qn coord "$db" "SELECT segments.configure('contacts', 'id', tenant_column => 'org', traits_column => 'traits')" >/dev/null
@@ -306,12 +390,64 @@ for check in \
     note "ok: a tenant session sees only its contacts: ${check%%|*} ($got) as on a single node"
 done
 
-# Not supported yet (docs/citus.md): Citus checks a shard's privileges as
-# the connecting role, so the view's owner rights do not reach the shards;
-# the reader gets an error, never another tenant's rows.
-out=$(tq "$DB" "SELECT count(*) FROM segments.membership" 2>&1) && fail "segments.membership as a tenant role: succeeded: $out"
-echo "$out" | grep -q "permission denied for table member_" || fail "segments.membership as a tenant role: $out"
-note "ok: segments.membership as a role without rights on segments.member is refused (permission denied on the shard), not answered"
+# -- segments.membership for readers and tenants -------------------------
+# Citus reads the shards as the connecting role: segments_read may read
+# segments.member, and a row policy (on every shard) limits it to the rows
+# the view would show.  A report table distributed by contact, colocated
+# with contacts, joins membership on the workers.
+REPORT="CREATE TABLE conversations (contact_id bigint, n integer);"
+REPORT_DATA="INSERT INTO conversations SELECT g % 3000 + 1, g FROM generate_series(1, 9000) g;
+             GRANT SELECT ON conversations TO tenant1, app_read, app_admin;"
+q "$REPORT SELECT create_distributed_table('conversations', 'contact_id', colocate_with => 'contacts'); $REPORT_DATA" >/dev/null
+qref "$REPORT $REPORT_DATA" >/dev/null
+q "GRANT SELECT ON contacts TO app_read" >/dev/null
+qref "GRANT SELECT ON contacts TO app_read" >/dev/null
+rq() { psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[coord]}" -U "$1" -d "$2" -c "$3"; }
+MEMBERSHIP="SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id)) || ':' || count(*)
+              FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id"
+JOINED="SELECT string_agg(name || '=' || n, ',' ORDER BY name) FROM (
+          SELECT s.name, count(*) AS n FROM segments.membership m
+            JOIN conversations c ON c.contact_id = m.contact_id
+            JOIN segments.segments s ON s.id = m.segment_id GROUP BY s.name) x"
+for role in tenant1 app_admin app_read; do
+    for check in "segments.membership|$MEMBERSHIP" "segments.membership joined with a colocated report table|$JOINED"; do
+        got=$(rq "$role" "$DB" "${check#*|}") || fail "$role: ${check%%|*}: query failed on Citus"
+        want=$(rq "$role" "$REF" "${check#*|}") || fail "$role: ${check%%|*}: query failed on the single node"
+        [ "$got" = "$want" ] || fail "$role: ${check%%|*}: Citus '$got', single node '$want'"
+        note "ok: $role reads ${check%%|*} as on a single node ($(echo "$got" | cut -c1-60))"
+    done
+done
+[ "$(rq tenant1 "$DB" "SELECT count(*) > 0 FROM segments.membership")" = t ] || fail "the tenant sees no membership"
+got=$(rq tenant1 "$DB" "SELECT count(*) FILTER (WHERE c.org <> 'org1') || ':' || (count(*) > 0)::text
+                         FROM segments.membership m JOIN contacts c ON c.id = m.contact_id") ||
+    fail "the tenant's membership joined with contacts: query failed"
+[ "$got" = "0:true" ] || fail "the tenant's segments.membership holds other tenants' contacts: $got"
+note "ok: the tenant's segments.membership holds its tenant's contacts only"
+plan=$(rq tenant1 "$DB" "EXPLAIN $JOINED")
+grep -q "Task Count: 6" <<< "$plan" && grep -q "Seq Scan on conversations_[0-9]" <<< "$plan" &&
+    grep -q "on member_[0-9]" <<< "$plan" ||
+    fail "the tenant's join of membership with conversations is not pushed down to the shards: $plan"
+note "ok: the tenant's join of segments.membership with the colocated report table runs on the shards (one task per shard)"
+OWN=$(q "SELECT count(*) FROM segments.member WHERE tenant = 'org1'")
+got=$(rq tenant1 "$DB" "SELECT count(*) FILTER (WHERE tenant IS DISTINCT FROM 'org1') || ':' || count(*) FROM segments.member") ||
+    fail "the tenant reading segments.member: query failed"
+[ "$got" = "0:$OWN" ] || fail "the tenant reading segments.member directly: expected 0:$OWN, got $got"
+note "ok: a tenant reading segments.member directly gets its tenant's rows only, all of them ($OWN; row policy)"
+SHARD_W1=$(q "SELECT 'member_' || s.shardid FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+                JOIN pg_dist_node n ON n.groupid = p.groupid
+               WHERE s.logicalrelid = 'segments.member'::regclass AND n.nodeport = ${PORT[w1]} ORDER BY 1 LIMIT 1")
+got=$(psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[w1]}" -U tenant1 -d "$DB" \
+        -c "SELECT count(*) FILTER (WHERE tenant IS DISTINCT FROM 'org1') || ':' || (count(*) > 0)::text FROM segments.$SHARD_W1") ||
+    fail "the tenant reading a membership shard on a worker: query failed"
+[ "$got" = "0:true" ] || fail "the tenant reading shard $SHARD_W1 on a worker saw other tenants' rows: $got"
+note "ok: the tenant reading a membership shard on a worker directly gets its tenant's rows only ($SHARD_W1)"
+q "DO \$\$ BEGIN CREATE ROLE hostile LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" >/dev/null
+for rel in segments.membership segments.member; do
+    out=$(psql -X -qAt -p "${PORT[coord]}" -U hostile -d "$DB" -v VERBOSITY=verbose -c "SELECT count(*) FROM $rel" 2>&1) &&
+        fail "a role without segments_read read $rel: $out"
+    grep -q "ERROR:  42501" <<< "$out" || fail "a role without segments_read reading $rel: $out"
+    note "ok: a role without segments_read cannot read $rel (42501)"
+done
 
 all_passed
 

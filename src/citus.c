@@ -39,6 +39,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "storage/lmgr.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(segments_citus_refresh_local);
@@ -286,51 +287,73 @@ CitusIsShardOf(Relation rel, Oid source)
  * The relations a full pass scans: the source itself, or, when it is
  * distributed, its shards placed on this node (none on a coordinator that
  * holds no shards), opened and checked to have the source's columns.
+ * *members gets, per relation, the oid of the membership shard colocated
+ * with it (on this node too), or InvalidOid for the source itself: a
+ * node's pass writes its own membership shards, not through Citus.
  */
 List *
-CitusScanRelations(Relation source)
+CitusScanRelations(Relation source, Oid member_relid, List **members)
 {
 	Oid			relid = RelationGetRelid(source);
 	Oid			nsp = RelationGetNamespace(source);
 	TupleDesc	desc = RelationGetDescr(source);
-	Datum		arg = ObjectIdGetDatum(relid);
-	Oid			type = OIDOID;
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		args[2] = {ObjectIdGetDatum(relid), ObjectIdGetDatum(member_relid)};
 	MemoryContext caller = CurrentMemoryContext;
 	List	   *shardids = NIL;
+	List	   *membernames = NIL;
 	List	   *rels = NIL;
 	ListCell   *lc;
+	ListCell   *mc;
 
+	*members = NIL;
 	if (!CitusIsDistributed(relid))
+	{
+		*members = lappend_oid(*members, InvalidOid);
 		return list_make1(source);
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT s.shardid FROM pg_catalog.pg_dist_shard s"
+	/* colocated shards cover the same hash range */
+	if (SPI_execute_with_args("SELECT s.shardid, m.shardid FROM pg_catalog.pg_dist_shard s"
 							  "  JOIN pg_catalog.pg_dist_placement p"
 							  "    ON p.shardid OPERATOR(pg_catalog.=) s.shardid"
+							  "  LEFT JOIN pg_catalog.pg_dist_shard m"
+							  "    ON m.logicalrelid OPERATOR(pg_catalog.=) $2"
+							  "   AND m.shardminvalue OPERATOR(pg_catalog.=) s.shardminvalue"
 							  " WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1"
 							  "   AND p.groupid OPERATOR(pg_catalog.=)"
 							  "       (SELECT groupid FROM pg_catalog.pg_dist_local_group)"
 							  " ORDER BY 1",
-							  1, &type, &arg, NULL, false, 0) != SPI_OK_SELECT)
+							  2, types, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the shards of \"%s\"", RelationGetRelationName(source));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
+		bool		nomember;
 		int64		shardid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
 														  SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		member = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2,
+										   &nomember);
 		MemoryContext old = MemoryContextSwitchTo(caller);
 
 		shardids = lappend(shardids, psprintf("%s_" INT64_FORMAT,
 											  RelationGetRelationName(source), shardid));
+		membernames = lappend(membernames, nomember ? NULL :
+							  psprintf("%s_" INT64_FORMAT, get_rel_name(member_relid),
+									   DatumGetInt64(member)));
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
 
-	foreach(lc, shardids)
+	forboth(lc, shardids, mc, membernames)
 	{
 		const char *name = lfirst(lc);
+		const char *mname = lfirst(mc);
 		Oid			shard = get_relname_relid(name, nsp);
+		Oid			mshard = mname ? get_relname_relid(mname, get_rel_namespace(member_relid)) :
+			InvalidOid;
 		Relation	rel;
 		TupleDesc	sdesc;
 		bool		same;
@@ -341,6 +364,13 @@ CitusScanRelations(Relation source)
 					 errmsg("shard \"%s\" of \"%s\" is not on this node under that name",
 							name, RelationGetRelationName(source)),
 					 errhint("segments on Citus supports source tables whose shard names are the table's name and the shard id (names shorter than 50 bytes).")));
+		if (!OidIsValid(mshard))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the membership shard colocated with shard \"%s\" is not on this node",
+							name),
+					 errhint("segments.member must stay colocated with \"%s\"; move shards with citus_move_shard_placement() or citus_rebalance_start(), which move colocated shards together.",
+							 RelationGetRelationName(source))));
 		rel = table_open(shard, AccessShareLock);
 		sdesc = RelationGetDescr(rel);
 		same = sdesc->natts == desc->natts;
@@ -359,8 +389,25 @@ CitusScanRelations(Relation source)
 							name, RelationGetRelationName(source)),
 					 errhint("Columns dropped before the table was distributed shift the shards' columns; recreate the table (CREATE TABLE ... AS) and distribute it again.")));
 		rels = lappend(rels, rel);
+		*members = lappend_oid(*members, mshard);
 	}
 	return rels;
+}
+
+/*
+ * Takes the lock that makes writers of membership take turns.  On Citus
+ * it is this node's own (a LOCK TABLE of the distributed table would take
+ * it on every node and serialise the nodes' passes): each node writes only
+ * the membership shards placed on it.  False on plain PostgreSQL: the
+ * caller locks segments.member itself.
+ */
+bool
+CitusLockMember(Oid member_relid)
+{
+	if (!OidIsValid(member_relid) || !CitusIsDistributed(member_relid))
+		return false;
+	LockRelationOid(member_relid, ShareRowExclusiveLock);
+	return true;
 }
 
 /* Closes what CitusScanRelations() opened (locks kept to the end of the transaction). */
@@ -439,7 +486,7 @@ CitusPass(const pg_uuid_t *only, int nonly, bool chunk)
 }
 
 /*
- * segments._citus_refresh_local(ids uuid[]) RETURNS void: this node's part
+ * segments._citus_evaluate_local(ids uuid[]) RETURNS void: this node's part
  * of a coordinator's pass: a full pass of the segments (NULL: all) over the
  * shards of the source placed here.
  */
@@ -509,4 +556,22 @@ CitusRefuse(const char *what)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s is not supported on a source distributed by Citus yet", what),
 				 errhint("The Citus section of the segments README lists what works there; segments.explain() checks one contact.")));
+}
+
+/*
+ * The coordinator's worker, each round (worker.c): a node that joined since
+ * the last catalog copy gets one, and every segment is evaluated again
+ * (segments._citus_nodes_check()).  Nothing on plain PostgreSQL or on a
+ * Citus worker.  In the caller's transaction.
+ */
+void
+CitusNodesCheck(Oid source_relid)
+{
+	if (!OidIsValid(source_relid) || !CitusIsDistributed(source_relid) || !is_coordinator())
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT segments._citus_nodes_check()", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not check the Citus nodes");
+	SPI_finish();
 }

@@ -120,6 +120,8 @@ typedef struct EvalPlan
 	SPIPlanPtr	insert_plan;
 	SPIPlanPtr	update_plan;
 	SPIPlanPtr	delete_plan;
+	char	   *member_table;	/* what they name: segments.member, or on
+								 * Citus this node's shard of it */
 	Snapshot	snapshot;		/* taken after the lock: every read and write */
 	int64		changed;		/* contacts whose membership changed */
 	RuleTrace  *trace;			/* explain: reports every node; else NULL */
@@ -313,38 +315,66 @@ plan_execute_sql(EvalPlan *plan, const char *sql)
 	return plan_execute(plan, stmt, NULL, NULL);
 }
 
-/* Prepares the four statements that read and write segments.member. */
+/* Prepares the four statements that read and write plan->member_table. */
 static void
 plan_prepare_statements(EvalPlan *plan)
 {
 	Oid			key_array = get_array_type(plan->cat->config.key_type);
 	Oid			member_array = get_array_type(plan->member_type);
 	bool		tenants = plan->cat->config.member_tenant_attnum > 0;
+	const char *table = plan->member_table;
 
 	/* a 0.1.0 schema not yet upgraded stores no tenants */
-	plan->fetch_plan = SPI_prepare(tenants ?
-								   "SELECT contact_id, data, tenant FROM segments.member"
-								   " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)" :
-								   "SELECT contact_id, data, NULL::pg_catalog.text FROM segments.member"
-								   " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
+	plan->fetch_plan = SPI_prepare(psprintf(tenants ?
+											"SELECT contact_id, data, tenant FROM %s"
+											" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)" :
+											"SELECT contact_id, data, NULL::pg_catalog.text FROM %s"
+											" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
+											table),
 								   1, &key_array);
-	plan->insert_plan = SPI_prepare("INSERT INTO segments.member"
-									" SELECT * FROM pg_catalog.unnest($1)",
+	plan->insert_plan = SPI_prepare(psprintf("INSERT INTO %s"
+											 " SELECT * FROM pg_catalog.unnest($1)", table),
 									1, &member_array);
-	plan->update_plan = SPI_prepare(tenants ?
-									"UPDATE segments.member m SET data = u.data, tenant = u.tenant"
-									" FROM pg_catalog.unnest($1) u"
-									" WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id" :
-									"UPDATE segments.member m SET data = u.data"
-									" FROM pg_catalog.unnest($1) u"
-									" WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id",
+	plan->update_plan = SPI_prepare(psprintf(tenants ?
+											 "UPDATE %s m SET data = u.data, tenant = u.tenant"
+											 " FROM pg_catalog.unnest($1) u"
+											 " WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id" :
+											 "UPDATE %s m SET data = u.data"
+											 " FROM pg_catalog.unnest($1) u"
+											 " WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id",
+											 table),
 									1, &member_array);
-	plan->delete_plan = SPI_prepare("DELETE FROM segments.member"
-									" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
+	plan->delete_plan = SPI_prepare(psprintf("DELETE FROM %s"
+											 " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
+											 table),
 									1, &key_array);
 	if (!plan->fetch_plan || !plan->insert_plan || !plan->update_plan || !plan->delete_plan)
 		elog(ERROR, "could not prepare membership statements: %s",
 			 SPI_result_code_string(SPI_result));
+}
+
+/*
+ * Citus: the statements write this membership shard (placed on this node,
+ * colocated with the source shard being scanned) directly, instead of
+ * segments.member through Citus's distributed planner.
+ */
+static void
+plan_target_member(EvalPlan *plan, Oid shard)
+{
+	Relation	rel;
+
+	plan->member_table = psprintf("%s.%s",
+								  quote_identifier(get_namespace_name(get_rel_namespace(shard))),
+								  quote_identifier(get_rel_name(shard)));
+	SPI_freeplan(plan->fetch_plan);
+	SPI_freeplan(plan->insert_plan);
+	SPI_freeplan(plan->update_plan);
+	SPI_freeplan(plan->delete_plan);
+	plan_prepare_statements(plan);
+	/* the row versions earlier passes replaced make room (member_space.c) */
+	rel = table_open(shard, RowExclusiveLock);
+	MemberReclaimSpace(rel);
+	table_close(rel, NoLock);
 }
 
 /*
@@ -378,7 +408,9 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	{
 		TimestampTz lock_start = GetCurrentTimestamp();
 
-		if (SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
+		/* Citus: this node's lock only (citus.c) */
+		if (!CitusLockMember(plan->cat->config.member_relid) &&
+			SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
 			elog(ERROR, "could not lock segments.member");
 		EvaluateLockWaitUs += GetCurrentTimestamp() - lock_start;
 	}
@@ -478,6 +510,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 		getTypeOutputInfo(config->key_type, &outfunc, &isvarlena);
 		fmgr_info_cxt(outfunc, &plan->key_out, CurrentMemoryContext);
 	}
+	plan->member_table = "segments.member";
 	plan_prepare_statements(plan);
 	return plan;
 }
@@ -964,10 +997,9 @@ batch_create(void)
  * passes the key range it visited, lo < key <= hi (NULL: unbounded).
  */
 static void
-delete_departed(EvalPlan *plan, const Datum *lo, const Datum *hi)
+delete_departed(EvalPlan *plan, Relation source, const Datum *lo, const Datum *hi)
 {
 	const SegmentsConfig *config = &plan->cat->config;
-	Relation	source = plan->source;
 	StringInfoData sql;
 	const char *keycol = get_attname(config->source_relid, config->key_attnum, false);
 	Oid			types[2] = {config->key_type, config->key_type};
@@ -978,13 +1010,14 @@ delete_departed(EvalPlan *plan, const Datum *lo, const Datum *hi)
 	initStringInfo(&sql);
 	/* counted per segment in SQL: memory does not grow with departures */
 	appendStringInfo(&sql,
-					 "WITH gone AS (DELETE FROM segments.member m WHERE NOT EXISTS"
+					 "WITH gone AS (DELETE FROM %s m WHERE NOT EXISTS"
 					 " (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
 					 "%s%s"
 					 " RETURNING m.data)"
 					 " SELECT u.num, pg_catalog.count(*) FROM gone,"
 					 "        LATERAL pg_catalog.unnest(segments._member_segs(gone.data)) u(num) GROUP BY u.num"
 					 " UNION ALL SELECT NULL, pg_catalog.count(*) FROM gone",
+					 plan->member_table,
 					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
 					 quote_identifier(RelationGetRelationName(source)),
 					 quote_identifier(keycol),
@@ -1057,7 +1090,8 @@ EvaluateFailClosed(Datum ids)
 	if (ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(ids)), ARR_DIMS(DatumGetArrayTypeP(ids))) == 0 ||
 		!CatalogHasFailureHandling())
 		return;
-	if (SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
+	if (!CitusLockMember(CatalogGet()->config.member_relid) &&
+		SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
 		elog(ERROR, "could not lock segments.member");
 	if (SPI_execute_with_args("SELECT coalesce(pg_catalog.array_agg(num), '{}') FROM segments.segment"
 							  " WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
@@ -1247,7 +1281,9 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	List	   *rels;
+	List	   *members;
 	ListCell   *lc;
+	ListCell   *mc;
 
 	/* Citus: the coordinator's pass is every node's (citus.c) */
 	if (CitusPass(only_segments, nonly, false))
@@ -1260,12 +1296,16 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(only_segments, nonly, true, false);
 	batch = batch_create();
-	batch_reclaim_space(plan);
 
 	/* see every contact committed by now, after taking the lock */
-	rels = CitusScanRelations(plan->source);	/* the source, or its shards here */
-	foreach(lc, rels)
+	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, &members);
+	forboth(lc, rels, mc, members)
 	{
+		/* Citus: a shard here, its membership in the colocated shard */
+		if (OidIsValid(lfirst_oid(mc)))
+			plan_target_member(plan, lfirst_oid(mc));
+		else
+			batch_reclaim_space(plan);
 		scan = table_beginscan(lfirst(lc), plan->snapshot, 0, NULL);
 		slot = table_slot_create(lfirst(lc), NULL);
 		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
@@ -1280,11 +1320,10 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		}
 		ExecDropSingleTupleTableSlot(slot);
 		table_endscan(scan);
+		batch_apply(plan, batch);
+		delete_departed(plan, lfirst(lc), NULL, NULL);
 	}
 	CitusCloseScanRelations(rels, plan->source);
-	batch_apply(plan, batch);
-
-	delete_departed(plan, NULL, NULL);
 	record_state(plan, started);
 	clear_covered_changes(plan);
 	table_close(plan->source, NoLock);
@@ -1417,7 +1456,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 
 	/* chunk ranges (lo, last] cover every key, whatever the member table's order */
 	*done = !more;
-	delete_departed(plan, *cursor != NULL ? &lo : NULL, *done ? NULL : &last);
+	delete_departed(plan, plan->source, *cursor != NULL ? &lo : NULL, *done ? NULL : &last);
 	record_state(plan, started);
 	table_close(plan->source, NoLock);
 	UnregisterSnapshot(plan->snapshot);

@@ -41,6 +41,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "citus.h"
 #include "history.h"
 #include "pass_chunked.h"
 #include "privilege.h"
@@ -1421,6 +1422,7 @@ source_check(void)
 			source_ok_seen = true;
 			clear_error();
 		}
+		CitusNodesCheck(config.source_relid);	/* Citus: a node that joined (citus.c) */
 		commit_xact();
 		return true;
 	}

@@ -55,7 +55,12 @@ BEGIN
         EXECUTE 'ALTER EXTENSION segments DROP VIEW segments.membership';
         EXECUTE 'ALTER EXTENSION segments DROP FUNCTION segments.segment_members(uuid)';
         EXECUTE 'ALTER EXTENSION segments DROP FUNCTION segments.segment_members(text)';
-        EXECUTE 'ALTER EXTENSION segments DROP TABLE segments.member';
+        -- on Citus it is not a member of the extension (11_citus.sql)
+        IF EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = 'segments.member'::regclass
+                      AND d.deptype = 'e') THEN
+            EXECUTE 'ALTER EXTENSION segments DROP TABLE segments.member';
+        END IF;
         DROP VIEW segments.membership;
         DROP FUNCTION segments.segment_members(uuid);
         DROP FUNCTION segments.segment_members(text);

@@ -150,14 +150,44 @@ BEGIN
     -- functions are the coordinator's; the table's shards are made here
     PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'on', true);
     IF NOT segments._citus_distributed('segments.member') THEN
-        -- Citus leaves an extension's tables to the extension on each node:
-        -- out of it while Citus makes the workers' copies, then back in (so
-        -- DROP EXTENSION drops it, and its shards, on the coordinator)
-        EXECUTE 'ALTER EXTENSION segments DROP TABLE segments.member';
+        -- Citus leaves an extension's tables to the extension on each node,
+        -- and CREATE EXTENSION on a node Citus adds later does not make this
+        -- one (citus_add_node() would fail): it stays out of the extension
+        -- (DROP EXTENSION segments CASCADE drops it)
+        IF EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = 'segments.member'::regclass
+                      AND d.deptype = 'e') THEN
+            EXECUTE 'ALTER EXTENSION segments DROP TABLE segments.member';
+        END IF;
         PERFORM pg_catalog.create_distributed_table('segments.member', 'contact_id',
                                                     colocate_with => source::text);
-        EXECUTE 'ALTER EXTENSION segments ADD TABLE segments.member';
     END IF;
+    -- Readers: Citus reads a shard as the connecting role, so the view's
+    -- owner rights do not reach the shards.  segments_read may read the
+    -- table, but only the rows segments.membership would show it (its
+    -- tenant's contacts); the policy reaches every shard.
+    EXECUTE 'GRANT SELECT ON segments.member TO segments_read';
+    EXECUTE 'ALTER TABLE segments.member ENABLE ROW LEVEL SECURITY';
+    EXECUTE 'DROP POLICY IF EXISTS member_visible ON segments.member';
+    EXECUTE 'CREATE POLICY member_visible ON segments.member FOR SELECT TO segments_read'
+            ' USING (segments._contact_visible(tenant))';
+    -- The catalog reaches the workers through a reference table: a write
+    -- of it is one transaction on every node (two-phase commit), and its
+    -- trigger loads the copy there (_citus_catalog_arrived()).
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+    IF to_regclass('segments.citus_catalog') IS NULL THEN
+        CREATE TABLE segments.citus_catalog (
+            singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+            payload   jsonb NOT NULL
+        );
+        REVOKE ALL ON segments.citus_catalog FROM PUBLIC;
+        PERFORM pg_catalog.create_reference_table('segments.citus_catalog');
+        CREATE TRIGGER citus_catalog_arrived
+            AFTER INSERT OR UPDATE ON segments.citus_catalog
+            FOR EACH ROW EXECUTE FUNCTION segments._citus_catalog_arrived();
+    END IF;
+    -- the workers' copy, committed with this configuration
+    PERFORM segments._citus_sync();
     -- capture: the row trigger on every shard, on the shard's node
     PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
 END
@@ -165,46 +195,83 @@ $$;
 COMMENT ON FUNCTION segments._citus_configure(regclass, name, name) IS
     'Internal: sets up membership and capture for a source distributed by Citus.';
 
--- Copies the catalog (configuration and definitions) to every worker, whose
--- own evaluation (passes, capture) reads it.  Segment numbers are copied
--- as they are: stored membership names segments by number on every node.
--- strict: an error when a worker cannot take it (else a warning; the next
--- pass copies it again).
-CREATE FUNCTION segments._citus_sync(strict boolean)
-RETURNS void
-LANGUAGE plpgsql
+-- The nodes (groups) holding a copy of segments.citus_catalog: Citus
+-- replicates reference tables to a node added later when shards are first
+-- moved there (citus_rebalance_start), without firing triggers.
+CREATE FUNCTION segments._citus_catalog_groups()
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_payload jsonb;
-    r         record;
+    v_groups jsonb;
 BEGIN
+    EXECUTE 'SELECT coalesce(pg_catalog.jsonb_agg(p.groupid ORDER BY p.groupid), ''[]'')'
+            '  FROM pg_catalog.pg_dist_placement p JOIN pg_catalog.pg_dist_shard s'
+            '    ON s.shardid OPERATOR(pg_catalog.=) p.shardid'
+            ' WHERE s.logicalrelid OPERATOR(pg_catalog.=) ''segments.citus_catalog''::pg_catalog.regclass'
+       INTO v_groups;
+    RETURN v_groups;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_catalog_groups() IS
+    'Internal: the Citus groups holding a copy of segments.citus_catalog.';
+
+-- The catalog (configuration and definitions) as the workers load it.
+-- Segment numbers are copied as they are: stored membership names
+-- segments by number on every node.
+CREATE FUNCTION segments._citus_payload()
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
     SELECT jsonb_build_object(
              'config', (SELECT to_jsonb(c) OPERATOR(pg_catalog.||)
                                jsonb_build_object('source', c.source::text,
                                                   'key_type', c.key_type::text)
                           FROM segments.config c),
-             'segments', coalesce((SELECT jsonb_agg(to_jsonb(s)) FROM segments.segment s), '[]'))
-      INTO v_payload;
-    FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
-                     '  FROM pg_catalog.run_command_on_workers($1)'
-             USING format('SELECT segments._citus_load_catalog(%L::jsonb)', v_payload)
-    LOOP
-        IF NOT r.success THEN
-            IF strict THEN
-                RAISE EXCEPTION 'could not copy the segments catalog to node %:%: %',
-                                r.nodename, r.nodeport, r.result
-                    USING ERRCODE = 'object_not_in_prerequisite_state',
-                          HINT = 'Check that the node is up and has the extension segments.';
-            END IF;
-            RAISE WARNING 'could not copy the segments catalog to node %:% yet: %',
-                          r.nodename, r.nodeport, r.result;
-        END IF;
-    END LOOP;
+             'segments', coalesce((SELECT jsonb_agg(to_jsonb(s) ORDER BY s.num)
+                                     FROM segments.segment s), '[]'),
+             'groups', segments._citus_catalog_groups())
+$$;
+COMMENT ON FUNCTION segments._citus_payload() IS
+    'Internal: the segments catalog as Citus workers load it.';
+
+-- Copies the catalog to every worker, in the caller's transaction: a write
+-- of the reference table segments.citus_catalog, which Citus makes on every
+-- node with two-phase commit (a rolled-back catalog change leaves nothing on
+-- the workers; a node that cannot take it fails the change).
+CREATE FUNCTION segments._citus_sync()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE 'INSERT INTO segments.citus_catalog AS c (singleton, payload) VALUES (true, $1)'
+            ' ON CONFLICT (singleton) DO UPDATE SET payload = EXCLUDED.payload'
+      USING segments._citus_payload();
+    -- the workers' copies are locked until this transaction ends (_citus_pass)
+    PERFORM pg_catalog.set_config('segments_citus.catalog_written', 'on', true);
 END
 $$;
-COMMENT ON FUNCTION segments._citus_sync(boolean) IS
-    'Internal: copies the configuration and segment definitions to every Citus worker.';
+COMMENT ON FUNCTION segments._citus_sync() IS
+    'Internal: copies the configuration and segment definitions to every Citus worker, transactionally.';
+
+-- On every node holding segments.citus_catalog (a reference table): a
+-- worker loads the catalog written on the coordinator, in its transaction.
+CREATE FUNCTION segments._citus_catalog_arrived() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT segments._citus_coordinator() THEN
+        PERFORM segments._citus_load_catalog(NEW.payload);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_catalog_arrived() IS
+    'Internal: on a Citus worker, loads the catalog copy the coordinator wrote.';
 
 -- A worker's side of _citus_sync(): the catalog as the coordinator has it.
 -- States are "ready": this node's incremental path applies changes to every
@@ -217,11 +284,6 @@ AS $$
 DECLARE
     v_config jsonb := payload -> 'config';
 BEGIN
-    IF to_regclass('segments.member') IS NULL THEN
-        RAISE EXCEPTION 'segments.member is not on this node yet'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Commit the transaction that called segments.configure() first.';
-    END IF;
     IF v_config IS NULL OR jsonb_typeof(v_config) = 'null' THEN
         DELETE FROM segments.config;
     ELSIF NOT EXISTS (SELECT 1 FROM segments.config c
@@ -261,13 +323,16 @@ COMMENT ON FUNCTION segments._citus_load_catalog(jsonb) IS
     'Internal: on a Citus worker, replaces the catalog with the coordinator''s copy.';
 
 -- The coordinator's catalog changed: the workers get the new definitions.
+-- As the owner: whoever changes a segment, the copy is written with the
+-- extension's rights (the reference table is the owner's).
 CREATE FUNCTION segments._citus_catalog_changed() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF segments._citus_active() AND segments._citus_coordinator() THEN
-        PERFORM segments._citus_sync(false);
+    IF segments._citus_active() AND segments._citus_coordinator()
+       AND to_regclass('segments.citus_catalog') IS NOT NULL THEN
+        PERFORM segments._citus_sync();
     END IF;
     RETURN NULL;
 END
@@ -276,6 +341,9 @@ COMMENT ON FUNCTION segments._citus_catalog_changed() IS
     'Internal: copies changed segment definitions to the Citus workers.';
 CREATE TRIGGER citus_catalog_changed
     AFTER INSERT OR UPDATE OR DELETE ON segments.segment
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._citus_catalog_changed();
+CREATE TRIGGER citus_catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE ON segments.config
     FOR EACH STATEMENT EXECUTE FUNCTION segments._citus_catalog_changed();
 
 -- A full pass on the coordinator: every worker evaluates the shards placed
@@ -292,7 +360,14 @@ DECLARE
     v_counts jsonb;
     r        record;
 BEGIN
-    PERFORM segments._citus_sync(true);
+    -- The workers' passes run in their own transactions and load the
+    -- committed catalog first: after a catalog change in this transaction
+    -- they would wait for it to end, and it waits for them.
+    IF current_setting('segments_citus.catalog_written', true) = 'on' THEN
+        RAISE EXCEPTION 'a pass on Citus cannot run in the transaction that changed segments'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Commit the change first: the segments worker evaluates new and changed segments by itself, or call segments.refresh() after the commit.';
+    END IF;
     FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
                      '  FROM pg_catalog.run_command_on_workers($1)'
              USING format('SELECT segments._citus_refresh_local(%L::uuid[])', ids)
@@ -334,12 +409,34 @@ $$;
 COMMENT ON FUNCTION segments._citus_pass(uuid[]) IS
     'Internal: a full pass of a distributed source, every worker evaluating its own shards.';
 
-CREATE FUNCTION segments._citus_refresh_local(ids uuid[])
+CREATE FUNCTION segments._citus_evaluate_local(ids uuid[])
 RETURNS void
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'segments_citus_refresh_local';
+COMMENT ON FUNCTION segments._citus_evaluate_local(uuid[]) IS
+    'Internal: on a Citus node, evaluates the segments (NULL: all) over the shards of the source placed on it.';
+-- A worker's part of a coordinator's pass: the committed catalog (this
+-- node's copy of segments.citus_catalog: a node that joined since the last
+-- catalog change has had none loaded yet), then its shards.
+CREATE FUNCTION segments._citus_refresh_local(ids uuid[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_payload jsonb;
+BEGIN
+    IF to_regclass('segments.citus_catalog') IS NOT NULL THEN
+        EXECUTE 'SELECT payload FROM segments.citus_catalog' INTO v_payload;
+        IF v_payload IS NOT NULL THEN
+            PERFORM segments._citus_load_catalog(v_payload);
+        END IF;
+    END IF;
+    PERFORM segments._citus_evaluate_local(ids);
+END
+$$;
 COMMENT ON FUNCTION segments._citus_refresh_local(uuid[]) IS
-    'Internal: on a Citus node, a full pass over the shards of the source placed on it.';
+    'Internal: on a Citus node, a full pass over the shards of the source placed on it, with the committed catalog.';
 
 -- wait() on the coordinator: every worker's wait() too (their queues hold
 -- what capture on their shards queued).
@@ -360,3 +457,38 @@ END
 $$;
 COMMENT ON FUNCTION segments._citus_wait(interval) IS
     'Internal: waits for every Citus worker''s own segments.wait().';
+
+-- The coordinator's worker, every round: a node that got a copy of the
+-- catalog table since the last copy (a node added, then shards moved to it)
+-- gets the catalog now, and every segment is evaluated again, so that what
+-- changed on its shards before it could capture is not missed.  A failure
+-- is a warning: the next round tries again.
+CREATE FUNCTION segments._citus_nodes_check()
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_had jsonb;
+BEGIN
+    IF to_regclass('segments.citus_catalog') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT payload -> ''groups'' FROM segments.citus_catalog' INTO v_had;
+    IF v_had IS NOT DISTINCT FROM segments._citus_catalog_groups() THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        PERFORM segments._citus_sync();
+        UPDATE segments.segment_state
+           SET state = 'pending', requested_at = clock_timestamp()
+         WHERE state = 'ready';
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'segments could not copy its catalog to a new Citus node yet: %', SQLERRM;
+        RETURN false;
+    END;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_nodes_check() IS
+    'Internal: copies the catalog to Citus nodes that joined, and has every segment evaluated again.';
