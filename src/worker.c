@@ -42,6 +42,7 @@
  */
 #include "catalog.h"
 #include "history.h"
+#include "member_vacuum.h"
 #include "pass_chunked.h"
 #include "privilege.h"
 #include "worker.h"
@@ -1519,6 +1520,54 @@ trim_history(void)
 }
 
 /*
+ * segments.member is vacuumed by the worker (member_vacuum.c) once enough
+ * of its rows were replaced: looked at, at most this often, between the
+ * worker's transactions with no change waiting.
+ */
+#define VACUUM_CHECK_MS		500
+
+static TimestampTz vacuum_checked_at = 0;
+
+/* Vacuums segments.member when due.  Returns whether it did. */
+static bool
+vacuum_step(void)
+{
+	volatile bool due = false;
+
+	if (segments_member_vacuum_scale_factor <= 0 ||
+		!TimestampDifferenceExceeds(vacuum_checked_at, GetCurrentTimestamp(), VACUUM_CHECK_MS))
+		return false;
+	vacuum_checked_at = GetCurrentTimestamp();
+	/* the rows this worker replaced count: its statistics, flushed */
+	(void) pgstat_report_stat(true);
+	PG_TRY();
+	{
+		Oid			relid = InvalidOid;
+
+		begin_xact("segments: looking for replaced membership rows");
+		if (is_configured())
+		{
+			relid = CatalogGet()->config.member_relid;
+			due = MemberVacuumDue(relid);
+		}
+		commit_xact();
+		if (due)
+		{
+			pgstat_report_activity(STATE_RUNNING, "segments: vacuuming segments.member");
+			MemberVacuum(relid);
+			pgstat_report_activity(STATE_IDLE, NULL);
+		}
+	}
+	PG_CATCH();
+	{
+		(void) abort_xact();
+		due = false;
+	}
+	PG_END_TRY();
+	return due;
+}
+
+/*
  * One round of work (see the banner).  Returns true when more work may be
  * waiting; otherwise sets *sleep_ms.
  */
@@ -1549,6 +1598,9 @@ worker_round(long *sleep_ms)
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), APPLY_BUDGET_MS))
 			return true;
 	}
+	/* the queue is empty: the vacuum, if due, keeps no change waiting yet */
+	if (vacuum_step())
+		return true;
 	if (pass_step())
 	{
 		/* the passage of time keeps its pace during a long pass */
