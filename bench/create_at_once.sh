@@ -25,8 +25,9 @@ export PGDATABASE=$DB
 bench_load_db "$N"
 qv "SELECT segments.refresh()" >/dev/null
 q -c "CREATE TABLE bench.seg_new AS SELECT n, 'New: ' || name AS name, definition FROM bench.seg_def" \
-  -c "CREATE TABLE bench.freshness (run text, i int, at_s float8, latency_ms float8)"
-PROBE_SEG=$(qv "SELECT id FROM bench.seg WHERE name = 'Plan: vip'")
+  -c "CREATE TABLE bench.freshness (run text, i int, at_s float8, latency_ms float8)" \
+  -c "CREATE TABLE bench.samples (r int, at timestamptz, activity text, wait text)" -c "CREATE TABLE bench.sampling_done (r int)"
+PROBE_SEG=$(qv "SELECT id FROM segments.segments WHERE name = 'Plan: vip'")
 echo "$N contacts, 100 ready segments, 100 created; $ROUNDS rounds; PostgreSQL $(qv 'SHOW server_version'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 create() { q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_new ORDER BY n) s" >/dev/null; }
 drop_new() { q -c "SELECT count(segments.drop_segment(s.id)) FROM segments.segments s WHERE s.name LIKE 'New: %'" >/dev/null; }
@@ -41,14 +42,27 @@ for round in $(seq 1 "$ROUNDS"); do
     worker_on
     qv "SELECT segments.wait('30 min')" >/dev/null
     v0=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
+    # what the worker is doing, every 50 ms (its activity and wait event)
+    psql -X -q -c "DO \$\$ DECLARE w int := (SELECT pid FROM segments.worker WHERE pid IS NOT NULL); BEGIN
+        WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = w) AND NOT EXISTS (SELECT 1 FROM bench.sampling_done WHERE r = $round) LOOP
+          INSERT INTO bench.samples SELECT $round, clock_timestamp(), coalesce(nullif(state, 'idle') || ': ' || query, 'between transactions'),
+                 coalesce(wait_event_type || ':' || wait_event, 'on cpu') FROM pg_stat_activity WHERE pid = w;
+          PERFORM pg_stat_clear_snapshot(); PERFORM pg_sleep(0.05);
+        END LOOP; END \$\$" &
+    sampler=$!
     t=$(now_s)
     create
     settle_with_probe "create$round" "$t"
+    q -c "INSERT INTO bench.sampling_done VALUES ($round)"
+    wait "$sampler" || true
     WORK="$WORK $SETTLED_S"
     v1=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
     B=$(bpm); BPMS="$BPMS $B"
     read -r n p50 p99 mx < <(freshness_stats "create$round")
     echo "round $round: refresh() $b s; worker all ready $SETTLED_S s ($(calc "$SETTLED_S / $b")x), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms"
+    # seconds of the worker's time by what it did (a sample is 50 ms)
+    qv "SELECT format('    %6s s  %-60s %s', round(count(*) * 0.05, 1), left(activity, 60), wait) FROM bench.samples
+         WHERE r = $round GROUP BY activity, wait ORDER BY count(*) DESC LIMIT 8"
     drop_new
 done
 mb=$(echo "$BASE" | median); mw=$(echo "$WORK" | median)

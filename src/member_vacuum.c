@@ -75,16 +75,29 @@ replaced_rows(const PgStat_StatTabEntry *tab)
 }
 
 /*
+ * During a pass, a vacuum is due once this fraction of the rows were
+ * replaced, at least: a pass that rewrites every row then pays for two
+ * scans of the indexes, not one per scale factor's worth of rows, and its
+ * second half reuses the space of the versions its first half replaced.
+ */
+#define MEMBER_VACUUM_IN_PASS	0.5
+
+/*
  * Is a vacuum of segments.member (relid) due?  In a transaction; reads the
  * cumulative statistics, to which the caller flushed its own counts.
+ * in_pass: a pass is in progress (see MEMBER_VACUUM_IN_PASS).
  */
 bool
-MemberVacuumDue(Oid relid)
+MemberVacuumDue(Oid relid, bool in_pass)
 {
+	double		factor = segments_member_vacuum_scale_factor;
+
 	PgStat_StatTabEntry *tab;
 	PgStat_Counter vacuums;
 	double		threshold;
 
+	if (in_pass)
+		factor = Max(factor, MEMBER_VACUUM_IN_PASS);
 	if (segments_member_vacuum_scale_factor <= 0 || !OidIsValid(relid))
 		return false;
 	pgstat_clear_snapshot();	/* the counts as of now, not of an earlier read */
@@ -94,16 +107,19 @@ MemberVacuumDue(Oid relid)
 	vacuums = tab->vacuum_count + tab->autovac_vacuum_count;
 	if (relid != baseline_relid || vacuums != baseline_vacuums)
 	{
-		/* first look, a new table (configure()), or vacuumed by another */
+		/*
+		 * First look (a worker that started), a new table (configure()),
+		 * or vacuumed by someone else: the rows replaced since the last
+		 * vacuum are about the dead ones it counts (fewer: pruning
+		 * subtracts the versions it removed), or all of them when it was
+		 * never vacuumed.
+		 */
 		baseline_relid = relid;
 		baseline_vacuums = vacuums;
-		baseline_replaced = replaced_rows(tab);
-		/* not vacuumed since it was created: everything replaced counts */
-		if (vacuums == 0)
-			baseline_replaced = 0;
+		baseline_replaced = vacuums == 0 ? 0 :
+			replaced_rows(tab) - Max(tab->n_dead_tuples, 0);
 	}
-	threshold = MEMBER_VACUUM_MIN_ROWS +
-		segments_member_vacuum_scale_factor * Max(tab->n_live_tuples, 0);
+	threshold = MEMBER_VACUUM_MIN_ROWS + factor * Max(tab->n_live_tuples, 0);
 	return replaced_rows(tab) - baseline_replaced >= threshold;
 }
 

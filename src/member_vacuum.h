@@ -11,7 +11,7 @@
 extern double segments_member_vacuum_scale_factor;
 
 extern void MemberVacuumInit(void);
-extern bool MemberVacuumDue(Oid relid);
+extern bool MemberVacuumDue(Oid relid, bool in_pass);
 extern void MemberVacuum(Oid relid);
 
 #endif							/* SEGMENTS_MEMBER_VACUUM_H */
