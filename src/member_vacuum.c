@@ -105,19 +105,29 @@ MemberVacuumDue(Oid relid, bool in_pass)
 	if (tab == NULL)
 		return false;
 	vacuums = tab->vacuum_count + tab->autovac_vacuum_count;
-	if (relid != baseline_relid || vacuums != baseline_vacuums)
+	if (relid != baseline_relid)
 	{
 		/*
-		 * First look (a worker that started), a new table (configure()),
-		 * or vacuumed by someone else: the rows replaced since the last
-		 * vacuum are about the dead ones it counts (fewer: pruning
-		 * subtracts the versions it removed), or all of them when it was
-		 * never vacuumed.
+		 * First look (a worker that started) or a new table (configure()):
+		 * the rows replaced since the last vacuum are about the dead ones
+		 * the statistics count (fewer: pruning subtracts the versions it
+		 * removed), or all of them when it was never vacuumed.
 		 */
 		baseline_relid = relid;
 		baseline_vacuums = vacuums;
 		baseline_replaced = vacuums == 0 ? 0 :
 			replaced_rows(tab) - Max(tab->n_dead_tuples, 0);
+	}
+	else if (vacuums != baseline_vacuums)
+	{
+		/*
+		 * Vacuumed since, by the worker or another: what was replaced is
+		 * done with, even the versions an old snapshot kept it from
+		 * removing (counting those again would vacuum in vain until that
+		 * snapshot goes).
+		 */
+		baseline_vacuums = vacuums;
+		baseline_replaced = replaced_rows(tab);
 	}
 	threshold = MEMBER_VACUUM_MIN_ROWS + factor * Max(tab->n_live_tuples, 0);
 	return replaced_rows(tab) - baseline_replaced >= threshold;

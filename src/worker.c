@@ -1537,6 +1537,13 @@ trim_history(void)
 
 static TimestampTz vacuum_checked_at = 0;
 
+/*
+ * Changes wait while the vacuum runs: the next one comes at least ten
+ * times the last one's duration later, so that vacuums take at most about
+ * a tenth of the worker's time, whatever the table's size.
+ */
+static TimestampTz vacuum_next_at = 0;
+
 /* Vacuums segments.member when due.  Returns whether it did. */
 static bool
 vacuum_step(void)
@@ -1544,6 +1551,7 @@ vacuum_step(void)
 	volatile bool due = false;
 
 	if (segments_member_vacuum_scale_factor <= 0 ||
+		GetCurrentTimestamp() < vacuum_next_at ||
 		!TimestampDifferenceExceeds(vacuum_checked_at, GetCurrentTimestamp(), VACUUM_CHECK_MS))
 		return false;
 	vacuum_checked_at = GetCurrentTimestamp();
@@ -1562,9 +1570,12 @@ vacuum_step(void)
 		commit_xact();
 		if (due)
 		{
+			TimestampTz start = GetCurrentTimestamp();
+
 			pgstat_report_activity(STATE_RUNNING, "segments: vacuuming segments.member");
 			MemberVacuum(relid);
 			pgstat_report_activity(STATE_IDLE, NULL);
+			vacuum_next_at = GetCurrentTimestamp() + 10 * (GetCurrentTimestamp() - start);
 		}
 	}
 	PG_CATCH();
