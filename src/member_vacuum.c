@@ -171,11 +171,12 @@ MemberVacuum(Oid relid)
 	}
 	PG_FINALLY();
 	{
+		/* an error's data lives in ErrorContext: the portal may go */
 		PortalContext = saved_portal;
 		MemoryContextSwitchTo(old);
+		MemoryContextDelete(portal);
 	}
 	PG_END_TRY();
-	MemoryContextDelete(portal);
 	/* vacuum() counted itself in the statistics: the next look moves the baseline */
 	pgstat_report_stat(true);
 }
