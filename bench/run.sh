@@ -423,7 +423,7 @@ settle_with_probe create100 "$t"
 CREATE100_S=$SETTLED_S
 CREATE100_PASSES=$(( $(qv "SELECT passes FROM segments.stat_worker") - PASSES0 ))
 CREATE100_FAILED=$(qv "SELECT count(*) FROM segments.status WHERE name LIKE 'New: %' AND state <> 'ready'")
-# storage as the worker's passes leave it (no VACUUM of our own; autovacuum may have run)
+# storage as the worker's passes leave it (no VACUUM of our own: the worker's and autovacuum's)
 CREATE100_BPM=$(qv "SELECT round(pg_total_relation_size('segments.member')::numeric / sum(member_count), 2) FROM segments.segment_state")
 read -r C_N C_P50 C_P99 C_MAX < <(freshness_stats create100)
 echo "100 segments created at once: all settled in $CREATE100_S s ($CREATE100_PASSES passes, $CREATE100_FAILED not ready); freshness meanwhile: $C_N probes, p50 $C_P50 ms, p99 $C_P99 ms, max $C_MAX ms"

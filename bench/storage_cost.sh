@@ -10,16 +10,20 @@
 #       20 of them redefined, 10% of contacts updated, 50 dropped and 50
 #       created again in one transaction, each step waited for; the bytes
 #       per membership after each step, and after a plain VACUUM (what
-#       autovacuum does when it comes round).
+#       autovacuum does when it comes round).  The worker vacuums
+#       segments.member itself once enough rows were replaced
+#       (segments.member_vacuum_scale_factor); MEMBER_VACUUM=0 measures
+#       without (set with ALTER SYSTEM for the run, reset after).
 # Bytes per membership: pg_total_relation_size('segments.member') (heap,
 # TOAST and indexes) / the memberships stored.  make bench measures (a) in
 # its "storage" row; this is the quick way, and the only one for (b).
-#   CONTACTS=200000 bench/storage_cost.sh
+#   CONTACTS=200000 [MEMBER_VACUUM=0] bench/storage_cost.sh
 set -euo pipefail
 N=${CONTACTS:-200000}
 DB=${DB:-segments_storage_bench}
 HERE="$(cd "$(dirname "$0")" && pwd)"
-trap 'psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+trap 'psql -X -q -d postgres -c "ALTER SYSTEM RESET segments.member_vacuum_scale_factor" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
+      psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 export PGDATABASE=$DB
 . "$HERE/common.sh"     # q, qv, now_s, elapsed, median, worker_on/off, bench_load_db
 
@@ -47,8 +51,11 @@ bpm() {
        FROM (SELECT sum(member_count) AS n FROM segments.segment_state) m"
 }
 
+if [ -n "${MEMBER_VACUUM:-}" ]; then
+    psql -X -q -d postgres -c "ALTER SYSTEM SET segments.member_vacuum_scale_factor = $MEMBER_VACUUM" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 bench_load_db "$N"
-echo "$N contacts, 100 segments; PostgreSQL $(qv 'SHOW server_version'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$N contacts, 100 segments, segments.member_vacuum_scale_factor = $(qv 'SHOW segments.member_vacuum_scale_factor'); PostgreSQL $(qv 'SHOW server_version'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 q -c "CHECKPOINT" >/dev/null
 t=$(now_s); qv "SELECT segments.refresh()" >/dev/null
@@ -79,7 +86,7 @@ bpm "(b4) then 50 dropped"
 q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_new WHERE n > 50 ORDER BY n) s" >/dev/null
 settled
 bpm "(b5) then 50 created again at once"
-echo "    autovacuum runs on segments.member so far: $(qv "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")"
+echo "    vacuums of segments.member so far: by autovacuum $(qv "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass"), by the worker $(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")"
 q -c "VACUUM segments.member" >/dev/null
 bpm "(b6) after a plain VACUUM (as autovacuum)"
 q -c "SELECT count(segments.update_segment(s.id, definition => d.definition))

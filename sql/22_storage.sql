@@ -99,7 +99,15 @@ SELECT count(*) AS rare_b, count(*) FILTER (WHERE contact_id % 2 = 0) AS of_a
   FROM segments.membership WHERE segment_id = (SELECT id FROM segments.segments WHERE name = 'rare');
 -- The stored rows themselves stay out of reach.
 SELECT count(*) FROM segments.member;
+-- The worker's vacuum of segments.member (member_vacuum.c) is a server
+-- setting: no session changes it, and a fraction out of range is refused.
+SHOW segments.member_vacuum_scale_factor;
+SET segments.member_vacuum_scale_factor = 0.5;
 \c - :superuser
+SET segments.member_vacuum_scale_factor = 0.5;
+ALTER SYSTEM SET segments.member_vacuum_scale_factor = -1;
+ALTER SYSTEM SET segments.member_vacuum_scale_factor = 'often';
+SHOW segments.member_vacuum_scale_factor;
 DROP TABLE public.before;
 \c postgres
 DROP DATABASE segments_storage;

@@ -8,6 +8,7 @@
  */
 #include "catalog.h"
 #include "history.h"
+#include "member_vacuum.h"
 #include "worker.h"
 
 #include "miscadmin.h"
@@ -130,6 +131,7 @@ _PG_init(void)
 								NULL, NULL, NULL);
 
 	HistoryInit();				/* segments.history* settings */
+	MemberVacuumInit();			/* segments.member_vacuum_scale_factor */
 	MarkGUCPrefixReserved("segments");
 	CatalogInitCallbacks();
 	CaptureInitCallbacks();

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# 100 segments created in one transaction with the worker on (the bench's
+# 100 rules again under new names, over the 100 ready ones), against a
+# running cluster with segments preloaded (PGHOST/PGPORT/PGUSER set, a
+# superuser), on the benchmark's data (bench/data.sql, bench/segments.sql).
+# Rounds alternate:
+#   - baseline: the 100 created with the worker off, then one refresh()
+#     (it writes the same rows);
+#   - worker: the 100 created with the worker on; the time until none is
+#     pending or evaluating, while the freshness probe (bench/probe.sql)
+#     flips contact 1 every 2 s and measures commit-to-visible;
+# the 100 dropped after each.  Prints each round, the ratio of the medians,
+# the probe's p50/p99/max, and the bytes per membership after the worker's
+# rounds.  make bench measures the same in its "100 segments created in one
+# transaction" rows (bench/run.sh); this is the quick way.
+#   CONTACTS=200000 ROUNDS=2 bench/create_at_once.sh
+set -euo pipefail
+N=${CONTACTS:-200000}; ROUNDS=${ROUNDS:-2}
+DB=${DB:-segments_create_bench}
+HERE="$(cd "$(dirname "$0")" && pwd)"
+trap 'kill $(jobs -p) 2>/dev/null || true; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+export PGDATABASE=$DB
+. "$HERE/common.sh"     # q, qv, now_s, elapsed, median, worker_on/off, bench_load_db, settle_with_probe
+
+bench_load_db "$N"
+qv "SELECT segments.refresh()" >/dev/null
+q -c "CREATE TABLE bench.seg_new AS SELECT n, 'New: ' || name AS name, definition FROM bench.seg_def" \
+  -c "CREATE TABLE bench.freshness (run text, i int, at_s float8, latency_ms float8)" \
+  -c "CREATE TABLE bench.samples (r int, at timestamptz, activity text, wait text)" -c "CREATE TABLE bench.sampling_done (r int)"
+PROBE_SEG=$(qv "SELECT id FROM segments.segments WHERE name = 'Plan: vip'")
+echo "$N contacts, 100 ready segments, 100 created; $ROUNDS rounds; PostgreSQL $(qv 'SHOW server_version'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+create() { q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_new ORDER BY n) s" >/dev/null; }
+drop_new() { q -c "SELECT count(segments.drop_segment(s.id)) FROM segments.segments s WHERE s.name LIKE 'New: %'" >/dev/null; }
+bpm() { qv "SELECT round(pg_total_relation_size('segments.member')::numeric / sum(member_count), 2) FROM segments.segment_state"; }
+
+BASE=""; WORK=""; BPMS=""
+for round in $(seq 1 "$ROUNDS"); do
+    worker_off
+    create
+    t=$(now_s); qv "SELECT segments.refresh()" >/dev/null; b=$(elapsed "$t"); BASE="$BASE $b"
+    drop_new
+    worker_on
+    qv "SELECT segments.wait('30 min')" >/dev/null
+    v0=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
+    # what the worker is doing, every 50 ms (its activity and wait event)
+    psql -X -q -c "DO \$\$ DECLARE w int := (SELECT pid FROM segments.worker WHERE pid IS NOT NULL); BEGIN
+        WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = w) AND NOT EXISTS (SELECT 1 FROM bench.sampling_done WHERE r = $round) LOOP
+          INSERT INTO bench.samples SELECT $round, clock_timestamp(), coalesce(nullif(state, 'idle') || ': ' || query, 'between transactions'),
+                 coalesce(wait_event_type || ':' || wait_event, 'on cpu') FROM pg_stat_activity WHERE pid = w;
+          PERFORM pg_stat_clear_snapshot(); PERFORM pg_sleep(0.05);
+        END LOOP; END \$\$" &
+    sampler=$!
+    t=$(now_s)
+    create
+    settle_with_probe "create$round" "$t"
+    q -c "INSERT INTO bench.sampling_done VALUES ($round)"
+    wait "$sampler" || true
+    WORK="$WORK $SETTLED_S"
+    v1=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
+    B=$(bpm); BPMS="$BPMS $B"
+    read -r n p50 p99 mx < <(freshness_stats "create$round")
+    echo "round $round: refresh() $b s; worker all ready $SETTLED_S s ($(calc "$SETTLED_S / $b")x), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms"
+    # seconds of the worker's time by what it did (a sample is 50 ms)
+    qv "SELECT format('    %6s s  %-60s %s', round(count(*) * 0.05, 1), left(activity, 60), wait) FROM bench.samples
+         WHERE r = $round GROUP BY activity, wait ORDER BY count(*) DESC LIMIT 8"
+    drop_new
+done
+mb=$(echo "$BASE" | median); mw=$(echo "$WORK" | median)
+read -r n p50 p99 mx < <(qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1),
+       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(max(latency_ms)::numeric, 1)
+  FROM bench.freshness" | tr '|' ' ')
+echo "median: refresh() $mb s, worker $mw s: $(calc "$mw / $mb")x (target <= 1.5x); probe over all rounds: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms (target <= 1000); B/membership after the worker's rounds:$BPMS (target <= 12)"
