@@ -31,6 +31,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 /*
  * Converts a contact argument of type argtype to the configured key type.
@@ -248,4 +249,39 @@ MembershipContactTenant(const SegmentsConfig *config, Datum key)
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
 	return tenant;
+}
+
+PG_FUNCTION_INFO_V1(segments_member_since);
+
+/*
+ * segments._member_since(data bytea, num integer) RETURNS timestamptz
+ *
+ * Since when the contact of a stored row is in the segment numbered num;
+ * NULL when it is not.  The membership view reads it per (segment,
+ * contact) pair instead of unnesting the row.
+ */
+Datum
+segments_member_since(PG_FUNCTION_ARGS)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	int32		num = PG_GETARG_INT32(1);
+	int32	   *nums;
+	int32	   *since;
+	int			n = MemberDecode(data, &nums, &since);
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (nums[mid] == num)
+			/* seconds since 2000-01-01: PostgreSQL's own epoch */
+			PG_RETURN_TIMESTAMPTZ((TimestampTz) since[mid] * USECS_PER_SEC);
+		if (nums[mid] < num)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	PG_RETURN_NULL();
 }
