@@ -115,6 +115,8 @@ SELECT s.name, (SELECT count(*) FROM segments.membership m WHERE m.segment_id = 
 SELECT count(*) AS report_rows, sum(c.csat) AS csat
   FROM conversation c JOIN segments.membership m ON m.contact_id = c.contact_id WHERE m.segment_id = :'half';
 SELECT * FROM plan_of(format('SELECT contact_id FROM segments.membership WHERE segment_id = %L', :'half'));
+SELECT estimate_ratio(format('SELECT contact_id FROM segments.membership WHERE segment_id = %L', :'half'))
+       BETWEEN 0.5 AND 2 AS tenant_estimate_within_2x;
 -- A function of the tenant's own, cheaper than the view's conditions and
 -- not leakproof, sees only rows the tenant may see: the tenancy conditions
 -- run first, in the scan and in a join.
