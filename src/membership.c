@@ -3,7 +3,8 @@
  * membership.c
  *		Reading the stored membership of one contact: converting the key
  *		an application passes, and one probe of segments.member's primary
- *		key.
+ *		key; and since when a stored row is in a segment, for the
+ *		segments.membership view (membership_plan.c plans it).
  *
  * segments.member holds one row per contact that is in at least one
  * segment: contact_id, data (the compact form of its segment numbers and
