@@ -9,8 +9,10 @@
 #   grouped: CSAT and count by segment over every conversation;
 #   big:     the same for the largest segment (WHERE segment_id = $1);
 #   small:   the same for the smallest segment.
-# Prints the ratios and writes the EXPLAIN (ANALYZE) plans of the view's
-# queries to $OUT (default /tmp/report_cost).
+# Prints the ratios, the planner's row estimate for one segment against its
+# member count, whether the report's plan reads the GIN index, and writes
+# the EXPLAIN (ANALYZE, BUFFERS) plans of both sides to $OUT (default
+# /tmp/report_cost).
 #   CONTACTS=200000 CONVERSATIONS=1000000 ROUNDS=5 bench/report_cost.sh
 # KEEP=1 keeps the database; REUSE=1 runs on a kept one.
 set -euo pipefail
@@ -77,6 +79,15 @@ for round in $(seq 1 "$ROUNDS"); do
             R[$kind.$rel]="${R[$kind.$rel]:-} $(timed "$(report $r $kind)")"
         done
     done
+done
+# the planner's view of one segment: the index, and rows expected against found
+for kind in big small; do
+    [ $kind = big ] && seg=$BIG || seg=$SMALL
+    est=$(qv "EXPLAIN (FORMAT JSON) SELECT m.contact_id FROM segments.membership m WHERE m.segment_id = '$seg'" |
+          sed -n 's/.*"Plan Rows": \([0-9]*\).*/\1/p' | head -1)
+    act=$(qv "SELECT member_count FROM segments.segment_state WHERE segment_id = '$seg'")
+    idx=$(grep -c "Bitmap Index Scan on member_segs_idx" "$OUT/$kind.view.plan" || true)
+    echo "$kind segment: estimated $est rows, $act members ($(awk -v a="$est" -v b="$act" 'BEGIN { printf "%.2f", a / b }')x); GIN index in the report's plan: $([ "$idx" -gt 0 ] && echo yes || echo NO)"
 done
 printf '%-10s %12s %12s %8s\n' "report" "view ms" "pairs ms" "ratio"
 for kind in grouped big small; do

@@ -121,6 +121,7 @@ extern bool MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
 extern int	MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums,
 							const TenantView *view);
 extern bool MembershipContains(const int32 *nums, int n, int32 num);
+extern void MembershipPlanInit(void);
 extern char *MembershipContactTenant(const SegmentsConfig *config, Datum key);
 
 /* functions.c: a reading function's segment argument */

@@ -3,7 +3,8 @@
  * membership.c
  *		Reading the stored membership of one contact: converting the key
  *		an application passes, and one probe of segments.member's primary
- *		key.
+ *		key; and since when a stored row is in a segment, for the
+ *		segments.membership view (membership_plan.c plans it).
  *
  * segments.member holds one row per contact that is in at least one
  * segment: contact_id, data (the compact form of its segment numbers and
@@ -31,6 +32,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 /*
  * Converts a contact argument of type argtype to the configured key type.
@@ -248,4 +250,39 @@ MembershipContactTenant(const SegmentsConfig *config, Datum key)
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
 	return tenant;
+}
+
+PG_FUNCTION_INFO_V1(segments_member_since);
+
+/*
+ * segments._member_since(data bytea, num integer) RETURNS timestamptz
+ *
+ * Since when the contact of a stored row is in the segment numbered num;
+ * NULL when it is not.  The membership view reads it per (segment,
+ * contact) pair instead of unnesting the row.
+ */
+Datum
+segments_member_since(PG_FUNCTION_ARGS)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	int32		num = PG_GETARG_INT32(1);
+	int32	   *nums;
+	int32	   *since;
+	int			n = MemberDecode(data, &nums, &since);
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (nums[mid] == num)
+			/* seconds since 2000-01-01: PostgreSQL's own epoch */
+			PG_RETURN_TIMESTAMPTZ((TimestampTz) since[mid] * USECS_PER_SEC);
+		if (nums[mid] < num)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	PG_RETURN_NULL();
 }

@@ -135,6 +135,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("segments");
 	CatalogInitCallbacks();
 	CaptureInitCallbacks();
+	MembershipPlanInit();		/* segments.membership flattened (membership_plan.c) */
 
 	if (process_shared_preload_libraries_in_progress)
 	{

@@ -103,17 +103,8 @@ AS $$
 DECLARE
     v_arg text;
 BEGIN
-    CREATE OR REPLACE VIEW segments.membership WITH (security_barrier) AS
-        SELECT s.id AS segment_id,
-               m.contact_id,
-               u.since
-          FROM segments.member m
-         CROSS JOIN LATERAL segments._member_rows(m.data) AS u
-          JOIN segments.segment s ON s.num = u.num
-         WHERE segments._contact_visible(m.tenant)
-           AND segments._tenant_visible(s.tenant);
-    COMMENT ON VIEW segments.membership IS
-        'One row per (segment, contact) membership, for joins; since is when the contact entered the segment.';
+    -- the view's shape and what the planner knows of it: 04_read.sql
+    PERFORM segments._build_membership_view();
 
     -- A tenant session gets only its tenant's contacts (of a global segment:
     -- through the tenant index); the segment number is NULL, and so no row

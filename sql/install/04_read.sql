@@ -149,3 +149,70 @@ COMMENT ON FUNCTION segments.filter_restricted(text, uuid[]) IS
     'Gating: true when the list is NULL or empty, or the contact is in a listed segment; fails closed.';
 COMMENT ON FUNCTION segments.contact_segments(text) IS
     'The segments this contact is in.';
+
+-- segments.membership: one row per (segment, contact).  The segments are
+-- joined to the stored rows by _member_in(_member_segs(data), num), which
+-- the planner reads as the GIN index condition _member_segs(data) @>
+-- ARRAY[num] with the segment's member count as its estimate
+-- (src/membership_plan.c): one segment reads its members through the
+-- index, and no stored row is unnested; since is read per pair.
+CREATE FUNCTION segments._member_in_support(internal)
+RETURNS internal
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'segments_member_in_support';
+COMMENT ON FUNCTION segments._member_in_support(internal) IS
+    'Internal: planner support of _member_in() (GIN index condition and selectivity).';
+CREATE FUNCTION segments._member_in(segs integer[], num integer)
+RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT LEAKPROOF PARALLEL SAFE SUPPORT segments._member_in_support
+AS 'MODULE_PATHNAME', 'segments_member_in';
+COMMENT ON FUNCTION segments._member_in(integer[], integer) IS
+    'Internal: is num among the sorted segment numbers segs (the membership view''s join)?';
+CREATE FUNCTION segments._member_since(data bytea, num integer)
+RETURNS timestamptz
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'segments_member_since';
+COMMENT ON FUNCTION segments._member_since(bytea, integer) IS
+    'Internal: since when the stored row''s contact is in the segment numbered num (NULL: it is not).';
+
+-- The join runs before the view's tenancy conditions when it is the index
+-- condition (the planner hook of src/membership_plan.c turns those into
+-- security quals): both functions in it are LEAKPROOF, which they are, no
+-- input making them raise an error (_member_segs reads malformed data as
+-- no membership).
+ALTER FUNCTION segments._member_segs(bytea) LEAKPROOF;
+
+-- (Re)creates the view over segments.member, from _build_readers().
+CREATE FUNCTION segments._build_membership_view()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    CREATE OR REPLACE VIEW segments.membership WITH (security_barrier) AS
+        SELECT s.id AS segment_id,
+               m.contact_id,
+               segments._member_since(m.data, s.num) AS since
+          FROM segments.segment s
+          JOIN segments.member m
+            ON segments._member_in(segments._member_segs(m.data), s.num)
+         WHERE segments._contact_visible(m.tenant)
+           AND segments._tenant_visible(s.tenant);
+    COMMENT ON VIEW segments.membership IS
+        'One row per (segment, contact) membership, for joins; since is when the contact entered the segment.';
+END
+$$;
+COMMENT ON FUNCTION segments._build_membership_view() IS
+    'Internal: (re)creates segments.membership over segments.member.';
+
+-- The tenancy conditions of the views: their selectivity for the session
+-- (src/membership_plan.c), so that the planner's estimate of a segment's
+-- members is its member count, not a third of it.
+CREATE FUNCTION segments._visible_support(internal)
+RETURNS internal
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'segments_visible_support';
+COMMENT ON FUNCTION segments._visible_support(internal) IS
+    'Internal: planner support of _contact_visible() and _tenant_visible() (selectivity for the session).';
+ALTER FUNCTION segments._contact_visible(text) SUPPORT segments._visible_support;
+ALTER FUNCTION segments._tenant_visible(text) SUPPORT segments._visible_support;

@@ -28,7 +28,8 @@ GRANT USAGE ON SCHEMA segments TO segments_read, segments_write;
 
 -- Used inside the views, which check function privileges as the caller.
 GRANT EXECUTE ON FUNCTION segments._tenant_visible(text), segments._member_rows(bytea),
-    segments._member_segs(bytea), segments._contact_visible(text),
+    segments._member_segs(bytea), segments._member_in(integer[], integer),
+    segments._member_since(bytea, integer), segments._contact_visible(text),
     segments._contact_tenant(), segments._session_tenant(), segments._is_admin(),
     segments._history_rows(bytea, bytea), segments._history_kept() TO PUBLIC;
 
