@@ -179,6 +179,18 @@ regex_matches(RuleCondition *cond, const RuleScalar *field)
 {
 	int			flags = REG_ADVANCED | (cond->case_insensitive ? REG_ICASE : 0);
 
+	/* a set of literal strings: a few comparisons (regex_literal.c) */
+	if (cond->regex_plain == 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(condition_cxt(cond));
+
+		cond->regex_literal = cond->case_insensitive ? NULL :
+			RegexLiteralCompile(VARDATA_ANY(cond->regex), VARSIZE_ANY_EXHDR(cond->regex));
+		cond->regex_plain = cond->regex_literal != NULL ? 1 : -1;
+		MemoryContextSwitchTo(old);
+	}
+	if (cond->regex_plain > 0)
+		return RegexLiteralMatch(cond->regex_literal, field->u.text.str, field->u.text.len);
 	return RE_compile_and_execute(cond->regex, (char *) field->u.text.str,
 								  field->u.text.len, flags,
 								  DEFAULT_COLLATION_OID, 0, NULL);

@@ -251,6 +251,9 @@ typedef struct RuleCondition
 								 * below, -1 not */
 	int64		mod_divisor;
 	int64		mod_remainder;
+	int8		regex_plain;	/* regex: 0 unknown, 1 regex_literal, -1 the
+								 * engine */
+	struct RegexLiteral *regex_literal;
 } RuleCondition;
 
 typedef struct RuleNode
@@ -416,6 +419,11 @@ extern bool RuleErrorIsInput(int sqlerrcode);
 extern char *RuleRender(const RuleNode *root);
 extern void RuleRenderScalar(StringInfo buf, const RuleScalar *s, const RuleAttribute *attr);
 extern const char *RuleTypeName(RuleValueType type);
+
+/* regex_literal.c: regex patterns that are sets of literal strings */
+typedef struct RegexLiteral RegexLiteral;
+extern RegexLiteral *RegexLiteralCompile(const char *pattern, int len);
+extern bool RegexLiteralMatch(const RegexLiteral *lit, const char *text, int len);
 
 /* rule_eval.c */
 extern bool RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx);
