@@ -19,7 +19,8 @@ VALUES (9001, 'lit', 'ann@acme.io'), (9002, 'lit', 'bob@globex.com'),
        (9007, 'lit', E'a\\b$c'), (9008, 'lit', 'SKU-15'), (9009, 'lit', 'sku-20'),
        (9010, 'lit', ''), (9011, 'lit', NULL), (9012, 'lit', 'ac'),
        (9013, 'lit', 'bd@x'), (9014, 'lit', 'ëa5'), (9015, 'lit', 'x\'),
-       (9016, 'lit', 'ANN@ACME.IO'), (9017, 'lit', '@acme.io@globex.com');
+       (9016, 'lit', 'ANN@ACME.IO'), (9017, 'lit', '@acme.io@globex.com'),
+       (9018, 'lit', 'verb'), (9019, 'lit', 'a-'), (9020, 'lit', 'abc');
 RESET ROLE;
 CREATE TEMP TABLE lit_case (n int PRIMARY KEY, pattern text, ci bool DEFAULT false);
 INSERT INTO lit_case (n, pattern, ci) VALUES
@@ -44,7 +45,7 @@ INSERT INTO lit_case (n, pattern, ci) VALUES
  (19, E'\\d$', false),           -- an escape: the engine
  (20, '@acme\.io$', true),       -- case-insensitive: the engine
  (21, '^(ann|bob)@(acme|globex)\.(io|com)$', false),
- (22, '[5][0]$', false),
+ (22, '[2][0]$', false),
  (23, '(|@)acme', false),
  (24, '^acme\.io$', false),
  (25, 'SKU-1[5]', false);
