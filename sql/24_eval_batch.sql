@@ -65,7 +65,7 @@ INSERT INTO batch_case VALUES
  (16, 'empty or',        NULL, '{"or":[]}', $$false$$),
  (17, 't1 vip',          '1',  '{"type":"attribute","field":"plan","op":"eq","value":"vip"}', $$org_id = 1 AND plan = 'vip'$$),
  (18, 't2 not vip',      '2',  '{"type":"attribute","field":"plan","op":"neq","value":"vip"}', $$org_id = 2 AND plan IS DISTINCT FROM 'vip'$$),
- (19, 't1 in vip',       '1',  '{"type":"segment","op":"in","value":"vip"}', $$org_id = 1 AND plan = 'vip'$$),
+ (19, 't1 in t1 vip',    '1',  '{"type":"segment","op":"in","value":"t1 vip"}', $$org_id = 1 AND plan = 'vip'$$),
  (20, 't2 everyone',     '2',  '{"and":[]}', $$org_id = 2$$),
  (21, 't1 not beta',     '1',  '{"type":"attribute","field":"tags","op":"not_contains","value":"beta"}', $$org_id = 1 AND NOT coalesce('beta' = ANY (tags), false)$$),
  (22, 'pct 30',          NULL, '{"type":"percentage","op":"lt","value":30,"salt":"s"}', $$(('x' || left(md5('s:' || id::text), 8))::bit(32)::bigint % 10000) / 100.0 < 30$$),
