@@ -141,6 +141,48 @@ mut sql src/rule_eval.c "integer modulo tests the remainder the wrong way" \
     'return rem == cond->mod_remainder;' \
     'return rem != cond->mod_remainder;'
 
+
+# ---- contacts evaluated in batches (eval_batch.c), literal regexes ---------
+mut sql src/eval_batch.c "batch: an AND's bitmap starts empty" \
+    'out[w] = ~UINT64CONST(0);' \
+    'out[w] = 0;'
+mut sql src/eval_batch.c "batch: negate and the negative operator do not cancel" \
+    'if (cond->negated_op != cond->negate)' \
+    'if (cond->negated_op || cond->negate)'
+mut sql src/eval_batch.c "batch: the last contact of a partly filled word is lost" \
+    'word &= (UINT64CONST(1) << valid) - 1;\n\t\twhile' \
+    'word &= (UINT64CONST(1) << (valid - 1)) - 1;\n\t\twhile'
+mut sql src/eval_batch.c "batch: conditions' bitmaps are not cleared between batches" \
+    'memset(b->cond_bits, 0, sizeof(uint64) * WORDS * Max(b->nslots, 1));' \
+    '(void) 0;'
+mut sql src/evaluate.c "batch: refresh() never evaluates its last, partly filled batch" \
+    'contact_batch_flush(plan, cb, batch);\n\tbatch_apply(plan, batch);\n\n\tdelete_departed' \
+    'batch_apply(plan, batch);\n\n\tdelete_departed'
+mut sql src/evaluate.c "batch: a tenant's segment keeps other tenants' contacts" \
+    'EvalBatchExclude(cb->bits, i, k);' \
+    '(void) k;'
+mut sql src/eval_batch.c "batch: a segment condition reads the first segment named only" \
+    'for (int i = 0; i < cond->nsegments; i++)\n\t\t\t\t\t\tfor (int w' \
+    'for (int i = 0; i < Min(1, cond->nsegments); i++)\n\t\t\t\t\t\tfor (int w'
+mut sql src/regex_literal.c "literal regex: the final \$ anchors nothing" \
+    'if (lit->anchor_end)\n\t\t\tfirst = last;' \
+    '(void) 0;'
+mut sql src/regex_literal.c "literal regex: the leading ^ anchors nothing" \
+    'if (lit->anchor_start)\n\t\t\tlast = 0;' \
+    '(void) 0;'
+mut sql src/regex_literal.c "literal regex: a bracket list takes a range as its characters" \
+    "if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||" \
+    "if (!(*q == '-' || (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||"
+mut sql src/regex_literal.c "literal regex: a group keeps only its last branch" \
+    'memcpy(out + nout, ps->alts, sizeof(LiteralAlt) * nbefore);\n\t\tnout += nbefore;' \
+    'memcpy(out, ps->alts, sizeof(LiteralAlt) * nbefore);\n\t\tnout = nbefore;'
+mut sql src/regex_literal.c "literal regex: a dot taken as a literal character" \
+    "strchr(\"@-_ ,:;/=%'\\\"!&~<>#\", c) != NULL;" \
+    "strchr(\"@-_ ,:;/=%'\\\"!&~<>#.\", c) != NULL;"
+mut sql src/rule_eval.c "literal regex: used for case-insensitive patterns too" \
+    'cond->regex_literal = cond->case_insensitive ? NULL :' \
+    'cond->regex_literal = false ? NULL :'
+
 # ---- percentage buckets and their hashing ---------------------------------
 mut sql src/rule_eval.c "percentage lte compares as lt" \
     'return bucket <= cond->bounds[0];' \
@@ -225,8 +267,8 @@ mut sql src/member_space.c "passes do not reuse the space of replaced row versio
     'heap_page_prune_opt(member, buf);' \
     '(void) heap_page_prune_opt;'
 mut sql src/evaluate.c "member_count counts every contact" \
-    'if (plan->results[i])\n\t\t\t\t\tplan->segments[i].count++;' \
-    'plan->segments[i].count++;'
+    'es->count += EvalBatchMembers(cb->bits, i);' \
+    'es->count += n;'
 
 # ---- tenants and gating ----------------------------------------------------
 mut sql src/evaluate.c "a tenant's segment takes every tenant's contacts" \

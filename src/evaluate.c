@@ -544,6 +544,42 @@ int32_compare(const void *a, const void *b)
 }
 
 /*
+ * The evaluation context of the contact in slot (all attributes deformed),
+ * and its tenant's text form (NULL: none), in the current memory context.
+ */
+static char *
+contact_context(EvalPlan *plan, TupleTableSlot *slot, RuleEvalContext *ctx)
+{
+	const SegmentsConfig *config = &plan->cat->config;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->now = plan->now;
+	ctx->values = slot->tts_values;
+	ctx->nulls = slot->tts_isnull;
+	if (plan->need_key_text)
+	{
+		ctx->key_text = OutputFunctionCall(&plan->key_out,
+										   slot->tts_values[config->key_attnum - 1]);
+		ctx->key_len = strlen(ctx->key_text);
+	}
+	ctx->segment_result = plan->results;
+	EvalProgramBeginContact(plan->program, ctx);
+	ctx->trace = plan->trace;
+	if (plan->need_traits && config->traits_attnum > 0 &&
+		!slot->tts_isnull[config->traits_attnum - 1])
+		ctx->traits = DatumGetJsonbP(slot->tts_values[config->traits_attnum - 1]);
+	return plan->need_tenant ? slot_text(slot, config->tenant_attnum) : NULL;
+}
+
+/* May a segment (with a tenant or none) hold a contact of this tenant? */
+static inline bool
+tenant_allows(EvalPlan *plan, EvalSegment *es, const char *tenant)
+{
+	return es->seg->tenant == NULL || plan->cat->config.tenant_attnum <= 0 ||
+		(tenant != NULL && strcmp(tenant, es->seg->tenant) == 0);
+}
+
+/*
  * Evaluates every compiled segment for the contact in slot (all
  * attributes deformed) and returns the numbers of those it is in, sorted,
  * and its tenant's text form (NULL: none), in the current memory context.
@@ -551,29 +587,9 @@ int32_compare(const void *a, const void *b)
 static int
 evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums, char **tenant_out)
 {
-	const SegmentsConfig *config = &plan->cat->config;
 	RuleEvalContext ctx;
-	char	   *tenant = NULL;
+	char	   *tenant = contact_context(plan, slot, &ctx);
 	int			n = 0;
-
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.now = plan->now;
-	ctx.values = slot->tts_values;
-	ctx.nulls = slot->tts_isnull;
-	if (plan->need_key_text)
-	{
-		ctx.key_text = OutputFunctionCall(&plan->key_out,
-										  slot->tts_values[config->key_attnum - 1]);
-		ctx.key_len = strlen(ctx.key_text);
-	}
-	ctx.segment_result = plan->results;
-	EvalProgramBeginContact(plan->program, &ctx);
-	ctx.trace = plan->trace;
-	if (plan->need_traits && config->traits_attnum > 0 &&
-		!slot->tts_isnull[config->traits_attnum - 1])
-		ctx.traits = DatumGetJsonbP(slot->tts_values[config->traits_attnum - 1]);
-	if (plan->need_tenant)
-		tenant = slot_text(slot, config->tenant_attnum);
 
 	*nums = palloc(Max(plan->nsegments, 1) * sizeof(int32));
 	for (int i = 0; i < plan->nsegments; i++)
@@ -582,9 +598,7 @@ evaluate_contact(EvalPlan *plan, TupleTableSlot *slot, int32 **nums, char **tena
 		bool		in = false;
 
 		/* a tenant's segment only ever holds that tenant's contacts */
-		if (es->rule != NULL && es->needed &&
-			(es->seg->tenant == NULL || config->tenant_attnum <= 0 ||
-			 (tenant != NULL && strcmp(tenant, es->seg->tenant) == 0)))
+		if (es->rule != NULL && es->needed && tenant_allows(plan, es, tenant))
 		{
 			ctx.default_salt = es->id_text;
 			in = RuleEvaluate(plan->trace ? es->rule : es->entry, &ctx);
@@ -1240,25 +1254,126 @@ clear_covered_changes(EvalPlan *plan)
  * ---------------------------------------------------------------- */
 
 /*
- * The step of every scanning pass: evaluates the contact in the slot (in
- * contact_cxt, reset afterwards) and adds its segments to the batch.
- * plan->results keeps the contact's result per segment until the next.
+ * The scanning passes evaluate contacts in batches (eval_batch.c): each
+ * distinct condition per contact while its row is at hand, then the
+ * segments' trees once per batch, then each contact's segments go to the
+ * batch of writes.
+ */
+typedef struct ContactBatch
+{
+	EvalBatch  *bits;
+	MemoryContext cxt;			/* keys and tenants of the batch */
+	int		   *order;			/* plan positions in segment number order */
+	bool		count;			/* members counted per segment (full pass) */
+	Datum		keys[EVAL_BATCH_CONTACTS];
+	char	   *tenants[EVAL_BATCH_CONTACTS];
+} ContactBatch;
+
+/* qsort_arg comparator: plan positions by their segments' numbers. */
+static int
+position_num_compare(const void *a, const void *b, void *arg)
+{
+	EvalPlan   *plan = (EvalPlan *) arg;
+
+	return int32_compare(&plan->segments[*(const int *) a].seg->num,
+						 &plan->segments[*(const int *) b].seg->num);
+}
+
+static ContactBatch *
+contact_batch_create(EvalPlan *plan, bool count)
+{
+	ContactBatch *cb = palloc0(sizeof(ContactBatch));
+
+	Assert(plan->trace == NULL);
+	cb->bits = EvalBatchCreate(plan->nsegments);
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		EvalSegment *es = &plan->segments[i];
+
+		if (es->rule != NULL && es->needed)
+			EvalBatchAddSegment(cb->bits, es->entry, es->id_text);
+	}
+	cb->order = palloc(Max(plan->nsegments, 1) * sizeof(int));
+	for (int i = 0; i < plan->nsegments; i++)
+		cb->order[i] = i;
+	qsort_arg(cb->order, plan->nsegments, sizeof(int), position_num_compare, plan);
+	cb->cxt = AllocSetContextCreate(CurrentMemoryContext, "segments contact batch",
+									ALLOCSET_DEFAULT_SIZES);
+	cb->count = count;
+	return cb;
+}
+
+/*
+ * Evaluates the segments for the contacts of the batch, in dependency
+ * order, and adds each contact's segments (sorted by number) to the batch
+ * of writes.
  */
 static void
-evaluate_into_batch(EvalPlan *plan, Batch *batch, TupleTableSlot *slot,
+contact_batch_flush(EvalPlan *plan, ContactBatch *cb, Batch *batch)
+{
+	int			n = EvalBatchCount(cb->bits);
+	int			stride = Max(plan->nsegments, 1);
+	MemoryContext old;
+	int32	   *lists;
+	int		   *counts;
+
+	if (n == 0)
+		return;
+	old = MemoryContextSwitchTo(cb->cxt);
+	lists = palloc(n * stride * sizeof(int32));
+	counts = palloc0(n * sizeof(int));
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		EvalSegment *es = &plan->segments[i];
+		bool		active = es->rule != NULL && es->needed;
+
+		EvalBatchSegment(cb->bits, i, active ? es->entry : NULL);
+		/* a tenant's segment only ever holds that tenant's contacts */
+		if (active && es->seg->tenant != NULL && plan->cat->config.tenant_attnum > 0)
+		{
+			for (int k = 0; k < n; k++)
+				if (!tenant_allows(plan, es, cb->tenants[k]))
+					EvalBatchExclude(cb->bits, i, k);
+		}
+		if (cb->count)
+			es->count += EvalBatchMembers(cb->bits, i);
+	}
+	/* each contact's segments, in number order: a segment's members at a time */
+	for (int o = 0; o < plan->nsegments; o++)
+		EvalBatchAppendMembers(cb->bits, cb->order[o], plan->segments[cb->order[o]].seg->num,
+							   lists, stride, counts);
+	for (int k = 0; k < n; k++)
+		batch_add(plan, batch, cb->keys[k], counts[k], &lists[k * stride], cb->tenants[k], true);
+	EvalBatchReset(cb->bits);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(cb->cxt);
+}
+
+/*
+ * The step of every scanning pass: evaluates the conditions for the
+ * contact in the slot (in contact_cxt, reset afterwards) into the batch,
+ * evaluating the batch when it is full.
+ */
+static void
+evaluate_into_batch(EvalPlan *plan, ContactBatch *cb, Batch *batch, TupleTableSlot *slot,
 					MemoryContext contact_cxt)
 {
 	MemoryContext prev = MemoryContextSwitchTo(contact_cxt);
-	int32	   *nums;
+	int			k = EvalBatchCount(cb->bits);
+	RuleEvalContext ctx;
 	char	   *tenant;
-	int			n;
 
 	slot_getallattrs(slot);
-	n = evaluate_contact(plan, slot, &nums, &tenant);
+	tenant = contact_context(plan, slot, &ctx);
+	EvalBatchContact(cb->bits, &ctx);
+	MemoryContextSwitchTo(cb->cxt);
+	cb->keys[k] = datumCopy(slot->tts_values[plan->cat->config.key_attnum - 1],
+							plan->key_byval, plan->key_len);
+	cb->tenants[k] = tenant != NULL ? pstrdup(tenant) : NULL;
 	MemoryContextSwitchTo(prev);
-	batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
-			  n, nums, tenant, true);
 	MemoryContextReset(contact_cxt);
+	if (k + 1 == EVAL_BATCH_CONTACTS)
+		contact_batch_flush(plan, cb, batch);
 }
 
 /*
@@ -1278,6 +1393,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	TimestampTz started = GetCurrentTimestamp();
 	EvalPlan   *plan;
 	Batch	   *batch;
+	ContactBatch *cb;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	List	   *rels;
@@ -1296,6 +1412,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(only_segments, nonly, true, false);
 	batch = batch_create();
+	cb = contact_batch_create(plan, true);
 
 	/* see every contact committed by now, after taking the lock */
 	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, &members);
@@ -1311,15 +1428,12 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
 			CHECK_FOR_INTERRUPTS();
-			evaluate_into_batch(plan, batch, slot, contact_cxt);
-			for (int i = 0; i < plan->nsegments; i++)
-			{
-				if (plan->results[i])
-					plan->segments[i].count++;
-			}
+			evaluate_into_batch(plan, cb, batch, slot, contact_cxt);
 		}
 		ExecDropSingleTupleTableSlot(slot);
 		table_endscan(scan);
+		/* the shard's last contacts go to the shard's membership */
+		contact_batch_flush(plan, cb, batch);
 		batch_apply(plan, batch);
 		delete_departed(plan, lfirst(lc), NULL, NULL);
 	}
@@ -1376,6 +1490,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	EvalPlan   *plan;
 	const SegmentsConfig *config;
 	Batch	   *batch;
+	ContactBatch *cb;
 	Relation	index;
 	IndexScanDesc scan;
 	ScanKeyData skey;
@@ -1410,6 +1525,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	plan = plan_build(only, nonly, false, false);
 	config = &plan->cat->config;
 	batch = batch_create();
+	cb = contact_batch_create(plan, false);
 	if (*cursor == NULL)
 		batch_reclaim_space(plan);	/* once a pass */
 
@@ -1439,7 +1555,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 		   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
 	{
 		CHECK_FOR_INTERRUPTS();
-		evaluate_into_batch(plan, batch, slot, contact_cxt);
+		evaluate_into_batch(plan, cb, batch, slot, contact_cxt);
 		if (++visited == limit ||
 			(budget_ms > 0 && visited % 256 == 0 &&
 			 TimestampDifferenceExceeds(started, GetCurrentTimestamp(), budget_ms)))
@@ -1449,6 +1565,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 			break;
 		}
 	}
+	contact_batch_flush(plan, cb, batch);
 	batch_apply(plan, batch);
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
@@ -1663,8 +1780,19 @@ segments_verify(PG_FUNCTION_ARGS)
 	slot = table_slot_create(plan->source, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
+		/* contact by contact, walking the trees: a check of the batches */
+		MemoryContext prev = MemoryContextSwitchTo(contact_cxt);
+		int32	   *nums;
+		char	   *tenant;
+		int			n;
+
 		CHECK_FOR_INTERRUPTS();
-		evaluate_into_batch(plan, batch, slot, contact_cxt);
+		slot_getallattrs(slot);
+		n = evaluate_contact(plan, slot, &nums, &tenant);
+		MemoryContextSwitchTo(prev);
+		batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
+				  n, nums, tenant, true);
+		MemoryContextReset(contact_cxt);
 	}
 	batch_apply(plan, batch);
 	ExecDropSingleTupleTableSlot(slot);

@@ -179,6 +179,18 @@ regex_matches(RuleCondition *cond, const RuleScalar *field)
 {
 	int			flags = REG_ADVANCED | (cond->case_insensitive ? REG_ICASE : 0);
 
+	/* a set of literal strings: a few comparisons (regex_literal.c) */
+	if (cond->regex_plain == 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(condition_cxt(cond));
+
+		cond->regex_literal = cond->case_insensitive ? NULL :
+			RegexLiteralCompile(VARDATA_ANY(cond->regex), VARSIZE_ANY_EXHDR(cond->regex));
+		cond->regex_plain = cond->regex_literal != NULL ? 1 : -1;
+		MemoryContextSwitchTo(old);
+	}
+	if (cond->regex_plain > 0)
+		return RegexLiteralMatch(cond->regex_literal, field->u.text.str, field->u.text.len);
 	return RE_compile_and_execute(cond->regex, (char *) field->u.text.str,
 								  field->u.text.len, flags,
 								  DEFAULT_COLLATION_OID, 0, NULL);
@@ -1031,6 +1043,42 @@ eval_positive(RuleCondition *cond, const RuleEvalContext *ctx)
 }
 
 /*
+ * A condition's result before negation, through the results remembered
+ * for the contact's value of its field when its group has them.
+ */
+static inline bool
+eval_remembered(RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	RuleValueEntry *entry = cond->value_group > 0 ? value_entry(cond, ctx) : NULL;
+	int			byte;
+	uint8		bit;
+	bool		result;
+
+	if (entry == NULL)
+		return eval_positive(cond, ctx);
+	byte = cond->value_bit >> 3;
+	bit = 1 << (cond->value_bit & 7);
+	if (entry->known[byte] & bit)
+		return (entry->result[byte] & bit) != 0;
+	result = eval_positive(cond, ctx);
+	entry->known[byte] |= bit;
+	if (result)
+		entry->result[byte] |= bit;
+	return result;
+}
+
+/*
+ * A distinct condition of a pass's program for the contact of ctx (set up
+ * by EvalProgramBeginContact, no trace), before "negate" and the negative
+ * operators: the batch evaluator (eval_batch.c) asks once per contact.
+ */
+bool
+RuleEvalPositive(RuleCondition *cond, const RuleEvalContext *ctx)
+{
+	return eval_remembered(cond, ctx);
+}
+
+/*
  * A condition's result, through the contact's memo when the pass shares it
  * (eval_program.c): evaluated once per contact by whichever segment asks
  * first.  A traced evaluation (explain) reads every condition itself.
@@ -1047,25 +1095,7 @@ eval_condition(RuleCondition *cond, const RuleEvalContext *ctx)
 			result = ctx->memo_result[m];
 		else
 		{
-			RuleValueEntry *entry = cond->value_group > 0 ? value_entry(cond, ctx) : NULL;
-
-			if (entry == NULL)
-				result = eval_positive(cond, ctx);
-			else
-			{
-				int			byte = cond->value_bit >> 3;
-				uint8		bit = 1 << (cond->value_bit & 7);
-
-				if (entry->known[byte] & bit)
-					result = (entry->result[byte] & bit) != 0;
-				else
-				{
-					result = eval_positive(cond, ctx);
-					entry->known[byte] |= bit;
-					if (result)
-						entry->result[byte] |= bit;
-				}
-			}
+			result = eval_remembered(cond, ctx);
 			ctx->memo_result[m] = result;
 			ctx->memo_generation[m] = ctx->generation;
 		}

@@ -251,6 +251,9 @@ typedef struct RuleCondition
 								 * below, -1 not */
 	int64		mod_divisor;
 	int64		mod_remainder;
+	int8		regex_plain;	/* regex: 0 unknown, 1 regex_literal, -1 the
+								 * engine */
+	struct RegexLiteral *regex_literal;
 } RuleCondition;
 
 typedef struct RuleNode
@@ -417,10 +420,16 @@ extern char *RuleRender(const RuleNode *root);
 extern void RuleRenderScalar(StringInfo buf, const RuleScalar *s, const RuleAttribute *attr);
 extern const char *RuleTypeName(RuleValueType type);
 
+/* regex_literal.c: regex patterns that are sets of literal strings */
+typedef struct RegexLiteral RegexLiteral;
+extern RegexLiteral *RegexLiteralCompile(const char *pattern, int len);
+extern bool RegexLiteralMatch(const RegexLiteral *lit, const char *text, int len);
+
 /* rule_eval.c */
 extern bool RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx);
 extern RuleNode *RuleCompact(const RuleNode *root);
 extern const RuleNode *RuleEntry(const RuleNode *root);
+extern bool RuleEvalPositive(RuleCondition *cond, const RuleEvalContext *ctx);
 
 /* eval_program.c: the segments of a pass compiled together */
 typedef struct EvalProgram EvalProgram;
@@ -428,6 +437,21 @@ extern EvalProgram *EvalProgramCreate(void);
 extern void EvalProgramLink(EvalProgram *prog, RuleCondition *cond, const char *default_salt);
 extern void EvalProgramCounts(const EvalProgram *prog, int *distinct, int *linked);
 extern void EvalProgramBeginContact(EvalProgram *prog, RuleEvalContext *ctx);
+
+/* eval_batch.c: the program over a batch of contacts, a bit per contact */
+#define EVAL_BATCH_CONTACTS 256
+#define EVAL_BATCH_WORDS (EVAL_BATCH_CONTACTS / 64)
+typedef struct EvalBatch EvalBatch;
+extern EvalBatch *EvalBatchCreate(int nsegments);
+extern void EvalBatchAddSegment(EvalBatch *b, const RuleNode *rule, const char *default_salt);
+extern int	EvalBatchCount(const EvalBatch *b);
+extern void EvalBatchContact(EvalBatch *b, RuleEvalContext *ctx);
+extern void EvalBatchSegment(EvalBatch *b, int pos, const RuleNode *rule);
+extern void EvalBatchExclude(EvalBatch *b, int pos, int k);
+extern void EvalBatchAppendMembers(const EvalBatch *b, int pos, int32 num, int32 *lists,
+								   int stride, int *counts);
+extern int	EvalBatchMembers(const EvalBatch *b, int pos);
+extern void EvalBatchReset(EvalBatch *b);
 
 /* rule_value.c: conversions never raise errors on data */
 extern bool RuleReadTimestampText(const char *str, int len, TimestampTz *result);
