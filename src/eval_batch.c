@@ -210,6 +210,23 @@ EvalBatchExclude(EvalBatch *b, int pos, int k)
 	b->seg_bits[pos * WORDS + (k >> 6)] &= ~(UINT64CONST(1) << (k & 63));
 }
 
+/* Words of a segment's bitmap that hold contacts of the batch. */
+static inline int
+batch_words(const EvalBatch *b)
+{
+	return (b->ncontacts + 63) / 64;
+}
+
+/* Word w of the segment at pos, without the bits past the last contact. */
+static inline uint64
+member_word(const EvalBatch *b, int pos, int w)
+{
+	uint64		word = b->seg_bits[pos * WORDS + w];
+	int			valid = b->ncontacts - w * 64;
+
+	return valid < 64 ? word & ((UINT64CONST(1) << valid) - 1) : word;
+}
+
 /*
  * Appends num to the list of each contact of the batch in the segment at
  * pos: lists[k * stride + counts[k]++].  Called for segments in number
@@ -219,15 +236,10 @@ void
 EvalBatchAppendMembers(const EvalBatch *b, int pos, int32 num, int32 *lists, int stride,
 					   int *counts)
 {
-	for (int w = 0; w < WORDS; w++)
+	for (int w = 0; w < batch_words(b); w++)
 	{
-		int			valid = Min(64, b->ncontacts - w * 64);
-		uint64		word = b->seg_bits[pos * WORDS + w];
+		uint64		word = member_word(b, pos, w);
 
-		if (valid <= 0)
-			break;
-		if (valid < 64)
-			word &= (UINT64CONST(1) << valid) - 1;
 		while (word != 0)
 		{
 			int			k = w * 64 + pg_rightmost_one_pos64(word);
@@ -244,17 +256,8 @@ EvalBatchMembers(const EvalBatch *b, int pos)
 {
 	int			n = 0;
 
-	for (int w = 0; w < WORDS; w++)
-	{
-		int			valid = Min(64, b->ncontacts - w * 64);
-		uint64		word = b->seg_bits[pos * WORDS + w];
-
-		if (valid <= 0)
-			break;
-		if (valid < 64)
-			word &= (UINT64CONST(1) << valid) - 1;
-		n += pg_popcount64(word);
-	}
+	for (int w = 0; w < batch_words(b); w++)
+		n += pg_popcount64(member_word(b, pos, w));
 	return n;
 }
 
