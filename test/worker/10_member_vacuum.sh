@@ -39,8 +39,13 @@ flip 8
 poll "the worker vacuumed segments.member (autovacuum off on it)" "SELECT $VACUUMS > $v0" t 60
 expect "the heap stays within twice its size after one pass (no VACUUM but the worker's)" \
        "SELECT pg_relation_size('segments.member') <= 2 * $one_heap" t
-expect "... and the GIN index within twice its size" \
-       "SELECT pg_relation_size('segments.member_segs_idx') <= 2 * $one_gin" t
+# GIN built by insertion fragments (its pending list is merged page by
+# page, and a vacuum frees pages for reuse, never shrinks the file): 2.4x
+# after these eight passes with the worker's vacuum; without it, it grows
+# with every pass
+note "after 8 passes: heap $one_heap -> $(q "SELECT pg_relation_size('segments.member')"), GIN $one_gin -> $(q "SELECT pg_relation_size('segments.member_segs_idx')") bytes, $(( $(vacuums) - v0 )) vacuums"
+expect "... and the GIN index within three times its size" \
+       "SELECT pg_relation_size('segments.member_segs_idx') <= 3 * $one_gin" t
 expect "membership exact" "SELECT count(*) FROM segments.verify() WHERE missing <> 0 OR extra <> 0" 0
 
 # 2. with the worker's vacuum off, the same passes grow the table: the
@@ -52,7 +57,7 @@ heap1=$(q "SELECT pg_relation_size('segments.member')")
 flip 8
 expect "no vacuum with the setting at 0" "SELECT $(vacuums) - $v1" 0
 expect "the heap grew past the bound without it" \
-       "SELECT pg_relation_size('segments.member') > 2 * $one_heap OR pg_relation_size('segments.member_segs_idx') > 2 * $one_gin" t
+       "SELECT pg_relation_size('segments.member') > 2 * $one_heap OR pg_relation_size('segments.member_segs_idx') > 3 * $one_gin" t
 note "heap $heap1 -> $(q "SELECT pg_relation_size('segments.member')") bytes in 8 passes without the worker's vacuum"
 
 # 3. a vacuum made slow (a cost delay for this database's sessions, the
