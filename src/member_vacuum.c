@@ -51,6 +51,16 @@ static Oid	baseline_relid = InvalidOid;
 static PgStat_Counter baseline_replaced = 0;
 static PgStat_Counter baseline_vacuums = -1;
 
+/*
+ * The rows replaced as of the last look that found a vacuum due, and
+ * whether this worker then vacuumed: its vacuum moves the baseline to that
+ * count, not to the count at the next look, since rows a pass replaced in
+ * between (the worker runs a pass as soon as its vacuum ends) are not done
+ * with.
+ */
+static PgStat_Counter replaced_at_due = 0;
+static bool own_vacuum = false;
+
 void
 MemberVacuumInit(void)
 {
@@ -127,10 +137,14 @@ MemberVacuumDue(Oid relid, bool in_pass)
 		 * snapshot goes).
 		 */
 		baseline_vacuums = vacuums;
-		baseline_replaced = replaced_rows(tab);
+		baseline_replaced = own_vacuum ? replaced_at_due : replaced_rows(tab);
+		own_vacuum = false;
 	}
 	threshold = MEMBER_VACUUM_MIN_ROWS + factor * Max(tab->n_live_tuples, 0);
-	return replaced_rows(tab) - baseline_replaced >= threshold;
+	if (replaced_rows(tab) - baseline_replaced < threshold)
+		return false;
+	replaced_at_due = replaced_rows(tab);
+	return true;
 }
 
 /*
@@ -163,6 +177,7 @@ MemberVacuum(Oid relid)
 
 	/* vacuum() keeps its memory under PortalContext, as in autovacuum */
 	PortalContext = portal;
+	own_vacuum = true;
 	PG_TRY();
 	{
 		StartTransactionCommand();
