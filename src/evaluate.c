@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "citus.h"
 #include "history.h"
+#include "member_bulk.h"
 #include "member_codec.h"
 #include "member_space.h"
 
@@ -122,6 +123,11 @@ typedef struct EvalPlan
 	SPIPlanPtr	delete_plan;
 	char	   *member_table;	/* what they name: segments.member, or on
 								 * Citus this node's shard of it */
+	Oid			bulk_relid;		/* inserts go there through member_bulk.c;
+								 * InvalidOid: through insert_plan */
+	MemberBulk *bulk;			/* what those inserts reuse */
+	bool		member_empty;	/* a full pass into an empty table: no
+								 * stored row to read, none departed */
 	Snapshot	snapshot;		/* taken after the lock: every read and write */
 	int64		changed;		/* contacts whose membership changed */
 	RuleTrace  *trace;			/* explain: reports every node; else NULL */
@@ -363,6 +369,7 @@ plan_target_member(EvalPlan *plan, Oid shard)
 {
 	Relation	rel;
 
+	plan->bulk_relid = InvalidOid;	/* Citus writes shards through SQL */
 	plan->member_table = psprintf("%s.%s",
 								  quote_identifier(get_namespace_name(get_rel_namespace(shard))),
 								  quote_identifier(get_rel_name(shard)));
@@ -512,6 +519,18 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	}
 	plan->member_table = "segments.member";
 	plan_prepare_statements(plan);
+	plan->bulk_relid = InvalidOid;
+	if (!verify && !CitusIsDistributed(config->member_relid))
+	{
+		Relation	member = table_open(config->member_relid, RowExclusiveLock);
+
+		if (MemberBulkPossible(member))
+		{
+			plan->bulk_relid = config->member_relid;
+			plan->bulk = MemberBulkBegin();
+		}
+		table_close(member, NoLock);
+	}
 	return plan;
 }
 
@@ -816,6 +835,8 @@ batch_apply(EvalPlan *plan, Batch *batch)
 	RowList		inserts = {0, palloc(batch->n * sizeof(Datum))};
 	RowList		updates = {0, palloc(batch->n * sizeof(Datum))};
 	RowList		deletes = {0, palloc(batch->n * sizeof(Datum))};
+	HeapTuple  *bulk = palloc(batch->n * sizeof(HeapTuple));	/* new rows, for member_bulk.c */
+	int			nbulk = 0;
 	int			capacity = 2 * (plan->nsegments + 32);
 	int32	   *segs = palloc(capacity * sizeof(int32));
 	int32	   *since;
@@ -842,14 +863,23 @@ batch_apply(EvalPlan *plan, Batch *batch)
 	}
 	for (int i = 0; i < batch->n; i++)
 		keys[i] = batch->entries[i].key;
-	arg = PointerGetDatum(construct_array(keys, batch->n, plan->cat->config.key_type,
-										  plan->key_len, plan->key_byval, plan->key_align));
-	if (plan_execute(plan, plan->fetch_plan, &arg, NULL) != SPI_OK_SELECT)
-		elog(ERROR, "could not read stored membership");
-	/* SPI returns in its procedure context: what follows belongs to the batch */
-	MemoryContextSwitchTo(batch->cxt);
-	tuptable = SPI_tuptable;
-	nrows = SPI_processed;
+	if (plan->member_empty)
+	{
+		/* every row of the table is this pass's, of other contacts */
+		tuptable = NULL;
+		nrows = 0;
+	}
+	else
+	{
+		arg = PointerGetDatum(construct_array(keys, batch->n, plan->cat->config.key_type,
+											  plan->key_len, plan->key_byval, plan->key_align));
+		if (plan_execute(plan, plan->fetch_plan, &arg, NULL) != SPI_OK_SELECT)
+			elog(ERROR, "could not read stored membership");
+		/* SPI returns in its procedure context: what follows belongs to the batch */
+		MemoryContextSwitchTo(batch->cxt);
+		tuptable = SPI_tuptable;
+		nrows = SPI_processed;
+	}
 	if (plan->verify)
 	{
 		verify_batch(plan, batch, tuptable, nrows);
@@ -928,12 +958,16 @@ batch_apply(EvalPlan *plan, Batch *batch)
 			tup = heap_form_tuple(plan->member_desc, values, nulls);
 			if (nold > 0 || r < nrows)
 				updates.rows[updates.n++] = heap_copy_tuple_as_datum(tup, plan->member_desc);
+			else if (OidIsValid(plan->bulk_relid))
+				bulk[nbulk++] = tup;
 			else
 				inserts.rows[inserts.n++] = heap_copy_tuple_as_datum(tup, plan->member_desc);
 		}
 	}
 
 	SPI_freetuptable(tuptable);
+	if (nbulk > 0)
+		MemberBulkInsert(plan->bulk, plan->bulk_relid, bulk, nbulk, plan->snapshot);
 	if (inserts.n > 0)
 		run_write(plan, plan->insert_plan,
 				  PointerGetDatum(construct_array(inserts.rows, inserts.n, plan->member_type,
@@ -963,6 +997,26 @@ batch_reclaim_space(EvalPlan *plan)
 
 	MemberReclaimSpace(member);
 	table_close(member, NoLock);
+}
+
+/*
+ * Does the membership table hold no row the pass's snapshot sees?  The
+ * pass's lock keeps other writers out until it commits; were one to write
+ * a row anyway, the pass's insertion of that contact would fail on the
+ * primary key rather than store a second row.
+ */
+static bool
+member_is_empty(Oid relid, Snapshot snapshot)
+{
+	Relation	member = table_open(relid, AccessShareLock);
+	TableScanDesc scan = table_beginscan(member, snapshot, 0, NULL);
+	TupleTableSlot *slot = table_slot_create(member, NULL);
+	bool		empty = !table_scan_getnextslot(scan, ForwardScanDirection, slot);
+
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	table_close(member, NoLock);
+	return empty;
 }
 
 /* Adds a contact's result to the batch, applying the batch when full. */
@@ -1422,7 +1476,11 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		if (OidIsValid(lfirst_oid(mc)))
 			plan_target_member(plan, lfirst_oid(mc));
 		else
+		{
 			batch_reclaim_space(plan);
+			plan->member_empty = OidIsValid(plan->bulk_relid) &&
+				member_is_empty(plan->bulk_relid, plan->snapshot);
+		}
 		scan = table_beginscan(lfirst(lc), plan->snapshot, 0, NULL);
 		slot = table_slot_create(lfirst(lc), NULL);
 		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
@@ -1435,7 +1493,8 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		/* the shard's last contacts go to the shard's membership */
 		contact_batch_flush(plan, cb, batch);
 		batch_apply(plan, batch);
-		delete_departed(plan, lfirst(lc), NULL, NULL);
+		if (!plan->member_empty)
+			delete_departed(plan, lfirst(lc), NULL, NULL);
 	}
 	CitusCloseScanRelations(rels, plan->source);
 	record_state(plan, started);

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Cost of a first pass (every membership written), against a running
+# cluster with segments preloaded (PGHOST/PGPORT/PGUSER set, a superuser):
+# the benchmark's data (bench/data.sql) and 100 segments (bench/segments.sql),
+# the worker off, then ROUNDS rounds, interleaved, of
+#   - first:  segments.member emptied (TRUNCATE, outside the timing), then
+#             segments.refresh(): every membership row written;
+#   - again:  segments.refresh() with nothing changed (no row written);
+#   - sql:    one SQL pass counting the 100 predicates (eval_speed.sh's);
+# timed by the CPU of the backend (which the machine's other load disturbs
+# less than the wall clock; wall clock shown too), and prints the medians
+# and ratios.  BASELINE_HOST/BASELINE_PORT name a second cluster with
+# another build (e.g. main's): the same data is loaded there and its
+# first and nothing-changed refresh() are measured in the same rounds.
+#   CONTACTS=200000 ROUNDS=3 bench/first_pass.sh
+# KEEP_DB=1 keeps (and reuses, when its contact count matches) the databases.
+set -euo pipefail
+N=${CONTACTS:-200000}; ROUNDS=${ROUNDS:-3}
+DB=${DB:-segments_first_bench}
+HERE="$(cd "$(dirname "$0")" && pwd)"
+tmp=$(mktemp -d)
+drop() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; }
+trap 'rm -rf "$tmp"; [ -n "${KEEP_DB:-}" ] || { drop; [ -z "${BASELINE_PORT:-}" ] || base drop; }' EXIT
+export PGDATABASE=$DB
+. "$HERE/common.sh"
+TCK=$(getconf CLK_TCK)
+# timed PRE FILE: runs PRE (untimed), then the SQL file, in one session;
+# prints the file's wall-clock and backend CPU seconds.
+timed() {
+    cat > "$tmp/timed.sql" <<SQL
+$1
+SELECT pg_backend_pid() AS pid \\gset
+\\setenv BACKEND :pid
+\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat > $tmp/cpu0
+\\o /dev/null
+\\i $2
+\\o
+\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat > $tmp/cpu1
+SQL
+    local t0; t0=$(now_s)
+    psql -X -qAt -v ON_ERROR_STOP=1 -f "$tmp/timed.sql" >/dev/null
+    echo "$(elapsed "$t0") $(awk -v a="$(cat "$tmp/cpu0")" -v b="$(cat "$tmp/cpu1")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')"
+}
+setup() {
+    local have
+    have=$(psql -X -qAt -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DB'")
+    if [ -n "$have" ] && [ -n "${KEEP_DB:-}" ] &&
+       [ "$(qv "SELECT contacts FROM bench.meta" 2>/dev/null)" = "$N" ]; then
+        return 0
+    fi
+    bench_load_db "$N"
+    q -c "VACUUM ANALYZE public.contacts" >/dev/null
+}
+base() { PGHOST="$BASELINE_HOST" PGPORT="$BASELINE_PORT" "$@"; }
+setup
+[ -z "${BASELINE_PORT:-}" ] || base setup
+NSEG=$(qv "SELECT count(*) FROM bench.seg_def")
+echo "$N contacts, $NSEG segments; $ROUNDS rounds; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+{ echo "\\o /dev/null"
+  qv "SELECT 'SELECT ARRAY['
+    || string_agg(format('count(*) FILTER (WHERE %s)', predicate), E',\n' ORDER BY n)
+    || '] FROM public.contacts;' FROM bench.seg_def"; } > "$tmp/sql.sql"
+echo "SELECT segments.refresh();" > "$tmp/refresh.sql"
+EMPTY="TRUNCATE segments.member; CHECKPOINT;"
+
+declare -A R C
+for round in $(seq 1 "$ROUNDS"); do
+    line="round $round:"
+    for k in first ${BASELINE_PORT:+base_first} again ${BASELINE_PORT:+base_again} sql; do
+        case $k in
+            first) read -r wall cpu < <(timed "$EMPTY" "$tmp/refresh.sql");;
+            base_first) read -r wall cpu < <(base timed "$EMPTY" "$tmp/refresh.sql");;
+            again) read -r wall cpu < <(timed "" "$tmp/refresh.sql");;
+            base_again) read -r wall cpu < <(base timed "" "$tmp/refresh.sql");;
+            sql) read -r wall cpu < <(timed "" "$tmp/sql.sql");;
+        esac
+        R[$k]="${R[$k]:-} $wall"; C[$k]="${C[$k]:-} $cpu"
+        line="$line $k $wall s (CPU $cpu s),"
+    done
+    echo "${line%,}"
+done
+med() { echo "$1" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+row() { printf '%-44s %9s %9s %14s\n' "$@"; }
+echo
+row "row (median of $ROUNDS)" "wall s" "CPU s" "SQL pass / row (CPU)"
+SQLC=$(med "${C[sql]}")
+for k in first ${BASELINE_PORT:+base_first} again ${BASELINE_PORT:+base_again} sql; do
+    row "$k" "$(med "${R[$k]}")" "$(med "${C[$k]}")" "$(ratio "$SQLC" "$(med "${C[$k]}")")x"
+done
+[ -z "${BASELINE_PORT:-}" ] || echo "first refresh(), this build vs baseline: $(ratio "$(med "${C[base_first]}")" "$(med "${C[first]}")")x less CPU"
+[ "$(qv "SELECT count(*) FROM segments.verify() WHERE missing + extra > 0")" = 0 ] || { echo "verify() found differences" >&2; exit 1; }

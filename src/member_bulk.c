@@ -1,0 +1,356 @@
+/*-------------------------------------------------------------------------
+ *
+ * member_bulk.c
+ *		Inserting many rows of segments.member at once, as one INSERT
+ *		statement would, at a fraction of its cost.
+ *
+ * A first pass writes a row for every contact.  Through SPI each batch was
+ * an INSERT ... SELECT FROM unnest($1): the executor per row, one WAL
+ * record per heap row, and a GIN insertion per row, which with fastupdate
+ * goes to the pending list, is written there (and logged) once and merged
+ * into the tree again later.  Here the rows of a batch go to the heap with
+ * table_multi_insert (one WAL record per page), the btree entries as the
+ * executor inserts them (ExecInsertIndexTuples: unique checks, partial
+ * indexes), and the GIN entries of the batch are gathered per segment
+ * number and added to the tree once per number (what CREATE INDEX and
+ * the pending list's cleanup do).  Everything is WAL-logged; readers are
+ * not blocked (the same locks as an INSERT).
+ *
+ * Triggers fire as for the INSERT: BEFORE and AFTER statement triggers,
+ * AFTER row triggers, and the transition table of the statement, so
+ * membership history (history.c, an AFTER STATEMENT trigger reading the
+ * new rows) records the same changes.  A BEFORE ROW trigger could change
+ * or skip rows: with one, the caller uses the INSERT statement instead.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/gin_private.h"
+#include "access/heapam.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "member_bulk.h"
+
+/*
+ * Can rows go to this relation without the executor?  Not with BEFORE ROW
+ * triggers (they may change or skip a row) or INSTEAD OF ones.
+ */
+bool
+MemberBulkPossible(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+
+	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		(td == NULL || (!td->trig_insert_before_row && !td->trig_insert_instead_row));
+}
+
+/* The GIN indexes of the relation (not partial): their entries are gathered. */
+static int
+take_gin_indexes(ResultRelInfo *rri, Relation *gin, IndexInfo **gin_info)
+{
+	int			ngin = 0;
+	int			k = 0;
+
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+	{
+		Relation	index = rri->ri_IndexRelationDescs[i];
+		IndexInfo  *info = rri->ri_IndexRelationInfo[i];
+
+		if (index->rd_rel->relam == GIN_AM_OID && info->ii_Predicate == NIL)
+		{
+			gin[ngin] = index;
+			gin_info[ngin++] = info;
+		}
+		else
+		{
+			rri->ri_IndexRelationDescs[k] = index;
+			rri->ri_IndexRelationInfo[k++] = info;
+		}
+	}
+	/* the executor inserts into the others, and closes them */
+	rri->ri_NumIndices = k;
+	return ngin;
+}
+
+/* One GIN entry of an int4 key: the key and the heap row it points to. */
+typedef struct KeyTid
+{
+	int32		key;
+	ItemPointerData tid;
+} KeyTid;
+
+/*
+ * What the inserts of one pass reuse.  Slots and arrays live as long as
+ * the pass: freed and allocated again for every batch, megabytes went back
+ * to the operating system and were faulted in again each time (a third of
+ * the cost of the history trigger that runs in between).
+ */
+struct MemberBulk
+{
+	MemoryContext cxt;			/* the pass's: what follows */
+	MemoryContext call_cxt;		/* one insert's, reset after it */
+	TupleDesc	desc;			/* slots' (a copy: not reference-counted) */
+	TupleTableSlot **slots;
+	int			nslots;
+	KeyTid	   *pairs;
+	ItemPointerData *list;
+	int			maxpairs;
+};
+
+/* Starts a pass's inserts, in the current memory context. */
+MemberBulk *
+MemberBulkBegin(void)
+{
+	MemberBulk *mb = palloc0(sizeof(MemberBulk));
+
+	mb->cxt = CurrentMemoryContext;
+	mb->call_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments bulk insert",
+										 1024 * 1024, 1024 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
+	return mb;
+}
+
+/* qsort comparator of KeyTid: by key, then heap pointer. */
+static int
+key_tid_compare(const void *a, const void *b)
+{
+	const KeyTid *x = a;
+	const KeyTid *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
+}
+
+/*
+ * Adds the GIN entries of the rows in slots to the index: gathered per key,
+ * one insertion per key with its heap pointers sorted.  Keys of int4
+ * (segment numbers) are sorted as integers; other keys go through GIN's own
+ * accumulator, as in CREATE INDEX.
+ */
+static void
+gin_insert_rows(MemberBulk *mb, Relation index, IndexInfo *info, EState *estate,
+				TupleTableSlot **slots, int nslots)
+{
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "segments bulk gin",
+											  ALLOCSET_DEFAULT_SIZES);
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	GinState	ginstate;
+	BuildAccumulator accum;
+	ItemPointerData *list;
+	OffsetNumber attnum;
+	Datum		key;
+	GinNullCategory category;
+	uint32		nlist;
+	int			npairs = 0;
+	bool		int_keys;
+
+	initGinState(&ginstate, index);
+	accum.ginstate = &ginstate;
+	ginInitBA(&accum);
+	int_keys = info->ii_NumIndexAttrs == 1 && ginstate.compareFn[0].fn_oid == F_BTINT4CMP;
+	for (int i = 0; i < nslots; i++)
+	{
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+
+		econtext->ecxt_scantuple = slots[i];
+		FormIndexDatum(info, slots[i], estate, values, isnull);
+		for (int a = 0; a < info->ii_NumIndexAttrs; a++)
+		{
+			MemoryContext prev = MemoryContextSwitchTo(tmp);
+			int32		nentries;
+			GinNullCategory *categories;
+			Datum	   *entries = ginExtractEntries(&ginstate, a + 1, values[a], isnull[a],
+													&nentries, &categories);
+
+			MemoryContextSwitchTo(prev);
+			for (int e = 0; int_keys && e < nentries; e++)
+			{
+				if (categories[e] != GIN_CAT_NORM_KEY)
+				{
+					/* a NULL or empty item: GIN's accumulator takes it */
+					ginInsertBAEntries(&accum, &slots[i]->tts_tid, a + 1, &entries[e],
+									   &categories[e], 1);
+					continue;
+				}
+				if (npairs == mb->maxpairs)
+				{
+					/* moves what is gathered: the old array goes */
+					KeyTid	   *was = mb->pairs;
+					int			n = Max(64 * 1024, 2 * mb->maxpairs);
+					KeyTid	   *now = MemoryContextAllocHuge(mb->cxt, n * sizeof(KeyTid));
+
+					if (was != NULL)
+						memcpy(now, was, npairs * sizeof(KeyTid));
+					mb->pairs = NULL;
+					mb->maxpairs = 0;
+					if (was != NULL)
+					{
+						pfree(was);
+						pfree(mb->list);
+					}
+					mb->pairs = now;
+					mb->list = MemoryContextAllocHuge(mb->cxt, n * sizeof(ItemPointerData));
+					mb->maxpairs = n;
+				}
+				mb->pairs[npairs].key = DatumGetInt32(entries[e]);
+				mb->pairs[npairs++].tid = slots[i]->tts_tid;
+			}
+			if (!int_keys)
+				ginInsertBAEntries(&accum, &slots[i]->tts_tid, a + 1, entries, categories,
+								   nentries);
+			MemoryContextReset(tmp);
+		}
+		ResetExprContext(econtext);
+	}
+	if (npairs > 0)
+	{
+		KeyTid	   *pairs = mb->pairs;
+
+		list = mb->list;
+		qsort(pairs, npairs, sizeof(KeyTid), key_tid_compare);
+		for (int start = 0, end; start < npairs; start = end)
+		{
+			CHECK_FOR_INTERRUPTS();
+			for (end = start; end < npairs && pairs[end].key == pairs[start].key; end++)
+				list[end - start] = pairs[end].tid;
+			ginEntryInsert(&ginstate, 1, Int32GetDatum(pairs[start].key), GIN_CAT_NORM_KEY,
+						   list, end - start, NULL);
+		}
+	}
+	ginBeginBAScan(&accum);
+	while ((list = ginGetBAEntry(&accum, &attnum, &key, &category, &nlist)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ginEntryInsert(&ginstate, attnum, key, category, list, nlist, NULL);
+	}
+	MemoryContextDelete(tmp);
+}
+
+/*
+ * Inserts the tuples (of the relation's row type, each a single palloc'd
+ * chunk as heap_form_tuple makes them: they are freed here) into relid as
+ * one INSERT statement, with `snapshot` active (a copy, at a new command
+ * id, as SPI runs a statement).  The caller holds a lock that lets it
+ * write.
+ */
+void
+MemberBulkInsert(MemberBulk *mb, Oid relid, HeapTuple *tuples, int ntuples, Snapshot snapshot)
+{
+	MemoryContext old = MemoryContextSwitchTo(mb->call_cxt);
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TransitionCaptureState *tcs;
+	TupleTableSlot **slots;
+	BulkInsertState bistate;
+	CommandId	cid;
+	Relation   *gin;
+	IndexInfo **gin_info;
+	int			ngin;
+	ExprContext *econtext;
+
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+
+	/* as SPI does for each statement: see what came before, at a new command */
+	CommandCounterIncrement();
+	PushCopiedSnapshot(snapshot);
+	UpdateActiveSnapshotCommandId();
+	cid = GetCurrentCommandId(true);
+
+	rel = table_open(relid, RowExclusiveLock);
+	estate = CreateExecutorState();
+	estate->es_snapshot = GetActiveSnapshot();
+	estate->es_output_cid = cid;
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	/* where the AFTER triggers' events find the relation */
+	estate->es_opened_result_relations = list_make1(rri);
+	ExecOpenIndices(rri, false);
+	gin = palloc(Max(rri->ri_NumIndices, 1) * sizeof(Relation));
+	gin_info = palloc(Max(rri->ri_NumIndices, 1) * sizeof(IndexInfo *));
+	ngin = take_gin_indexes(rri, gin, gin_info);
+
+	AfterTriggerBeginQuery();
+	tcs = MakeTransitionCaptureState(rel->trigdesc, relid, CMD_INSERT);
+	ExecBSInsertTriggers(estate, rri);
+
+	/*
+	 * A copy of the descriptor is not reference-counted: thousands of slots
+	 * pinning the relation's would each be a resource owner entry.
+	 */
+	if (ntuples > mb->nslots)
+	{
+		MemoryContext prev = MemoryContextSwitchTo(mb->cxt);
+		TupleTableSlot **slots = palloc(ntuples * sizeof(TupleTableSlot *));
+
+		/* the relation's shape cannot change while it is locked for writing */
+		if (mb->desc == NULL)
+			mb->desc = CreateTupleDescCopy(RelationGetDescr(rel));
+		for (int i = 0; i < ntuples; i++)
+			slots[i] = i < mb->nslots ? mb->slots[i] :
+				MakeSingleTupleTableSlot(mb->desc, &TTSOpsHeapTuple);
+		if (mb->slots != NULL)
+			pfree(mb->slots);
+		mb->slots = slots;
+		mb->nslots = ntuples;
+		MemoryContextSwitchTo(prev);
+	}
+	slots = mb->slots;
+	for (int i = 0; i < ntuples; i++)
+	{
+		/* the slot owns the tuple: table_multi_insert need not copy it */
+		ExecStoreHeapTuple(tuples[i], slots[i], true);
+	}
+	bistate = GetBulkInsertState();
+	table_multi_insert(rel, slots, ntuples, cid, 0, bistate);
+	FreeBulkInsertState(bistate);
+
+	econtext = GetPerTupleExprContext(estate);
+	for (int i = 0; i < ntuples; i++)
+	{
+		List	   *recheck = NIL;
+
+		if (rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL);
+		ExecARInsertTriggers(estate, rri, slots[i], recheck, tcs);
+		list_free(recheck);
+		ResetExprContext(econtext);
+	}
+
+	for (int g = 0; g < ngin; g++)
+	{
+		gin_insert_rows(mb, gin[g], gin_info[g], estate, slots, ntuples);
+		/* kept locked to the end of the transaction, as the executor does */
+		index_close(gin[g], NoLock);
+	}
+
+	ExecASInsertTriggers(estate, rri, tcs);
+	AfterTriggerEndQuery(estate);
+
+	for (int i = 0; i < ntuples; i++)
+		ExecClearTuple(slots[i]);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	PopActiveSnapshot();
+	/* the next statement sees these rows */
+	CommandCounterIncrement();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(mb->call_cxt);
+}

@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * member_bulk.h
+ *		Inserting many rows of segments.member at once (member_bulk.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SEGMENTS_MEMBER_BULK_H
+#define SEGMENTS_MEMBER_BULK_H
+
+#include "access/htup.h"
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
+
+typedef struct MemberBulk MemberBulk;
+
+extern bool MemberBulkPossible(Relation rel);
+extern MemberBulk *MemberBulkBegin(void);
+extern void MemberBulkInsert(MemberBulk *mb, Oid relid, HeapTuple *tuples, int ntuples,
+							 Snapshot snapshot);
+
+#endif							/* SEGMENTS_MEMBER_BULK_H */
