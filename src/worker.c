@@ -43,6 +43,7 @@
 #include "catalog.h"
 #include "citus.h"
 #include "history.h"
+#include "member_lock.h"
 #include "member_vacuum.h"
 #include "pass_chunked.h"
 #include "privilege.h"
@@ -1457,6 +1458,7 @@ source_check(void)
 		if (SPI_processed > 0 && OidIsValid(config.member_relid))
 		{
 			HistorySetCause(HISTORY_CAUSE_FAILED);	/* history */
+			MemberLockWriters(config.member_relid);
 			WorkerRun("DELETE FROM segments.member", 0, NULL, NULL, SPI_OK_DELETE);
 		}
 	}
