@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The worker's vacuum of segments.member needs a background worker slot of
-# its own: with none free (max_worker_processes taken by the launcher and
-# the worker), the worker says so once in the log, does not vacuum, and
-# goes on applying changes and evaluating.  Starts a throwaway cluster of
+# its own: with none free (max_worker_processes taken by the launcher, the
+# logical replication launcher and the worker), the worker says so once in
+# the log, does not vacuum, and goes on applying changes and evaluating.  Starts a throwaway cluster of
 # its own, next to the test cluster, and stops it on exit.
 TEST_NAME=08_vacuum_no_slot
 . "$(dirname "$0")/../own_cluster.bash"
 own_cluster "$PGHOST/noslot_$$" $((PGPORT + 3)) <<CONF
 shared_preload_libraries = 'segments'
-max_worker_processes = 2
+max_worker_processes = 3
 segments.member_vacuum_scale_factor = 0.1
 CONF
 
