@@ -1581,7 +1581,7 @@ vacuum_step(void)
 			due = MemberVacuumDue(relid, pass_active);
 		}
 		commit_xact();
-		/* no free slot: again at the next look (logged once) */
+		/* no free background worker slot: again in 5 s (logged once) */
 		if (due && !MemberVacuumStart(relid))
 			vacuum_next_at = GetCurrentTimestamp() + 10 * VACUUM_CHECK_MS * 1000L;
 	}
