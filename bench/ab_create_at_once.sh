@@ -38,6 +38,6 @@ done
 for round in $(seq 1 "$ROUNDS"); do
     for k in A B; do
         echo "-- $k, round $round"
-        PGHOST=${TMP[$k]} PGPORT=${PORT[$k]} PG_BIN=${BIN[$k]} ROUNDS=1 "$HERE/create_at_once.sh" | grep -E '^(round|median|[0-9]+ contacts)'
+        PGHOST=${TMP[$k]} PGPORT=${PORT[$k]} PG_BIN=${BIN[$k]} ROUNDS=1 "$HERE/create_at_once.sh" | grep -E '^(round|median|[0-9]+ contacts| +[0-9.]+ s )'
     done
 done
