@@ -210,7 +210,7 @@ while read -r -t 120 line <&"${HOLD[0]}"; do
     [ "$line" = held ] && { held=1; break; }
 done
 [ -n "$held" ] || fail "a pass on the second worker did not start"
-[ "$(qn w2 "SELECT count(*) FROM pg_locks WHERE relation = 'segments.member'::regclass AND mode = 'ShareRowExclusiveLock' AND granted")" = 1 ] ||
+[ "$(qn w2 "SELECT count(*) FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_extension'::regclass AND objsubid = 1 AND mode = 'ExclusiveLock' AND granted")" = 1 ] ||
     fail "the open pass on the second worker does not hold its membership lock"
 out=$(psql -X -qAt -p "${PORT[w1]}" -d "$DB" -v ON_ERROR_STOP=1 -c "SET statement_timeout = '30s'" \
         -c "SET citus.log_local_commands = on" -c "SET citus.log_remote_commands = on" \

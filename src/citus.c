@@ -394,22 +394,6 @@ CitusScanRelations(Relation source, Oid member_relid, List **members)
 	return rels;
 }
 
-/*
- * Takes the lock that makes writers of membership take turns.  On Citus
- * it is this node's own (a LOCK TABLE of the distributed table would take
- * it on every node and serialise the nodes' passes): each node writes only
- * the membership shards placed on it.  False on plain PostgreSQL: the
- * caller locks segments.member itself.
- */
-bool
-CitusLockMember(Oid member_relid)
-{
-	if (!OidIsValid(member_relid) || !CitusIsDistributed(member_relid))
-		return false;
-	LockRelationOid(member_relid, ShareRowExclusiveLock);
-	return true;
-}
-
 /* Closes what CitusScanRelations() opened (locks kept to the end of the transaction). */
 void
 CitusCloseScanRelations(List *rels, Relation source)

@@ -19,7 +19,6 @@ extern bool CitusIsDistributed(Oid relid);
 extern bool CitusProbe(Relation rel, Oid indexid, Datum key, TupleTableSlot *slot);
 extern bool CitusIsShardOf(Relation rel, Oid source);
 extern List *CitusScanRelations(Relation source, Oid member_relid, List **members);
-extern bool CitusLockMember(Oid member_relid);
 extern void CitusCloseScanRelations(List *rels, Relation source);
 extern bool CitusPass(const pg_uuid_t *only, int nonly, bool chunk);
 extern bool CitusWait(TimestampTz deadline);

@@ -21,6 +21,7 @@
 #include "history.h"
 #include "member_bulk.h"
 #include "member_codec.h"
+#include "member_lock.h"
 #include "member_space.h"
 
 #include "access/genam.h"
@@ -415,10 +416,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	{
 		TimestampTz lock_start = GetCurrentTimestamp();
 
-		/* Citus: this node's lock only (citus.c) */
-		if (!CitusLockMember(plan->cat->config.member_relid) &&
-			SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
-			elog(ERROR, "could not lock segments.member");
+		MemberLockWriters(plan->cat->config.member_relid);	/* member_lock.c */
 		EvaluateLockWaitUs += GetCurrentTimestamp() - lock_start;
 	}
 	/*
@@ -1158,9 +1156,7 @@ EvaluateFailClosed(Datum ids)
 	if (ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(ids)), ARR_DIMS(DatumGetArrayTypeP(ids))) == 0 ||
 		!CatalogHasFailureHandling())
 		return;
-	if (!CitusLockMember(CatalogGet()->config.member_relid) &&
-		SPI_execute("LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE", false, 0) < 0)
-		elog(ERROR, "could not lock segments.member");
+	MemberLockWriters(CatalogGet()->config.member_relid);
 	if (SPI_execute_with_args("SELECT coalesce(pg_catalog.array_agg(num), '{}') FROM segments.segment"
 							  " WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
 							  1, &type, &ids, NULL, false, 1) != SPI_OK_SELECT)

@@ -13,9 +13,9 @@
  * are recorded by a trigger on segments.segment (sql/install/08_history.sql).
  *
  * Commit order: change ids come from a sequence drawn while holding the
- * SHARE ROW EXCLUSIVE lock on segments.member, which every writer of
- * membership takes (plan_build, EvaluateFailClosed; the trigger takes it
- * too, for any other writer) and keeps until it commits.  So a transaction
+ * writers' lock (member_lock.c), which every writer of membership takes
+ * (plan_build, EvaluateFailClosed; the trigger takes it too, for any
+ * other writer) and keeps until it commits.  So a transaction
  * that draws ids after another committed, and a reader that sees some
  * change sees every change with a smaller id.
  *
@@ -24,6 +24,7 @@
 #include "catalog.h"
 #include "history.h"
 #include "member_codec.h"
+#include "member_lock.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -317,7 +318,7 @@ segments_member_history(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(rel);
 
 	/* ids in commit order: see the banner (a no-op for the passes) */
-	LockRelationOid(RelationGetRelid(rel), ShareRowExclusiveLock);
+	MemberLockWriters(RelationGetRelid(rel));
 
 	trig_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments history",
 									 ALLOCSET_DEFAULT_SIZES);

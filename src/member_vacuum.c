@@ -1,25 +1,29 @@
 /*-------------------------------------------------------------------------
  *
  * member_vacuum.c
- *		The worker's VACUUM of segments.member.
+ *		The worker's VACUUM of segments.member, in a process of its own.
  *
  * Every row a pass or a change rewrites leaves a dead version behind: its
  * line pointer and its index entries (a few dozen in the GIN index on the
  * segment numbers, since no such update is HOT).  Pruning before a pass
  * (member_space.c) gives the tuple's bytes back, but only VACUUM frees the
- * line pointers and the index entries.  Autovacuum rarely gets to: it
- * skips a table whose lock it cannot take at once, and the worker's
- * transactions hold segments.member's lock most of the time while it is
- * busy, which is exactly when versions pile up.  So the worker vacuums the
- * table itself, between its own transactions, once enough rows were
- * replaced since the last vacuum (segments.member_vacuum_scale_factor), the
- * way autovacuum calls vacuum() from a background process.
+ * line pointers and the index entries.  Autovacuum, which looks at a
+ * database once a minute and at a table only past its own thresholds,
+ * falls behind passes that rewrite every row in seconds.  So the worker
+ * has the table vacuumed once enough rows were replaced since the last
+ * vacuum (segments.member_vacuum_scale_factor).
  *
- * The vacuum holds the table's SHARE UPDATE EXCLUSIVE lock, which the
- * writers' lock conflicts with: the worker runs it only with no change
- * waiting in the queue, skips the table when another session holds the
- * lock (a refresh()), and a SIGTERM ends it like any other query of the
- * worker.
+ * Writers hold only ROW EXCLUSIVE on the table (member_lock.c), which
+ * VACUUM's SHARE UPDATE EXCLUSIVE does not conflict with.  The vacuum runs
+ * in a dynamic background worker the worker starts (MemberVacuumStart),
+ * the way autovacuum calls vacuum() from a background process, while the
+ * worker goes on applying changes and evaluating: at a million contacts
+ * it takes seconds, which changes no longer wait for.  One at a time: the
+ * worker starts no other while it runs (and VACUUM's lock would skip a
+ * second).  It ends on SIGTERM like any backend's query, notes a SIGHUP
+ * (its settings are those it started with), and ends with the worker.  Its
+ * failure (an error, a SIGTERM) is its own: the worker starts another
+ * when one is due again.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +34,10 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -52,14 +60,18 @@ static PgStat_Counter baseline_replaced = 0;
 static PgStat_Counter baseline_vacuums = -1;
 
 /*
- * The rows replaced as of the last look that found a vacuum due, and
- * whether this worker then vacuumed: its vacuum moves the baseline to that
- * count, not to the count at the next look, since rows a pass replaced in
- * between (the worker runs a pass as soon as its vacuum ends) are not done
- * with.
+ * Rows replaced as of the last look, and as of the start of the vacuum
+ * this worker started last (-1: none since the baseline moved): rows
+ * replaced while it ran were not all dead when it began.
  */
-static PgStat_Counter replaced_at_due = 0;
-static bool own_vacuum = false;
+static PgStat_Counter looked_replaced = 0;
+static PgStat_Counter started_replaced = -1;
+
+/* The vacuum process this worker started, until it is seen gone. */
+static BackgroundWorkerHandle *vacuum_handle = NULL;
+static TimestampTz vacuum_started_at = 0;
+static bool stop_registered = false;
+static bool start_failure_logged = false;
 
 void
 MemberVacuumInit(void)
@@ -137,24 +149,23 @@ MemberVacuumDue(Oid relid, bool in_pass)
 		 * snapshot goes).
 		 */
 		baseline_vacuums = vacuums;
-		baseline_replaced = own_vacuum ? replaced_at_due : replaced_rows(tab);
-		own_vacuum = false;
+		baseline_replaced = started_replaced >= 0 ?
+			Min(started_replaced, replaced_rows(tab)) : replaced_rows(tab);
+		started_replaced = -1;
 	}
+	looked_replaced = replaced_rows(tab);
 	threshold = MEMBER_VACUUM_MIN_ROWS + factor * Max(tab->n_live_tuples, 0);
-	if (replaced_rows(tab) - baseline_replaced < threshold)
-		return false;
-	replaced_at_due = replaced_rows(tab);
-	return true;
+	return replaced_rows(tab) - baseline_replaced >= threshold;
 }
 
 /*
  * VACUUM segments.member (relid), as autovacuum does, outside any
  * transaction (vacuum() commits the one it is given and runs its own).
- * Skips the table when another session holds its lock.  Errors propagate
- * with the transaction aborted by the caller's handler.
+ * Skips the table when another session holds its lock (a VACUUM by hand,
+ * autovacuum, a vacuum process that is still ending).  Errors propagate.
  */
-void
-MemberVacuum(Oid relid)
+static void
+member_vacuum(Oid relid)
 {
 	VacuumParams params;
 	MemoryContext portal = AllocSetContextCreate(TopMemoryContext, "segments vacuum",
@@ -177,7 +188,6 @@ MemberVacuum(Oid relid)
 
 	/* vacuum() keeps its memory under PortalContext, as in autovacuum */
 	PortalContext = portal;
-	own_vacuum = true;
 	PG_TRY();
 	{
 		StartTransactionCommand();
@@ -194,4 +204,121 @@ MemberVacuum(Oid relid)
 	PG_END_TRY();
 	/* vacuum() counted itself in the statistics: the next look moves the baseline */
 	pgstat_report_stat(true);
+}
+
+/* on_shmem_exit callback of the worker: its vacuum process ends with it. */
+static void
+vacuum_stop(int code, Datum arg)
+{
+	if (vacuum_handle != NULL)
+		TerminateBackgroundWorker(vacuum_handle);
+}
+
+/*
+ * Is the vacuum process this worker started still running?  Once it is
+ * seen gone, sets *ran to how long it ran (from its start to now) and
+ * forgets it; *ran is 0 otherwise.
+ */
+bool
+MemberVacuumRunning(int64 *ran)
+{
+	pid_t		pid;
+
+	*ran = 0;
+	if (vacuum_handle == NULL)
+		return false;
+	switch (GetBackgroundWorkerPid(vacuum_handle, &pid))
+	{
+		case BGWH_STARTED:
+		case BGWH_NOT_YET_STARTED:
+			return true;
+		case BGWH_STOPPED:
+		case BGWH_POSTMASTER_DIED:
+			break;
+	}
+	pfree(vacuum_handle);
+	vacuum_handle = NULL;
+	*ran = GetCurrentTimestamp() - vacuum_started_at;
+	return false;
+}
+
+/*
+ * Starts the vacuum of segments.member (relid) in a background worker of
+ * this database, unless one runs already.  False when none could be
+ * started (no free background worker slot: max_worker_processes), which
+ * is logged once until a start succeeds; the caller tries again later.
+ */
+bool
+MemberVacuumStart(Oid relid)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	MemoryContext old;
+	int64		ran;
+
+	if (MemberVacuumRunning(&ran))
+		return true;
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "segments");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "segments_member_vacuum_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "segments member vacuum for database %u", MyDatabaseId);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "segments member vacuum");
+	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	memcpy(worker.bgw_extra, &relid, sizeof(Oid));
+	worker.bgw_notify_pid = MyProcPid;	/* its end sets the worker's latch */
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		MemoryContextSwitchTo(old);
+		if (!start_failure_logged)
+			ereport(LOG,
+					(errmsg("segments worker for database %u could not start a vacuum of segments.member",
+							MyDatabaseId),
+					 errdetail("No background worker slot is free."),
+					 errhint("Raise max_worker_processes; meanwhile the worker tries again and autovacuum may vacuum the table.")));
+		start_failure_logged = true;
+		return false;
+	}
+	MemoryContextSwitchTo(old);
+	start_failure_logged = false;
+	vacuum_handle = handle;
+	vacuum_started_at = GetCurrentTimestamp();
+	started_replaced = looked_replaced;
+	if (!stop_registered)
+	{
+		on_shmem_exit(vacuum_stop, (Datum) 0);
+		stop_registered = true;
+	}
+	return true;
+}
+
+/*
+ * Entry point of the vacuum process: arg is the database oid, bgw_extra
+ * segments.member's oid.  Runs as the bootstrap superuser, like the
+ * worker; vacuum() itself runs as the table's owner, in a
+ * security-restricted operation.
+ */
+void
+segments_member_vacuum_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	Oid			relid;
+
+	memcpy(&relid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("segments member vacuum");
+	/* above ALTER DATABASE/ROLE ... SET search_path, as in the worker */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	pgstat_report_activity(STATE_RUNNING, "segments: vacuuming segments.member");
+	member_vacuum(relid);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	proc_exit(0);
 }

@@ -8,10 +8,16 @@
 #ifndef SEGMENTS_MEMBER_VACUUM_H
 #define SEGMENTS_MEMBER_VACUUM_H
 
+#include "postgres.h"
+
+#include "fmgr.h"
+
 extern double segments_member_vacuum_scale_factor;
 
 extern void MemberVacuumInit(void);
 extern bool MemberVacuumDue(Oid relid, bool in_pass);
-extern void MemberVacuum(Oid relid);
+extern bool MemberVacuumStart(Oid relid);
+extern bool MemberVacuumRunning(int64 *ran);
+extern PGDLLEXPORT void segments_member_vacuum_main(Datum arg);
 
 #endif							/* SEGMENTS_MEMBER_VACUUM_H */

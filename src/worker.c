@@ -43,6 +43,7 @@
 #include "catalog.h"
 #include "citus.h"
 #include "history.h"
+#include "member_lock.h"
 #include "member_vacuum.h"
 #include "pass_chunked.h"
 #include "privilege.h"
@@ -1457,6 +1458,7 @@ source_check(void)
 		if (SPI_processed > 0 && OidIsValid(config.member_relid))
 		{
 			HistorySetCause(HISTORY_CAUSE_FAILED);	/* history */
+			MemberLockWriters(config.member_relid);
 			WorkerRun("DELETE FROM segments.member", 0, NULL, NULL, SPI_OK_DELETE);
 		}
 	}
@@ -1531,31 +1533,40 @@ trim_history(void)
 }
 
 /*
- * segments.member is vacuumed by the worker (member_vacuum.c) once enough
- * of its rows were replaced: looked at, at most this often, between the
- * worker's transactions with no change waiting.
+ * segments.member is vacuumed (member_vacuum.c) once enough of its rows
+ * were replaced: looked at, at most this often, between the worker's
+ * transactions.
  */
 #define VACUUM_CHECK_MS		500
 
 static TimestampTz vacuum_checked_at = 0;
 
 /*
- * Changes wait while the vacuum runs: the next one comes at least ten
- * times the last one's duration later, so that vacuums take at most about
- * a tenth of the worker's time, whatever the table's size.
+ * The vacuum runs beside the worker, in a process of its own, and takes
+ * a core while it does: the next one starts at least ten times the last
+ * one's duration after it ended, so that vacuums take at most about a
+ * tenth of a core, whatever the table's size.
  */
 static TimestampTz vacuum_next_at = 0;
 
-/* Vacuums segments.member when due.  Returns whether it did. */
-static bool
+/*
+ * Starts the vacuum of segments.member when due and none runs.  Never
+ * waits for it: changes go on being applied while it runs.
+ */
+static void
 vacuum_step(void)
 {
 	volatile bool due = false;
+	int64		ran;
 
+	if (MemberVacuumRunning(&ran))
+		return;
+	if (ran > 0)
+		vacuum_next_at = GetCurrentTimestamp() + 10 * ran;
 	if (segments_member_vacuum_scale_factor <= 0 ||
 		GetCurrentTimestamp() < vacuum_next_at ||
 		!TimestampDifferenceExceeds(vacuum_checked_at, GetCurrentTimestamp(), VACUUM_CHECK_MS))
-		return false;
+		return;
 	vacuum_checked_at = GetCurrentTimestamp();
 	/* the rows this worker replaced count: its statistics, flushed */
 	(void) pgstat_report_stat(true);
@@ -1570,23 +1581,15 @@ vacuum_step(void)
 			due = MemberVacuumDue(relid, pass_active);
 		}
 		commit_xact();
-		if (due)
-		{
-			TimestampTz start = GetCurrentTimestamp();
-
-			pgstat_report_activity(STATE_RUNNING, "segments: vacuuming segments.member");
-			MemberVacuum(relid);
-			pgstat_report_activity(STATE_IDLE, NULL);
-			vacuum_next_at = GetCurrentTimestamp() + 10 * (GetCurrentTimestamp() - start);
-		}
+		/* no free background worker slot: again in 5 s (logged once) */
+		if (due && !MemberVacuumStart(relid))
+			vacuum_next_at = GetCurrentTimestamp() + 10 * VACUUM_CHECK_MS * 1000L;
 	}
 	PG_CATCH();
 	{
 		(void) abort_xact();
-		due = false;
 	}
 	PG_END_TRY();
-	return due;
 }
 
 /*
@@ -1601,6 +1604,7 @@ worker_round(long *sleep_ms)
 	*sleep_ms = segments_naptime;
 	if (!source_usable())
 		return false;
+	vacuum_step();				/* beside the worker: nothing waits for it */
 	apply_pace();
 	for (;;)
 	{
@@ -1620,9 +1624,6 @@ worker_round(long *sleep_ms)
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), APPLY_BUDGET_MS))
 			return true;
 	}
-	/* the queue is empty: the vacuum, if due, keeps no change waiting yet */
-	if (vacuum_step())
-		return true;
 	if (pass_step())
 	{
 		/* the passage of time keeps its pace during a long pass */

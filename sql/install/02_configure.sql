@@ -191,6 +191,7 @@ BEGIN
         DELETE FROM segments.config;
         PERFORM segments._install_capture(NULL);
         IF to_regclass('segments.member') IS NOT NULL THEN
+            PERFORM segments._lock_member_writers();  -- before its snapshot
             DELETE FROM segments.member;
         END IF;
         UPDATE segments.segment_state

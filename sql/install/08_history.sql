@@ -125,7 +125,7 @@ BEGIN
     VALUES (OLD.num, OLD.id, OLD.tenant, OLD.name)
     ON CONFLICT (num) DO NOTHING;
     IF segments._history_on() THEN
-        LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE;
+        PERFORM segments._lock_member_writers();
         INSERT INTO segments.change_log (at, cause, contact_id, tenant, exited)
         SELECT pg_catalog.now(), 'd', m.contact_id, m.tenant, segments._history_exit(m.data, OLD.num)
           FROM segments.member m

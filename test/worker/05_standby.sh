@@ -116,8 +116,8 @@ sexpect "read-only transaction" \
         "BEGIN READ ONLY; SELECT segments.segment_is_member(10::bigint, 'VIP'); COMMIT" t
 
 # 3. wait() on the standby waits for the primary's worker.  A session on
-#    the primary holds the lock the worker needs to write membership (a
-#    SHARE ROW EXCLUSIVE lock, not replicated), so the committed changes
+#    the primary holds a lock that keeps the worker from writing
+#    membership (SHARE ROW EXCLUSIVE, not replicated), so the committed changes
 #    stay queued until it lets go.
 block_worker
 qa "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id <= 100"

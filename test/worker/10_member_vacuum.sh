@@ -2,9 +2,10 @@
 # The worker's VACUUM of segments.member (src/member_vacuum.c): passes that
 # rewrite every stored row leave the table about its size after one pass,
 # with autovacuum off on it and no VACUUM of our own (where it grew by a
-# copy per pass before); the vacuum runs as the worker's own work (its
-# activity says so), a contact change committed during it neither waits
-# nor is lost, and a SIGTERM ends it at once.
+# copy per pass before); the vacuum runs in a process the worker starts
+# beside itself, one at a time: a contact change committed during it is
+# applied while it runs, and a SIGTERM (to it, or to the worker) ends it at
+# once without stopping the worker.
 . "$(dirname "$0")/common.bash"
 
 set_system segments.member_vacuum_scale_factor 0.1     # the default; reset on exit
@@ -73,43 +74,67 @@ expect "the heap grew past the bound without it" \
        "SELECT pg_relation_size('segments.member') > 2 * $one_heap OR pg_relation_size('segments.member_segs_idx') > 3 * $one_gin" t
 note "heap $heap1 -> $(q "SELECT pg_relation_size('segments.member')") bytes in 8 passes without the worker's vacuum"
 
-# 3. a vacuum made slow (a cost delay for this database's sessions, the
-# worker's included): a change committed meanwhile, then SIGTERM
+# 3. a vacuum made slow (a cost delay for this database's sessions: the
+# vacuum process reads it when it starts) runs beside the worker, which
+# goes on applying changes and evaluating meanwhile
 q "ALTER DATABASE \"$DB\" SET vacuum_cost_delay = '100ms'"
 q "ALTER DATABASE \"$DB\" SET vacuum_cost_limit = 1"
-old=$(q "SELECT pid FROM segments.worker")
-q "SELECT pg_terminate_backend($old)" >/dev/null
-wait_gone "$old" 30
-poll "a new worker, with the database's settings" "SELECT pid IS NOT NULL AND pid <> $old FROM segments.worker" t 60
 set_system segments.member_vacuum_scale_factor 0.1
 poll "the setting is read again" "SHOW segments.member_vacuum_scale_factor" 0.1 30
-# a pass that rewrites every row, not waited for: its vacuum is slow
+VACUUMING="SELECT pid FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'
+             AND datname = current_database() AND query = 'segments: vacuuming segments.member' AND state = 'active'"
+NVACUUMING="SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'"
+wpid=$(q "SELECT pid FROM segments.worker")
+# a pass that rewrites every row: a vacuum is due
 q "SELECT segments.update_segment('flip', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"gt\", \"value\": 10000}')" >/dev/null
-poll "the worker vacuums segments.member" \
-     "SELECT count(*) FROM pg_stat_activity a JOIN segments.worker w USING (pid)
-       WHERE a.query = 'segments: vacuuming segments.member' AND a.state = 'active'" 1 60
-pid=$(q "SELECT pid FROM segments.worker")
-expect "the vacuum holds segments.member's lock" \
-       "SELECT count(*) FROM pg_locks WHERE pid = $pid AND relation = 'segments.member'::regclass
-          AND mode = 'ShareUpdateExclusiveLock' AND granted" 1
+poll "a vacuum process vacuums segments.member" "SELECT count(*) FROM ($VACUUMING) v" 1 60
+vpid=$(q "$VACUUMING")
+expect "it is not the worker, and holds the table's SHARE UPDATE EXCLUSIVE lock" \
+       "SELECT $vpid <> $wpid AND EXISTS (SELECT FROM pg_locks WHERE pid = $vpid AND relation = 'segments.member'::regclass
+          AND mode = 'ShareUpdateExclusiveLock' AND granted)" t
+expect "the pass ends while the vacuum runs" "SELECT segments.wait('120 s')" t
 start=$(date +%s%N)
-psql -X -qAt -v ON_ERROR_STOP=1 -U "$APP" -c "SET statement_timeout = '10s'" \
-     -c "UPDATE contacts SET n = 15000 WHERE id = 5" >/dev/null ||
-    fail "a contact change did not commit within 10 s during the vacuum"
-note "ok: a contact change commits during the vacuum ($(( ($(date +%s%N) - start) / 1000000 )) ms)"
-expect "the vacuum is still running (it is slow): the change waits in the queue" \
-       "SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid = $pid AND query = 'segments: vacuuming segments.member')
-               || ' ' || (SELECT count(*) FROM segments.change_queue)" "1 1"
+qa "UPDATE contacts SET n = 15000 WHERE id = 5"
+expect "a change committed during the vacuum is applied (wait() returns)" "SELECT segments.wait('30 s')" t
+note "ok: ... visible $(( ($(date +%s%N) - start) / 1000000 )) ms after its commit, the vacuum still running"
+expect "... visible to segment_is_member (n > 10000: in 'flip'), with the vacuum still running" \
+       "SELECT segments.segment_is_member(5, 'flip') AND NOT segments.segment_is_member(6, 'flip')
+               AND EXISTS (SELECT FROM ($VACUUMING) v WHERE pid = $vpid)" t
+# another pass rewrites every row again meanwhile: a vacuum is due again,
+# and none other starts while this one runs
+q "SELECT segments.update_segment('flip', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lte\", \"value\": 10000}')" >/dev/null
+expect "a second pass ends while the vacuum runs" "SELECT segments.wait('120 s')" t
+hold "one vacuum process at a time (a vacuum is due again)" "SELECT string_agg(pid::text, ',') FROM ($VACUUMING) v" "$vpid" 3
+expect "... of the worker that started it" "SELECT pid FROM segments.worker" "$wpid"
+
+# SIGTERM to the worker ends its vacuum process too
 start=$(date +%s)
-q "SELECT pg_terminate_backend($pid)" >/dev/null
-wait_gone "$pid" 10
-note "ok: SIGTERM ended the worker within $(( $(date +%s) - start )) s of a vacuum that would take minutes"
+q "SELECT pg_terminate_backend($wpid)" >/dev/null
+wait_gone "$wpid" 10
+wait_gone "$vpid" 10
+note "ok: SIGTERM to the worker ended it and its vacuum process within $(( $(date +%s) - start )) s (a vacuum that would take minutes)"
+expect "no vacuum process left" "$NVACUUMING" 0
 expect "the vacuum did not complete" "SELECT $(vacuums) - $v1" 0
+poll "a new worker" "SELECT pid IS NOT NULL AND pid <> $wpid FROM segments.worker" t 60
+wpid=$(q "SELECT pid FROM segments.worker")
+
+# SIGTERM to the vacuum process ends it at once; the worker goes on
+q "SELECT segments.update_segment('flip', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"gt\", \"value\": 10000}')" >/dev/null
+poll "the new worker starts a vacuum process" "SELECT count(*) FROM ($VACUUMING) v" 1 120
+vpid=$(q "$VACUUMING")
+start=$(date +%s)
+q "SELECT pg_terminate_backend($vpid)" >/dev/null
+wait_gone "$vpid" 10
+note "ok: SIGTERM ended the vacuum process within $(( $(date +%s) - start )) s"
+expect "the vacuum did not complete" "SELECT $(vacuums) - $v1" 0
+qa "UPDATE contacts SET n = 15000 WHERE id = 6"
+expect "the worker goes on: the pass ends and a change is applied" \
+       "SELECT segments.wait('120 s') AND segments.segment_is_member(6, 'flip') AND pid = $wpid FROM segments.worker" t
 q "ALTER DATABASE \"$DB\" RESET vacuum_cost_delay"
 q "ALTER DATABASE \"$DB\" RESET vacuum_cost_limit"
-expect "the pass and the change are done by the next worker" "SELECT segments.wait('120 s')" t
-expect "the change made during the vacuum is applied (n > 10000: in 'flip')" \
-       "SELECT segments.segment_is_member(5, 'flip') AND NOT segments.segment_is_member(6, 'flip')" t
-poll "... and the next worker vacuums the table in full" "SELECT $VACUUMS > $v1" t 60
+expect "the changes made during the vacuums are applied" \
+       "SELECT segments.segment_is_member(5, 'flip') AND segments.segment_is_member(6, 'flip') AND NOT segments.segment_is_member(7, 'flip')" t
+poll "... and the worker has the table vacuumed in full after that" "SELECT $VACUUMS > $v1" t 120
+expect "by the same worker" "SELECT pid FROM segments.worker" "$wpid"
 expect "membership exact after all" "SELECT count(*) FROM segments.verify() WHERE missing <> 0 OR extra <> 0" 0
 all_passed

@@ -81,8 +81,9 @@ mismatches() {
           EXCEPT SELECT m::text FROM segments.segment_members('$segment') m)) d"
 }
 
-# Holds the lock the worker needs to write membership (SHARE ROW EXCLUSIVE
-# on segments.member) from a background session of this database, so that
+# Holds a lock that keeps the worker from writing membership (SHARE ROW
+# EXCLUSIVE on segments.member: it conflicts with the ROW EXCLUSIVE writers
+# take) from a background session of this database, so that
 # committed changes stay queued (and rows the worker took stay visible to
 # others) until unblock_worker; released on exit too.
 BLOCKER=""
