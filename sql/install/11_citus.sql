@@ -492,3 +492,45 @@ END
 $$;
 COMMENT ON FUNCTION segments._citus_nodes_check() IS
     'Internal: copies the catalog to Citus nodes that joined, and has every segment evaluated again.';
+
+-- verify() on the coordinator: every worker compares the shards placed on
+-- it (segments.verify() there), and the differences add up, per segment,
+-- with the coordinator's name and state and a few sample keys.
+CREATE FUNCTION segments._citus_verify(segment uuid)
+RETURNS TABLE (segment_id uuid, name text, state text, missing bigint, extra bigint,
+               missing_sample text[], extra_sample text[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows jsonb := '[]';
+    r      record;
+BEGIN
+    FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
+                     '  FROM pg_catalog.run_command_on_workers($1)'
+             USING format('SELECT coalesce(pg_catalog.jsonb_agg(v), ''[]'') FROM segments.verify(%L::uuid) v',
+                          segment)
+    LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'verify() on node %:% failed: %', r.nodename, r.nodeport, r.result
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Every worker must be up and hold the segment catalog (segments.wait() returns true once it does); then call segments.verify() again.';
+        END IF;
+        v_rows := v_rows || r.result::jsonb;
+    END LOOP;
+    RETURN QUERY
+    WITH v AS (SELECT (e ->> 'segment_id')::uuid AS id, e FROM jsonb_array_elements(v_rows) e)
+    SELECT v.id, s.name, coalesce(st.state, 'pending'),
+           sum((v.e ->> 'missing')::bigint)::bigint, sum((v.e ->> 'extra')::bigint)::bigint,
+           ARRAY(SELECT k FROM v w, jsonb_array_elements_text(coalesce(nullif(w.e -> 'missing_sample', 'null'), '[]')) k
+                  WHERE w.id = v.id ORDER BY k LIMIT 5),
+           ARRAY(SELECT k FROM v w, jsonb_array_elements_text(coalesce(nullif(w.e -> 'extra_sample', 'null'), '[]')) k
+                  WHERE w.id = v.id ORDER BY k LIMIT 5)
+      FROM v JOIN segments.segment s ON s.id = v.id
+      LEFT JOIN segments.segment_state st ON st.segment_id = v.id
+     GROUP BY v.id, s.name, st.state
+     ORDER BY s.name;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_verify(uuid) IS
+    'Internal: segments.verify() on a Citus coordinator, the sum of every worker''s.';
