@@ -534,3 +534,35 @@ END
 $$;
 COMMENT ON FUNCTION segments._citus_verify(uuid) IS
     'Internal: segments.verify() on a Citus coordinator, the sum of every worker''s.';
+
+-- A configuration row arriving on the coordinator (a restore loads it as
+-- data; configure() writes it) for a distributed source whose membership
+-- is not distributed with it yet: membership is built (DDL propagation off,
+-- as configure() does) and distributed, colocated with the source.  True
+-- when it did so; false elsewhere (plain PostgreSQL, a worker, storage
+-- already fitting): the caller builds plain storage as usual.
+CREATE FUNCTION segments._citus_config_arrived(source regclass, key_column name,
+                                               tenant_column name, key_type regtype)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT segments._citus_distributed(source) OR NOT segments._citus_coordinator()
+       OR segments._citus_storage_fits(source) THEN
+        RETURN false;
+    END IF;
+    PERFORM segments._citus_check(source, key_column);
+    IF to_regclass('segments.member') IS NULL
+       OR (SELECT a.atttypid FROM pg_attribute a
+            WHERE a.attrelid = to_regclass('segments.member') AND a.attnum = 1)
+          IS DISTINCT FROM key_type THEN
+        PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+        PERFORM segments._build_storage(key_type);
+    END IF;
+    PERFORM segments._citus_configure(source, key_column, tenant_column);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_config_arrived(regclass, name, name, regtype) IS
+    'Internal: distributes membership with a distributed source when its configuration arrives (a restore).';
