@@ -231,7 +231,8 @@ expect "explain() on the coordinator reads the contact's row and membership thro
             || (f ->> 'stored') || ':' || (f ->> 'evaluated') || ':' || (f ->> 'agrees')
        FROM segments.explain(4, 'german') e, segments.explain(1, 'german') f" \
     "true:true:true,false:false:true"
-errors "verify() on a distributed source: 0A000, not a wrong answer" 0A000 "SELECT * FROM segments.verify()"
+expect "verify() on the coordinator (every worker compares its shards) finds no difference" \
+    "SELECT count(*) || ':' || sum(missing + extra) || ':' || bool_and(state = 'ready') FROM segments.verify()" "5:0:true"
 errors "preview() on a distributed source: 0A000, not a wrong answer" 0A000 \
     "SELECT * FROM segments.preview('{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}')"
 # membership history is not kept on Citus: every reader of it says so
@@ -267,6 +268,77 @@ for s in vip vip_or_high german; do
     same "segment_members('$s') after the changes as on a single node" \
         "SELECT md5(string_agg(m::text, ',' ORDER BY m)) || ':' || count(*) FROM segments.segment_members('$s') m"
 done
+
+# -- the incremental path writes the contact's membership shard directly --
+# An application role (no superuser, rights on contacts only) writes
+# contacts; each node's worker applies the changes captured on its shards
+# into the colocated membership shard there, not through Citus's router.
+for db in "$DB" "$REF"; do
+    qn coord "$db" "DO \$\$ BEGIN CREATE ROLE app_writer LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$;
+                   GRANT SELECT, INSERT, UPDATE, DELETE ON contacts TO app_writer" >/dev/null
+done
+q "DO \$\$ BEGIN CREATE ROLE app_admin LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$; GRANT segments_admin TO app_admin;
+   GRANT SELECT ON contacts TO app_admin" >/dev/null
+wq() { psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[coord]}" -U app_writer -d "$1" -c "$2"; }
+for db in "$DB" "$REF"; do
+    wq "$db" "UPDATE contacts SET score = (score + 50) % 100 WHERE id % 7 = 0" >/dev/null ||
+        fail "an UPDATE of contacts by the application role (on $db)"
+    wq "$db" "INSERT INTO contacts SELECT g, 'vip', 80, 'org3', '{\"country\":\"fr\"}' FROM generate_series(5002, 5100) g" >/dev/null
+    wq "$db" "DELETE FROM contacts WHERE id BETWEEN 2900 AND 2950" >/dev/null
+done
+expect "changes by the application role (no superuser) are applied on the workers (wait)" \
+    "SELECT segments.wait('60 s')" t
+qref "SELECT segments.wait('60 s')" >/dev/null
+same "membership after the application role's changes as on a single node" \
+    "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id)) || ':' || count(*)
+       FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id"
+# wkey PORT: a vip contact whose shard is on that worker; mshard KEY: its membership shard
+wkey() { q "SELECT min(id) FROM contacts WHERE plan = 'vip' AND get_shard_id_for_distribution_column('contacts', id) IN
+              (SELECT p.shardid FROM pg_dist_placement p JOIN pg_dist_node n ON n.groupid = p.groupid
+                WHERE n.nodeport = $1)"; }
+mshard() { q "SELECT get_shard_id_for_distribution_column('segments.member', $1)"; }
+K1=$(wkey "${PORT[w1]}"); K2=$(wkey "${PORT[w2]}")
+# refresh_contacts KEY on NODE as app_admin (segments_admin), logging every command Citus runs
+refresh_logged() {
+    psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[$1]}" -U app_admin -d "$DB" \
+        -c "SET citus.log_local_commands = on" -c "SET citus.log_remote_commands = on" \
+        -c "SET client_min_messages = log" -c "SELECT segments.refresh_contacts(ARRAY[$2::bigint])" 2>&1
+}
+for k in "$K1" "$K2"; do
+    node=w1; [ "$k" = "$K2" ] && node=w2
+    qn "$node" "SET citus.enable_manual_changes_to_shards = on; DELETE FROM segments.member_$(mshard "$k") WHERE contact_id = $k" >/dev/null
+done
+[ "$(q "SELECT count(*) FROM segments.contact_segments($K1)")" = 0 ] || fail "the membership row of contact $K1 was not removed"
+expect "verify() on the coordinator reports the two contacts whose rows were removed on their workers, by segment" \
+    "SELECT string_agg(name || '=' || missing || ':' || extra || ':' || array_to_string(missing_sample, ','), ' ' ORDER BY name)
+       FROM segments.verify() WHERE missing + extra > 0" \
+    "$(qref "SELECT string_agg(x, ' ' ORDER BY n) FROM (
+               SELECT s.name AS n, s.name || '=' || count(*) || ':0:' || string_agg(c::text, ',' ORDER BY c::text) AS x
+                 FROM unnest(ARRAY[$K1, $K2]::bigint[]) c, segments.contact_segments(c) s GROUP BY s.name) t")"
+expect "verify(segment) on the coordinator reports that segment only" \
+    "SELECT string_agg(name || '=' || missing, ',') FROM segments.verify((SELECT id FROM segments.segments WHERE name = 'vip'))" "vip=2"
+out=$(refresh_logged w1 "$K1") || fail "refresh_contacts($K1) on the first worker as app_admin: $out"
+grep -qx 1 <<< "$out" || fail "refresh_contacts($K1) on the first worker changed no contact: $out"
+# Citus logs "issuing <command>" (remote) and "executing the command locally: <command>"
+if grep -Ei "issuing|executing the command locally" <<< "$out" | grep -qi "member"; then
+    fail "the incremental path on the first worker wrote membership through Citus: $(grep -i member <<< "$out" | head -3)"
+fi
+note "ok: the incremental path (refresh_contacts by a segments_admin role on the contact's worker) wrote its membership shard directly (Citus ran no shard command)"
+same "contact $K1's segments after the direct write as on a single node" \
+    "SELECT string_agg(name, ',' ORDER BY name) FROM segments.contact_segments($K1)"
+# a key whose shard is on another node goes through Citus's router (a shard moved away)
+out=$(refresh_logged w1 "$K2") || fail "refresh_contacts($K2) on the first worker: $out"
+grep -qx 1 <<< "$out" || fail "refresh_contacts($K2) on the first worker changed no contact: $out"
+grep -i "issuing" <<< "$out" | grep -qi "member_$(mshard "$K2")" ||
+    fail "the first worker did not write contact $K2's membership on the second worker through Citus: $out"
+note "ok: a contact whose shard is on another node is written there through Citus's router (issued to member_$(mshard "$K2"))"
+same "contact $K2's segments after the routed write as on a single node" \
+    "SELECT string_agg(name, ',' ORDER BY name) FROM segments.contact_segments($K2)"
+out=$(psql -X -qAt -p "${PORT[w1]}" -d "$DB" -U app_writer -v VERBOSITY=verbose \
+        -c "SELECT segments.refresh_contacts(ARRAY[$K1::bigint])" 2>&1) &&
+    fail "refresh_contacts by a role without segments_admin on a worker succeeded: $out"
+grep -q "ERROR:  42501" <<< "$out" || fail "refresh_contacts without segments_admin on a worker: $out"
+note "ok: refresh_contacts on a worker by a role without segments_admin: 42501"
 
 # -- a new segment, created on the coordinator, evaluated by the worker --
 q "SELECT segments.create_segment('french', '{\"type\":\"trait\",\"key\":\"country\",\"op\":\"eq\",\"value\":\"fr\"}')" >/dev/null
@@ -449,6 +521,76 @@ for rel in segments.membership segments.member; do
     note "ok: a role without segments_read cannot read $rel (42501)"
 done
 
+# -- dump and restore (docs/citus.md, "Dump and restore") -----------------
+# pg_dump of the coordinator without the derived membership; a new Citus
+# database; the schema, the tables distributed again, the data (the
+# configuration arriving distributes membership), the rest without the
+# capture triggers; configure() again installs capture on the shards.
+RDB=segrestore
+DUMP="$SEGMENTS_TMP/app.dump"
+"$PG_BIN/pg_dump" -Fc -p "${PORT[coord]}" -d "$DB" -T segments.member -T segments.citus_catalog -f "$DUMP" ||
+    fail "pg_dump of the coordinator"
+for n in $NODES; do
+    qn "$n" postgres "CREATE DATABASE $RDB" >/dev/null
+    qn "$n" "$RDB" "CREATE EXTENSION citus" >/dev/null
+done
+qn coord "$RDB" "SELECT citus_set_coordinator_host('$SEGMENTS_TMP', ${PORT[coord]})" >/dev/null
+for n in w1 w2 w3; do qn coord "$RDB" "SELECT citus_add_node('$SEGMENTS_TMP', ${PORT[$n]})" >/dev/null; done
+rq_() { qn coord "$RDB" "$1"; }
+MEMBERSHIP_ALL="SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id)) || ':' || count(*)
+                  FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id"
+# restored contacts distributed by another column: the configuration is refused (0A000, HINT)
+out=$("$PG_BIN/pg_restore" --exit-on-error --section=pre-data -p "${PORT[coord]}" -d "$RDB" "$DUMP" 2>&1) ||
+    fail "pg_restore --section=pre-data: $out"
+rq_ "SELECT create_distributed_table('contacts', 'org')" >/dev/null
+out=$("$PG_BIN/pg_restore" --section=data -n segments -t config -f - "$DUMP" |
+      psql -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -p "${PORT[coord]}" -d "$RDB" 2>&1) &&
+    fail "the configuration of contacts distributed by org was restored: $out"
+grep -q "ERROR:  0A000: segments on Citus needs" <<< "$out" && grep -q "HINT:  Distribute the source by the contact key" <<< "$out" ||
+    fail "restoring the configuration of contacts distributed by org: $out"
+[ "$(rq_ "SELECT count(*) FROM segments.config")" = 0 ] || fail "the refused configuration was restored anyway"
+note "ok: restoring the configuration of contacts distributed by another column: 0A000 with a HINT, nothing restored"
+for n in w1 w2 w3 coord; do qn "$n" postgres "DROP DATABASE $RDB WITH (FORCE)" >/dev/null; done
+for n in $NODES; do
+    qn "$n" postgres "CREATE DATABASE $RDB" >/dev/null
+    qn "$n" "$RDB" "CREATE EXTENSION citus" >/dev/null
+done
+qn coord "$RDB" "SELECT citus_set_coordinator_host('$SEGMENTS_TMP', ${PORT[coord]})" >/dev/null
+for n in w1 w2 w3; do qn coord "$RDB" "SELECT citus_add_node('$SEGMENTS_TMP', ${PORT[$n]})" >/dev/null; done
+out=$("$PG_BIN/pg_restore" --exit-on-error --section=pre-data -p "${PORT[coord]}" -d "$RDB" "$DUMP" 2>&1) ||
+    fail "pg_restore --section=pre-data: $out"
+rq_ "SELECT create_distributed_table('contacts', 'id', shard_count => 6);
+     SELECT create_distributed_table('conversations', 'contact_id', colocate_with => 'contacts');
+     SELECT create_distributed_table('by_org', 'org'); SELECT create_reference_table('ref_contacts')" >/dev/null
+out=$("$PG_BIN/pg_restore" --exit-on-error --section=data -p "${PORT[coord]}" -d "$RDB" "$DUMP" 2>&1) ||
+    fail "pg_restore --section=data (the configuration arriving on a distributed source): $out"
+[ "$(rq_ "SELECT segments._citus_storage_fits('contacts')")" = t ] ||
+    fail "the restored configuration did not distribute membership with contacts"
+note "ok: pg_restore of the data distributes membership with the restored contacts (the configuration row's trigger)"
+"$PG_BIN/pg_restore" -l "$DUMP" | grep -v ' TRIGGER public contacts segments_capture' > "$SEGMENTS_TMP/app.list"
+out=$("$PG_BIN/pg_restore" --exit-on-error --section=post-data -L "$SEGMENTS_TMP/app.list" -p "${PORT[coord]}" -d "$RDB" "$DUMP" 2>&1) ||
+    fail "pg_restore --section=post-data without the capture triggers: $out"
+rq_ "SELECT segments.configure(source, key_column, tenant_column, traits_column) FROM segments.config" >/dev/null ||
+    fail "configure() again, with the restored settings, after the restore"
+expect_r() { local got; got=$(rq_ "$2") || fail "$1: query failed"; [ "$got" = "$3" ] || fail "$1: expected '$3', got '$got'"; note "ok: $1"; }
+expect_r "after the restore the segments are evaluated on the workers (wait)" "SELECT segments.wait('120 s')" t
+expect_r "after the restore verify() finds no difference, every segment ready" \
+    "SELECT count(*) || ':' || sum(missing + extra) || ':' || bool_and(state = 'ready') FROM segments.verify()" "6:0:true"
+expect_r "the restored membership equals the dumped database's" "$MEMBERSHIP_ALL" "$(q "$MEMBERSHIP_ALL")"
+expect_r "the capture trigger is on every shard of the restored contacts" \
+    "SELECT sum(result::int) FROM run_command_on_workers(\$\$SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgfoid = 'segments._capture()'::regprocedure AND t.tgtype & 1 = 1 AND c.relname ~ '^contacts_[0-9]+\$'\$\$)" 6
+C2=$(rq_ "SELECT min(id) FROM contacts WHERE plan <> 'vip'")
+psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[coord]}" -U app_writer -d "$RDB" -c "UPDATE contacts SET plan = 'vip' WHERE id = $C2" >/dev/null ||
+    fail "the application role updating a restored contact"
+expect_r "a change by the application role to a restored contact is captured and applied" \
+    "SELECT segments.wait('60 s') AND segments.segment_is_member($C2, 'vip')" t
+for n in $NODES; do qn "$n" postgres "DROP DATABASE $RDB WITH (FORCE)" >/dev/null; done
+
+# verify() with a worker down: an error naming the node, not a partial sum
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$SEGMENTS_TMP/w3" -m fast -w stop >/dev/null
+errors "verify() on the coordinator with a worker down: 55000, not a partial answer" 55000 "SELECT * FROM segments.verify()"
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$SEGMENTS_TMP/w3" -l "$SEGMENTS_TMP/w3.log" -w -t 60 start >/dev/null
+
 all_passed
 
 # CITUS_BENCH=1: the routing overhead of the read path (bench/citus_read.sh)
@@ -457,4 +599,6 @@ if [ -n "${CITUS_BENCH:-}" ]; then
     PGPORT=${PORT[coord]} PGDATABASE=$DB PG_BIN=$PG_BIN CONTACTS=3000 bench/citus_read.sh
     log "bench: a full pass, one node vs a coordinator and two workers"
     PGPORT=${PORT[coord]} CITUS_DB=$DB REF_DB=$REF CONTACTS=${CITUS_BENCH_CONTACTS:-200000} bench/citus_pass.sh
+    log "bench: freshness (incremental path), one node vs a coordinator and three workers"
+    PGPORT=${PORT[coord]} CITUS_DB=$DB REF_DB=$REF CONTACTS=${CITUS_BENCH_CONTACTS:-200000} bench/citus_fresh.sh
 fi

@@ -29,6 +29,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -41,6 +42,8 @@
 #include "utils/rel.h"
 #include "storage/lmgr.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "utils/uuid.h"
 
 PG_FUNCTION_INFO_V1(segments_citus_refresh_local);
 
@@ -284,6 +287,29 @@ CitusIsShardOf(Relation rel, Oid source)
 }
 
 /*
+ * Does shard rel have the source's columns in the same positions (what a
+ * slot of the source's descriptor and the evaluator assume)?
+ */
+static bool
+same_columns(Relation rel, TupleDesc desc)
+{
+	TupleDesc	sdesc = RelationGetDescr(rel);
+
+	if (sdesc->natts != desc->natts)
+		return false;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		Form_pg_attribute b = TupleDescAttr(sdesc, i);
+
+		if (a->attisdropped != b->attisdropped || a->atttypid != b->atttypid ||
+			(!a->attisdropped && strcmp(NameStr(a->attname), NameStr(b->attname)) != 0))
+			return false;
+	}
+	return true;
+}
+
+/*
  * The relations a full pass scans: the source itself, or, when it is
  * distributed, its shards placed on this node (none on a coordinator that
  * holds no shards), opened and checked to have the source's columns.
@@ -355,8 +381,6 @@ CitusScanRelations(Relation source, Oid member_relid, List **members)
 		Oid			mshard = mname ? get_relname_relid(mname, get_rel_namespace(member_relid)) :
 			InvalidOid;
 		Relation	rel;
-		TupleDesc	sdesc;
-		bool		same;
 
 		if (!OidIsValid(shard))
 			ereport(ERROR,
@@ -372,17 +396,7 @@ CitusScanRelations(Relation source, Oid member_relid, List **members)
 					 errhint("segments.member must stay colocated with \"%s\"; move shards with citus_move_shard_placement() or citus_rebalance_start(), which move colocated shards together.",
 							 RelationGetRelationName(source))));
 		rel = table_open(shard, AccessShareLock);
-		sdesc = RelationGetDescr(rel);
-		same = sdesc->natts == desc->natts;
-		for (int i = 0; same && i < desc->natts; i++)
-		{
-			Form_pg_attribute a = TupleDescAttr(desc, i);
-			Form_pg_attribute b = TupleDescAttr(sdesc, i);
-
-			same = a->attisdropped == b->attisdropped && a->atttypid == b->atttypid &&
-				(a->attisdropped || strcmp(NameStr(a->attname), NameStr(b->attname)) == 0);
-		}
-		if (!same)
+		if (!same_columns(rel, desc))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("shard \"%s\" does not have the columns of \"%s\" in the same positions",
@@ -392,6 +406,239 @@ CitusScanRelations(Relation source, Oid member_relid, List **members)
 		*members = lappend_oid(*members, mshard);
 	}
 	return rels;
+}
+
+/* The unique index of shard rel on the columns of the source's key index, or InvalidOid. */
+static Oid
+shard_key_index(Relation rel, Oid source_index)
+{
+	Relation	sindex = index_open(source_index, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	Oid			found = InvalidOid;
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index a = index->rd_index;
+		Form_pg_index b = sindex->rd_index;
+		bool		same = a->indisunique && a->indisvalid &&
+			RelationGetForm(index)->relam == RelationGetForm(sindex)->relam &&
+			a->indnkeyatts == b->indnkeyatts && RelationGetIndexPredicate(index) == NIL;
+
+		for (int i = 0; same && i < a->indnkeyatts; i++)
+			same = a->indkey.values[i] == b->indkey.values[i];
+		index_close(index, AccessShareLock);
+		if (same)
+		{
+			found = lfirst_oid(lc);
+			break;
+		}
+	}
+	list_free(indexes);
+	index_close(sindex, AccessShareLock);
+	return found;
+}
+
+/* Adds key position k to the group of this membership shard (made if new). */
+static void
+group_add(CitusShardKeys **groups, int *ngroups, int nkeys, int64 member_shard,
+		  int64 source_shard, int k)
+{
+	CitusShardKeys *g = NULL;
+
+	for (int i = 0; i < *ngroups && g == NULL; i++)
+		if ((*groups)[i].member_shardid == member_shard)
+			g = &(*groups)[i];
+	if (g == NULL)
+	{
+		g = &(*groups)[(*ngroups)++];
+		memset(g, 0, sizeof(*g));
+		g->member_shardid = member_shard;
+		g->source_shardid = source_shard;
+		g->keys = palloc(nkeys * sizeof(int));
+	}
+	g->keys[g->nkeys++] = k;
+}
+
+/*
+ * The incremental path of a node: groups the keys (nkeys, of key_type) by
+ * the membership shard of their contact.  A group whose contacts shard and
+ * membership shard are both placed on this node, now and in snapshot (the
+ * pass's: a shard moved here since holds rows it cannot see), gets their
+ * oids and the contacts shard's key index: the caller reads and writes
+ * them directly, as a node's pass does.  The other keys (shards on other
+ * nodes, plain PostgreSQL, a shard Citus named otherwise) form the last
+ * group, with InvalidOid: read and written through Citus's router.  The
+ * membership shards of the local groups stay locked against shard moves
+ * and splits (Citus's shard metadata lock, which its router takes for a
+ * write) until the end of the transaction.  Returns the number of groups.
+ */
+int
+CitusContactShards(Relation source, Oid key_index, Oid member_relid, Oid key_type,
+				   const Datum *keys, int nkeys, Snapshot snapshot, CitusShardKeys **groups)
+{
+	Oid			relid = RelationGetRelid(source);
+	MemoryContext caller = CurrentMemoryContext;
+	int			ngroups = 0;
+	CitusShardKeys *routed;
+	bool	   *local;
+	int64	   *member_of;
+	int64	   *source_of;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	PrivilegeContext priv;
+
+	*groups = palloc0((nkeys + 1) * sizeof(CitusShardKeys));
+	local = palloc0(Max(nkeys, 1) * sizeof(bool));
+	member_of = palloc0(Max(nkeys, 1) * sizeof(int64));
+	source_of = palloc0(Max(nkeys, 1) * sizeof(int64));
+	if (nkeys > 0 && CitusIsDistributed(relid) && OidIsValid(member_relid) &&
+		CitusIsDistributed(member_relid))
+	{
+		Oid			types[3] = {get_array_type(key_type), REGCLASSOID, REGCLASSOID};
+		Datum		args[3];
+		Oid			idtype = INT8ARRAYOID;
+		SPIPlanPtr	placed;
+
+		get_typlenbyvalalign(key_type, &typlen, &typbyval, &typalign);
+		args[0] = PointerGetDatum(construct_array((Datum *) keys, nkeys, key_type, typlen,
+												  typbyval, typalign));
+		args[1] = ObjectIdGetDatum(relid);
+		args[2] = ObjectIdGetDatum(member_relid);
+		/* Citus's metadata functions check that their caller owns the tables */
+		PrivilegeBecomeOwner(&priv, SECURITY_RESTRICTED_OPERATION);
+		PG_TRY();
+		{
+			Datum		ids;
+			Datum	   *shardids = palloc(nkeys * sizeof(Datum));
+			Oid			placed_types[2] = {INT8ARRAYOID, REGCLASSOID};
+			int			nshards = 0;
+			bool		isnull;
+
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			if (SPI_execute_with_args("SELECT pg_catalog.get_shard_id_for_distribution_column($3, u.k),"
+									  "       pg_catalog.get_shard_id_for_distribution_column($2, u.k)"
+									  "  FROM pg_catalog.unnest($1) WITH ORDINALITY u(k, i) ORDER BY u.i",
+									  3, types, args, NULL, false, 0) != SPI_OK_SELECT ||
+				SPI_processed != (uint64) nkeys)
+				elog(ERROR, "could not find the shards of the contacts");
+			for (int k = 0; k < nkeys; k++)
+			{
+				member_of[k] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+				source_of[k] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+			}
+			/* the distinct membership shards, ascending: Citus locks in that order */
+			for (int k = 0; k < nkeys; k++)
+				shardids[k] = Int64GetDatum(member_of[k]);
+			ids = PointerGetDatum(construct_array(shardids, nkeys, INT8OID, 8, FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+			if (SPI_execute_with_args("SELECT pg_catalog.array_agg(DISTINCT s ORDER BY s)"
+									  "  FROM pg_catalog.unnest($1) s",
+									  1, &idtype, &ids, NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not list the membership shards");
+			ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			/* ShareLock (5): what Citus's router takes to write a shard */
+			if (SPI_execute_with_args("SELECT pg_catalog.lock_shard_metadata(5, $1)",
+									  1, &idtype, &ids, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not lock the membership shards' metadata");
+			placed = SPI_prepare("SELECT m.shardid FROM pg_catalog.pg_dist_placement m"
+								 "  JOIN pg_catalog.pg_dist_shard ms ON ms.shardid OPERATOR(pg_catalog.=) m.shardid"
+								 "  JOIN pg_catalog.pg_dist_shard ss ON ss.logicalrelid OPERATOR(pg_catalog.=) $2"
+								 "   AND ss.shardminvalue OPERATOR(pg_catalog.=) ms.shardminvalue"
+								 "  JOIN pg_catalog.pg_dist_placement s ON s.shardid OPERATOR(pg_catalog.=) ss.shardid"
+								 "   AND s.groupid OPERATOR(pg_catalog.=) m.groupid"
+								 " WHERE m.shardid OPERATOR(pg_catalog.=) ANY ($1)"
+								 "   AND m.groupid OPERATOR(pg_catalog.=)"
+								 "       (SELECT groupid FROM pg_catalog.pg_dist_local_group)",
+								 2, placed_types);
+			if (placed == NULL)
+				elog(ERROR, "could not prepare the placement query");
+			/* placed here now (and locked), and in the pass's snapshot */
+			for (int round = 0; round < 2; round++)
+			{
+				Datum		pargs[2] = {ids, ObjectIdGetDatum(relid)};
+				int			ret = round == 0 ?
+					SPI_execute_plan(placed, pargs, NULL, false, 0) :
+					SPI_execute_snapshot(placed, pargs, NULL, snapshot, InvalidSnapshot,
+										 true, false, 0);
+				int			n = 0;
+
+				if (ret != SPI_OK_SELECT)
+					elog(ERROR, "could not read the shard placements");
+				for (uint64 r = 0; r < SPI_processed; r++)
+				{
+					int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+																 SPI_tuptable->tupdesc, 1, &isnull));
+
+					if (round == 0)
+						shardids[n++] = Int64GetDatum(id);
+					else
+						for (int i = 0; i < nshards; i++)
+							if (DatumGetInt64(shardids[i]) == id)
+								shardids[i] = Int64GetDatum(-id);	/* both */
+				}
+				if (round == 0)
+					nshards = n;
+			}
+			for (int k = 0; k < nkeys; k++)
+				for (int i = 0; i < nshards; i++)
+					if (DatumGetInt64(shardids[i]) == -member_of[k])
+						local[k] = true;
+			SPI_finish();
+		}
+		PG_CATCH();
+		{
+			PrivilegeRestore(&priv, false);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		PrivilegeRestore(&priv, true);
+		MemoryContextSwitchTo(caller);
+	}
+	routed = palloc0(sizeof(CitusShardKeys));
+	routed->keys = palloc(Max(nkeys, 1) * sizeof(int));
+	for (int k = 0; k < nkeys; k++)
+	{
+		if (local[k])
+			group_add(groups, &ngroups, nkeys, member_of[k], source_of[k], k);
+		else
+			routed->keys[routed->nkeys++] = k;
+	}
+	/* the shards by name, checked as a pass checks them; else routed */
+	for (int g = 0; g < ngroups; g++)
+	{
+		CitusShardKeys *grp = &(*groups)[g];
+		char	   *sname = psprintf("%s_" INT64_FORMAT, RelationGetRelationName(source),
+									 grp->source_shardid);
+		char	   *mname = psprintf("%s_" INT64_FORMAT, get_rel_name(member_relid),
+									 grp->member_shardid);
+
+		grp->source_shard = get_relname_relid(sname, RelationGetNamespace(source));
+		grp->member_shard = get_relname_relid(mname, get_rel_namespace(member_relid));
+		if (OidIsValid(grp->source_shard) && OidIsValid(grp->member_shard))
+		{
+			Relation	rel = table_open(grp->source_shard, AccessShareLock);
+
+			if (same_columns(rel, RelationGetDescr(source)))
+				grp->key_index = shard_key_index(rel, key_index);
+			table_close(rel, NoLock);
+		}
+		if (!OidIsValid(grp->source_shard) || !OidIsValid(grp->member_shard) ||
+			!OidIsValid(grp->key_index))
+		{
+			for (int i = 0; i < grp->nkeys; i++)
+				routed->keys[routed->nkeys++] = grp->keys[i];
+			grp->nkeys = 0;
+		}
+	}
+	if (routed->nkeys > 0)
+		(*groups)[ngroups++] = *routed;
+	return ngroups;
 }
 
 /* Closes what CitusScanRelations() opened (locks kept to the end of the transaction). */
@@ -524,6 +771,47 @@ CitusWait(TimestampTz deadline)
 	done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return !isnull && done;
+}
+
+/*
+ * verify() on the coordinator of a distributed source: every worker
+ * verifies the shards placed on it (segments._citus_verify() runs
+ * segments.verify() there, as this function's owner) and the differences
+ * add up; the rows of the segments this session may see go to rsinfo.
+ * True when done; false elsewhere (plain PostgreSQL, or a worker, whose
+ * verify() compares its own shards).
+ */
+bool
+CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo)
+{
+	const SegmentCatalog *cat = CatalogGet();
+	Oid			type = UUIDOID;
+	Datum		arg = only != NULL ? UUIDPGetDatum(only) : (Datum) 0;
+
+	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid) ||
+		!is_coordinator())
+		return false;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT segment_id, name, state, missing, extra, missing_sample,"
+							  "       extra_sample FROM segments._citus_verify($1)",
+							  1, &type, &arg, only != NULL ? NULL : "n", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not verify membership on the workers");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		Datum		values[7];
+		bool		nulls[7];
+		const CatalogSegment *seg;
+
+		for (int i = 0; i < 7; i++)
+			values[i] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, i + 1,
+									  &nulls[i]);
+		seg = nulls[0] ? NULL : CatalogFindById(cat, DatumGetUUIDP(values[0]));
+		if (seg != NULL && CatalogTenantVisible(seg->tenant))
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return true;
 }
 
 /*

@@ -12,16 +12,34 @@
 #include "segments.h"
 
 #include "executor/tuptable.h"
+#include "nodes/execnodes.h"
 #include "nodes/pg_list.h"
 #include "utils/relcache.h"
+#include "utils/snapshot.h"
+
+/* The keys of one membership shard, for the incremental path (citus.c). */
+typedef struct CitusShardKeys
+{
+	Oid			source_shard;	/* contacts shard on this node; InvalidOid: */
+	Oid			member_shard;	/* the keys go through Citus's router */
+	Oid			key_index;		/* the contacts shard's key index */
+	int64		source_shardid;
+	int64		member_shardid;
+	int			nkeys;
+	int		   *keys;			/* positions in the caller's array */
+} CitusShardKeys;
 
 extern bool CitusIsDistributed(Oid relid);
 extern bool CitusProbe(Relation rel, Oid indexid, Datum key, TupleTableSlot *slot);
 extern bool CitusIsShardOf(Relation rel, Oid source);
 extern List *CitusScanRelations(Relation source, Oid member_relid, List **members);
+extern int	CitusContactShards(Relation source, Oid key_index, Oid member_relid, Oid key_type,
+							   const Datum *keys, int nkeys, Snapshot snapshot,
+							   CitusShardKeys **groups);
 extern void CitusCloseScanRelations(List *rels, Relation source);
 extern bool CitusPass(const pg_uuid_t *only, int nonly, bool chunk);
 extern bool CitusWait(TimestampTz deadline);
+extern bool CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo);
 extern void CitusRefuse(const char *what);
 extern void CitusNodesCheck(Oid source_relid);
 

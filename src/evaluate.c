@@ -363,23 +363,34 @@ plan_prepare_statements(EvalPlan *plan)
 /*
  * Citus: the statements write this membership shard (placed on this node,
  * colocated with the source shard being scanned) directly, instead of
- * segments.member through Citus's distributed planner.
+ * segments.member through Citus's distributed planner; InvalidOid:
+ * segments.member again.
  */
 static void
-plan_target_member(EvalPlan *plan, Oid shard)
+plan_retarget(EvalPlan *plan, Oid shard)
 {
-	Relation	rel;
+	char	   *table = OidIsValid(shard) ?
+		psprintf("%s.%s", quote_identifier(get_namespace_name(get_rel_namespace(shard))),
+				 quote_identifier(get_rel_name(shard))) : "segments.member";
 
+	if (strcmp(table, plan->member_table) == 0)
+		return;
 	plan->bulk_relid = InvalidOid;	/* Citus writes shards through SQL */
-	plan->member_table = psprintf("%s.%s",
-								  quote_identifier(get_namespace_name(get_rel_namespace(shard))),
-								  quote_identifier(get_rel_name(shard)));
+	plan->member_table = table;
 	SPI_freeplan(plan->fetch_plan);
 	SPI_freeplan(plan->insert_plan);
 	SPI_freeplan(plan->update_plan);
 	SPI_freeplan(plan->delete_plan);
 	plan_prepare_statements(plan);
-	/* the row versions earlier passes replaced make room (member_space.c) */
+}
+
+/* A pass's target: the shard, whose replaced row versions make room (member_space.c). */
+static void
+plan_target_member(EvalPlan *plan, Oid shard)
+{
+	Relation	rel;
+
+	plan_retarget(plan, shard);
 	rel = table_open(shard, RowExclusiveLock);
 	MemberReclaimSpace(rel);
 	table_close(rel, NoLock);
@@ -1661,10 +1672,13 @@ EvaluateContacts(ArrayType *keys)
 	TimestampTz started = GetCurrentTimestamp();
 	EvalPlan   *plan;
 	Batch	   *batch;
-	TupleTableSlot *slot;
 	Datum	   *elems;
 	bool	   *elem_nulls;
 	int			nelems;
+	Datum	   *keyvals;
+	int			nkeys = 0;
+	CitusShardKeys *groups;
+	int			ngroups;
 	int16		elmlen;
 	bool		elmbyval;
 	char		elmalign;
@@ -1680,36 +1694,61 @@ EvaluateContacts(ArrayType *keys)
 	get_typlenbyvalalign(ARR_ELEMTYPE(keys), &elmlen, &elmbyval, &elmalign);
 	deconstruct_array(keys, ARR_ELEMTYPE(keys), elmlen, elmbyval, elmalign,
 					  &elems, &elem_nulls, &nelems);
-	PushActiveSnapshot(plan->snapshot);
-	slot = table_slot_create(plan->source, NULL);
+	keyvals = palloc(Max(nelems, 1) * sizeof(Datum));
 	for (int k = 0; k < nelems; k++)
 	{
-		Datum		key;
-		int32	   *nums = NULL;
-		char	   *tenant = NULL;
-		int			n = 0;
-		bool		found;
-		MemoryContext prev;
-
-		CHECK_FOR_INTERRUPTS();
-		if (elem_nulls[k] ||
-			!MembershipKeyFromArg(&plan->cat->config, elems[k], ARR_ELEMTYPE(keys), &key))
-			continue;
-		prev = MemoryContextSwitchTo(contact_cxt);
-		found = MembershipProbe(plan->source, plan->cat->config.source_key_index,
-								plan->cat->config.key_type, key, slot);
-		if (found)
-		{
-			slot_getallattrs(slot);
-			n = evaluate_contact(plan, slot, &nums, &tenant);
-		}
-		MemoryContextSwitchTo(prev);
-		batch_add(plan, batch, key, n, nums, tenant, found);
-		MemoryContextReset(contact_cxt);
+		if (!elem_nulls[k] &&
+			MembershipKeyFromArg(&plan->cat->config, elems[k], ARR_ELEMTYPE(keys), &keyvals[nkeys]))
+			nkeys++;
 	}
-	batch_apply(plan, batch);
+	/* Citus: the keys of each membership shard placed here, then the rest (citus.c) */
+	ngroups = CitusContactShards(plan->source, plan->cat->config.source_key_index,
+								 plan->cat->config.member_relid, plan->cat->config.key_type,
+								 keyvals, nkeys, plan->snapshot, &groups);
+	PushActiveSnapshot(plan->snapshot);
+	for (int g = 0; g < ngroups; g++)
+	{
+		Relation	rel = plan->source;
+		Oid			index = plan->cat->config.source_key_index;
+		TupleTableSlot *slot;
+
+		if (groups[g].nkeys == 0)
+			continue;
+		/* Citus: the contacts shard here, written into its membership shard */
+		if (OidIsValid(groups[g].member_shard))
+		{
+			rel = table_open(groups[g].source_shard, AccessShareLock);
+			index = groups[g].key_index;
+		}
+		plan_retarget(plan, groups[g].member_shard);
+		slot = table_slot_create(rel, NULL);
+		for (int i = 0; i < groups[g].nkeys; i++)
+		{
+			Datum		key = keyvals[groups[g].keys[i]];
+			int32	   *nums = NULL;
+			char	   *tenant = NULL;
+			int			n = 0;
+			bool		found;
+			MemoryContext prev;
+
+			CHECK_FOR_INTERRUPTS();
+			prev = MemoryContextSwitchTo(contact_cxt);
+			found = MembershipProbe(rel, index, plan->cat->config.key_type, key, slot);
+			if (found)
+			{
+				slot_getallattrs(slot);
+				n = evaluate_contact(plan, slot, &nums, &tenant);
+			}
+			MemoryContextSwitchTo(prev);
+			batch_add(plan, batch, key, n, nums, tenant, found);
+			MemoryContextReset(contact_cxt);
+		}
+		batch_apply(plan, batch);
+		ExecDropSingleTupleTableSlot(slot);
+		if (rel != plan->source)
+			table_close(rel, NoLock);
+	}
 	EvaluateInContacts = false;
-	ExecDropSingleTupleTableSlot(slot);
 	PopActiveSnapshot();
 
 	record_state(plan, started);
@@ -1727,10 +1766,11 @@ EvaluateContacts(ArrayType *keys)
 /*
  * verify(): stored rows of contacts no longer in the source are extra
  * members of every reported segment they name; counted in SQL, with a few
- * sample keys per segment.
+ * sample keys per segment.  On Citus, per shard of the source here and its
+ * membership shard (plan->member_table).
  */
 static void
-verify_departed(EvalPlan *plan)
+verify_departed(EvalPlan *plan, Relation source)
 {
 	const SegmentsConfig *config = &plan->cat->config;
 	StringInfoData sql;
@@ -1741,14 +1781,14 @@ verify_departed(EvalPlan *plan)
 					 "SELECT u.num, pg_catalog.count(*),"
 					 "       (pg_catalog.array_agg(m.contact_id::pg_catalog.text"
 					 "                             ORDER BY m.contact_id))[1:%d]"
-					 "  FROM segments.member m,"
+					 "  FROM %s m,"
 					 "       LATERAL pg_catalog.unnest(segments._member_segs(m.data)) u(num)"
 					 " WHERE NOT EXISTS (SELECT 1 FROM %s.%s s"
 					 "                    WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
 					 " GROUP BY u.num",
-					 VERIFY_SAMPLES,
-					 quote_identifier(get_namespace_name(RelationGetNamespace(plan->source))),
-					 quote_identifier(RelationGetRelationName(plan->source)),
+					 VERIFY_SAMPLES, plan->member_table,
+					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
+					 quote_identifier(RelationGetRelationName(source)),
 					 quote_identifier(keycol));
 	if (plan_execute_sql(plan, sql.data) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the membership of departed contacts");
@@ -1809,6 +1849,10 @@ segments_verify(PG_FUNCTION_ARGS)
 	TupleTableSlot *slot;
 	Datum	   *states;
 	bool	   *state_nulls;
+	List	   *rels;
+	List	   *members;
+	ListCell   *lc;
+	ListCell   *mc;
 
 	SEGMENTS_INIT_SRF(fcinfo);
 	if (only != NULL)
@@ -1821,7 +1865,9 @@ segments_verify(PG_FUNCTION_ARGS)
 					 errmsg("segment \"%s\" does not exist",
 							DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(only))))));
 	}
-	CitusRefuse("segments.verify()");	/* it scans the source here */
+	/* Citus: the coordinator's verify() is every worker's (citus.c) */
+	if (CitusVerify(only, rsinfo))
+		PG_RETURN_VOID();
 	pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments verify",
 									 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(pass_cxt);
@@ -1831,28 +1877,35 @@ segments_verify(PG_FUNCTION_ARGS)
 	plan = plan_build(only, only ? 1 : 0, true, true);
 	batch = batch_create();
 
-	scan = table_beginscan(plan->source, plan->snapshot, 0, NULL);
-	slot = table_slot_create(plan->source, NULL);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	/* Citus: each shard here, compared with its colocated membership shard */
+	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, &members);
+	forboth(lc, rels, mc, members)
 	{
-		/* contact by contact, walking the trees: a check of the batches */
-		MemoryContext prev = MemoryContextSwitchTo(contact_cxt);
-		int32	   *nums;
-		char	   *tenant;
-		int			n;
+		plan_retarget(plan, lfirst_oid(mc));
+		scan = table_beginscan(lfirst(lc), plan->snapshot, 0, NULL);
+		slot = table_slot_create(lfirst(lc), NULL);
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			/* contact by contact, walking the trees: a check of the batches */
+			MemoryContext prev = MemoryContextSwitchTo(contact_cxt);
+			int32	   *nums;
+			char	   *tenant;
+			int			n;
 
-		CHECK_FOR_INTERRUPTS();
-		slot_getallattrs(slot);
-		n = evaluate_contact(plan, slot, &nums, &tenant);
-		MemoryContextSwitchTo(prev);
-		batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
-				  n, nums, tenant, true);
-		MemoryContextReset(contact_cxt);
+			CHECK_FOR_INTERRUPTS();
+			slot_getallattrs(slot);
+			n = evaluate_contact(plan, slot, &nums, &tenant);
+			MemoryContextSwitchTo(prev);
+			batch_add(plan, batch, slot->tts_values[plan->cat->config.key_attnum - 1],
+					  n, nums, tenant, true);
+			MemoryContextReset(contact_cxt);
+		}
+		batch_apply(plan, batch);
+		ExecDropSingleTupleTableSlot(slot);
+		table_endscan(scan);
+		verify_departed(plan, lfirst(lc));
 	}
-	batch_apply(plan, batch);
-	ExecDropSingleTupleTableSlot(slot);
-	table_endscan(scan);
-	verify_departed(plan);
+	CitusCloseScanRelations(rels, plan->source);
 
 	/* the state of each segment, as segments.status shows it */
 	states = palloc0(Max(plan->nsegments, 1) * sizeof(Datum));

@@ -104,7 +104,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF to_regclass('segments.member') IS NULL
+    -- Citus: a restored configuration of a distributed source gets its
+    -- membership distributed with it, as configure() does (11_citus.sql)
+    IF segments._citus_config_arrived(NEW.source, NEW.key_column, NEW.tenant_column, NEW.key_type) THEN
+        NULL;
+    ELSIF to_regclass('segments.member') IS NULL
        OR (SELECT a.atttypid FROM pg_attribute a
             WHERE a.attrelid = to_regclass('segments.member') AND a.attnum = 1)
           IS DISTINCT FROM NEW.key_type THEN

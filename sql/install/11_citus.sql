@@ -492,3 +492,77 @@ END
 $$;
 COMMENT ON FUNCTION segments._citus_nodes_check() IS
     'Internal: copies the catalog to Citus nodes that joined, and has every segment evaluated again.';
+
+-- verify() on the coordinator: every worker compares the shards placed on
+-- it (segments.verify() there), and the differences add up, per segment,
+-- with the coordinator's name and state and a few sample keys.
+CREATE FUNCTION segments._citus_verify(segment uuid)
+RETURNS TABLE (segment_id uuid, name text, state text, missing bigint, extra bigint,
+               missing_sample text[], extra_sample text[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows jsonb := '[]';
+    r      record;
+BEGIN
+    FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
+                     '  FROM pg_catalog.run_command_on_workers($1)'
+             USING format('SELECT coalesce(pg_catalog.jsonb_agg(v), ''[]'') FROM segments.verify(%L::uuid) v',
+                          segment)
+    LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'verify() on node %:% failed: %', r.nodename, r.nodeport, r.result
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Every worker must be up and hold the segment catalog (segments.wait() returns true once it does); then call segments.verify() again.';
+        END IF;
+        v_rows := v_rows || r.result::jsonb;
+    END LOOP;
+    RETURN QUERY
+    WITH v AS (SELECT (e ->> 'segment_id')::uuid AS id, e FROM jsonb_array_elements(v_rows) e)
+    SELECT v.id, s.name, coalesce(st.state, 'pending'),
+           sum((v.e ->> 'missing')::bigint)::bigint, sum((v.e ->> 'extra')::bigint)::bigint,
+           ARRAY(SELECT k FROM v w, jsonb_array_elements_text(coalesce(nullif(w.e -> 'missing_sample', 'null'), '[]')) k
+                  WHERE w.id = v.id ORDER BY k LIMIT 5),
+           ARRAY(SELECT k FROM v w, jsonb_array_elements_text(coalesce(nullif(w.e -> 'extra_sample', 'null'), '[]')) k
+                  WHERE w.id = v.id ORDER BY k LIMIT 5)
+      FROM v JOIN segments.segment s ON s.id = v.id
+      LEFT JOIN segments.segment_state st ON st.segment_id = v.id
+     GROUP BY v.id, s.name, st.state
+     ORDER BY s.name;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_verify(uuid) IS
+    'Internal: segments.verify() on a Citus coordinator, the sum of every worker''s.';
+
+-- A configuration row arriving on the coordinator (a restore loads it as
+-- data; configure() writes it) for a distributed source whose membership
+-- is not distributed with it yet: membership is built (DDL propagation off,
+-- as configure() does) and distributed, colocated with the source.  True
+-- when it did so; false elsewhere (plain PostgreSQL, a worker, storage
+-- already fitting): the caller builds plain storage as usual.
+CREATE FUNCTION segments._citus_config_arrived(source regclass, key_column name,
+                                               tenant_column name, key_type regtype)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT segments._citus_distributed(source) OR NOT segments._citus_coordinator()
+       OR segments._citus_storage_fits(source) THEN
+        RETURN false;
+    END IF;
+    PERFORM segments._citus_check(source, key_column);
+    IF to_regclass('segments.member') IS NULL
+       OR (SELECT a.atttypid FROM pg_attribute a
+            WHERE a.attrelid = to_regclass('segments.member') AND a.attnum = 1)
+          IS DISTINCT FROM key_type THEN
+        PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+        PERFORM segments._build_storage(key_type);
+    END IF;
+    PERFORM segments._citus_configure(source, key_column, tenant_column);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_config_arrived(regclass, name, name, regtype) IS
+    'Internal: distributes membership with a distributed source when its configuration arrives (a restore).';
