@@ -7,10 +7,18 @@
  * evaluate.c, failing closed, configure(NULL), the worker's fail-safe),
  * fires segments._member_history(), an AFTER ... FOR EACH STATEMENT
  * trigger with transition tables: it decodes the old and new rows of the
- * statement, compares their segment numbers and inserts one row per entry
- * and exit into segments.change_log, with one multi-row INSERT per
- * HISTORY_FLUSH changes, in the writer's transaction.  Dropped segments
- * are recorded by a trigger on segments.segment (sql/install/08_history.sql).
+ * statement, compares their segment numbers and records, for each contact
+ * whose membership changed, the segments it entered and left in
+ * segments.change_log, in the writer's transaction: one row per contact
+ * for a few contacts, bulk rows of many contacts for a statement that
+ * changes many (a pass writing every membership).  Dropped segments are
+ * recorded by a trigger on segments.segment (sql/install/08_history.sql).
+ *
+ * Cost: a first pass writes every membership, and history must stay a
+ * small part of it.  One change log row per contact (with its two index
+ * entries) cost as much as the membership row itself, and allocating per
+ * contact touched fresh memory for each statement; bulk rows and reused
+ * buffers leave mostly the transition tables and the decoding.
  *
  * Commit order: change ids come from a sequence drawn while holding the
  * SHARE ROW EXCLUSIVE lock on segments.member, which every writer of

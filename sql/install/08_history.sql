@@ -368,31 +368,36 @@ BEGIN
     ALTER TABLE segments.member ENABLE ALWAYS TRIGGER member_history_delete;
 
     -- Every recorded change of one contact, through the indexes: its own
-    -- rows by contact_id, the bulk rows whose key range holds it.
+    -- rows by contact_id, the bulk rows whose key range holds it.  Read
+    -- by membership_history as its caller: nothing of a contact the
+    -- session may not see.
     EXECUTE format($f$
         CREATE OR REPLACE FUNCTION segments._history_of(contact %1$s,
             OUT change_id bigint, OUT at timestamptz, OUT tenant text,
             OUT num integer, OUT entered boolean, OUT since timestamptz)
         RETURNS SETOF record
-        LANGUAGE sql STABLE
+        LANGUAGE sql STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
         AS $b$
-            SELECT c.change_id, c.at, c.tenant, x.num, x.entered, x.since
-              FROM segments.change_log c
-             CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
-             WHERE c.contact_id OPERATOR(pg_catalog.=) $1
-            UNION ALL
-            SELECT c.change_id, c.at, c.tenants[p.i], x.num, x.entered, x.since
-              FROM segments.change_log c
-             CROSS JOIN LATERAL (SELECT pg_catalog.array_position(c.contacts, $1) AS i) AS p
-             CROSS JOIN LATERAL segments._history_rows(c.entereds[p.i], c.exiteds[p.i]) AS x
-             WHERE c.contacts IS NOT NULL
-               AND c.contact_lo OPERATOR(pg_catalog.<=) $1
-               AND c.contact_hi OPERATOR(pg_catalog.>=) $1
-               AND p.i IS NOT NULL
+            SELECT h.* FROM (
+                SELECT c.change_id, c.at, c.tenant, x.num, x.entered, x.since
+                  FROM segments.change_log c
+                 CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
+                 WHERE c.contact_id OPERATOR(pg_catalog.=) $1
+                UNION ALL
+                SELECT c.change_id, c.at, c.tenants[p.i], x.num, x.entered, x.since
+                  FROM segments.change_log c
+                 CROSS JOIN LATERAL (SELECT pg_catalog.array_position(c.contacts, $1) AS i) AS p
+                 CROSS JOIN LATERAL segments._history_rows(c.entereds[p.i], c.exiteds[p.i]) AS x
+                 WHERE c.contacts IS NOT NULL
+                   AND c.contact_lo OPERATOR(pg_catalog.<=) $1
+                   AND c.contact_hi OPERATOR(pg_catalog.>=) $1
+                   AND p.i IS NOT NULL) AS h
+             WHERE segments._contact_visible(h.tenant)
         $b$
         $f$, p_key_type);
     EXECUTE format('REVOKE ALL ON FUNCTION segments._history_of(%s) FROM PUBLIC', p_key_type);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION segments._history_of(%s) TO segments_read', p_key_type);
     PERFORM segments._extension_add('pg_proc',
         format('segments._history_of(%s)', p_key_type)::regprocedure,
         format('FUNCTION segments._history_of(%s)', p_key_type));
