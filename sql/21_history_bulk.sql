@@ -1,6 +1,6 @@
 -- Membership history in bulk rows: a statement changing many contacts (a
 -- first pass, a bulk refresh_contacts(), deleted contacts) is recorded in
--- rows of up to 1024 contacts each.  Checks that every change is recorded
+-- rows of up to 256 contacts each.  Checks that every change is recorded
 -- exactly once with its cause (against membership itself), that bulk rows
 -- hold the range of their keys, that was_member() finds a contact in them
 -- at the ends of the range and at the boundaries of a membership, that
@@ -57,7 +57,7 @@ SELECT segments.configure('public.contacts', 'id', tenant_column => 'org_id');
 SELECT segments.create_segment('VIP', '{"type":"attribute","field":"plan","op":"eq","value":"vip"}') AS vip \gset
 SELECT segments.create_segment('Free', '{"type":"attribute","field":"plan","op":"eq","value":"free"}') AS free \gset
 
--- The first pass: 2000 entries in two bulk rows (1024 + 976 contacts),
+-- The first pass: 2000 entries in eight bulk rows (7 of 256 contacts, 208),
 -- each holding the range of its keys.
 SELECT clock_timestamp() AS before_pass \gset
 SELECT segments.refresh();
@@ -102,7 +102,7 @@ SELECT at AS pass_at FROM segments.change_log ORDER BY change_id LIMIT 1 \gset
 
 -- Point in time, through bulk rows: contact 3 was a vip from the pass to
 -- the flip; contact 1 the other way round; the ends of the first bulk
--- row's range (1 and 1024) and of the second (1025 and 2000).  Read by
+-- row's range (1 and 256), of the second (257) and of the last (2000).  Read by
 -- an admin (every tenant); tenants below.
 \c - histb_admin
 SELECT segments.was_member(3, :'vip', :'before_pass') AS before_entry,
@@ -113,10 +113,10 @@ SELECT segments.was_member(3, :'vip', :'before_pass') AS before_entry,
        segments.was_member(1, :'vip', :'before_flip') AS one_not_yet,
        segments.was_member(1, :'vip', :'after_flip') AS one_now;
 SELECT segments.was_member(1, :'free', :'before_flip') AS lo_of_first_row,
-       segments.was_member(1024, :'free', :'after_pass') AS hi_of_first_row,
-       segments.was_member(1024, :'vip', :'after_pass') AS hi_not_vip,
-       segments.was_member(1025, :'free', :'after_pass') AS lo_of_second_row,
-       segments.was_member(2000, :'free', :'after_pass') AS hi_of_second_row,
+       segments.was_member(256, :'free', :'after_pass') AS hi_of_first_row,
+       segments.was_member(256, :'vip', :'after_pass') AS hi_not_vip,
+       segments.was_member(257, :'free', :'after_pass') AS lo_of_second_row,
+       segments.was_member(2000, :'free', :'after_pass') AS hi_of_last_row,
        segments.was_member(2001, :'free', :'after_pass') AS past_every_range,
        segments.was_member(0, :'free', :'after_pass') AS before_every_range;
 -- the periods of contacts 1 and 3 in VIP
@@ -198,6 +198,11 @@ SELECT count(*) AS vip_members FROM segments.membership WHERE segment_id = :'vip
 SELECT segments.drop_segment(:'vip');
 SELECT count(*) AS exits, count(DISTINCT contact_id) AS contacts, bool_and(NOT entered) AS all_exits, min(cause) AS cause
   FROM segments.membership_changes WHERE change_id > :last_id;
+SELECT count(*) FILTER (WHERE contacts IS NOT NULL) AS bulk_rows, count(*) FILTER (WHERE contacts IS NULL) AS single_rows
+  FROM segments.change_log WHERE change_id > :last_id;
+-- contact 603 was a vip until the drop
+SELECT segments.was_member(603, :'vip'::uuid, :'after_flip') AS dropped_was_member_then,
+       segments.was_member(603, :'vip'::uuid, now()) AS dropped_not_now;
 
 -- Text keys: bulk rows in the key type's order; was_member() at both ends.
 \c - histb_owner

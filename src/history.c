@@ -70,7 +70,7 @@ PG_FUNCTION_INFO_V1(segments_history_exit);
  * entries) per contact cost as much as writing the membership itself.
  */
 #define HISTORY_BULK_MIN 64
-#define HISTORY_BULK_ROW 1024
+#define HISTORY_BULK_ROW 256
 
 /* Settings; see README.md, Membership history. */
 bool		segments_history = true;

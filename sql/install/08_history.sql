@@ -145,11 +145,30 @@ BEGIN
     ON CONFLICT (num) DO NOTHING;
     IF segments._history_on() THEN
         LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE;
-        INSERT INTO segments.change_log (at, cause, contact_id, tenant, exited)
-        SELECT pg_catalog.now(), 'd', m.contact_id, m.tenant, segments._history_exit(m.data, OLD.num)
-          FROM segments.member m
-         WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[OLD.num]
-         ORDER BY m.contact_id;
+        -- bulk rows of 256 members, as the member trigger writes them
+        -- (a few members: a row each)
+        INSERT INTO segments.change_log (at, cause, contact_id, tenant, exited,
+                                         contact_lo, contact_hi, contacts, tenants, entereds, exiteds)
+        SELECT pg_catalog.now(), 'd',
+               CASE WHEN b.n < 64 THEN b.keys[i] END, CASE WHEN b.n < 64 THEN b.tenants[i] END,
+               CASE WHEN b.n < 64 THEN b.exits[i] END,
+               CASE WHEN b.n >= 64 THEN b.keys[1] END, CASE WHEN b.n >= 64 THEN b.keys[b.n] END,
+               CASE WHEN b.n >= 64 THEN b.keys END, CASE WHEN b.n >= 64 THEN b.tenants END,
+               CASE WHEN b.n >= 64 THEN pg_catalog.array_fill(NULL::bytea, ARRAY[b.n]) END,
+               CASE WHEN b.n >= 64 THEN b.exits END
+          FROM (SELECT g.chunk, g.keys, g.tenants, g.exits, pg_catalog.cardinality(g.keys) AS n
+                  FROM (SELECT r.chunk,
+                               pg_catalog.array_agg(r.contact_id ORDER BY r.contact_id) AS keys,
+                               pg_catalog.array_agg(r.tenant ORDER BY r.contact_id) AS tenants,
+                               pg_catalog.array_agg(r.exit ORDER BY r.contact_id) AS exits
+                          FROM (SELECT m.contact_id, m.tenant, segments._history_exit(m.data, OLD.num) AS exit,
+                                       (pg_catalog.row_number() OVER (ORDER BY m.contact_id) OPERATOR(pg_catalog.-) 1)
+                                       OPERATOR(pg_catalog./) 256 AS chunk
+                                  FROM segments.member m
+                                 WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[OLD.num]) r
+                         GROUP BY r.chunk) g) b
+          CROSS JOIN LATERAL pg_catalog.generate_series(1, CASE WHEN b.n < 64 THEN b.n ELSE 1 END) AS i
+         ORDER BY b.chunk, i;
     END IF;
     RETURN OLD;
 END
@@ -287,7 +306,7 @@ BEGIN
         -- One row per contact and statement: the segments it entered and
         -- those it left (with since when it had been in them), in the
         -- compact form of segments.member (src/member_codec.c); or, for a
-        -- statement changing many contacts, bulk rows of up to 1024
+        -- statement changing many contacts, bulk rows of up to 256
         -- contacts: contacts, tenants, entereds and exiteds in arrays (by
         -- position), contact_lo and contact_hi their keys' range.
         EXECUTE format($f$
@@ -376,24 +395,32 @@ BEGIN
             OUT change_id bigint, OUT at timestamptz, OUT tenant text,
             OUT num integer, OUT entered boolean, OUT since timestamptz)
         RETURNS SETOF record
-        LANGUAGE sql STABLE SECURITY DEFINER
+        LANGUAGE plpgsql STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
         AS $b$
-            SELECT h.* FROM (
-                SELECT c.change_id, c.at, c.tenant, x.num, x.entered, x.since
-                  FROM segments.change_log c
-                 CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
-                 WHERE c.contact_id OPERATOR(pg_catalog.=) $1
-                UNION ALL
-                SELECT c.change_id, c.at, c.tenants[p.i], x.num, x.entered, x.since
-                  FROM segments.change_log c
-                 CROSS JOIN LATERAL (SELECT pg_catalog.array_position(c.contacts, $1) AS i) AS p
-                 CROSS JOIN LATERAL segments._history_rows(c.entereds[p.i], c.exiteds[p.i]) AS x
-                 WHERE c.contacts IS NOT NULL
-                   AND c.contact_lo OPERATOR(pg_catalog.<=) $1
-                   AND c.contact_hi OPERATOR(pg_catalog.>=) $1
-                   AND p.i IS NOT NULL) AS h
-             WHERE segments._contact_visible(h.tenant)
+        BEGIN
+            -- (plpgsql: its plan is kept for the session.  OFFSET 0: a
+            -- bulk row's arrays are read, and detoasted, once each, in the
+            -- rows whose range holds the contact only.)
+            RETURN QUERY
+            SELECT h.change_id, h.at, h.tenant, x.num, x.entered, x.since
+              FROM (SELECT c.change_id, c.at, c.tenant, c.entered AS e, c.exited AS x
+                      FROM segments.change_log c
+                     WHERE c.contact_id OPERATOR(pg_catalog.=) _history_of.contact
+                    UNION ALL
+                    SELECT b.change_id, b.at, b.tenants[b.i], b.entereds[b.i], b.exiteds[b.i]
+                      FROM (SELECT c.change_id, c.at, c.tenants, c.entereds, c.exiteds,
+                                   pg_catalog.array_position(c.contacts, _history_of.contact) AS i
+                              FROM segments.change_log c
+                             WHERE c.contacts IS NOT NULL
+                               AND c.contact_lo OPERATOR(pg_catalog.<=) _history_of.contact
+                               AND c.contact_hi OPERATOR(pg_catalog.>=) _history_of.contact
+                            OFFSET 0) AS b
+                     WHERE b.i IS NOT NULL
+                    OFFSET 0) AS h
+             CROSS JOIN LATERAL segments._history_rows(h.e, h.x) AS x
+             WHERE segments._contact_visible(h.tenant);
+        END
         $b$
         $f$, p_key_type);
     EXECUTE format('REVOKE ALL ON FUNCTION segments._history_of(%s) FROM PUBLIC', p_key_type);
