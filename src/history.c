@@ -7,10 +7,18 @@
  * evaluate.c, failing closed, configure(NULL), the worker's fail-safe),
  * fires segments._member_history(), an AFTER ... FOR EACH STATEMENT
  * trigger with transition tables: it decodes the old and new rows of the
- * statement, compares their segment numbers and inserts one row per entry
- * and exit into segments.change_log, with one multi-row INSERT per
- * HISTORY_FLUSH changes, in the writer's transaction.  Dropped segments
- * are recorded by a trigger on segments.segment (sql/install/08_history.sql).
+ * statement, compares their segment numbers and records, for each contact
+ * whose membership changed, the segments it entered and left in
+ * segments.change_log, in the writer's transaction: one row per contact
+ * for a few contacts, bulk rows of many contacts for a statement that
+ * changes many (a pass writing every membership).  Dropped segments are
+ * recorded by a trigger on segments.segment (sql/install/08_history.sql).
+ *
+ * Cost: a first pass writes every membership, and history must stay a
+ * small part of it.  One change log row per contact (with its two index
+ * entries) cost as much as the membership row itself, and allocating per
+ * contact touched fresh memory for each statement; bulk rows and reused
+ * buffers leave mostly the transition tables and the decoding.
  *
  * Commit order: change ids come from a sequence drawn while holding the
  * writers' lock (member_lock.c), which every writer of membership takes
@@ -27,6 +35,7 @@
 #include "member_lock.h"
 
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -41,6 +50,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
+#include "utils/typcache.h"
 
 #include <limits.h>
 
@@ -52,6 +62,16 @@ PG_FUNCTION_INFO_V1(segments_history_exit);
 
 /* Contacts per INSERT into segments.change_log. */
 #define HISTORY_FLUSH 4096
+
+/*
+ * A flush of at least HISTORY_BULK_MIN contacts (a pass writing many
+ * memberships) is written as bulk rows of up to HISTORY_BULK_ROW contacts
+ * each: their keys, tenants and changes in arrays, one change id per row,
+ * the keys' range indexed for was_member().  One row (and its index
+ * entries) per contact cost as much as writing the membership itself.
+ */
+#define HISTORY_BULK_MIN 64
+#define HISTORY_BULK_ROW 256
 
 /* Settings; see README.md, Membership history. */
 bool		segments_history = true;
@@ -153,6 +173,15 @@ typedef struct HistoryBuffer
 	bool		key_byval;
 	char		key_align;
 	SPIPlanPtr	insert;
+	SPIPlanPtr	insert_bulk;
+	FmgrInfo   *key_cmp;		/* the key type's btree order */
+	MemoryContext scratch;		/* encoding one contact, reset after it */
+	/* one contact's entries and exits, reused (no allocation per contact) */
+	int			scratch_len;
+	int32	   *ent;
+	int32	   *ent_since;
+	int32	   *ex;
+	int32	   *ex_since;
 	bool	   *touched;		/* by segment number: changed (NOTIFY) */
 } HistoryBuffer;
 
@@ -166,7 +195,48 @@ make_array(Datum *values, bool *nulls, int n, Oid type, int16 len, bool byval, c
 	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type, len, byval, align));
 }
 
-/* One INSERT of the buffered rows, numbered in the order recorded. */
+/* Compares two keys in the key type's btree order (default collation). */
+static int
+key_compare(HistoryBuffer *buf, Datum a, Datum b)
+{
+	return DatumGetInt32(FunctionCall2Coll(buf->key_cmp, DEFAULT_COLLATION_OID, a, b));
+}
+
+/* One bulk row of the buffered contacts from..to-1 (bulk rows: see HISTORY_BULK_MIN). */
+static void
+buffer_flush_bulk(HistoryBuffer *buf, int from, int to, char cause)
+{
+	Datum		values[7];
+	Datum		lo = buf->keys[from];
+	Datum		hi = buf->keys[from];
+	int			n = to - from;
+
+	for (int i = from + 1; i < to; i++)
+	{
+		if (key_compare(buf, buf->keys[i], lo) < 0)
+			lo = buf->keys[i];
+		if (key_compare(buf, buf->keys[i], hi) > 0)
+			hi = buf->keys[i];
+	}
+	values[0] = make_array(buf->keys + from, NULL, n, buf->key_type, buf->key_len,
+						   buf->key_byval, buf->key_align);
+	values[1] = make_array(buf->tenants + from, buf->tenant_nulls + from, n, TEXTOID, -1, false,
+						   TYPALIGN_INT);
+	values[2] = make_array(buf->entered + from, buf->entered_nulls + from, n, BYTEAOID, -1, false,
+						   TYPALIGN_INT);
+	values[3] = make_array(buf->exited + from, buf->exited_nulls + from, n, BYTEAOID, -1, false,
+						   TYPALIGN_INT);
+	values[4] = CharGetDatum(cause);
+	values[5] = lo;
+	values[6] = hi;
+	if (SPI_execute_plan(buf->insert_bulk, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record membership changes in segments.change_log");
+}
+
+/*
+ * Writes the buffered contacts: one row each, numbered in the order
+ * recorded, or bulk rows when there are many.
+ */
 static void
 buffer_flush(HistoryBuffer *buf)
 {
@@ -177,6 +247,15 @@ buffer_flush(HistoryBuffer *buf)
 	if (buf->n == 0)
 		return;
 	old = MemoryContextSwitchTo(buf->cxt);
+	if (buf->n >= HISTORY_BULK_MIN)
+	{
+		for (int from = 0; from < buf->n; from += HISTORY_BULK_ROW)
+			buffer_flush_bulk(buf, from, Min(from + HISTORY_BULK_ROW, buf->n), cause);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(buf->cxt);
+		buf->n = 0;
+		return;
+	}
 	values[0] = make_array(buf->keys, NULL, buf->n, buf->key_type, buf->key_len, buf->key_byval,
 						   buf->key_align);
 	values[1] = make_array(buf->tenants, buf->tenant_nulls, buf->n, TEXTOID, -1, false, TYPALIGN_INT);
@@ -192,6 +271,23 @@ buffer_flush(HistoryBuffer *buf)
 }
 
 /*
+ * The compact form of n numbers and their since, in the buffer's context
+ * at its exact size (MemberEncode allocates for the worst case).
+ */
+static Datum
+encode_copy(HistoryBuffer *buf, const int32 *nums, const int32 *since, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(buf->scratch);
+	bytea	   *enc = MemberEncode(nums, since, n);
+	bytea	   *copy = MemoryContextAlloc(buf->cxt, VARSIZE(enc));
+
+	memcpy(copy, enc, VARSIZE(enc));
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(buf->scratch);
+	return PointerGetDatum(copy);
+}
+
+/*
  * Records one contact's changes: the numbers of existing segments in new
  * and not in old (entered), in old and not in new (exited, with their
  * since); both lists sorted.  Numbers of a dropped segment leave stored
@@ -202,15 +298,31 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 		   const int32 *old_nums, const int32 *old_since, int nold,
 		   const int32 *new_nums, int nnew, Datum tenant, bool tenant_null)
 {
-	MemoryContext old = MemoryContextSwitchTo(buf->cxt);
-	int32	   *ent = palloc(Max(nnew, 1) * sizeof(int32));
-	int32	   *ent_since = palloc0(Max(nnew, 1) * sizeof(int32));
-	int32	   *ex = palloc(Max(nold, 1) * sizeof(int32));
-	int32	   *ex_since = palloc(Max(nold, 1) * sizeof(int32));
+	MemoryContext old;
+	int32	   *ent;
+	int32	   *ent_since;
+	int32	   *ex;
+	int32	   *ex_since;
 	int			nent = 0,
 				nex = 0,
 				i = 0,
 				j = 0;
+
+	if (Max(nold, nnew) > buf->scratch_len)
+	{
+		/* in the trigger's context, which outlives the buffer's resets */
+		int			len = Max(Max(nold, nnew), 2 * buf->scratch_len);
+
+		buf->ent = repalloc(buf->ent, len * sizeof(int32));
+		buf->ent_since = repalloc(buf->ent_since, len * sizeof(int32));
+		buf->ex = repalloc(buf->ex, len * sizeof(int32));
+		buf->ex_since = repalloc(buf->ex_since, len * sizeof(int32));
+		buf->scratch_len = len;
+	}
+	ent = buf->ent;
+	ent_since = buf->ent_since;
+	ex = buf->ex;
+	ex_since = buf->ex_since;
 
 	while (i < nold || j < nnew)
 	{
@@ -226,7 +338,10 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 		else if (i >= nold || new_nums[j] < old_nums[i])
 		{
 			if (new_nums[j] >= 0 && new_nums[j] <= max_num && exists[new_nums[j]])
+			{
+				ent_since[nent] = 0;
 				ent[nent++] = new_nums[j];
+			}
 			j++;
 		}
 		else
@@ -236,17 +351,15 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 		}
 	}
 	if (nent == 0 && nex == 0)
-	{
-		MemoryContextSwitchTo(old);
 		return;
-	}
+	old = MemoryContextSwitchTo(buf->cxt);
 	buf->keys[buf->n] = datumCopy(key, buf->key_byval, buf->key_len);
 	buf->tenant_nulls[buf->n] = tenant_null;
 	buf->tenants[buf->n] = tenant_null ? (Datum) 0 : datumCopy(tenant, false, -1);
 	buf->entered_nulls[buf->n] = (nent == 0);
-	buf->entered[buf->n] = nent == 0 ? (Datum) 0 : PointerGetDatum(MemberEncode(ent, ent_since, nent));
+	buf->entered[buf->n] = nent == 0 ? (Datum) 0 : encode_copy(buf, ent, ent_since, nent);
 	buf->exited_nulls[buf->n] = (nex == 0);
-	buf->exited[buf->n] = nex == 0 ? (Datum) 0 : PointerGetDatum(MemberEncode(ex, ex_since, nex));
+	buf->exited[buf->n] = nex == 0 ? (Datum) 0 : encode_copy(buf, ex, ex_since, nex);
 	buf->n++;
 	if (buf->touched != NULL)
 	{
@@ -303,7 +416,8 @@ segments_member_history(PG_FUNCTION_ARGS)
 	MemoryContext trig_cxt;
 	MemoryContext row_cxt;
 	MemoryContext old;
-	Oid			types[5];
+	Oid			types[7];
+	TypeCacheEntry *typentry;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
@@ -338,11 +452,19 @@ segments_member_history(PG_FUNCTION_ARGS)
 	}
 
 	buf = palloc0(sizeof(HistoryBuffer));
-	buf->cxt = AllocSetContextCreate(trig_cxt, "segments history buffer", ALLOCSET_DEFAULT_SIZES);
+	buf->cxt = AllocSetContextCreate(trig_cxt, "segments history buffer",
+									 0, 1024 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
 	buf->key_type = TupleDescAttr(desc, MEMBER_ATTNUM_KEY - 1)->atttypid;
 	get_typlenbyvalalign(buf->key_type, &buf->key_len, &buf->key_byval, &buf->key_align);
 	if (segments_history_notify)
 		buf->touched = palloc0((max_num + 1) * sizeof(bool));
+	buf->scratch = AllocSetContextCreate(trig_cxt, "segments history scratch",
+										 ALLOCSET_SMALL_SIZES);
+	buf->scratch_len = 64;
+	buf->ent = palloc(buf->scratch_len * sizeof(int32));
+	buf->ent_since = palloc(buf->scratch_len * sizeof(int32));
+	buf->ex = palloc(buf->scratch_len * sizeof(int32));
+	buf->ex_since = palloc(buf->scratch_len * sizeof(int32));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -358,9 +480,19 @@ segments_member_history(PG_FUNCTION_ARGS)
 							  "                   pg_catalog.unnest($3), pg_catalog.unnest($4))"
 							  "        AS u(k, t, e, x)",
 							  5, types);
-	if (buf->insert == NULL)
+	types[5] = buf->key_type;
+	types[6] = buf->key_type;
+	buf->insert_bulk = SPI_prepare("INSERT INTO segments.change_log"
+								   " (at, cause, contact_lo, contact_hi, contacts, tenants, entereds, exiteds)"
+								   " VALUES (pg_catalog.now(), $5, $6, $7, $1, $2, $3, $4)",
+								   7, types);
+	if (buf->insert == NULL || buf->insert_bulk == NULL)
 		elog(ERROR, "could not prepare the insert into segments.change_log: %s",
 			 SPI_result_code_string(SPI_result));
+	typentry = lookup_type_cache(buf->key_type, TYPECACHE_CMP_PROC_FINFO);
+	if (!OidIsValid(typentry->cmp_proc_finfo.fn_oid))
+		elog(ERROR, "the contact key type %s has no btree order", format_type_be(buf->key_type));
+	buf->key_cmp = &typentry->cmp_proc_finfo;
 
 	oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);

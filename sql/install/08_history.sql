@@ -110,6 +110,25 @@ $$;
 COMMENT ON FUNCTION segments._history_rows(bytea, bytea) IS
     'Internal: the exits and entries one change log row records.';
 
+-- The contacts of one change log row (its columns from contact_id on),
+-- each with its tenant and the segments it entered and left: the row's
+-- own, or a bulk row's by position.
+CREATE FUNCTION segments._history_contacts(anyelement, text, bytea, bytea,
+                                           anyarray, text[], bytea[], bytea[],
+                                           OUT contact_id anyelement, OUT tenant text,
+                                           OUT entered bytea, OUT exited bytea)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT $1, $2, $3, $4 WHERE $5 IS NULL
+    UNION ALL
+    SELECT u.k, u.t, u.e, u.x
+      FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6),
+                      pg_catalog.unnest($7), pg_catalog.unnest($8)) AS u(k, t, e, x)
+$$;
+COMMENT ON FUNCTION segments._history_contacts(anyelement, text, bytea, bytea, anyarray, text[], bytea[], bytea[]) IS
+    'Internal: the contacts one change log row records, with their tenants, entries and exits.';
+
 -- Dropping a segment is an exit of each of its members: recorded before
 -- the row goes, under the lock that orders change ids.  (Stored membership
 -- keeps the dropped number until rows are rewritten; the member trigger
@@ -126,11 +145,30 @@ BEGIN
     ON CONFLICT (num) DO NOTHING;
     IF segments._history_on() THEN
         PERFORM segments._lock_member_writers();
-        INSERT INTO segments.change_log (at, cause, contact_id, tenant, exited)
-        SELECT pg_catalog.now(), 'd', m.contact_id, m.tenant, segments._history_exit(m.data, OLD.num)
-          FROM segments.member m
-         WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[OLD.num]
-         ORDER BY m.contact_id;
+        -- bulk rows of 256 members, as the member trigger writes them
+        -- (a few members: a row each)
+        INSERT INTO segments.change_log (at, cause, contact_id, tenant, exited,
+                                         contact_lo, contact_hi, contacts, tenants, entereds, exiteds)
+        SELECT pg_catalog.now(), 'd',
+               CASE WHEN b.n < 64 THEN b.keys[i] END, CASE WHEN b.n < 64 THEN b.tenants[i] END,
+               CASE WHEN b.n < 64 THEN b.exits[i] END,
+               CASE WHEN b.n >= 64 THEN b.keys[1] END, CASE WHEN b.n >= 64 THEN b.keys[b.n] END,
+               CASE WHEN b.n >= 64 THEN b.keys END, CASE WHEN b.n >= 64 THEN b.tenants END,
+               CASE WHEN b.n >= 64 THEN pg_catalog.array_fill(NULL::bytea, ARRAY[b.n]) END,
+               CASE WHEN b.n >= 64 THEN b.exits END
+          FROM (SELECT g.chunk, g.keys, g.tenants, g.exits, pg_catalog.cardinality(g.keys) AS n
+                  FROM (SELECT r.chunk,
+                               pg_catalog.array_agg(r.contact_id ORDER BY r.contact_id) AS keys,
+                               pg_catalog.array_agg(r.tenant ORDER BY r.contact_id) AS tenants,
+                               pg_catalog.array_agg(r.exit ORDER BY r.contact_id) AS exits
+                          FROM (SELECT m.contact_id, m.tenant, segments._history_exit(m.data, OLD.num) AS exit,
+                                       (pg_catalog.row_number() OVER (ORDER BY m.contact_id) OPERATOR(pg_catalog.-) 1)
+                                       OPERATOR(pg_catalog./) 256 AS chunk
+                                  FROM segments.member m
+                                 WHERE segments._member_segs(m.data) OPERATOR(pg_catalog.@>) ARRAY[OLD.num]) r
+                         GROUP BY r.chunk) g) b
+          CROSS JOIN LATERAL pg_catalog.generate_series(1, CASE WHEN b.n < 64 THEN b.n ELSE 1 END) AS i
+         ORDER BY b.chunk, i;
     END IF;
     RETURN OLD;
 END
@@ -177,10 +215,11 @@ BEGIN
         SELECT (c.at AT TIME ZONE 'UTC')::date AS d,
                pg_catalog.sum(CASE WHEN x.entered THEN 1 ELSE -1 END) AS delta
           FROM segments.change_log c
-         CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
+         CROSS JOIN LATERAL segments._history_contacts(c.contact_id, c.tenant, c.entered, c.exited, c.contacts, c.tenants, c.entereds, c.exiteds) AS p
+         CROSS JOIN LATERAL segments._history_rows(p.entered, p.exited) AS x
          WHERE c.at OPERATOR(pg_catalog.>=) (("from" + 1)::timestamp AT TIME ZONE 'UTC')
            AND x.num OPERATOR(pg_catalog.=) v_num
-           AND segments._contact_visible(c.tenant)
+           AND segments._contact_visible(p.tenant)
          GROUP BY 1)
     SELECT g.day::date,
            v_current OPERATOR(pg_catalog.-)
@@ -225,6 +264,15 @@ BEGIN
             EXECUTE 'DROP VIEW ' || v_obj;
         END IF;
     END LOOP;
+    -- what the views read through
+    FOR v_obj IN
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+         WHERE p.pronamespace = 'segments'::regnamespace
+           AND p.proname = '_history_of'
+    LOOP
+        EXECUTE 'ALTER EXTENSION segments DROP FUNCTION ' || v_obj;
+        EXECUTE 'DROP FUNCTION ' || v_obj;
+    END LOOP;
     IF to_regclass('segments.change_log') IS NOT NULL AND
        (SELECT a.atttypid FROM pg_attribute a
          WHERE a.attrelid = to_regclass('segments.change_log') AND a.attname = 'contact_id')
@@ -257,26 +305,63 @@ BEGIN
     IF to_regclass('segments.change_log') IS NULL THEN
         -- One row per contact and statement: the segments it entered and
         -- those it left (with since when it had been in them), in the
-        -- compact form of segments.member (src/member_codec.c).
+        -- compact form of segments.member (src/member_codec.c); or, for a
+        -- statement changing many contacts, bulk rows of up to 256
+        -- contacts: contacts, tenants, entereds and exiteds in arrays (by
+        -- position), contact_lo and contact_hi their keys' range.
         EXECUTE format($f$
             CREATE TABLE segments.change_log (
                 change_id  bigint PRIMARY KEY DEFAULT nextval('segments.change_id_seq'),
                 at         timestamptz NOT NULL,
                 cause      "char" NOT NULL,
-                contact_id %s NOT NULL,
+                contact_id %1$s,
                 tenant     text,
                 entered    bytea,
-                exited     bytea
+                exited     bytea,
+                contact_lo %1$s,
+                contact_hi %1$s,
+                contacts   %1$s[],
+                tenants    text[],
+                entereds   bytea[],
+                exiteds    bytea[],
+                CHECK ((contact_id IS NULL) <> (contacts IS NULL))
             )$f$, p_key_type);
-        -- was_member() reads a contact's changes; segment_counts() those
-        -- since a day (a BRIN index: time follows ids, and costs nothing)
+        -- was_member() reads a contact's changes: its own rows, and the
+        -- bulk rows whose range holds it; segment_counts() those since a
+        -- day (a BRIN index: time follows ids, and costs nothing)
         CREATE INDEX change_log_contact_idx ON segments.change_log (contact_id, change_id);
+        CREATE INDEX change_log_range_idx ON segments.change_log (contact_lo, contact_hi)
+            WHERE contacts IS NOT NULL;
         CREATE INDEX change_log_at_idx ON segments.change_log USING brin (at);
         COMMENT ON TABLE segments.change_log IS
             'Recorded membership changes (entries and exits), in commit order; read them through segments.membership_changes.';
         REVOKE ALL ON segments.change_log FROM PUBLIC;
         PERFORM segments._extension_add('pg_class', 'segments.change_log'::regclass,
                                         'TABLE segments.change_log');
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = 'segments.change_log'::regclass AND a.attname = 'contacts') THEN
+        -- a change log of a 0.2.0 development build: bulk rows added
+        EXECUTE format($f$
+            ALTER TABLE segments.change_log ALTER COLUMN contact_id DROP NOT NULL,
+                ADD COLUMN contact_lo %1$s, ADD COLUMN contact_hi %1$s,
+                ADD COLUMN contacts %1$s[], ADD COLUMN tenants text[],
+                ADD COLUMN entereds bytea[], ADD COLUMN exiteds bytea[],
+                ADD CHECK ((contact_id IS NULL) <> (contacts IS NULL))
+            $f$, p_key_type);
+        CREATE INDEX change_log_range_idx ON segments.change_log (contact_lo, contact_hi)
+            WHERE contacts IS NOT NULL;
+    END IF;
+    IF (SELECT a.attcompression FROM pg_attribute a
+         WHERE a.attrelid = 'segments.change_log'::regclass AND a.attname = 'contacts') = '' THEN
+        -- bulk rows are stored out of line: lz4 compresses them several
+        -- times faster than pglz, where the server has it
+        IF EXISTS (SELECT 1 FROM pg_settings
+                    WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
+            ALTER TABLE segments.change_log ALTER COLUMN contacts SET COMPRESSION lz4,
+                ALTER COLUMN tenants SET COMPRESSION lz4,
+                ALTER COLUMN entereds SET COMPRESSION lz4,
+                ALTER COLUMN exiteds SET COMPRESSION lz4;
+        END IF;
     END IF;
 
     -- The triggers that record changes (a new segments.member has none).
@@ -301,10 +386,53 @@ BEGIN
     ALTER TABLE segments.member ENABLE ALWAYS TRIGGER member_history_update;
     ALTER TABLE segments.member ENABLE ALWAYS TRIGGER member_history_delete;
 
+    -- Every recorded change of one contact, through the indexes: its own
+    -- rows by contact_id, the bulk rows whose key range holds it.  Read
+    -- by membership_history as its caller: nothing of a contact the
+    -- session may not see.
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION segments._history_of(contact %1$s,
+            OUT change_id bigint, OUT at timestamptz, OUT tenant text,
+            OUT num integer, OUT entered boolean, OUT since timestamptz)
+        RETURNS SETOF record
+        LANGUAGE plpgsql STABLE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS $b$
+        BEGIN
+            -- (plpgsql: its plan is kept for the session.  OFFSET 0: a
+            -- bulk row's arrays are read, and detoasted, once each, in the
+            -- rows whose range holds the contact only.)
+            RETURN QUERY
+            SELECT h.change_id, h.at, h.tenant, x.num, x.entered, x.since
+              FROM (SELECT c.change_id, c.at, c.tenant, c.entered AS e, c.exited AS x
+                      FROM segments.change_log c
+                     WHERE c.contact_id OPERATOR(pg_catalog.=) _history_of.contact
+                    UNION ALL
+                    SELECT b.change_id, b.at, b.tenants[b.i], b.entereds[b.i], b.exiteds[b.i]
+                      FROM (SELECT c.change_id, c.at, c.tenants, c.entereds, c.exiteds,
+                                   pg_catalog.array_position(c.contacts, _history_of.contact) AS i
+                              FROM segments.change_log c
+                             WHERE c.contacts IS NOT NULL
+                               AND c.contact_lo OPERATOR(pg_catalog.<=) _history_of.contact
+                               AND c.contact_hi OPERATOR(pg_catalog.>=) _history_of.contact
+                            OFFSET 0) AS b
+                     WHERE b.i IS NOT NULL
+                    OFFSET 0) AS h
+             CROSS JOIN LATERAL segments._history_rows(h.e, h.x) AS x
+             WHERE segments._contact_visible(h.tenant);
+        END
+        $b$
+        $f$, p_key_type);
+    EXECUTE format('REVOKE ALL ON FUNCTION segments._history_of(%s) FROM PUBLIC', p_key_type);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION segments._history_of(%s) TO segments_read', p_key_type);
+    PERFORM segments._extension_add('pg_proc',
+        format('segments._history_of(%s)', p_key_type)::regprocedure,
+        format('FUNCTION segments._history_of(%s)', p_key_type));
+
     -- The feed: changes of visible segments (dropped ones too) and, for a
     -- tenant session, of its own contacts only.
     CREATE OR REPLACE VIEW segments.membership_changes WITH (security_barrier) AS
-        SELECT c.change_id, s.id AS segment_id, c.contact_id, x.entered, c.at,
+        SELECT c.change_id, s.id AS segment_id, p.contact_id, x.entered, c.at,
                CASE c.cause
                     WHEN 'c' THEN 'change' WHEN 't' THEN 'time'
                     WHEN 'e' THEN 'evaluation' WHEN 's' THEN 'schedule'
@@ -312,9 +440,10 @@ BEGIN
                     WHEN 'f' THEN 'failed' WHEN 'd' THEN 'dropped'
                     WHEN 'g' THEN 'configure' ELSE 'other' END AS cause
           FROM segments.change_log c
-         CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
+         CROSS JOIN LATERAL segments._history_contacts(c.contact_id, c.tenant, c.entered, c.exited, c.contacts, c.tenants, c.entereds, c.exiteds) AS p
+         CROSS JOIN LATERAL segments._history_rows(p.entered, p.exited) AS x
           JOIN segments._history_segments s ON s.num = x.num
-         WHERE segments._contact_visible(c.tenant)
+         WHERE segments._contact_visible(p.tenant)
            AND segments._tenant_visible(s.tenant)
            AND segments._history_kept();
     COMMENT ON VIEW segments.membership_changes IS
@@ -329,12 +458,13 @@ BEGIN
           FROM (SELECT w.num, w.contact_id, w.tenant,
                        CASE WHEN w.entered THEN w.at ELSE w.since END AS valid_from,
                        CASE WHEN w.entered THEN w.next_at ELSE w.at END AS valid_to
-                  FROM (SELECT x.num, c.contact_id, c.tenant, x.entered, c.at, x.since,
+                  FROM (SELECT x.num, p.contact_id, p.tenant, x.entered, c.at, x.since,
                                lead(c.at) OVER w AS next_at,
                                lag(x.entered) OVER w AS prev_entered
                           FROM segments.change_log c
-                         CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
-                        WINDOW w AS (PARTITION BY x.num, c.contact_id ORDER BY c.change_id)) w
+                         CROSS JOIN LATERAL segments._history_contacts(c.contact_id, c.tenant, c.entered, c.exited, c.contacts, c.tenants, c.entereds, c.exiteds) AS p
+                         CROSS JOIN LATERAL segments._history_rows(p.entered, p.exited) AS x
+                        WINDOW w AS (PARTITION BY x.num, p.contact_id ORDER BY c.change_id)) w
                  WHERE w.entered OR w.prev_entered IS NOT TRUE
                 UNION ALL
                 -- current members whose latest recorded change is not their
@@ -343,10 +473,9 @@ BEGIN
                   FROM segments.member m
                  CROSS JOIN LATERAL segments._member_rows(m.data) AS u
                  WHERE EXISTS (SELECT 1 FROM segments.segment x WHERE x.num = u.num)
-                   AND (SELECT x.entered FROM segments.change_log c
-                         CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
-                         WHERE c.contact_id = m.contact_id AND x.num = u.num
-                         ORDER BY c.change_id DESC LIMIT 1) IS NOT TRUE) p
+                   AND (SELECT h.entered FROM segments._history_of(m.contact_id) AS h
+                         WHERE h.num = u.num
+                         ORDER BY h.change_id DESC LIMIT 1) IS NOT TRUE) p
           JOIN segments._history_segments s ON s.num = p.num
          WHERE segments._contact_visible(p.tenant)
            AND segments._tenant_visible(s.tenant)
@@ -399,7 +528,7 @@ BEGIN
         v_sent := coalesce(v_sent, GREATEST(v_last, v_high));
         RETURN QUERY SELECT * FROM segments.membership_changes c
                       WHERE c.change_id > v_last AND c.change_id <= v_sent
-                      ORDER BY c.change_id, c.entered, c.segment_id;
+                      ORDER BY c.change_id, c.contact_id, c.entered, c.segment_id;
         IF v_sent IS DISTINCT FROM v_last THEN
             UPDATE segments.change_cursor k SET last_change_id = v_sent, updated_at = pg_catalog.now()
              WHERE k.tenant IS NOT DISTINCT FROM v_tenant AND k.consumer = consume_changes.consumer;
@@ -424,19 +553,16 @@ BEGIN
                 RETURN false;
             END IF;
             -- the latest change up to then decides
-            SELECT x.entered, c.tenant INTO r FROM segments.change_log c
-             CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
-             WHERE c.contact_id = _was_member.contact AND x.num = _was_member.num
-               AND c.at <= _was_member.at
-             ORDER BY c.change_id DESC LIMIT 1;
+            SELECT h.entered, h.tenant INTO r FROM segments._history_of(contact) AS h
+             WHERE h.num = _was_member.num AND h.at <= _was_member.at
+             ORDER BY h.change_id DESC LIMIT 1;
             IF FOUND THEN
                 RETURN r.entered AND segments._contact_visible(r.tenant);
             END IF;
             -- none: a later exit tells since when that membership lasted
-            SELECT x.entered, c.tenant, x.since INTO r FROM segments.change_log c
-             CROSS JOIN LATERAL segments._history_rows(c.entered, c.exited) AS x
-             WHERE c.contact_id = _was_member.contact AND x.num = _was_member.num
-             ORDER BY c.change_id LIMIT 1;
+            SELECT h.entered, h.tenant, h.since INTO r FROM segments._history_of(contact) AS h
+             WHERE h.num = _was_member.num
+             ORDER BY h.change_id LIMIT 1;
             IF FOUND THEN
                 RETURN NOT r.entered AND r.since <= _was_member.at
                        AND segments._contact_visible(r.tenant);

@@ -31,7 +31,8 @@ GRANT EXECUTE ON FUNCTION segments._tenant_visible(text), segments._member_rows(
     segments._member_segs(bytea), segments._member_in(integer[], integer),
     segments._member_since(bytea, integer), segments._contact_visible(text),
     segments._contact_tenant(), segments._session_tenant(), segments._is_admin(),
-    segments._history_rows(bytea, bytea), segments._history_kept() TO PUBLIC;
+    segments._history_rows(bytea, bytea), segments._history_kept(),
+    segments._history_contacts(anyelement, text, bytea, bytea, anyarray, text[], bytea[], bytea[]) TO PUBLIC;
 
 -- Reading interface.
 GRANT SELECT ON segments.segments, segments.status TO segments_read;

@@ -26,6 +26,32 @@ got=$(qr "SELECT count(*) FROM segments.membership_changes")
 [ "$got" = 100 ] || fail "the reader sees $got changes, not 100"
 note "ok: a segments_read role reads the feed"
 
+# a segment updated by the worker's evaluation pass, many members at once
+# (bulk rows in the change log): contacts 1-50 leave, 151-200 enter, each
+# recorded once, cause evaluation, as the reader sees it
+MID=$(q "SELECT segments.create_segment('Mid', '{\"type\": \"attribute\", \"field\": \"id\", \"op\": \"lte\", \"value\": 150}')")
+expect "wait() for Mid" "SELECT segments.wait('60 s')" t
+before=$(q "SELECT max(change_id) FROM segments.change_log")
+q "SELECT segments.update_segment('$MID', definition => '{\"type\": \"attribute\", \"field\": \"id\", \"op\": \"between\", \"value\": [51, 200]}')" >/dev/null
+poll "the update's changes recorded: 50 exits, 50 entries, cause evaluation" \
+     "SELECT count(*) FILTER (WHERE NOT entered) || ' ' || count(*) FILTER (WHERE entered) || ' ' || string_agg(DISTINCT cause, ',')
+        FROM segments.membership_changes WHERE segment_id = '$MID' AND change_id > $before" "50 50 evaluation"
+got=$(qr "SELECT count(*) FILTER (WHERE NOT entered AND contact_id BETWEEN 1 AND 50) || ' ' ||
+              count(*) FILTER (WHERE entered AND contact_id BETWEEN 151 AND 200) || ' ' || count(DISTINCT contact_id)
+         FROM segments.membership_changes WHERE segment_id = '$MID' AND change_id > $before")
+[ "$got" = "50 50 100" ] || fail "the reader sees the update's changes as '$got', not '50 50 100'"
+note "ok: each of the update's changes recorded once, for the right contacts"
+# (the first evaluations, 100 and 150 entries in one statement, are bulk
+# rows; the update's statements, under 64 contacts each, rows of their own)
+expect "bulk rows and rows of their own, as many contacts a statement changed" \
+       "SELECT count(*) FILTER (WHERE contacts IS NOT NULL AND change_id <= $before) > 0
+               AND count(*) FILTER (WHERE contacts IS NOT NULL AND change_id > $before) = 0
+          FROM segments.change_log" t
+expect "was_member() reads them: contact 1 was in Mid before, not now; contact 200 now" \
+       "SELECT segments.was_member(1, '$MID'::uuid, (SELECT at FROM segments.change_log WHERE change_id > $before ORDER BY change_id LIMIT 1) - interval '1 microsecond')
+               AND NOT segments.was_member(1, '$MID'::uuid, now()) AND segments.was_member(200, '$MID'::uuid, now())" t
+q "SELECT segments.drop_segment('$MID')" >/dev/null
+
 # contact changes and a deletion, applied by the worker
 qa "UPDATE contacts SET plan = 'vip' WHERE id = 1"
 qa "UPDATE contacts SET plan = 'free' WHERE id = 2"
@@ -36,7 +62,7 @@ poll "contact changes recorded, cause change" \
      "1:true:change 2:false:change 4:false:change"
 expect "the exit of the deleted contact says since when it was a member" \
        "SELECT x.since IS NOT NULL AND x.since <= c.at FROM segments.change_log c,
-               segments._history_rows(c.entered, c.exited) x WHERE c.contact_id = 4 AND NOT x.entered" t
+               segments._history_rows(c.entered, c.exited) x WHERE c.contact_id = 4 AND NOT x.entered AND c.cause = 'c'" t
 
 # the passage of time: a contact seen now enters Recent, and leaves it by
 # itself 3 s later (an exit with cause time)
