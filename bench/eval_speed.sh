@@ -27,25 +27,6 @@ drop() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; }
 trap 'rm -rf "$tmp"; [ -n "${KEEP_DB:-}" ] || { drop; [ -z "${BASELINE_PORT:-}" ] || base drop; }' EXIT
 export PGDATABASE=$DB
 . "$HERE/common.sh"     # q, qv, now_s, elapsed, median, worker_on/off, bench_load_db
-# timed FILE: runs the SQL file in one session; prints its wall-clock
-# seconds and the CPU seconds of the backend that ran it (from /proc: the
-# server runs on this machine), which other load on the machine disturbs
-# less than the wall clock.
-TCK=$(getconf CLK_TCK)
-timed() {
-    cat > "$tmp/timed.sql" <<SQL
-SELECT pg_backend_pid() AS pid \\gset
-\\setenv BACKEND :pid
-\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat > $tmp/cpu0
-\\o /dev/null
-\\i $1
-\\o
-\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat > $tmp/cpu1
-SQL
-    local t0; t0=$(now_s)
-    psql -X -qAt -v ON_ERROR_STOP=1 -f "$tmp/timed.sql" >/dev/null
-    echo "$(elapsed "$t0") $(awk -v a="$(cat "$tmp/cpu0")" -v b="$(cat "$tmp/cpu1")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')"
-}
 
 # setup: loads the data and segments into $DB of the cluster in the
 # environment (unless kept), and prints the first refresh()'s time.

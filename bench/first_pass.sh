@@ -23,24 +23,6 @@ drop() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; }
 trap 'rm -rf "$tmp"; [ -n "${KEEP_DB:-}" ] || { drop; [ -z "${BASELINE_PORT:-}" ] || base drop; }' EXIT
 export PGDATABASE=$DB
 . "$HERE/common.sh"
-TCK=$(getconf CLK_TCK)
-# timed PRE FILE: runs PRE (untimed), then the SQL file, in one session;
-# prints the file's wall-clock and backend CPU seconds.
-timed() {
-    cat > "$tmp/timed.sql" <<SQL
-$1
-SELECT pg_backend_pid() AS pid \\gset
-\\setenv BACKEND :pid
-\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat > $tmp/cpu0
-\\o /dev/null
-\\i $2
-\\o
-\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat > $tmp/cpu1
-SQL
-    local t0; t0=$(now_s)
-    psql -X -qAt -v ON_ERROR_STOP=1 -f "$tmp/timed.sql" >/dev/null
-    echo "$(elapsed "$t0") $(awk -v a="$(cat "$tmp/cpu0")" -v b="$(cat "$tmp/cpu1")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')"
-}
 setup() {
     local have
     have=$(psql -X -qAt -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DB'")
@@ -68,11 +50,11 @@ for round in $(seq 1 "$ROUNDS"); do
     line="round $round:"
     for k in first ${BASELINE_PORT:+base_first} again ${BASELINE_PORT:+base_again} sql; do
         case $k in
-            first) read -r wall cpu < <(timed "$EMPTY" "$tmp/refresh.sql");;
-            base_first) read -r wall cpu < <(base timed "$EMPTY" "$tmp/refresh.sql");;
-            again) read -r wall cpu < <(timed "" "$tmp/refresh.sql");;
-            base_again) read -r wall cpu < <(base timed "" "$tmp/refresh.sql");;
-            sql) read -r wall cpu < <(timed "" "$tmp/sql.sql");;
+            first) read -r wall cpu < <(timed "$tmp/refresh.sql" "$EMPTY");;
+            base_first) read -r wall cpu < <(base timed "$tmp/refresh.sql" "$EMPTY");;
+            again) read -r wall cpu < <(timed "$tmp/refresh.sql");;
+            base_again) read -r wall cpu < <(base timed "$tmp/refresh.sql");;
+            sql) read -r wall cpu < <(timed "$tmp/sql.sql");;
         esac
         R[$k]="${R[$k]:-} $wall"; C[$k]="${C[$k]:-} $cpu"
         line="$line $k $wall s (CPU $cpu s),"
