@@ -410,12 +410,20 @@ apply_range(Datum *ids, Datum *contacts, bool *nulls, Datum *enqueued, int lo, i
 
 /*
  * Both dequeues delete the oldest entries as a range of ids, the least
- * and greatest of the first batch_size: a range scan of the queue's
+ * and greatest of the first batch_size ($1): a range scan of the queue's
  * primary key, whose visible entries are exactly those ids (an entry that
  * commits later is not visible to the statement and stays queued).  The
  * "id = ANY (first ids)" it replaces was planned as a hash join over a
  * sequential scan of the whole queue: draining N entries cost N^2/batch.
- *
+ */
+#define DEQUEUE_OLDEST \
+	"DELETE FROM segments.change_queue" \
+	" WHERE id OPERATOR(pg_catalog.>=) (SELECT pg_catalog.min(id) FROM ids)" \
+	"   AND id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) FROM ids)"
+#define DEQUEUE_IDS \
+	"ids AS MATERIALIZED (SELECT id FROM segments.change_queue ORDER BY id LIMIT $1)"
+
+/*
  * After an error that was not transient: takes the same oldest entries
  * apart, so that the ones that cannot be applied are set aside and the
  * others applied.  In begin_xact's transaction.
@@ -432,10 +440,7 @@ apply_isolated(void)
 	bool	   *nulls;
 	int			start = 0;
 
-	WorkerRun("WITH ids AS MATERIALIZED (SELECT id FROM segments.change_queue ORDER BY id LIMIT $1)"
-		" DELETE FROM segments.change_queue"
-		" WHERE id OPERATOR(pg_catalog.>=) (SELECT pg_catalog.min(id) FROM ids)"
-		"   AND id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) FROM ids)"
+	WorkerRun("WITH " DEQUEUE_IDS " " DEQUEUE_OLDEST
 		" RETURNING id, contact, enqueued_at",
 		1, &argtype, &arg, SPI_OK_DELETE_RETURNING);
 	n = (int) SPI_processed;
@@ -533,14 +538,8 @@ apply_batch(void)
 		else if (is_configured())
 		{
 			guard = guard_begin();
-			/* the oldest entries, as a range of ids (see apply_isolated) */
-			WorkerRun("WITH ids AS MATERIALIZED (SELECT id FROM segments.change_queue"
-				"                           ORDER BY id LIMIT $1),"
-				" batch AS ("
-				"  DELETE FROM segments.change_queue"
-				"   WHERE id OPERATOR(pg_catalog.>=) (SELECT pg_catalog.min(id) FROM ids)"
-				"     AND id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) FROM ids)"
-				"  RETURNING contact)"
+			WorkerRun("WITH " DEQUEUE_IDS ","
+				" batch AS (" DEQUEUE_OLDEST " RETURNING contact)"
 				" SELECT pg_catalog.count(*),"
 				"        coalesce(pg_catalog.bool_or(contact IS NULL), false),"
 				"        pg_catalog.array_agg(DISTINCT contact) FILTER (WHERE contact IS NOT NULL)"
