@@ -46,6 +46,12 @@
 #define LAUNCHER_SCAN_MS		10000
 /* Pause before restarting a worker that died. */
 #define WORKER_RESTART_MS		5000
+/*
+ * Least time between two starts of a worker that found segments.enabled
+ * off: each committed change asks for one (the setting may have been turned
+ * on since), and a start per commit was a process per commit.
+ */
+#define DISABLED_RETRY_MS		1000
 /* How often a database without the extension is probed again. */
 #define PROBE_AGAIN_MS			(5 * 60 * 1000)
 
@@ -349,6 +355,8 @@ launcher_round(MemoryContext cxt)
 			}
 			if (start)
 			{
+				if (slot->state == SWS_DISABLED)
+					slot->paused_until = TimestampTzPlusMilliseconds(now, DISABLED_RETRY_MS);
 				slot->service_requested = false;
 				slot->state = SWS_STARTING;
 				slot->probed_at = now;

@@ -132,13 +132,22 @@ wake_worker(Oid dboid)
 		latch = slot->latch;
 	else
 	{
+		/*
+		 * Ask the launcher once: while a request is pending it is not woken
+		 * again.  Every committing writer passes here while no worker runs
+		 * (segments.enabled off for the database), and a wake-up per commit
+		 * cost the writer a signal and the launcher a scan.
+		 */
+		bool		known = false;
+
 		if (slot != NULL)
+		{
+			known = slot->service_requested;
 			slot->service_requested = true;
+		}
 		else
 		{
 			/* no slot (the launcher freed it): ask for this database by oid */
-			bool		known = false;
-
 			for (int i = 0; i < segments_shared->nrequests && !known; i++)
 				known = (segments_shared->requests[i] == dboid);
 			if (!known && segments_shared->nrequests < SEGMENTS_MAX_REQUESTS)
@@ -146,7 +155,8 @@ wake_worker(Oid dboid)
 			else if (!known)
 				segments_shared->requests_overflow = true;
 		}
-		latch = segments_shared->launcher_latch;
+		if (!known)
+			latch = segments_shared->launcher_latch;
 	}
 	SpinLockRelease(&segments_shared->mutex);
 	if (latch != NULL)
