@@ -183,6 +183,7 @@ typedef struct HistoryBuffer
 	int32	   *ex;
 	int32	   *ex_since;
 	bool	   *touched;		/* by segment number: changed (NOTIFY) */
+	bool		own_rows;		/* a DELETE: a row per contact (see below) */
 } HistoryBuffer;
 
 /* A one-dimensional array of n datums of a type, with nulls (or none: NULL). */
@@ -247,7 +248,7 @@ buffer_flush(HistoryBuffer *buf)
 	if (buf->n == 0)
 		return;
 	old = MemoryContextSwitchTo(buf->cxt);
-	if (buf->n >= HISTORY_BULK_MIN)
+	if (buf->n >= HISTORY_BULK_MIN && !buf->own_rows)
 	{
 		for (int from = 0; from < buf->n; from += HISTORY_BULK_ROW)
 			buffer_flush_bulk(buf, from, Min(from + HISTORY_BULK_ROW, buf->n), cause);
@@ -350,7 +351,7 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 			j++;
 		}
 	}
-	if (nent == 0 && nex == 0)
+	if (nent == 0 && nex == 0 && !buf->own_rows)
 		return;
 	old = MemoryContextSwitchTo(buf->cxt);
 	buf->keys[buf->n] = datumCopy(key, buf->key_byval, buf->key_len);
@@ -371,6 +372,71 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 	MemoryContextSwitchTo(old);
 	if (buf->n == HISTORY_FLUSH)
 		buffer_flush(buf);
+}
+
+/*
+ * The two inserts into segments.change_log, prepared once per session and
+ * change log (and key type): the worker fires the trigger once per batch,
+ * often of a few contacts, and parsing and planning both statements each
+ * time cost more than recording the changes.  The plan cache replans them
+ * after DDL on the table; a new change log (configure()) is a new relid.
+ */
+static SPIPlanPtr cached_insert = NULL;
+static SPIPlanPtr cached_insert_bulk = NULL;
+static Oid	cached_log_relid = InvalidOid;
+static Oid	cached_key_type = InvalidOid;
+
+static void
+prepare_inserts(HistoryBuffer *buf)
+{
+	Oid			log_relid = CatalogRelid("change_log", false);
+	Oid			types[7];
+	SPIPlanPtr	insert;
+	SPIPlanPtr	insert_bulk;
+
+	if (cached_insert != NULL && cached_log_relid == log_relid &&
+		cached_key_type == buf->key_type)
+	{
+		buf->insert = cached_insert;
+		buf->insert_bulk = cached_insert_bulk;
+		return;
+	}
+	if (cached_insert != NULL)
+	{
+		SPIPlanPtr	old_insert = cached_insert;
+		SPIPlanPtr	old_bulk = cached_insert_bulk;
+
+		cached_insert = cached_insert_bulk = NULL;
+		SPI_freeplan(old_insert);
+		SPI_freeplan(old_bulk);
+	}
+	types[0] = get_array_type(buf->key_type);
+	types[1] = TEXTARRAYOID;
+	types[2] = BYTEAARRAYOID;
+	types[3] = BYTEAARRAYOID;
+	types[4] = CHAROID;
+	insert = SPI_prepare("INSERT INTO segments.change_log"
+						 " (at, cause, contact_id, tenant, entered, exited)"
+						 " SELECT pg_catalog.now(), $5, u.k, u.t, u.e, u.x"
+						 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+						 "                   pg_catalog.unnest($3), pg_catalog.unnest($4))"
+						 "        AS u(k, t, e, x)",
+						 5, types);
+	types[5] = buf->key_type;
+	types[6] = buf->key_type;
+	insert_bulk = SPI_prepare("INSERT INTO segments.change_log"
+							  " (at, cause, contact_lo, contact_hi, contacts, tenants, entereds, exiteds)"
+							  " VALUES (pg_catalog.now(), $5, $6, $7, $1, $2, $3, $4)",
+							  7, types);
+	if (insert == NULL || insert_bulk == NULL)
+		elog(ERROR, "could not prepare the insert into segments.change_log: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(insert) != 0 || SPI_keepplan(insert_bulk) != 0)
+		elog(ERROR, "could not keep the insert into segments.change_log");
+	cached_insert = buf->insert = insert;
+	cached_insert_bulk = buf->insert_bulk = insert_bulk;
+	cached_log_relid = log_relid;
+	cached_key_type = buf->key_type;
 }
 
 /* The next row of a transition table: its key, numbers and tenant. */
@@ -416,7 +482,6 @@ segments_member_history(PG_FUNCTION_ARGS)
 	MemoryContext trig_cxt;
 	MemoryContext row_cxt;
 	MemoryContext old;
-	Oid			types[7];
 	TypeCacheEntry *typentry;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
@@ -452,6 +517,15 @@ segments_member_history(PG_FUNCTION_ARGS)
 	}
 
 	buf = palloc0(sizeof(HistoryBuffer));
+
+	/*
+	 * A contact leaving membership storage gets a row of its own, with no
+	 * change if it left only dropped segments: membership_history finds
+	 * the bulk rows of a contact through the contacts with stored
+	 * membership or a row of their own (sql/install/08_history.sql).
+	 * Deletions are rare next to entries, and small.
+	 */
+	buf->own_rows = (news == NULL);
 	buf->cxt = AllocSetContextCreate(trig_cxt, "segments history buffer",
 									 0, 1024 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
 	buf->key_type = TupleDescAttr(desc, MEMBER_ATTNUM_KEY - 1)->atttypid;
@@ -468,27 +542,7 @@ segments_member_history(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	types[0] = get_array_type(buf->key_type);
-	types[1] = TEXTARRAYOID;
-	types[2] = BYTEAARRAYOID;
-	types[3] = BYTEAARRAYOID;
-	types[4] = CHAROID;
-	buf->insert = SPI_prepare("INSERT INTO segments.change_log"
-							  " (at, cause, contact_id, tenant, entered, exited)"
-							  " SELECT pg_catalog.now(), $5, u.k, u.t, u.e, u.x"
-							  "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-							  "                   pg_catalog.unnest($3), pg_catalog.unnest($4))"
-							  "        AS u(k, t, e, x)",
-							  5, types);
-	types[5] = buf->key_type;
-	types[6] = buf->key_type;
-	buf->insert_bulk = SPI_prepare("INSERT INTO segments.change_log"
-								   " (at, cause, contact_lo, contact_hi, contacts, tenants, entereds, exiteds)"
-								   " VALUES (pg_catalog.now(), $5, $6, $7, $1, $2, $3, $4)",
-								   7, types);
-	if (buf->insert == NULL || buf->insert_bulk == NULL)
-		elog(ERROR, "could not prepare the insert into segments.change_log: %s",
-			 SPI_result_code_string(SPI_result));
+	prepare_inserts(buf);
 	typentry = lookup_type_cache(buf->key_type, TYPECACHE_CMP_PROC_FINFO);
 	if (!OidIsValid(typentry->cmp_proc_finfo.fn_oid))
 		elog(ERROR, "the contact key type %s has no btree order", format_type_be(buf->key_type));
