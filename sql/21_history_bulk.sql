@@ -315,10 +315,14 @@ SELECT count(*) AS rows_without_change FROM segments.change_log
  WHERE contact_id = 603 AND entered IS NULL AND exited IS NULL;
 
 -- Text keys: bulk rows in the key type's order; was_member() at both ends.
+-- The session records a change with integer keys first: the inserts it
+-- prepared for the old change log are not used for the new one.
 \c - histb_owner
 CREATE TABLE tcontacts (id text PRIMARY KEY, plan text);
 INSERT INTO tcontacts SELECT 'k' || g, 'free' FROM generate_series(1, 300) g;
+UPDATE contacts SET plan = 'free' WHERE id = 1500;
 \c - postgres
+SELECT segments.refresh_contacts(ARRAY[1500]) AS recorded_with_integer_keys;
 SELECT segments.configure('public.tcontacts', 'id');
 SELECT pg_typeof(contact_lo) AS key_type, contact_lo, contact_hi, cardinality(contacts) AS contacts
   FROM segments.change_log WHERE contacts IS NOT NULL;
