@@ -78,6 +78,15 @@ bool		segments_history = true;
 int			segments_history_retention = 90 * 24 * 3600;	/* seconds */
 static bool segments_history_notify = false;
 
+/*
+ * The buffer's arrays (140 kB) are allocated once per session: the worker
+ * fires the trigger once per batch of a few contacts, and allocating and
+ * zeroing them each time (fresh pages from the kernel) cost more than the
+ * batch's recording.  Busy while a trigger uses them; a trigger fired then
+ * (none is: the trigger writes only the change log) gets its own.
+ */
+static bool history_arrays_busy = false;
+
 /* Why membership is being written in this transaction (history.h). */
 static char history_cause = HISTORY_CAUSE_NONE;
 
@@ -93,6 +102,7 @@ history_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			history_cause = HISTORY_CAUSE_NONE;
+			history_arrays_busy = false;	/* a trigger's error left them */
 			break;
 		default:
 			break;
@@ -157,10 +167,8 @@ HistoryDefaultCause(char cause)
  * stored membership (member_codec.c): a contact entering 20 segments at
  * once costs one row of about 100 bytes, not 20.
  */
-typedef struct HistoryBuffer
+typedef struct HistoryArrays
 {
-	MemoryContext cxt;
-	int			n;
 	Datum		keys[HISTORY_FLUSH];
 	Datum		tenants[HISTORY_FLUSH];
 	bool		tenant_nulls[HISTORY_FLUSH];
@@ -168,6 +176,16 @@ typedef struct HistoryBuffer
 	bool		entered_nulls[HISTORY_FLUSH];
 	Datum		exited[HISTORY_FLUSH];
 	bool		exited_nulls[HISTORY_FLUSH];
+} HistoryArrays;
+
+/* The arrays of the buffer below, allocated once per session (history_arrays). */
+static HistoryArrays *history_arrays = NULL;
+
+typedef struct HistoryBuffer
+{
+	MemoryContext cxt;
+	int			n;
+	struct HistoryArrays *a;	/* the contacts' columns (below) */
 	Oid			key_type;
 	int16		key_len;
 	bool		key_byval;
@@ -208,24 +226,24 @@ static void
 buffer_flush_bulk(HistoryBuffer *buf, int from, int to, char cause)
 {
 	Datum		values[7];
-	Datum		lo = buf->keys[from];
-	Datum		hi = buf->keys[from];
+	Datum		lo = buf->a->keys[from];
+	Datum		hi = buf->a->keys[from];
 	int			n = to - from;
 
 	for (int i = from + 1; i < to; i++)
 	{
-		if (key_compare(buf, buf->keys[i], lo) < 0)
-			lo = buf->keys[i];
-		if (key_compare(buf, buf->keys[i], hi) > 0)
-			hi = buf->keys[i];
+		if (key_compare(buf, buf->a->keys[i], lo) < 0)
+			lo = buf->a->keys[i];
+		if (key_compare(buf, buf->a->keys[i], hi) > 0)
+			hi = buf->a->keys[i];
 	}
-	values[0] = make_array(buf->keys + from, NULL, n, buf->key_type, buf->key_len,
+	values[0] = make_array(buf->a->keys + from, NULL, n, buf->key_type, buf->key_len,
 						   buf->key_byval, buf->key_align);
-	values[1] = make_array(buf->tenants + from, buf->tenant_nulls + from, n, TEXTOID, -1, false,
+	values[1] = make_array(buf->a->tenants + from, buf->a->tenant_nulls + from, n, TEXTOID, -1, false,
 						   TYPALIGN_INT);
-	values[2] = make_array(buf->entered + from, buf->entered_nulls + from, n, BYTEAOID, -1, false,
+	values[2] = make_array(buf->a->entered + from, buf->a->entered_nulls + from, n, BYTEAOID, -1, false,
 						   TYPALIGN_INT);
-	values[3] = make_array(buf->exited + from, buf->exited_nulls + from, n, BYTEAOID, -1, false,
+	values[3] = make_array(buf->a->exited + from, buf->a->exited_nulls + from, n, BYTEAOID, -1, false,
 						   TYPALIGN_INT);
 	values[4] = CharGetDatum(cause);
 	values[5] = lo;
@@ -257,11 +275,11 @@ buffer_flush(HistoryBuffer *buf)
 		buf->n = 0;
 		return;
 	}
-	values[0] = make_array(buf->keys, NULL, buf->n, buf->key_type, buf->key_len, buf->key_byval,
+	values[0] = make_array(buf->a->keys, NULL, buf->n, buf->key_type, buf->key_len, buf->key_byval,
 						   buf->key_align);
-	values[1] = make_array(buf->tenants, buf->tenant_nulls, buf->n, TEXTOID, -1, false, TYPALIGN_INT);
-	values[2] = make_array(buf->entered, buf->entered_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
-	values[3] = make_array(buf->exited, buf->exited_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
+	values[1] = make_array(buf->a->tenants, buf->a->tenant_nulls, buf->n, TEXTOID, -1, false, TYPALIGN_INT);
+	values[2] = make_array(buf->a->entered, buf->a->entered_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
+	values[3] = make_array(buf->a->exited, buf->a->exited_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
 	values[4] = CharGetDatum(cause);
 	MemoryContextSwitchTo(old);
 	if (SPI_execute_plan(buf->insert, values, NULL, false, 0) != SPI_OK_INSERT)
@@ -354,13 +372,13 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 	if (nent == 0 && nex == 0 && !buf->own_rows)
 		return;
 	old = MemoryContextSwitchTo(buf->cxt);
-	buf->keys[buf->n] = datumCopy(key, buf->key_byval, buf->key_len);
-	buf->tenant_nulls[buf->n] = tenant_null;
-	buf->tenants[buf->n] = tenant_null ? (Datum) 0 : datumCopy(tenant, false, -1);
-	buf->entered_nulls[buf->n] = (nent == 0);
-	buf->entered[buf->n] = nent == 0 ? (Datum) 0 : encode_copy(buf, ent, ent_since, nent);
-	buf->exited_nulls[buf->n] = (nex == 0);
-	buf->exited[buf->n] = nex == 0 ? (Datum) 0 : encode_copy(buf, ex, ex_since, nex);
+	buf->a->keys[buf->n] = datumCopy(key, buf->key_byval, buf->key_len);
+	buf->a->tenant_nulls[buf->n] = tenant_null;
+	buf->a->tenants[buf->n] = tenant_null ? (Datum) 0 : datumCopy(tenant, false, -1);
+	buf->a->entered_nulls[buf->n] = (nent == 0);
+	buf->a->entered[buf->n] = nent == 0 ? (Datum) 0 : encode_copy(buf, ent, ent_since, nent);
+	buf->a->exited_nulls[buf->n] = (nex == 0);
+	buf->a->exited[buf->n] = nex == 0 ? (Datum) 0 : encode_copy(buf, ex, ex_since, nex);
 	buf->n++;
 	if (buf->touched != NULL)
 	{
@@ -517,6 +535,15 @@ segments_member_history(PG_FUNCTION_ARGS)
 	}
 
 	buf = palloc0(sizeof(HistoryBuffer));
+	if (history_arrays == NULL)
+		history_arrays = MemoryContextAlloc(TopMemoryContext, sizeof(HistoryArrays));
+	if (history_arrays_busy)
+		buf->a = palloc(sizeof(HistoryArrays));
+	else
+	{
+		buf->a = history_arrays;
+		history_arrays_busy = true;
+	}
 
 	/*
 	 * A contact leaving membership storage gets a row of its own, with no
@@ -624,6 +651,8 @@ segments_member_history(PG_FUNCTION_ARGS)
 	}
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+	if (buf->a == history_arrays)
+		history_arrays_busy = false;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(trig_cxt);
 	return PointerGetDatum(NULL);
