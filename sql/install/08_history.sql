@@ -530,6 +530,7 @@ BEGIN
         v_got    integer := 0;
         v_end_id bigint;
         v_end_n  integer;
+        v_row    bigint;
         r        record;
     BEGIN
         IF consumer IS NULL OR consumer = '' THEN
@@ -566,10 +567,17 @@ BEGIN
             v_end_id := v_last;
             v_end_n := v_off + v_got;
         END IF;
-        IF v_got < consume_changes.max THEN
-            FOR r IN SELECT * FROM segments.membership_changes c
+        -- (row by row, in id order through the primary key: one query
+        -- sorting every change after the cursor would expand every bulk
+        -- row of a long backlog)
+        FOR v_row IN SELECT c.change_id FROM segments.change_log c
                       WHERE c.change_id > v_last AND c.change_id <= v_high
-                      ORDER BY c.change_id, c.contact_id, c.entered, c.segment_id
+                      ORDER BY c.change_id
+        LOOP
+            EXIT WHEN v_got >= consume_changes.max;
+            FOR r IN SELECT * FROM segments.membership_changes c
+                      WHERE c.change_id = v_row
+                      ORDER BY c.contact_id, c.entered, c.segment_id
                       LIMIT consume_changes.max - v_got
             LOOP
                 RETURN NEXT r;
@@ -581,7 +589,7 @@ BEGIN
                     v_end_n := 1;
                 END IF;
             END LOOP;
-        END IF;
+        END LOOP;
         IF v_got < consume_changes.max THEN
             -- nothing more: the cursor passes everything up to v_high, so
             -- changes this session may not see (other tenants') are not
