@@ -136,6 +136,19 @@ for k in pass passcpu activity activitycpu plan plancpu; do
         plancpu) row "  the same per worker CPU second" "$off" "$on" "$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2fx", a / b }')";;
     esac
 done
+# Per round, on / off of the same figure; their geometric mean.  Which mode
+# runs first alternates, and the second run of a pair tends to be the
+# faster one on a loaded machine (the state the first leaves behind): with
+# an even number of rounds the mean is balanced between the two orders.
+ratios() {    # KEY
+    paste <(echo "${R[${1}_on]}" | tr ' ' '\n' | grep -v '^$') <(echo "${R[${1}_off]}" | tr ' ' '\n' | grep -v '^$') |
+        awk '{ r = $1 / $2; printf "%.2f ", r; l += log(r) } END { printf "(geometric mean %.2fx)", exp(l / NR) }'
+}
+echo
+echo "per round, on / off (which mode went first alternates; round 1: off first)"
+for k in pass passcpu activity activitycpu plan plancpu; do
+    printf '  %-12s %s\n' "$k" "$(ratios "$k")"
+done
 row "storage per recorded change (first pass), bytes" "" "$(awk -v b="$BYTES" -v c="$CHANGES" 'BEGIN { printf "%.2f", b / c }')" ""
 row "storage per change-log row (first pass), bytes" "" "$(awk -v b="$BYTES" -v c="$ROWS" 'BEGIN { printf "%.1f", b / c }')" ""
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
