@@ -442,18 +442,36 @@ printf '\\set c random(1, %s)\n\\set p random(1, 4)\nUPDATE public.contacts SET 
 history_mode() {    # on | off, for the worker (ALTER SYSTEM, reload)
     q -c "ALTER SYSTEM SET segments.history = $1" -c "SELECT pg_reload_conf()" >/dev/null
 }
-# apply_rate MODE SCRIPT NAME: queues SCRIPT's updates for TPUT_SECONDS with
-# the worker stopped, then times the worker applying them; prints
+# apply_rate MODE SCRIPT NAME: with the worker running and held back (a
+# session holds the writers' lock, which the worker's batch waits for),
+# queues SCRIPT's updates for TPUT_SECONDS; then lets it go and times it
+# applying them, from the release to its last batch (server clock): the
+# worker's start and wait()'s polling are not timed (they were most of a
+# drain of a few thousand contacts).  A first batch after the setting's
+# reload is not timed either.  Prints
 # "contacts-per-second queued-contacts changes-recorded"
 apply_rate() {
-    local mode="$1" script="$2" name="$3" n before t drain
+    local mode="$1" script="$2" name="$3" n before t0 drain i hold
     history_mode "$mode"
-    worker_off
+    worker_on
+    qv "SELECT segments.wait('30 min')" >/dev/null
+    qv "UPDATE public.contacts SET last_seen_at = now() WHERE id = 1" >/dev/null
+    qv "SELECT segments.wait('30 min')" >/dev/null
+    PGAPPNAME=bench_history_hold psql -X -q -c "BEGIN" -c "SELECT segments._lock_member_writers()" \
+        -c "SELECT pg_sleep(3600)" >/dev/null 2>&1 &
+    hold=$!
+    for i in $(seq 1 100); do
+        [ "$(qv "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bench_history_hold' AND wait_event = 'PgSleep'")" = 1 ] && break
+        sleep 0.1
+    done
     pgbench_run "history-$name-$mode" "$script" "$TPUT_SECONDS" >/dev/null
     n=$(qv "SELECT count(*) FROM segments.change_queue")
     before=$(qv "SELECT coalesce(max(change_id), 0) FROM segments.change_log")
     q -c "CHECKPOINT" >/dev/null
-    t=$(now_s); worker_on; qv "SELECT segments.wait('30 min')" >/dev/null; drain=$(elapsed "$t")
+    t0=$(qv "SELECT clock_timestamp() FROM pg_stat_activity a, pg_catalog.pg_cancel_backend(a.pid) WHERE a.application_name = 'bench_history_hold'")
+    wait "$hold" || true
+    qv "SELECT segments.wait('30 min')" >/dev/null
+    drain=$(qv "SELECT extract(epoch FROM last_batch_at - '$t0') FROM segments.worker")
     echo "$(calc "$n / $drain") $n $(qv "SELECT count(*) FROM segments.membership_changes WHERE change_id > $before")"
 }
 PASS_ON=""; PASS_OFF=""; ACT_ON=""; ACT_OFF=""; PLAN_ON=""; PLAN_OFF=""
@@ -470,7 +488,8 @@ for round in $(seq 1 "$TPUT_ROUNDS"); do
     HIST_CHANGES=$(qv "SELECT count(*) FROM segments.membership_changes")
     HIST_BYTES=$(qv "SELECT pg_total_relation_size('segments.change_log')")
     echo "  round $round: first full pass, history off $(echo "$PASS_OFF" | awk '{ print $NF }') s, on $(echo "$PASS_ON" | awk '{ print $NF }') s; $HIST_CHANGES changes recorded, $((HIST_BYTES / 1048576)) MB"
-    for mode in off on; do
+    if [ $((round % 2)) = 1 ]; then modes="off on"; else modes="on off"; fi    # first mode alternates
+    for mode in $modes; do
         read -r rate n_act c_act < <(apply_rate "$mode" "$P/update.sql" activity)
         if [ "$mode" = on ]; then ACT_ON="$ACT_ON $rate"; else ACT_OFF="$ACT_OFF $rate"; fi
         echo "  round $round, history $mode: worker applied $n_act activity updates at $(x2 "$rate") contacts/s ($c_act changes recorded)"

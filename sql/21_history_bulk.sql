@@ -43,6 +43,28 @@ BEGIN
 END
 $$;
 GRANT EXECUTE ON FUNCTION public.uses_index(text, text) TO PUBLIC;
+-- The scans of segments.change_log in a query's plan, "Seq Scan" or the
+-- index used (EXPLAIN (FORMAT JSON), every node), with sequential scans
+-- priced out: a Seq Scan then means no index could serve.
+CREATE FUNCTION public.change_log_scans(sql text) RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+    plan jsonb;
+BEGIN
+    SET LOCAL enable_seqscan = off;
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || sql INTO plan;
+    RETURN ARRAY(
+        WITH RECURSIVE n(node) AS (
+            SELECT plan -> 0 -> 'Plan'
+            UNION ALL
+            SELECT c FROM n CROSS JOIN LATERAL jsonb_array_elements(coalesce(n.node -> 'Plans', '[]')) AS c)
+        SELECT DISTINCT CASE WHEN node ->> 'Node Type' = 'Seq Scan' THEN 'Seq Scan' ELSE node ->> 'Index Name' END
+          FROM n
+         WHERE (node ->> 'Node Type' = 'Seq Scan' AND node ->> 'Relation Name' = 'change_log')
+            OR node ->> 'Index Name' LIKE 'change_log%'
+         ORDER BY 1);
+END
+$$;
+GRANT EXECUTE ON FUNCTION public.change_log_scans(text) TO PUBLIC;
 
 \c - histb_owner
 -- 1-1000 tenant 1, 1001-2000 tenant 2; every third contact a vip
@@ -140,15 +162,21 @@ SELECT uses_index('SELECT change_id FROM segments.change_log c WHERE c.contacts 
                       AND c.contact_lo <= 7 AND c.contact_hi >= 7', 'change_log_range_idx') AS range_index;
 
 -- consume_changes() in batches of 100 by a tenant: every change of its
--- contacts once, in id order (a bulk row comes whole).
+-- contacts once, in id order, at most 100 a call (a batch ends inside a
+-- bulk row of 256 contacts, and the next one goes on from there).
 \c - histb_a
-CREATE TEMP TABLE got (seq serial, change_id bigint, segment_id uuid, contact_id integer, entered boolean);
+CREATE TEMP TABLE got (seq serial, call_no integer, change_id bigint, segment_id uuid, contact_id integer, entered boolean);
 DO $$
+DECLARE
+    n integer;
+    k integer := 0;
 BEGIN
     LOOP
-        INSERT INTO got (change_id, segment_id, contact_id, entered)
-        SELECT change_id, segment_id, contact_id, entered FROM segments.consume_changes('bulk', 100);
-        EXIT WHEN NOT FOUND;
+        k := k + 1;
+        INSERT INTO got (call_no, change_id, segment_id, contact_id, entered)
+        SELECT k, change_id, segment_id, contact_id, entered FROM segments.consume_changes('bulk', 100);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        EXIT WHEN n = 0;
     END LOOP;
 END
 $$;
@@ -159,6 +187,28 @@ SELECT count(*) AS consumed,
                               EXCEPT ALL SELECT change_id, segment_id, contact_id, entered FROM got) x) AS missed,
        (SELECT count(*) FROM (SELECT change_id < lag(change_id) OVER (ORDER BY seq) AS back FROM got) x WHERE back) AS out_of_order
   FROM got;
+SELECT max(n) AS largest_batch, count(*) FILTER (WHERE n < 100) AS short_batches
+  FROM (SELECT call_no, count(*) AS n FROM got GROUP BY call_no) x;
+SELECT count(*) > 0 AS batches_resumed_inside_a_row
+  FROM (SELECT call_no, max(change_id) AS last_id FROM got GROUP BY call_no) a
+  JOIN (SELECT call_no, min(change_id) AS first_id FROM got GROUP BY call_no) b
+    ON b.call_no = a.call_no + 1 AND b.first_id = a.last_id;
+-- a rollback inside a row delivers the same changes again, then the
+-- cursor goes on from the end of what was delivered: the first 300 in
+-- the feed's order
+BEGIN;
+CREATE TEMP TABLE first_try AS SELECT * FROM segments.consume_changes('bulk2', 150);
+ROLLBACK;
+CREATE TEMP TABLE first_try AS SELECT * FROM segments.consume_changes('bulk2', 150);
+CREATE TEMP TABLE second_try AS SELECT * FROM segments.consume_changes('bulk2', 150);
+SELECT (SELECT count(*) FROM first_try) AS first, (SELECT count(*) FROM second_try) AS second,
+       (SELECT count(*) FROM (SELECT * FROM first_try INTERSECT SELECT * FROM second_try) x) AS overlap,
+       (SELECT count(*) FROM (SELECT * FROM first_try UNION ALL SELECT * FROM second_try
+                              EXCEPT ALL
+                              (SELECT * FROM segments.membership_changes
+                                ORDER BY change_id, contact_id, entered, segment_id LIMIT 300)) x) AS not_the_first_300;
+\c - postgres
+SELECT last_offset IS NOT NULL AS cursor_inside_a_row FROM segments.change_cursor WHERE consumer = 'bulk2';
 
 -- Tenancy: a tenant reads its own contacts out of bulk rows, and nothing
 -- of the other tenant's.
@@ -204,11 +254,75 @@ SELECT count(*) FILTER (WHERE contacts IS NOT NULL) AS bulk_rows, count(*) FILTE
 SELECT segments.was_member(603, :'vip'::uuid, :'after_flip') AS dropped_was_member_then,
        segments.was_member(603, :'vip'::uuid, now()) AS dropped_not_now;
 
+-- membership_history for one contact reads its rows through indexes (its
+-- own rows by contact_id, bulk rows by their range), not the whole log;
+-- and gives, for every contact (deleted ones and members of the dropped
+-- segment among them), the periods a computation over the whole log gives.
+\c - histb_admin
+SELECT public.change_log_scans('SELECT * FROM segments.membership_history WHERE contact_id = 603') AS one_contact_scans;
+\c - postgres
+CREATE TEMP TABLE brute AS
+SELECT s.id AS segment_id, w.contact_id,
+       CASE WHEN w.entered THEN w.at ELSE w.since END AS valid_from,
+       CASE WHEN w.entered THEN w.next_at ELSE w.at END AS valid_to
+  FROM (SELECT x.num, p.contact_id, x.entered, c.at, x.since,
+               lead(c.at) OVER w AS next_at, lag(x.entered) OVER w AS prev_entered
+          FROM segments.change_log c
+         CROSS JOIN LATERAL (SELECT c.contact_id AS k, c.entered AS e, c.exited AS x WHERE c.contacts IS NULL
+                             UNION ALL
+                             SELECT u.k, u.e, u.x FROM ROWS FROM (unnest(c.contacts), unnest(c.entereds), unnest(c.exiteds)) AS u(k, e, x)) AS q
+         CROSS JOIN LATERAL (SELECT q.k AS contact_id) AS p
+         CROSS JOIN LATERAL segments._history_rows(q.e, q.x) AS x
+        WINDOW w AS (PARTITION BY x.num, p.contact_id ORDER BY c.change_id)) w
+  JOIN segments._history_segments s ON s.num = w.num
+ WHERE w.entered OR w.prev_entered IS NOT TRUE
+UNION ALL
+SELECT s.id, m.contact_id, u.since, NULL
+  FROM segments.member m CROSS JOIN LATERAL segments._member_rows(m.data) AS u
+  JOIN segments.segment s ON s.num = u.num
+ WHERE (SELECT bool_or(true) FROM segments.change_log c
+         WHERE c.contact_id = m.contact_id OR m.contact_id = ANY (c.contacts)) IS NULL;
+CREATE TEMP TABLE looked_up AS
+SELECT h.* FROM generate_series(0, 2001) g
+ CROSS JOIN LATERAL (SELECT * FROM segments.membership_history h WHERE h.contact_id = g) h;
+SELECT (SELECT count(*) FROM brute) AS periods,
+       (SELECT count(*) FROM brute WHERE contact_id > 1900) AS of_deleted_contacts,
+       (SELECT count(*) FROM brute WHERE segment_id = :'vip') AS of_dropped_segment,
+       (SELECT count(*) FROM (SELECT * FROM looked_up EXCEPT ALL SELECT * FROM brute) x) AS extra,
+       (SELECT count(*) FROM (SELECT * FROM brute EXCEPT ALL SELECT * FROM looked_up) x) AS missed,
+       (SELECT count(*) FROM (SELECT * FROM segments.membership_history EXCEPT ALL SELECT * FROM brute) x) AS whole_extra,
+       (SELECT count(*) FROM (SELECT * FROM brute EXCEPT ALL SELECT * FROM segments.membership_history) x) AS whole_missed;
+-- a deleted contact's exits are rows of its own (contact_id), so that its
+-- bulk rows are found
+SELECT count(*) AS own_rows_of_deleted, count(*) FILTER (WHERE exited IS NULL) AS without_change
+  FROM segments.change_log WHERE contact_id > 1900;
+-- a tenant's lookup: its own contact, and nothing of the other tenant's
+\c - histb_a
+SELECT count(*) AS own_periods FROM segments.membership_history WHERE contact_id = 603;
+SELECT count(*) AS other_tenants_periods FROM segments.membership_history WHERE contact_id = 1501;
+
+-- a contact in the dropped segment only leaves membership storage with no
+-- change to record: a row of its own all the same (no change), and its
+-- period in the dropped segment is still found
+\c - histb_owner
+DELETE FROM contacts WHERE id = 603;
+\c - histb_admin
+SELECT segments.refresh();
+SELECT segment_id = :'vip' AS in_dropped_segment, valid_to IS NOT NULL AS closed
+  FROM segments.membership_history WHERE contact_id = 603;
+\c - postgres
+SELECT count(*) AS rows_without_change FROM segments.change_log
+ WHERE contact_id = 603 AND entered IS NULL AND exited IS NULL;
+
 -- Text keys: bulk rows in the key type's order; was_member() at both ends.
+-- The session records a change with integer keys first: the inserts it
+-- prepared for the old change log are not used for the new one.
 \c - histb_owner
 CREATE TABLE tcontacts (id text PRIMARY KEY, plan text);
 INSERT INTO tcontacts SELECT 'k' || g, 'free' FROM generate_series(1, 300) g;
+UPDATE contacts SET plan = 'free' WHERE id = 1500;
 \c - postgres
+SELECT segments.refresh_contacts(ARRAY[1500]) AS recorded_with_integer_keys;
 SELECT segments.configure('public.tcontacts', 'id');
 SELECT pg_typeof(contact_lo) AS key_type, contact_lo, contact_hi, cardinality(contacts) AS contacts
   FROM segments.change_log WHERE contacts IS NOT NULL;

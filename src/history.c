@@ -78,6 +78,15 @@ bool		segments_history = true;
 int			segments_history_retention = 90 * 24 * 3600;	/* seconds */
 static bool segments_history_notify = false;
 
+/*
+ * The buffer's arrays (140 kB) are allocated once per session: the worker
+ * fires the trigger once per batch of a few contacts, and allocating and
+ * zeroing them each time (fresh pages from the kernel) cost more than the
+ * batch's recording.  Busy while a trigger uses them; a trigger fired then
+ * (none is: the trigger writes only the change log) gets its own.
+ */
+static bool history_arrays_busy = false;
+
 /* Why membership is being written in this transaction (history.h). */
 static char history_cause = HISTORY_CAUSE_NONE;
 
@@ -93,6 +102,7 @@ history_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			history_cause = HISTORY_CAUSE_NONE;
+			history_arrays_busy = false;	/* a trigger's error left them */
 			break;
 		default:
 			break;
@@ -157,10 +167,8 @@ HistoryDefaultCause(char cause)
  * stored membership (member_codec.c): a contact entering 20 segments at
  * once costs one row of about 100 bytes, not 20.
  */
-typedef struct HistoryBuffer
+typedef struct HistoryArrays
 {
-	MemoryContext cxt;
-	int			n;
 	Datum		keys[HISTORY_FLUSH];
 	Datum		tenants[HISTORY_FLUSH];
 	bool		tenant_nulls[HISTORY_FLUSH];
@@ -168,6 +176,16 @@ typedef struct HistoryBuffer
 	bool		entered_nulls[HISTORY_FLUSH];
 	Datum		exited[HISTORY_FLUSH];
 	bool		exited_nulls[HISTORY_FLUSH];
+} HistoryArrays;
+
+/* The arrays of the buffer below, allocated once per session (history_arrays). */
+static HistoryArrays *history_arrays = NULL;
+
+typedef struct HistoryBuffer
+{
+	MemoryContext cxt;
+	int			n;
+	struct HistoryArrays *a;	/* the contacts' columns (below) */
 	Oid			key_type;
 	int16		key_len;
 	bool		key_byval;
@@ -183,6 +201,7 @@ typedef struct HistoryBuffer
 	int32	   *ex;
 	int32	   *ex_since;
 	bool	   *touched;		/* by segment number: changed (NOTIFY) */
+	bool		own_rows;		/* a DELETE: a row per contact (see below) */
 } HistoryBuffer;
 
 /* A one-dimensional array of n datums of a type, with nulls (or none: NULL). */
@@ -207,24 +226,24 @@ static void
 buffer_flush_bulk(HistoryBuffer *buf, int from, int to, char cause)
 {
 	Datum		values[7];
-	Datum		lo = buf->keys[from];
-	Datum		hi = buf->keys[from];
+	Datum		lo = buf->a->keys[from];
+	Datum		hi = buf->a->keys[from];
 	int			n = to - from;
 
 	for (int i = from + 1; i < to; i++)
 	{
-		if (key_compare(buf, buf->keys[i], lo) < 0)
-			lo = buf->keys[i];
-		if (key_compare(buf, buf->keys[i], hi) > 0)
-			hi = buf->keys[i];
+		if (key_compare(buf, buf->a->keys[i], lo) < 0)
+			lo = buf->a->keys[i];
+		if (key_compare(buf, buf->a->keys[i], hi) > 0)
+			hi = buf->a->keys[i];
 	}
-	values[0] = make_array(buf->keys + from, NULL, n, buf->key_type, buf->key_len,
+	values[0] = make_array(buf->a->keys + from, NULL, n, buf->key_type, buf->key_len,
 						   buf->key_byval, buf->key_align);
-	values[1] = make_array(buf->tenants + from, buf->tenant_nulls + from, n, TEXTOID, -1, false,
+	values[1] = make_array(buf->a->tenants + from, buf->a->tenant_nulls + from, n, TEXTOID, -1, false,
 						   TYPALIGN_INT);
-	values[2] = make_array(buf->entered + from, buf->entered_nulls + from, n, BYTEAOID, -1, false,
+	values[2] = make_array(buf->a->entered + from, buf->a->entered_nulls + from, n, BYTEAOID, -1, false,
 						   TYPALIGN_INT);
-	values[3] = make_array(buf->exited + from, buf->exited_nulls + from, n, BYTEAOID, -1, false,
+	values[3] = make_array(buf->a->exited + from, buf->a->exited_nulls + from, n, BYTEAOID, -1, false,
 						   TYPALIGN_INT);
 	values[4] = CharGetDatum(cause);
 	values[5] = lo;
@@ -247,7 +266,7 @@ buffer_flush(HistoryBuffer *buf)
 	if (buf->n == 0)
 		return;
 	old = MemoryContextSwitchTo(buf->cxt);
-	if (buf->n >= HISTORY_BULK_MIN)
+	if (buf->n >= HISTORY_BULK_MIN && !buf->own_rows)
 	{
 		for (int from = 0; from < buf->n; from += HISTORY_BULK_ROW)
 			buffer_flush_bulk(buf, from, Min(from + HISTORY_BULK_ROW, buf->n), cause);
@@ -256,11 +275,11 @@ buffer_flush(HistoryBuffer *buf)
 		buf->n = 0;
 		return;
 	}
-	values[0] = make_array(buf->keys, NULL, buf->n, buf->key_type, buf->key_len, buf->key_byval,
+	values[0] = make_array(buf->a->keys, NULL, buf->n, buf->key_type, buf->key_len, buf->key_byval,
 						   buf->key_align);
-	values[1] = make_array(buf->tenants, buf->tenant_nulls, buf->n, TEXTOID, -1, false, TYPALIGN_INT);
-	values[2] = make_array(buf->entered, buf->entered_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
-	values[3] = make_array(buf->exited, buf->exited_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
+	values[1] = make_array(buf->a->tenants, buf->a->tenant_nulls, buf->n, TEXTOID, -1, false, TYPALIGN_INT);
+	values[2] = make_array(buf->a->entered, buf->a->entered_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
+	values[3] = make_array(buf->a->exited, buf->a->exited_nulls, buf->n, BYTEAOID, -1, false, TYPALIGN_INT);
 	values[4] = CharGetDatum(cause);
 	MemoryContextSwitchTo(old);
 	if (SPI_execute_plan(buf->insert, values, NULL, false, 0) != SPI_OK_INSERT)
@@ -350,16 +369,16 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 			j++;
 		}
 	}
-	if (nent == 0 && nex == 0)
+	if (nent == 0 && nex == 0 && !buf->own_rows)
 		return;
 	old = MemoryContextSwitchTo(buf->cxt);
-	buf->keys[buf->n] = datumCopy(key, buf->key_byval, buf->key_len);
-	buf->tenant_nulls[buf->n] = tenant_null;
-	buf->tenants[buf->n] = tenant_null ? (Datum) 0 : datumCopy(tenant, false, -1);
-	buf->entered_nulls[buf->n] = (nent == 0);
-	buf->entered[buf->n] = nent == 0 ? (Datum) 0 : encode_copy(buf, ent, ent_since, nent);
-	buf->exited_nulls[buf->n] = (nex == 0);
-	buf->exited[buf->n] = nex == 0 ? (Datum) 0 : encode_copy(buf, ex, ex_since, nex);
+	buf->a->keys[buf->n] = datumCopy(key, buf->key_byval, buf->key_len);
+	buf->a->tenant_nulls[buf->n] = tenant_null;
+	buf->a->tenants[buf->n] = tenant_null ? (Datum) 0 : datumCopy(tenant, false, -1);
+	buf->a->entered_nulls[buf->n] = (nent == 0);
+	buf->a->entered[buf->n] = nent == 0 ? (Datum) 0 : encode_copy(buf, ent, ent_since, nent);
+	buf->a->exited_nulls[buf->n] = (nex == 0);
+	buf->a->exited[buf->n] = nex == 0 ? (Datum) 0 : encode_copy(buf, ex, ex_since, nex);
 	buf->n++;
 	if (buf->touched != NULL)
 	{
@@ -371,6 +390,71 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 	MemoryContextSwitchTo(old);
 	if (buf->n == HISTORY_FLUSH)
 		buffer_flush(buf);
+}
+
+/*
+ * The two inserts into segments.change_log, prepared once per session and
+ * change log (and key type): the worker fires the trigger once per batch,
+ * often of a few contacts, and parsing and planning both statements each
+ * time cost more than recording the changes.  The plan cache replans them
+ * after DDL on the table; a new change log (configure()) is a new relid.
+ */
+static SPIPlanPtr cached_insert = NULL;
+static SPIPlanPtr cached_insert_bulk = NULL;
+static Oid	cached_log_relid = InvalidOid;
+static Oid	cached_key_type = InvalidOid;
+
+static void
+prepare_inserts(HistoryBuffer *buf)
+{
+	Oid			log_relid = CatalogRelid("change_log", false);
+	Oid			types[7];
+	SPIPlanPtr	insert;
+	SPIPlanPtr	insert_bulk;
+
+	if (cached_insert != NULL && cached_log_relid == log_relid &&
+		cached_key_type == buf->key_type)
+	{
+		buf->insert = cached_insert;
+		buf->insert_bulk = cached_insert_bulk;
+		return;
+	}
+	if (cached_insert != NULL)
+	{
+		SPIPlanPtr	old_insert = cached_insert;
+		SPIPlanPtr	old_bulk = cached_insert_bulk;
+
+		cached_insert = cached_insert_bulk = NULL;
+		SPI_freeplan(old_insert);
+		SPI_freeplan(old_bulk);
+	}
+	types[0] = get_array_type(buf->key_type);
+	types[1] = TEXTARRAYOID;
+	types[2] = BYTEAARRAYOID;
+	types[3] = BYTEAARRAYOID;
+	types[4] = CHAROID;
+	insert = SPI_prepare("INSERT INTO segments.change_log"
+						 " (at, cause, contact_id, tenant, entered, exited)"
+						 " SELECT pg_catalog.now(), $5, u.k, u.t, u.e, u.x"
+						 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+						 "                   pg_catalog.unnest($3), pg_catalog.unnest($4))"
+						 "        AS u(k, t, e, x)",
+						 5, types);
+	types[5] = buf->key_type;
+	types[6] = buf->key_type;
+	insert_bulk = SPI_prepare("INSERT INTO segments.change_log"
+							  " (at, cause, contact_lo, contact_hi, contacts, tenants, entereds, exiteds)"
+							  " VALUES (pg_catalog.now(), $5, $6, $7, $1, $2, $3, $4)",
+							  7, types);
+	if (insert == NULL || insert_bulk == NULL)
+		elog(ERROR, "could not prepare the insert into segments.change_log: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(insert) != 0 || SPI_keepplan(insert_bulk) != 0)
+		elog(ERROR, "could not keep the insert into segments.change_log");
+	cached_insert = buf->insert = insert;
+	cached_insert_bulk = buf->insert_bulk = insert_bulk;
+	cached_log_relid = log_relid;
+	cached_key_type = buf->key_type;
 }
 
 /* The next row of a transition table: its key, numbers and tenant. */
@@ -416,7 +500,6 @@ segments_member_history(PG_FUNCTION_ARGS)
 	MemoryContext trig_cxt;
 	MemoryContext row_cxt;
 	MemoryContext old;
-	Oid			types[7];
 	TypeCacheEntry *typentry;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
@@ -452,6 +535,24 @@ segments_member_history(PG_FUNCTION_ARGS)
 	}
 
 	buf = palloc0(sizeof(HistoryBuffer));
+	if (history_arrays == NULL)
+		history_arrays = MemoryContextAlloc(TopMemoryContext, sizeof(HistoryArrays));
+	if (history_arrays_busy)
+		buf->a = palloc(sizeof(HistoryArrays));
+	else
+	{
+		buf->a = history_arrays;
+		history_arrays_busy = true;
+	}
+
+	/*
+	 * A contact leaving membership storage gets a row of its own, with no
+	 * change if it left only dropped segments: membership_history finds
+	 * the bulk rows of a contact through the contacts with stored
+	 * membership or a row of their own (sql/install/08_history.sql).
+	 * Deletions are rare next to entries, and small.
+	 */
+	buf->own_rows = (news == NULL);
 	buf->cxt = AllocSetContextCreate(trig_cxt, "segments history buffer",
 									 0, 1024 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
 	buf->key_type = TupleDescAttr(desc, MEMBER_ATTNUM_KEY - 1)->atttypid;
@@ -468,27 +569,7 @@ segments_member_history(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	types[0] = get_array_type(buf->key_type);
-	types[1] = TEXTARRAYOID;
-	types[2] = BYTEAARRAYOID;
-	types[3] = BYTEAARRAYOID;
-	types[4] = CHAROID;
-	buf->insert = SPI_prepare("INSERT INTO segments.change_log"
-							  " (at, cause, contact_id, tenant, entered, exited)"
-							  " SELECT pg_catalog.now(), $5, u.k, u.t, u.e, u.x"
-							  "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-							  "                   pg_catalog.unnest($3), pg_catalog.unnest($4))"
-							  "        AS u(k, t, e, x)",
-							  5, types);
-	types[5] = buf->key_type;
-	types[6] = buf->key_type;
-	buf->insert_bulk = SPI_prepare("INSERT INTO segments.change_log"
-								   " (at, cause, contact_lo, contact_hi, contacts, tenants, entereds, exiteds)"
-								   " VALUES (pg_catalog.now(), $5, $6, $7, $1, $2, $3, $4)",
-								   7, types);
-	if (buf->insert == NULL || buf->insert_bulk == NULL)
-		elog(ERROR, "could not prepare the insert into segments.change_log: %s",
-			 SPI_result_code_string(SPI_result));
+	prepare_inserts(buf);
 	typentry = lookup_type_cache(buf->key_type, TYPECACHE_CMP_PROC_FINFO);
 	if (!OidIsValid(typentry->cmp_proc_finfo.fn_oid))
 		elog(ERROR, "the contact key type %s has no btree order", format_type_be(buf->key_type));
@@ -570,6 +651,8 @@ segments_member_history(PG_FUNCTION_ARGS)
 	}
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+	if (buf->a == history_arrays)
+		history_arrays_busy = false;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(trig_cxt);
 	return PointerGetDatum(NULL);

@@ -31,11 +31,14 @@ CREATE TABLE segments.change_cursor (
     tenant         text,
     consumer       text NOT NULL,
     last_change_id bigint NOT NULL DEFAULT 0,
+    -- NULL: every change of last_change_id's row went out; n: its first n
+    -- (in consume_changes()'s order), a batch having ended inside the row
+    last_offset    integer CHECK (last_offset > 0),
     updated_at     timestamptz NOT NULL DEFAULT now(),
     UNIQUE NULLS NOT DISTINCT (tenant, consumer)
 );
 COMMENT ON TABLE segments.change_cursor IS
-    'The last change id each consumer of segments.consume_changes() received, per tenant.';
+    'Where each consumer of segments.consume_changes() got to, per tenant: a change id, and how many of its row''s changes when a batch ended inside the row.';
 
 CREATE FUNCTION segments._member_history() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'segments_member_history';
@@ -453,18 +456,42 @@ BEGIN
     -- inclusive, valid_to exclusive (NULL: still a member).  A period whose
     -- entry is not recorded (before history began, or trimmed) starts at
     -- the membership's `since`, which exits record.
+    --
+    -- A bulk row's contacts are read through a join of the contacts that
+    -- have history (those with stored membership or a row of their own; a
+    -- contact leaving membership storage gets a row of its own, see
+    -- history.c) with the bulk rows whose range holds them: read for one
+    -- contact (WHERE contact_id = ...), the condition reaches that set's
+    -- indexes and, through the join, the range index of the bulk rows;
+    -- read whole, it is a hash join of every bulk row's contacts.
     CREATE OR REPLACE VIEW segments.membership_history WITH (security_barrier) AS
         SELECT s.id AS segment_id, p.contact_id, p.valid_from, p.valid_to
           FROM (SELECT w.num, w.contact_id, w.tenant,
                        CASE WHEN w.entered THEN w.at ELSE w.since END AS valid_from,
                        CASE WHEN w.entered THEN w.next_at ELSE w.at END AS valid_to
-                  FROM (SELECT x.num, p.contact_id, p.tenant, x.entered, c.at, x.since,
-                               lead(c.at) OVER w AS next_at,
+                  FROM (SELECT x.num, r.contact_id, r.tenant, x.entered, r.at, x.since,
+                               lead(r.at) OVER w AS next_at,
                                lag(x.entered) OVER w AS prev_entered
-                          FROM segments.change_log c
-                         CROSS JOIN LATERAL segments._history_contacts(c.contact_id, c.tenant, c.entered, c.exited, c.contacts, c.tenants, c.entereds, c.exiteds) AS p
-                         CROSS JOIN LATERAL segments._history_rows(p.entered, p.exited) AS x
-                        WINDOW w AS (PARTITION BY x.num, p.contact_id ORDER BY c.change_id)) w
+                          FROM (SELECT c.change_id, c.at, c.contact_id, c.tenant,
+                                       c.entered AS e, c.exited AS x
+                                  FROM segments.change_log c
+                                 WHERE c.contacts IS NULL
+                                UNION ALL
+                                SELECT c.change_id, c.at, k.contact_id, u.t, u.e, u.x
+                                  FROM (SELECT m.contact_id FROM segments.member m
+                                        UNION
+                                        SELECT c.contact_id FROM segments.change_log c
+                                         WHERE c.contacts IS NULL) k
+                                  JOIN segments.change_log c
+                                    ON c.contacts IS NOT NULL
+                                   AND c.contact_lo OPERATOR(pg_catalog.<=) k.contact_id
+                                   AND c.contact_hi OPERATOR(pg_catalog.>=) k.contact_id
+                                 CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(c.contacts), pg_catalog.unnest(c.tenants),
+                                                              pg_catalog.unnest(c.entereds), pg_catalog.unnest(c.exiteds))
+                                       AS u(k, t, e, x)
+                                 WHERE u.k = k.contact_id) r
+                         CROSS JOIN LATERAL segments._history_rows(r.e, r.x) AS x
+                        WINDOW w AS (PARTITION BY x.num, r.contact_id ORDER BY r.change_id)) w
                  WHERE w.entered OR w.prev_entered IS NOT TRUE
                 UNION ALL
                 -- current members whose latest recorded change is not their
@@ -484,8 +511,11 @@ BEGIN
         'Periods of membership: the contact was in the segment from valid_from (inclusive) to valid_to (exclusive; NULL: still is).';
 
     -- The feed with a cursor per consumer (and tenant): the next `max`
-    -- changes after the last one this consumer received; the cursor
-    -- advances in the caller's transaction, so a rollback delivers them again.
+    -- changes (at most) after the last one this consumer received; the
+    -- cursor advances in the caller's transaction, so a rollback delivers
+    -- them again.  The cursor is a change id and, when a batch ended inside
+    -- that id's row (a bulk row holds thousands of changes), how many of
+    -- the row's changes, in delivery order, went out.
     CREATE OR REPLACE FUNCTION segments.consume_changes(consumer text, max integer DEFAULT 100)
     RETURNS SETOF segments.membership_changes
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -495,8 +525,13 @@ BEGIN
     DECLARE
         v_tenant text := segments._session_tenant();
         v_last   bigint;
+        v_off    integer;
         v_high   bigint;
-        v_sent   bigint;
+        v_got    integer := 0;
+        v_end_id bigint;
+        v_end_n  integer;
+        v_row    bigint;
+        r        record;
     BEGIN
         IF consumer IS NULL OR consumer = '' THEN
             RAISE EXCEPTION 'consume_changes: consumer must be a non-empty name'
@@ -511,26 +546,60 @@ BEGIN
         ON CONFLICT (tenant, consumer) DO NOTHING;
         -- one call at a time per consumer: a second one waits, then goes on
         -- from where the first one's transaction left the cursor
-        SELECT k.last_change_id INTO v_last FROM segments.change_cursor k
+        SELECT k.last_change_id, k.last_offset INTO v_last, v_off FROM segments.change_cursor k
          WHERE k.tenant IS NOT DISTINCT FROM v_tenant AND k.consumer = consume_changes.consumer
            FOR UPDATE;
         -- every id up to the highest committed one is committed or gone for
         -- good (ids follow commit order): the cursor may pass it
         SELECT coalesce(pg_catalog.max(c.change_id), 0) INTO v_high FROM segments.change_log c;
-        -- the id of the max-th change after the cursor: the batch ends
-        -- with it, all its rows included (one contact's changes in one
-        -- statement come together); fewer than max: everything up to
-        -- v_high, so changes this session may not see (other tenants')
-        -- are not read again
-        SELECT c.change_id INTO v_sent FROM segments.membership_changes c
-         WHERE c.change_id > v_last AND c.change_id <= v_high
-         ORDER BY c.change_id OFFSET consume_changes.max - 1 LIMIT 1;
-        v_sent := coalesce(v_sent, GREATEST(v_last, v_high));
-        RETURN QUERY SELECT * FROM segments.membership_changes c
-                      WHERE c.change_id > v_last AND c.change_id <= v_sent
-                      ORDER BY c.change_id, c.contact_id, c.entered, c.segment_id;
-        IF v_sent IS DISTINCT FROM v_last THEN
-            UPDATE segments.change_cursor k SET last_change_id = v_sent, updated_at = pg_catalog.now()
+        -- the rest of a row a batch ended inside, then the next rows; in
+        -- one order (a row's changes are unique by contact, direction and
+        -- segment), so that a count of them is a position
+        IF v_off IS NOT NULL THEN
+            FOR r IN SELECT * FROM segments.membership_changes c
+                      WHERE c.change_id = v_last
+                      ORDER BY c.contact_id, c.entered, c.segment_id
+                     OFFSET v_off LIMIT consume_changes.max
+            LOOP
+                RETURN NEXT r;
+                v_got := v_got + 1;
+            END LOOP;
+            v_end_id := v_last;
+            v_end_n := v_off + v_got;
+        END IF;
+        -- (row by row, in id order through the primary key: one query
+        -- sorting every change after the cursor would expand every bulk
+        -- row of a long backlog)
+        FOR v_row IN SELECT c.change_id FROM segments.change_log c
+                      WHERE c.change_id > v_last AND c.change_id <= v_high
+                      ORDER BY c.change_id
+        LOOP
+            EXIT WHEN v_got >= consume_changes.max;
+            FOR r IN SELECT * FROM segments.membership_changes c
+                      WHERE c.change_id = v_row
+                      ORDER BY c.contact_id, c.entered, c.segment_id
+                      LIMIT consume_changes.max - v_got
+            LOOP
+                RETURN NEXT r;
+                v_got := v_got + 1;
+                IF r.change_id = v_end_id THEN
+                    v_end_n := v_end_n + 1;
+                ELSE
+                    v_end_id := r.change_id;
+                    v_end_n := 1;
+                END IF;
+            END LOOP;
+        END LOOP;
+        IF v_got < consume_changes.max THEN
+            -- nothing more: the cursor passes everything up to v_high, so
+            -- changes this session may not see (other tenants') are not
+            -- read again
+            v_end_id := GREATEST(v_last, v_high);
+            v_end_n := NULL;
+        END IF;
+        IF (v_end_id, v_end_n) IS DISTINCT FROM (v_last, v_off) THEN
+            UPDATE segments.change_cursor k
+               SET last_change_id = v_end_id, last_offset = v_end_n, updated_at = pg_catalog.now()
              WHERE k.tenant IS NOT DISTINCT FROM v_tenant AND k.consumer = consume_changes.consumer;
         END IF;
     END

@@ -90,6 +90,7 @@ CREATE TABLE segments.change_cursor (
     tenant         text,
     consumer       text NOT NULL,
     last_change_id bigint NOT NULL DEFAULT 0,
+    last_offset    integer CHECK (last_offset > 0),
     updated_at     timestamptz NOT NULL DEFAULT now(),
     UNIQUE NULLS NOT DISTINCT (tenant, consumer)
 );
