@@ -172,9 +172,12 @@ settle_with_probe() {
         -f "$BENCH_DIR/probe.sql" &
     job=$!
     BG_PIDS+=("$job")
-    until [ "$(qv "SELECT count(*) FROM segments.segment_state WHERE state IN ('pending', 'evaluating')")" = 0 ]; do
-        sleep 0.1
-    done
+    # one session polls (a psql started every 0.1 s was load the worker
+    # shared the cores with, and refresh() did not); each look commits
+    qv "DO \$\$ BEGIN
+          WHILE EXISTS (SELECT 1 FROM segments.segment_state WHERE state IN ('pending', 'evaluating')) LOOP
+            COMMIT; PERFORM pg_catalog.pg_sleep(0.1);
+          END LOOP; END \$\$" >/dev/null
     SETTLED_S=$(elapsed "$start")
     wait "$job"
 }

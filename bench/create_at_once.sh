@@ -42,12 +42,14 @@ for round in $(seq 1 "$ROUNDS"); do
     worker_on
     qv "SELECT segments.wait('30 min')" >/dev/null
     v0=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
-    # what the worker is doing, every 50 ms (its activity and wait event)
+    # what the worker is doing, every 50 ms (its activity and wait event);
+    # each sample commits: one open transaction would hold back the pruning
+    # of every row version the worker replaces meanwhile, and slow it down
     psql -X -q -c "DO \$\$ DECLARE w int := (SELECT pid FROM segments.worker WHERE pid IS NOT NULL); BEGIN
         WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = w) AND NOT EXISTS (SELECT 1 FROM bench.sampling_done WHERE r = $round) LOOP
           INSERT INTO bench.samples SELECT $round, clock_timestamp(), coalesce(nullif(state, 'idle') || ': ' || query, 'between transactions'),
                  coalesce(wait_event_type || ':' || wait_event, 'on cpu') FROM pg_stat_activity WHERE pid = w;
-          PERFORM pg_stat_clear_snapshot(); PERFORM pg_sleep(0.05);
+          COMMIT; PERFORM pg_stat_clear_snapshot(); PERFORM pg_sleep(0.05);
         END LOOP; END \$\$" &
     sampler=$!
     t=$(now_s)

@@ -1192,6 +1192,9 @@ record_state(EvalPlan *plan, TimestampTz started)
 	Interval   *duration = palloc0(sizeof(Interval));
 	Datum	   *failed = palloc(Max(plan->nsegments, 1) * sizeof(Datum));
 	int			nfailed = 0;
+	Datum	   *delta_ids = palloc(Max(plan->nsegments, 1) * sizeof(Datum));
+	Datum	   *deltas = palloc(Max(plan->nsegments, 1) * sizeof(Datum));
+	int			ndeltas = 0;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql,
@@ -1267,21 +1270,47 @@ record_state(EvalPlan *plan, TimestampTz started)
 		}
 		if (!complete && es->delta == 0)
 			continue;
-		if (complete)
+		if (!complete)
 		{
-			values[1] = CStringGetTextDatum("ready");
-			values[2] = Int64GetDatum(es->count);
-			values[4] = IntervalPGetDatum(duration);
-			nulls[4] = ' ';
+			/* a change of count, of a segment that keeps its state: below */
+			delta_ids[ndeltas] = values[0];
+			deltas[ndeltas++] = Int64GetDatum(es->delta);
+			continue;
 		}
-		else
-		{
-			/* incremental change of a segment that keeps its state */
-			values[1] = (Datum) 0;
-			nulls[1] = 'n';
-			values[2] = Int64GetDatum(es->delta);
-		}
+		values[1] = CStringGetTextDatum("ready");
+		values[2] = Int64GetDatum(es->count);
+		values[4] = IntervalPGetDatum(duration);
+		nulls[4] = ' ';
 		if (plan_execute(plan, upd, values, nulls) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update segments.segment_state");
+	}
+
+	/*
+	 * The counts that changed, in one statement: every chunk of a pass (and
+	 * every batch of changes) moves those of its segments, and a statement
+	 * per segment cost a pass of 100 segments 5% of its time in chunks of
+	 * 1,500 contacts.  What the statement above does for such a segment:
+	 * the count moves, the error is cleared.
+	 */
+	if (ndeltas > 0)
+	{
+		Oid			delta_types[2] = {UUIDARRAYOID, INT8ARRAYOID};
+		Datum		delta_values[2];
+		SPIPlanPtr	moved = SPI_prepare("UPDATE segments.segment_state st"
+										"   SET member_count = st.member_count OPERATOR(pg_catalog.+) d.delta,"
+										"       last_error = NULL"
+										"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(id, delta)"
+										" WHERE st.segment_id OPERATOR(pg_catalog.=) d.id",
+										2, delta_types);
+
+		if (moved == NULL)
+			elog(ERROR, "could not prepare state update");
+		delta_values[0] = PointerGetDatum(construct_array(delta_ids, ndeltas, UUIDOID,
+														  UUID_LEN, false, TYPALIGN_CHAR));
+		delta_values[1] = PointerGetDatum(construct_array(deltas, ndeltas, INT8OID,
+														  sizeof(int64), FLOAT8PASSBYVAL,
+														  TYPALIGN_DOUBLE));
+		if (plan_execute(plan, moved, delta_values, NULL) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update segments.segment_state");
 	}
 	if (nfailed > 0 && retries)

@@ -48,6 +48,12 @@ poll "a pass of the 30 segments is under way, past its first chunk" \
 expect "they are evaluating meanwhile" \
        "SELECT count(*) FROM segments.status WHERE name LIKE 'Seats %' AND state = 'evaluating'" 30
 started=$(q "SELECT pass_started_at FROM segments.worker")
+# each chunk moves the counts of the pass's segments with its writes (one
+# statement for all of them), in the same transaction: exact at any moment
+expect "member counts follow the chunks while the pass runs" \
+       "SELECT count(*) FILTER (WHERE member_count <> (SELECT count(*) FROM segments.segment_members(s.segment_id))),
+               count(*) FILTER (WHERE member_count > 0)
+          FROM segments.status s WHERE name LIKE 'Seats %'" "0|30"
 
 # a change in the range already visited (contact 1) and one not yet visited
 # (contact 11999), to a ready segment and to segments of the pass
