@@ -600,9 +600,9 @@ runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$SEGMENTS_TMP/w3" -l "$SEGMENTS_TMP/
 FILL="INSERT INTO contacts
       SELECT g, (ARRAY['free','pro','vip'])[1 + g % 3], (g * 37) % 100, 'org' || (g % 5),
              jsonb_build_object('country', (ARRAY['de','fr','us','jp'])[1 + g % 4], 'size', g % 50)
-        FROM generate_series(10001, 70000) g ON CONFLICT DO NOTHING"
+        FROM generate_series(10001, 130000) g ON CONFLICT DO NOTHING"
 for db in "$DB" "$REF"; do qn coord "$db" "$FILL" >/dev/null; done
-expect "60,000 more contacts applied on the workers (wait)" "SELECT segments.wait('300 s')" t
+expect "120,000 more contacts applied on the workers (wait)" "SELECT segments.wait('300 s')" t
 qref "SELECT segments.wait('300 s')" >/dev/null
 for n in w1 w2 w3; do
     qn "$n" "ALTER SYSTEM SET segments.pass_chunk_size = 100" >/dev/null
