@@ -723,29 +723,6 @@ MOVE3=$(q "SELECT s.shardid FROM pg_dist_shard s JOIN pg_dist_placement p USING 
 q "SELECT citus_move_shard_placement($MOVE3, '$SEGMENTS_TMP', ${PORT[w3]}, '$SEGMENTS_TMP', ${PORT[w1]}, shard_transfer_mode => 'block_writes')" >/dev/null
 wait "$REFRESH_PID" || fail "refresh() on the coordinator during a shard move failed"
 same "membership after refresh() during a shard move as on a single node" "$MEMBERSHIP_ALL"
-# 5. a worker node down when the coordinator's worker asks for a pass: the
-# pass fails with the node named (logged by the worker; the segment stays
-# without a new evaluation), and is retried once the node is back
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$SEGMENTS_TMP/w3" -m fast -w stop >/dev/null
-q "UPDATE segments.segment_state SET state = 'pending', requested_at = clock_timestamp()
-    WHERE segment_id = (SELECT id FROM segments.segments WHERE name = 'scored')" >/dev/null
-deadline=$((SECONDS + 120))
-until grep -q "the pass could not start on node $SEGMENTS_TMP:${PORT[w3]}" "$SEGMENTS_TMP/coord.log"; do
-    [ $SECONDS -lt $deadline ] || fail "a pass with a worker node down did not fail naming the node within 120 s"
-    sleep 0.5
-done
-note "ok: a pass with a worker node down fails, naming the node ($(grep -m1 -o "ERROR: .*the pass could not start on node [^:]*:[0-9]*" "$SEGMENTS_TMP/coord.log" | cut -c1-100))"
-[ "$(q "SELECT status FROM segments.segments WHERE name = 'scored'")" != ready ] ||
-    fail "the segment is ready although its pass could not start"
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$SEGMENTS_TMP/w3" -l "$SEGMENTS_TMP/w3.log" -w -t 60 start >/dev/null
-deadline=$((SECONDS + 240))
-until [ "$(q "SELECT status FROM segments.segments WHERE name = 'scored'")" = ready ]; do
-    [ $SECONDS -lt $deadline ] || fail "the failed segment was not evaluated again within 240 s of the node's return"
-    sleep 1
-done
-note "ok: the failed segment is evaluated again once the node is back (retried)"
-same "the new segment's members after the retry as on a single node" \
-    "SELECT md5(string_agg(m::text, ',' ORDER BY m)) || ':' || count(*) FROM segments.segment_members('scored') m"
 for n in w1 w2 w3; do
     qn "$n" "ALTER SYSTEM RESET segments.pass_chunk_size" >/dev/null
     qn "$n" "SELECT pg_reload_conf()" >/dev/null
