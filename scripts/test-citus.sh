@@ -591,6 +591,143 @@ runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$SEGMENTS_TMP/w3" -m fast -w stop >/
 errors "verify() on the coordinator with a worker down: 55000, not a partial answer" 55000 "SELECT * FROM segments.verify()"
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$SEGMENTS_TMP/w3" -l "$SEGMENTS_TMP/w3.log" -w -t 60 start >/dev/null
 
+# -- the worker's passes on Citus: chunked on every worker node ---------
+# The coordinator's worker asks each worker node to evaluate new segments;
+# each node's own worker runs a chunked pass over its shards
+# (pass_chunked.c), applying the changes captured there between chunks.
+# More contacts (the rows bench/citus_pass.sh adds) and chunks of 100 on
+# the worker nodes make a pass take seconds.
+FILL="INSERT INTO contacts
+      SELECT g, (ARRAY['free','pro','vip'])[1 + g % 3], (g * 37) % 100, 'org' || (g % 5),
+             jsonb_build_object('country', (ARRAY['de','fr','us','jp'])[1 + g % 4], 'size', g % 50)
+        FROM generate_series(10001, 130000) g ON CONFLICT DO NOTHING"
+for db in "$DB" "$REF"; do qn coord "$db" "$FILL" >/dev/null; done
+expect "120,000 more contacts applied on the workers (wait)" "SELECT segments.wait('300 s')" t
+qref "SELECT segments.wait('300 s')" >/dev/null
+for n in w1 w2 w3; do
+    qn "$n" "ALTER SYSTEM SET segments.pass_chunk_size = 100" >/dev/null
+    qn "$n" "SELECT pg_reload_conf()" >/dev/null
+done
+# pass_node: the first worker node whose own pass has committed a chunk (polls up to 120 s)
+pass_node() {
+    local deadline=$((SECONDS + 120)) n
+    while [ $SECONDS -lt $deadline ]; do
+        for n in w1 w2 w3; do
+            [ "$(qn "$n" "SELECT count(*) FROM segments.pass WHERE chunks >= ${1:-1}" 2>/dev/null)" = 1 ] && { echo "$n"; return 0; }
+        done
+        sleep 0.2
+    done
+    return 1
+}
+# node_key NODE: a contact outside 'vip' whose shard is on NODE
+node_key() { q "SELECT min(id) FROM contacts WHERE plan <> 'vip' AND get_shard_id_for_distribution_column('contacts', id) IN
+                  (SELECT p.shardid FROM pg_dist_placement p JOIN pg_dist_node n ON n.groupid = p.groupid
+                    WHERE n.nodeport = ${PORT[$1]})"; }
+state_of() { q "SELECT status FROM segments.segments WHERE name = '$1'"; }
+create_both() { for db in "$DB" "$REF"; do qn coord "$db" "SELECT segments.create_segment('$1', '$2')" >/dev/null; done; }
+
+# 1. a change captured on a node is applied while that node's pass runs
+create_both scored '{"type":"attribute","field":"score","op":"gte","value":50}'
+PN=$(pass_node) || fail "no worker node ran a chunked pass of the new segment within 120 s"
+note "ok: the new segment is evaluated by a chunked pass of a worker node's own worker ($PN: segments.pass there)"
+KF=$(node_key "$PN")
+for db in "$DB" "$REF"; do qn coord "$db" "UPDATE contacts SET plan = 'vip' WHERE id = $KF" >/dev/null; done
+deadline=$((SECONDS + 60))
+until [ "$(q "SELECT segments.segment_is_member($KF, 'vip')")" = t ]; do
+    [ $SECONDS -lt $deadline ] || fail "the change to contact $KF (on $PN) was not applied within 60 s during the pass"
+    sleep 0.1
+done
+running=$(qn "$PN" "SELECT count(*) FROM segments.pass")
+[ "$running" = 1 ] && [ "$(state_of scored)" = evaluating ] ||
+    fail "the pass on $PN ended before the change to contact $KF was visible (pass rows: $running, state: $(state_of scored)): make the pass longer"
+note "ok: a change to contact $KF on $PN is visible on the coordinator while $PN's pass of the new segment runs (between chunks)"
+expect "the chunked passes end: wait() on the coordinator" "SELECT segments.wait('300 s')" t
+qref "SELECT segments.wait('60 s')" >/dev/null
+expect "after the chunked passes the new segment is ready" "SELECT status FROM segments.segments WHERE name = 'scored'" ready
+same "membership after the worker nodes' chunked passes as on a single node" "$MEMBERSHIP_ALL"
+same "the new segment's member count (counted by the coordinator after the nodes' passes) as on a single node" \
+    "SELECT name || '=' || member_count FROM segments.segments WHERE name = 'scored'"
+
+# 2. kill -9 of a worker node's worker mid-pass: the node restarts and its
+# worker resumes the pass from its last committed chunk
+create_both lowscore '{"type":"attribute","field":"score","op":"lt","value":30}'
+KN=$(pass_node 3) || fail "no worker node ran three chunks of a pass within 120 s"
+pid=$(qn "$KN" "SELECT pid FROM pg_stat_activity WHERE backend_type = 'segments worker'")
+[ -n "$pid" ] || fail "no segments worker on $KN"
+kill -9 "$pid"
+deadline=$((SECONDS + 120))
+until grep -q "resumes the evaluation pass" "$SEGMENTS_TMP/$KN.log"; do
+    [ $SECONDS -lt $deadline ] || fail "the worker of $KN did not resume its pass within 120 s after kill -9"
+    sleep 0.5
+done
+note "ok: after kill -9 of $KN's worker mid-pass, the node restarted and its worker resumed the pass"
+expect "the resumed pass ends: wait() on the coordinator" "SELECT segments.wait('300 s')" t
+qref "SELECT segments.wait('60 s')" >/dev/null
+same "membership after a pass interrupted by kill -9 as on a single node" "$MEMBERSHIP_ALL"
+expect "verify() after the interrupted pass finds no difference" \
+    "SELECT sum(missing + extra) || ':' || bool_and(state = 'ready') FROM segments.verify()" "0:true"
+
+# 3. a shard moved while the worker nodes' chunked passes run: each chunk
+# locks its membership shard's metadata, and the coordinator evaluates
+# again when the placements changed during the pass
+create_both midscore '{"type":"attribute","field":"score","op":"between","value":[30,60]}'
+MN=$(pass_node) || fail "no worker node ran a chunked pass within 120 s"
+MOVE=$(q "SELECT s.shardid FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n ON n.groupid = p.groupid
+           WHERE s.logicalrelid = 'contacts'::regclass AND n.nodeport = ${PORT[$MN]} ORDER BY 1 DESC LIMIT 1")
+TO=w1; [ "$MN" = w1 ] && TO=w2
+q "SELECT citus_move_shard_placement($MOVE, '$SEGMENTS_TMP', ${PORT[$MN]}, '$SEGMENTS_TMP', ${PORT[$TO]},
+                                     shard_transfer_mode => 'block_writes')" >/dev/null
+[ "$(state_of midscore)" = evaluating ] || fail "the pass ended before the shard move did: make the pass longer"
+note "ok: shard $MOVE moved from $MN to $TO while the chunked passes ran"
+expect "the passes end after the move: wait() on the coordinator" "SELECT segments.wait('300 s')" t
+qref "SELECT segments.wait('60 s')" >/dev/null
+same "membership after a shard move during a chunked pass as on a single node" "$MEMBERSHIP_ALL"
+
+# 4. refresh() (a node's whole pass in one transaction) holds the metadata
+# lock of its membership shards: a shard move waits for it to commit
+# rather than copy the shard without the pass's writes
+for db in "$DB" "$REF"; do qn coord "$db" "SELECT segments.update_segment('midscore', definition => '{\"type\":\"attribute\",\"field\":\"score\",\"op\":\"between\",\"value\":[20,40]}')" >/dev/null; done
+expect "the changed segment evaluated (wait)" "SELECT segments.wait('300 s')" t
+qref "SELECT segments.refresh()" >/dev/null
+coproc HOLD2 { psql -X -qAt -p "${PORT[w2]}" -d "$DB" -v ON_ERROR_STOP=1 2>&1; }
+echo "BEGIN; SELECT segments._citus_refresh_local(NULL); SELECT 'held';" >&"${HOLD2[1]}"
+held=""
+while read -r -t 120 line <&"${HOLD2[0]}"; do
+    [ "$line" = held ] && { held=1; break; }
+done
+[ -n "$held" ] || fail "a pass on the second worker did not start"
+MOVE2=$(q "SELECT s.shardid FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n ON n.groupid = p.groupid
+            WHERE s.logicalrelid = 'contacts'::regclass AND n.nodeport = ${PORT[w2]} ORDER BY 1 LIMIT 1")
+psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[coord]}" -d "$DB" \
+    -c "SELECT citus_move_shard_placement($MOVE2, '$SEGMENTS_TMP', ${PORT[w2]}, '$SEGMENTS_TMP', ${PORT[w3]}, shard_transfer_mode => 'block_writes')" \
+    > "$SEGMENTS_TMP/move2.out" 2>&1 &
+MOVE_PID=$!
+# the move asks w2 for the shards' metadata lock (ExclusiveLock) and waits
+deadline=$((SECONDS + 60))
+until [ "$(qn w2 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")" -gt 0 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the shard move did not wait for the open pass on the second worker (no lock wait there within 60 s)"
+    kill -0 "$MOVE_PID" 2>/dev/null || fail "the shard move finished while a pass on its node was open: $(cat "$SEGMENTS_TMP/move2.out")"
+    sleep 0.2
+done
+note "ok: a shard move waits for the open pass on its node (Citus's shard metadata lock)"
+echo "COMMIT;" >&"${HOLD2[1]}"; exec {HOLD2[1]}>&-; wait "$HOLD2_PID" || true
+wait "$MOVE_PID" || fail "the shard move after the pass: $(cat "$SEGMENTS_TMP/move2.out")"
+note "ok: the shard move ran once the pass committed"
+same "membership after a shard move that waited for a pass as on a single node" "$MEMBERSHIP_ALL"
+# refresh() on the coordinator while a shard moves: the move waits for the
+# nodes' passes, and the pass runs again when the placements changed
+q "SELECT segments.refresh()" >/dev/null &
+REFRESH_PID=$!
+MOVE3=$(q "SELECT s.shardid FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n ON n.groupid = p.groupid
+            WHERE s.logicalrelid = 'contacts'::regclass AND n.nodeport = ${PORT[w3]} ORDER BY 1 LIMIT 1")
+q "SELECT citus_move_shard_placement($MOVE3, '$SEGMENTS_TMP', ${PORT[w3]}, '$SEGMENTS_TMP', ${PORT[w1]}, shard_transfer_mode => 'block_writes')" >/dev/null
+wait "$REFRESH_PID" || fail "refresh() on the coordinator during a shard move failed"
+same "membership after refresh() during a shard move as on a single node" "$MEMBERSHIP_ALL"
+for n in w1 w2 w3; do
+    qn "$n" "ALTER SYSTEM RESET segments.pass_chunk_size" >/dev/null
+    qn "$n" "SELECT pg_reload_conf()" >/dev/null
+done
+
 all_passed
 
 # CITUS_BENCH=1: the routing overhead of the read path (bench/citus_read.sh)

@@ -44,6 +44,9 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
+#include "utils/wait_event.h"
+#include "storage/latch.h"
+#include "miscadmin.h"
 
 PG_FUNCTION_INFO_V1(segments_citus_refresh_local);
 
@@ -310,37 +313,17 @@ same_columns(Relation rel, TupleDesc desc)
 }
 
 /*
- * The relations a full pass scans: the source itself, or, when it is
- * distributed, its shards placed on this node (none on a coordinator that
- * holds no shards), opened and checked to have the source's columns.
- * *members gets, per relation, the oid of the membership shard colocated
- * with it (on this node too), or InvalidOid for the source itself: a
- * node's pass writes its own membership shards, not through Citus.
+ * The shards of the source placed on this node (ascending shard ids) and
+ * the colocated membership shard of each (0: none), read now, into arrays
+ * in the caller's memory context; returns how many.  Called connected to
+ * SPI.
  */
-List *
-CitusScanRelations(Relation source, Oid member_relid, List **members)
+static int
+local_shards(Oid relid, Oid member_relid, MemoryContext caller, int64 **sources, int64 **members)
 {
-	Oid			relid = RelationGetRelid(source);
-	Oid			nsp = RelationGetNamespace(source);
-	TupleDesc	desc = RelationGetDescr(source);
 	Oid			types[2] = {OIDOID, OIDOID};
 	Datum		args[2] = {ObjectIdGetDatum(relid), ObjectIdGetDatum(member_relid)};
-	MemoryContext caller = CurrentMemoryContext;
-	List	   *shardids = NIL;
-	List	   *membernames = NIL;
-	List	   *rels = NIL;
-	ListCell   *lc;
-	ListCell   *mc;
 
-	*members = NIL;
-	if (!CitusIsDistributed(relid))
-	{
-		*members = lappend_oid(*members, InvalidOid);
-		return list_make1(source);
-	}
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	/* colocated shards cover the same hash range */
 	if (SPI_execute_with_args("SELECT s.shardid, m.shardid FROM pg_catalog.pg_dist_shard s"
 							  "  JOIN pg_catalog.pg_dist_placement p"
@@ -353,35 +336,131 @@ CitusScanRelations(Relation source, Oid member_relid, List **members)
 							  "       (SELECT groupid FROM pg_catalog.pg_dist_local_group)"
 							  " ORDER BY 1",
 							  2, types, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the shards of \"%s\"", RelationGetRelationName(source));
+		elog(ERROR, "could not read the shards of \"%s\"", get_rel_name(relid));
+	*sources = MemoryContextAlloc(caller, Max(SPI_processed, 1) * sizeof(int64));
+	*members = MemoryContextAlloc(caller, Max(SPI_processed, 1) * sizeof(int64));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
 		bool		nomember;
-		int64		shardid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
-														  SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		member = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2,
-										   &nomember);
-		MemoryContext old = MemoryContextSwitchTo(caller);
+		Datum		member;
 
-		shardids = lappend(shardids, psprintf("%s_" INT64_FORMAT,
-											  RelationGetRelationName(source), shardid));
-		membernames = lappend(membernames, nomember ? NULL :
-							  psprintf("%s_" INT64_FORMAT, get_rel_name(member_relid),
-									   DatumGetInt64(member)));
-		MemoryContextSwitchTo(old);
+		(*sources)[r] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+													SPI_tuptable->tupdesc, 1, &isnull));
+		member = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &nomember);
+		(*members)[r] = nomember ? 0 : DatumGetInt64(member);
 	}
+	return (int) SPI_processed;
+}
+
+/*
+ * Takes Citus's shard metadata lock on these membership shards (ShareLock,
+ * what its router takes to write a shard) to the end of the transaction:
+ * a shard move or split, which takes it in ExclusiveLock to block writes
+ * before copying, waits for the pass to commit rather than copy the shard
+ * without its writes.  As the owner: Citus checks that the caller owns the
+ * tables.  Called connected to SPI.
+ */
+static void
+lock_member_shards(const int64 *ids, int n)
+{
+	Datum	   *elems;
+	Datum		array;
+	Oid			type = INT8ARRAYOID;
+	PrivilegeContext priv;
+	int			m = 0;
+
+	elems = palloc(Max(n, 1) * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+		if (ids[i] != 0)
+			elems[m++] = Int64GetDatum(ids[i]);
+	if (m == 0)
+		return;
+	array = PointerGetDatum(construct_array(elems, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	PrivilegeBecomeOwner(&priv, SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		/* ShareLock (5); ascending ids, the order Citus locks in */
+		if (SPI_execute_with_args("SELECT pg_catalog.lock_shard_metadata(5, $1)",
+								  1, &type, &array, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock the membership shards' metadata");
+	}
+	PG_CATCH();
+	{
+		PrivilegeRestore(&priv, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PrivilegeRestore(&priv, true);
+}
+
+/* Is shard id among the n ids? */
+static bool
+shard_listed(const int64 *ids, int n, int64 id)
+{
+	for (int i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * The relations a full pass scans: the source itself, or, when it is
+ * distributed, its shards placed on this node (none on a coordinator that
+ * holds no shards), opened and checked to have the source's columns.
+ * *members gets, per relation, the oid of the membership shard colocated
+ * with it (on this node too), or InvalidOid for the source itself: a
+ * node's pass writes its own membership shards, not through Citus.  The
+ * membership shards are locked against moves (lock_member_shards()); a
+ * shard placed here only since the caller's snapshot, or moved away, is
+ * left out (the coordinator's pass sees the placements change and passes
+ * again: _citus_pass()).
+ */
+List *
+CitusScanRelations(Relation source, Oid member_relid, List **members)
+{
+	Oid			relid = RelationGetRelid(source);
+	Oid			nsp = RelationGetNamespace(source);
+	TupleDesc	desc = RelationGetDescr(source);
+	MemoryContext caller = CurrentMemoryContext;
+	int64	   *before_src;
+	int64	   *before_mem;
+	int64	   *sources;
+	int64	   *mshards;
+	int			nbefore;
+	int			n;
+	List	   *rels = NIL;
+
+	*members = NIL;
+	if (!CitusIsDistributed(relid))
+	{
+		*members = lappend_oid(*members, InvalidOid);
+		return list_make1(source);
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	nbefore = local_shards(relid, member_relid, caller, &before_src, &before_mem);
+	lock_member_shards(before_mem, nbefore);
+	/* placed here before the lock (so before any move now) and still */
+	n = local_shards(relid, member_relid, caller, &sources, &mshards);
 	SPI_finish();
 
-	forboth(lc, shardids, mc, membernames)
+	for (int i = 0; i < n; i++)
 	{
-		const char *name = lfirst(lc);
-		const char *mname = lfirst(mc);
-		Oid			shard = get_relname_relid(name, nsp);
-		Oid			mshard = mname ? get_relname_relid(mname, get_rel_namespace(member_relid)) :
-			InvalidOid;
+		char	   *name;
+		char	   *mname;
+		Oid			shard;
+		Oid			mshard;
 		Relation	rel;
 
+		if (!shard_listed(before_src, nbefore, sources[i]))
+			continue;
+		name = psprintf("%s_" INT64_FORMAT, RelationGetRelationName(source), sources[i]);
+		mname = mshards[i] == 0 ? NULL :
+			psprintf("%s_" INT64_FORMAT, get_rel_name(member_relid), mshards[i]);
+		shard = get_relname_relid(name, nsp);
+		mshard = mname ? get_relname_relid(mname, get_rel_namespace(member_relid)) : InvalidOid;
 		if (!OidIsValid(shard))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -658,15 +737,14 @@ CitusCloseScanRelations(List *rels, Relation source)
 }
 
 /*
- * A pass of a distributed source.  On the coordinator it is every node's:
- * segments._citus_pass() syncs the catalog to the workers, has each
- * evaluate its shards in parallel and counts members; true.  On a worker,
- * a chunked pass of its own worker (chunk) is a full pass over its shards,
- * run here; true.  Otherwise (plain PostgreSQL, or a worker's full pass,
- * which scans its shards) false: the caller goes on.
+ * refresh() of a distributed source.  On the coordinator it is every
+ * node's: segments._citus_pass() syncs the catalog to the workers, has each
+ * evaluate its shards in parallel and counts members; true.  Otherwise
+ * (plain PostgreSQL, or a worker node, whose pass scans its own shards)
+ * false: the caller goes on.
  */
 bool
-CitusPass(const pg_uuid_t *only, int nonly, bool chunk)
+CitusPass(const pg_uuid_t *only, int nonly)
 {
 	const SegmentCatalog *cat;
 
@@ -710,9 +788,181 @@ CitusPass(const pg_uuid_t *only, int nonly, bool chunk)
 		PrivilegeRestore(&priv, true);
 		return true;
 	}
-	if (!chunk)
+	return false;
+}
+
+/*
+ * The worker's chunked pass on the coordinator of a distributed source
+ * (EvaluateChunk()): a step of segments._citus_pass_step(), which asks
+ * every worker node to evaluate the segments in a chunked pass of its own
+ * over its shards, then polls them.  Sets *cursor (in cxt) and *done; a
+ * poll that found a node still busy pauses a little, so that polling does
+ * not keep the coordinator busy.  True when handled; false elsewhere
+ * (plain PostgreSQL, or a worker node, whose pass visits its shards).
+ */
+bool
+CitusPassStep(const pg_uuid_t *only, int nonly, char **cursor, bool *done, MemoryContext cxt)
+{
+	const SegmentCatalog *cat = CatalogGet();
+	Oid			types[2] = {UUIDARRAYOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', *cursor != NULL ? ' ' : 'n'};
+	Datum	   *elems;
+	Datum		d;
+	bool		isnull;
+	char	   *next = NULL;
+
+	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid) ||
+		!is_coordinator())
 		return false;
-	EvaluateRefresh(only, nonly);
+	elems = palloc(Max(nonly, 1) * sizeof(Datum));
+	for (int i = 0; i < nonly; i++)
+		elems[i] = UUIDPGetDatum(&only[i]);
+	values[0] = PointerGetDatum(construct_array(elems, nonly, UUIDOID, UUID_LEN, false,
+												TYPALIGN_CHAR));
+	values[1] = *cursor != NULL ? CStringGetTextDatum(*cursor) : (Datum) 0;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT segments._citus_pass_step($1, $2)", 2, types, values, nulls,
+							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not run a step of the distributed pass");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		next = MemoryContextStrdup(cxt, TextDatumGetCString(d));
+	SPI_finish();
+	*done = next == NULL;
+	if (next != NULL && *cursor != NULL && strcmp(next, *cursor) == 0)
+	{
+		(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 200, PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	*cursor = next;
+	return true;
+}
+
+/* Is shard id placed on this node, now (snapshot NULL) or in snapshot? */
+static bool
+placed_here(int64 id, Snapshot snapshot)
+{
+	Oid			type = INT8OID;
+	Datum		arg = Int64GetDatum(id);
+	const char *sql = "SELECT 1 FROM pg_catalog.pg_dist_placement"
+		" WHERE shardid OPERATOR(pg_catalog.=) $1"
+		"   AND groupid OPERATOR(pg_catalog.=) (SELECT groupid FROM pg_catalog.pg_dist_local_group)";
+	int			ret;
+
+	if (snapshot == NULL)
+		ret = SPI_execute_with_args(sql, 1, &type, &arg, NULL, false, 1);
+	else
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, 1, &type);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the placement query");
+		ret = SPI_execute_snapshot(plan, &arg, NULL, snapshot, InvalidSnapshot, true, false, 1);
+	}
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the placement of shard " INT64_FORMAT, id);
+	return SPI_processed > 0;
+}
+
+/*
+ * A chunk of a worker node's pass over its shards (EvaluateChunk()): the
+ * shards placed here are visited one after the other, by ascending shard
+ * id, each in the order of its key index.  The pass's cursor is
+ * "<shardid>" (that shard, from its first key) or "<shardid>:<key>" (after
+ * that key).  Fills *t with the shard to scan next: opened, its key index,
+ * its membership shard (locked against moves, lock_member_shards()), the
+ * key to go on after, and the next shard here (0: none).  t->rel is NULL
+ * when there is no shard left (t->next_shardid 0: the pass is done), or
+ * when the shard was placed here after the chunk's snapshot (the next
+ * chunk, with a new snapshot, takes it: next_shardid is that shard).
+ * False for a source that is not distributed: the caller scans it.
+ */
+bool
+CitusChunkShard(Relation source, Oid key_index, Oid member_relid, Snapshot snapshot,
+				const char *cursor, CitusChunkTarget *t)
+{
+	Oid			relid = RelationGetRelid(source);
+	MemoryContext caller = CurrentMemoryContext;
+	int64		from = 0;
+	const char *key = NULL;
+	int64	   *sources;
+	int64	   *mshards;
+	int			n;
+
+	if (!CitusIsDistributed(relid))
+		return false;
+	memset(t, 0, sizeof(*t));
+	if (cursor != NULL)
+	{
+		char	   *end;
+
+		from = strtoll(cursor, &end, 10);
+		if (end != cursor && *end == ':')
+			key = end + 1;
+		else if (end == cursor || *end != '\0')
+			from = 0;			/* not a cursor of this form: from the start */
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	n = local_shards(relid, member_relid, caller, &sources, &mshards);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+		Oid			shard;
+		Oid			mshard;
+		Relation	rel;
+
+		if (sources[i] < from)
+			continue;
+		if (mshards[i] == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("no membership shard is colocated with shard " INT64_FORMAT " of \"%s\"",
+							sources[i], RelationGetRelationName(source)),
+					 errhint("segments.member must stay colocated with \"%s\"; call segments.configure() again.",
+							 RelationGetRelationName(source))));
+		lock_member_shards(&mshards[i], 1);
+		if (!placed_here(mshards[i], NULL))
+			continue;			/* moved away: the coordinator passes again */
+		if (!placed_here(mshards[i], snapshot))
+		{
+			t->next_shardid = sources[i];	/* moved here just now */
+			break;
+		}
+		name = psprintf("%s_" INT64_FORMAT, RelationGetRelationName(source), sources[i]);
+		shard = get_relname_relid(name, RelationGetNamespace(source));
+		mshard = get_relname_relid(psprintf("%s_" INT64_FORMAT, get_rel_name(member_relid), mshards[i]),
+								   get_rel_namespace(member_relid));
+		if (!OidIsValid(shard) || !OidIsValid(mshard))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("shard \"%s\" of \"%s\", or its membership shard, is not on this node under that name",
+							name, RelationGetRelationName(source)),
+					 errhint("segments on Citus supports source tables whose shard names are the table's name and the shard id (names shorter than 50 bytes).")));
+		rel = table_open(shard, AccessShareLock);
+		if (!same_columns(rel, RelationGetDescr(source)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("shard \"%s\" does not have the columns of \"%s\" in the same positions",
+							name, RelationGetRelationName(source)),
+					 errhint("Columns dropped before the table was distributed shift the shards' columns; recreate the table (CREATE TABLE ... AS) and distribute it again.")));
+		t->key_index = shard_key_index(rel, key_index);
+		if (!OidIsValid(t->key_index))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("shard \"%s\" has no unique index on the key of \"%s\"",
+							name, RelationGetRelationName(source)),
+					 errhint("Citus makes the source's indexes on every shard; call segments.configure() again.")));
+		t->rel = rel;
+		t->member_shard = mshard;
+		t->shardid = sources[i];
+		t->next_shardid = i + 1 < n ? sources[i + 1] : 0;
+		t->key = sources[i] == from && key != NULL ? MemoryContextStrdup(caller, key) : NULL;
+		break;
+	}
+	SPI_finish();
 	return true;
 }
 

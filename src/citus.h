@@ -29,6 +29,17 @@ typedef struct CitusShardKeys
 	int		   *keys;			/* positions in the caller's array */
 } CitusShardKeys;
 
+/* The shard a chunk of a worker node's pass scans (citus.c). */
+typedef struct CitusChunkTarget
+{
+	Relation	rel;			/* the contacts shard; NULL: none this chunk */
+	Oid			key_index;		/* its key index */
+	Oid			member_shard;	/* the colocated membership shard */
+	int64		shardid;		/* rel's shard id */
+	int64		next_shardid;	/* the next shard here; 0: none */
+	const char *key;			/* go on after this key (text); NULL: first */
+} CitusChunkTarget;
+
 extern bool CitusIsDistributed(Oid relid);
 extern bool CitusProbe(Relation rel, Oid indexid, Datum key, TupleTableSlot *slot);
 extern bool CitusIsShardOf(Relation rel, Oid source);
@@ -37,7 +48,11 @@ extern int	CitusContactShards(Relation source, Oid key_index, Oid member_relid, 
 							   const Datum *keys, int nkeys, Snapshot snapshot,
 							   CitusShardKeys **groups);
 extern void CitusCloseScanRelations(List *rels, Relation source);
-extern bool CitusPass(const pg_uuid_t *only, int nonly, bool chunk);
+extern bool CitusPass(const pg_uuid_t *only, int nonly);
+extern bool CitusPassStep(const pg_uuid_t *only, int nonly, char **cursor, bool *done,
+						  MemoryContext cxt);
+extern bool CitusChunkShard(Relation source, Oid key_index, Oid member_relid, Snapshot snapshot,
+							const char *cursor, CitusChunkTarget *t);
 extern bool CitusWait(TimestampTz deadline);
 extern bool CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo);
 extern void CitusRefuse(const char *what);

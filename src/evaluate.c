@@ -1492,7 +1492,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	ListCell   *mc;
 
 	/* Citus: the coordinator's pass is every node's (citus.c) */
-	if (CitusPass(only_segments, nonly, false))
+	if (CitusPass(only_segments, nonly))
 	{
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(pass_cxt);
@@ -1558,6 +1558,30 @@ index_greater_proc(Relation index, Oid key_type)
 }
 
 /*
+ * Citus: a chunk of a worker node's pass with no shard to scan
+ * (CitusChunkShard()): the pass is done, or goes on with the shard that
+ * was placed here after this chunk's snapshot.  Ends the chunk as
+ * EvaluateChunk() does.
+ */
+static int64
+citus_chunk_skip(EvalPlan *plan, const CitusChunkTarget *shard, char **cursor, bool *done,
+				 MemoryContext caller, MemoryContext old, MemoryContext pass_cxt,
+				 int save_nestlevel)
+{
+	*done = shard->next_shardid == 0;
+	if (!*done)
+		*cursor = MemoryContextStrdup(caller, psprintf(INT64_FORMAT, shard->next_shardid));
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	AtEOXact_GUC(true, save_nestlevel);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+	return 0;
+}
+
+/*
  * One chunk of a chunked pass (pass_chunked.c), in the caller's
  * transaction: evaluates the segments `only` (and those that reference
  * them) for the next `limit` contacts in the order of the source's key
@@ -1595,11 +1619,15 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	int64		visited = 0;
 	bool		more = true;
 	int			save_nestlevel;
+	Relation	scanrel;
+	Oid			scanindex;
+	const char *from;
+	CitusChunkTarget shard;
+	bool		sharded;
 
-	/* Citus: a whole pass at once, over every node's shards (citus.c) */
-	if (CitusPass(only, nonly, true))
+	/* Citus: the coordinator's pass is the worker nodes' (citus.c) */
+	if (CitusPassStep(only, nonly, cursor, done, caller))
 	{
-		*done = true;
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(pass_cxt);
 		return 0;
@@ -1621,31 +1649,50 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	config = &plan->cat->config;
 	batch = batch_create();
 	cb = contact_batch_create(plan, false);
-	if (*cursor == NULL)
+	scanrel = plan->source;
+	scanindex = config->source_key_index;
+	from = *cursor;
+	/* Citus: a worker node's pass visits its shards one after the other (citus.c) */
+	sharded = CitusChunkShard(plan->source, config->source_key_index, config->member_relid,
+							  plan->snapshot, *cursor, &shard);
+	if (sharded && shard.rel == NULL)
+		return citus_chunk_skip(plan, &shard, cursor, done, caller, old, pass_cxt,
+								save_nestlevel);
+	if (sharded)
+	{
+		scanrel = shard.rel;
+		scanindex = shard.key_index;
+		from = shard.key;
+		if (from == NULL)
+			plan_target_member(plan, shard.member_shard);	/* once a shard */
+		else
+			plan_retarget(plan, shard.member_shard);
+	}
+	else if (*cursor == NULL)
 		batch_reclaim_space(plan);	/* once a pass */
 
-	index = index_open(config->source_key_index, AccessShareLock);
+	index = index_open(scanindex, AccessShareLock);
 	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypid != config->key_type)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("index \"%s\" is not on the configured key type %s",
 						RelationGetRelationName(index), format_type_be(config->key_type)),
 				 errhint("Call segments.configure() again.")));
-	if (*cursor != NULL)
+	if (from != NULL)
 	{
 		Oid			typinput;
 		Oid			typioparam;
 
 		getTypeInputInfo(config->key_type, &typinput, &typioparam);
-		lo = OidInputFunctionCall(typinput, *cursor, typioparam, -1);
+		lo = OidInputFunctionCall(typinput, (char *) from, typioparam, -1);
 		ScanKeyEntryInitialize(&skey, 0, 1, BTGreaterStrategyNumber, InvalidOid,
 							   index->rd_indcollation[0],
 							   index_greater_proc(index, config->key_type), lo);
 	}
 	/* key order, from the cursor on: a resumed pass goes on where it was */
-	scan = index_beginscan(plan->source, index, plan->snapshot, *cursor != NULL ? 1 : 0, 0);
-	index_rescan(scan, *cursor != NULL ? &skey : NULL, *cursor != NULL ? 1 : 0, NULL, 0);
-	slot = table_slot_create(plan->source, NULL);
+	scan = index_beginscan(scanrel, index, plan->snapshot, from != NULL ? 1 : 0, 0);
+	index_rescan(scan, from != NULL ? &skey : NULL, from != NULL ? 1 : 0, NULL, 0);
+	slot = table_slot_create(scanrel, NULL);
 	while (visited < limit &&
 		   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
 	{
@@ -1668,12 +1715,24 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 
 	/* chunk ranges (lo, last] cover every key, whatever the member table's order */
 	*done = !more;
-	delete_departed(plan, plan->source, *cursor != NULL ? &lo : NULL, *done ? NULL : &last);
+	delete_departed(plan, scanrel, from != NULL ? &lo : NULL, *done ? NULL : &last);
 	record_state(plan, started);
+	if (sharded)
+	{
+		/* Citus: the shard's next key, or the next shard here */
+		table_close(scanrel, NoLock);
+		if (more)
+			*cursor = MemoryContextStrdup(caller,
+										  psprintf(INT64_FORMAT ":%s", shard.shardid,
+												   OutputFunctionCall(&plan->key_out, last)));
+		else if (shard.next_shardid != 0)
+			*cursor = MemoryContextStrdup(caller, psprintf(INT64_FORMAT, shard.next_shardid));
+		*done = !more && shard.next_shardid == 0;
+	}
+	else if (!*done)
+		*cursor = MemoryContextStrdup(caller, OutputFunctionCall(&plan->key_out, last));
 	table_close(plan->source, NoLock);
 	UnregisterSnapshot(plan->snapshot);
-	if (!*done)
-		*cursor = MemoryContextStrdup(caller, OutputFunctionCall(&plan->key_out, last));
 
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");

@@ -282,8 +282,14 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_config jsonb := payload -> 'config';
+    v_config  jsonb := payload -> 'config';
+    v_busy    uuid[];
+    v_changed uuid[];
 BEGIN
+    -- segments in a pass of this node's worker (the coordinator asked for
+    -- it: _citus_pass_request) stay in it
+    SELECT coalesce(array_agg(segment_id), '{}') INTO v_busy
+      FROM segments.segment_state WHERE state IN ('pending', 'evaluating');
     IF v_config IS NULL OR jsonb_typeof(v_config) = 'null' THEN
         DELETE FROM segments.config;
     ELSIF NOT EXISTS (SELECT 1 FROM segments.config c
@@ -306,17 +312,24 @@ BEGIN
     DELETE FROM segments.segment s
      WHERE s.id <> ALL (ARRAY(SELECT (e ->> 'id')::uuid
                                 FROM jsonb_array_elements(payload -> 'segments') e));
-    INSERT INTO segments.segment AS s
-    SELECT * FROM jsonb_populate_recordset(NULL::segments.segment, payload -> 'segments')
-    ON CONFLICT (id) DO UPDATE
-       SET num = EXCLUDED.num, tenant = EXCLUDED.tenant, name = EXCLUDED.name,
-           description = EXCLUDED.description, definition = EXCLUDED.definition,
-           refs = EXCLUDED.refs, depends_on = EXCLUDED.depends_on,
-           uses_time = EXCLUDED.uses_time, schedule = EXCLUDED.schedule,
-           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at
-     WHERE (s.*) IS DISTINCT FROM (EXCLUDED.*);
+    WITH loaded AS (
+        INSERT INTO segments.segment AS s
+        SELECT * FROM jsonb_populate_recordset(NULL::segments.segment, payload -> 'segments')
+        ON CONFLICT (id) DO UPDATE
+           SET num = EXCLUDED.num, tenant = EXCLUDED.tenant, name = EXCLUDED.name,
+               description = EXCLUDED.description, definition = EXCLUDED.definition,
+               refs = EXCLUDED.refs, depends_on = EXCLUDED.depends_on,
+               uses_time = EXCLUDED.uses_time, schedule = EXCLUDED.schedule,
+               created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at
+         WHERE (s.*) IS DISTINCT FROM (EXCLUDED.*)
+        RETURNING s.id, s.xmax OPERATOR(pg_catalog.=) 0 AS inserted)
+    SELECT coalesce(array_agg(id) FILTER (WHERE NOT inserted), '{}') INTO v_changed FROM loaded;
     UPDATE segments.segment_state SET state = 'ready', last_error = NULL
-     WHERE state <> 'ready';
+     WHERE state <> 'ready' AND segment_id <> ALL (v_busy);
+    -- changed during this node's pass: evaluated again, with the new definition
+    UPDATE segments.segment_state SET state = 'pending', requested_at = clock_timestamp()
+     WHERE segment_id = ANY (v_busy) AND segment_id = ANY (v_changed)
+       AND state IN ('pending', 'evaluating');
 END
 $$;
 COMMENT ON FUNCTION segments._citus_load_catalog(jsonb) IS
@@ -356,6 +369,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_start  timestamptz := clock_timestamp();
+    v_source regclass := (SELECT c.source FROM segments.config c);
+    v_placed text;
+    v_rounds integer := 0;
     v_failed jsonb := '[]';
     v_counts jsonb;
     r        record;
@@ -368,13 +384,26 @@ BEGIN
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'Commit the change first: the segments worker evaluates new and changed segments by itself, or call segments.refresh() after the commit.';
     END IF;
-    FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
-                     '  FROM pg_catalog.run_command_on_workers($1)'
-             USING format('SELECT segments._citus_refresh_local(%L::uuid[])', ids)
+    -- A node's pass holds Citus's metadata lock on its membership shards,
+    -- so no shard moves under it; one moved between two nodes' passes
+    -- (where the shards are changed meanwhile) is evaluated by passing again.
     LOOP
-        IF NOT r.success THEN
-            RAISE EXCEPTION 'evaluation on node %:% failed: %', r.nodename, r.nodeport, r.result
-                USING ERRCODE = 'object_not_in_prerequisite_state';
+        v_placed := segments._citus_placements(v_source);
+        FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
+                         '  FROM pg_catalog.run_command_on_workers($1)'
+                 USING format('SELECT segments._citus_refresh_local(%L::uuid[])', ids)
+        LOOP
+            IF NOT r.success THEN
+                RAISE EXCEPTION 'evaluation on node %:% failed: %', r.nodename, r.nodeport, r.result
+                    USING ERRCODE = 'object_not_in_prerequisite_state';
+            END IF;
+        END LOOP;
+        EXIT WHEN v_placed = segments._citus_placements(v_source);
+        v_rounds := v_rounds + 1;
+        IF v_rounds >= 3 THEN
+            RAISE EXCEPTION 'shards of % kept moving during the pass', v_source
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Call segments.refresh() again once the rebalance is over (citus_rebalance_wait()).';
         END IF;
     END LOOP;
     -- segments a worker could not evaluate (they fail closed there)
