@@ -28,6 +28,7 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "citus.h"
 
 #include "access/relation.h"
 #include "catalog/pg_type.h"
@@ -170,7 +171,8 @@ MemberStripStep(void)
 	Relation	member;
 	Datum		nums;
 
-	if (!OidIsValid(relid))
+	/* on Citus the table is distributed: its shards are the nodes' own */
+	if (!OidIsValid(relid) || CitusIsDistributed(relid))
 	{
 		strip_reset();
 		return false;

@@ -65,6 +65,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
 #include "member_strip.h"
 #include "member_vacuum.h"
 
@@ -257,7 +258,7 @@ MemberVacuumDue(Oid relid, bool in_pass, bool spaced)
 	looked_replaced = replaced_rows(tab);
 	threshold = MEMBER_VACUUM_MIN_ROWS + factor * Max(tab->n_live_tuples, 0);
 	/* not during a pass: it is about to add to the indexes again */
-	reindex_wanted = (in_pass || vacuum_handle != NULL) ? 0 :
+	reindex_wanted = (in_pass || vacuum_handle != NULL || CitusIsDistributed(relid)) ? 0 :
 		reindex_due((double) Max(tab->n_live_tuples, 0));
 	vacuum_wanted = !spaced && replaced_rows(tab) - baseline_replaced >= threshold;
 	return vacuum_wanted || reindex_wanted != 0;
