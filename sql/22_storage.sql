@@ -108,6 +108,13 @@ SET segments.member_vacuum_scale_factor = 0.5;
 ALTER SYSTEM SET segments.member_vacuum_scale_factor = -1;
 ALTER SYSTEM SET segments.member_vacuum_scale_factor = 'often';
 SHOW segments.member_vacuum_scale_factor;
+-- So is the rebuild of its indexes (segments.member_reindex_factor), by a
+-- session too.
+SHOW segments.member_reindex_factor;
+SET segments.member_reindex_factor = 0;
+ALTER SYSTEM SET segments.member_reindex_factor = -1;
+ALTER SYSTEM SET segments.member_reindex_factor = 'never';
+SHOW segments.member_reindex_factor;
 DROP TABLE public.before;
 \c postgres
 DROP DATABASE segments_storage;

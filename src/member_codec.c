@@ -190,6 +190,15 @@ segments_member_rows(PG_FUNCTION_ARGS)
  */
 PG_FUNCTION_INFO_V1(segments_member_without);
 
+static int
+int32_cmp(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
 Datum
 segments_member_without(PG_FUNCTION_ARGS)
 {
@@ -203,14 +212,19 @@ segments_member_without(PG_FUNCTION_ARGS)
 	int			n = MemberDecode(data, &nums, &since);
 	int			kept = 0;
 
+	int32	   *sorted;
+	int			nsorted = 0;
+
 	deconstruct_array(drop, INT4OID, sizeof(int32), true, TYPALIGN_INT, &elems, &nulls, &ndrop);
+	/* sorted, for a binary search: the worker strips many dropped numbers at once */
+	sorted = palloc(Max(ndrop, 1) * sizeof(int32));
+	for (int k = 0; k < ndrop; k++)
+		if (!nulls[k])
+			sorted[nsorted++] = DatumGetInt32(elems[k]);
+	qsort(sorted, nsorted, sizeof(int32), int32_cmp);
 	for (int i = 0; i < n; i++)
 	{
-		bool		dropped = false;
-
-		for (int k = 0; k < ndrop && !dropped; k++)
-			dropped = !nulls[k] && DatumGetInt32(elems[k]) == nums[i];
-		if (!dropped)
+		if (bsearch(&nums[i], sorted, nsorted, sizeof(int32), int32_cmp) == NULL)
 		{
 			nums[kept] = nums[i];
 			since[kept++] = since[i];
@@ -218,5 +232,8 @@ segments_member_without(PG_FUNCTION_ARGS)
 	}
 	if (kept == 0)
 		PG_RETURN_NULL();
+	/* nothing to remove: the same value, which callers compare to skip the row */
+	if (kept == n)
+		PG_RETURN_BYTEA_P(data);
 	PG_RETURN_BYTEA_P(MemberEncode(nums, since, kept));
 }

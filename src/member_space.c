@@ -40,10 +40,21 @@
 void
 MemberReclaimSpace(Relation member)
 {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(member);
+	MemberReclaimRange(member, 0, RelationGetNumberOfBlocks(member));
+}
+
+/*
+ * The same for the pages [start, end) only: the worker's strip of dropped
+ * segment numbers (member_strip.c) reclaims the pages of its previous
+ * chunk, so that the next chunk's new versions fill them.
+ */
+void
+MemberReclaimRange(Relation member, BlockNumber start, BlockNumber end)
+{
 	BlockNumber recorded = 0;
 
-	for (BlockNumber blk = 0; blk < nblocks; blk++)
+	end = Min(end, RelationGetNumberOfBlocks(member));
+	for (BlockNumber blk = start; blk < end; blk++)
 	{
 		Buffer		buf;
 		Size		avail;
@@ -63,5 +74,5 @@ MemberReclaimSpace(Relation member)
 	}
 	/* make the new entries findable from the map's upper levels */
 	if (recorded > 0)
-		FreeSpaceMapVacuumRange(member, 0, nblocks);
+		FreeSpaceMapVacuumRange(member, start, end);
 }

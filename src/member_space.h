@@ -8,8 +8,10 @@
 #ifndef SEGMENTS_MEMBER_SPACE_H
 #define SEGMENTS_MEMBER_SPACE_H
 
+#include "storage/block.h"
 #include "utils/relcache.h"
 
 extern void MemberReclaimSpace(Relation member);
+extern void MemberReclaimRange(Relation member, BlockNumber start, BlockNumber end);
 
 #endif							/* SEGMENTS_MEMBER_SPACE_H */

@@ -25,12 +25,33 @@
  * failure (an error, a SIGTERM) is its own: the worker starts another
  * when one is due again.
  *
+ * VACUUM gives index pages' room back to the index, never to the disk,
+ * and an index grown by insertions is not packed as a built one is: the
+ * GIN index after a few passes that rewrote every row was 2.5 to 3 times
+ * the size CREATE INDEX makes of the same rows, and the primary key twice
+ * its size.  So when an index of segments.member is more than
+ * segments.member_reindex_factor times the size of a freshly built one
+ * (estimated per stored membership for the GIN index, per row for the
+ * primary key, from what the last rebuild left), the same process
+ * rebuilds it after the vacuum with REINDEX CONCURRENTLY: readers and
+ * writers go on (the swap at its end takes the index's lock for an
+ * instant).  Interrupted (an error, a crash), it leaves an invalid copy
+ * ("..._ccnew"), which writers would go on maintaining: every run of the
+ * process first drops the invalid indexes of segments.member (DROP INDEX
+ * CONCURRENTLY).  Not while the worker strips dropped segments' numbers
+ * (member_strip.c): the rows are about to change.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/tablecmds.h"
 #include "commands/vacuum.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "pgstat.h"
@@ -39,13 +60,41 @@
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
+#include "member_strip.h"
 #include "member_vacuum.h"
 
 /* segments.member_vacuum_scale_factor: 0 turns the worker's vacuum off. */
 double		segments_member_vacuum_scale_factor = 0.1;
+
+/* segments.member_reindex_factor: 0 turns the rebuilds off. */
+double		segments_member_reindex_factor = 2.0;
+
+/*
+ * Bytes of a freshly built index: the GIN index per stored membership, the
+ * primary key per row (a bigint key; others learn theirs at the first
+ * rebuild).  What a rebuild leaves replaces them when larger.
+ */
+#define GIN_FRESH_BYTES		1.75
+#define PKEY_FRESH_BYTES	22.0
+static double gin_fresh = GIN_FRESH_BYTES;
+static double pkey_fresh = PKEY_FRESH_BYTES;
+
+/* Smaller indexes are not worth a rebuild. */
+#define REINDEX_MIN_BYTES	(1024 * 1024)
+
+/* Rebuilds asked of the vacuum process (bgw_extra, after the table's oid). */
+#define REINDEX_GIN			0x01
+#define REINDEX_PKEY		0x02
+#define VACUUM_TABLE		0x04	/* and the vacuum itself */
+static uint32 reindex_wanted = 0;	/* by the last look */
+static bool vacuum_wanted = false;	/* by the last look */
+static uint32 reindex_asked = 0;	/* of the process last started */
 
 /* Fewest replaced rows worth a vacuum, whatever the table's size. */
 #define MEMBER_VACUUM_MIN_ROWS	1000
@@ -87,6 +136,56 @@ MemberVacuumInit(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomRealVariable("segments.member_reindex_factor",
+							 "Size of an index of segments.member, as a multiple of a freshly "
+							 "built one, after which the worker rebuilds it concurrently.",
+							 "Checked when the worker vacuums segments.member.  0 turns the "
+							 "rebuilds off.",
+							 &segments_member_reindex_factor,
+							 2.0, 0.0, 100.0,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+}
+
+/*
+ * Which indexes of segments.member are worth a rebuild (REINDEX_* bits)?
+ * In a transaction, SPI connected.  rows: the table's live rows.  After a
+ * rebuild this process asked for, learns what a fresh index takes.
+ */
+static uint32
+reindex_due(double rows)
+{
+	bool		isnull;
+	double		gin_bytes;
+	double		pkey_bytes;
+	double		memberships;
+	uint32		due = 0;
+
+	if (SPI_execute("SELECT coalesce(pg_catalog.pg_relation_size(pg_catalog.to_regclass('segments.member_segs_idx')), 0)::float8,"
+					"       coalesce(pg_catalog.pg_relation_size(pg_catalog.to_regclass('segments.member_pkey')), 0)::float8,"
+					"       (SELECT coalesce(pg_catalog.sum(st.member_count), 0)::float8 FROM segments.segment_state st)",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the size of segments.member's indexes");
+	gin_bytes = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	pkey_bytes = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	memberships = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if ((reindex_asked & REINDEX_GIN) && memberships > 0)
+		gin_fresh = Max(GIN_FRESH_BYTES, gin_bytes / memberships);
+	if ((reindex_asked & REINDEX_PKEY) && rows > 0)
+		pkey_fresh = Max(PKEY_FRESH_BYTES, pkey_bytes / rows);
+	reindex_asked = 0;
+	/* rows about to be rewritten (and counts not yet those of the rows) */
+	if (segments_member_reindex_factor <= 0 || MemberStripActive())
+		return 0;
+	if (gin_bytes > REINDEX_MIN_BYTES &&
+		gin_bytes > segments_member_reindex_factor * gin_fresh * memberships)
+		due |= REINDEX_GIN;
+	/* the primary key along with the GIN index at a lower bar: it is cheap */
+	if (pkey_bytes > REINDEX_MIN_BYTES &&
+		pkey_bytes > (due ? 1.5 : segments_member_reindex_factor) * pkey_fresh * rows)
+		due |= REINDEX_PKEY;
+	return due;
 }
 
 /* Rows updated (not HOT) or deleted, cumulative, from the statistics. */
@@ -105,12 +204,15 @@ replaced_rows(const PgStat_StatTabEntry *tab)
 #define MEMBER_VACUUM_IN_PASS	0.5
 
 /*
- * Is a vacuum of segments.member (relid) due?  In a transaction; reads the
- * cumulative statistics, to which the caller flushed its own counts.
- * in_pass: a pass is in progress (see MEMBER_VACUUM_IN_PASS).
+ * Is a vacuum of segments.member (relid), or a rebuild of its indexes, due?
+ * In a transaction, SPI connected; reads the cumulative statistics, to
+ * which the caller flushed its own counts.  in_pass: a pass is in progress
+ * (see MEMBER_VACUUM_IN_PASS).  spaced: too soon after the last vacuum for
+ * another (the caller's pacing); a rebuild does not wait for that: it is
+ * rare, and the sooner the smaller the table.
  */
 bool
-MemberVacuumDue(Oid relid, bool in_pass)
+MemberVacuumDue(Oid relid, bool in_pass, bool spaced)
 {
 	double		factor = segments_member_vacuum_scale_factor;
 
@@ -155,7 +257,11 @@ MemberVacuumDue(Oid relid, bool in_pass)
 	}
 	looked_replaced = replaced_rows(tab);
 	threshold = MEMBER_VACUUM_MIN_ROWS + factor * Max(tab->n_live_tuples, 0);
-	return replaced_rows(tab) - baseline_replaced >= threshold;
+	/* not during a pass: it is about to add to the indexes again */
+	reindex_wanted = (in_pass || vacuum_handle != NULL || CitusIsDistributed(relid)) ? 0 :
+		reindex_due((double) Max(tab->n_live_tuples, 0));
+	vacuum_wanted = !spaced && replaced_rows(tab) - baseline_replaced >= threshold;
+	return vacuum_wanted || reindex_wanted != 0;
 }
 
 /*
@@ -204,6 +310,112 @@ member_vacuum(Oid relid)
 	PG_END_TRY();
 	/* vacuum() counted itself in the statistics: the next look moves the baseline */
 	pgstat_report_stat(true);
+}
+
+/*
+ * Runs one utility statement that manages its own transactions (REINDEX
+ * CONCURRENTLY, DROP INDEX CONCURRENTLY), as a top-level command would,
+ * outside any transaction.  Errors propagate.
+ */
+static void
+run_concurrently(Node *stmt)
+{
+	MemoryContext portal = AllocSetContextCreate(TopMemoryContext, "segments index maintenance",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = CurrentMemoryContext;
+	MemoryContext saved_portal = PortalContext;
+
+	Assert(!IsTransactionState());
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		/*
+		 * What they allocate before their first commit must outlive it, as
+		 * in a portal: the transaction's memory goes at each commit
+		 */
+		PortalContext = portal;
+		MemoryContextSwitchTo(portal);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (IsA(stmt, ReindexStmt))
+			ExecReindex(NULL, (ReindexStmt *) stmt, true);
+		else
+			RemoveRelations((DropStmt *) stmt);
+		/* they pop the snapshot before their first commit */
+		if (ActiveSnapshotSet())
+			PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_FINALLY();
+	{
+		PortalContext = saved_portal;
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(portal);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Drops the invalid indexes of segments.member (relid), which an
+ * interrupted rebuild leaves: writers would go on maintaining them.
+ */
+static void
+drop_invalid_indexes(Oid relid)
+{
+	List	   *names = NIL;
+	Oid			type = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	ListCell   *lc;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT c.relname::text FROM pg_catalog.pg_index i"
+							  "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid"
+							  " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND NOT i.indisvalid",
+							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the indexes of segments.member");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	foreach(lc, names)
+	{
+		DropStmt   *drop = makeNode(DropStmt);
+
+		ereport(LOG,
+				(errmsg("segments: dropping the invalid index segments.%s that an interrupted rebuild left",
+						(char *) lfirst(lc))));
+		drop->removeType = OBJECT_INDEX;
+		drop->objects = list_make1(list_make2(makeString("segments"), makeString(lfirst(lc))));
+		drop->behavior = DROP_RESTRICT;
+		drop->missing_ok = true;
+		drop->concurrent = true;
+		run_concurrently((Node *) drop);
+	}
+}
+
+/* REINDEX INDEX CONCURRENTLY segments.<name>. */
+static void
+member_reindex(const char *name)
+{
+	ReindexStmt *stmt = makeNode(ReindexStmt);
+	TimestampTz start = GetCurrentTimestamp();
+
+	stmt->kind = REINDEX_OBJECT_INDEX;
+	stmt->relation = makeRangeVar("segments", pstrdup(name), -1);
+	stmt->params = list_make1(makeDefElem("concurrently", NULL, -1));
+	pgstat_report_activity(STATE_RUNNING, "segments: rebuilding an index of segments.member");
+	run_concurrently((Node *) stmt);
+	ereport(LOG,
+			(errmsg("segments: rebuilt index segments.%s concurrently in %ld ms",
+					name, (long) ((GetCurrentTimestamp() - start) / 1000))));
 }
 
 /* on_shmem_exit callback of the worker: its vacuum process ends with it. */
@@ -255,6 +467,7 @@ MemberVacuumStart(Oid relid)
 	BackgroundWorkerHandle *handle;
 	MemoryContext old;
 	int64		ran;
+	uint32		what;
 
 	if (MemberVacuumRunning(&ran))
 		return true;
@@ -268,6 +481,8 @@ MemberVacuumStart(Oid relid)
 	snprintf(worker.bgw_type, BGW_MAXLEN, "segments member vacuum");
 	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
 	memcpy(worker.bgw_extra, &relid, sizeof(Oid));
+	what = reindex_wanted | (vacuum_wanted || reindex_wanted == 0 ? VACUUM_TABLE : 0);
+	memcpy(worker.bgw_extra + sizeof(Oid), &what, sizeof(uint32));
 	worker.bgw_notify_pid = MyProcPid;	/* its end sets the worker's latch */
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
@@ -287,6 +502,8 @@ MemberVacuumStart(Oid relid)
 	start_failure_logged = false;
 	vacuum_handle = handle;
 	vacuum_started_at = GetCurrentTimestamp();
+	reindex_asked = reindex_wanted;
+	reindex_wanted = 0;
 	started_replaced = looked_replaced;
 	if (!stop_registered)
 	{
@@ -307,8 +524,10 @@ segments_member_vacuum_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
 	Oid			relid;
+	uint32		reindex;
 
 	memcpy(&relid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	memcpy(&reindex, MyBgworkerEntry->bgw_extra + sizeof(Oid), sizeof(uint32));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -318,7 +537,14 @@ segments_member_vacuum_main(Datum arg)
 	/* above ALTER DATABASE/ROLE ... SET search_path, as in the worker */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_activity(STATE_RUNNING, "segments: vacuuming segments.member");
-	member_vacuum(relid);
+	if (reindex & VACUUM_TABLE)
+		member_vacuum(relid);
+	/* an index left invalid costs every write: gone before any rebuild */
+	drop_invalid_indexes(relid);
+	if (reindex & REINDEX_GIN)
+		member_reindex("member_segs_idx");
+	if (reindex & REINDEX_PKEY)
+		member_reindex("member_pkey");
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }

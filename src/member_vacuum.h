@@ -15,7 +15,8 @@
 extern double segments_member_vacuum_scale_factor;
 
 extern void MemberVacuumInit(void);
-extern bool MemberVacuumDue(Oid relid, bool in_pass);
+extern bool MemberVacuumDue(Oid relid, bool in_pass, bool spaced);
+extern double segments_member_reindex_factor;
 extern bool MemberVacuumStart(Oid relid);
 extern bool MemberVacuumRunning(int64 *ran);
 extern PGDLLEXPORT void segments_member_vacuum_main(Datum arg);

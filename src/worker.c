@@ -44,6 +44,7 @@
 #include "citus.h"
 #include "history.h"
 #include "member_lock.h"
+#include "member_strip.h"
 #include "member_vacuum.h"
 #include "pass_chunked.h"
 #include "privilege.h"
@@ -1543,6 +1544,32 @@ trim_history(void)
 }
 
 /*
+ * One step of removing dropped segments' numbers from stored rows
+ * (member_strip.c), when there is nothing more urgent.
+ */
+static bool
+strip_step(void)
+{
+	volatile bool more = false;
+
+	if (!MemberStripDue())
+		return false;
+	PG_TRY();
+	{
+		begin_xact("segments: removing dropped segments from membership");
+		if (is_configured())
+			more = MemberStripStep();
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		(void) abort_xact();
+	}
+	PG_END_TRY();
+	return more;
+}
+
+/*
  * segments.member is vacuumed (member_vacuum.c) once enough of its rows
  * were replaced: looked at, at most this often, between the worker's
  * transactions.
@@ -1574,7 +1601,6 @@ vacuum_step(void)
 	if (ran > 0)
 		vacuum_next_at = GetCurrentTimestamp() + 10 * ran;
 	if (segments_member_vacuum_scale_factor <= 0 ||
-		GetCurrentTimestamp() < vacuum_next_at ||
 		!TimestampDifferenceExceeds(vacuum_checked_at, GetCurrentTimestamp(), VACUUM_CHECK_MS))
 		return;
 	vacuum_checked_at = GetCurrentTimestamp();
@@ -1588,7 +1614,8 @@ vacuum_step(void)
 		if (is_configured())
 		{
 			relid = CatalogGet()->config.member_relid;
-			due = MemberVacuumDue(relid, pass_active);
+			/* an index rebuild does not wait for the vacuums' pacing */
+			due = MemberVacuumDue(relid, pass_active, GetCurrentTimestamp() < vacuum_next_at);
 		}
 		commit_xact();
 		/* no free background worker slot: again in 5 s (logged once) */
@@ -1649,6 +1676,8 @@ worker_round(long *sleep_ms)
 	if (evaluate_due(sleep_ms))
 		return true;
 	if (trim_history())			/* history */
+		return true;
+	if (strip_step())			/* member_strip.c */
 		return true;
 	return false;
 }

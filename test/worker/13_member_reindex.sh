@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The worker's rebuild of segments.member's indexes (src/member_vacuum.c):
+# passes that rewrite every row grow the GIN index by insertion to a few
+# times the size of a built one; once past segments.member_reindex_factor
+# times that, the vacuum process rebuilds it with REINDEX CONCURRENTLY,
+# while a reader goes on reading through it; at 0 it does not; an invalid
+# index on the table (what an interrupted rebuild leaves) is dropped by
+# the next vacuum process.
+. "$(dirname "$0")/common.bash"
+
+READER="segw_reader_${TEST_NAME}_$$"
+psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "CREATE ROLE \"$READER\" LOGIN IN ROLE segments_read" >/dev/null
+ROLES+=("$READER")
+qr() { psql -X -qAt -v ON_ERROR_STOP=1 -U "$READER" -c "$1"; }
+
+qa "CREATE TABLE contacts (id bigint PRIMARY KEY, n int NOT NULL)"
+qa "INSERT INTO contacts SELECT g, g FROM generate_series(1, 100000) g"
+q "SELECT segments.configure('contacts', 'id')" >/dev/null
+# ten segments every contact is in (a million memberships), and one that
+# flips between the two halves: each flip is a pass rewriting every row
+for i in $(seq 1 10); do
+    q "SELECT segments.create_segment('all$i', '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"gt\", \"value\": -$i}')" >/dev/null
+done
+q "SELECT segments.create_segment('flip', '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lte\", \"value\": 50000}')" >/dev/null
+expect "the first pass" "SELECT segments.wait('300 s')" t
+GIN="SELECT pg_relation_size('segments.member_segs_idx')"
+GIN_OID="SELECT 'segments.member_segs_idx'::regclass::oid"
+VACUUMS="(SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass)"
+flip() {
+    local i op
+    for i in $(seq 1 "$1"); do
+        op=$([ $((i % 2)) = 1 ] && echo gt || echo lte)
+        q "SELECT segments.update_segment('flip', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"$op\", \"value\": 50000}')" >/dev/null
+        [ "$(q "SELECT segments.wait('300 s')")" = t ] || fail "pass $i did not end within 300 s"
+    done
+}
+
+# 1. with the rebuild off, the GIN index grows and stays the same index
+set_system segments.member_reindex_factor 0
+poll "the setting is read" "SHOW segments.member_reindex_factor" 0 30
+oid0=$(q "$GIN_OID"); gin0=$(q "$GIN"); v0=$(q "SELECT $VACUUMS")
+flip 4
+poll "the worker vacuumed the table after the passes" "SELECT $VACUUMS > $v0" t 300
+gin1=$(q "$GIN")
+note "GIN after the first pass: $gin0 bytes; after 4 passes that rewrote every row: $gin1 bytes"
+expect "at 0: the index grew by half, and was not rebuilt" \
+       "SELECT $gin1 * 2 > 3 * $gin0 AND ($GIN_OID) = $oid0" t
+
+# 2. at the default factor, the worker rebuilds it while a reader reads
+set_system segments.member_reindex_factor 2
+poll "the setting is read" "SHOW segments.member_reindex_factor" 2 30
+OUT=$(mktemp); on_exit "rm -f $OUT"
+( end=$((SECONDS + 600))
+  while [ $SECONDS -lt $end ] && [ ! -e "$OUT.stop" ]; do
+      if r=$(qr "SELECT count(*) FROM segments.segment_members('all3')" 2>&1); then echo "$r" >> "$OUT"
+      else echo "ERROR $r" >> "$OUT"; fi
+  done ) &
+LOOP=$!
+on_exit "touch $OUT.stop"
+flip 1
+poll "the worker rebuilt the GIN index (a new index under the same name)" "SELECT ($GIN_OID) <> $oid0" t 180
+touch "$OUT.stop"; wait "$LOOP" || true
+gin2=$(q "$GIN")
+note "GIN before the rebuild: $gin1 bytes (and one pass more), after: $gin2 bytes"
+expect "the rebuilt index is at least a quarter smaller than the grown one" "SELECT $gin2 * 4 < $gin1 * 3" t
+expect "no invalid index left" \
+       "SELECT count(*) FROM pg_index WHERE indrelid = 'segments.member'::regclass AND NOT indisvalid" 0
+reads=$(grep -c '^100000$' "$OUT" || true)
+errors=$(grep -c -v '^100000$' "$OUT" || true)
+[ "$errors" = 0 ] || fail "a reader saw an error or a wrong count during the rebuild: $(grep -v '^100000$' "$OUT" | head -3)"
+[ "$reads" -gt 0 ] || fail "the reader read nothing"
+note "ok: a reader read all3's 100000 members $reads times through the passes and the rebuild, never an error"
+expect "segment_members() uses the rebuilt index" \
+       "SELECT count(*) FROM segments.segment_members('flip')" 50000
+expect "membership exact" "SELECT count(*) FROM segments.verify() WHERE missing <> 0 OR extra <> 0" 0
+grep -q "rebuilt index segments.member_segs_idx concurrently" "$PGHOST/server.log" ||
+    fail "the rebuild is not in the server log"
+note "ok: the server log says so"
+
+# 3. an invalid index on the table (what a rebuild interrupted by a crash
+# leaves behind) is dropped by the next vacuum process
+q "CREATE UNIQUE INDEX CONCURRENTLY member_segs_idx_ccnew ON segments.member ((1))" 2>/dev/null &&
+    fail "the unique index could be built"
+expect "an invalid index on segments.member" \
+       "SELECT count(*) FROM pg_index WHERE indrelid = 'segments.member'::regclass AND NOT indisvalid" 1
+flip 1
+poll "the next vacuum process dropped it" \
+     "SELECT count(*) FROM pg_index WHERE indrelid = 'segments.member'::regclass AND NOT indisvalid" 0 180
+expect "membership exact after all" "SELECT count(*) FROM segments.verify() WHERE missing <> 0 OR extra <> 0" 0
+all_passed
