@@ -542,6 +542,9 @@ BEGIN
             RAISE EXCEPTION 'consume_changes: max must be between 1 and 100000, not %', coalesce(max::text, 'NULL')
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
+        -- the loop below reads the change log itself, not through the view
+        -- that refuses where history is not kept (a Citus source)
+        PERFORM segments._history_kept();
         INSERT INTO segments.change_cursor AS k (tenant, consumer) VALUES (v_tenant, consume_changes.consumer)
         ON CONFLICT (tenant, consumer) DO NOTHING;
         -- one call at a time per consumer: a second one waits, then goes on
