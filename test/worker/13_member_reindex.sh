@@ -61,8 +61,12 @@ flip 1
 poll "the worker rebuilt the GIN index (a new index under the same name)" "SELECT ($GIN_OID) <> $oid0" t 180
 touch "$OUT.stop"; wait "$LOOP" || true
 gin2=$(q "$GIN")
+# Not asserted: how much smaller the rebuilt index is.  A rebuild that
+# starts just before a pass (the pass is not held back by it) gets the
+# pass's rewritten rows by insertion, and then ends about as large as the
+# grown index (CI: 11.47 MB before, 11.35 MB after); bench/storage_cost.sh
+# measures the sizes.
 note "GIN before the rebuild: $gin1 bytes (and one pass more), after: $gin2 bytes"
-expect "the rebuilt index is at least a quarter smaller than the grown one" "SELECT $gin2 * 4 < $gin1 * 3" t
 expect "no invalid index left" \
        "SELECT count(*) FROM pg_index WHERE indrelid = 'segments.member'::regclass AND NOT indisvalid" 0
 reads=$(grep -c '^100000$' "$OUT" || true)
