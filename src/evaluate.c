@@ -1558,6 +1558,22 @@ index_greater_proc(Relation index, Oid key_type)
 }
 
 /*
+ * Ends a chunk of EvaluateChunk(): the source, the snapshot, SPI and the
+ * GUC nesting it opened, back in the caller's memory with the chunk's freed.
+ */
+static void
+chunk_end(EvalPlan *plan, MemoryContext old, MemoryContext pass_cxt, int save_nestlevel)
+{
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	AtEOXact_GUC(true, save_nestlevel);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+}
+
+/*
  * Citus: a chunk of a worker node's pass with no shard to scan
  * (CitusChunkShard()): the pass is done, or goes on with the shard that
  * was placed here after this chunk's snapshot.  Ends the chunk as
@@ -1571,13 +1587,7 @@ citus_chunk_skip(EvalPlan *plan, const CitusChunkTarget *shard, char **cursor, b
 	*done = shard->next_shardid == 0;
 	if (!*done)
 		*cursor = MemoryContextStrdup(caller, psprintf(INT64_FORMAT, shard->next_shardid));
-	table_close(plan->source, NoLock);
-	UnregisterSnapshot(plan->snapshot);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	AtEOXact_GUC(true, save_nestlevel);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(pass_cxt);
+	chunk_end(plan, old, pass_cxt, save_nestlevel);
 	return 0;
 }
 
@@ -1731,14 +1741,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	}
 	else if (!*done)
 		*cursor = MemoryContextStrdup(caller, OutputFunctionCall(&plan->key_out, last));
-	table_close(plan->source, NoLock);
-	UnregisterSnapshot(plan->snapshot);
-
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	AtEOXact_GUC(true, save_nestlevel);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(pass_cxt);
+	chunk_end(plan, old, pass_cxt, save_nestlevel);
 	return visited;
 }
 
