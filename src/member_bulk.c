@@ -44,6 +44,10 @@
 #include "utils/snapmgr.h"
 
 #include "member_bulk.h"
+#include "member_codec.h"
+
+/* member_codec.c: the index's expression */
+extern Datum segments_member_segs(PG_FUNCTION_ARGS);
 
 /*
  * Can rows go to this relation without the executor?  Not with BEFORE ROW
@@ -211,6 +215,57 @@ gin_insert_pairs(MemberBulk *mb, GinState *ginstate, int npairs)
 	}
 }
 
+/* Makes room for `need` pairs in mb->pairs (and as many in mb->list), keeping those held. */
+static void
+pairs_reserve(MemberBulk *mb, int need)
+{
+	KeyTid	   *was = mb->pairs;
+	KeyTid	   *now;
+	int			n;
+
+	if (need <= mb->maxpairs)
+		return;
+	n = Max(Max(64 * 1024, 2 * mb->maxpairs), need);
+	now = MemoryContextAllocHuge(mb->cxt, (Size) n * sizeof(KeyTid));
+	if (was != NULL)
+		memcpy(now, was, mb->maxpairs * sizeof(KeyTid));
+	mb->pairs = NULL;
+	mb->maxpairs = 0;
+	if (was != NULL)
+	{
+		pfree(was);
+		pfree(mb->list);
+	}
+	mb->pairs = now;
+	mb->list = MemoryContextAllocHuge(mb->cxt, (Size) n * sizeof(ItemPointerData));
+	mb->maxpairs = n;
+}
+
+/*
+ * The column whose stored membership the index holds, when its one key is
+ * segments._member_segs(column) (member_codec.c, known by its C function);
+ * else 0.  Its keys are then read from the column directly: decoding the
+ * numbers, without building the array and extracting its elements again.
+ */
+static AttrNumber
+member_segs_column(IndexInfo *info)
+{
+	FuncExpr   *f;
+	FmgrInfo	finfo;
+
+	if (info->ii_NumIndexAttrs != 1 || info->ii_IndexAttrNumbers[0] != 0 ||
+		list_length(info->ii_Expressions) != 1 || !IsA(linitial(info->ii_Expressions), FuncExpr))
+		return 0;
+	f = linitial(info->ii_Expressions);
+	if (list_length(f->args) != 1 || !IsA(linitial(f->args), Var) ||
+		((Var *) linitial(f->args))->varattno <= 0)
+		return 0;
+	fmgr_info(f->funcid, &finfo);
+	if (finfo.fn_addr != segments_member_segs)
+		return 0;
+	return ((Var *) linitial(f->args))->varattno;
+}
+
 /*
  * Adds the GIN entries of the rows in slots to the index: gathered per key,
  * one insertion per key with its heap pointers sorted.  Keys of int4
@@ -233,16 +288,48 @@ gin_insert_rows(MemberBulk *mb, Relation index, IndexInfo *info, EState *estate,
 	uint32		nlist;
 	int			npairs = 0;
 	bool		int_keys;
+	AttrNumber	direct;
 
 	initGinState(&ginstate, index);
 	accum.ginstate = &ginstate;
 	ginInitBA(&accum);
 	int_keys = info->ii_NumIndexAttrs == 1 && ginstate.compareFn[0].fn_oid == F_BTINT4CMP;
+	direct = int_keys ? member_segs_column(info) : 0;
 	for (int i = 0; i < nslots; i++)
 	{
 		Datum		values[INDEX_MAX_KEYS];
 		bool		isnull[INDEX_MAX_KEYS];
 
+		if (direct > 0)
+		{
+			bool		null;
+			Datum		data = slot_getattr(slots[i], direct, &null);
+
+			if (!null)
+			{
+				MemoryContext prev = MemoryContextSwitchTo(tmp);
+				int32	   *nums;
+				int			n = MemberDecode(DatumGetByteaPP(data), &nums, NULL);
+				bool		ascending = n > 0;
+
+				MemoryContextSwitchTo(prev);
+				for (int e = 1; e < n && ascending; e++)
+					ascending = nums[e - 1] < nums[e];
+				if (ascending)
+				{
+					/* the keys GIN would extract: distinct, none NULL, not empty */
+					pairs_reserve(mb, npairs + n);
+					for (int e = 0; e < n; e++)
+					{
+						mb->pairs[npairs].key = nums[e];
+						mb->pairs[npairs++].tid = slots[i]->tts_tid;
+					}
+					MemoryContextReset(tmp);
+					continue;
+				}
+				MemoryContextReset(tmp);
+			}
+		}
 		econtext->ecxt_scantuple = slots[i];
 		FormIndexDatum(info, slots[i], estate, values, isnull);
 		for (int a = 0; a < info->ii_NumIndexAttrs; a++)
@@ -263,26 +350,7 @@ gin_insert_rows(MemberBulk *mb, Relation index, IndexInfo *info, EState *estate,
 									   &categories[e], 1);
 					continue;
 				}
-				if (npairs == mb->maxpairs)
-				{
-					/* moves what is gathered: the old array goes */
-					KeyTid	   *was = mb->pairs;
-					int			n = Max(64 * 1024, 2 * mb->maxpairs);
-					KeyTid	   *now = MemoryContextAllocHuge(mb->cxt, n * sizeof(KeyTid));
-
-					if (was != NULL)
-						memcpy(now, was, npairs * sizeof(KeyTid));
-					mb->pairs = NULL;
-					mb->maxpairs = 0;
-					if (was != NULL)
-					{
-						pfree(was);
-						pfree(mb->list);
-					}
-					mb->pairs = now;
-					mb->list = MemoryContextAllocHuge(mb->cxt, n * sizeof(ItemPointerData));
-					mb->maxpairs = n;
-				}
+				pairs_reserve(mb, npairs + 1);
 				mb->pairs[npairs].key = DatumGetInt32(entries[e]);
 				mb->pairs[npairs++].tid = slots[i]->tts_tid;
 			}
