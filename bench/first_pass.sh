@@ -7,6 +7,9 @@
 #             segments.refresh(): every membership row written;
 #   - again:  segments.refresh() with nothing changed (no row written);
 #   - sql:    one SQL pass counting the 100 predicates (eval_speed.sh's);
+#   - matviews (MATVIEWS=N, default 0: not run): REFRESH MATERIALIZED VIEW
+#             of the first N of 100 views, one per segment with a unique
+#             index on id (bench/run.sh's baseline), scaled to 100;
 # timed by the CPU of the backend (which the machine's other load disturbs
 # less than the wall clock; wall clock shown too), and prints the medians
 # and ratios.  BASELINE_HOST/BASELINE_PORT name a second cluster with
@@ -43,18 +46,28 @@ echo "$N contacts, $NSEG segments; $ROUNDS rounds; $(nproc) cores, load $(cut -d
     || string_agg(format('count(*) FILTER (WHERE %s)', predicate), E',\n' ORDER BY n)
     || '] FROM public.contacts;' FROM bench.seg_def"; } > "$tmp/sql.sql"
 echo "SELECT segments.refresh();" > "$tmp/refresh.sql"
+MATVIEWS=${MATVIEWS:-0}
+if [ "$MATVIEWS" -gt 0 ]; then
+    q -c "SELECT format('DROP MATERIALIZED VIEW IF EXISTS bench.mv_%s', lpad(n::text, 3, '0')) FROM bench.seg_def" -c '\gexec' >/dev/null
+    qv "SELECT format('CREATE MATERIALIZED VIEW bench.mv_%s AS SELECT id FROM public.contacts WHERE %s WITH NO DATA;', lpad(n::text, 3, '0'), predicate)
+            || format(E'\nCREATE UNIQUE INDEX ON bench.mv_%s (id);', lpad(n::text, 3, '0'))
+          FROM bench.seg_def ORDER BY n" | q -f - >/dev/null
+    qv "SELECT format('REFRESH MATERIALIZED VIEW bench.mv_%s;', lpad(n::text, 3, '0')) FROM bench.seg_def WHERE n <= $MATVIEWS ORDER BY n" > "$tmp/matviews.sql"
+fi
 EMPTY="TRUNCATE segments.member; CHECKPOINT;"
 
 declare -A R C
 for round in $(seq 1 "$ROUNDS"); do
     line="round $round:"
-    for k in first ${BASELINE_PORT:+base_first} again ${BASELINE_PORT:+base_again} sql; do
+    for k in first ${BASELINE_PORT:+base_first} again ${BASELINE_PORT:+base_again} sql $([ "$MATVIEWS" -gt 0 ] && echo matviews); do
         case $k in
             first) read -r wall cpu < <(timed "$tmp/refresh.sql" "$EMPTY");;
             base_first) read -r wall cpu < <(base timed "$tmp/refresh.sql" "$EMPTY");;
             again) read -r wall cpu < <(timed "$tmp/refresh.sql");;
             base_again) read -r wall cpu < <(base timed "$tmp/refresh.sql");;
             sql) read -r wall cpu < <(timed "$tmp/sql.sql");;
+            matviews) read -r wall cpu < <(timed "$tmp/matviews.sql")
+                      wall=$(calc "$wall * 100 / $MATVIEWS"); cpu=$(calc "$cpu * 100 / $MATVIEWS");;
         esac
         R[$k]="${R[$k]:-} $wall"; C[$k]="${C[$k]:-} $cpu"
         line="$line $k $wall s (CPU $cpu s),"
@@ -67,8 +80,14 @@ row() { printf '%-44s %9s %9s %14s\n' "$@"; }
 echo
 row "row (median of $ROUNDS)" "wall s" "CPU s" "SQL pass / row (CPU)"
 SQLC=$(med "${C[sql]}")
-for k in first ${BASELINE_PORT:+base_first} again ${BASELINE_PORT:+base_again} sql; do
+for k in first ${BASELINE_PORT:+base_first} again ${BASELINE_PORT:+base_again} sql $([ "$MATVIEWS" -gt 0 ] && echo matviews); do
     row "$k" "$(med "${R[$k]}")" "$(med "${C[$k]}")" "$(ratio "$SQLC" "$(med "${C[$k]}")")x"
 done
+ns() { awk -v t="$1" -v n="$N" -v k="$NSEG" 'BEGIN { printf "%.1f", t * 1e9 / (n * k) }'; }
+echo "ns per (contact, segment), CPU: first $(ns "$(med "${C[first]}")"), nothing changed $(ns "$(med "${C[again]}")"), SQL pass $(ns "$SQLC")"
+if [ "$MATVIEWS" -gt 0 ]; then
+    echo "first refresh() vs $MATVIEWS matviews (scaled to 100): $(ratio "$(med "${R[matviews]}")" "$(med "${R[first]}")")x faster wall, $(ratio "$(med "${C[matviews]}")" "$(med "${C[first]}")")x CPU; vs SQL pass $(ratio "$(med "${R[sql]}")" "$(med "${R[first]}")")x wall"
+    q -c "SELECT format('DROP MATERIALIZED VIEW bench.mv_%s', lpad(n::text, 3, '0')) FROM bench.seg_def" -c '\gexec' >/dev/null
+fi
 [ -z "${BASELINE_PORT:-}" ] || echo "first refresh(), this build vs baseline: $(ratio "$(med "${C[base_first]}")" "$(med "${C[first]}")")x less CPU"
 [ "$(qv "SELECT count(*) FROM segments.verify() WHERE missing + extra > 0")" = 0 ] || { echo "verify() found differences" >&2; exit 1; }
