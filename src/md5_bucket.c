@@ -14,29 +14,7 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "md5_bucket.h"
-
-/* Per-round shift amounts. */
-static const int md5_shift[64] = {
-	7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-	5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
-	4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-	6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21
-};
-
-/* K[i] = floor(|sin(i + 1)| * 2^32), computed once (exact in doubles). */
-static uint32 md5_k[64];
-static bool md5_k_ready = false;
-
-static void
-md5_init_constants(void)
-{
-	for (int i = 0; i < 64; i++)
-		md5_k[i] = (uint32) floor(fabs(sin((double) (i + 1))) * 4294967296.0);
-	md5_k_ready = true;
-}
 
 static inline uint32
 rotate_left(uint32 x, int c)
@@ -44,18 +22,22 @@ rotate_left(uint32 x, int c)
 	return (x << c) | (x >> (32 - c));
 }
 
-/* One step of round r: a = b + ((a + f(b,c,d) + m[g] + k[i]) <<< s). */
-#define MD5_STEP(f, a, b, c, d, g, i) \
+/*
+ * One step of a round, with its constants: the shift and
+ * K[i] = floor(|sin(i + 1)| * 2^32), written out so that the 64 steps
+ * compile to constant rotations and additions (a loop over tables of
+ * them took twice as long: md5 was 8% of a nothing-changed refresh()).
+ */
+#define MD5_STEP(f, a, b, c, d, x, k, s) \
 	do { \
-		(a) += f((b), (c), (d)) + m[(g)] + md5_k[(i)]; \
-		(a) = rotate_left((a), md5_shift[(i)]) + (b); \
+		(a) += f((b), (c), (d)) + (x) + (uint32) (k); \
+		(a) = rotate_left((a), (s)) + (b); \
 	} while (0)
-#define MD5_F(x, y, z) (((x) & (y)) | (~(x) & (z)))
-#define MD5_G(x, y, z) (((x) & (z)) | ((y) & ~(z)))
+#define MD5_F(x, y, z) ((z) ^ ((x) & ((y) ^ (z))))
+#define MD5_G(x, y, z) ((y) ^ ((z) & ((x) ^ (y))))
 #define MD5_H(x, y, z) ((x) ^ (y) ^ (z))
 #define MD5_I(x, y, z) ((y) ^ ((x) | ~(z)))
 
-/* Processes one 64-byte block into the state (RFC 1321, section 3.4). */
 static void
 md5_block(uint32 state[4], const unsigned char *block)
 {
@@ -68,34 +50,70 @@ md5_block(uint32 state[4], const unsigned char *block)
 	for (int i = 0; i < 16; i++)
 		m[i] = (uint32) block[i * 4] | ((uint32) block[i * 4 + 1] << 8) |
 			((uint32) block[i * 4 + 2] << 16) | ((uint32) block[i * 4 + 3] << 24);
-	for (int i = 0; i < 16; i += 4)
-	{
-		MD5_STEP(MD5_F, a, b, c, d, i, i);
-		MD5_STEP(MD5_F, d, a, b, c, i + 1, i + 1);
-		MD5_STEP(MD5_F, c, d, a, b, i + 2, i + 2);
-		MD5_STEP(MD5_F, b, c, d, a, i + 3, i + 3);
-	}
-	for (int i = 16; i < 32; i += 4)
-	{
-		MD5_STEP(MD5_G, a, b, c, d, (5 * i + 1) % 16, i);
-		MD5_STEP(MD5_G, d, a, b, c, (5 * i + 6) % 16, i + 1);
-		MD5_STEP(MD5_G, c, d, a, b, (5 * i + 11) % 16, i + 2);
-		MD5_STEP(MD5_G, b, c, d, a, (5 * i + 16) % 16, i + 3);
-	}
-	for (int i = 32; i < 48; i += 4)
-	{
-		MD5_STEP(MD5_H, a, b, c, d, (3 * i + 5) % 16, i);
-		MD5_STEP(MD5_H, d, a, b, c, (3 * i + 8) % 16, i + 1);
-		MD5_STEP(MD5_H, c, d, a, b, (3 * i + 11) % 16, i + 2);
-		MD5_STEP(MD5_H, b, c, d, a, (3 * i + 14) % 16, i + 3);
-	}
-	for (int i = 48; i < 64; i += 4)
-	{
-		MD5_STEP(MD5_I, a, b, c, d, (7 * i) % 16, i);
-		MD5_STEP(MD5_I, d, a, b, c, (7 * i + 7) % 16, i + 1);
-		MD5_STEP(MD5_I, c, d, a, b, (7 * i + 14) % 16, i + 2);
-		MD5_STEP(MD5_I, b, c, d, a, (7 * i + 21) % 16, i + 3);
-	}
+	MD5_STEP(MD5_F, a, b, c, d, m[0], 0xd76aa478, 7);
+	MD5_STEP(MD5_F, d, a, b, c, m[1], 0xe8c7b756, 12);
+	MD5_STEP(MD5_F, c, d, a, b, m[2], 0x242070db, 17);
+	MD5_STEP(MD5_F, b, c, d, a, m[3], 0xc1bdceee, 22);
+	MD5_STEP(MD5_F, a, b, c, d, m[4], 0xf57c0faf, 7);
+	MD5_STEP(MD5_F, d, a, b, c, m[5], 0x4787c62a, 12);
+	MD5_STEP(MD5_F, c, d, a, b, m[6], 0xa8304613, 17);
+	MD5_STEP(MD5_F, b, c, d, a, m[7], 0xfd469501, 22);
+	MD5_STEP(MD5_F, a, b, c, d, m[8], 0x698098d8, 7);
+	MD5_STEP(MD5_F, d, a, b, c, m[9], 0x8b44f7af, 12);
+	MD5_STEP(MD5_F, c, d, a, b, m[10], 0xffff5bb1, 17);
+	MD5_STEP(MD5_F, b, c, d, a, m[11], 0x895cd7be, 22);
+	MD5_STEP(MD5_F, a, b, c, d, m[12], 0x6b901122, 7);
+	MD5_STEP(MD5_F, d, a, b, c, m[13], 0xfd987193, 12);
+	MD5_STEP(MD5_F, c, d, a, b, m[14], 0xa679438e, 17);
+	MD5_STEP(MD5_F, b, c, d, a, m[15], 0x49b40821, 22);
+	MD5_STEP(MD5_G, a, b, c, d, m[1], 0xf61e2562, 5);
+	MD5_STEP(MD5_G, d, a, b, c, m[6], 0xc040b340, 9);
+	MD5_STEP(MD5_G, c, d, a, b, m[11], 0x265e5a51, 14);
+	MD5_STEP(MD5_G, b, c, d, a, m[0], 0xe9b6c7aa, 20);
+	MD5_STEP(MD5_G, a, b, c, d, m[5], 0xd62f105d, 5);
+	MD5_STEP(MD5_G, d, a, b, c, m[10], 0x02441453, 9);
+	MD5_STEP(MD5_G, c, d, a, b, m[15], 0xd8a1e681, 14);
+	MD5_STEP(MD5_G, b, c, d, a, m[4], 0xe7d3fbc8, 20);
+	MD5_STEP(MD5_G, a, b, c, d, m[9], 0x21e1cde6, 5);
+	MD5_STEP(MD5_G, d, a, b, c, m[14], 0xc33707d6, 9);
+	MD5_STEP(MD5_G, c, d, a, b, m[3], 0xf4d50d87, 14);
+	MD5_STEP(MD5_G, b, c, d, a, m[8], 0x455a14ed, 20);
+	MD5_STEP(MD5_G, a, b, c, d, m[13], 0xa9e3e905, 5);
+	MD5_STEP(MD5_G, d, a, b, c, m[2], 0xfcefa3f8, 9);
+	MD5_STEP(MD5_G, c, d, a, b, m[7], 0x676f02d9, 14);
+	MD5_STEP(MD5_G, b, c, d, a, m[12], 0x8d2a4c8a, 20);
+	MD5_STEP(MD5_H, a, b, c, d, m[5], 0xfffa3942, 4);
+	MD5_STEP(MD5_H, d, a, b, c, m[8], 0x8771f681, 11);
+	MD5_STEP(MD5_H, c, d, a, b, m[11], 0x6d9d6122, 16);
+	MD5_STEP(MD5_H, b, c, d, a, m[14], 0xfde5380c, 23);
+	MD5_STEP(MD5_H, a, b, c, d, m[1], 0xa4beea44, 4);
+	MD5_STEP(MD5_H, d, a, b, c, m[4], 0x4bdecfa9, 11);
+	MD5_STEP(MD5_H, c, d, a, b, m[7], 0xf6bb4b60, 16);
+	MD5_STEP(MD5_H, b, c, d, a, m[10], 0xbebfbc70, 23);
+	MD5_STEP(MD5_H, a, b, c, d, m[13], 0x289b7ec6, 4);
+	MD5_STEP(MD5_H, d, a, b, c, m[0], 0xeaa127fa, 11);
+	MD5_STEP(MD5_H, c, d, a, b, m[3], 0xd4ef3085, 16);
+	MD5_STEP(MD5_H, b, c, d, a, m[6], 0x04881d05, 23);
+	MD5_STEP(MD5_H, a, b, c, d, m[9], 0xd9d4d039, 4);
+	MD5_STEP(MD5_H, d, a, b, c, m[12], 0xe6db99e5, 11);
+	MD5_STEP(MD5_H, c, d, a, b, m[15], 0x1fa27cf8, 16);
+	MD5_STEP(MD5_H, b, c, d, a, m[2], 0xc4ac5665, 23);
+	MD5_STEP(MD5_I, a, b, c, d, m[0], 0xf4292244, 6);
+	MD5_STEP(MD5_I, d, a, b, c, m[7], 0x432aff97, 10);
+	MD5_STEP(MD5_I, c, d, a, b, m[14], 0xab9423a7, 15);
+	MD5_STEP(MD5_I, b, c, d, a, m[5], 0xfc93a039, 21);
+	MD5_STEP(MD5_I, a, b, c, d, m[12], 0x655b59c3, 6);
+	MD5_STEP(MD5_I, d, a, b, c, m[3], 0x8f0ccc92, 10);
+	MD5_STEP(MD5_I, c, d, a, b, m[10], 0xffeff47d, 15);
+	MD5_STEP(MD5_I, b, c, d, a, m[1], 0x85845dd1, 21);
+	MD5_STEP(MD5_I, a, b, c, d, m[8], 0x6fa87e4f, 6);
+	MD5_STEP(MD5_I, d, a, b, c, m[15], 0xfe2ce6e0, 10);
+	MD5_STEP(MD5_I, c, d, a, b, m[6], 0xa3014314, 15);
+	MD5_STEP(MD5_I, b, c, d, a, m[13], 0x4e0811a1, 21);
+	MD5_STEP(MD5_I, a, b, c, d, m[4], 0xf7537e82, 6);
+	MD5_STEP(MD5_I, d, a, b, c, m[11], 0xbd3af235, 10);
+	MD5_STEP(MD5_I, c, d, a, b, m[2], 0x2ad7d2bb, 15);
+	MD5_STEP(MD5_I, b, c, d, a, m[9], 0xeb86d391, 21);
 	state[0] += a;
 	state[1] += b;
 	state[2] += c;
@@ -117,9 +135,24 @@ Md5First32(const char *a, int alen, char sep, const char *b, int blen)
 	bool		padded = false;
 	uint32		first;
 
-	if (!md5_k_ready)
-		md5_init_constants();
+	if (total <= 2 * 64 - 9)
+	{
+		/* one or two blocks, the usual case: the message copied in whole */
+		unsigned char buf[2 * 64];
+		int			len = total + 9 <= 64 ? 64 : 2 * 64;
 
+		memcpy(buf, a, alen);
+		buf[alen] = (unsigned char) sep;
+		memcpy(buf + alen + 1, b, blen);
+		buf[total] = 0x80;
+		memset(buf + total + 1, 0, len - 8 - (total + 1));
+		for (int i = 0; i < 8; i++)
+			buf[len - 8 + i] = (unsigned char) ((total * 8) >> (8 * i));
+		md5_block(state, buf);
+		if (len > 64)
+			md5_block(state, buf + 64);
+		padded = true;
+	}
 	/* message bytes, then 0x80, zeros, and the bit length */
 	while (!padded)
 	{
