@@ -38,6 +38,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -47,6 +48,8 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/typcache.h"
+
+#include <time.h>
 
 PG_FUNCTION_INFO_V1(segments_refresh);
 PG_FUNCTION_INFO_V1(segments_refresh_contacts);
@@ -1544,6 +1547,13 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	MemoryContextDelete(pass_cxt);
 }
 
+/*
+ * Wall-clock bounds of a chunk of a pass (chunk_over()): changes committed
+ * while it runs wait for its end.
+ */
+#define CHUNK_WALL_CHANGES_MS	250
+#define CHUNK_WALL_MAX_MS		1000
+
 /* The btree operator of the key index for "key > x" (follows its opclass). */
 static RegProcedure
 index_greater_proc(Relation index, Oid key_type)
@@ -1555,6 +1565,41 @@ index_greater_proc(Relation index, Oid key_type)
 		elog(ERROR, "index \"%s\" has no > operator for type %s",
 			 RelationGetRelationName(index), format_type_be(key_type));
 	return get_opcode(op);
+}
+
+/*
+ * CPU time of this process, in microseconds: what a chunk of a pass is
+ * sized by.  Wall-clock time counts the time the process waited for a
+ * core, so on a loaded machine chunks sized by it held few contacts, and
+ * what every chunk costs whatever its size weighed more (at 1,000,000
+ * contacts and load 12: 1,500 contacts a chunk).
+ */
+int64
+EvaluateCpuUs(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return GetCurrentTimestamp();	/* no CPU clock: wall clock */
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Whether a chunk of a pass has run long enough: budget_ms of CPU; or a
+ * quarter of a second of wall clock once a writer has committed a change
+ * meanwhile (writers set the worker's latch at commit: the change waits
+ * for the chunk's end); or a second of wall clock in any case.
+ */
+static bool
+chunk_over(TimestampTz started, int64 cpu_start, int budget_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (EvaluateCpuUs() - cpu_start >= (int64) budget_ms * 1000)
+		return true;
+	if (TimestampDifferenceExceeds(started, now, CHUNK_WALL_MAX_MS))
+		return true;
+	return MyLatch->is_set && TimestampDifferenceExceeds(started, now, CHUNK_WALL_CHANGES_MS);
 }
 
 /*
@@ -1599,7 +1644,8 @@ citus_chunk_skip(EvalPlan *plan, const CitusChunkTarget *shard, char **cursor, b
  * the first), applies the difference, and deletes the stored rows of
  * departed contacts in the key range visited.  Only segments that are
  * ready or evaluating are rewritten; their member counts follow the
- * changes.  A chunk also ends after budget_ms (0: no limit), so that the
+ * changes.  A chunk also ends after budget_ms of CPU (0: no limit), or
+ * sooner by the wall clock when changes wait for it (chunk_over()), so that
  * changes waiting behind it wait little whatever a contact costs.  Sets
  * *cursor (in the caller's memory context) and *done (the source has no
  * contact after the chunk), and returns the number of contacts visited.
@@ -1616,6 +1662,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	MemoryContext contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact",
 													  ALLOCSET_DEFAULT_SIZES);
 	TimestampTz started = GetCurrentTimestamp();
+	int64		cpu_start = EvaluateCpuUs();
 	EvalPlan   *plan;
 	const SegmentsConfig *config;
 	Batch	   *batch;
@@ -1709,8 +1756,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 		CHECK_FOR_INTERRUPTS();
 		evaluate_into_batch(plan, cb, batch, slot, contact_cxt);
 		if (++visited == limit ||
-			(budget_ms > 0 && visited % 256 == 0 &&
-			 TimestampDifferenceExceeds(started, GetCurrentTimestamp(), budget_ms)))
+			(budget_ms > 0 && visited % 256 == 0 && chunk_over(started, cpu_start, budget_ms)))
 		{
 			last = datumCopy(slot->tts_values[config->key_attnum - 1],
 							 plan->key_byval, plan->key_len);

@@ -85,10 +85,11 @@
 #define APPLY_PACE_MS		25
 
 /*
- * Longest chunk of a pass (about: the contacts it has evaluated are written
- * after): changes committed meanwhile wait for it.
+ * CPU time of a chunk of a pass (about: the contacts it has evaluated are
+ * written after).  Changes committed meanwhile wait for it, at most a
+ * quarter of a second of wall clock (EvaluateChunk()).
  */
-#define PASS_CHUNK_BUDGET_MS	250
+#define PASS_CHUNK_BUDGET_MS	500
 
 static SegmentsWorkerSlot *my_slot = NULL;
 static MemoryContext round_cxt = NULL;
