@@ -38,6 +38,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
 #include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -325,6 +326,68 @@ plan_execute_sql(EvalPlan *plan, const char *sql)
 	return plan_execute(plan, stmt, NULL, NULL);
 }
 
+/*
+ * The statements of the passes, prepared once per backend and kept
+ * (SPI_keepplan): a worker's pass runs them in every chunk, and a chunk of
+ * 1,500 contacts spent a few per cent of its time parsing and planning
+ * them again.  Keyed by their text, their parameters' types and the join
+ * methods enabled when prepared (a chunk turns hash and merge joins off);
+ * PostgreSQL's plan cache plans them again when what they read changes.
+ * The least recently used goes when the cache is full; a pass uses about
+ * a dozen at a time.
+ */
+#define STMT_CACHE_SIZE		32
+
+typedef struct CachedStatement
+{
+	char	   *key;			/* in TopMemoryContext; NULL: free */
+	SPIPlanPtr	stmt;
+	uint64		used;
+} CachedStatement;
+
+static CachedStatement stmt_cache[STMT_CACHE_SIZE];
+static uint64 stmt_clock = 0;
+
+static SPIPlanPtr
+prepare_cached(const char *sql, int nargs, Oid *types)
+{
+	StringInfoData key;
+	int			victim = 0;
+	SPIPlanPtr	stmt;
+
+	initStringInfo(&key);
+	appendStringInfo(&key, "%c%c", enable_hashjoin ? 'h' : '-', enable_mergejoin ? 'm' : '-');
+	for (int i = 0; i < nargs; i++)
+		appendStringInfo(&key, "%u,", types[i]);
+	appendStringInfo(&key, ":%s", sql);
+	for (int i = 0; i < STMT_CACHE_SIZE; i++)
+	{
+		if (stmt_cache[i].key != NULL && strcmp(stmt_cache[i].key, key.data) == 0)
+		{
+			stmt_cache[i].used = ++stmt_clock;
+			pfree(key.data);
+			return stmt_cache[i].stmt;
+		}
+		if (stmt_cache[i].used < stmt_cache[victim].used)
+			victim = i;
+	}
+	stmt = SPI_prepare(sql, nargs, types);
+	if (stmt == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(stmt) != 0)
+		elog(ERROR, "could not keep the plan of \"%s\"", sql);
+	if (stmt_cache[victim].key != NULL)
+	{
+		SPI_freeplan(stmt_cache[victim].stmt);
+		pfree(stmt_cache[victim].key);
+	}
+	stmt_cache[victim].key = MemoryContextStrdup(TopMemoryContext, key.data);
+	stmt_cache[victim].stmt = stmt;
+	stmt_cache[victim].used = ++stmt_clock;
+	pfree(key.data);
+	return stmt;
+}
+
 /* Prepares the four statements that read and write plan->member_table. */
 static void
 plan_prepare_statements(EvalPlan *plan)
@@ -335,17 +398,17 @@ plan_prepare_statements(EvalPlan *plan)
 	const char *table = plan->member_table;
 
 	/* a 0.1.0 schema not yet upgraded stores no tenants */
-	plan->fetch_plan = SPI_prepare(psprintf(tenants ?
+	plan->fetch_plan = prepare_cached(psprintf(tenants ?
 											"SELECT contact_id, data, tenant FROM %s"
 											" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)" :
 											"SELECT contact_id, data, NULL::pg_catalog.text FROM %s"
 											" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
 											table),
 								   1, &key_array);
-	plan->insert_plan = SPI_prepare(psprintf("INSERT INTO %s"
+	plan->insert_plan = prepare_cached(psprintf("INSERT INTO %s"
 											 " SELECT * FROM pg_catalog.unnest($1)", table),
 									1, &member_array);
-	plan->update_plan = SPI_prepare(psprintf(tenants ?
+	plan->update_plan = prepare_cached(psprintf(tenants ?
 											 "UPDATE %s m SET data = u.data, tenant = u.tenant"
 											 " FROM pg_catalog.unnest($1) u"
 											 " WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id" :
@@ -354,7 +417,7 @@ plan_prepare_statements(EvalPlan *plan)
 											 " WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id",
 											 table),
 									1, &member_array);
-	plan->delete_plan = SPI_prepare(psprintf("DELETE FROM %s"
+	plan->delete_plan = prepare_cached(psprintf("DELETE FROM %s"
 											 " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
 											 table),
 									1, &key_array);
@@ -380,10 +443,7 @@ plan_retarget(EvalPlan *plan, Oid shard)
 		return;
 	plan->bulk_relid = InvalidOid;	/* Citus writes shards through SQL */
 	plan->member_table = table;
-	SPI_freeplan(plan->fetch_plan);
-	SPI_freeplan(plan->insert_plan);
-	SPI_freeplan(plan->update_plan);
-	SPI_freeplan(plan->delete_plan);
+	/* the statements of the other table stay in the cache */
 	plan_prepare_statements(plan);
 }
 
@@ -1103,9 +1163,7 @@ delete_departed(EvalPlan *plan, Relation source, const Datum *lo, const Datum *h
 					 quote_identifier(keycol),
 					 lo ? " AND m.contact_id OPERATOR(pg_catalog.>) $1" : "",
 					 hi ? " AND m.contact_id OPERATOR(pg_catalog.<=) $2" : "");
-	stmt = SPI_prepare(sql.data, 2, types);
-	if (stmt == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	stmt = prepare_cached(sql.data, 2, types);
 	if (plan_execute(plan, stmt, values, nulls) != SPI_OK_SELECT)
 		elog(ERROR, "could not delete departed contacts");
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -1225,7 +1283,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 							   "    THEN pg_catalog.now() ELSE last_error_at END,"
 							   "  last_failure = coalesce($4, last_failure)");
 	appendStringInfoString(&sql, " WHERE segment_id OPERATOR(pg_catalog.=) $1");
-	upd = SPI_prepare(sql.data, 5, types);
+	upd = prepare_cached(sql.data, 5, types);
 
 	/* a segment that cannot be evaluated fails closed */
 	resetStringInfo(&sql);
@@ -1245,7 +1303,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 							   "    THEN pg_catalog.now() ELSE last_error_at END,"
 							   "  last_failure = $2");
 	appendStringInfoString(&sql, " WHERE segment_id OPERATOR(pg_catalog.=) $1");
-	fail = SPI_prepare(sql.data, 2, types);
+	fail = prepare_cached(sql.data, 2, types);
 	if (upd == NULL || fail == NULL)
 		elog(ERROR, "could not prepare state update");
 	duration->time = GetCurrentTimestamp() - started;
@@ -1299,7 +1357,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 	{
 		Oid			delta_types[2] = {UUIDARRAYOID, INT8ARRAYOID};
 		Datum		delta_values[2];
-		SPIPlanPtr	moved = SPI_prepare("UPDATE segments.segment_state st"
+		SPIPlanPtr	moved = prepare_cached("UPDATE segments.segment_state st"
 										"   SET member_count = st.member_count OPERATOR(pg_catalog.+) d.delta,"
 										"       last_error = NULL"
 										"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(id, delta)"
