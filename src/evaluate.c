@@ -349,14 +349,15 @@ static CachedStatement stmt_cache[STMT_CACHE_SIZE];
 static uint64 stmt_clock = 0;
 
 static SPIPlanPtr
-prepare_cached(const char *sql, int nargs, Oid *types)
+prepare_cached(const char *sql, int nargs, Oid *types, int options)
 {
 	StringInfoData key;
 	int			victim = 0;
 	SPIPlanPtr	stmt;
 
 	initStringInfo(&key);
-	appendStringInfo(&key, "%c%c", enable_hashjoin ? 'h' : '-', enable_mergejoin ? 'm' : '-');
+	appendStringInfo(&key, "%c%c%d,", enable_hashjoin ? 'h' : '-', enable_mergejoin ? 'm' : '-',
+					 options);
 	for (int i = 0; i < nargs; i++)
 		appendStringInfo(&key, "%u,", types[i]);
 	appendStringInfo(&key, ":%s", sql);
@@ -371,7 +372,7 @@ prepare_cached(const char *sql, int nargs, Oid *types)
 		if (stmt_cache[i].used < stmt_cache[victim].used)
 			victim = i;
 	}
-	stmt = SPI_prepare(sql, nargs, types);
+	stmt = SPI_prepare_cursor(sql, nargs, types, options);
 	if (stmt == NULL)
 		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(stmt) != 0)
@@ -404,10 +405,10 @@ plan_prepare_statements(EvalPlan *plan)
 											"SELECT contact_id, data, NULL::pg_catalog.text FROM %s"
 											" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
 											table),
-								   1, &key_array);
+								   1, &key_array, 0);
 	plan->insert_plan = prepare_cached(psprintf("INSERT INTO %s"
 											 " SELECT * FROM pg_catalog.unnest($1)", table),
-									1, &member_array);
+									1, &member_array, 0);
 	plan->update_plan = prepare_cached(psprintf(tenants ?
 											 "UPDATE %s m SET data = u.data, tenant = u.tenant"
 											 " FROM pg_catalog.unnest($1) u"
@@ -416,11 +417,11 @@ plan_prepare_statements(EvalPlan *plan)
 											 " FROM pg_catalog.unnest($1) u"
 											 " WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id",
 											 table),
-									1, &member_array);
+									1, &member_array, 0);
 	plan->delete_plan = prepare_cached(psprintf("DELETE FROM %s"
 											 " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
 											 table),
-									1, &key_array);
+									1, &key_array, 0);
 	if (!plan->fetch_plan || !plan->insert_plan || !plan->update_plan || !plan->delete_plan)
 		elog(ERROR, "could not prepare membership statements: %s",
 			 SPI_result_code_string(SPI_result));
@@ -1134,36 +1135,50 @@ batch_create(void)
  * Deletes stored rows of contacts that left the source; their memberships
  * of segments the pass did not rewrite are subtracted from those counts
  * (of every segment, for a chunk: counts follow changes there).  A chunk
- * passes the key range it visited, lo < key <= hi (NULL: unbounded).
+ * passes the key range it visited, lo < key <= hi (NULL: unbounded), and
+ * the keys it visited there (NULL: the source is probed for each row).
  */
 static void
-delete_departed(EvalPlan *plan, Relation source, const Datum *lo, const Datum *hi)
+delete_departed(EvalPlan *plan, Relation source, const Datum *lo, const Datum *hi,
+				ArrayType *visited)
 {
 	const SegmentsConfig *config = &plan->cat->config;
 	StringInfoData sql;
 	const char *keycol = get_attname(config->source_relid, config->key_attnum, false);
-	Oid			types[2] = {config->key_type, config->key_type};
-	Datum		values[2] = {lo ? *lo : (Datum) 0, hi ? *hi : (Datum) 0};
-	char		nulls[2] = {lo ? ' ' : 'n', hi ? ' ' : 'n'};
+	Oid			types[3] = {config->key_type, config->key_type,
+							get_array_type(config->key_type)};
+	Datum		values[3] = {lo ? *lo : (Datum) 0, hi ? *hi : (Datum) 0,
+							 PointerGetDatum(visited)};
+	char		nulls[3] = {lo ? ' ' : 'n', hi ? ' ' : 'n', visited ? ' ' : 'n'};
 	SPIPlanPtr	stmt;
 
 	initStringInfo(&sql);
 	/* counted per segment in SQL: memory does not grow with departures */
+	appendStringInfo(&sql, "WITH gone AS (DELETE FROM %s m WHERE ", plan->member_table);
+	/*
+	 * A chunk knows the keys it visited in its range: the stored rows of
+	 * other keys there departed.  Planned for each call, so that the keys
+	 * are a constant the executor looks up in a hash table, rather than a
+	 * probe of the source per stored row.
+	 */
+	if (visited != NULL)
+		appendStringInfoString(&sql, "m.contact_id OPERATOR(pg_catalog.<>) ALL ($3)");
+	else
+		appendStringInfo(&sql,
+						 "NOT EXISTS (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)",
+						 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
+						 quote_identifier(RelationGetRelationName(source)),
+						 quote_identifier(keycol));
 	appendStringInfo(&sql,
-					 "WITH gone AS (DELETE FROM %s m WHERE NOT EXISTS"
-					 " (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
 					 "%s%s"
 					 " RETURNING m.data)"
 					 " SELECT u.num, pg_catalog.count(*) FROM gone,"
 					 "        LATERAL pg_catalog.unnest(segments._member_segs(gone.data)) u(num) GROUP BY u.num"
 					 " UNION ALL SELECT NULL, pg_catalog.count(*) FROM gone",
-					 plan->member_table,
-					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
-					 quote_identifier(RelationGetRelationName(source)),
-					 quote_identifier(keycol),
 					 lo ? " AND m.contact_id OPERATOR(pg_catalog.>) $1" : "",
 					 hi ? " AND m.contact_id OPERATOR(pg_catalog.<=) $2" : "");
-	stmt = prepare_cached(sql.data, 2, types);
+	stmt = prepare_cached(sql.data, 3, types,
+						  visited != NULL ? CURSOR_OPT_CUSTOM_PLAN : 0);
 	if (plan_execute(plan, stmt, values, nulls) != SPI_OK_SELECT)
 		elog(ERROR, "could not delete departed contacts");
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -1283,7 +1298,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 							   "    THEN pg_catalog.now() ELSE last_error_at END,"
 							   "  last_failure = coalesce($4, last_failure)");
 	appendStringInfoString(&sql, " WHERE segment_id OPERATOR(pg_catalog.=) $1");
-	upd = prepare_cached(sql.data, 5, types);
+	upd = prepare_cached(sql.data, 5, types, 0);
 
 	/* a segment that cannot be evaluated fails closed */
 	resetStringInfo(&sql);
@@ -1303,7 +1318,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 							   "    THEN pg_catalog.now() ELSE last_error_at END,"
 							   "  last_failure = $2");
 	appendStringInfoString(&sql, " WHERE segment_id OPERATOR(pg_catalog.=) $1");
-	fail = prepare_cached(sql.data, 2, types);
+	fail = prepare_cached(sql.data, 2, types, 0);
 	if (upd == NULL || fail == NULL)
 		elog(ERROR, "could not prepare state update");
 	duration->time = GetCurrentTimestamp() - started;
@@ -1362,7 +1377,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 										"       last_error = NULL"
 										"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(id, delta)"
 										" WHERE st.segment_id OPERATOR(pg_catalog.=) d.id",
-										2, delta_types);
+										2, delta_types, 0);
 
 		if (moved == NULL)
 			elog(ERROR, "could not prepare state update");
@@ -1591,7 +1606,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		contact_batch_flush(plan, cb, batch);
 		batch_apply(plan, batch);
 		if (!plan->member_empty)
-			delete_departed(plan, lfirst(lc), NULL, NULL);
+			delete_departed(plan, lfirst(lc), NULL, NULL, NULL);
 	}
 	CitusCloseScanRelations(rels, plan->source);
 	record_state(plan, started);
@@ -1611,6 +1626,13 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
  */
 #define CHUNK_WALL_CHANGES_MS	250
 #define CHUNK_WALL_MAX_MS		1000
+
+/*
+ * Most keys a chunk keeps to find the departed contacts of its range
+ * (delete_departed()); a larger chunk (segments.pass_chunk_size raised)
+ * probes the source instead.
+ */
+#define CHUNK_KEYS_MAX			65536
 
 /* The btree operator of the key index for "key > x" (follows its opclass). */
 static RegProcedure
@@ -1739,7 +1761,11 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	const char *from;
 	CitusChunkTarget shard;
 	bool		sharded;
+	Datum	   *keys;			/* visited, for delete_departed() */
+	int			nkeys = 0;
+	int			keys_size = 1024;
 
+	keys = palloc(keys_size * sizeof(Datum));
 	/* Citus: the coordinator's pass is the worker nodes' (citus.c) */
 	if (CitusPassStep(only, nonly, cursor, done, caller))
 	{
@@ -1813,6 +1839,24 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	{
 		CHECK_FOR_INTERRUPTS();
 		evaluate_into_batch(plan, cb, batch, slot, contact_cxt);
+		if (keys != NULL && !slot->tts_isnull[config->key_attnum - 1])
+		{
+			if (nkeys == keys_size && keys_size >= CHUNK_KEYS_MAX)
+			{
+				pfree(keys);	/* a very large chunk: the anti-join */
+				keys = NULL;
+			}
+			else
+			{
+				if (nkeys == keys_size)
+				{
+					keys_size *= 2;
+					keys = repalloc(keys, keys_size * sizeof(Datum));
+				}
+				keys[nkeys++] = datumCopy(slot->tts_values[config->key_attnum - 1],
+										  plan->key_byval, plan->key_len);
+			}
+		}
 		if (++visited == limit ||
 			(budget_ms > 0 && visited % 256 == 0 && chunk_over(started, cpu_start, budget_ms)))
 		{
@@ -1829,7 +1873,10 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 
 	/* chunk ranges (lo, last] cover every key, whatever the member table's order */
 	*done = !more;
-	delete_departed(plan, scanrel, from != NULL ? &lo : NULL, *done ? NULL : &last);
+	delete_departed(plan, scanrel, from != NULL ? &lo : NULL, *done ? NULL : &last,
+					keys == NULL ? NULL :
+					construct_array(keys, nkeys, config->key_type, plan->key_len,
+									plan->key_byval, plan->key_align));
 	record_state(plan, started);
 	if (sharded)
 	{
