@@ -152,6 +152,7 @@ typedef struct Batch
 {
 	MemoryContext cxt;
 	int			n;
+	int			size;			/* written when full: at most EVAL_BATCH_SIZE */
 	BatchEntry	entries[EVAL_BATCH_SIZE];
 } Batch;
 
@@ -1107,7 +1108,7 @@ batch_add(EvalPlan *plan, Batch *batch, Datum key, int nnums, const int32 *nums,
 	memcpy(entry->nums, nums, nnums * sizeof(int32));
 	entry->evaluated = evaluated;
 	MemoryContextSwitchTo(old);
-	if (batch->n == EVAL_BATCH_SIZE)
+	if (batch->n >= batch->size)
 		batch_apply(plan, batch);
 }
 
@@ -1115,6 +1116,8 @@ static Batch *
 batch_create(void)
 {
 	Batch	   *batch = palloc0(sizeof(Batch));
+
+	batch->size = EVAL_BATCH_SIZE;
 
 	/*
 	 * A batch needs a few megabytes; a first block that large survives the
@@ -1624,8 +1627,9 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
  * Wall-clock bounds of a chunk of a pass (chunk_over()): changes committed
  * while it runs wait for its end.
  */
-#define CHUNK_WALL_CHANGES_MS	250
-#define CHUNK_WALL_MAX_MS		1000
+#define CHUNK_WALL_CHANGES_MS	150
+#define CHUNK_WALL_MAX_MS		750
+#define CHUNK_BATCH_SIZE		1024
 
 /*
  * Most keys a chunk keeps to find the departed contacts of its range
@@ -1665,10 +1669,11 @@ EvaluateCpuUs(void)
 }
 
 /*
- * Whether a chunk of a pass has run long enough: budget_ms of CPU; or a
- * quarter of a second of wall clock once a writer has committed a change
- * meanwhile (writers set the worker's latch at commit: the change waits
- * for the chunk's end); or a second of wall clock in any case.
+ * Whether a chunk of a pass has run long enough: budget_ms of CPU; or
+ * 150 ms of wall clock once a writer has committed a change meanwhile
+ * (writers set the worker's latch at commit: the change waits for the
+ * chunk's end, and for the rows it evaluated to be written); or 750 ms of
+ * wall clock in any case.
  */
 static bool
 chunk_over(TimestampTz started, int64 cpu_start, int budget_ms)
@@ -1789,6 +1794,12 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	plan = plan_build(only, nonly, false, false);
 	config = &plan->cat->config;
 	batch = batch_create();
+	/*
+	 * The rows a chunk evaluated are written when it ends, while changes
+	 * may be waiting: written a quarter as many at a time, a chunk cut
+	 * short for them writes less after the cut.
+	 */
+	batch->size = CHUNK_BATCH_SIZE;
 	cb = contact_batch_create(plan, false);
 	scanrel = plan->source;
 	scanindex = config->source_key_index;
