@@ -86,8 +86,8 @@
 
 /*
  * CPU time of a chunk of a pass (about: the contacts it has evaluated are
- * written after).  Changes committed meanwhile wait for it, at most a
- * quarter of a second of wall clock (EvaluateChunk()).
+ * written after).  Changes committed meanwhile wait for it, at most
+ * 150 ms of wall clock (EvaluateChunk()).
  */
 #define PASS_CHUNK_BUDGET_MS	500
 
