@@ -31,13 +31,22 @@ PROBE_SEG=$(qv "SELECT id FROM segments.segments WHERE name = 'Plan: vip'")
 echo "$N contacts, 100 ready segments, 100 created; $ROUNDS rounds; PostgreSQL $(qv 'SHOW server_version'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 create() { q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_new ORDER BY n) s" >/dev/null; }
 drop_new() { q -c "SELECT count(segments.drop_segment(s.id)) FROM segments.segments s WHERE s.name LIKE 'New: %'" >/dev/null; }
+# CPU seconds (user + system) of a process, from /proc/<pid>/stat; steadier
+# than wall time on a loaded machine
+cpu_s() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
+# refresh() in one session, its backend's CPU seconds read before and after
+refresh_cpu() {
+    psql -X -qAt -v ON_ERROR_STOP=1 -c "SELECT split_part(pg_read_file('/proc/self/stat'), ' ', 14)::int + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::int" \
+        -c "SELECT segments.refresh()" -c "SELECT split_part(pg_read_file('/proc/self/stat'), ' ', 14)::int + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::int" |
+        awk 'NR == 1 { a = $1 } { b = $1 } END { printf "%.2f", (b - a) / 100 }'
+}
 bpm() { qv "SELECT round(pg_total_relation_size('segments.member')::numeric / sum(member_count), 2) FROM segments.segment_state"; }
 
-BASE=""; WORK=""; BPMS=""
+BASE=""; WORK=""; BPMS=""; BCPU=""; WCPU=""
 for round in $(seq 1 "$ROUNDS"); do
     worker_off
     create
-    t=$(now_s); qv "SELECT segments.refresh()" >/dev/null; b=$(elapsed "$t"); BASE="$BASE $b"
+    t=$(now_s); bc=$(refresh_cpu); b=$(elapsed "$t"); BASE="$BASE $b"; BCPU="$BCPU $bc"
     drop_new
     worker_on
     qv "SELECT segments.wait('30 min')" >/dev/null
@@ -52,23 +61,25 @@ for round in $(seq 1 "$ROUNDS"); do
           COMMIT; PERFORM pg_stat_clear_snapshot(); PERFORM pg_sleep(0.05);
         END LOOP; END \$\$" &
     sampler=$!
+    c0=$(cpu_s "$WORKER_PID")
     t=$(now_s)
     create
     settle_with_probe "create$round" "$t"
+    wc=$(calc "$(cpu_s "$WORKER_PID") - $c0"); WCPU="$WCPU $wc"
     q -c "INSERT INTO bench.sampling_done VALUES ($round)"
     wait "$sampler" || true
     WORK="$WORK $SETTLED_S"
     v1=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
     B=$(bpm); BPMS="$BPMS $B"
     read -r n p50 p99 mx < <(freshness_stats "create$round")
-    echo "round $round: refresh() $b s; worker all ready $SETTLED_S s ($(calc "$SETTLED_S / $b")x), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms"
+    echo "round $round: refresh() $b s ($bc s CPU); worker all ready $SETTLED_S s ($(calc "$SETTLED_S / $b")x), $wc s CPU ($(calc "$wc / $bc")x), load $(cut -d' ' -f1 /proc/loadavg), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms"
     # seconds of the worker's time by what it did (a sample is 50 ms)
     qv "SELECT format('    %6s s  %-60s %s', round(count(*) * 0.05, 1), left(activity, 60), wait) FROM bench.samples
          WHERE r = $round GROUP BY activity, wait ORDER BY count(*) DESC LIMIT 8"
     drop_new
 done
-mb=$(echo "$BASE" | median); mw=$(echo "$WORK" | median)
+mb=$(echo "$BASE" | median); mw=$(echo "$WORK" | median); mbc=$(echo "$BCPU" | median); mwc=$(echo "$WCPU" | median)
 read -r n p50 p99 mx < <(qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1),
        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(max(latency_ms)::numeric, 1)
   FROM bench.freshness" | tr '|' ' ')
-echo "median: refresh() $mb s, worker $mw s: $(calc "$mw / $mb")x (target <= 1.5x); probe over all rounds: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms (target <= 1000); B/membership after the worker's rounds:$BPMS (target <= 12)"
+echo "median: refresh() $mb s, worker $mw s: $(calc "$mw / $mb")x (target <= 1.5x); CPU: refresh() $mbc s, worker $mwc s: $(calc "$mwc / $mbc")x; probe over all rounds: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms (target <= 1000); B/membership after the worker's rounds:$BPMS (target <= 12)"

@@ -40,7 +40,7 @@ PG_FUNCTION_INFO_V1(segments_catalog_changed);
 static SegmentCatalog *cached_catalog = NULL;
 static uint64 cached_catalog_loads = 0;
 static MemoryContext cached_catalog_cxt = NULL;
-static Oid	watched_relids[4];
+static Oid	watched_relids[6];
 
 /*
  * Relcache callback: forget the cached catalog when one of its tables (or
@@ -437,6 +437,13 @@ CatalogGet(void)
 		cached_catalog->generation = ++cached_catalog_loads;
 		watched_relids[2] = cached_catalog->config.member_relid;
 		watched_relids[3] = cached_catalog->config.source_relid;
+		/*
+		 * The indexes read by oid: REINDEX CONCURRENTLY (the worker's
+		 * rebuild of member_pkey, or a user's of the source's key index)
+		 * gives the rebuilt index a new oid and drops the old one.
+		 */
+		watched_relids[4] = cached_catalog->config.member_pkey;
+		watched_relids[5] = cached_catalog->config.source_key_index;
 	}
 	return cached_catalog;
 }

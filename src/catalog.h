@@ -142,6 +142,7 @@ extern void SharedTimeEvaluated(TimestampTz at);
 extern int64 EvaluateContacts(ArrayType *keys);
 extern int64 EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit,
 						   int budget_ms, bool *done);
+extern int64 EvaluateCpuUs(void);
 
 /* evaluate.c: evaluating without writing, for explain.c and preview.c */
 typedef struct EvaluateOutcomeSegment

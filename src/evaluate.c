@@ -38,6 +38,8 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
+#include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -47,6 +49,8 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/typcache.h"
+
+#include <time.h>
 
 PG_FUNCTION_INFO_V1(segments_refresh);
 PG_FUNCTION_INFO_V1(segments_refresh_contacts);
@@ -151,6 +155,7 @@ typedef struct Batch
 {
 	MemoryContext cxt;
 	int			n;
+	int			size;			/* written when full: at most EVAL_BATCH_SIZE */
 	BatchEntry	entries[EVAL_BATCH_SIZE];
 } Batch;
 
@@ -325,6 +330,69 @@ plan_execute_sql(EvalPlan *plan, const char *sql)
 	return plan_execute(plan, stmt, NULL, NULL);
 }
 
+/*
+ * The statements of the passes, prepared once per backend and kept
+ * (SPI_keepplan): a worker's pass runs them in every chunk, and a chunk of
+ * 1,500 contacts spent a few per cent of its time parsing and planning
+ * them again.  Keyed by their text, their parameters' types and the join
+ * methods enabled when prepared (a chunk turns hash and merge joins off);
+ * PostgreSQL's plan cache plans them again when what they read changes.
+ * The least recently used goes when the cache is full; a pass uses about
+ * a dozen at a time.
+ */
+#define STMT_CACHE_SIZE		32
+
+typedef struct CachedStatement
+{
+	char	   *key;			/* in TopMemoryContext; NULL: free */
+	SPIPlanPtr	stmt;
+	uint64		used;
+} CachedStatement;
+
+static CachedStatement stmt_cache[STMT_CACHE_SIZE];
+static uint64 stmt_clock = 0;
+
+static SPIPlanPtr
+prepare_cached(const char *sql, int nargs, Oid *types, int options)
+{
+	StringInfoData key;
+	int			victim = 0;
+	SPIPlanPtr	stmt;
+
+	initStringInfo(&key);
+	appendStringInfo(&key, "%c%c%d,", enable_hashjoin ? 'h' : '-', enable_mergejoin ? 'm' : '-',
+					 options);
+	for (int i = 0; i < nargs; i++)
+		appendStringInfo(&key, "%u,", types[i]);
+	appendStringInfo(&key, ":%s", sql);
+	for (int i = 0; i < STMT_CACHE_SIZE; i++)
+	{
+		if (stmt_cache[i].key != NULL && strcmp(stmt_cache[i].key, key.data) == 0)
+		{
+			stmt_cache[i].used = ++stmt_clock;
+			pfree(key.data);
+			return stmt_cache[i].stmt;
+		}
+		if (stmt_cache[i].used < stmt_cache[victim].used)
+			victim = i;
+	}
+	stmt = SPI_prepare_cursor(sql, nargs, types, options);
+	if (stmt == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(stmt) != 0)
+		elog(ERROR, "could not keep the plan of \"%s\"", sql);
+	if (stmt_cache[victim].key != NULL)
+	{
+		SPI_freeplan(stmt_cache[victim].stmt);
+		pfree(stmt_cache[victim].key);
+	}
+	stmt_cache[victim].key = MemoryContextStrdup(TopMemoryContext, key.data);
+	stmt_cache[victim].stmt = stmt;
+	stmt_cache[victim].used = ++stmt_clock;
+	pfree(key.data);
+	return stmt;
+}
+
 /* Prepares the four statements that read and write plan->member_table. */
 static void
 plan_prepare_statements(EvalPlan *plan)
@@ -335,17 +403,17 @@ plan_prepare_statements(EvalPlan *plan)
 	const char *table = plan->member_table;
 
 	/* a 0.1.0 schema not yet upgraded stores no tenants */
-	plan->fetch_plan = SPI_prepare(psprintf(tenants ?
+	plan->fetch_plan = prepare_cached(psprintf(tenants ?
 											"SELECT contact_id, data, tenant FROM %s"
 											" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)" :
 											"SELECT contact_id, data, NULL::pg_catalog.text FROM %s"
 											" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
 											table),
-								   1, &key_array);
-	plan->insert_plan = SPI_prepare(psprintf("INSERT INTO %s"
+								   1, &key_array, 0);
+	plan->insert_plan = prepare_cached(psprintf("INSERT INTO %s"
 											 " SELECT * FROM pg_catalog.unnest($1)", table),
-									1, &member_array);
-	plan->update_plan = SPI_prepare(psprintf(tenants ?
+									1, &member_array, 0);
+	plan->update_plan = prepare_cached(psprintf(tenants ?
 											 "UPDATE %s m SET data = u.data, tenant = u.tenant"
 											 " FROM pg_catalog.unnest($1) u"
 											 " WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id" :
@@ -353,11 +421,11 @@ plan_prepare_statements(EvalPlan *plan)
 											 " FROM pg_catalog.unnest($1) u"
 											 " WHERE m.contact_id OPERATOR(pg_catalog.=) u.contact_id",
 											 table),
-									1, &member_array);
-	plan->delete_plan = SPI_prepare(psprintf("DELETE FROM %s"
+									1, &member_array, 0);
+	plan->delete_plan = prepare_cached(psprintf("DELETE FROM %s"
 											 " WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
 											 table),
-									1, &key_array);
+									1, &key_array, 0);
 	if (!plan->fetch_plan || !plan->insert_plan || !plan->update_plan || !plan->delete_plan)
 		elog(ERROR, "could not prepare membership statements: %s",
 			 SPI_result_code_string(SPI_result));
@@ -380,10 +448,7 @@ plan_retarget(EvalPlan *plan, Oid shard)
 		return;
 	plan->bulk_relid = InvalidOid;	/* Citus writes shards through SQL */
 	plan->member_table = table;
-	SPI_freeplan(plan->fetch_plan);
-	SPI_freeplan(plan->insert_plan);
-	SPI_freeplan(plan->update_plan);
-	SPI_freeplan(plan->delete_plan);
+	/* the statements of the other table stay in the cache */
 	plan_prepare_statements(plan);
 }
 
@@ -1058,7 +1123,7 @@ batch_add(EvalPlan *plan, Batch *batch, Datum key, int nnums, const int32 *nums,
 	memcpy(entry->nums, nums, nnums * sizeof(int32));
 	entry->evaluated = evaluated;
 	MemoryContextSwitchTo(old);
-	if (batch->n == EVAL_BATCH_SIZE)
+	if (batch->n >= batch->size)
 		batch_apply(plan, batch);
 }
 
@@ -1066,6 +1131,8 @@ static Batch *
 batch_create(void)
 {
 	Batch	   *batch = palloc0(sizeof(Batch));
+
+	batch->size = EVAL_BATCH_SIZE;
 
 	/*
 	 * A batch needs a few megabytes; a first block that large survives the
@@ -1086,38 +1153,50 @@ batch_create(void)
  * Deletes stored rows of contacts that left the source; their memberships
  * of segments the pass did not rewrite are subtracted from those counts
  * (of every segment, for a chunk: counts follow changes there).  A chunk
- * passes the key range it visited, lo < key <= hi (NULL: unbounded).
+ * passes the key range it visited, lo < key <= hi (NULL: unbounded), and
+ * the keys it visited there (NULL: the source is probed for each row).
  */
 static void
-delete_departed(EvalPlan *plan, Relation source, const Datum *lo, const Datum *hi)
+delete_departed(EvalPlan *plan, Relation source, const Datum *lo, const Datum *hi,
+				ArrayType *visited)
 {
 	const SegmentsConfig *config = &plan->cat->config;
 	StringInfoData sql;
 	const char *keycol = get_attname(config->source_relid, config->key_attnum, false);
-	Oid			types[2] = {config->key_type, config->key_type};
-	Datum		values[2] = {lo ? *lo : (Datum) 0, hi ? *hi : (Datum) 0};
-	char		nulls[2] = {lo ? ' ' : 'n', hi ? ' ' : 'n'};
+	Oid			types[3] = {config->key_type, config->key_type,
+							get_array_type(config->key_type)};
+	Datum		values[3] = {lo ? *lo : (Datum) 0, hi ? *hi : (Datum) 0,
+							 PointerGetDatum(visited)};
+	char		nulls[3] = {lo ? ' ' : 'n', hi ? ' ' : 'n', visited ? ' ' : 'n'};
 	SPIPlanPtr	stmt;
 
 	initStringInfo(&sql);
 	/* counted per segment in SQL: memory does not grow with departures */
+	appendStringInfo(&sql, "WITH gone AS (DELETE FROM %s m WHERE ", plan->member_table);
+	/*
+	 * A chunk knows the keys it visited in its range: the stored rows of
+	 * other keys there departed.  Planned for each call, so that the keys
+	 * are a constant the executor looks up in a hash table, rather than a
+	 * probe of the source per stored row.
+	 */
+	if (visited != NULL)
+		appendStringInfoString(&sql, "m.contact_id OPERATOR(pg_catalog.<>) ALL ($3)");
+	else
+		appendStringInfo(&sql,
+						 "NOT EXISTS (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)",
+						 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
+						 quote_identifier(RelationGetRelationName(source)),
+						 quote_identifier(keycol));
 	appendStringInfo(&sql,
-					 "WITH gone AS (DELETE FROM %s m WHERE NOT EXISTS"
-					 " (SELECT 1 FROM %s.%s s WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
 					 "%s%s"
 					 " RETURNING m.data)"
 					 " SELECT u.num, pg_catalog.count(*) FROM gone,"
 					 "        LATERAL pg_catalog.unnest(segments._member_segs(gone.data)) u(num) GROUP BY u.num"
 					 " UNION ALL SELECT NULL, pg_catalog.count(*) FROM gone",
-					 plan->member_table,
-					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
-					 quote_identifier(RelationGetRelationName(source)),
-					 quote_identifier(keycol),
 					 lo ? " AND m.contact_id OPERATOR(pg_catalog.>) $1" : "",
 					 hi ? " AND m.contact_id OPERATOR(pg_catalog.<=) $2" : "");
-	stmt = SPI_prepare(sql.data, 2, types);
-	if (stmt == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	stmt = prepare_cached(sql.data, 3, types,
+						  visited != NULL ? CURSOR_OPT_CUSTOM_PLAN : 0);
 	if (plan_execute(plan, stmt, values, nulls) != SPI_OK_SELECT)
 		elog(ERROR, "could not delete departed contacts");
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -1237,7 +1316,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 							   "    THEN pg_catalog.now() ELSE last_error_at END,"
 							   "  last_failure = coalesce($4, last_failure)");
 	appendStringInfoString(&sql, " WHERE segment_id OPERATOR(pg_catalog.=) $1");
-	upd = SPI_prepare(sql.data, 5, types);
+	upd = prepare_cached(sql.data, 5, types, 0);
 
 	/* a segment that cannot be evaluated fails closed */
 	resetStringInfo(&sql);
@@ -1257,7 +1336,7 @@ record_state(EvalPlan *plan, TimestampTz started)
 							   "    THEN pg_catalog.now() ELSE last_error_at END,"
 							   "  last_failure = $2");
 	appendStringInfoString(&sql, " WHERE segment_id OPERATOR(pg_catalog.=) $1");
-	fail = SPI_prepare(sql.data, 2, types);
+	fail = prepare_cached(sql.data, 2, types, 0);
 	if (upd == NULL || fail == NULL)
 		elog(ERROR, "could not prepare state update");
 	duration->time = GetCurrentTimestamp() - started;
@@ -1311,12 +1390,12 @@ record_state(EvalPlan *plan, TimestampTz started)
 	{
 		Oid			delta_types[2] = {UUIDARRAYOID, INT8ARRAYOID};
 		Datum		delta_values[2];
-		SPIPlanPtr	moved = SPI_prepare("UPDATE segments.segment_state st"
+		SPIPlanPtr	moved = prepare_cached("UPDATE segments.segment_state st"
 										"   SET member_count = st.member_count OPERATOR(pg_catalog.+) d.delta,"
 										"       last_error = NULL"
 										"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(id, delta)"
 										" WHERE st.segment_id OPERATOR(pg_catalog.=) d.id",
-										2, delta_types);
+										2, delta_types, 0);
 
 		if (moved == NULL)
 			elog(ERROR, "could not prepare state update");
@@ -1549,7 +1628,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		batch_apply(plan, batch);
 		/* every stored row read back: no contact departed */
 		if (!plan->member_empty && plan->stored_seen != plan->stored_rows)
-			delete_departed(plan, lfirst(lc), NULL, NULL);
+			delete_departed(plan, lfirst(lc), NULL, NULL, NULL);
 	}
 	CitusCloseScanRelations(rels, plan->source);
 	record_state(plan, started);
@@ -1563,6 +1642,21 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	MemoryContextDelete(pass_cxt);
 }
 
+/*
+ * Wall-clock bounds of a chunk of a pass (chunk_over()): changes committed
+ * while it runs wait for its end.
+ */
+#define CHUNK_WALL_CHANGES_MS	150
+#define CHUNK_WALL_MAX_MS		750
+#define CHUNK_BATCH_SIZE		1024
+
+/*
+ * Most keys a chunk keeps to find the departed contacts of its range
+ * (delete_departed()); a larger chunk (segments.pass_chunk_size raised)
+ * probes the source instead.
+ */
+#define CHUNK_KEYS_MAX			65536
+
 /* The btree operator of the key index for "key > x" (follows its opclass). */
 static RegProcedure
 index_greater_proc(Relation index, Oid key_type)
@@ -1574,6 +1668,42 @@ index_greater_proc(Relation index, Oid key_type)
 		elog(ERROR, "index \"%s\" has no > operator for type %s",
 			 RelationGetRelationName(index), format_type_be(key_type));
 	return get_opcode(op);
+}
+
+/*
+ * CPU time of this process, in microseconds: what a chunk of a pass is
+ * sized by.  Wall-clock time counts the time the process waited for a
+ * core, so on a loaded machine chunks sized by it held few contacts, and
+ * what every chunk costs whatever its size weighed more (at 1,000,000
+ * contacts and load 12: 1,500 contacts a chunk).
+ */
+int64
+EvaluateCpuUs(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return GetCurrentTimestamp();	/* no CPU clock: wall clock */
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Whether a chunk of a pass has run long enough: budget_ms of CPU; or
+ * 150 ms of wall clock once a writer has committed a change meanwhile
+ * (writers set the worker's latch at commit: the change waits for the
+ * chunk's end, and for the rows it evaluated to be written); or 750 ms of
+ * wall clock in any case.
+ */
+static bool
+chunk_over(TimestampTz started, int64 cpu_start, int budget_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (EvaluateCpuUs() - cpu_start >= (int64) budget_ms * 1000)
+		return true;
+	if (TimestampDifferenceExceeds(started, now, CHUNK_WALL_MAX_MS))
+		return true;
+	return MyLatch->is_set && TimestampDifferenceExceeds(started, now, CHUNK_WALL_CHANGES_MS);
 }
 
 /*
@@ -1618,7 +1748,8 @@ citus_chunk_skip(EvalPlan *plan, const CitusChunkTarget *shard, char **cursor, b
  * the first), applies the difference, and deletes the stored rows of
  * departed contacts in the key range visited.  Only segments that are
  * ready or evaluating are rewritten; their member counts follow the
- * changes.  A chunk also ends after budget_ms (0: no limit), so that the
+ * changes.  A chunk also ends after budget_ms of CPU (0: no limit), or
+ * sooner by the wall clock when changes wait for it (chunk_over()), so that
  * changes waiting behind it wait little whatever a contact costs.  Sets
  * *cursor (in the caller's memory context) and *done (the source has no
  * contact after the chunk), and returns the number of contacts visited.
@@ -1635,6 +1766,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	MemoryContext contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact",
 													  ALLOCSET_DEFAULT_SIZES);
 	TimestampTz started = GetCurrentTimestamp();
+	int64		cpu_start = EvaluateCpuUs();
 	EvalPlan   *plan;
 	const SegmentsConfig *config;
 	Batch	   *batch;
@@ -1653,7 +1785,11 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	const char *from;
 	CitusChunkTarget shard;
 	bool		sharded;
+	Datum	   *keys;			/* visited, for delete_departed() */
+	int			nkeys = 0;
+	int			keys_size = 1024;
 
+	keys = palloc(keys_size * sizeof(Datum));
 	/* Citus: the coordinator's pass is the worker nodes' (citus.c) */
 	if (CitusPassStep(only, nonly, cursor, done, caller))
 	{
@@ -1677,6 +1813,12 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	plan = plan_build(only, nonly, false, false);
 	config = &plan->cat->config;
 	batch = batch_create();
+	/*
+	 * The rows a chunk evaluated are written when it ends, while changes
+	 * may be waiting: written a quarter as many at a time, a chunk cut
+	 * short for them writes less after the cut.
+	 */
+	batch->size = CHUNK_BATCH_SIZE;
 	cb = contact_batch_create(plan, false);
 	scanrel = plan->source;
 	scanindex = config->source_key_index;
@@ -1727,9 +1869,26 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	{
 		CHECK_FOR_INTERRUPTS();
 		evaluate_into_batch(plan, cb, batch, slot, contact_cxt);
+		if (keys != NULL && !slot->tts_isnull[config->key_attnum - 1])
+		{
+			if (nkeys == keys_size && keys_size >= CHUNK_KEYS_MAX)
+			{
+				pfree(keys);	/* a very large chunk: the anti-join */
+				keys = NULL;
+			}
+			else
+			{
+				if (nkeys == keys_size)
+				{
+					keys_size *= 2;
+					keys = repalloc(keys, keys_size * sizeof(Datum));
+				}
+				keys[nkeys++] = datumCopy(slot->tts_values[config->key_attnum - 1],
+										  plan->key_byval, plan->key_len);
+			}
+		}
 		if (++visited == limit ||
-			(budget_ms > 0 && visited % 256 == 0 &&
-			 TimestampDifferenceExceeds(started, GetCurrentTimestamp(), budget_ms)))
+			(budget_ms > 0 && visited % 256 == 0 && chunk_over(started, cpu_start, budget_ms)))
 		{
 			last = datumCopy(slot->tts_values[config->key_attnum - 1],
 							 plan->key_byval, plan->key_len);
@@ -1744,7 +1903,10 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 
 	/* chunk ranges (lo, last] cover every key, whatever the member table's order */
 	*done = !more;
-	delete_departed(plan, scanrel, from != NULL ? &lo : NULL, *done ? NULL : &last);
+	delete_departed(plan, scanrel, from != NULL ? &lo : NULL, *done ? NULL : &last,
+					keys == NULL ? NULL :
+					construct_array(keys, nkeys, config->key_type, plan->key_len,
+									plan->key_byval, plan->key_align));
 	record_state(plan, started);
 	if (sharded)
 	{

@@ -39,7 +39,15 @@
  * ("..._ccnew"), which writers would go on maintaining: every run of the
  * process first drops the invalid indexes of segments.member (DROP INDEX
  * CONCURRENTLY).  Not while the worker strips dropped segments' numbers
- * (member_strip.c): the rows are about to change.
+ * (member_strip.c): the rows are about to change.  Nor while a pass is
+ * pending or running (a segment pending or evaluating): a rebuild that
+ * started just before a pass took the pass's rows by insertion and ended
+ * no smaller.  The worker does not ask for one then, and the process
+ * looks again after its vacuum, before the rebuild.  The other way round,
+ * a pass that becomes pending while a rebuild runs (create_segment during
+ * it) is not held back: the rebuild goes on and may end no smaller, and
+ * the worker asks for another after the pass if the index is still past
+ * segments.member_reindex_factor.
  *
  *-------------------------------------------------------------------------
  */
@@ -418,6 +426,40 @@ member_reindex(const char *name)
 					name, (long) ((GetCurrentTimestamp() - start) / 1000))));
 }
 
+/*
+ * Is a pass about to write segments.member, or writing it: a segment
+ * pending or evaluating, or a chunked pass in progress?  A rebuild that
+ * starts then takes the pass's rows by insertion, and ends no smaller
+ * than the index it replaces.  In a transaction of its own (the vacuum
+ * process runs outside any).
+ */
+static bool
+pass_pending(void)
+{
+	bool		pending = false;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT EXISTS (SELECT 1 FROM segments.segment_state"
+					"  WHERE state OPERATOR(pg_catalog.=) ANY ('{pending,evaluating}'::pg_catalog.text[]))"
+					"    OR (pg_catalog.to_regclass('segments.pass') IS NOT NULL"
+					"        AND EXISTS (SELECT 1 FROM segments.pass))",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read segments.segment_state");
+	else
+	{
+		bool		isnull;
+
+		pending = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return pending;
+}
+
 /* on_shmem_exit callback of the worker: its vacuum process ends with it. */
 static void
 vacuum_stop(int code, Datum arg)
@@ -541,6 +583,17 @@ segments_member_vacuum_main(Datum arg)
 		member_vacuum(relid);
 	/* an index left invalid costs every write: gone before any rebuild */
 	drop_invalid_indexes(relid);
+	/*
+	 * Segments created or changed since the worker asked (the vacuum ran
+	 * meanwhile): their pass would fill the new index by insertion.  The
+	 * worker asks again after the pass when the index is still too large.
+	 */
+	if (reindex != 0 && (reindex & ~VACUUM_TABLE) != 0 && pass_pending())
+	{
+		ereport(DEBUG1,
+				(errmsg("segments: index rebuild of segments.member skipped: a pass is pending")));
+		reindex = 0;
+	}
 	if (reindex & REINDEX_GIN)
 		member_reindex("member_segs_idx");
 	if (reindex & REINDEX_PKEY)

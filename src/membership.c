@@ -23,6 +23,7 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
@@ -31,6 +32,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -121,11 +123,36 @@ bool
 MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
 				TupleTableSlot *slot)
 {
-	Relation	index = index_open(indexid, AccessShareLock);
+	Relation	index = try_relation_open(indexid, AccessShareLock);
 	IndexScanDesc scan;
 	ScanKeyData skey;
 	bool		found;
 
+	/*
+	 * Rebuilt concurrently since the caller's catalog was read (the
+	 * worker's REINDEX CONCURRENTLY of member_pkey): the rebuilt index has
+	 * a new oid, and the old one is invalid, then dropped, which can commit
+	 * between the start of this transaction, when the catalog cache was
+	 * looked at, and the lock taken on rel.  segments.member's primary key
+	 * now, as its relation cache (up to date under that lock) says.
+	 */
+	if (index == NULL || index->rd_rel->relkind != RELKIND_INDEX ||
+		!index->rd_index->indisvalid)
+	{
+		/* only segments.member's: its primary key is its key index */
+		Oid			pkey = RelationGetRelid(rel) == CatalogRelid("member", true) ?
+			RelationGetPrimaryKeyIndex(rel) : InvalidOid;
+
+		if (index != NULL)
+			relation_close(index, AccessShareLock);
+		if (!OidIsValid(pkey))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the key index of \"%s\" (OID %u) no longer exists",
+							RelationGetRelationName(rel), indexid),
+					 errhint("Call segments.configure() again.")));
+		index = index_open(pkey, AccessShareLock);
+	}
 	/* Citus: the rows are in a shard, maybe on another node (citus.c) */
 	if (CitusIsDistributed(RelationGetRelid(rel)))
 	{

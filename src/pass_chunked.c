@@ -7,7 +7,8 @@
  *
  * A pass visits the contacts in the order of the source's key index, a
  * chunk per transaction (EvaluateChunk()): at most segments.pass_chunk_size
- * contacts, sized to take about the worker's chunk budget.  The worker
+ * contacts, sized to take about the worker's chunk budget of CPU time, and
+ * cut short by the wall clock when committed changes wait for it.  The worker
  * applies queued contact changes between chunks, so that a pass over a
  * large source never holds changes back for longer than a chunk.
  * The pass in progress is the row of segments.pass: its segments, their
@@ -49,9 +50,12 @@
 #include "utils/uuid.h"
 
 /*
- * Contacts in the next chunk: sized from the cost per contact of the last
- * one (evaluating and writing: a first evaluation writes every contact, a
- * later one few) to take about the time budget; 0 before the first.
+ * Contacts in the next chunk: sized from the CPU cost per contact of the
+ * last one (evaluating and writing: a first evaluation writes every
+ * contact, a later one few) to take about the CPU budget; 0 before the
+ * first.  CPU time, not wall clock: on a loaded machine the wall clock
+ * counts the waits for a core, and chunks sized by it held so few contacts
+ * that what a chunk costs whatever its size dominated the pass.
  */
 static int64 next_limit = 0;
 
@@ -135,7 +139,7 @@ PassAbandon(void)
 
 /*
  * Evaluates the next chunk of the pass in progress (at most limit
- * contacts, and about budget_ms), in the caller's transaction, and
+ * contacts, and about budget_ms of CPU), in the caller's transaction, and
  * completes the pass after its last chunk: its segments that were not
  * changed meanwhile become ready.  Sets *visited to the number of contacts
  * evaluated.
@@ -143,7 +147,7 @@ PassAbandon(void)
 PassOutcome
 PassChunk(int64 limit, int budget_ms, int64 *visited)
 {
-	TimestampTz start = GetCurrentTimestamp();
+	int64		cpu_start = EvaluateCpuUs();
 	double		elapsed_ms;
 	bool		done;
 	bool		isnull;
@@ -182,7 +186,7 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 	limit = Min(limit, next_limit > 0 ? next_limit : FIRST_CHUNK);
 	*visited = EvaluateChunk((pg_uuid_t *) ARR_DATA_PTR(live), nlive, &cursor, limit,
 							 budget_ms, &done);
-	elapsed_ms = (GetCurrentTimestamp() - start) / 1000.0;
+	elapsed_ms = (EvaluateCpuUs() - cpu_start) / 1000.0;
 	if (*visited > 0 && elapsed_ms > 0)
 		next_limit = Max((int64) (*visited * budget_ms / elapsed_ms), MIN_CHUNK);
 

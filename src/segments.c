@@ -89,7 +89,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("segments.pass_chunk_size",
 							"Most contacts a worker evaluates per transaction of a pass over the source.",
-							"Chunks are sized to take about 250 ms; queued contact changes are applied between them.",
+							"Chunks are sized to take about 500 ms of CPU (150 ms of wall clock when changes wait); queued contact changes are applied between them.",
 							&segments_pass_chunk_size,
 							20000, 100, 10000000,
 							PGC_SIGHUP,
