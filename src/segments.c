@@ -6,6 +6,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "capture_ring.h"
 #include "catalog.h"
 #include "history.h"
 #include "member_vacuum.h"
@@ -126,6 +127,17 @@ _PG_init(void)
 								"Each takes one of max_worker_processes, as does the launcher.",
 								&segments_max_workers,
 								8, 1, 1024,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("segments.capture_ring_size",
+								"Entries of each shared-memory ring of captured changes (capture_ring.c).",
+								"Small transactions hand their changed keys to the worker through "
+								"a ring in shared memory instead of segments.change_queue; 0 turns "
+								"the rings off.  After a crash, a full pass re-evaluates every segment.",
+								&segments_capture_ring_size,
+								32768, 0, 1 << 24,
 								PGC_POSTMASTER,
 								0,
 								NULL, NULL, NULL);

@@ -13,6 +13,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "capture_ring.h"
 #include "catalog.h"
 #include "citus.h"
 #include "worker.h"
@@ -69,6 +70,7 @@ shared_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(shared_size());
+	RequestAddinShmemSpace(CaptureRingShmemSize());	/* capture_ring.c */
 }
 
 /* shmem_startup_hook: creates (or, after a crash, recreates) the state. */
@@ -89,6 +91,7 @@ shared_startup(void)
 		ConditionVariableInit(&segments_shared->progress_cv);
 		segments_shared->nslots = segments_max_workers;
 	}
+	CaptureRingShmemInit();		/* capture_ring.c */
 	LWLockRelease(AddinShmemInitLock);
 }
 
