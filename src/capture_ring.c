@@ -602,21 +602,24 @@ CaptureRingMergeKeys(CaptureRingKey *keys, int n, Oid source_relid, ArrayType *m
 
 /*
  * Where the ring of a database stands now: every slot reserved so far
- * (*target).  False when the database has no ring.
+ * (*target), and whether writers may use it (*open).  False when the
+ * database has no ring.
  */
 bool
-CaptureRingTarget(Oid dboid, uint64 *target)
+CaptureRingTarget(Oid dboid, uint64 *target, bool *open)
 {
 	int			i = ring_of(dboid);
 	bool		ok = false;
 
 	*target = 0;
+	*open = false;
 	if (i < 0)
 		return false;
 	SpinLockAcquire(&ring_shared->rings[i].mutex);
 	if (ring_shared->rings[i].dboid == dboid)
 	{
 		*target = ring_shared->rings[i].next;
+		*open = ring_shared->rings[i].open;
 		ok = true;
 	}
 	SpinLockRelease(&ring_shared->rings[i].mutex);

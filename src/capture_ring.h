@@ -68,7 +68,7 @@ extern ArrayType *CaptureRingMergeKeys(CaptureRingKey *keys, int n, Oid source_r
 									   ArrayType *more);
 
 /* backends: segments.wait(), segments.worker */
-extern bool CaptureRingTarget(Oid dboid, uint64 *target);
+extern bool CaptureRingTarget(Oid dboid, uint64 *target, bool *open);
 extern bool CaptureRingReached(Oid dboid, uint64 target);
 extern int64 CaptureRingPending(Oid dboid, TimestampTz *oldest);
 

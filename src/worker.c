@@ -1722,8 +1722,6 @@ ring_start(void)
 	volatile bool ok = false;
 
 	ring_tried = true;
-	if (!CatalogHasFailureHandling())
-		return;					/* the extension's SQL is older than the library */
 	claimed = CaptureRingClaimed() || CaptureRingClaim(MyLatch, &fresh);
 	PG_TRY();
 	{
@@ -1731,6 +1729,7 @@ ring_start(void)
 		bool		clean;
 
 		begin_xact("segments: opening change capture");
+		/* without it, the extension's SQL is older than the library */
 		if (OidIsValid(CatalogRelid("capture_state", true)))
 		{
 			WorkerRun("SELECT clean FROM segments.capture_state", 0, NULL, NULL, SPI_OK_SELECT);
