@@ -673,3 +673,44 @@ CaptureRingPending(Oid dboid, TimestampTz *oldest)
 	}
 	return (int64) (next - tail);
 }
+
+/*
+ * Copies the keys published in the ring of dboid and not applied yet
+ * (palloc'd *keys); returns how many.  For segments._capture_ring_keys().
+ */
+int
+CaptureRingList(Oid dboid, CaptureRingKey **keys)
+{
+	int			i = ring_of(dboid);
+	uint64		tail = 0;
+	uint64		next = 0;
+	int			n = 0;
+
+	*keys = NULL;
+	if (i < 0)
+		return 0;
+	SpinLockAcquire(&ring_shared->rings[i].mutex);
+	if (ring_shared->rings[i].dboid == dboid)
+	{
+		tail = ring_shared->rings[i].tail;
+		next = ring_shared->rings[i].next;
+	}
+	SpinLockRelease(&ring_shared->rings[i].mutex);
+	*keys = palloc(Max(next - tail, 1) * sizeof(CaptureRingKey));
+	for (uint64 pos = tail; pos < next; pos++)
+	{
+		RingEntry  *e = ring_entry(i, pos);
+		CaptureRingKey *k = &(*keys)[n];
+
+		if (pg_atomic_read_u32(&e->state) != ENTRY_KEY)
+			continue;
+		pg_read_barrier();
+		k->relid = e->relid;
+		k->committed = e->committed;
+		k->len = Min(e->len, CAPTURE_RING_KEY);
+		memcpy(k->key, e->key, k->len);
+		k->key[k->len] = '\0';
+		n++;
+	}
+	return n;
+}

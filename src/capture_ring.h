@@ -71,5 +71,6 @@ extern ArrayType *CaptureRingMergeKeys(CaptureRingKey *keys, int n, Oid source_r
 extern bool CaptureRingTarget(Oid dboid, uint64 *target, bool *open);
 extern bool CaptureRingReached(Oid dboid, uint64 target);
 extern int64 CaptureRingPending(Oid dboid, TimestampTz *oldest);
+extern int	CaptureRingList(Oid dboid, CaptureRingKey **keys);
 
 #endif							/* SEGMENTS_CAPTURE_RING_H */

@@ -47,6 +47,7 @@ PG_FUNCTION_INFO_V1(segments_notify_worker);
 PG_FUNCTION_INFO_V1(segments_wait);
 PG_FUNCTION_INFO_V1(segments_worker_status);
 PG_FUNCTION_INFO_V1(segments_capture_ring);
+PG_FUNCTION_INFO_V1(segments_capture_ring_keys);
 
 SegmentsShared *segments_shared = NULL;
 
@@ -619,6 +620,33 @@ segments_capture_ring(PG_FUNCTION_ARGS)
 		(void) CaptureRingTarget(MyDatabaseId, &captured, &open);
 	values[2] = Int64GetDatum((int64) captured);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * segments._capture_ring_keys() RETURNS SETOF text
+ *
+ * The contact keys waiting in this database's ring (tests and diagnosis;
+ * the owner's only).
+ */
+Datum
+segments_capture_ring_keys(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CaptureRingKey *keys;
+	int			n;
+
+	SEGMENTS_INIT_SRF(fcinfo);
+	if (segments_shared == NULL)
+		return (Datum) 0;
+	n = CaptureRingList(MyDatabaseId, &keys);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		value = CStringGetTextDatum(keys[i].key);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	return (Datum) 0;
 }
 
 /* Name of a worker state, as shown by segments.worker. */

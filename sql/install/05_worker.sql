@@ -150,6 +150,11 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'segments_capture_ring';
 COMMENT ON FUNCTION segments._capture_ring() IS
     'Internal: contact changes waiting in this database''s shared-memory ring, the commit time of the oldest, and how many it took since its worker claimed it.';
 
+CREATE FUNCTION segments._capture_ring_keys() RETURNS SETOF text
+LANGUAGE c AS 'MODULE_PATHNAME', 'segments_capture_ring_keys';
+COMMENT ON FUNCTION segments._capture_ring_keys() IS
+    'Internal: the contact keys waiting in this database''s shared-memory ring (for tests and diagnosis).';
+
 CREATE FUNCTION segments._worker_status(
     OUT database_oid oid, OUT pid integer, OUT state text, OUT started_at timestamptz,
     OUT last_batch_at timestamptz, OUT last_batch_size bigint, OUT changes_applied bigint,
