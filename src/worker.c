@@ -1792,8 +1792,10 @@ ring_drain(void)
 	{
 		CaptureRingKey *keys;
 		int			n;
+		char	   *dbname;
 
 		begin_xact("segments: saving captured changes");
+		dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
 		/* closed, none in flight: every entry is published; one peek takes all */
 		n = CaptureRingPeek(&keys, INT_MAX);
 		if (n > 0 && is_configured())
@@ -1803,6 +1805,10 @@ ring_drain(void)
 		commit_xact();
 		CaptureRingAdvance(n);
 		CaptureRingRelease();
+		if (n > 0)
+			ereport(LOG,
+					(errmsg("segments worker for database \"%s\" moved %d captured changes from shared memory into segments.change_queue",
+							dbname, n)));
 	}
 	PG_CATCH();
 	{
@@ -1903,6 +1909,9 @@ worker_round(long *sleep_ms)
 		ring_start();			/* capture_ring.c */
 	if (!source_usable())
 		return false;
+	/* a SIGTERM or a reload (segments.enabled off?) came meanwhile: first that */
+	if (shutdown_requested || ConfigReloadPending)
+		return true;
 	vacuum_step();				/* beside the worker: nothing waits for it */
 	apply_pace();
 	for (;;)
