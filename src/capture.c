@@ -462,7 +462,8 @@ pending_to_ring(void)
 	PendingKey *pk;
 	int			i = 0;
 
-	if (!segments_preloaded || pending->whole_source || pending->long_keys != NIL ||
+	if (!segments_preloaded || !segments_capture_ring_on ||
+		pending->whole_source || pending->long_keys != NIL ||
 		pending->nkeys > CAPTURE_RING_MAX_KEYS || pending->max_len > CAPTURE_RING_KEY ||
 		!capture.valid || !OidIsValid(capture.source_relid) ||
 		capture.source_relid != pending->source_relid)

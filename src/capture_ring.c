@@ -53,6 +53,7 @@
 #include "utils/timestamp.h"
 
 int			segments_capture_ring_size = 32768;
+bool		segments_capture_ring_on = true;
 
 /* Entry states. */
 #define ENTRY_EMPTY		0

@@ -27,6 +27,9 @@
 /* segments.capture_ring_size: entries per ring; 0 = no rings. */
 extern int	segments_capture_ring_size;
 
+/* segments.capture_ring: off, this session's writers use the table. */
+extern bool segments_capture_ring_on;
+
 /* One captured key, as the worker reads it. */
 typedef struct CaptureRingKey
 {

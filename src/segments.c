@@ -142,6 +142,16 @@ _PG_init(void)
 								0,
 								NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("segments.capture_ring",
+							 "Lets small transactions hand their captured changes to the worker's shared-memory ring.",
+							 "Off: every captured change goes through segments.change_queue "
+							 "(as with segments.capture_ring_size = 0, for this session).",
+							 &segments_capture_ring_on,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	HistoryInit();				/* segments.history* settings */
 	MemberVacuumInit();			/* segments.member_vacuum_scale_factor */
 	MarkGUCPrefixReserved("segments");
