@@ -2064,6 +2064,14 @@ segments_worker_main(Datum arg)
 		ResetLatch(MyLatch);
 		if (shutdown_requested)
 		{
+			/* the launcher stops workers so when segments.enabled is turned off */
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+				if (!segments_enabled)
+					worker_exit(SWS_DISABLED);	/* drains the ring */
+			}
 			/* the ring into the queue table, then as die() would */
 			ring_drain();
 			ereport(FATAL,

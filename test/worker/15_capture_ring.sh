@@ -126,7 +126,7 @@ for id in 501 502; do qa "UPDATE contacts SET $FLIP WHERE id = $id"; done
 expect "(e) 3 changes in the ring" "SELECT count(*) FROM segments._capture_ring_keys()" 3
 set_system segments.enabled off
 unblock_worker
-poll "(e) worker disabled" "SELECT state FROM segments.worker" disabled 60
+poll "(e) worker stopped" "SELECT pid IS NULL AND state IN ('disabled', 'stopped') FROM segments.worker" t 60
 expect "(e) the ring's changes are in the table" "SELECT count(*) FROM segments.change_queue" 2
 expect "(e) clean" "SELECT clean FROM segments.capture_state" t
 qa "UPDATE contacts SET $FLIP WHERE id = 503"
