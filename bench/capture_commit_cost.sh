@@ -31,7 +31,9 @@ END \$\$;
 VACUUM ANALYZE contacts;
 SQL
 run() {     # run TRIGGER RING: seconds
-    psql -X -qAt -d $DB -c "ALTER TABLE contacts $1 TRIGGER segments_capture" -c "SELECT segments.wait('5 min')" >/dev/null
+    # disabling capture holds every segment back, enabling it re-evaluates them: wait() for that
+    psql -X -qAt -d $DB -c "ALTER TABLE contacts $1 TRIGGER segments_capture" >/dev/null
+    [ "$1" = DISABLE ] || psql -X -qAt -d $DB -c "SELECT segments.wait('5 min')" >/dev/null
     PGOPTIONS="-c synchronous_commit=off -c segments.capture_ring=$2" psql -X -qAt -d $DB \
         -c "SELECT extract(epoch FROM clock_timestamp())" -c "CALL run($N, $ROWS)" \
         -c "SELECT extract(epoch FROM clock_timestamp())" | awk 'NR == 1 {a = $1} NR == 2 {printf "%.3f", $1 - a}'

@@ -7,10 +7,15 @@
  *
  * segments._capture() is an AFTER row trigger (INSERT, UPDATE, DELETE; COPY
  * fires it too) and an AFTER TRUNCATE statement trigger.  It adds the key
- * to the transaction's set in backend memory, which is inserted into
- * segments.change_queue directly (heap and index, no SQL) when the
- * transaction commits, inside it: a rollback queues nothing, a commit is
- * as durable as the change itself.  An UPDATE is queued only when a column
+ * to the transaction's set in backend memory.  When the transaction
+ * commits, a small set of short keys is handed to the worker through its
+ * database's shared-memory ring (capture_ring.c: slots reserved at
+ * PRE_COMMIT, published at COMMIT, voided at ABORT); any other set (or no
+ * ring open, or a full one) is inserted into segments.change_queue
+ * directly (heap and index, no SQL), inside the transaction: a rollback
+ * queues nothing, a commit through the table is as durable as the change
+ * itself, and one through the ring costs a full pass after a crash
+ * (worker.c, segments.capture_state).  An UPDATE is queued only when a column
  * some rule reads changed: the key, the tenant column, the traits column
  * when a rule reads traits, and every column named by an attribute
  * condition.  That set is cached per backend and dropped on a relcache
