@@ -120,4 +120,4 @@ CREATE TABLE segments.capture_state (
     clean       boolean NOT NULL DEFAULT true,
     watermark   timestamptz
 );
-INSERT INTO segments.capture_state DEFAULT VALUES;
+-- (its one row: the install script's INSERT, which the generated upgrade runs after this)
