@@ -13,19 +13,30 @@
 #   read20   20-row UPDATE of a column rules read (seats), one statement
 #   small1   one-row UPDATE of columns rules read, on the SMALL table
 # For each synchronous_commit setting and pattern, ROUNDS interleaved
-# rounds: without the extension (the capture trigger disabled: nothing is
-# queued, the worker idles), then with it (trigger on, worker on, its cost
-# included), then the time until segments.wait() is true (catch-up: the
-# queue applied; from the end of the load, a new connection included, and
-# the time spent in wait() itself).
+# rounds of each VARIANT (default "ring table"):
+#   without the extension (the capture trigger disabled: nothing is queued,
+#           the worker idles), always first in a round;
+#   ring    with it (trigger on, worker on, its cost included), small
+#           transactions through the shared-memory ring (capture_ring.c);
+#   table   the same with segments.capture_ring = off: every change through
+#           segments.change_queue, as with segments.capture_ring_size = 0;
+#   ring-trigger, table-trigger   the same with the worker held back (a
+#           session holds the lock it writes membership under), so the
+#           trigger's cost alone: its backlog is applied after the round;
+# then the time until segments.wait() is true (catch-up: the changes
+# applied; from the end of the load, a new connection included, and the
+# time spent in wait() itself).  Size the ring for the trigger-only rounds
+# (segments.capture_ring_size): a full ring sends the rest to the table.
 # Prints every round and the median ratio with/without per pattern.
-#   CLIENTS=2 SECONDS_EACH=6 ROUNDS=3 CONTACTS=200000 SMALL=2000 bench/capture_cost.sh
+#   CLIENTS=2 SECONDS_EACH=6 ROUNDS=3 CONTACTS=200000 SMALL=2000 \
+#   VARIANTS="ring table ring-trigger table-trigger" bench/capture_cost.sh
 set -euo pipefail
 CLIENTS=${CLIENTS:-2}; SECS=${SECONDS_EACH:-6}; ROUNDS=${ROUNDS:-3}
 N=${CONTACTS:-200000}; SMALL=${SMALL:-2000}
 SEGS=${SEGS:-1,2,3,4,5,7,8,9,10,11,12,26,27,28,29,30,31,32,33,73}
 [ "$SEGS" = all ] && SEGS=$(seq -s, 1 100)
 PATTERNS=${PATTERNS:-"read1 unread1 read20 small1"}
+VARIANTS=${VARIANTS:-"ring table"}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 BIG=segments_capture_big; LITTLE=segments_capture_small
@@ -57,8 +68,8 @@ printf '\\set c random(1, %s)\nUPDATE public.contacts SET seats = 1 + (random() 
 sed "s/random(1, $N)/random(1, $SMALL)/" "$tmp/read1.sql" > "$tmp/small1.sql"
 
 db_of() { [ "$1" = small1 ] && echo $LITTLE || echo $BIG; }
-tps() {     # tps DB SCRIPT SYNCHRONOUS_COMMIT
-    PGOPTIONS="-c synchronous_commit=$3" "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" \
+tps() {     # tps DB SCRIPT SYNCHRONOUS_COMMIT [RING on|off]
+    PGOPTIONS="-c synchronous_commit=$3 -c segments.capture_ring=${4:-on}" "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" \
         -T "$SECS" -f "$2" "$1" 2>/dev/null | awk '/^tps/ {print $3; exit}'
 }
 # Disabling capture has the worker hold every segment back ("segments wait
@@ -67,29 +78,53 @@ trigger() { psql -X -q -d "$1" -c "ALTER TABLE public.contacts $2 TRIGGER segmen
                  -c "SELECT segments.wait('10 min')" -c CHECKPOINT >/dev/null; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-echo "clients=$CLIENTS seconds=$SECS rounds=$ROUNDS contacts=$N small=$SMALL"
+# hold DB: a session holds the lock the worker writes membership under
+hold() {
+    psql -X -qAt -d "$1" -c "SET application_name = 'capture_cost_hold'" -c BEGIN \
+        -c "LOCK TABLE segments.member IN SHARE ROW EXCLUSIVE MODE" -c "SELECT pg_sleep(3600)" >/dev/null 2>&1 &
+    HOLD=$!
+    sleep 1
+}
+unhold() {
+    psql -X -qAt -d "$1" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                             WHERE application_name = 'capture_cost_hold'" >/dev/null
+    wait "$HOLD" 2>/dev/null || true
+}
+
+echo "clients=$CLIENTS seconds=$SECS rounds=$ROUNDS contacts=$N small=$SMALL variants=$VARIANTS load: $(uptime)"
 summary=""
 for sc in off on; do
     for p in $PATTERNS; do
-        db=$(db_of "$p"); ratios=""; drains=""
+        db=$(db_of "$p")
+        declare -A ratios=() drains=()
         for r in $(seq 1 "$ROUNDS"); do
             psql -X -q -d "$db" -c "ALTER TABLE public.contacts DISABLE TRIGGER segments_capture" -c CHECKPOINT
             without=$(tps "$db" "$tmp/$p.sql" "$sc")
             trigger "$db" "ENABLE ALWAYS"
-            with=$(tps "$db" "$tmp/$p.sql" "$sc")
-            t0=$(date +%s.%N)
-            IFS='|' read -r ok inwait < <(psql -X -qAt -d "$db" \
-                -c "SELECT segments.wait('60 s'), round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 2)")
-            [ "$ok" = t ] || echo "  wait() timed out" >&2
-            drain=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
-            ratio=$(awk -v a="$without" -v b="$with" 'BEGIN {printf "%.3f", b / a}')
-            printf '  synchronous_commit=%-3s %-8s round %s: without %7.0f tps, with %7.0f tps (%.2fx), caught up %s s after (%s s in wait())\n' \
-                "$sc" "$p" "$r" "$without" "$with" "$ratio" "$drain" "$inwait"
-            ratios="$ratios $ratio"; drains="$drains $drain"
+            printf '  synchronous_commit=%-3s %-8s round %s: without %7.0f tps\n' "$sc" "$p" "$r" "$without"
+            for v in $VARIANTS; do
+                ring=on; [ "${v%-trigger}" = table ] && ring=off
+                [ "$v" = "${v%-trigger}" ] || hold "$db"
+                with=$(tps "$db" "$tmp/$p.sql" "$sc" "$ring")
+                [ "$v" = "${v%-trigger}" ] || unhold "$db"
+                t0=$(date +%s.%N)
+                IFS='|' read -r ok inwait < <(psql -X -qAt -d "$db" \
+                    -c "SELECT segments.wait('300 s'), round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 2)")
+                [ "$ok" = t ] || echo "  wait() timed out" >&2
+                drain=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
+                ratio=$(awk -v a="$without" -v b="$with" 'BEGIN {printf "%.3f", b / a}')
+                printf '    %-13s %7.0f tps (%.2fx), caught up %s s after (%s s in wait())\n' \
+                    "$v" "$with" "$ratio" "$drain" "$inwait"
+                ratios[$v]="${ratios[$v]:-} $ratio"; drains[$v]="${drains[$v]:-} $drain"
+                psql -X -q -d "$db" -c CHECKPOINT
+            done
         done
-        line=$(printf 'synchronous_commit=%-3s %-8s median ratio %.2fx  (max catch-up %s s)' "$sc" "$p" \
-               "$(echo "$ratios" | median)" "$(echo "$drains" | tr ' ' '\n' | sort -g | tail -n 1)")
-        echo "$line"; summary="$summary$line"$'\n'
+        for v in $VARIANTS; do
+            line=$(printf 'synchronous_commit=%-3s %-8s %-13s median ratio %.2fx  (max catch-up %s s)' "$sc" "$p" "$v" \
+                   "$(echo "${ratios[$v]}" | median)" "$(echo "${drains[$v]}" | tr ' ' '\n' | sort -g | tail -n 1)")
+            echo "$line"; summary="$summary$line"$'\n'
+        done
+        unset ratios drains
     done
 done
 echo; echo "summary:"; printf '%s' "$summary"

@@ -7,10 +7,15 @@
  *
  * segments._capture() is an AFTER row trigger (INSERT, UPDATE, DELETE; COPY
  * fires it too) and an AFTER TRUNCATE statement trigger.  It adds the key
- * to the transaction's set in backend memory, which is inserted into
- * segments.change_queue directly (heap and index, no SQL) when the
- * transaction commits, inside it: a rollback queues nothing, a commit is
- * as durable as the change itself.  An UPDATE is queued only when a column
+ * to the transaction's set in backend memory.  When the transaction
+ * commits, a small set of short keys is handed to the worker through its
+ * database's shared-memory ring (capture_ring.c: slots reserved at
+ * PRE_COMMIT, published at COMMIT, voided at ABORT); any other set (or no
+ * ring open, or a full one) is inserted into segments.change_queue
+ * directly (heap and index, no SQL), inside the transaction: a rollback
+ * queues nothing, a commit through the table is as durable as the change
+ * itself, and one through the ring costs a full pass after a crash
+ * (worker.c, segments.capture_state).  An UPDATE is queued only when a column
  * some rule reads changed: the key, the tenant column, the traits column
  * when a rule reads traits, and every column named by an attribute
  * condition.  That set is cached per backend and dropped on a relcache
@@ -28,6 +33,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "capture_ring.h"
 #include "catalog.h"
 #include "citus.h"
 #include "privilege.h"
@@ -317,19 +323,31 @@ typedef struct PendingKey
 	char		key[CAPTURE_SHORT_KEY];
 } PendingKey;
 
+/*
+ * The set lives in static memory: a one-row transaction (one key, kept in
+ * "first") creates no memory context and no hash table; the second
+ * distinct key creates them.
+ */
 typedef struct Pending
 {
-	MemoryContext cxt;			/* child of TopTransactionContext */
+	MemoryContext cxt;			/* child of TopTransactionContext, or NULL */
 	Oid			source_relid;	/* the source the keys are of */
-	HTAB	   *short_keys;		/* PendingKey, deduplicated */
+	bool		has_first;		/* first holds the only short key so far */
+	char		first[CAPTURE_SHORT_KEY];
+	HTAB	   *short_keys;		/* PendingKey, deduplicated (from the second) */
 	List	   *long_keys;		/* char *, as they come */
 	int			nkeys;
+	int			max_len;		/* longest short key */
 	bool		whole_source;	/* TRUNCATE, or keys lost (see banner) */
 	SubTransactionId flushed_subid; /* newest subtransaction that wrote keys early */
 } Pending;
 
+static Pending pending_data;
 static Pending *pending = NULL;
 static bool pending_callbacks_registered = false;
+
+/* Slots of the ring reserved at PRE_COMMIT, published at COMMIT. */
+static CaptureRingReservation ring_reservation = {-1, 0, 0, false};
 
 /* Queue relations, opened once per write. */
 typedef struct QueueWriter
@@ -422,42 +440,102 @@ pending_write(void)
 		queue_insert(&w, NULL);
 	else
 	{
-		hash_seq_init(&scan, pending->short_keys);
-		while ((pk = hash_seq_search(&scan)) != NULL)
-			queue_insert(&w, pk->key);
+		if (pending->has_first)
+			queue_insert(&w, pending->first);
+		if (pending->short_keys != NULL)
+		{
+			hash_seq_init(&scan, pending->short_keys);
+			while ((pk = hash_seq_search(&scan)) != NULL)
+				queue_insert(&w, pk->key);
+		}
 		foreach(lc, pending->long_keys)
 			queue_insert(&w, lfirst(lc));
 	}
 	queue_close(&w);
+	SharedNotifyAtCommit();
+}
+
+/*
+ * At PRE_COMMIT: hands a small set of short keys to the ring of this
+ * database (capture_ring.c) instead of the queue table.  False when it
+ * cannot take them (then the caller writes the table).
+ */
+static bool
+pending_to_ring(void)
+{
+	HASH_SEQ_STATUS scan;
+	PendingKey *pk;
+	int			i = 0;
+
+	if (!segments_preloaded || !segments_capture_ring_on ||
+		pending->whole_source || pending->long_keys != NIL ||
+		pending->nkeys > CAPTURE_RING_MAX_KEYS || pending->max_len > CAPTURE_RING_KEY ||
+		!capture.valid || !OidIsValid(capture.source_relid) ||
+		capture.source_relid != pending->source_relid)
+		return false;
+	if (!CaptureRingReserve(&ring_reservation, pending->nkeys))
+		return false;
+	if (pending->has_first)
+		CaptureRingPut(&ring_reservation, i++, pending->source_relid,
+					   pending->first, strlen(pending->first));
+	if (pending->short_keys != NULL)
+	{
+		hash_seq_init(&scan, pending->short_keys);
+		while ((pk = hash_seq_search(&scan)) != NULL)
+			CaptureRingPut(&ring_reservation, i++, pending->source_relid,
+						   pk->key, strlen(pk->key));
+	}
+	Assert(i == pending->nkeys);
+	/* no worker to set the latch of: ask for one as the table path does */
+	if (ring_reservation.no_worker)
+		SharedNotifyAtCommit();
+	return true;
 }
 
 /* Forgets the keys (not the whole-source flag, nor the early writes). */
 static void
 pending_clear(void)
 {
-	MemoryContextReset(pending->cxt);
+	if (pending->cxt != NULL)
+		MemoryContextReset(pending->cxt);
+	pending->has_first = false;
 	pending->short_keys = NULL;
 	pending->long_keys = NIL;
 	pending->nkeys = 0;
+	pending->max_len = 0;
 }
 
+/*
+ * The ring's part runs whatever the set: slots reserved at PRE_COMMIT are
+ * published at COMMIT (the commit is visible by then; nothing here may
+ * allocate or fail) or voided at ABORT.
+ */
 static void
 pending_xact_callback(XactEvent event, void *arg)
 {
-	if (pending == NULL)
-		return;
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PRE_PREPARE:
-			if (pending->whole_source || pending->nkeys > 0)
+			if (pending != NULL && (pending->whole_source || pending->nkeys > 0) &&
+				!pending_to_ring())
 				pending_write();
 			pending = NULL;		/* its memory goes with the transaction */
 			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending != NULL && (pending->whole_source || pending->nkeys > 0))
+				pending_write();
+			pending = NULL;
+			break;
+		case XACT_EVENT_COMMIT:
+			if (ring_reservation.ring >= 0)
+				CaptureRingCommit(&ring_reservation, GetCurrentTransactionStopTimestamp());
+			pending = NULL;
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
+			if (ring_reservation.ring >= 0)
+				CaptureRingAbort(&ring_reservation);
 			pending = NULL;
 			break;
 		default:
@@ -485,8 +563,6 @@ pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 static Pending *
 pending_get(void)
 {
-	MemoryContext cxt;
-
 	if (pending != NULL)
 		return pending;
 	if (!pending_callbacks_registered)
@@ -494,14 +570,33 @@ pending_get(void)
 		RegisterXactCallback(pending_xact_callback, NULL);
 		RegisterSubXactCallback(pending_subxact_callback, NULL);
 		pending_callbacks_registered = true;
+		/*
+		 * shared.c's commit callback must be registered before the commit
+		 * (one registered while the callbacks run is not called for it).
+		 */
+		SharedNotifyAtCommit();
 	}
-	cxt = AllocSetContextCreate(TopTransactionContext, "segments capture keys",
-								ALLOCSET_SMALL_SIZES);
-	pending = MemoryContextAllocZero(TopTransactionContext, sizeof(Pending));
-	pending->cxt = cxt;
+	pending = &pending_data;
+	pending->cxt = NULL;		/* the previous one went with its transaction */
 	pending->source_relid = capture.source_relid;
-	SharedNotifyAtCommit();
+	pending->has_first = false;
+	pending->short_keys = NULL;
+	pending->long_keys = NIL;
+	pending->nkeys = 0;
+	pending->max_len = 0;
+	pending->whole_source = false;
+	pending->flushed_subid = InvalidSubTransactionId;
 	return pending;
+}
+
+/* The set's memory context, created on first need. */
+static MemoryContext
+pending_cxt(Pending *p)
+{
+	if (p->cxt == NULL)
+		p->cxt = AllocSetContextCreate(TopTransactionContext, "segments capture keys",
+									   ALLOCSET_SMALL_SIZES);
+	return p->cxt;
 }
 
 /* Adds a key (NULL: the whole source) to the transaction's set. */
@@ -525,6 +620,19 @@ enqueue(const char *contact)
 		PendingKey	pk;
 		bool		found;
 
+		memset(pk.key, 0, sizeof(pk.key));
+		memcpy(pk.key, contact, len);
+		if (p->short_keys == NULL && !p->has_first)
+		{
+			/* the first short key: no hash table yet */
+			memcpy(p->first, pk.key, sizeof(pk.key));
+			p->has_first = true;
+			p->max_len = Max(p->max_len, (int) len);
+			p->nkeys++;
+			return;
+		}
+		if (p->short_keys == NULL && strcmp(p->first, pk.key) == 0)
+			return;
 		if (p->short_keys == NULL)
 		{
 			HASHCTL		ctl;
@@ -532,18 +640,23 @@ enqueue(const char *contact)
 			memset(&ctl, 0, sizeof(ctl));
 			ctl.keysize = CAPTURE_SHORT_KEY;
 			ctl.entrysize = sizeof(PendingKey);
-			ctl.hcxt = p->cxt;
+			ctl.hcxt = pending_cxt(p);
 			p->short_keys = hash_create("segments capture keys", 32, &ctl,
 										HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+			if (p->has_first)
+			{
+				/* the first key moves into the table */
+				(void) hash_search(p->short_keys, p->first, HASH_ENTER, &found);
+				p->has_first = false;
+			}
 		}
-		memset(pk.key, 0, sizeof(pk.key));
-		memcpy(pk.key, contact, len);
 		(void) hash_search(p->short_keys, pk.key, HASH_ENTER, &found);
 		if (found)
 			return;
+		p->max_len = Max(p->max_len, (int) len);
 	}
 	else
-		p->long_keys = lappend(p->long_keys, MemoryContextStrdup(p->cxt, contact));
+		p->long_keys = lappend(p->long_keys, MemoryContextStrdup(pending_cxt(p), contact));
 	if (++p->nkeys >= CAPTURE_FLUSH_KEYS)
 	{
 		SubTransactionId subid = GetCurrentSubTransactionId();

@@ -6,6 +6,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "capture_ring.h"
 #include "catalog.h"
 #include "history.h"
 #include "member_vacuum.h"
@@ -129,6 +130,27 @@ _PG_init(void)
 								PGC_POSTMASTER,
 								0,
 								NULL, NULL, NULL);
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("segments.capture_ring_size",
+								"Entries of each shared-memory ring of captured changes (capture_ring.c).",
+								"Small transactions hand their changed keys to the worker through "
+								"a ring in shared memory instead of segments.change_queue; 0 turns "
+								"the rings off.  After a crash, a full pass re-evaluates every segment.",
+								&segments_capture_ring_size,
+								32768, 0, 1 << 24,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("segments.capture_ring",
+							 "Lets small transactions hand their captured changes to the worker's shared-memory ring.",
+							 "Off: every captured change goes through segments.change_queue "
+							 "(as with segments.capture_ring_size = 0, for this session).",
+							 &segments_capture_ring_on,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	HistoryInit();				/* segments.history* settings */
 	MemberVacuumInit();			/* segments.member_vacuum_scale_factor */

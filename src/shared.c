@@ -13,12 +13,15 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "capture_ring.h"
 #include "catalog.h"
 #include "citus.h"
 #include "worker.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -43,6 +46,8 @@
 PG_FUNCTION_INFO_V1(segments_notify_worker);
 PG_FUNCTION_INFO_V1(segments_wait);
 PG_FUNCTION_INFO_V1(segments_worker_status);
+PG_FUNCTION_INFO_V1(segments_capture_ring);
+PG_FUNCTION_INFO_V1(segments_capture_ring_keys);
 
 SegmentsShared *segments_shared = NULL;
 
@@ -69,6 +74,7 @@ shared_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(shared_size());
+	RequestAddinShmemSpace(CaptureRingShmemSize());	/* capture_ring.c */
 }
 
 /* shmem_startup_hook: creates (or, after a crash, recreates) the state. */
@@ -89,6 +95,7 @@ shared_startup(void)
 		ConditionVariableInit(&segments_shared->progress_cv);
 		segments_shared->nslots = segments_max_workers;
 	}
+	CaptureRingShmemInit();		/* capture_ring.c */
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -413,6 +420,54 @@ run_latest(SPIPlanPtr plan, Datum *values, bool *isnull)
 }
 
 /*
+ * For wait(): are the changes captured through the ring before the call
+ * applied?  segments.capture_state.clean false means a ring may hold
+ * changes: on the primary, until a worker opened a ring since the server
+ * started (and requested the full pass that a crash calls for, which the
+ * pending segments then show), they may be lost and not yet covered; on a
+ * standby, the primary's watermark tells.
+ */
+static bool
+ring_applied(SPIPlanPtr state_plan, bool standby, TimestampTz replayed,
+			 bool ring_known, uint64 ring_target)
+{
+	if (state_plan != NULL && segments_preloaded)
+	{
+		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+		int			rc = SPI_execute_snapshot(state_plan, NULL, NULL, snap, InvalidSnapshot,
+											  true, false, 1);
+		bool		isnull;
+
+		UnregisterSnapshot(snap);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "segments.wait: could not read segments.capture_state: %s",
+				 SPI_result_code_string(rc));
+		if (SPI_processed == 1 &&
+			!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		{
+			if (standby)
+			{
+				TimestampTz watermark =
+				DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 2, &isnull));
+
+				if (!(replayed < watermark))
+					return false;
+			}
+			else
+			{
+				uint64		target;
+				bool		open = false;
+
+				if (!CaptureRingTarget(MyDatabaseId, &target, &open) || !open)
+					return false;
+			}
+		}
+	}
+	return !ring_known || CaptureRingReached(MyDatabaseId, ring_target);
+}
+
+/*
  * segments.wait(timeout interval DEFAULT '10 s') RETURNS boolean
  *
  * True once every contact change committed before the call (queue entries
@@ -434,10 +489,34 @@ segments_wait(PG_FUNCTION_ARGS)
 	bool		isnull;
 	bool		done = false;
 	bool		failed_table;
+	SPIPlanPtr	state_plan = NULL;
+	bool		standby = RecoveryInProgress();
+	TimestampTz replayed = 0;
+	uint64		ring_target = 0;
+	bool		ring_open = false;
+	bool		ring_known = false;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	failed_table = CatalogHasFailureHandling();	/* 0.1.0: none */
+
+	/*
+	 * Changes captured through the ring of this database (capture_ring.c):
+	 * every slot reserved before the call must be applied.  On a standby
+	 * the ring is invisible: the primary's watermark must pass the last
+	 * commit replayed before the call.
+	 */
+	if (segments_shared != NULL && !standby)
+		ring_known = CaptureRingTarget(MyDatabaseId, &ring_target, &ring_open);
+	if (standby)
+	{
+		replayed = GetLatestXTime();
+		if (replayed == 0)
+			replayed = start;
+	}
+	if (OidIsValid(CatalogRelid("capture_state", true)))
+		state_plan = SPI_prepare("SELECT clean, coalesce(watermark, '-infinity')"
+								 "  FROM segments.capture_state", 0, NULL);
 	max_plan = SPI_prepare(failed_table ?
 						   "SELECT GREATEST("
 						   "  (SELECT pg_catalog.max(id) FROM segments.change_queue),"
@@ -483,7 +562,8 @@ segments_wait(PG_FUNCTION_ARGS)
 
 		if (segments_shared != NULL)
 			ConditionVariablePrepareToSleep(&segments_shared->progress_cv);
-		if (!DatumGetBool(run_latest(check_plan, values, &isnull)))
+		if (!DatumGetBool(run_latest(check_plan, values, &isnull)) &&
+			ring_applied(state_plan, standby, replayed, ring_known, ring_target))
 		{
 			done = true;
 			break;
@@ -509,6 +589,64 @@ segments_wait(PG_FUNCTION_ARGS)
 		done = CitusWait(deadline); /* Citus: and every worker's queue */
 	SPI_finish();
 	PG_RETURN_BOOL(done);
+}
+
+/*
+ * segments._capture_ring(OUT pending bigint, OUT oldest timestamptz,
+ *                        OUT captured bigint)
+ *
+ * The changes captured through this database's ring and not applied yet
+ * (reservations in flight included), the commit time of the oldest, and
+ * how many the ring took since its worker claimed it; 0, NULL, 0 without
+ * a ring.
+ */
+Datum
+segments_capture_ring(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	TimestampTz oldest = 0;
+	uint64		captured = 0;
+	bool		open;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = Int64GetDatum(segments_shared != NULL ?
+							  CaptureRingPending(MyDatabaseId, &oldest) : 0);
+	values[1] = TimestampTzGetDatum(oldest);
+	nulls[1] = (oldest == 0);
+	if (segments_shared != NULL)
+		(void) CaptureRingTarget(MyDatabaseId, &captured, &open);
+	values[2] = Int64GetDatum((int64) captured);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * segments._capture_ring_keys() RETURNS SETOF text
+ *
+ * The contact keys waiting in this database's ring (tests and diagnosis;
+ * the owner's only).
+ */
+Datum
+segments_capture_ring_keys(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CaptureRingKey *keys;
+	int			n;
+
+	SEGMENTS_INIT_SRF(fcinfo);
+	if (segments_shared == NULL)
+		return (Datum) 0;
+	n = CaptureRingList(MyDatabaseId, &keys);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		value = CStringGetTextDatum(keys[i].key);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	return (Datum) 0;
 }
 
 /* Name of a worker state, as shown by segments.worker. */

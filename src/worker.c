@@ -40,6 +40,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "capture_ring.h"
 #include "catalog.h"
 #include "citus.h"
 #include "history.h"
@@ -51,6 +52,7 @@
 #include "worker.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -172,10 +174,21 @@ worker_detach(int code, Datum arg)
 	ConditionVariableBroadcast(&segments_shared->progress_cv);
 }
 
-/* Ends the worker on purpose; the launcher reads why from the state. */
+static void ring_drain(void);
+static void ring_discard(void);
+
+/*
+ * Ends the worker on purpose; the launcher reads why from the state.  The
+ * ring of captured changes is moved into the queue table first (dropped
+ * with the extension).
+ */
 static void
 worker_exit(SegmentsWorkerState why)
 {
+	if (why == SWS_NO_EXTENSION)
+		ring_discard();
+	else
+		ring_drain();
 	set_state(why);
 	proc_exit(0);
 }
@@ -426,6 +439,22 @@ apply_range(Datum *ids, Datum *contacts, bool *nulls, Datum *enqueued, int lo, i
 	"ids AS MATERIALIZED (SELECT id FROM segments.change_queue ORDER BY id LIMIT $1)"
 
 /*
+ * Inserts the keys of ring entries into segments.change_queue, in the
+ * current transaction.
+ */
+static void
+ring_to_queue(CaptureRingKey *keys, int n)
+{
+	Oid			type = TEXTARRAYOID;
+	Datum		value = PointerGetDatum(CaptureRingMergeKeys(keys, n,
+															 CatalogGet()->config.source_relid,
+															 NULL));
+
+	WorkerRun("INSERT INTO segments.change_queue (contact) SELECT pg_catalog.unnest($1)",
+			  1, &type, &value, SPI_OK_INSERT);
+}
+
+/*
  * After an error that was not transient: takes the same oldest entries
  * apart, so that the ones that cannot be applied are set aside and the
  * others applied.  In begin_xact's transaction.
@@ -510,7 +539,14 @@ static int64
 apply_batch(void)
 {
 	volatile int64 n = 0;
+	CaptureRingKey *ring_keys = NULL;
+	int			ring_n;
 
+	/*
+	 * The ring's entries first, then the snapshot: an entry is published
+	 * once its transaction is visible, so the batch's snapshot sees it.
+	 */
+	ring_n = CaptureRingPeek(&ring_keys, segments_batch_size);
 	PG_TRY();
 	{
 		Datum		arg = Int32GetDatum(segments_batch_size);
@@ -534,6 +570,9 @@ apply_batch(void)
 		{
 			guard = guard_begin();
 			set_state(SWS_APPLYING);
+			/* the ring's entries join the queue, to be taken apart there */
+			if (ring_n > 0)
+				ring_to_queue(ring_keys, ring_n);
 			n = apply_isolated();
 			guard_end(&guard);
 		}
@@ -550,6 +589,15 @@ apply_batch(void)
 			n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			truncated = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 			keys = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+			if (ring_n > 0)
+			{
+				/* the ring's keys and the queue's, deduplicated */
+				keys = PointerGetDatum(CaptureRingMergeKeys(ring_keys, ring_n,
+															CatalogGet()->config.source_relid,
+															isnull ? NULL : DatumGetArrayTypeP(keys)));
+				isnull = false;
+				n += ring_n;
+			}
 			if (n > 0)
 			{
 				set_state(SWS_APPLYING);
@@ -566,6 +614,8 @@ apply_batch(void)
 			}
 		}
 		commit_xact();
+		/* applied (or, not configured, moot): the entries leave the ring */
+		CaptureRingAdvance(ring_n);
 		apply_isolating = false;
 	}
 	PG_CATCH();
@@ -1652,6 +1702,222 @@ vacuum_step(void)
 }
 
 /*
+ * The ring of captured changes (capture_ring.c).  ring_open: this worker
+ * claimed its database's ring and opened it to writers.
+ */
+static bool ring_open = false;
+static bool ring_tried = false;
+
+/* SIGTERM: with a ring, the worker ends between rounds, after a clean drain. */
+static volatile sig_atomic_t shutdown_requested = false;
+
+static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	/* a second SIGTERM, or no ring to drain: as PostgreSQL's own workers */
+	if (shutdown_requested || !CaptureRingClaimed())
+		die(postgres_signal_arg);
+	else
+	{
+		shutdown_requested = true;
+		SetLatch(MyLatch);
+	}
+	errno = save_errno;
+}
+
+/*
+ * Claims the database's ring and opens it.  A fresh ring (the first since
+ * the server started, or a crash: shared memory is new) finding
+ * segments.capture_state.clean false means that entries of a ring may have
+ * been lost: every ready segment is evaluated again, by a full pass (its
+ * requested_at kept, so that a wait() begun before counts it).  clean is
+ * set false, committed, before writers may use the ring.  Without a ring
+ * (rings off, or all taken) clean is set true after that recovery.
+ */
+static void
+ring_start(void)
+{
+	bool		fresh = false;
+	bool		claimed;
+	volatile bool ok = false;
+
+	ring_tried = true;
+	claimed = CaptureRingClaimed() || CaptureRingClaim(MyLatch, &fresh);
+	PG_TRY();
+	{
+		bool		isnull;
+		bool		clean;
+
+		begin_xact("segments: opening change capture");
+		/* without it, the extension's SQL is older than the library */
+		if (OidIsValid(CatalogRelid("capture_state", true)))
+		{
+			WorkerRun("SELECT clean FROM segments.capture_state", 0, NULL, NULL, SPI_OK_SELECT);
+			clean = (SPI_processed == 0 ||
+					 DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												1, &isnull)));
+			if (!clean && (!claimed || fresh))
+			{
+				WorkerRun("UPDATE segments.segment_state SET state = 'pending'"
+					" WHERE state OPERATOR(pg_catalog.=) 'ready'",
+					0, NULL, NULL, SPI_OK_UPDATE);
+				ereport(LOG,
+						(errmsg("segments worker for database \"%s\": changes captured in shared memory may have been lost (crash or failover); every segment is evaluated again",
+								get_database_name(MyDatabaseId))));
+			}
+			WorkerRun(claimed ?
+				"UPDATE segments.capture_state SET clean = false,"
+				"       watermark = pg_catalog.clock_timestamp()" :
+				"UPDATE segments.capture_state SET clean = true"
+				" WHERE NOT clean",
+				0, NULL, NULL, SPI_OK_UPDATE);
+			ok = claimed;
+		}
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		(void) abort_xact();
+		ok = false;
+		ring_tried = false;		/* again next round */
+	}
+	PG_END_TRY();
+	if (ok)
+	{
+		CaptureRingOpen();
+		ring_open = true;
+	}
+}
+
+/*
+ * A clean exit: closes the ring to writers, waits (at most 5 s) for the
+ * transactions that reserved slots, moves what is left into
+ * segments.change_queue and records clean = true, in one transaction.
+ * When that fails, clean stays false: the next worker claims the ring
+ * again, or, after a restart of the server, makes a full pass.
+ */
+static void
+ring_drain(void)
+{
+	if (!CaptureRingClaimed())
+		return;
+	ring_open = false;
+	if (!CaptureRingClose(5000))
+	{
+		ereport(LOG,
+				(errmsg("segments worker: transactions still hold slots of the change ring; it stays for the next worker")));
+		return;
+	}
+	PG_TRY();
+	{
+		CaptureRingKey *keys;
+		int			n;
+		char	   *dbname;
+
+		begin_xact("segments: saving captured changes");
+		dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+		/* closed, none in flight: every entry is published; one peek takes all */
+		n = CaptureRingPeek(&keys, INT_MAX);
+		if (n > 0 && is_configured())
+			ring_to_queue(keys, n);
+		if (OidIsValid(CatalogRelid("capture_state", true)))
+			WorkerRun("UPDATE segments.capture_state SET clean = true", 0, NULL, NULL, SPI_OK_UPDATE);
+		commit_xact();
+		CaptureRingAdvance(n);
+		CaptureRingRelease();
+		if (n > 0)
+			ereport(LOG,
+					(errmsg("segments worker for database \"%s\" moved %d captured changes from shared memory into segments.change_queue",
+							dbname, n)));
+	}
+	PG_CATCH();
+	{
+		(void) abort_xact();
+	}
+	PG_END_TRY();
+}
+
+/* The extension is gone: the ring's entries with it. */
+static void
+ring_discard(void)
+{
+	CaptureRingKey *keys;
+	int			n;
+
+	if (!CaptureRingClaimed())
+		return;
+	ring_open = false;
+	if (!CaptureRingClose(1000))
+		return;
+	while ((n = CaptureRingPeek(&keys, INT_MAX)) > 0)
+		CaptureRingAdvance(n);
+	CaptureRingRelease();
+}
+
+/*
+ * The watermark for hot standbys (see capture_ring.c): at most once a
+ * second, when anything was written since the last one, the worker turns
+ * writers away from the ring for a moment, waits for reservations in
+ * flight, and records a time W such that every commit that used the ring
+ * before W is applied: the oldest unapplied entry's commit time, or a few
+ * milliseconds ahead, held until then so that no commit through the ring
+ * can be stamped before W (its own commit included, mostly: otherwise it
+ * writes again).  A standby's wait() compares W with its last replayed
+ * commit.
+ */
+#define WATERMARK_MS		1000
+#define WATERMARK_AHEAD_MS	5
+
+static TimestampTz watermark_at = 0;
+static XLogRecPtr watermark_end = InvalidXLogRecPtr;
+static bool watermark_again = true;
+
+static void
+ring_watermark(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz oldest;
+	TimestampTz w;
+
+	if (!ring_open || !TimestampDifferenceExceeds(watermark_at, now, WATERMARK_MS))
+		return;
+	if (!watermark_again && GetXLogInsertRecPtr() == watermark_end)
+		return;
+	watermark_at = now;
+	if (!CaptureRingFence(50, &oldest))
+		return;
+	w = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WATERMARK_AHEAD_MS);
+	if (oldest != 0 && oldest < w)
+		w = oldest;
+	PG_TRY();
+	{
+		Oid			type = TIMESTAMPTZOID;
+		Datum		value = TimestampTzGetDatum(w);
+
+		begin_xact("segments: recording the capture watermark");
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+		WorkerRun("UPDATE segments.capture_state SET watermark = $1", 1, &type, &value,
+				  SPI_OK_UPDATE);
+		commit_xact();
+		now = GetCurrentTimestamp();
+		watermark_again = (now >= w);
+		if (now < w)
+			pg_usleep((long) (w - now));
+		watermark_end = GetXLogInsertRecPtr();
+	}
+	PG_CATCH();
+	{
+		(void) abort_xact();
+		watermark_again = true;
+	}
+	PG_END_TRY();
+	CaptureRingUnfence();
+}
+
+/*
  * One round of work (see the banner).  Returns true when more work may be
  * waiting; otherwise sets *sleep_ms.
  */
@@ -1661,8 +1927,13 @@ worker_round(long *sleep_ms)
 	TimestampTz start = GetCurrentTimestamp();
 
 	*sleep_ms = segments_naptime;
+	if (!ring_tried)
+		ring_start();			/* capture_ring.c */
 	if (!source_usable())
 		return false;
+	/* a SIGTERM or a reload (segments.enabled off?) came meanwhile: first that */
+	if (shutdown_requested || ConfigReloadPending)
+		return true;
 	vacuum_step();				/* beside the worker: nothing waits for it */
 	apply_pace();
 	for (;;)
@@ -1683,6 +1954,7 @@ worker_round(long *sleep_ms)
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), APPLY_BUDGET_MS))
 			return true;
 	}
+	ring_watermark();			/* for hot standbys */
 	if (pass_step())
 	{
 		/*
@@ -1773,7 +2045,7 @@ segments_worker_main(Datum arg)
 		elog(ERROR, "segments worker: invalid slot %d", slotno);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 
 	my_slot = &segments_shared->slots[slotno];
@@ -1823,6 +2095,23 @@ segments_worker_main(Datum arg)
 							 sleep_ms, PG_WAIT_EXTENSION);
 		}
 		ResetLatch(MyLatch);
+		if (shutdown_requested)
+		{
+			/* the launcher stops workers so when segments.enabled is turned off */
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+				if (!segments_enabled)
+					worker_exit(SWS_DISABLED);	/* drains the ring */
+			}
+			/* the ring into the queue table, then as die() would */
+			ring_drain();
+			ereport(FATAL,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("terminating background worker \"%s\" due to administrator command",
+							MyBgworkerEntry->bgw_type)));
+		}
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{

@@ -19,6 +19,23 @@ ALTER SEQUENCE segments.change_queue_id_seq OWNED BY segments.change_queue.id;
 COMMENT ON TABLE segments.change_queue IS
     'Contact changes committed on the source and not yet applied to membership by the worker.';
 
+-- Whether this database's changes may sit in a shared-memory ring of the
+-- worker (capture_ring.c): small transactions hand their keys to it instead
+-- of the queue.  clean is set false (committed) before a worker opens a
+-- fresh ring, and true only once a clean exit moved the ring's entries into
+-- the queue: a worker that opens a fresh ring (the server restarted) and
+-- finds it false requests a full pass, since a crash lost the ring.
+-- watermark, for hot standbys: every commit through the ring before it is
+-- applied (or was moved into the queue).
+CREATE TABLE segments.capture_state (
+    one         boolean PRIMARY KEY DEFAULT true CHECK (one),
+    clean       boolean NOT NULL DEFAULT true,
+    watermark   timestamptz
+);
+INSERT INTO segments.capture_state DEFAULT VALUES;
+COMMENT ON TABLE segments.capture_state IS
+    'Whether changes may wait in the worker''s shared-memory ring (a crash then costs a full pass), and the watermark a hot standby''s wait() reads.';
+
 -- Queue entries the worker could not apply (an error that is not
 -- transient, such as a key the membership storage cannot hold), set aside
 -- with the error so that they never hold back the others.
@@ -126,6 +143,18 @@ AS 'MODULE_PATHNAME', 'segments_wait';
 COMMENT ON FUNCTION segments.wait(interval) IS
     'Waits until every contact change and segment evaluation requested before the call is reflected in membership; false on timeout.';
 
+CREATE FUNCTION segments._capture_ring(OUT pending bigint, OUT oldest timestamptz,
+    OUT captured bigint)
+RETURNS record
+LANGUAGE c AS 'MODULE_PATHNAME', 'segments_capture_ring';
+COMMENT ON FUNCTION segments._capture_ring() IS
+    'Internal: contact changes waiting in this database''s shared-memory ring, the commit time of the oldest, and how many it took since its worker claimed it.';
+
+CREATE FUNCTION segments._capture_ring_keys() RETURNS SETOF text
+LANGUAGE c AS 'MODULE_PATHNAME', 'segments_capture_ring_keys';
+COMMENT ON FUNCTION segments._capture_ring_keys() IS
+    'Internal: the contact keys waiting in this database''s shared-memory ring (for tests and diagnosis).';
+
 CREATE FUNCTION segments._worker_status(
     OUT database_oid oid, OUT pid integer, OUT state text, OUT started_at timestamptz,
     OUT last_batch_at timestamptz, OUT last_batch_size bigint, OUT changes_applied bigint,
@@ -153,8 +182,10 @@ CREATE VIEW segments.worker WITH (security_barrier) AS
            w.changes_applied, w.segments_evaluated, w.last_error, w.last_error_at,
            p.started_at AS pass_started_at, p.segments AS pass_segments,
            p.contacts_done AS pass_contacts_done, p.contacts_total AS pass_contacts_total
-      FROM (SELECT count(*) AS pending_changes, min(c.enqueued_at) AS oldest
-              FROM segments.change_queue c) q
+      FROM (SELECT t.n + r.pending AS pending_changes, LEAST(t.oldest, r.oldest) AS oldest
+              FROM (SELECT count(*) AS n, min(c.enqueued_at) AS oldest
+                      FROM segments.change_queue c) t,
+                   segments._capture_ring() r) q
       LEFT JOIN (SELECT p.started_at, p.contacts_done,
                         GREATEST(p.contacts_total, p.contacts_done) AS contacts_total,
                         (SELECT count(*) FROM segments.segment g
@@ -170,7 +201,7 @@ CREATE VIEW segments.worker WITH (security_barrier) AS
              ON w.database_oid = (SELECT d.oid FROM pg_catalog.pg_database d
                                    WHERE d.datname = pg_catalog.current_database());
 COMMENT ON VIEW segments.worker IS
-    'The background worker of this database: pid, state, queued contact changes, pending segments, lag (age of the oldest queued change), time_lag (how far behind the re-checks of time-dependent segments are) and the progress of the evaluation pass in progress.';
+    'The background worker of this database: pid, state, queued contact changes (in the queue table and the shared-memory ring), pending segments, lag (age of the oldest queued change), time_lag (how far behind the re-checks of time-dependent segments are) and the progress of the evaluation pass in progress.';
 -- Privileges on the worker view: sql/install/10_worker_grants.sql (the
 -- roles are created by 09_roles.sql).
 

@@ -113,3 +113,11 @@ COMMENT ON TABLE segments.pass IS
 -- Queue ids are taken 64 at a time by each writing backend
 -- (sql/install/05_worker.sql).
 ALTER SEQUENCE segments.change_queue_id_seq CACHE 64;
+
+-- capture: whether changes may sit in the worker's shared-memory ring
+CREATE TABLE segments.capture_state (
+    one         boolean PRIMARY KEY DEFAULT true CHECK (one),
+    clean       boolean NOT NULL DEFAULT true,
+    watermark   timestamptz
+);
+-- (its one row: the install script's INSERT, which the generated upgrade runs after this)

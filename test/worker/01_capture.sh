@@ -41,12 +41,14 @@ expect "new key in" "SELECT segments.segment_is_member(6000::bigint, 'VIP')" t
 
 # rolled back: nothing queued, nothing changes.  The worker is held back
 # (block_worker) so that the queue can be read before it is drained: it
-# holds the committed change and nothing of the rolled-back ones.
+# holds the committed change and nothing of the rolled-back ones (in the
+# shared-memory ring, which a one-row transaction uses: the table stays
+# empty).
 block_worker
 qa "UPDATE contacts SET plan = 'vip' WHERE id = 5"
 qa "BEGIN; UPDATE contacts SET plan = 'vip' WHERE id = 4; INSERT INTO contacts VALUES (7000, 'vip'); ROLLBACK"
 expect "queued: the committed change, not the rolled-back ones" \
-       "SELECT string_agg(contact, ',' ORDER BY id) FROM segments.change_queue" 5
+       "SELECT (SELECT count(*) FROM segments.change_queue) || ' ' || pending_changes FROM segments.worker" "0 1"
 unblock_worker
 expect "wait() after rollback" "SELECT segments.wait('60 s')" t
 expect "committed update reflected" "SELECT segments.segment_is_member(5::bigint, 'VIP')" t
@@ -62,16 +64,18 @@ expect "wait() after NULL changes" "SELECT segments.wait('60 s')" t
 expect "NULL -> vip: in" "SELECT segments.segment_is_member(7100::bigint, 'VIP')" t
 expect "vip -> NULL: out" "SELECT segments.segment_is_member(7101::bigint, 'VIP')" f
 
-# an UPDATE of a column no rule reads queues nothing
-seq1=$(q "SELECT last_value FROM segments.change_queue_id_seq")
+# an UPDATE of a column no rule reads queues nothing (in the queue table,
+# nor in the shared-memory ring)
+CAPTURED="(SELECT last_value FROM segments.change_queue_id_seq) || ' ' || (segments._capture_ring()).captured"
+seq1=$(q "SELECT $CAPTURED")
 qa "UPDATE contacts SET note = 'changed' WHERE id <= 1000"
-expect "unwatched UPDATE queues nothing" "SELECT last_value FROM segments.change_queue_id_seq" "$seq1"
+expect "unwatched UPDATE queues nothing" "SELECT $CAPTURED" "$seq1"
 qa "UPDATE contacts SET plan = plan WHERE id <= 10"
-expect "UPDATE to the same value queues nothing" "SELECT last_value FROM segments.change_queue_id_seq" "$seq1"
+expect "UPDATE to the same value queues nothing" "SELECT $CAPTURED" "$seq1"
 # ...until a rule reads it
 q "SELECT segments.create_segment('Noted', '{\"type\": \"attribute\", \"field\": \"note\", \"op\": \"eq\", \"value\": \"special\"}')" >/dev/null
 qa "UPDATE contacts SET note = 'special' WHERE id = 7"
-expect "newly read column is watched" "SELECT last_value > $seq1 FROM segments.change_queue_id_seq" t
+expect "newly read column is watched" "SELECT $CAPTURED <> '$seq1'" t
 expect "wait() after watched update" "SELECT segments.wait('60 s')" t
 expect "contact entered the new segment" "SELECT segments.segment_is_member(7::bigint, 'Noted')" t
 

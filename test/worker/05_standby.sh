@@ -118,12 +118,14 @@ sexpect "read-only transaction" \
 # 3. wait() on the standby waits for the primary's worker.  A session on
 #    the primary holds a lock that keeps the worker from writing
 #    membership (SHARE ROW EXCLUSIVE, not replicated), so the committed changes
-#    stay queued until it lets go.
+#    stay queued until it lets go: in the primary's shared-memory ring, which
+#    the standby cannot see (its wait() reads the watermark the primary's
+#    worker writes).
 block_worker
 qa "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id <= 100"
 catch_up
-sexpect "the changes are queued (the primary's worker is blocked)" \
-        "SELECT pending_changes FROM segments.worker" 100
+expect "primary: the changes are queued (its worker is blocked)" \
+       "SELECT pending_changes FROM segments.worker" 100
 sexpect "not applied yet" "SELECT segments.segment_is_member(1::bigint, 'VIP')" f
 sexpect "wait() times out while the primary has not applied them" "SELECT segments.wait('2 s')" f
 WAIT_OUT="$SDIR/wait.out"

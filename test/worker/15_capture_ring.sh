@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The shared-memory ring of captured changes (capture_ring.c): (a) a small
+# transaction of the application's role (no privilege on schema segments)
+# goes through the ring, not segments.change_queue, and membership follows;
+# (b) a full ring sends the rest to the table, losing nothing; (c) a kill -9
+# of the postmaster with changes in the ring: after the restart wait() is
+# not true before the full pass that replaces them, and membership is exact
+# after it; (d) a clean restart moves the ring into the table (no full
+# pass); (e) segments.enabled off moves it too, and on again serves changes.
+# Leaves the server running (with its settings reset) for the next script.
+. "$(dirname "$0")/common.bash"
+
+LOG="$PGHOST/server.log"
+qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text)"
+qa "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN 'vip' ELSE 'free' END FROM generate_series(1, 2000) g"
+q "SELECT segments.configure('contacts', 'id')" >/dev/null
+q "SELECT segments.create_segment('VIP', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"vip\"}')" >/dev/null
+expect "wait() after create_segment" "SELECT segments.wait('60 s')" t
+VIP="SELECT id FROM contacts WHERE plan = 'vip'"
+FLIP="plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END"
+exact() {
+    expect "$1: wait()" "SELECT segments.wait('120 s')" t
+    expect "$1: membership exact" "SELECT '$(mismatches VIP "$VIP")'" 0
+}
+SEQ="SELECT last_value FROM segments.change_queue_id_seq"
+RECOVERY="every segment is evaluated again"
+recoveries() { grep -c "$RECOVERY" "$LOG" || true; }
+
+# block_worker (common.bash) keeps the worker from writing membership: the
+# entries it took from the ring stay there until its batch commits, and
+# those that come later wait behind them.  worker_stuck: it waits for that
+# lock (it took what the ring held then).
+worker_stuck() {
+    poll "the worker waits for the lock" \
+         "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments worker'
+             AND datname = current_database() AND wait_event_type = 'Lock'" 1 60
+}
+
+# (a) one-row transactions of the application role: the ring, not the table
+seq1=$(q "$SEQ")
+block_worker
+for id in 1 2 3 4 5; do qa "UPDATE contacts SET $FLIP WHERE id = $id"; done
+qa "UPDATE contacts SET $FLIP WHERE id BETWEEN 11 AND 30"      # 20 rows, one transaction
+expect "(a) in the ring: 25 keys" "SELECT count(*) FROM segments._capture_ring_keys()" 25
+expect "(a) the worker view counts them" "SELECT pending_changes FROM segments.worker" 25
+expect "(a) the queue table is empty" "SELECT count(*) FROM segments.change_queue" 0
+expect "(a) wait() is false while they are not applied" "SELECT segments.wait('1 s')" f
+unblock_worker
+exact "(a) ring applied"
+expect "(a) no queue id was taken" "$SEQ" "$seq1"
+expect "(a) the ring is empty" "SELECT pending_changes FROM segments.worker" 0
+
+# (b) a ring of 4 entries: the fifth transaction, and a 5-key one, use the table
+set_system segments.capture_ring_size 4
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 120 restart -l "$LOG" >/dev/null
+wait_server
+poll "(b) worker back" "SELECT state IN ('idle', 'applying changes') FROM segments.worker" t 60
+expect "(b) wait() after the restart" "SELECT segments.wait('60 s')" t
+block_worker
+for id in 101 102 103 104 105 106; do qa "UPDATE contacts SET $FLIP WHERE id = $id"; done
+qa "UPDATE contacts SET $FLIP WHERE id BETWEEN 201 AND 205"
+expect "(b) 4 in the ring" "SELECT count(*) FROM segments._capture_ring_keys()" 4
+expect "(b) the rest in the table" "SELECT count(*) FROM segments.change_queue" 7
+unblock_worker
+exact "(b) full ring"
+q "ALTER SYSTEM RESET segments.capture_ring_size" >/dev/null
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 120 restart -l "$LOG" >/dev/null
+wait_server
+poll "(b) worker back at the default size" "SELECT state IN ('idle', 'applying changes') FROM segments.worker" t 60
+expect "(b) wait() after the restart" "SELECT segments.wait('60 s')" t
+
+# (c) kill -9 of the postmaster and its processes with changes in the ring.
+#     The server comes back with segments.enabled off (set before the kill,
+#     read at the start): wait() must not be true, then the worker's full
+#     pass puts the lost changes right.
+before=$(recoveries)
+block_worker
+for id in 301 302 303 304 305 306 307 308 309 310; do qa "UPDATE contacts SET $FLIP WHERE id = $id"; done
+expect "(c) 10 changes in the ring" "SELECT count(*) FROM segments._capture_ring_keys()" 10
+stale=$(q "SELECT segments.segment_is_member(310::bigint, 'VIP')")
+q "ALTER SYSTEM SET segments.enabled = off" >/dev/null      # no reload: read at the restart
+SYSTEM_SETTINGS+=(segments.enabled)
+pm=$(head -n 1 "$PGDATA/postmaster.pid")
+children=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
+kill -KILL "$pm" $children
+note "killed the postmaster $pm and its processes"
+wait_gone "$pm" 60
+for c in $children; do wait_gone "$c" 60; done
+BLOCKER=""
+start_server
+wait_server
+expect "(c) the change in the ring was lost with it" "SELECT segments.segment_is_member(310::bigint, 'VIP')" "$stale"
+expect "(c) wait() is not true before the full pass" "SELECT segments.wait('3 s')" f
+q "ALTER SYSTEM RESET segments.enabled" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+exact "(c) after the kill -9"
+[ "$(recoveries)" -gt "$before" ] || fail "(c) no full pass was logged"
+note "ok: (c) the worker logged the full pass"
+expect "(c) segments ready" "SELECT string_agg(status, ',') FROM segments.segments" ready
+
+# (d) a clean restart (fast shutdown) moves the ring into the table: no full
+#     pass.  The worker took the first change (and waits to apply it); the
+#     next three wait in the ring when the shutdown comes.
+before=$(recoveries)
+moved_before=$(grep -c "captured changes from shared memory into segments.change_queue" "$LOG" || true)
+block_worker
+qa "UPDATE contacts SET $FLIP WHERE id = 400"
+worker_stuck
+for id in 401 402 403; do qa "UPDATE contacts SET $FLIP WHERE id = $id"; done
+expect "(d) 4 changes in the ring" "SELECT count(*) FROM segments._capture_ring_keys()" 4
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 120 restart -l "$LOG" >/dev/null
+BLOCKER=""
+wait_server
+exact "(d) after a clean restart"
+moved=$(grep -c "captured changes from shared memory into segments.change_queue" "$LOG" || true)
+[ "$moved" -gt "$moved_before" ] || fail "(d) the worker did not log moving the ring into the table"
+note "ok: (d) the ring was moved into the table"
+[ "$(recoveries)" = "$before" ] || fail "(d) a clean restart made a full pass"
+note "ok: (d) no full pass"
+
+# (e) segments.enabled off moves the ring into the table; on again: served
+block_worker
+qa "UPDATE contacts SET $FLIP WHERE id = 500"
+worker_stuck
+for id in 501 502; do qa "UPDATE contacts SET $FLIP WHERE id = $id"; done
+expect "(e) 3 changes in the ring" "SELECT count(*) FROM segments._capture_ring_keys()" 3
+set_system segments.enabled off
+unblock_worker
+poll "(e) worker stopped" "SELECT pid IS NULL AND state IN ('disabled', 'stopped') FROM segments.worker" t 60
+expect "(e) the ring's changes are in the table" "SELECT count(*) FROM segments.change_queue" 2
+expect "(e) clean" "SELECT clean FROM segments.capture_state" t
+qa "UPDATE contacts SET $FLIP WHERE id = 503"
+expect "(e) without a worker, changes go to the table" "SELECT count(*) FROM segments.change_queue" 3
+q "ALTER SYSTEM RESET segments.enabled" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+exact "(e) enabled again"
+[ "$(recoveries)" = "$before" ] || fail "(e) segments.enabled off and on made a full pass"
+note "ok: (e) no full pass"
+qa "UPDATE contacts SET $FLIP WHERE id = 504"
+exact "(e) a change after"
+expect "(e) the table is empty" "SELECT count(*) FROM segments.change_queue" 0
+expect "no error reported by the worker" "SELECT coalesce(last_error, '') FROM segments.worker" ""
+all_passed
