@@ -377,7 +377,8 @@ segments_ddl_end(PG_FUNCTION_ARGS)
 		elog(ERROR, "segments_ddl_end: not fired by event trigger manager");
 	trigdata = (EventTriggerData *) fcinfo->context;
 	tree = trigdata->parsetree;
-	if (!IsA(tree, AlterTableStmt) && !IsA(tree, RenameStmt) && !IsA(tree, CreateTrigStmt))
+	if (!IsA(tree, AlterTableStmt) && !IsA(tree, RenameStmt) && !IsA(tree, CreateTrigStmt) &&
+		!IsA(tree, AlterObjectSchemaStmt))
 		PG_RETURN_VOID();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -408,7 +409,14 @@ segments_ddl_end(PG_FUNCTION_ARGS)
 	/* the worker checks the source again (capture enabled or disabled...) */
 	SharedNotifyAtCommit();
 
-	if (IsA(tree, RenameStmt))
+	if (IsA(tree, AlterObjectSchemaStmt) ||
+		(IsA(tree, RenameStmt) && ((RenameStmt *) tree)->renameType == OBJECT_TABLE))
+	{
+		/* Citus: the workers' catalog copy names the source anew */
+		if (SPI_execute("SELECT segments._citus_source_renamed()", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not follow the rename of the source");
+	}
+	else if (IsA(tree, RenameStmt))
 	{
 		RenameStmt *stmt = (RenameStmt *) tree;
 
