@@ -913,7 +913,12 @@ expect "verify() after the schema changes finds no difference" \
 # extension: the drop takes them, their shards and the capture triggers on
 # every node, in its transaction; CREATE EXTENSION and configure() again
 # rebuild everything.
-q "DROP EXTENSION segments CASCADE" >/dev/null 2>&1 || fail "DROP EXTENSION segments CASCADE on the coordinator: $(q "DROP EXTENSION segments CASCADE")"
+for try in 1 2 3; do
+    out=$(psql -X -qAt -p "${PORT[coord]}" -d "$DB" -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "DROP EXTENSION segments CASCADE" 2>&1) && break
+    [ $try -lt 3 ] || fail "DROP EXTENSION segments CASCADE on the coordinator: $out"
+    note "DROP EXTENSION segments CASCADE failed, tried again: $(grep -m1 ERROR <<< "$out")"
+    sleep 2
+done
 left=""
 for n in coord w1 w2 w3; do
     left+=$(psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[$n]}" -d "$DB" -c "SET citus.override_table_visibility = off" \
