@@ -935,11 +935,12 @@ note "ok: DROP EXTENSION segments CASCADE on the coordinator left nothing of seg
 q "CREATE EXTENSION segments" >/dev/null || fail "CREATE EXTENSION segments after the drop"
 q "SELECT segments.configure('contacts', 'id', tenant_column => 'org', traits_column => 'traits')" >/dev/null ||
     fail "configure() after DROP EXTENSION and CREATE EXTENSION"
-# the single node's segments, in the order they were made (references first)
-while IFS=$'\t' read -r name tenant def; do
+# the single node's segments, in the order they were made (references first;
+# the tenant last: tab is whitespace to read, so an empty field would collapse)
+while IFS=$'\t' read -r name def tenant; do
     q "SELECT segments.create_segment('$name', \$d\$$def\$d\$::jsonb, tenant => nullif('$tenant', ''))" >/dev/null ||
         fail "create_segment('$name') after the extension came back"
-done < <(psql -X -qAt -F $'\t' -p "${PORT[coord]}" -d "$REF" -c "SELECT name, coalesce(tenant, ''), definition FROM segments.segment ORDER BY num")
+done < <(psql -X -qAt -F $'\t' -p "${PORT[coord]}" -d "$REF" -c "SELECT name, definition, tenant FROM segments.segment ORDER BY num")
 expect "after CREATE EXTENSION and configure() again the segments are evaluated on the workers (wait)" "SELECT segments.wait('300 s')" t
 same "membership after the extension came back as on a single node" "$MEMBERSHIP_ALL"
 same "member counts after the extension came back as on a single node" \
