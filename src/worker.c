@@ -61,6 +61,8 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -1865,7 +1867,9 @@ ring_discard(void)
  * milliseconds ahead, held until then so that no commit through the ring
  * can be stamped before W (its own commit included, mostly: otherwise it
  * writes again).  A standby's wait() compares W with its last replayed
- * commit.
+ * commit.  Only while a WAL sender runs (a streaming standby, or a base
+ * backup becoming one): fencing sends writers to the table for as long as
+ * the watermark's transaction takes, which nobody needs without one.
  */
 #define WATERMARK_MS		1000
 #define WATERMARK_AHEAD_MS	5
@@ -1873,6 +1877,26 @@ ring_discard(void)
 static TimestampTz watermark_at = 0;
 static XLogRecPtr watermark_end = InvalidXLogRecPtr;
 static bool watermark_again = true;
+
+/* Is any WAL sender running (physical or logical)? */
+static bool
+wal_sender_running(void)
+{
+	if (WalSndCtl == NULL)
+		return false;
+	for (int i = 0; i < max_wal_senders; i++)
+	{
+		WalSnd	   *walsnd = &WalSndCtl->walsnds[i];
+		pid_t		pid;
+
+		SpinLockAcquire(&walsnd->mutex);
+		pid = walsnd->pid;
+		SpinLockRelease(&walsnd->mutex);
+		if (pid != 0)
+			return true;
+	}
+	return false;
+}
 
 static void
 ring_watermark(void)
@@ -1886,6 +1910,11 @@ ring_watermark(void)
 	if (!watermark_again && GetXLogInsertRecPtr() == watermark_end)
 		return;
 	watermark_at = now;
+	if (!wal_sender_running())
+	{
+		watermark_again = true; /* a standby that connects gets one */
+		return;
+	}
 	if (!CaptureRingFence(50, &oldest))
 		return;
 	w = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WATERMARK_AHEAD_MS);
