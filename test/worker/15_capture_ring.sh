@@ -127,6 +127,7 @@ else
 fi
 
 # (e) segments.enabled off moves the ring into the table; on again: served
+before=$(recoveries)
 block_worker
 qa "UPDATE contacts SET $FLIP WHERE id = 500"
 worker_stuck
