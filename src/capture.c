@@ -810,29 +810,8 @@ segments_capture(PG_FUNCTION_ARGS)
 Datum
 segments_capture_drop(PG_FUNCTION_ARGS)
 {
-	EventTriggerData *trigdata;
-	DropStmt   *stmt;
-	ListCell   *lc;
-	bool		ours = false;
-
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		elog(ERROR, "segments_capture_drop: not fired by event trigger manager");
-	trigdata = (EventTriggerData *) fcinfo->context;
-	if (!IsA(trigdata->parsetree, DropStmt))
+	if (DdlDroppingSegments(fcinfo, "segments_capture_drop") == NULL)
 		PG_RETURN_VOID();
-	stmt = (DropStmt *) trigdata->parsetree;
-	if (stmt->removeType != OBJECT_EXTENSION)
-		PG_RETURN_VOID();
-	foreach(lc, stmt->objects)
-	{
-		Node	   *obj = lfirst(lc);
-
-		if (IsA(obj, String) && strcmp(strVal(obj), "segments") == 0)
-			ours = true;
-	}
-	if (!ours)
-		PG_RETURN_VOID();
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT segments._install_capture(NULL)", false, 0) != SPI_OK_SELECT)

@@ -133,6 +133,10 @@ extern const CatalogSegment *ReadSegmentArg(FunctionCallInfo fcinfo, int argno,
 /* stats.c: per-segment statistics columns (absent in a 0.1.0 catalog) */
 extern bool StatsColumnsExist(void);
 
+/* schema_ddl.c */
+struct DropStmt;
+extern struct DropStmt *DdlDroppingSegments(FunctionCallInfo fcinfo, const char *trigger);
+
 /* evaluate.c */
 extern void EvaluateRefresh(const pg_uuid_t *only_segments, int nonly);
 extern void EvaluateFailClosed(Datum segment_ids);

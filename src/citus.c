@@ -1127,27 +1127,9 @@ CitusNodesCheck(Oid source_relid)
 Datum
 segments_citus_drop(PG_FUNCTION_ARGS)
 {
-	EventTriggerData *trigdata;
-	DropStmt   *stmt;
-	ListCell   *lc;
-	bool		ours = false;
+	DropStmt   *stmt = DdlDroppingSegments(fcinfo, "segments_citus_drop");
 
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		elog(ERROR, "segments_citus_drop: not fired by event trigger manager");
-	trigdata = (EventTriggerData *) fcinfo->context;
-	if (!IsA(trigdata->parsetree, DropStmt))
-		PG_RETURN_VOID();
-	stmt = (DropStmt *) trigdata->parsetree;
-	if (stmt->removeType != OBJECT_EXTENSION || !citus_installed())
-		PG_RETURN_VOID();
-	foreach(lc, stmt->objects)
-	{
-		Node	   *obj = lfirst(lc);
-
-		if (IsA(obj, String) && strcmp(strVal(obj), "segments") == 0)
-			ours = true;
-	}
-	if (!ours)
+	if (stmt == NULL || !citus_installed())
 		PG_RETURN_VOID();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -38,6 +38,37 @@
 
 PG_FUNCTION_INFO_V1(segments_ddl_start);
 PG_FUNCTION_INFO_V1(segments_ddl_end);
+
+/*
+ * The DropStmt of an event trigger's command when that command is DROP
+ * EXTENSION naming segments; NULL for any other command.  The drop event
+ * triggers (capture's, Citus's) share it so that they agree on what is
+ * "our" drop.
+ */
+DropStmt *
+DdlDroppingSegments(FunctionCallInfo fcinfo, const char *trigger)
+{
+	EventTriggerData *trigdata;
+	DropStmt   *stmt;
+	ListCell   *lc;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "%s: not fired by event trigger manager", trigger);
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (!IsA(trigdata->parsetree, DropStmt))
+		return NULL;
+	stmt = (DropStmt *) trigdata->parsetree;
+	if (stmt->removeType != OBJECT_EXTENSION)
+		return NULL;
+	foreach(lc, stmt->objects)
+	{
+		Node	   *obj = lfirst(lc);
+
+		if (IsA(obj, String) && strcmp(strVal(obj), "segments") == 0)
+			return stmt;
+	}
+	return NULL;
+}
 PG_FUNCTION_INFO_V1(segments_sql_drop);
 
 /* The configured column names (NULL when not configured). */
