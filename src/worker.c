@@ -1710,19 +1710,29 @@ vacuum_step(void)
 static bool ring_open = false;
 static bool ring_tried = false;
 
-/* SIGTERM: with a ring, the worker ends between rounds, after a clean drain. */
+/*
+ * SIGTERM: with a ring, the worker ends between rounds, after a clean drain.
+ * The postmaster signals a child twice at once (kill() of its pid and of its
+ * process group), so a SIGTERM within SHUTDOWN_AGAIN_S of the first is the
+ * same request; one that comes later asks to end at once (die()).
+ */
+#define SHUTDOWN_AGAIN_S 2
 static volatile sig_atomic_t shutdown_requested = false;
+static volatile time_t shutdown_requested_at = 0;
 
 static void
 worker_sigterm(SIGNAL_ARGS)
 {
 	int			save_errno = errno;
+	time_t		now = time(NULL);	/* async-signal-safe */
 
-	/* a second SIGTERM, or no ring to drain: as PostgreSQL's own workers */
-	if (shutdown_requested || !CaptureRingClaimed())
-		die(postgres_signal_arg);
+	if (!CaptureRingClaimed() ||
+		(shutdown_requested && now - shutdown_requested_at >= SHUTDOWN_AGAIN_S))
+		die(postgres_signal_arg);	/* as PostgreSQL's own workers */
 	else
 	{
+		if (!shutdown_requested)
+			shutdown_requested_at = now;
 		shutdown_requested = true;
 		SetLatch(MyLatch);
 	}
