@@ -167,6 +167,28 @@ ring_of(Oid dboid)
 	return -1;
 }
 
+/*
+ * The entries of dboid's ring not applied yet: [*tail, *next), read under
+ * its lock; -1 and an empty span when dboid has no ring.
+ */
+static int
+ring_span(Oid dboid, uint64 *tail, uint64 *next)
+{
+	int			i = ring_of(dboid);
+
+	*tail = *next = 0;
+	if (i < 0)
+		return -1;
+	SpinLockAcquire(&ring_shared->rings[i].mutex);
+	if (ring_shared->rings[i].dboid == dboid)
+	{
+		*tail = ring_shared->rings[i].tail;
+		*next = ring_shared->rings[i].next;
+	}
+	SpinLockRelease(&ring_shared->rings[i].mutex);
+	return i;
+}
+
 /* ---- writers ---- */
 
 /*
@@ -647,20 +669,13 @@ CaptureRingReached(Oid dboid, uint64 target)
 int64
 CaptureRingPending(Oid dboid, TimestampTz *oldest)
 {
-	int			i = ring_of(dboid);
-	uint64		tail = 0;
-	uint64		next = 0;
+	uint64		tail;
+	uint64		next;
+	int			i = ring_span(dboid, &tail, &next);
 
 	*oldest = 0;
 	if (i < 0)
 		return 0;
-	SpinLockAcquire(&ring_shared->rings[i].mutex);
-	if (ring_shared->rings[i].dboid == dboid)
-	{
-		tail = ring_shared->rings[i].tail;
-		next = ring_shared->rings[i].next;
-	}
-	SpinLockRelease(&ring_shared->rings[i].mutex);
 	for (uint64 pos = tail; pos < next; pos++)
 	{
 		RingEntry  *e = ring_entry(i, pos);
@@ -682,21 +697,14 @@ CaptureRingPending(Oid dboid, TimestampTz *oldest)
 int
 CaptureRingList(Oid dboid, CaptureRingKey **keys)
 {
-	int			i = ring_of(dboid);
-	uint64		tail = 0;
-	uint64		next = 0;
+	uint64		tail;
+	uint64		next;
+	int			i = ring_span(dboid, &tail, &next);
 	int			n = 0;
 
 	*keys = NULL;
 	if (i < 0)
 		return 0;
-	SpinLockAcquire(&ring_shared->rings[i].mutex);
-	if (ring_shared->rings[i].dboid == dboid)
-	{
-		tail = ring_shared->rings[i].tail;
-		next = ring_shared->rings[i].next;
-	}
-	SpinLockRelease(&ring_shared->rings[i].mutex);
 	*keys = palloc(Max(next - tail, 1) * sizeof(CaptureRingKey));
 	for (uint64 pos = tail; pos < next; pos++)
 	{
