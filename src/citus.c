@@ -31,6 +31,7 @@
 #include "access/table.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/array.h"
@@ -49,6 +50,7 @@
 #include "miscadmin.h"
 
 PG_FUNCTION_INFO_V1(segments_citus_refresh_local);
+PG_FUNCTION_INFO_V1(segments_citus_drop);
 
 /* Set while this node evaluates its own shards for a coordinator's pass. */
 static bool local_pass = false;
@@ -1083,17 +1085,76 @@ CitusRefuse(const char *what)
 /*
  * The coordinator's worker, each round (worker.c): a node that joined since
  * the last catalog copy gets one, and every segment is evaluated again
- * (segments._citus_nodes_check()).  Nothing on plain PostgreSQL or on a
- * Citus worker.  In the caller's transaction.
+ * (segments._citus_nodes_check()); at most every CITUS_COUNTS_MS, the
+ * member counts become the sum of the nodes' own (segments._citus_counts(),
+ * which brings along the changes the nodes applied since the last pass).
+ * Nothing on plain PostgreSQL or on a Citus worker.  In the caller's
+ * transaction.
  */
+#define CITUS_COUNTS_MS 1000
+
 void
 CitusNodesCheck(Oid source_relid)
 {
+	static TimestampTz counted_at = 0;
+
 	if (!OidIsValid(source_relid) || !CitusIsDistributed(source_relid) || !is_coordinator())
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT segments._citus_nodes_check()", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not check the Citus nodes");
+	/* member counts: the sum of the nodes' own, about once a second */
+	if (TimestampDifferenceExceeds(counted_at, GetCurrentTimestamp(), CITUS_COUNTS_MS))
+	{
+		counted_at = GetCurrentTimestamp();
+		if (SPI_execute("SELECT segments._citus_counts()", false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the member counts of the Citus nodes");
+	}
 	SPI_finish();
+}
+
+/*
+ * segments._citus_drop() RETURNS event_trigger
+ *
+ * ddl_command_start of DROP EXTENSION: when the extension dropped is
+ * segments, segments.member and segments.citus_catalog, which stay out of
+ * the extension on Citus (segments._citus_configure()), are dropped first
+ * (segments._citus_drop_storage(), on the coordinator), with their shards
+ * and the workers' tables, in the drop's transaction, as DROP EXTENSION
+ * takes segments.member on one node.
+ */
+Datum
+segments_citus_drop(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	DropStmt   *stmt;
+	ListCell   *lc;
+	bool		ours = false;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "segments_citus_drop: not fired by event trigger manager");
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (!IsA(trigdata->parsetree, DropStmt))
+		PG_RETURN_VOID();
+	stmt = (DropStmt *) trigdata->parsetree;
+	if (stmt->removeType != OBJECT_EXTENSION || !citus_installed())
+		PG_RETURN_VOID();
+	foreach(lc, stmt->objects)
+	{
+		Node	   *obj = lfirst(lc);
+
+		if (IsA(obj, String) && strcmp(strVal(obj), "segments") == 0)
+			ours = true;
+	}
+	if (!ours)
+		PG_RETURN_VOID();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(stmt->behavior == DROP_CASCADE ?
+					"SELECT segments._citus_drop_storage(true)" :
+					"SELECT segments._citus_drop_storage(false)", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not drop the Citus tables of segments");
+	SPI_finish();
+	PG_RETURN_VOID();
 }

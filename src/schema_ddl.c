@@ -20,7 +20,9 @@
 #include "catalog.h"
 #include "worker.h"
 
+#include "access/heapam.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
@@ -76,6 +78,33 @@ config_source(ConfigNames *names)
 	names->tenant = spi_text0(3);
 	names->traits = spi_text0(4);
 	return DatumGetObjectId(d);
+}
+
+/*
+ * The configured source's OID, read from segments.config directly (no SQL:
+ * segments_ddl_start() runs as the caller), without opening the source;
+ * InvalidOid when not configured.
+ */
+static Oid
+configured_source(void)
+{
+	Relation	rel = table_open(CatalogRelid("config", false), AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	HeapTuple	tuple;
+	Oid			source = InvalidOid;
+
+	if ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(rel), "source"),
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			source = DatumGetObjectId(d);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return source;
 }
 
 /* Is relid the source, or a table it inherits from (a change recurses)? */
@@ -327,11 +356,18 @@ segments_ddl_start(PG_FUNCTION_ARGS)
 	stmt = (AlterTableStmt *) trigdata->parsetree;
 	if (stmt->objtype != OBJECT_TABLE || !OidIsValid(CatalogRelid("config", true)))
 		PG_RETURN_VOID();
+	/*
+	 * Another table than the source: return before CatalogLoadConfig()
+	 * locks the source.  On Citus the DDL of a shard runs in a session of
+	 * the distributed transaction that may not be the one altering the
+	 * source's table on that node: waiting for its lock is a distributed
+	 * deadlock.
+	 */
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid) || !touches_source(relid, configured_source()))
+		PG_RETURN_VOID();
 	CatalogLoadConfig(&config);
 	if (!config.has_row || config.key_attnum <= 0 || get_rel_name(config.source_relid) == NULL)
-		PG_RETURN_VOID();
-	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (!OidIsValid(relid) || !touches_source(relid, config.source_relid))
 		PG_RETURN_VOID();
 
 	foreach(lc, stmt->cmds)
@@ -377,7 +413,8 @@ segments_ddl_end(PG_FUNCTION_ARGS)
 		elog(ERROR, "segments_ddl_end: not fired by event trigger manager");
 	trigdata = (EventTriggerData *) fcinfo->context;
 	tree = trigdata->parsetree;
-	if (!IsA(tree, AlterTableStmt) && !IsA(tree, RenameStmt) && !IsA(tree, CreateTrigStmt))
+	if (!IsA(tree, AlterTableStmt) && !IsA(tree, RenameStmt) && !IsA(tree, CreateTrigStmt) &&
+		!IsA(tree, AlterObjectSchemaStmt))
 		PG_RETURN_VOID();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -408,7 +445,14 @@ segments_ddl_end(PG_FUNCTION_ARGS)
 	/* the worker checks the source again (capture enabled or disabled...) */
 	SharedNotifyAtCommit();
 
-	if (IsA(tree, RenameStmt))
+	if (IsA(tree, AlterObjectSchemaStmt) ||
+		(IsA(tree, RenameStmt) && ((RenameStmt *) tree)->renameType == OBJECT_TABLE))
+	{
+		/* Citus: the workers' catalog copy names the source anew */
+		if (SPI_execute("SELECT segments._citus_source_renamed()", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not follow the rename of the source");
+	}
+	else if (IsA(tree, RenameStmt))
 	{
 		RenameStmt *stmt = (RenameStmt *) tree;
 

@@ -75,6 +75,11 @@ BEGIN
                 AND t.tgparentid = 0
                 AND t.tgrelid IS DISTINCT FROM source::oid
     LOOP
+        -- Citus drops a trigger of a distributed table (and its shards')
+        -- only with unsafe triggers allowed, as configure() made it
+        IF segments._citus_table(r.rel) THEN
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+        END IF;
         EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
     END LOOP;
     IF source IS NOT NULL THEN

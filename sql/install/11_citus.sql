@@ -246,10 +246,21 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_error text;
 BEGIN
-    EXECUTE 'INSERT INTO segments.citus_catalog AS c (singleton, payload) VALUES (true, $1)'
-            ' ON CONFLICT (singleton) DO UPDATE SET payload = EXCLUDED.payload'
-      USING segments._citus_payload();
+    BEGIN
+        EXECUTE 'INSERT INTO segments.citus_catalog AS c (singleton, payload) VALUES (true, $1)'
+                ' ON CONFLICT (singleton) DO UPDATE SET payload = EXCLUDED.payload'
+          USING segments._citus_payload();
+    EXCEPTION WHEN connection_exception THEN
+        -- a node down: the change fails whole (its transaction rolls back
+        -- everywhere), with what to do about it
+        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+        RAISE EXCEPTION 'segments could not copy its catalog to every Citus node: %', v_error
+            USING ERRCODE = SQLSTATE,
+                  HINT = 'A change of segments is copied to every worker node in its own transaction, so it needs every node up: start the node, or remove it from the cluster (citus_remove_node()), then make the change again. Nothing was changed.';
+    END;
     -- the workers' copies are locked until this transaction ends (_citus_pass)
     PERFORM pg_catalog.set_config('segments_citus.catalog_written', 'on', true);
 END
@@ -283,9 +294,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_config  jsonb := payload -> 'config';
+    v_source  regclass;
     v_busy    uuid[];
     v_changed uuid[];
 BEGIN
+    -- The source by the coordinator's name for it; a name that does not
+    -- resolve here is of a rename (ALTER TABLE ... RENAME TO, SET SCHEMA)
+    -- not applied on this node yet, in either order: the configured table
+    -- (by OID) is still the one
+    IF v_config IS NOT NULL AND jsonb_typeof(v_config) <> 'null' THEN
+        v_source := to_regclass(v_config ->> 'source');
+        IF v_source IS NULL THEN
+            v_source := (SELECT c.source FROM segments.config c);
+        END IF;
+        IF v_source IS NULL THEN
+            RAISE EXCEPTION 'the segments source % is not on this Citus node', v_config ->> 'source'
+                USING ERRCODE = 'undefined_table';
+        END IF;
+    END IF;
     -- segments in a pass of this node's worker (the coordinator asked for
     -- it: _citus_pass_request) stay in it
     SELECT coalesce(array_agg(segment_id), '{}') INTO v_busy
@@ -293,14 +319,14 @@ BEGIN
     IF v_config IS NULL OR jsonb_typeof(v_config) = 'null' THEN
         DELETE FROM segments.config;
     ELSIF NOT EXISTS (SELECT 1 FROM segments.config c
-                       WHERE c.source::text = v_config ->> 'source'
+                       WHERE c.source = v_source
                          AND c.key_column = v_config ->> 'key_column'
                          AND c.key_type::text = v_config ->> 'key_type'
                          AND c.tenant_column IS NOT DISTINCT FROM (v_config ->> 'tenant_column')::name
                          AND c.traits_column IS NOT DISTINCT FROM (v_config ->> 'traits_column')::name) THEN
         INSERT INTO segments.config AS c (singleton, source, key_column, key_type,
                                           tenant_column, traits_column, configured_at)
-        VALUES (true, (v_config ->> 'source')::regclass, v_config ->> 'key_column',
+        VALUES (true, v_source, v_config ->> 'key_column',
                 (v_config ->> 'key_type')::regtype, v_config ->> 'tenant_column',
                 v_config ->> 'traits_column', (v_config ->> 'configured_at')::timestamptz)
         ON CONFLICT (singleton) DO UPDATE
@@ -358,6 +384,26 @@ CREATE TRIGGER citus_catalog_changed
 CREATE TRIGGER citus_catalog_changed
     AFTER INSERT OR UPDATE OR DELETE ON segments.config
     FOR EACH STATEMENT EXECUTE FUNCTION segments._citus_catalog_changed();
+
+-- The source renamed or moved to another schema on the coordinator (the
+-- ddl_command_end trigger, src/schema_ddl.c): the workers' copy names it
+-- anew, in the DDL's transaction.  The configuration holds the table by
+-- OID on every node, so nothing else changes; a worker loading the copy
+-- before the rename reaches it keeps its table (_citus_load_catalog).
+CREATE FUNCTION segments._citus_source_renamed()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF segments._citus_active() AND segments._citus_coordinator()
+       AND to_regclass('segments.citus_catalog') IS NOT NULL THEN
+        PERFORM segments._citus_sync();
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_source_renamed() IS
+    'Internal: copies the catalog to the Citus workers after the source was renamed or moved.';
 
 -- A full pass on the coordinator: every worker evaluates the shards placed
 -- on it (in parallel: run_command_on_workers), then the coordinator counts
@@ -522,6 +568,62 @@ $$;
 COMMENT ON FUNCTION segments._citus_nodes_check() IS
     'Internal: copies the catalog to Citus nodes that joined, and has every segment evaluated again.';
 
+-- The coordinator's member counts, from the nodes' own: each node keeps
+-- the count of the members on its shards (its passes set it, its
+-- incremental path adds what it changed), so their sum is the segment's.
+-- Run by the coordinator's worker about once a second (CitusNodesCheck()):
+-- after a pass the coordinator counts members itself (_citus_pass_step(),
+-- _citus_pass()); this brings the counts along with the changes the nodes
+-- applied since.  A segment is left as it is while the coordinator or a
+-- node has it in a pass, or when a node cannot answer (down): a partial
+-- sum is never stored.  Returns how many counts changed.
+CREATE FUNCTION segments._citus_counts()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_nodes  jsonb := '[]';
+    v_n      integer := 0;
+    v_done   integer;
+    r        record;
+BEGIN
+    FOR r IN EXECUTE 'SELECT success, result FROM pg_catalog.run_command_on_workers($1)'
+             USING 'SELECT coalesce(pg_catalog.jsonb_object_agg(segment_id,'
+                   '         pg_catalog.jsonb_build_array(state, member_count)), ''{}'')'
+                   '  FROM segments.segment_state'
+    LOOP
+        IF NOT r.success THEN
+            RETURN 0;           -- a node down or not ready: counts kept
+        END IF;
+        v_nodes := v_nodes || jsonb_build_array(r.result::jsonb);
+        v_n := v_n + 1;
+    END LOOP;
+    IF v_n = 0 THEN
+        RETURN 0;
+    END IF;
+    WITH per_node AS (
+        SELECT e.key::uuid AS id, e.value ->> 0 AS state, (e.value ->> 1)::bigint AS n
+          FROM jsonb_array_elements(v_nodes) node, jsonb_each(node) e),
+    summed AS (
+        SELECT id, sum(n)::bigint AS n
+          FROM per_node GROUP BY id
+         HAVING count(*) = v_n AND bool_and(state = 'ready'))
+    UPDATE segments.segment_state st SET member_count = summed.n
+      FROM summed
+     WHERE st.segment_id = summed.id AND st.state = 'ready'
+       AND st.member_count IS DISTINCT FROM summed.n;
+    GET DIAGNOSTICS v_done = ROW_COUNT;
+    RETURN v_done;
+EXCEPTION WHEN OTHERS THEN
+    -- never in the way of the worker's round: the next one tries again
+    RAISE WARNING 'segments could not read the member counts of the Citus nodes: %', SQLERRM;
+    RETURN 0;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_counts() IS
+    'Internal: on a Citus coordinator, member counts as the sum of every worker''s own.';
+
 -- verify() on the coordinator: every worker compares the shards placed on
 -- it (segments.verify() there), and the differences add up, per segment,
 -- with the coordinator's name and state and a few sample keys.
@@ -595,3 +697,61 @@ END
 $$;
 COMMENT ON FUNCTION segments._citus_config_arrived(regclass, name, name, regtype) IS
     'Internal: distributes membership with a distributed source when its configuration arrives (a restore).';
+
+-- DROP EXTENSION segments on the coordinator (the event trigger below,
+-- before the extension's objects go): segments.member and
+-- segments.citus_catalog, kept out of the extension on Citus
+-- (_citus_configure), are dropped first, as distributed tables: Citus
+-- drops their shards and the workers' tables, in the drop's transaction
+-- (a DROP EXTENSION that fails leaves them).  The extension's views over
+-- segments.member leave the extension and go with it; a user's object
+-- depending on them fails the drop unless it CASCADEs, as on one node.
+-- Dropped as members of the extension instead, Citus would leave their
+-- shards behind on the nodes.
+CREATE FUNCTION segments._citus_drop_storage(cascade boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rel   regclass;
+    v_view  regclass;
+    v_level text := current_setting('client_min_messages');
+BEGIN
+    IF NOT segments._citus_coordinator() THEN
+        RETURN;
+    END IF;
+    FOREACH v_rel IN ARRAY ARRAY[to_regclass('segments.member'), to_regclass('segments.citus_catalog')] LOOP
+        IF v_rel IS NULL OR NOT segments._citus_table(v_rel)
+           OR EXISTS (SELECT 1 FROM pg_depend d
+                       WHERE d.classid = 'pg_class'::regclass AND d.objid = v_rel
+                         AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e') THEN
+            CONTINUE;
+        END IF;
+        FOR v_view IN SELECT DISTINCT r.ev_class::regclass
+                        FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+                       WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = v_rel
+                         AND r.ev_class <> v_rel
+                         AND EXISTS (SELECT 1 FROM pg_depend e
+                                      WHERE e.classid = 'pg_class'::regclass AND e.objid = r.ev_class
+                                        AND e.refclassid = 'pg_extension'::regclass AND e.deptype = 'e')
+        LOOP
+            -- (Citus notes that it does not propagate this: nothing to)
+            PERFORM pg_catalog.set_config('client_min_messages', 'warning', true);
+            EXECUTE format('ALTER EXTENSION segments DROP VIEW %s', v_view);
+            PERFORM pg_catalog.set_config('client_min_messages', v_level, true);
+            EXECUTE format('DROP VIEW %s%s', v_view, CASE WHEN cascade THEN ' CASCADE' ELSE '' END);
+        END LOOP;
+        EXECUTE format('DROP TABLE %s%s', v_rel, CASE WHEN cascade THEN ' CASCADE' ELSE '' END);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_drop_storage(boolean) IS
+    'Internal: before DROP EXTENSION segments on a Citus coordinator, drops its distributed tables (and their shards).';
+CREATE FUNCTION segments._citus_drop() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'segments_citus_drop';
+COMMENT ON FUNCTION segments._citus_drop() IS
+    'Internal: on Citus, makes DROP EXTENSION segments drop the distributed membership and catalog copy too.';
+CREATE EVENT TRIGGER segments_citus_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION segments._citus_drop();
