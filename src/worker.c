@@ -64,6 +64,7 @@
 #include "replication/walsender.h"
 #include "replication/walsender_private.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
@@ -196,6 +197,17 @@ worker_exit(SegmentsWorkerState why)
 }
 
 /*
+ * The contact source as the last source check saw it (InvalidOid: none).
+ * Every transaction of the worker locks it first (ACCESS SHARE, which no
+ * writer waits for), before any table of segments: DDL and DROP EXTENSION
+ * take the source's lock before segments' tables (the capture trigger on
+ * the source goes first), so a worker that took segments.config first and
+ * then waited for the source closed a lock cycle with them.  On Citus the
+ * distributed deadlock detection then canceled the DDL, not the worker.
+ */
+static Oid	xact_source_relid = InvalidOid;
+
+/*
  * Starts a transaction with an active snapshot and an SPI connection.
  * Ends the worker if the extension was dropped.
  */
@@ -204,6 +216,9 @@ begin_xact(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* a stale oid (the source dropped) locks nothing anyone holds */
+	if (OidIsValid(xact_source_relid))
+		LockRelationOid(xact_source_relid, AccessShareLock);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1457,6 +1472,7 @@ source_check(void)
 
 	begin_xact("segments: checking the contact source");
 	CatalogLoadConfig(&config);
+	xact_source_relid = config.has_row ? config.source_relid : InvalidOid;
 	if (!config.has_row)
 	{
 		commit_xact();

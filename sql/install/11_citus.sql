@@ -293,10 +293,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_config  jsonb := payload -> 'config';
-    v_source  regclass;
-    v_busy    uuid[];
-    v_changed uuid[];
+    v_config   jsonb := payload -> 'config';
+    v_source   regclass;
+    v_busy     uuid[];
+    v_changed  uuid[];
+    v_inserted uuid[];
 BEGIN
     -- The source by the coordinator's name for it; a name that does not
     -- resolve here is of a rename (ALTER TABLE ... RENAME TO, SET SCHEMA)
@@ -349,9 +350,14 @@ BEGIN
                created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at
          WHERE (s.*) IS DISTINCT FROM (EXCLUDED.*)
         RETURNING s.id, s.xmax OPERATOR(pg_catalog.=) 0 AS inserted)
-    SELECT coalesce(array_agg(id) FILTER (WHERE NOT inserted), '{}') INTO v_changed FROM loaded;
+    SELECT coalesce(array_agg(id) FILTER (WHERE NOT inserted), '{}'),
+           coalesce(array_agg(id) FILTER (WHERE inserted), '{}')
+      INTO v_changed, v_inserted FROM loaded;
+    -- new segments wait, ready, for the coordinator's request; a failed one
+    -- too.  Not by the pending states read above: a pass request committed
+    -- since (_citus_pass_request) would be undone
     UPDATE segments.segment_state SET state = 'ready', last_error = NULL
-     WHERE state <> 'ready' AND segment_id <> ALL (v_busy);
+     WHERE state = 'failed' OR (state = 'pending' AND segment_id = ANY (v_inserted));
     -- changed during this node's pass: evaluated again, with the new definition
     UPDATE segments.segment_state SET state = 'pending', requested_at = clock_timestamp()
      WHERE segment_id = ANY (v_busy) AND segment_id = ANY (v_changed)

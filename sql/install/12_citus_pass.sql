@@ -61,6 +61,42 @@ $$;
 COMMENT ON FUNCTION segments._citus_pass_request(uuid[]) IS
     'Internal: on a Citus worker node, has its own worker evaluate these segments over its shards.';
 
+-- A worker node's side of the coordinator's poll: how many of these
+-- segments its worker has still to evaluate (busy), and those it failed.
+-- A request can miss: Citus commits a catalog change on the coordinator
+-- before it commits it on the nodes (two-phase commit), so a request can
+-- arrive before the node has the segment, which then arrives ready and
+-- unevaluated.  A segment missing here counts as busy; one ready but not
+-- evaluated since it was requested (evaluated_at before requested_at) is
+-- requested again here.
+CREATE FUNCTION segments._citus_pass_poll(ids uuid[])
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_again uuid[];
+    v_poll  jsonb;
+BEGIN
+    SELECT coalesce(array_agg(i), '{}') INTO v_again
+      FROM unnest(ids) i LEFT JOIN segments.segment_state st ON st.segment_id = i
+     WHERE st.segment_id IS NULL
+        OR (st.state = 'ready' AND (st.evaluated_at IS NULL OR st.evaluated_at < st.requested_at));
+    IF cardinality(v_again) > 0 THEN
+        PERFORM segments._citus_pass_request(v_again);
+    END IF;
+    SELECT jsonb_build_object(
+             'busy', count(*) FILTER (WHERE st.segment_id IS NULL OR st.state = ANY ('{pending,evaluating}')),
+             'failed', coalesce(jsonb_agg(jsonb_build_object('id', st.segment_id, 'error', st.last_error))
+                                FILTER (WHERE st.state = 'failed'), '[]'))
+      INTO v_poll
+      FROM unnest(ids) i LEFT JOIN segments.segment_state st ON st.segment_id = i;
+    RETURN v_poll;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_pass_poll(uuid[]) IS
+    'Internal: on a Citus worker node, whether these segments are evaluated since the coordinator asked (requested again when a request missed).';
+
 -- One step of the coordinator's chunked pass (the cursor of its
 -- segments.pass row): without a request yet, or with shards moved since
 -- it (the placement digest differs), asks every worker node to evaluate
@@ -97,11 +133,7 @@ BEGIN
     END IF;
     FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
                      '  FROM pg_catalog.run_command_on_workers($1)'
-             USING format('SELECT pg_catalog.jsonb_build_object('
-                          '  ''busy'', pg_catalog.count(*) FILTER (WHERE state OPERATOR(pg_catalog.=) ANY (''{pending,evaluating}''::pg_catalog.text[])),'
-                          '  ''failed'', coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(''id'', segment_id, ''error'', last_error))'
-                          '                       FILTER (WHERE state OPERATOR(pg_catalog.=) ''failed''), ''[]''))'
-                          '  FROM segments.segment_state WHERE segment_id OPERATOR(pg_catalog.=) ANY (%L::uuid[])', ids)
+             USING format('SELECT segments._citus_pass_poll(%L::uuid[])', ids)
     LOOP
         IF NOT r.success THEN
             v_busy := true;     -- down or restarting: its pass resumes
