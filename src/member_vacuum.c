@@ -66,6 +66,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/builtins.h"
@@ -365,6 +366,16 @@ run_concurrently(Node *stmt)
 /*
  * Drops the invalid indexes of segments.member (relid), which an
  * interrupted rebuild leaves: writers would go on maintaining them.
+ *
+ * An index being built concurrently (CREATE INDEX or REINDEX CONCURRENTLY
+ * by someone else) is invalid too until its build ends, and its builder
+ * holds SHARE UPDATE EXCLUSIVE on the table throughout.  So the list is
+ * read under that lock, taken before any snapshot: it waits for such a
+ * build to end (the index is then valid, or left invalid by a failure),
+ * and never sees one under way.  Dropping one under way would wait for
+ * its build, which waits for this process's snapshot: a deadlock, whose
+ * loser could be the other session's build, or, once the build ended,
+ * the drop of a valid index.
  */
 static void
 drop_invalid_indexes(Oid relid)
@@ -375,6 +386,7 @@ drop_invalid_indexes(Oid relid)
 	ListCell   *lc;
 
 	StartTransactionCommand();
+	LockRelationOid(relid, ShareUpdateExclusiveLock);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
