@@ -38,12 +38,17 @@ expect "the first pass" "SELECT segments.wait('300 s')" t
 GIN="SELECT pg_relation_size('segments.member_segs_idx')"
 GIN_OID="SELECT 'segments.member_segs_idx'::regclass::oid"
 VACUUMS="(SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass)"
+# flip N: N passes, each turning 'flip' to the other half of the contacts
+# (counted over the whole script: a flip that set the definition it had
+# would rewrite no row, and make no vacuum due)
+FLIPS=0
 flip() {
     local i op
     for i in $(seq 1 "$1"); do
-        op=$([ $((i % 2)) = 1 ] && echo gt || echo lte)
+        FLIPS=$((FLIPS + 1))
+        op=$([ $((FLIPS % 2)) = 1 ] && echo gt || echo lte)
         q "SELECT segments.update_segment('flip', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"$op\", \"value\": 50000}')" >/dev/null
-        [ "$(q "SELECT segments.wait('300 s')")" = t ] || fail "pass $i did not end within 300 s"
+        [ "$(q "SELECT segments.wait('300 s')")" = t ] || fail "pass $FLIPS did not end within 300 s"
     done
 }
 
@@ -130,5 +135,34 @@ poll "the next vacuum process dropped it" \
 grep -q "dropping the invalid index segments.member_segs_idx_ccnew" "$PGHOST/server.log" ||
     fail "the drop is not in the server log"
 note "ok: the server log says so"
+
+# 4. an index another session builds concurrently is invalid until its
+# build ends: the next vacuum process waits for the build, and neither
+# drops the index nor deadlocks with it.  A transaction holding a snapshot
+# keeps the build in its last phase (it waits for older snapshots).
+INVALID="SELECT count(*) FROM pg_index WHERE indrelid = 'segments.member'::regclass AND NOT indisvalid"
+WAITING="SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum' AND wait_event_type = 'Lock'"
+PGAPPNAME="segw_snapshot_$$" psql -X -q -v ON_ERROR_STOP=1 \
+    -c "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM contacts; SELECT pg_sleep(900)" >/dev/null 2>&1 &
+on_exit "psql -X -q -d postgres -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_snapshot_$$'\" >/dev/null 2>&1"
+poll "a transaction holds a snapshot" \
+     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_snapshot_$$' AND backend_xmin IS NOT NULL AND wait_event = 'PgSleep'" 1 60
+BUILD_OUT=$(mktemp); on_exit "rm -f $BUILD_OUT"
+psql -X -q -v ON_ERROR_STOP=1 -c "CREATE INDEX CONCURRENTLY member_dba_idx ON segments.member (tenant)" >"$BUILD_OUT" 2>&1 &
+BUILD=$!
+poll "the concurrent build waits for the snapshot, its index invalid" \
+     "SELECT (SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY member_dba_idx%' AND wait_event_type = 'Lock') = 1
+             AND ($INVALID) = 1 AND (SELECT count(*) FROM pg_class WHERE relname = 'member_dba_idx') = 1" t 60
+flip 1
+poll "a vacuum process waits for the build" "$WAITING" 1 300
+hold "... and goes on waiting, the index there" \
+     "SELECT ($WAITING) = 1 AND (SELECT count(*) FROM pg_class WHERE relname = 'member_dba_idx') = 1" t 2
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_snapshot_$$'" >/dev/null
+wait "$BUILD" || fail "the concurrent build failed: $(cat "$BUILD_OUT")"
+note "ok: the concurrent build ended (no deadlock with the vacuum process)"
+poll "the vacuum process ended" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'" 0 120
+expect "the index it built is there and valid, none invalid" \
+       "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = 'segments.member_dba_idx'::regclass) AND ($INVALID) = 0" t
+q "DROP INDEX segments.member_dba_idx" >/dev/null
 expect "membership exact after all" "SELECT count(*) FROM segments.verify() WHERE missing <> 0 OR extra <> 0" 0
 all_passed
