@@ -144,7 +144,10 @@ INVALID="SELECT count(*) FROM pg_index WHERE indrelid = 'segments.member'::regcl
 WAITING="SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum' AND wait_event_type = 'Lock'"
 PGAPPNAME="segw_snapshot_$$" psql -X -q -v ON_ERROR_STOP=1 \
     -c "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM contacts; SELECT pg_sleep(900)" >/dev/null 2>&1 &
-on_exit "psql -X -q -d postgres -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_snapshot_$$'\" >/dev/null 2>&1"
+end_snapshot() {
+    psql -X -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_snapshot_$$'" >/dev/null 2>&1
+}
+on_exit end_snapshot
 poll "a transaction holds a snapshot" \
      "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_snapshot_$$' AND backend_xmin IS NOT NULL AND wait_event = 'PgSleep'" 1 60
 BUILD_OUT=$(mktemp); on_exit "rm -f $BUILD_OUT"
@@ -157,7 +160,7 @@ flip 1
 poll "a vacuum process waits for the build" "$WAITING" 1 300
 hold "... and goes on waiting, the index there" \
      "SELECT ($WAITING) = 1 AND (SELECT count(*) FROM pg_class WHERE relname = 'member_dba_idx') = 1" t 2
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_snapshot_$$'" >/dev/null
+end_snapshot
 wait "$BUILD" || fail "the concurrent build failed: $(cat "$BUILD_OUT")"
 note "ok: the concurrent build ended (no deadlock with the vacuum process)"
 poll "the vacuum process ended" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'" 0 120
