@@ -5,7 +5,8 @@
 # times that, the vacuum process rebuilds it with REINDEX CONCURRENTLY,
 # while a reader goes on reading through it; at 0 it does not; an invalid
 # index on the table (what an interrupted rebuild leaves) is dropped by
-# the next vacuum process.
+# the next vacuum process; one that another session is building
+# concurrently (invalid until its build ends) is waited for, not dropped.
 . "$(dirname "$0")/common.bash"
 
 READER="segw_reader_${TEST_NAME}_$$"
