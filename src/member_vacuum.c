@@ -385,6 +385,28 @@ drop_invalid_indexes(Oid relid)
 	Oid			type = OIDOID;
 	Datum		arg = ObjectIdGetDatum(relid);
 	ListCell   *lc;
+	bool		any;
+	bool		isnull;
+
+	/*
+	 * Most runs find none: the lock only then (waiting for it would cancel
+	 * an autovacuum of the table, whose lock made this process skip its own
+	 * vacuum)
+	 */
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
+							  " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND NOT i.indisvalid)",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the indexes of segments.member");
+	any = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (!any)
+		return;
 
 	StartTransactionCommand();
 	LockRelationOid(relid, ShareUpdateExclusiveLock);
@@ -399,7 +421,6 @@ drop_invalid_indexes(Oid relid)
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		MemoryContext old;
-		bool		isnull;
 		TransactionId xmax = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[r],
 																 SPI_tuptable->tupdesc, 2, &isnull));
 
