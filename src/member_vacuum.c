@@ -66,6 +66,8 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/builtins.h"
@@ -365,6 +367,16 @@ run_concurrently(Node *stmt)
 /*
  * Drops the invalid indexes of segments.member (relid), which an
  * interrupted rebuild leaves: writers would go on maintaining them.
+ *
+ * An index being built concurrently (CREATE INDEX or REINDEX CONCURRENTLY
+ * by someone else) is invalid too until its build ends, and its builder
+ * holds SHARE UPDATE EXCLUSIVE on the table throughout.  So the list is
+ * read under that lock, taken before any snapshot: it waits for such a
+ * build to end (the index is then valid, or left invalid by a failure),
+ * and never sees one under way (but for its last moment: see below).
+ * Dropping one under way would wait for its build, which waits for this
+ * process's snapshot: a deadlock, whose loser could be the other
+ * session's build, or, once the build ended, the drop of a valid index.
  */
 static void
 drop_invalid_indexes(Oid relid)
@@ -373,20 +385,56 @@ drop_invalid_indexes(Oid relid)
 	Oid			type = OIDOID;
 	Datum		arg = ObjectIdGetDatum(relid);
 	ListCell   *lc;
+	bool		any;
+	bool		isnull;
 
+	/*
+	 * Most runs find none: the lock only then (waiting for it would cancel
+	 * an autovacuum of the table, whose lock made this process skip its own
+	 * vacuum)
+	 */
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT c.relname::text FROM pg_catalog.pg_index i"
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
+							  " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND NOT i.indisvalid)",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the indexes of segments.member");
+	any = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (!any)
+		return;
+
+	StartTransactionCommand();
+	LockRelationOid(relid, ShareUpdateExclusiveLock);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT c.relname::text, i.xmax FROM pg_catalog.pg_index i"
 							  "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid"
 							  " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND NOT i.indisvalid",
 							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the indexes of segments.member");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContext old;
+		TransactionId xmax = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[r],
+																 SPI_tuptable->tupdesc, 2, &isnull));
 
+		/*
+		 * CREATE INDEX CONCURRENTLY lets go of the table's lock before its
+		 * last transaction, which marks the index valid, commits: a row of
+		 * the index that a transaction in progress, or committed since
+		 * this snapshot, replaced is that (or another change of the
+		 * index): not an index left behind.  The next run looks again.
+		 */
+		if (!isnull && TransactionIdIsNormal(xmax) &&
+			(TransactionIdIsInProgress(xmax) || TransactionIdDidCommit(xmax)))
+			continue;
+		old = MemoryContextSwitchTo(TopMemoryContext);
 		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
 		MemoryContextSwitchTo(old);
 	}
