@@ -1651,6 +1651,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 #define CHUNK_WALL_CHANGES_MS	150
 #define CHUNK_WALL_MAX_MS		750
 #define CHUNK_BATCH_SIZE		1024
+#define CHUNK_GIN_PENDING_KB	1024
 
 /*
  * Most keys a chunk keeps to find the departed contacts of its range
@@ -1871,6 +1872,15 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	/*
+	 * The GIN index's pending list is merged into the index by the insert
+	 * that finds it over gin_pending_list_limit: with the default 4MB, one
+	 * batch of a first pass over 1,000,000 contacts took 0.8 s of CPU
+	 * (3 s of wall clock at load 10) while a change waited.  A quarter of
+	 * it bounds what one batch can take, at about the same total cost.
+	 */
+	(void) set_config_option("gin_pending_list_limit", CppAsString2(CHUNK_GIN_PENDING_KB),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(only, nonly, false, false);
