@@ -1767,9 +1767,11 @@ citus_chunk_skip(EvalPlan *plan, const CitusChunkTarget *shard, char **cursor, b
  * chunk's scan, rather than all of it before the first chunk: at 1,000,000
  * contacts that took 1.7 s of CPU (3.8 s of wall clock at load 9) in which
  * a committed change waited.  A chunk reclaims pages until half its wall
- * clock bound has passed or a change waits (after CHUNK_RECLAIM_PAGES at
- * least), so the whole table is reclaimed over the first chunks of the
- * pass, ahead of most of its writes.  The pages left are
+ * clock bound has passed, or half the time a chunk runs while a change
+ * waits (a change waits no longer for it: the chunk ends 150 ms after it
+ * began all the same), so the whole table is reclaimed over the first
+ * chunks of the pass, ahead of most of its writes (of more of them under
+ * a steady stream of changes).  The pages left are
  * [chunk_reclaim_next, chunk_reclaim_end) of this relation
  * (InvalidBlockNumber: up to the table's size when the first range is
  * reclaimed); none after a restart midway (a resumed pass does not
@@ -1798,7 +1800,8 @@ chunk_reclaim_space(EvalPlan *plan, TimestampTz started)
 		MemberReclaimRange(member, chunk_reclaim_next, end);
 		chunk_reclaim_next = end;
 		if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(), CHUNK_WALL_MAX_MS / 2) ||
-			EvaluateChangesWaiting())
+			(TimestampDifferenceExceeds(started, GetCurrentTimestamp(), CHUNK_WALL_CHANGES_MS / 2) &&
+			 EvaluateChangesWaiting()))
 			break;
 	}
 	table_close(member, NoLock);
