@@ -216,7 +216,6 @@ MemberStripStep(void)
 	{
 		ArrayType  *held;
 		MemoryContext old;
-
 		int32		from = look_next;
 		int32		last;
 		Datum	   *elems;
