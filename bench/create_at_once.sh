@@ -14,19 +14,41 @@
 # rounds.  make bench measures the same in its "100 segments created in one
 # transaction" rows (bench/run.sh); this is the quick way.
 #   CONTACTS=200000 ROUNDS=2 bench/create_at_once.sh
+# KEEP_DB=1 keeps the database at exit and, when it is there already (a
+# run before with KEEP_DB=1, any build: the server may have been restarted
+# with another one), uses it as it is instead of loading it again: at
+# 1,000,000 contacts the load and first refresh() take minutes.
+# BASELINE=0 skips the refresh() rounds (the worker's rounds only; compare
+# with a baseline measured on the same cluster).
 set -euo pipefail
 N=${CONTACTS:-200000}; ROUNDS=${ROUNDS:-2}
-DB=${DB:-segments_create_bench}
+DB=${DB:-segments_create_bench}; KEEP_DB=${KEEP_DB:-0}; BASELINE=${BASELINE:-1}
 HERE="$(cd "$(dirname "$0")" && pwd)"
-trap 'kill $(jobs -p) 2>/dev/null || true; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+if [ "$KEEP_DB" = 1 ]; then
+    trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+else
+    trap 'kill $(jobs -p) 2>/dev/null || true; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+fi
 export PGDATABASE=$DB
 . "$HERE/common.sh"     # q, qv, now_s, elapsed, median, worker_on/off, bench_load_db, settle_with_probe
 
-bench_load_db "$N"
-qv "SELECT segments.refresh()" >/dev/null
-q -c "CREATE TABLE bench.seg_new AS SELECT n, 'New: ' || name AS name, definition FROM bench.seg_def" \
-  -c "CREATE TABLE bench.freshness (run text, i int, at_s float8, latency_ms float8)" \
-  -c "CREATE TABLE bench.samples (r int, at timestamptz, activity text, wait text)" -c "CREATE TABLE bench.sampling_done (r int)"
+if [ "$KEEP_DB" = 1 ] && [ "$(psql -X -qAt -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 1 ] &&
+   [ "$(qv "SELECT to_regclass('bench.sampling_done') IS NOT NULL")" = t ]; then
+    N=$(qv "SELECT count(*) FROM public.contacts")
+    echo "reusing database $DB ($N contacts)"
+    worker_off
+    q -c "DELETE FROM bench.samples" -c "DELETE FROM bench.sampling_done" -c "DELETE FROM bench.freshness" \
+      -c "CREATE TABLE IF NOT EXISTS bench.freshness_at (run text, i int, committed_at timestamptz, latency_ms float8)" -c "DELETE FROM bench.freshness_at"
+    drop_first=$(qv "SELECT count(*) FROM segments.segments WHERE name LIKE 'New: %'")
+    [ "$drop_first" = 0 ] || q -c "SELECT count(segments.drop_segment(s.id)) FROM segments.segments s WHERE s.name LIKE 'New: %'" >/dev/null
+else
+    bench_load_db "$N"
+    qv "SELECT segments.refresh()" >/dev/null
+    q -c "CREATE TABLE bench.seg_new AS SELECT n, 'New: ' || name AS name, definition FROM bench.seg_def" \
+      -c "CREATE TABLE bench.freshness (run text, i int, at_s float8, latency_ms float8)" \
+      -c "CREATE TABLE bench.freshness_at (run text, i int, committed_at timestamptz, latency_ms float8)" \
+      -c "CREATE TABLE bench.samples (r int, at timestamptz, activity text, wait text)" -c "CREATE TABLE bench.sampling_done (r int)"
+fi
 PROBE_SEG=$(qv "SELECT id FROM segments.segments WHERE name = 'Plan: vip'")
 echo "$N contacts, 100 ready segments, 100 created; $ROUNDS rounds; PostgreSQL $(qv 'SHOW server_version'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 create() { q -c "SELECT count(segments.create_segment(name, definition)) FROM (SELECT name, definition FROM bench.seg_new ORDER BY n) s" >/dev/null; }
@@ -44,10 +66,14 @@ bpm() { qv "SELECT round(pg_total_relation_size('segments.member')::numeric / su
 
 BASE=""; WORK=""; BPMS=""; BCPU=""; WCPU=""
 for round in $(seq 1 "$ROUNDS"); do
-    worker_off
-    create
-    t=$(now_s); bc=$(refresh_cpu); b=$(elapsed "$t"); BASE="$BASE $b"; BCPU="$BCPU $bc"
-    drop_new
+    if [ "$BASELINE" = 1 ]; then
+        worker_off
+        create
+        t=$(now_s); bc=$(refresh_cpu); b=$(elapsed "$t"); BASE="$BASE $b"; BCPU="$BCPU $bc"
+        drop_new
+    else
+        b=0; bc=0
+    fi
     worker_on
     qv "SELECT segments.wait('30 min')" >/dev/null
     v0=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
@@ -72,7 +98,7 @@ for round in $(seq 1 "$ROUNDS"); do
     v1=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
     B=$(bpm); BPMS="$BPMS $B"
     read -r n p50 p99 mx < <(freshness_stats "create$round")
-    echo "round $round: refresh() $b s ($bc s CPU); worker all ready $SETTLED_S s ($(calc "$SETTLED_S / $b")x), $wc s CPU ($(calc "$wc / $bc")x), load $(cut -d' ' -f1 /proc/loadavg), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms"
+    echo "round $round: refresh() $b s ($bc s CPU); worker all ready $SETTLED_S s ($(calc "($b > 0 ? $SETTLED_S / $b : 0)")x), $wc s CPU ($(calc "($bc > 0 ? $wc / $bc : 0)")x), load $(cut -d' ' -f1 /proc/loadavg), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms"
     # seconds of the worker's time by what it did (a sample is 50 ms)
     qv "SELECT format('    %6s s  %-60s %s', round(count(*) * 0.05, 1), left(activity, 60), wait) FROM bench.samples
          WHERE r = $round GROUP BY activity, wait ORDER BY count(*) DESC LIMIT 8"
@@ -82,4 +108,4 @@ mb=$(echo "$BASE" | median); mw=$(echo "$WORK" | median); mbc=$(echo "$BCPU" | m
 read -r n p50 p99 mx < <(qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1),
        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(max(latency_ms)::numeric, 1)
   FROM bench.freshness" | tr '|' ' ')
-echo "median: refresh() $mb s, worker $mw s: $(calc "$mw / $mb")x (target <= 1.5x); CPU: refresh() $mbc s, worker $mwc s: $(calc "$mwc / $mbc")x; probe over all rounds: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms (target <= 1000); B/membership after the worker's rounds:$BPMS (target <= 12)"
+echo "median: refresh() $mb s, worker $mw s: $(calc "($mb > 0 ? $mw / $mb : 0)")x (target <= 1.5x); CPU: refresh() $mbc s, worker $mwc s: $(calc "($mbc > 0 ? $mwc / $mbc : 0)")x; probe over all rounds: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms (target <= 1000); B/membership after the worker's rounds:$BPMS (target <= 12)"

@@ -29,6 +29,7 @@ DECLARE
     t0       timestamptz;
     ats      float8[] := '{}';
     lats     float8[] := '{}';
+    t0s      timestamptz[] := '{}';
 BEGIN
     WHILE clock_timestamp() < deadline LOOP
         want := NOT segments.segment_is_member(1::bigint, seg);
@@ -44,6 +45,7 @@ BEGIN
         END LOOP;
         lats := lats || extract(epoch FROM clock_timestamp() - t0)::float8 * 1000;
         ats := ats || extract(epoch FROM t0 - started)::float8;
+        t0s := t0s || t0;
         COMMIT;
         EXIT WHEN current_setting('bench.until_settled') = '1' AND NOT EXISTS
             (SELECT 1 FROM segments.segment_state WHERE state IN ('pending', 'evaluating'));
@@ -51,5 +53,10 @@ BEGIN
     END LOOP;
     INSERT INTO bench.freshness (run, i, at_s, latency_ms)
     SELECT run, i, a, l FROM unnest(ats, lats) WITH ORDINALITY AS u(a, l, i);
+    -- when each flip committed, for a script that compares with the worker's log
+    IF to_regclass('bench.freshness_at') IS NOT NULL THEN
+        EXECUTE 'INSERT INTO bench.freshness_at (run, i, committed_at, latency_ms)
+                 SELECT $1, i, t, l FROM unnest($2, $3) WITH ORDINALITY AS u(t, l, i)' USING run, t0s, lats;
+    END IF;
 END
 $$;

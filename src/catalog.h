@@ -147,6 +147,7 @@ extern int64 EvaluateContacts(ArrayType *keys);
 extern int64 EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit,
 						   int budget_ms, bool *done);
 extern int64 EvaluateCpuUs(void);
+extern bool EvaluateChangesWaiting(void);
 
 /* evaluate.c: evaluating without writing, for explain.c and preview.c */
 typedef struct EvaluateOutcomeSegment

@@ -2015,12 +2015,12 @@ worker_round(long *sleep_ms)
 		/*
 		 * The passage of time keeps its pace during a long pass, after the
 		 * changes: not while a change committed during the chunk waits
-		 * (its writer set the latch), which would wait for the window too;
+		 * (EvaluateChangesWaiting()), which would wait for the window too;
 		 * under a steady stream of changes, every fourth chunk.
 		 */
 		static int	windows_skipped = 0;
 
-		if (!MyLatch->is_set || ++windows_skipped >= 4)
+		if (!EvaluateChangesWaiting() || ++windows_skipped >= 4)
 		{
 			windows_skipped = 0;
 			(void) apply_time_window(sleep_ms);
