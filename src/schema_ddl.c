@@ -480,7 +480,7 @@ segments_ddl_end(PG_FUNCTION_ARGS)
 		(IsA(tree, RenameStmt) && ((RenameStmt *) tree)->renameType == OBJECT_TABLE))
 	{
 		/* Citus: the workers' catalog copy names the source anew */
-		if (SPI_execute("SELECT segments._citus_source_renamed()", false, 0) != SPI_OK_SELECT)
+		if (SPI_execute("SELECT segments._citus_push_catalog()", false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not follow the rename of the source");
 	}
 	else if (IsA(tree, RenameStmt))

@@ -367,36 +367,15 @@ $$;
 COMMENT ON FUNCTION segments._citus_load_catalog(jsonb) IS
     'Internal: on a Citus worker, replaces the catalog with the coordinator''s copy.';
 
--- The coordinator's catalog changed: the workers get the new definitions.
--- As the owner: whoever changes a segment, the copy is written with the
--- extension's rights (the reference table is the owner's).
-CREATE FUNCTION segments._citus_catalog_changed() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF segments._citus_active() AND segments._citus_coordinator()
-       AND to_regclass('segments.citus_catalog') IS NOT NULL THEN
-        PERFORM segments._citus_sync();
-    END IF;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION segments._citus_catalog_changed() IS
-    'Internal: copies changed segment definitions to the Citus workers.';
-CREATE TRIGGER citus_catalog_changed
-    AFTER INSERT OR UPDATE OR DELETE ON segments.segment
-    FOR EACH STATEMENT EXECUTE FUNCTION segments._citus_catalog_changed();
-CREATE TRIGGER citus_catalog_changed
-    AFTER INSERT OR UPDATE OR DELETE ON segments.config
-    FOR EACH STATEMENT EXECUTE FUNCTION segments._citus_catalog_changed();
-
--- The source renamed or moved to another schema on the coordinator (the
--- ddl_command_end trigger, src/schema_ddl.c): the workers' copy names it
--- anew, in the DDL's transaction.  The configuration holds the table by
--- OID on every node, so nothing else changes; a worker loading the copy
--- before the rename reaches it keeps its table (_citus_load_catalog).
-CREATE FUNCTION segments._citus_source_renamed()
+-- The workers get the coordinator's catalog as it is now: after a change to
+-- a definition or to the configuration (the triggers below), and after the
+-- source was renamed or moved to another schema (the ddl_command_end
+-- trigger, src/schema_ddl.c), in the transaction that made the change.  The
+-- configuration holds the source by OID on every node, so a rename changes
+-- nothing else; a worker loading the copy before the rename reaches it
+-- keeps its table (_citus_load_catalog).  Off Citus, and on a worker, it
+-- does nothing.
+CREATE FUNCTION segments._citus_push_catalog()
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -408,8 +387,28 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION segments._citus_source_renamed() IS
-    'Internal: copies the catalog to the Citus workers after the source was renamed or moved.';
+COMMENT ON FUNCTION segments._citus_push_catalog() IS
+    'Internal: on a Citus coordinator, copies the catalog to the workers.';
+
+-- As the owner: whoever changes a segment, the copy is written with the
+-- extension's rights (the reference table is the owner's).
+CREATE FUNCTION segments._citus_catalog_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM segments._citus_push_catalog();
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION segments._citus_catalog_changed() IS
+    'Internal: copies changed segment definitions to the Citus workers.';
+CREATE TRIGGER citus_catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE ON segments.segment
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._citus_catalog_changed();
+CREATE TRIGGER citus_catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE ON segments.config
+    FOR EACH STATEMENT EXECUTE FUNCTION segments._citus_catalog_changed();
 
 -- A full pass on the coordinator: every worker evaluates the shards placed
 -- on it (in parallel: run_command_on_workers), then the coordinator counts
