@@ -44,10 +44,17 @@
  * started just before a pass took the pass's rows by insertion and ended
  * no smaller.  The worker does not ask for one then, and the process
  * looks again after its vacuum, before the rebuild.  The other way round,
- * a pass that becomes pending while a rebuild runs (create_segment during
- * it) is not held back: the rebuild goes on and may end no smaller, and
- * the worker asks for another after the pass if the index is still past
+ * a pass that starts while a rebuild runs (create_segment during it) ends
+ * the rebuild (MemberVacuumYieldToPass): beside the pass it would end no
+ * smaller, and the pass's writes waited for it (the extension lock of the
+ * index being built: changes waited 7 to 8 s at a million contacts).  The
+ * worker then starts a process that only drops the copy left invalid, and
+ * asks for another rebuild after the pass if the index is still past
  * segments.member_reindex_factor.
+ *
+ * What a fresh index takes is measured by the process right after its
+ * rebuild and kept in segments.member_index_fresh, so that a restarted
+ * worker does not judge the index against the defaults.
  *
  *-------------------------------------------------------------------------
  */
@@ -55,6 +62,7 @@
 
 #include "access/xact.h"
 #include "catalog/index.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/tablecmds.h"
@@ -70,6 +78,7 @@
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -88,12 +97,11 @@ double		segments_member_reindex_factor = 2.0;
 /*
  * Bytes of a freshly built index: the GIN index per stored membership, the
  * primary key per row (a bigint key; others learn theirs at the first
- * rebuild).  What a rebuild leaves replaces them when larger.
+ * rebuild).  What a rebuild measured (segments.member_index_fresh)
+ * replaces them when larger.
  */
 #define GIN_FRESH_BYTES		1.75
 #define PKEY_FRESH_BYTES	22.0
-static double gin_fresh = GIN_FRESH_BYTES;
-static double pkey_fresh = PKEY_FRESH_BYTES;
 
 /* Smaller indexes are not worth a rebuild. */
 #define REINDEX_MIN_BYTES	(1024 * 1024)
@@ -105,6 +113,7 @@ static double pkey_fresh = PKEY_FRESH_BYTES;
 static uint32 reindex_wanted = 0;	/* by the last look */
 static bool vacuum_wanted = false;	/* by the last look */
 static uint32 reindex_asked = 0;	/* of the process last started */
+static bool drop_wanted = false;	/* a rebuild was ended: drop its copy */
 
 /* Fewest replaced rows worth a vacuum, whatever the table's size. */
 #define MEMBER_VACUUM_MIN_ROWS	1000
@@ -158,36 +167,63 @@ MemberVacuumInit(void)
 							 NULL, NULL, NULL);
 }
 
+/* segments.member_index_fresh exists (the SQL of 0.2.0 or later)? */
+static bool
+fresh_table_exists(void)
+{
+	Oid			nsp = get_namespace_oid("segments", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("member_index_fresh", nsp));
+}
+
+/* The stored memberships, for what the GIN index takes per membership. */
+#define MEMBERSHIPS_SQL "(SELECT coalesce(pg_catalog.sum(st.member_count), 0)::float8 FROM segments.segment_state st)"
+
 /*
- * Which indexes of segments.member are worth a rebuild (REINDEX_* bits)?
- * In a transaction, SPI connected.  rows: the table's live rows.  After a
- * rebuild this process asked for, learns what a fresh index takes.
+ * Which indexes of segments.member (relid) are worth a rebuild (REINDEX_*
+ * bits)?  In a transaction, SPI connected.  rows: the table's live rows.
  */
 static uint32
-reindex_due(double rows)
+reindex_due(Oid relid, double rows)
 {
 	bool		isnull;
 	double		gin_bytes;
 	double		pkey_bytes;
 	double		memberships;
+	double		gin_fresh = GIN_FRESH_BYTES;
+	double		pkey_fresh = PKEY_FRESH_BYTES;
+	Oid			type = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
 	uint32		due = 0;
 
+	/* rows about to be rewritten (and counts not yet those of the rows) */
+	if (segments_member_reindex_factor <= 0 || MemberStripActive())
+		return 0;
 	if (SPI_execute("SELECT coalesce(pg_catalog.pg_relation_size(pg_catalog.to_regclass('segments.member_segs_idx')), 0)::float8,"
 					"       coalesce(pg_catalog.pg_relation_size(pg_catalog.to_regclass('segments.member_pkey')), 0)::float8,"
-					"       (SELECT coalesce(pg_catalog.sum(st.member_count), 0)::float8 FROM segments.segment_state st)",
+					"       " MEMBERSHIPS_SQL,
 					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the size of segments.member's indexes");
 	gin_bytes = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	pkey_bytes = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	memberships = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	if ((reindex_asked & REINDEX_GIN) && memberships > 0)
-		gin_fresh = Max(GIN_FRESH_BYTES, gin_bytes / memberships);
-	if ((reindex_asked & REINDEX_PKEY) && rows > 0)
-		pkey_fresh = Max(PKEY_FRESH_BYTES, pkey_bytes / rows);
-	reindex_asked = 0;
-	/* rows about to be rewritten (and counts not yet those of the rows) */
-	if (segments_member_reindex_factor <= 0 || MemberStripActive())
-		return 0;
+	/* what the last rebuild measured (none before the SQL of 0.2.0) */
+	if (fresh_table_exists())
+	{
+		Datum		learned;
+
+		if (SPI_execute_with_args("SELECT pg_catalog.max(f.bytes_per) FILTER (WHERE f.index_name OPERATOR(pg_catalog.=) 'member_segs_idx'),"
+								  "       pg_catalog.max(f.bytes_per) FILTER (WHERE f.index_name OPERATOR(pg_catalog.=) 'member_pkey')"
+								  "  FROM segments.member_index_fresh f WHERE f.member_relid OPERATOR(pg_catalog.=) $1",
+								  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read segments.member_index_fresh");
+		learned = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			gin_fresh = Max(GIN_FRESH_BYTES, DatumGetFloat8(learned));
+		learned = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			pkey_fresh = Max(PKEY_FRESH_BYTES, DatumGetFloat8(learned));
+	}
 	if (gin_bytes > REINDEX_MIN_BYTES &&
 		gin_bytes > segments_member_reindex_factor * gin_fresh * memberships)
 		due |= REINDEX_GIN;
@@ -269,9 +305,9 @@ MemberVacuumDue(Oid relid, bool in_pass, bool spaced)
 	threshold = MEMBER_VACUUM_MIN_ROWS + factor * Max(tab->n_live_tuples, 0);
 	/* not during a pass: it is about to add to the indexes again */
 	reindex_wanted = (in_pass || vacuum_handle != NULL || CitusIsDistributed(relid)) ? 0 :
-		reindex_due((double) Max(tab->n_live_tuples, 0));
+		reindex_due(relid, (double) Max(tab->n_live_tuples, 0));
 	vacuum_wanted = !spaced && replaced_rows(tab) - baseline_replaced >= threshold;
-	return vacuum_wanted || reindex_wanted != 0;
+	return vacuum_wanted || reindex_wanted != 0 || drop_wanted;
 }
 
 /*
@@ -457,6 +493,41 @@ drop_invalid_indexes(Oid relid)
 	}
 }
 
+/*
+ * Records what the index segments.<name> of segments.member (relid), just
+ * rebuilt, takes per membership (the GIN index) or per row (the primary
+ * key, rows from the statistics the vacuum before it left), for the
+ * worker's next looks, this one's or a restarted one's.
+ */
+static void
+record_fresh_size(Oid relid, const char *name, bool per_membership)
+{
+	Oid			types[2] = {TEXTOID, OIDOID};
+	Datum		args[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(relid)};
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (fresh_table_exists() &&
+		SPI_execute_with_args(psprintf("INSERT INTO segments.member_index_fresh AS f (index_name, member_relid, bytes_per)"
+									   " SELECT $1, $2, s.bytes OPERATOR(pg_catalog./) s.per FROM"
+									   " (SELECT pg_catalog.pg_relation_size(pg_catalog.to_regclass('segments.' OPERATOR(pg_catalog.||) $1))::float8 AS bytes,"
+									   "         %s AS per) s"
+									   "  WHERE s.bytes OPERATOR(pg_catalog.>) 0 AND s.per OPERATOR(pg_catalog.>) 0"
+									   " ON CONFLICT (index_name) DO UPDATE"
+									   "   SET member_relid = excluded.member_relid, bytes_per = excluded.bytes_per,"
+									   "       measured_at = pg_catalog.now()",
+									   per_membership ? MEMBERSHIPS_SQL :
+									   "(SELECT GREATEST(c.reltuples::float8, 0) FROM pg_catalog.pg_class c"
+									   "  WHERE c.oid OPERATOR(pg_catalog.=) $2)"),
+							  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the size of segments.%s", name);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
 /* REINDEX INDEX CONCURRENTLY segments.<name>. */
 static void
 member_reindex(const char *name)
@@ -506,6 +577,36 @@ pass_pending(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return pending;
+}
+
+/*
+ * A pass starts (the worker's, in its transaction, SPI connected): a
+ * rebuild the vacuum process is running ends, and the worker starts a
+ * process that drops the copy it left (see the banner).  A vacuum goes on.
+ */
+void
+MemberVacuumYieldToPass(void)
+{
+	pid_t		pid;
+	Oid			type = INT4OID;
+	Datum		arg;
+	bool		isnull;
+
+	if (vacuum_handle == NULL || (reindex_asked & (REINDEX_GIN | REINDEX_PKEY)) == 0 ||
+		GetBackgroundWorkerPid(vacuum_handle, &pid) != BGWH_STARTED)
+		return;
+	arg = Int32GetDatum((int32) pid);
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p"
+							  "  WHERE p.pid OPERATOR(pg_catalog.=) $1)",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the progress of the vacuum process");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return;
+	ereport(LOG,
+			(errmsg("segments: ending the rebuild of an index of segments.member: a pass starts"),
+			 errdetail("A rebuild beside a pass would take the pass's rows by insertion; the worker asks for another after the pass if the index is still past segments.member_reindex_factor.")));
+	TerminateBackgroundWorker(vacuum_handle);
+	drop_wanted = true;
 }
 
 /* on_shmem_exit callback of the worker: its vacuum process ends with it. */
@@ -571,7 +672,8 @@ MemberVacuumStart(Oid relid)
 	snprintf(worker.bgw_type, BGW_MAXLEN, "segments member vacuum");
 	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
 	memcpy(worker.bgw_extra, &relid, sizeof(Oid));
-	what = reindex_wanted | (vacuum_wanted || reindex_wanted == 0 ? VACUUM_TABLE : 0);
+	/* neither: only the drop of an ended rebuild's copy (drop_wanted) */
+	what = reindex_wanted | (vacuum_wanted ? VACUUM_TABLE : 0);
 	memcpy(worker.bgw_extra + sizeof(Oid), &what, sizeof(uint32));
 	worker.bgw_notify_pid = MyProcPid;	/* its end sets the worker's latch */
 
@@ -594,6 +696,7 @@ MemberVacuumStart(Oid relid)
 	vacuum_started_at = GetCurrentTimestamp();
 	reindex_asked = reindex_wanted;
 	reindex_wanted = 0;
+	drop_wanted = false;
 	started_replaced = looked_replaced;
 	if (!stop_registered)
 	{
@@ -643,9 +746,15 @@ segments_member_vacuum_main(Datum arg)
 		reindex = 0;
 	}
 	if (reindex & REINDEX_GIN)
+	{
 		member_reindex("member_segs_idx");
+		record_fresh_size(relid, "member_segs_idx", true);
+	}
 	if (reindex & REINDEX_PKEY)
+	{
 		member_reindex("member_pkey");
+		record_fresh_size(relid, "member_pkey", false);
+	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }

@@ -750,6 +750,8 @@ pass_begin(Datum ids)
 {
 	PassStart(ids);
 	pass_remember(ids, GetCurrentTimestamp());
+	/* no index rebuild beside it */
+	MemberVacuumYieldToPass();
 }
 
 /* Counts a pass that ended (completed or failed) for the views. */

@@ -36,6 +36,23 @@ INSERT INTO segments.capture_state DEFAULT VALUES;
 COMMENT ON TABLE segments.capture_state IS
     'Whether changes may wait in the worker''s shared-memory ring (a crash then costs a full pass), and the watermark a hot standby''s wait() reads.';
 
+-- What a freshly built index of segments.member takes, measured by the
+-- worker's vacuum process right after it rebuilt the index
+-- (src/member_vacuum.c): the GIN index per stored membership, the primary
+-- key per row.  The worker rebuilds an index once it is
+-- segments.member_reindex_factor times that; kept here so that a restarted
+-- worker does not go back to the defaults (and rebuild an index that is not
+-- bloated).  Rows of another member table (configure() made a new one) are
+-- ignored.
+CREATE TABLE segments.member_index_fresh (
+    index_name   name PRIMARY KEY,
+    member_relid oid NOT NULL,
+    bytes_per    float8 NOT NULL CHECK (bytes_per > 0),
+    measured_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE segments.member_index_fresh IS
+    'Bytes a freshly built index of segments.member takes per membership (GIN) or per row (primary key), from the worker''s last rebuild.';
+
 -- Queue entries the worker could not apply (an error that is not
 -- transient, such as a key the membership storage cannot hold), set aside
 -- with the error so that they never hold back the others.

@@ -121,3 +121,18 @@ CREATE TABLE segments.capture_state (
     watermark   timestamptz
 );
 -- (its one row: the install script's INSERT, which the generated upgrade runs after this)
+
+-- What a freshly built index of segments.member takes, measured by the
+-- worker's vacuum process right after it rebuilt the index
+-- (src/member_vacuum.c): the GIN index per stored membership, the primary
+-- key per row.  The worker rebuilds an index once it is
+-- segments.member_reindex_factor times that; kept here so that a restarted
+-- worker does not go back to the defaults (and rebuild an index that is not
+-- bloated).  Rows of another member table (configure() made a new one) are
+-- ignored.
+CREATE TABLE segments.member_index_fresh (
+    index_name   name PRIMARY KEY,
+    member_relid oid NOT NULL,
+    bytes_per    float8 NOT NULL CHECK (bytes_per > 0),
+    measured_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -6,7 +6,9 @@
 # while a reader goes on reading through it; at 0 it does not; an invalid
 # index on the table (what an interrupted rebuild leaves) is dropped by
 # the next vacuum process; one that another session is building
-# concurrently (invalid until its build ends) is waited for, not dropped.
+# concurrently (invalid until its build ends) is waited for, not dropped;
+# what a rebuild measured is kept for a restarted worker; and a pass that
+# starts ends a rebuild running beside it.
 . "$(dirname "$0")/common.bash"
 
 READER="segw_reader_${TEST_NAME}_$$"
@@ -169,4 +171,88 @@ expect "the index it built is there and valid, none invalid" \
        "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = 'segments.member_dba_idx'::regclass) AND ($INVALID) = 0" t
 q "DROP INDEX segments.member_dba_idx" >/dev/null
 expect "membership exact after all" "SELECT count(*) FROM segments.verify() WHERE missing <> 0 OR extra <> 0" 0
+
+# 5. what a rebuild measured is kept in segments.member_index_fresh, and a
+# restarted worker judges the index by it, not by the defaults.
+REBUILDING="SELECT count(*) FROM pg_stat_progress_create_index p JOIN pg_stat_activity a USING (pid)
+             WHERE a.backend_type = 'segments member vacuum' AND p.command = 'REINDEX CONCURRENTLY'"
+MEMBERSHIPS="(SELECT sum(member_count) FROM segments.segment_state)"
+VACUUM_PROCS="SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'"
+restart_worker() {
+    local wpid
+    wpid=$(q "SELECT pid FROM segments.worker")
+    [ -n "$wpid" ] || fail "no worker pid in segments.worker"
+    q "SELECT pg_terminate_backend($wpid)" >/dev/null
+    wait_gone "$wpid" 60
+    poll "$1" "SELECT pid IS NOT NULL AND pid <> $wpid FROM segments.worker" t 120
+}
+oid5=$(q "$GIN_OID")
+set_system segments.member_reindex_factor 0.1
+poll "at a factor of 0.1 the worker rebuilds the GIN index" "SELECT ($GIN_OID) <> $oid5" t 180
+set_system segments.member_reindex_factor 0
+poll "the setting is read" "SHOW segments.member_reindex_factor" 0 30
+poll "the vacuum process ended (the primary key rebuilt too)" "$VACUUM_PROCS" 0 180
+expect "the rebuild recorded what the fresh GIN index takes per membership (within 1%)" \
+       "SELECT abs(f.bytes_per * $MEMBERSHIPS - pg_relation_size('segments.member_segs_idx')) < 0.01 * pg_relation_size('segments.member_segs_idx')
+               AND f.member_relid = 'segments.member'::regclass::oid
+          FROM segments.member_index_fresh f WHERE f.index_name = 'member_segs_idx'" t
+expect "and the primary key per row" \
+       "SELECT f.bytes_per > 8 AND f.member_relid = 'segments.member'::regclass::oid
+          FROM segments.member_index_fresh f WHERE f.index_name = 'member_pkey'" t
+note "fresh GIN: $(q "SELECT round(bytes_per::numeric, 2) FROM segments.member_index_fresh WHERE index_name = 'member_segs_idx'") B per membership"
+# Claim that a fresh GIN index takes 1000 B per membership: a worker that
+# reads the table never rebuilds it; one that went back to the defaults
+# (1.75 B) would, once the index is past twice that.
+q "UPDATE segments.member_index_fresh SET bytes_per = 1000 WHERE index_name = 'member_segs_idx'" >/dev/null
+restart_worker "a new worker"
+set_system segments.member_reindex_factor 2
+poll "the setting is read" "SHOW segments.member_reindex_factor" 2 30
+oid5=$(q "$GIN_OID")
+for i in 1 2 3 4 5 6 7 8; do
+    [ "$(q "SELECT pg_relation_size('segments.member_segs_idx') > 2 * 1.75 * 1.1 * $MEMBERSHIPS")" = t ] && break
+    flip 1
+done
+expect "the GIN index is past twice the default fresh size" \
+       "SELECT pg_relation_size('segments.member_segs_idx') > 2 * 1.75 * $MEMBERSHIPS" t
+hold "the restarted worker does not rebuild it (it reads the measured size)" \
+     "SELECT ($GIN_OID) = $oid5 AND ($REBUILDING) = 0" t 5
+q "DELETE FROM segments.member_index_fresh WHERE index_name = 'member_segs_idx'" >/dev/null
+poll "without the measured size (the defaults) the same index is rebuilt" "SELECT ($GIN_OID) <> $oid5" t 180
+poll "the vacuum process ended" "$VACUUM_PROCS" 0 180
+
+# 6. a pass that starts ends a rebuild running beside it: the copy it left
+# is dropped, the pass goes on, and the index stays the one it was.  A
+# transaction holding a snapshot keeps the rebuild waiting in its last
+# phase (waiting for older snapshots).
+PGAPPNAME="segw_snapshot_$$" psql -X -q -v ON_ERROR_STOP=1 \
+    -c "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM contacts; SELECT pg_sleep(900)" >/dev/null 2>&1 &
+poll "a transaction holds a snapshot" \
+     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_snapshot_$$' AND backend_xmin IS NOT NULL AND wait_event = 'PgSleep'" 1 60
+oid6=$(q "$GIN_OID")
+log_before=$(grep -c "ending the rebuild of an index of segments.member" "$PGHOST/server.log" || true)
+drops_before=$(grep -c "dropping the invalid index segments.member_segs_idx_cc" "$PGHOST/server.log" || true)
+set_system segments.member_reindex_factor 0.1
+poll "a rebuild runs, held by the snapshot" "$REBUILDING" 1 180
+hold "... and goes on" "$REBUILDING" 1 2
+q "SELECT segments.create_segment('late', '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lte\", \"value\": 70000}')" >/dev/null
+start=$SECONDS
+until [ "$(grep -c "ending the rebuild of an index of segments.member" "$PGHOST/server.log" || true)" -gt "$log_before" ]; do
+    [ $((SECONDS - start)) -lt 120 ] || fail "the worker's pass did not end the rebuild within 120 s"
+    sleep 0.2
+done
+note "ok: the pass ended the rebuild ($((SECONDS - start)) s; the server log says so)"
+set_system segments.member_reindex_factor 0
+poll "the setting is read" "SHOW segments.member_reindex_factor" 0 30
+poll "no rebuild runs" "$REBUILDING" 0 60
+poll "the copy it left is dropped while the snapshot is still held" "$INVALID" 0 120
+[ "$(grep -c "dropping the invalid index segments.member_segs_idx_cc" "$PGHOST/server.log" || true)" -gt "$drops_before" ] ||
+    fail "the drop of the rebuild's copy is not in the server log"
+note "ok: ... by a vacuum process of the worker's (the server log says so)"
+expect "the pass ended, the snapshot still held" "SELECT segments.wait('300 s')" t
+expect "... and the snapshot is still there" \
+       "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_snapshot_$$'" 1
+expect "the GIN index is the one before the rebuild" "SELECT ($GIN_OID) = $oid6" t
+end_snapshot
+expect "late's members" "SELECT count(*) FROM segments.segment_members('late')" 70000
+expect "membership exact at the end" "SELECT count(*) FROM segments.verify() WHERE missing <> 0 OR extra <> 0" 0
 all_passed
