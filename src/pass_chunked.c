@@ -59,6 +59,10 @@
  */
 static int64 next_limit = 0;
 
+/* How far the pass in progress went, as of its last chunk (PassFractionDone). */
+static int64 progress_done = 0;
+static int64 progress_total = 0;
+
 #define FIRST_CHUNK		1000
 #define MIN_CHUNK		100
 
@@ -74,6 +78,7 @@ PassStart(Datum ids)
 	bool		isnull;
 	Datum		total;
 
+	progress_done = progress_total = 0;
 	/* a row left by a pass this worker no longer follows (unconfigured) */
 	WorkerRun("DELETE FROM segments.pass", 0, NULL, NULL, SPI_OK_DELETE);
 	WorkerRun("INSERT INTO segments.pass (source, segment_ids, requested, contacts_total)"
@@ -100,6 +105,19 @@ PassStart(Datum ids)
 
 		WorkerRun(sql, 0, NULL, NULL, SPI_OK_UPDATE);
 	}
+}
+
+/*
+ * The fraction of the source the pass in progress visited, as of its last
+ * chunk of this worker's (the count of contacts is an estimate); 0 before
+ * its first chunk.
+ */
+double
+PassFractionDone(void)
+{
+	if (progress_total <= 0 || progress_done <= 0)
+		return 0.0;
+	return Min(1.0, (double) progress_done / (double) progress_total);
 }
 
 /*
@@ -195,10 +213,18 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 		Oid			types[2] = {TEXTOID, INT8OID};
 		Datum		values[2] = {CStringGetTextDatum(cursor), Int64GetDatum(*visited)};
 
+		bool		isnull;
+
 		WorkerRun("UPDATE segments.pass SET cursor = $1,"
 				 "       contacts_done = contacts_done OPERATOR(pg_catalog.+) $2,"
-				 "       chunks = chunks OPERATOR(pg_catalog.+) 1",
-				 2, types, values, SPI_OK_UPDATE);
+				 "       chunks = chunks OPERATOR(pg_catalog.+) 1"
+				 " RETURNING contacts_done, contacts_total",
+				 2, types, values, SPI_OK_UPDATE_RETURNING);
+		if (SPI_processed == 1)
+		{
+			progress_done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			progress_total = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		}
 		return PASS_CONTINUES;
 	}
 

@@ -24,5 +24,6 @@ extern void PassStart(Datum ids);
 extern bool PassInProgress(Datum *ids, TimestampTz *started_at);
 extern void PassAbandon(void);
 extern PassOutcome PassChunk(int64 limit, int budget_ms, int64 *visited);
+extern double PassFractionDone(void);
 
 #endif							/* SEGMENTS_PASS_CHUNKED_H */

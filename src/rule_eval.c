@@ -179,18 +179,27 @@ regex_matches(RuleCondition *cond, const RuleScalar *field)
 {
 	int			flags = REG_ADVANCED | (cond->case_insensitive ? REG_ICASE : 0);
 
-	/* a set of literal strings: a few comparisons (regex_literal.c) */
+	/*
+	 * A set of literal strings: a few comparisons (regex_literal.c); any
+	 * other pattern compiled once for the condition (regex_compiled.c)
+	 */
 	if (cond->regex_plain == 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(condition_cxt(cond));
 
 		cond->regex_literal = cond->case_insensitive ? NULL :
 			RegexLiteralCompile(VARDATA_ANY(cond->regex), VARSIZE_ANY_EXHDR(cond->regex));
-		cond->regex_plain = cond->regex_literal != NULL ? 1 : -1;
+		if (cond->regex_literal == NULL)
+			cond->regex_compiled = RegexCompiledCreate(cond->regex, flags, DEFAULT_COLLATION_OID,
+													   condition_cxt(cond));
+		cond->regex_plain = cond->regex_literal != NULL ? 1 :
+			cond->regex_compiled != NULL ? -1 : -2;
 		MemoryContextSwitchTo(old);
 	}
 	if (cond->regex_plain > 0)
 		return RegexLiteralMatch(cond->regex_literal, field->u.text.str, field->u.text.len);
+	if (cond->regex_plain == -1)
+		return RegexCompiledMatch(cond->regex_compiled, field->u.text.str, field->u.text.len);
 	return RE_compile_and_execute(cond->regex, (char *) field->u.text.str,
 								  field->u.text.len, flags,
 								  DEFAULT_COLLATION_OID, 0, NULL);
@@ -1216,6 +1225,10 @@ compact_copy(const RuleNode *node, char **next)
 		*next += MAXALIGN(sizeof(RuleCondition));
 		*copy->cond = *node->cond;
 		copy->cond->cache_cxt = CurrentMemoryContext;	/* not a chunk of its own */
+		/* compiled anew into the copy's memory, which may outlive the original's */
+		copy->cond->regex_plain = 0;
+		copy->cond->regex_literal = NULL;
+		copy->cond->regex_compiled = NULL;
 		copy->cond->values = (RuleScalar *) *next;
 		*next += MAXALIGN(sizeof(RuleScalar) * Max(node->cond->nvalues, 1));
 		if (node->cond->nvalues > 0)

@@ -251,9 +251,10 @@ typedef struct RuleCondition
 								 * below, -1 not */
 	int64		mod_divisor;
 	int64		mod_remainder;
-	int8		regex_plain;	/* regex: 0 unknown, 1 regex_literal, -1 the
-								 * engine */
+	int8		regex_plain;	/* regex: 0 unknown, 1 regex_literal, -1
+								 * regex_compiled, -2 the engine's cache */
 	struct RegexLiteral *regex_literal;
+	struct RegexCompiled *regex_compiled;
 } RuleCondition;
 
 typedef struct RuleNode
@@ -424,6 +425,12 @@ extern const char *RuleTypeName(RuleValueType type);
 typedef struct RegexLiteral RegexLiteral;
 extern RegexLiteral *RegexLiteralCompile(const char *pattern, int len);
 extern bool RegexLiteralMatch(const RegexLiteral *lit, const char *text, int len);
+
+/* regex_compiled.c: a condition's own compiled regular expression */
+typedef struct RegexCompiled RegexCompiled;
+extern RegexCompiled *RegexCompiledCreate(const text *pattern, int flags, Oid collation,
+										  MemoryContext owner);
+extern bool RegexCompiledMatch(RegexCompiled *compiled, const char *str, int len);
 
 /* rule_eval.c */
 extern bool RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx);

@@ -685,13 +685,14 @@ uuid_array(const pg_uuid_t *ids, int n)
 
 /*
  * The chunked pass in progress (pass_chunked.c): its segments (uuid[] in
- * TopMemoryContext) and when it started.  Known at start from
- * segments.pass, so that a pass interrupted by a crash is resumed.
+ * TopMemoryContext) and the time this worker spent in its chunks.  Known
+ * at start from segments.pass, so that a pass interrupted by a crash is
+ * resumed.
  */
 static bool pass_active = false;
 static Datum pass_ids = (Datum) 0;
 static int	pass_nids = 0;
-static TimestampTz pass_started = 0;
+static int64 pass_spent_us = 0;	/* in its chunks, by this worker */
 
 /*
  * Segments that timed out in a pass shared with others: each gets a pass
@@ -726,7 +727,7 @@ solo_remove(const pg_uuid_t *id)
 
 /* Remembers the pass just started or found (ids: uuid[]). */
 static void
-pass_remember(Datum ids, TimestampTz started)
+pass_remember(Datum ids)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	ArrayType  *a;
@@ -737,7 +738,7 @@ pass_remember(Datum ids, TimestampTz started)
 	MemoryContextSwitchTo(old);
 	a = DatumGetArrayTypeP(pass_ids);
 	pass_nids = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-	pass_started = started;
+	pass_spent_us = 0;
 	pass_active = true;
 }
 
@@ -749,7 +750,7 @@ static void
 pass_begin(Datum ids)
 {
 	PassStart(ids);
-	pass_remember(ids, GetCurrentTimestamp());
+	pass_remember(ids);
 	/* no index rebuild beside it */
 	MemberVacuumYieldToPass();
 }
@@ -849,6 +850,32 @@ pass_failed(ErrorData *edata)
 }
 
 /*
+ * segments.evaluation_timeout bounds each segment's evaluation.  A pass of
+ * N segments evaluates them together, and evaluating them one by one could
+ * take as long as N limits: so a pass may take N times the limit (at 10
+ * million contacts a pass of 900 new segments takes tens of minutes, and
+ * split into 900 passes of one, each a scan of the source, it took hours).
+ * It ends sooner, each of its segments then getting a pass of its own and
+ * the limit alone (the slow one fails), once it has taken one limit and is
+ * on course to take more than N, or when a single chunk, sized to take
+ * under a second, takes a whole limit.  Counted: the time in the pass's
+ * chunks (not the changes applied between them) since this worker took the
+ * pass up (a resumed pass gets the limit anew).  Returns the time the next
+ * chunk may take, 0 or less when the pass is over its limit.
+ */
+static int64
+pass_time_left_ms(void)
+{
+	int64		limit_ms = (int64) segments_evaluation_timeout * Max(pass_nids, 1);
+	int64		spent_ms = pass_spent_us / 1000;
+	double		done = PassFractionDone();
+
+	if (spent_ms >= segments_evaluation_timeout && done > 0 && spent_ms / done > limit_ms)
+		return 0;
+	return Min(limit_ms - spent_ms, (int64) segments_evaluation_timeout);
+}
+
+/*
  * Evaluates the next chunk of the pass in progress, in a transaction of
  * its own.  Returns whether a pass was in progress.
  */
@@ -879,11 +906,9 @@ pass_step(void)
 		{
 			set_state(SWS_EVALUATING);
 			HistorySetCause(HISTORY_CAUSE_EVALUATION);	/* history: for this chunk's transaction */
-			/* segments.evaluation_timeout bounds the whole pass */
 			if (segments_evaluation_timeout > 0)
 			{
-				int64		left_ms = segments_evaluation_timeout -
-					(start - pass_started) / 1000;
+				int64		left_ms = pass_time_left_ms();
 
 				if (left_ms <= 0)
 				{
@@ -946,6 +971,7 @@ pass_step(void)
 		QueryCancelPending = false;
 	}
 
+	pass_spent_us += GetCurrentTimestamp() - start;
 	SpinLockAcquire(&segments_shared->mutex);
 	my_slot->stats.evaluation_ms += (GetCurrentTimestamp() - start) / 1000.0;
 	SpinLockRelease(&segments_shared->mutex);
@@ -2068,7 +2094,7 @@ reset_evaluating(void)
 		if (PassInProgress(&ids, &started))
 		{
 			/* the limit of segments.evaluation_timeout starts again */
-			pass_remember(ids, GetCurrentTimestamp());
+			pass_remember(ids);
 			ereport(LOG,
 					(errmsg("segments worker for database \"%s\" resumes the evaluation pass started at %s",
 							get_database_name(MyDatabaseId), timestamptz_to_str(started))));

@@ -49,4 +49,35 @@ q "UPDATE contacts SET plan = 'vip' WHERE id = 3"
 expect "wait() after turning the limit off" "SELECT segments.wait('60 s')" t
 q "SELECT segments.update_segment('$SLOW', definition => '{\"type\": \"attribute\", \"field\": \"email\", \"op\": \"regex\", \"value\": \"^user[0-9]*3@(example|sample)[.]com$\"}')" >/dev/null
 poll "with the limit off the slow segment is evaluated" "SELECT state FROM segments.status WHERE segment_id = '$SLOW'" ready 120
+# A pass of several segments may take as many limits as it has segments
+# (evaluating them one by one could take as long): 40 segments changed
+# together, whose pass takes about four limits, are all evaluated by that
+# one pass (one evaluated_at), none failed.  First the pass's time with
+# the limit off.
+q "BEGIN; $(q "SELECT string_agg(format('SELECT segments.create_segment(%L, %L);', 'Rx' || i,
+        json_build_object('type', 'attribute', 'field', 'email', 'op', 'regex',
+                          'value', format('^user[0-9]*%s@(example|sample)[.]com$', lpad((i % 100)::text, 2, '0')))), ' ')
+        FROM generate_series(0, 39) i") COMMIT;" >/dev/null
+expect "the 40 evaluated with the limit off" "SELECT segments.wait('300 s')" t
+P_MS=$(q "SELECT round(max(extract(epoch FROM last_duration)) * 1000) FROM segments.segment_state st JOIN segments.segment s ON s.id = st.segment_id WHERE s.name LIKE 'Rx%'")
+T_MS=$(( P_MS / 4 > 3000 ? P_MS / 4 : 3000 ))
+note "the pass of 40 took $P_MS ms; limit now $T_MS ms (40 limits: $((40 * T_MS)) ms)"
+set_system segments.evaluation_timeout "${T_MS}ms"
+q "UPDATE contacts SET plan = 'vip' WHERE id = 4"
+expect "wait() after the reload" "SELECT segments.wait('60 s')" t
+q "BEGIN; $(q "SELECT string_agg(format('SELECT segments.update_segment(%L, definition => %L);', 'Rx' || i,
+        json_build_object('type', 'attribute', 'field', 'email', 'op', 'regex',
+                          'value', format('^user[0-9]*%s@(sample|example)[.]com$', lpad(((i + 50) % 100)::text, 2, '0')))), ' ')
+        FROM generate_series(0, 39) i") COMMIT;" >/dev/null
+expect "the 40 evaluated again" "SELECT segments.wait('600 s')" t
+expect "by one pass, none failed" \
+       "SELECT count(DISTINCT st.evaluated_at) || ' ' || count(*) FILTER (WHERE st.state = 'ready')
+          FROM segments.segment_state st JOIN segments.segment s ON s.id = st.segment_id WHERE s.name LIKE 'Rx%'" "1 40"
+note "that pass took $(q "SELECT round(max(extract(epoch FROM last_duration)) * 1000) FROM segments.segment_state st JOIN segments.segment s ON s.id = st.segment_id WHERE s.name LIKE 'Rx%'") ms"
+expect "their members are right" \
+       "SELECT count(*) FROM segments.segment s
+         WHERE s.name LIKE 'Rx%'
+           AND (SELECT member_count FROM segments.status t WHERE t.segment_id = s.id)
+               <> (SELECT count(*) FROM contacts c WHERE c.email ~ (s.definition->>'value'))" 0
+set_system segments.evaluation_timeout 0
 all_passed
