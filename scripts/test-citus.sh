@@ -964,8 +964,12 @@ ddl_both "ALTER TABLE contacts RENAME COLUMN tier TO plan" "the rule column rena
 # ALTER TYPE of a column a rule reads, keeping the rules valid: re-evaluated
 BEFORE_EVAL=$(q "SELECT evaluated_at FROM segments.segments WHERE name = 'high'")
 ddl_both "ALTER TABLE contacts ALTER COLUMN score TYPE bigint" "ALTER TYPE of a column a rule reads (integer to bigint)"
-expect "the segments reading the retyped column are evaluated again (wait)" \
-    "SELECT segments.wait('300 s') AND (SELECT evaluated_at > '$BEFORE_EVAL' AND status = 'ready' FROM segments.segments WHERE name = 'high')" t
+# wait() first, then the state in a statement of its own: a statement's
+# snapshot is taken before wait() runs, so it would show the state from
+# before the pass (this check passed only when the pass was over first)
+expect "the segments reading the retyped column are evaluated again (wait)" "SELECT segments.wait('300 s')" t
+expect "... evaluated after the type change, ready" \
+    "SELECT evaluated_at > '$BEFORE_EVAL' AND status = 'ready' FROM segments.segments WHERE name = 'high'" t
 expect "... on every node the column has the new type" \
     "SELECT string_agg(result, ',') FROM run_command_on_workers(\$\$SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = 'contacts'::regclass AND attname = 'score'\$\$)" "bigint,bigint,bigint"
 qref "SELECT segments.wait('300 s')" >/dev/null
