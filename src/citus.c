@@ -1068,30 +1068,36 @@ CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo)
 }
 
 /*
+ * Does preview() of this source go to the workers: is it distributed and
+ * this node the coordinator?  False on plain PostgreSQL (the source is
+ * scanned here) and on a worker node (EvaluateDefinition() refuses).
+ */
+bool
+CitusPreviewOnWorkers(Oid source_relid)
+{
+	return OidIsValid(source_relid) && CitusIsDistributed(source_relid) && is_coordinator();
+}
+
+/*
  * preview() on the coordinator of a distributed source (preview.c), once
  * the definition is validated here: every worker evaluates it over the
  * shards placed on it (segments._citus_preview(), which runs
  * segments._citus_preview_local() on each, as the owner).  Sets the member
  * and contact counts, the sum of the workers', and *keys to the workers'
  * samples as text (*nkeys of them, each worker's `sample` smallest member
- * keys; the caller keeps the smallest).  True when done; false elsewhere
- * (plain PostgreSQL: the caller scans the source; a worker node, where
- * EvaluateDefinition() refuses).
+ * keys; the caller keeps the smallest).  Only where
+ * CitusPreviewOnWorkers().
  */
-bool
+void
 CitusPreview(Jsonb *definition, const char *tenant, bool filter_contacts, int sample,
 			 int64 *members, int64 *contacts, int *nkeys, char ***keys)
 {
-	const SegmentCatalog *cat = CatalogGet();
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			types[4] = {JSONBOID, TEXTOID, BOOLOID, INT4OID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	PrivilegeContext priv;
 
-	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid) ||
-		!is_coordinator())
-		return false;
 	values[0] = JsonbPGetDatum(definition);
 	values[1] = tenant != NULL ? CStringGetTextDatum(tenant) : (Datum) 0;
 	if (tenant == NULL)
@@ -1150,7 +1156,6 @@ CitusPreview(Jsonb *definition, const char *tenant, bool filter_contacts, int sa
 	}
 	PG_END_TRY();
 	PrivilegeRestore(&priv, true);
-	return true;
 }
 
 /*

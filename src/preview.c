@@ -258,13 +258,25 @@ segments_preview(PG_FUNCTION_ARGS)
 	key_type = cat->config.key_type;
 	preview_init(pv, sample_wanted, key_type);
 
-	if (CitusPreview(PG_GETARG_JSONB_P(0), pv->view.tenant, pv->view.filter_contacts,
-					 pv->sample, &pv->members, &pv->contacts, &nremote, &remote))
+	if (CitusPreviewOnWorkers(cat->config.source_relid))
 	{
-		/* the workers' samples, each its smallest keys: the smallest of all */
+		int64		members;
+		int64		contacts;
 		Oid			typinput;
 		Oid			typioparam;
 
+		/*
+		 * Here first, as on one node: the plan of the definition and of the
+		 * segments it reads (a referenced segment that does not compile
+		 * fails here, with the one node's error), over the shards placed
+		 * here (none, on a coordinator that holds none).
+		 */
+		preview_evaluate(pv, parsed, true);
+		CitusPreview(PG_GETARG_JSONB_P(0), pv->view.tenant, pv->view.filter_contacts,
+					 pv->sample, &members, &contacts, &nremote, &remote);
+		pv->members += members;
+		pv->contacts += contacts;
+		/* the workers' samples, each its smallest keys: the smallest of all */
 		getTypeInputInfo(key_type, &typinput, &typioparam);
 		for (int i = 0; i < nremote; i++)
 			sample_add(pv, OidInputFunctionCall(typinput, remote[i], typioparam, -1));
