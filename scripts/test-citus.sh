@@ -1053,6 +1053,14 @@ if [ "$got" != "$want" ]; then
 fi
 same "membership after DROP EXTENSION, CREATE EXTENSION, configure() and the segments again as on a single node" "$MEMBERSHIP_ALL"
 counts_follow "after the extension came back"
+# preview() at scale: the 200,000 more contacts over three workers, the
+# tenant column configured, shards moved and the extension made again
+for p in \
+    "every contact, sample 100|{\"and\":[]}|100" \
+    "a rule referencing a segment and reading a trait by path, sample 1000|{\"and\":[{\"type\":\"segment\",\"op\":\"in\",\"value\":\"vip_or_high\"},{\"type\":\"trait\",\"path\":[\"country\"],\"op\":\"eq\",\"value\":\"de\"}]}|1000"; do
+    IFS='|' read -r what def n <<< "$p"
+    same "preview() of $what, on three workers after the extension came back, as on a single node" "$(preview_sql "$def" "$n")"
+done
 all_passed
 
 # CITUS_BENCH=1: the routing overhead of the read path (bench/citus_read.sh)
