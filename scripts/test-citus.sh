@@ -235,8 +235,55 @@ expect "explain() on the coordinator reads the contact's row and membership thro
     "true:true:true,false:false:true"
 expect "verify() on the coordinator (every worker compares its shards) finds no difference" \
     "SELECT count(*) || ':' || sum(missing + extra) || ':' || bool_and(state = 'ready') FROM segments.verify()" "5:0:true"
-errors "preview() on a distributed source: 0A000, not a wrong answer" 0A000 \
-    "SELECT * FROM segments.preview('{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}')"
+# preview() on the coordinator: validated there, evaluated by every worker
+# over its shards; counts and sample (the smallest member keys, in the key
+# type's order) as on a single node
+preview_sql() { echo "SELECT member_count || ':' || contact_count || ':' || array_to_string(sample_keys, ',') FROM segments.preview('$1', $2)"; }
+for p in \
+    "a simple rule|{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}|10" \
+    "a rule reading traits by path|{\"or\":[{\"type\":\"trait\",\"path\":[\"size\"],\"op\":\"gte\",\"value\":45},{\"type\":\"trait\",\"path\":[\"company\",\"size\"],\"op\":\"gte\",\"value\":1}]}|25" \
+    "a rule referencing another segment|{\"and\":[{\"type\":\"segment\",\"op\":\"in\",\"value\":\"vip_or_high\"},{\"type\":\"attribute\",\"field\":\"score\",\"op\":\"lt\",\"value\":40}]}|12" \
+    "a percentage without salt (hashed with the nil uuid)|{\"type\":\"percentage\",\"op\":\"lt\",\"value\":5}|15" \
+    "sample 0|{\"type\":\"trait\",\"key\":\"country\",\"op\":\"eq\",\"value\":\"de\"}|0" \
+    "a sample larger than the member count|{\"and\":[{\"type\":\"attribute\",\"field\":\"score\",\"op\":\"eq\",\"value\":99},{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}]}|10000"; do
+    IFS='|' read -r what def n <<< "$p"
+    same "preview() of $what on the coordinator as on a single node" "$(preview_sql "$def" "$n")"
+done
+got=$(q "$(preview_sql '{"and":[{"type":"attribute","field":"score","op":"eq","value":99},{"type":"attribute","field":"plan","op":"eq","value":"vip"}]}' 10000)")
+[ "${got%%:*}" -gt 0 ] && [ "${got%%:*}" -lt 10000 ] || fail "the preview with a large sample should have between 1 and 9999 members: $got"
+[ "$(tr ',' '\n' <<< "${got##*:}" | wc -l)" = "${got%%:*}" ] || fail "a sample larger than the member count should hold every member: $got"
+note "ok: a sample larger than the member count holds every member (${got%%:*})"
+got=$(q "$(preview_sql '{"type":"attribute","field":"plan","op":"eq","value":"vip"}' 12)")
+want=$(q "SELECT string_agg(id::text, ',' ORDER BY id) FROM (SELECT id FROM contacts WHERE plan = 'vip' ORDER BY id LIMIT 12) c")
+[ "${got##*:}" = "$want" ] && [ "$(cut -d, -f4 <<< "$want")" -ge 10 ] ||
+    fail "preview()'s sample is not the smallest keys in key order: $got (want $want)"
+note "ok: preview()'s sample on Citus is the smallest member keys in the key type's order ($want)"
+# an invalid definition: the same error (SQLSTATE and message) as on one node
+same_error() {
+    local what="$1" sql="$2" got want
+    got=$(psql -X -qAt -p "${PORT[coord]}" -d "$DB" -v VERBOSITY=verbose -c "$sql" 2>&1) && fail "$what: succeeded on Citus"
+    want=$(psql -X -qAt -p "${PORT[coord]}" -d "$REF" -v VERBOSITY=verbose -c "$sql" 2>&1) && fail "$what: succeeded on a single node"
+    got=$(grep -m1 ERROR <<< "$got"); want=$(grep -m1 ERROR <<< "$want")
+    [ -n "$want" ] && [ "$got" = "$want" ] || fail "$what: Citus and a single node differ:
+citus:  $got
+single: $want"
+    note "ok: $what ($(cut -c1-120 <<< "$got"))"
+}
+same_error "preview() of an invalid definition: the single node's error" \
+    "SELECT * FROM segments.preview('{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"like\",\"value\":1}')"
+same_error "preview() of a rule on a column that does not exist: the single node's error" \
+    "SELECT * FROM segments.preview('{\"type\":\"attribute\",\"field\":\"nope\",\"op\":\"eq\",\"value\":1}')"
+same_error "preview() referencing a segment that does not exist: the single node's error" \
+    "SELECT * FROM segments.preview('{\"type\":\"segment\",\"op\":\"in\",\"value\":\"nope\"}')"
+same_error "preview() with a negative sample: the single node's error" \
+    "SELECT * FROM segments.preview('{\"and\":[]}', -1)"
+errors "preview() in the transaction that changed segments: 0A000 (the workers read the committed catalog)" 0A000 \
+    "BEGIN; SELECT segments.create_segment('uncommitted', '{\"and\":[]}'); SELECT * FROM segments.preview('{\"type\":\"segment\",\"op\":\"in\",\"value\":\"uncommitted\"}'); COMMIT"
+expect "the refused preview left no segment behind" "SELECT count(*) FROM segments.segment WHERE name = 'uncommitted'" 0
+out=$(psql -X -qAt -p "${PORT[w1]}" -d "$DB" -v VERBOSITY=verbose -c "SELECT * FROM segments.preview('{\"and\":[]}')" 2>&1) &&
+    fail "preview() on a worker node (its shards only) succeeded: $out"
+grep -q "ERROR:  0A000" <<< "$out" || fail "preview() on a worker node: expected 0A000, got: $out"
+note "ok: preview() called on a worker node (a part of the contacts): 0A000"
 # membership history is not kept on Citus: every reader of it says so
 errors "membership_changes on a distributed source: 0A000, not an empty feed" 0A000 \
     "SELECT count(*) FROM segments.membership_changes"
@@ -523,6 +570,31 @@ out=$(psql -X -qAt -p "${PORT[coord]}" -U tenant1 -d "$DB" -v VERBOSITY=verbose 
     fail "a tenant read another tenant's segment's members: $out"
 grep -q "ERROR:  42704" <<< "$out" || fail "a tenant reading another tenant's segment: $out"
 note "ok: another tenant's segment does not exist for the tenant session (42704), as on one node"
+# preview() in a tenant session: its contacts counted, its tenant's and the
+# global segments referenced, as on a single node
+q "GRANT segments_write TO tenant1" >/dev/null
+for p in \
+    "a simple rule|{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}|10" \
+    "a rule referencing its tenant's segment|{\"and\":[{\"type\":\"segment\",\"op\":\"in\",\"value\":\"org1_german\"},{\"not\":{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}}]}|20" \
+    "a rule reading traits by path, sample 0|{\"type\":\"trait\",\"path\":[\"size\"],\"op\":\"lt\",\"value\":10}|0"; do
+    IFS='|' read -r what def n <<< "$p"
+    got=$(tq "$DB" "$(preview_sql "$def" "$n")") || fail "tenant session: preview() of $what: query failed on Citus"
+    want=$(tq "$REF" "$(preview_sql "$def" "$n")") || fail "tenant session: preview() of $what: query failed on the single node"
+    [ "$got" = "$want" ] || fail "tenant session: preview() of $what: Citus '$got', single node '$want'"
+    note "ok: a tenant session's preview() of $what as on a single node ($(cut -c1-60 <<< "$got"))"
+done
+want=$(q "SELECT count(*) FROM contacts WHERE org = 'org1'")
+got=$(tq "$DB" "SELECT contact_count FROM segments.preview('{\"and\":[]}', 0)")
+[ "$got" = "$want" ] || fail "a tenant session's preview() should count its $want contacts, not $got"
+note "ok: a tenant session's preview() on Citus counts only its tenant's contacts ($got)"
+out=$(psql -X -qAt -p "${PORT[coord]}" -U tenant1 -d "$DB" -v VERBOSITY=verbose -c "SELECT * FROM segments.preview('{\"type\":\"segment\",\"op\":\"in\",\"value\":\"org2_german\"}')" 2>&1) &&
+    fail "a tenant previewed a rule on another tenant's segment: $out"
+want=$(psql -X -qAt -p "${PORT[coord]}" -U tenant1 -d "$REF" -v VERBOSITY=verbose -c "SELECT * FROM segments.preview('{\"type\":\"segment\",\"op\":\"in\",\"value\":\"org2_german\"}')" 2>&1) &&
+    fail "a tenant previewed a rule on another tenant's segment on the single node: $want"
+[ "$(grep -m1 ERROR <<< "$out")" = "$(grep -m1 ERROR <<< "$want")" ] ||
+    fail "a tenant's preview() of another tenant's segment: Citus '$out', single node '$want'"
+note "ok: a tenant's preview() of another tenant's segment fails as on a single node ($(grep -m1 ERROR <<< "$out" | cut -c1-80))"
+q "REVOKE segments_write FROM tenant1" >/dev/null
 for db in "$DB" "$REF"; do
     qn coord "$db" "SELECT segments.drop_segment(id) FROM segments.segment WHERE name IN ('org1_german', 'org2_german')" >/dev/null
 done
@@ -892,8 +964,12 @@ ddl_both "ALTER TABLE contacts RENAME COLUMN tier TO plan" "the rule column rena
 # ALTER TYPE of a column a rule reads, keeping the rules valid: re-evaluated
 BEFORE_EVAL=$(q "SELECT evaluated_at FROM segments.segments WHERE name = 'high'")
 ddl_both "ALTER TABLE contacts ALTER COLUMN score TYPE bigint" "ALTER TYPE of a column a rule reads (integer to bigint)"
-expect "the segments reading the retyped column are evaluated again (wait)" \
-    "SELECT segments.wait('300 s') AND (SELECT evaluated_at > '$BEFORE_EVAL' AND status = 'ready' FROM segments.segments WHERE name = 'high')" t
+# wait() first, then the state in a statement of its own: a statement's
+# snapshot is taken before wait() runs, so it would show the state from
+# before the pass (this check passed only when the pass was over first)
+expect "the segments reading the retyped column are evaluated again (wait)" "SELECT segments.wait('300 s')" t
+expect "... evaluated after the type change, ready" \
+    "SELECT evaluated_at > '$BEFORE_EVAL' AND status = 'ready' FROM segments.segments WHERE name = 'high'" t
 expect "... on every node the column has the new type" \
     "SELECT string_agg(result, ',') FROM run_command_on_workers(\$\$SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = 'contacts'::regclass AND attname = 'score'\$\$)" "bigint,bigint,bigint"
 qref "SELECT segments.wait('300 s')" >/dev/null
@@ -977,6 +1053,14 @@ if [ "$got" != "$want" ]; then
 fi
 same "membership after DROP EXTENSION, CREATE EXTENSION, configure() and the segments again as on a single node" "$MEMBERSHIP_ALL"
 counts_follow "after the extension came back"
+# preview() at scale: the 200,000 more contacts over three workers, the
+# tenant column configured, shards moved and the extension made again
+for p in \
+    "every contact, sample 100|{\"and\":[]}|100" \
+    "a rule referencing a segment and reading a trait by path, sample 1000|{\"and\":[{\"type\":\"segment\",\"op\":\"in\",\"value\":\"vip_or_high\"},{\"type\":\"trait\",\"path\":[\"country\"],\"op\":\"eq\",\"value\":\"de\"}]}|1000"; do
+    IFS='|' read -r what def n <<< "$p"
+    same "preview() of $what, on three workers after the extension came back, as on a single node" "$(preview_sql "$def" "$n")"
+done
 all_passed
 
 # CITUS_BENCH=1: the routing overhead of the read path (bench/citus_read.sh)

@@ -175,7 +175,7 @@ typedef void (*EvaluateVisitFn) (Datum key, const char *tenant, bool member, voi
 extern bool EvaluateExplain(const pg_uuid_t *target, Datum key, RuleTrace *trace,
 							EvaluateReportFn report, void *arg);
 extern void EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs,
-							   int nrefs, EvaluateVisitFn visit, void *arg);
+							   int nrefs, bool shards_here, EvaluateVisitFn visit, void *arg);
 
 /* writers.c: a definition's first evaluation waits for writers in flight */
 typedef struct WriterWait

@@ -37,6 +37,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/jsonb.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -1064,6 +1065,97 @@ CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo)
 	}
 	SPI_finish();
 	return true;
+}
+
+/*
+ * Does preview() of this source go to the workers: is it distributed and
+ * this node the coordinator?  False on plain PostgreSQL (the source is
+ * scanned here) and on a worker node (EvaluateDefinition() refuses).
+ */
+bool
+CitusPreviewOnWorkers(Oid source_relid)
+{
+	return OidIsValid(source_relid) && CitusIsDistributed(source_relid) && is_coordinator();
+}
+
+/*
+ * preview() on the coordinator of a distributed source (preview.c), once
+ * the definition is validated here: every worker evaluates it over the
+ * shards placed on it (segments._citus_preview(), which runs
+ * segments._citus_preview_local() on each, as the owner).  Sets the member
+ * and contact counts, the sum of the workers', and *keys to the workers'
+ * samples as text (*nkeys of them, each worker's `sample` smallest member
+ * keys; the caller keeps the smallest).  Only where
+ * CitusPreviewOnWorkers().
+ */
+void
+CitusPreview(Jsonb *definition, const char *tenant, bool filter_contacts, int sample,
+			 int64 *members, int64 *contacts, int *nkeys, char ***keys)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			types[4] = {JSONBOID, TEXTOID, BOOLOID, INT4OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	PrivilegeContext priv;
+
+	values[0] = JsonbPGetDatum(definition);
+	values[1] = tenant != NULL ? CStringGetTextDatum(tenant) : (Datum) 0;
+	if (tenant == NULL)
+		nulls[1] = 'n';
+	values[2] = BoolGetDatum(filter_contacts);
+	values[3] = Int32GetDatum(sample);
+	*nkeys = 0;
+	*keys = NULL;
+
+	/* the workers are reached as the owner, as for a pass */
+	PrivilegeBecomeOwner(&priv, 0);
+	PG_TRY();
+	{
+		HeapTuple	row;
+		TupleDesc	desc;
+		bool		isnull;
+		Datum		d;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT members, contacts, sample_keys"
+								  "  FROM segments._citus_preview($1, $2, $3, $4)",
+								  4, types, values, nulls, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not preview the definition on the Citus workers");
+		row = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		d = SPI_getbinval(row, desc, 1, &isnull);
+		*members = isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 2, &isnull);
+		*contacts = isnull ? 0 : DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 3, &isnull);
+		if (!isnull)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(d);
+			Datum	   *elems;
+			bool	   *enulls;
+			int			n;
+			MemoryContext old;
+
+			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+			old = MemoryContextSwitchTo(caller);
+			*keys = palloc(Max(n, 1) * sizeof(char *));
+			for (int i = 0; i < n; i++)
+				if (!enulls[i])
+					(*keys)[(*nkeys)++] = TextDatumGetCString(elems[i]);
+			MemoryContextSwitchTo(old);
+		}
+		if (SPI_finish() != SPI_OK_FINISH)
+			elog(ERROR, "SPI_finish failed");
+	}
+	PG_CATCH();
+	{
+		PrivilegeRestore(&priv, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PrivilegeRestore(&priv, true);
 }
 
 /*

@@ -14,6 +14,7 @@
 #include "executor/tuptable.h"
 #include "nodes/execnodes.h"
 #include "nodes/pg_list.h"
+#include "utils/jsonb.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
@@ -55,6 +56,10 @@ extern bool CitusChunkShard(Relation source, Oid key_index, Oid member_relid, Sn
 							const char *cursor, CitusChunkTarget *t);
 extern bool CitusWait(TimestampTz deadline);
 extern bool CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo);
+extern bool CitusPreviewOnWorkers(Oid source_relid);
+extern void CitusPreview(Jsonb *definition, const char *tenant, bool filter_contacts,
+						 int sample, int64 *members, int64 *contacts, int *nkeys,
+						 char ***keys);
 extern void CitusRefuse(const char *what);
 extern void CitusNodesCheck(Oid source_relid);
 

@@ -2464,10 +2464,16 @@ EvaluateExplain(const pg_uuid_t *target, Datum key, RuleTrace *trace,
  * (reset after each), with its key, its tenant and whether it is a member.
  * A percentage condition without a salt hashes with the nil uuid: a
  * saved segment's default salt, its id, does not exist yet.
+ *
+ * On Citus the scan is of the source's shards placed on this node
+ * (CitusScanRelations(), as verify() reads them), and only with
+ * shards_here: a worker's part of the coordinator's preview
+ * (segments._citus_preview_local()).  Otherwise a distributed source is
+ * refused (the coordinator's preview goes to the workers before this).
  */
 void
 EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, int nrefs,
-				   EvaluateVisitFn visit, void *arg)
+				   bool shards_here, EvaluateVisitFn visit, void *arg)
 {
 	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments preview",
 												   ALLOCSET_DEFAULT_SIZES);
@@ -2479,10 +2485,12 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 	EvalSegment *es;
 	char	   *error = NULL;
 	int			self;
-	TableScanDesc scan;
-	TupleTableSlot *slot;
+	List	   *rels;
+	List	   *members;
+	ListCell   *lc;
 
-	CitusRefuse("segments.preview()");	/* it scans the source here */
+	if (!shards_here)
+		CitusRefuse("segments.preview() on a Citus worker");	/* a part of the data */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(NULL, 0, true, true);
@@ -2520,25 +2528,32 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 	for (int i = 0; i < plan->nsegments; i++)
 		plan->by_num[plan->segments[i].seg->num] = &plan->segments[i];
 
-	scan = table_beginscan(plan->source, plan->snapshot, 0, NULL);
-	slot = table_slot_create(plan->source, NULL);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	/* the source, or on Citus its shards placed here */
+	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, &members);
+	foreach(lc, rels)
 	{
-		int32	   *nums;
-		char	   *contact_tenant;
-		MemoryContext prev;
+		TableScanDesc scan = table_beginscan(lfirst(lc), plan->snapshot, 0, NULL);
+		TupleTableSlot *slot = table_slot_create(lfirst(lc), NULL);
 
-		CHECK_FOR_INTERRUPTS();
-		prev = MemoryContextSwitchTo(contact_cxt);
-		slot_getallattrs(slot);
-		(void) evaluate_contact(plan, slot, &nums, &contact_tenant);
-		visit(slot->tts_values[plan->cat->config.key_attnum - 1], contact_tenant,
-			  plan->results[self], arg);
-		MemoryContextSwitchTo(prev);
-		MemoryContextReset(contact_cxt);
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			int32	   *nums;
+			char	   *contact_tenant;
+			MemoryContext prev;
+
+			CHECK_FOR_INTERRUPTS();
+			prev = MemoryContextSwitchTo(contact_cxt);
+			slot_getallattrs(slot);
+			(void) evaluate_contact(plan, slot, &nums, &contact_tenant);
+			visit(slot->tts_values[plan->cat->config.key_attnum - 1], contact_tenant,
+				  plan->results[self], arg);
+			MemoryContextSwitchTo(prev);
+			MemoryContextReset(contact_cxt);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		table_endscan(scan);
 	}
-	ExecDropSingleTupleTableSlot(slot);
-	table_endscan(scan);
+	CitusCloseScanRelations(rels, plan->source);
 	table_close(plan->source, NoLock);
 	UnregisterSnapshot(plan->snapshot);
 	if (SPI_finish() != SPI_OK_FINISH)

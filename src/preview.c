@@ -15,9 +15,16 @@
  * The sample is the `sample` smallest member keys in the key type's order,
  * kept in a bounded heap: deterministic, and memory bounded by the sample.
  *
+ * On the Citus coordinator of a distributed source the definition is
+ * validated here the same way, then each worker evaluates it over the
+ * shards placed on it (segments._citus_preview_local()): the counts add up,
+ * and the sample is the smallest keys of the workers' samples, each its
+ * own `sample` smallest, so the result is the one node's.
+ *
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "citus.h"
 #include "privilege.h"
 
 #include "access/htup_details.h"
@@ -27,6 +34,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
@@ -133,6 +141,63 @@ sort_keys(const void *a, const void *b, void *arg)
 	return key_cmp((Preview *) arg, *(const Datum *) a, *(const Datum *) b);
 }
 
+/* Sets up pv's sample of the key type's smallest keys (in CurrentMemoryContext). */
+static void
+preview_init(Preview *pv, int sample, Oid key_type)
+{
+	TypeCacheEntry *tce;
+
+	pv->sample = sample;
+	pv->cxt = CurrentMemoryContext;
+	pv->keys = palloc(Max(pv->sample, 1) * sizeof(Datum));
+	tce = lookup_type_cache(key_type, TYPECACHE_CMP_PROC_FINFO);
+	if (!OidIsValid(tce->cmp_proc_finfo.fn_oid))
+		elog(ERROR, "key type %s has no btree order", format_type_be(key_type));
+	fmgr_info_copy(&pv->cmp, &tce->cmp_proc_finfo, CurrentMemoryContext);
+	get_typlenbyval(key_type, &pv->typlen, &pv->typbyval);
+}
+
+/*
+ * Evaluates the parsed definition over the contacts here (the source, or,
+ * with shards_here, the shards of a distributed source placed on this
+ * node) into pv: the source is read with the extension's rights, running
+ * no user code.
+ */
+static void
+preview_evaluate(Preview *pv, RuleParseResult *parsed, bool shards_here)
+{
+	PrivilegeContext pctx;
+
+	PrivilegeBecomeOwner(&pctx, SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		EvaluateDefinition(parsed->root, pv->view.tenant, parsed->refs, parsed->nrefs,
+						   shards_here, visit, pv);
+	}
+	PG_CATCH();
+	{
+		PrivilegeRestore(&pctx, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PrivilegeRestore(&pctx, true);
+}
+
+/* pv's sample in key order, as text (palloc'd array of pv->nkeys C strings). */
+static char **
+preview_sample_text(Preview *pv, Oid key_type)
+{
+	char	  **out = palloc(Max(pv->nkeys, 1) * sizeof(char *));
+	Oid			outfunc;
+	bool		isvarlena;
+
+	qsort_arg(pv->keys, pv->nkeys, sizeof(Datum), sort_keys, pv);
+	getTypeOutputInfo(key_type, &outfunc, &isvarlena);
+	for (int i = 0; i < pv->nkeys; i++)
+		out[i] = OidOutputFunctionCall(outfunc, pv->keys[i]);
+	return out;
+}
+
 /*
  * segments.preview(definition jsonb, sample integer DEFAULT 10,
  *                  OUT member_count bigint, OUT contact_count bigint,
@@ -141,6 +206,11 @@ sort_keys(const void *a, const void *b, void *arg)
  * The members a segment with this definition would have in the session's
  * tenant, counted over the contacts the session may see, and the keys of
  * the first `sample` members in key order, as text.
+ *
+ * On the Citus coordinator of a distributed source, validated here as on
+ * one node, then evaluated by every worker over its own shards
+ * (segments._citus_preview_local(), through CitusPreview()): the counts
+ * add up, and the sample is the smallest of the workers' samples.
  */
 Datum
 segments_preview(PG_FUNCTION_ARGS)
@@ -148,15 +218,15 @@ segments_preview(PG_FUNCTION_ARGS)
 	const SegmentCatalog *cat = CatalogGet();
 	Preview    *pv = palloc0(sizeof(Preview));
 	RuleParseResult *parsed;
-	TypeCacheEntry *tce;
-	PrivilegeContext pctx;
 	TupleDesc	desc;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 	Datum	   *texts;
-	Oid			outfunc;
-	bool		isvarlena;
+	char	  **sample;
+	int			nremote;
+	char	  **remote;
 	Oid			key_type;
+	int			sample_wanted;
 
 	/* checked in create_segment()'s order: tenant, definition, rules */
 	pv->view = CatalogManageView();
@@ -173,11 +243,11 @@ segments_preview(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("sample must not be NULL"),
 				 errhint("Pass the number of member keys to show, 0 for none.")));
-	pv->sample = PG_GETARG_INT32(1);
-	if (pv->sample < 0 || pv->sample > PREVIEW_MAX_SAMPLE)
+	sample_wanted = PG_GETARG_INT32(1);
+	if (sample_wanted < 0 || sample_wanted > PREVIEW_MAX_SAMPLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sample must be between 0 and %d, not %d", PREVIEW_MAX_SAMPLE, pv->sample),
+				 errmsg("sample must be between 0 and %d, not %d", PREVIEW_MAX_SAMPLE, sample_wanted),
 				 errhint("segments.segment_members() lists every member of a saved segment.")));
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "preview must return a row");
@@ -186,36 +256,98 @@ segments_preview(PG_FUNCTION_ARGS)
 		CatalogNotConfiguredError(&cat->config);
 
 	key_type = cat->config.key_type;
-	pv->cxt = CurrentMemoryContext;
-	pv->keys = palloc(Max(pv->sample, 1) * sizeof(Datum));
-	tce = lookup_type_cache(key_type, TYPECACHE_CMP_PROC_FINFO);
-	fmgr_info_copy(&pv->cmp, &tce->cmp_proc_finfo, CurrentMemoryContext);
-	get_typlenbyval(key_type, &pv->typlen, &pv->typbyval);
+	preview_init(pv, sample_wanted, key_type);
 
-	/* the source is read with the extension's rights, running no user code */
-	PrivilegeBecomeOwner(&pctx, SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
+	if (CitusPreviewOnWorkers(cat->config.source_relid))
 	{
-		EvaluateDefinition(parsed->root, pv->view.tenant, parsed->refs, parsed->nrefs,
-						   visit, pv);
-	}
-	PG_CATCH();
-	{
-		PrivilegeRestore(&pctx, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	PrivilegeRestore(&pctx, true);
+		int64		members;
+		int64		contacts;
+		Oid			typinput;
+		Oid			typioparam;
 
-	qsort_arg(pv->keys, pv->nkeys, sizeof(Datum), sort_keys, pv);
+		/*
+		 * Here first, as on one node: the plan of the definition and of the
+		 * segments it reads (a referenced segment that does not compile
+		 * fails here, with the one node's error), over the shards placed
+		 * here (none, on a coordinator that holds none).
+		 */
+		preview_evaluate(pv, parsed, true);
+		CitusPreview(PG_GETARG_JSONB_P(0), pv->view.tenant, pv->view.filter_contacts,
+					 pv->sample, &members, &contacts, &nremote, &remote);
+		pv->members += members;
+		pv->contacts += contacts;
+		/* the workers' samples, each its smallest keys: the smallest of all */
+		getTypeInputInfo(key_type, &typinput, &typioparam);
+		for (int i = 0; i < nremote; i++)
+			sample_add(pv, OidInputFunctionCall(typinput, remote[i], typioparam, -1));
+	}
+	else
+		preview_evaluate(pv, parsed, false);
+
+	sample = preview_sample_text(pv, key_type);
 	texts = palloc(Max(pv->nkeys, 1) * sizeof(Datum));
-	getTypeOutputInfo(key_type, &outfunc, &isvarlena);
 	for (int i = 0; i < pv->nkeys; i++)
-		texts[i] = CStringGetTextDatum(OidOutputFunctionCall(outfunc, pv->keys[i]));
+		texts[i] = CStringGetTextDatum(sample[i]);
 	values[0] = Int64GetDatum(pv->members);
 	values[1] = Int64GetDatum(pv->contacts);
 	values[2] = PointerGetDatum(construct_array(texts, pv->nkeys, TEXTOID, -1, false,
 												TYPALIGN_INT));
 	desc = BlessTupleDesc(desc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/*
+ * segments._citus_preview_local(definition jsonb, tenant text,
+ *                               filter_contacts boolean, sample integer)
+ *     RETURNS jsonb
+ *
+ * On a Citus node, its part of a coordinator's preview(): the definition,
+ * validated on the coordinator, evaluated as a segment of `tenant` (NULL:
+ * global) over the shards of the source placed here, counting only that
+ * tenant's contacts when filter_contacts.  Returns {"members": n,
+ * "contacts": n, "sample": [the `sample` smallest member keys here, as
+ * text, in key order]}.  The extension's owner only (the coordinator
+ * calls it as the owner); parsed again here, against this node's copy of
+ * the catalog, so the evaluation is the one a pass would do here.
+ */
+PG_FUNCTION_INFO_V1(segments_citus_preview_local);
+
+Datum
+segments_citus_preview_local(PG_FUNCTION_ARGS)
+{
+	const SegmentCatalog *cat = CatalogGet();
+	Preview    *pv = palloc0(sizeof(Preview));
+	RuleParseResult *parsed;
+	char	  **sample;
+	StringInfoData buf;
+	int			sample_wanted;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		elog(ERROR, "segments._citus_preview_local() needs a definition, a filter and a sample");
+	sample_wanted = PG_GETARG_INT32(3);
+	if (sample_wanted < 0 || sample_wanted > PREVIEW_MAX_SAMPLE)
+		elog(ERROR, "sample must be between 0 and %d, not %d", PREVIEW_MAX_SAMPLE, sample_wanted);
+	pv->view.tenant = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	pv->view.scope = pv->view.tenant != NULL ? TENANT_SCOPE_ONE : TENANT_SCOPE_ALL;
+	pv->view.filter_contacts = PG_GETARG_BOOL(2);
+	if (pv->view.filter_contacts && pv->view.tenant == NULL)
+		elog(ERROR, "contacts can only be filtered by a tenant");
+	parsed = DefinitionParse(PG_GETARG_JSONB_P(0), pv->view.tenant, cat);
+	if (!cat->config.configured)
+		CatalogNotConfiguredError(&cat->config);
+	preview_init(pv, sample_wanted, cat->config.key_type);
+	preview_evaluate(pv, parsed, true);
+
+	sample = preview_sample_text(pv, cat->config.key_type);
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"members\": " INT64_FORMAT ", \"contacts\": " INT64_FORMAT
+					 ", \"sample\": [", pv->members, pv->contacts);
+	for (int i = 0; i < pv->nkeys; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, sample[i]);
+	}
+	appendStringInfoString(&buf, "]}");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }
