@@ -999,7 +999,9 @@ segments_citus_refresh_local(PG_FUNCTION_ARGS)
 /*
  * wait() on a coordinator of a distributed source: true once every worker's
  * own wait() returned true before the deadline (their queues hold the
- * changes captured on their shards).  True at once elsewhere.
+ * changes captured on their shards), asked as the extension's owner
+ * (segments._citus_wait() is the owner's; readers call wait()).  True at
+ * once elsewhere.
  */
 bool
 CitusWait(TimestampTz deadline)
@@ -1010,26 +1012,39 @@ CitusWait(TimestampTz deadline)
 	Datum		arg;
 	bool		isnull;
 	bool		done;
+	PrivilegeContext priv;
 
 	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid) ||
 		!is_coordinator())
 		return true;
 	left->time = Max(deadline - GetCurrentTimestamp(), 0);
 	arg = IntervalPGetDatum(left);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT segments._citus_wait($1)", 1, &type, &arg, NULL, false, 1)
-		!= SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not wait for the workers");
-	done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	/* the workers are reached as the owner, as for a pass (a reader may wait) */
+	PrivilegeBecomeOwner(&priv, 0);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT segments._citus_wait($1)", 1, &type, &arg, NULL, false, 1)
+			!= SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not wait for the workers");
+		done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		PrivilegeRestore(&priv, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PrivilegeRestore(&priv, true);
 	return !isnull && done;
 }
 
 /*
  * verify() on the coordinator of a distributed source: every worker
  * verifies the shards placed on it (segments._citus_verify() runs
- * segments.verify() there, as this function's owner) and the differences
+ * segments.verify() there, as the extension's owner) and the differences
  * add up; the rows of the segments this session may see go to rsinfo.
  * True when done; false elsewhere (plain PostgreSQL, or a worker, whose
  * verify() compares its own shards).
@@ -1040,16 +1055,32 @@ CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo)
 	const SegmentCatalog *cat = CatalogGet();
 	Oid			type = UUIDOID;
 	Datum		arg = only != NULL ? UUIDPGetDatum(only) : (Datum) 0;
+	PrivilegeContext priv;
 
 	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid) ||
 		!is_coordinator())
 		return false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT segment_id, name, state, missing, extra, missing_sample,"
-							  "       extra_sample FROM segments._citus_verify($1)",
-							  1, &type, &arg, only != NULL ? NULL : "n", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not verify membership on the workers");
+	/*
+	 * The workers are reached as the owner, who sees every segment; the
+	 * rows are filtered below by what the caller may see.
+	 */
+	PrivilegeBecomeOwner(&priv, 0);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("SELECT segment_id, name, state, missing, extra, missing_sample,"
+								  "       extra_sample FROM segments._citus_verify($1)",
+								  1, &type, &arg, only != NULL ? NULL : "n", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not verify membership on the workers");
+	}
+	PG_CATCH();
+	{
+		PrivilegeRestore(&priv, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PrivilegeRestore(&priv, true);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		Datum		values[7];
