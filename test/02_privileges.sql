@@ -1,7 +1,7 @@
 -- pgTAP: roles, privileges, tenant isolation and read-only transactions
 -- (SPEC sections 3 and 5).  Self-contained: configures its own source.
 BEGIN;
-SELECT plan(64);
+SELECT plan(68);
 
 CREATE TABLE public.tap_priv_contacts (id bigint PRIMARY KEY, org_id text, plan text, custom_data jsonb);
 -- a definition may read only what its author may SELECT
@@ -96,6 +96,34 @@ SELECT throws_ok($$SELECT segments.refresh()$$, '42501', 'segments.tenant is not
 RESET ROLE;
 SET ROLE segments_admin;
 SELECT is((SELECT count(*) FROM segments.segments), 2::bigint, 'no tenant: segments_admin sees both tenants');
+RESET ROLE;
+
+-- Nothing in schema segments is executable by PUBLIC but the helpers the
+-- views call as their reader (granted TO PUBLIC in sql/install/09_roles.sql):
+-- the internal functions are the owner's (a function created after
+-- 09_roles.sql's REVOKE keeps PostgreSQL's default EXECUTE for PUBLIC unless
+-- its file revokes it).  Configured, so configure()'s functions count too.
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'segments'::regnamespace
+         AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                      WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')$$,
+    ARRAY['segments._tenant_visible(text)', 'segments._member_rows(bytea)',
+          'segments._member_segs(bytea)', 'segments._member_in(integer[],integer)',
+          'segments._member_since(bytea,integer)', 'segments._contact_visible(text)',
+          'segments._contact_tenant()', 'segments._session_tenant()', 'segments._is_admin()',
+          'segments._history_rows(bytea,bytea)', 'segments._history_kept()',
+          'segments._history_contacts(anyelement,text,bytea,bytea,anyarray,text[],bytea[],bytea[])'],
+    'public: only the views'' helpers are executable by PUBLIC');
+SET ROLE segments_read;
+SELECT throws_ok($$SELECT segments._citus_sync()$$, '42501',
+                 'permission denied for function _citus_sync', 'read: the Citus catalog copy (_citus_sync) is denied');
+SELECT throws_ok($$SELECT segments._citus_load_catalog('{}')$$, '42501',
+                 'permission denied for function _citus_load_catalog', 'read: loading a Citus catalog (_citus_load_catalog) is denied');
+RESET ROLE;
+SET ROLE segments_write;
+SELECT throws_ok($$SELECT segments._citus_drop_storage(true)$$, '42501',
+                 'permission denied for function _citus_drop_storage', 'write: dropping the Citus storage (_citus_drop_storage) is denied');
 RESET ROLE;
 
 -- Read functions run inside a read-only transaction; management does not.

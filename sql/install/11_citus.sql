@@ -760,3 +760,24 @@ COMMENT ON FUNCTION segments._citus_drop() IS
 CREATE EVENT TRIGGER segments_citus_drop ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION')
     EXECUTE FUNCTION segments._citus_drop();
+
+-- All of the above is internal, and created after 09_roles.sql revoked
+-- PUBLIC's EXECUTE on the schema's functions: revoked here.  Its callers
+-- run as the extension's owner: configure() and DROP EXTENSION are the
+-- owner's, the worker runs as the owner, refresh(), wait(), verify() and
+-- preview() switch to it in C (citus.c), _history_kept() and _ddl_end() are
+-- SECURITY DEFINER, and a trigger or event trigger needs no EXECUTE when it
+-- fires.  run_command_on_workers reaches the nodes as that same role.
+REVOKE ALL ON FUNCTION
+    segments._citus_table(regclass, "char"), segments._citus_distributed(regclass),
+    segments._citus_active(), segments._citus_storage_fits(regclass),
+    segments._citus_coordinator(), segments._citus_check(regclass, name),
+    segments._citus_configure(regclass, name, name), segments._citus_catalog_groups(),
+    segments._citus_payload(), segments._citus_sync(), segments._citus_catalog_arrived(),
+    segments._citus_load_catalog(jsonb), segments._citus_push_catalog(),
+    segments._citus_catalog_changed(), segments._citus_pass(uuid[]),
+    segments._citus_evaluate_local(uuid[]), segments._citus_refresh_local(uuid[]),
+    segments._citus_wait(interval), segments._citus_nodes_check(), segments._citus_counts(),
+    segments._citus_verify(uuid), segments._citus_config_arrived(regclass, name, name, regtype),
+    segments._citus_drop_storage(boolean), segments._citus_drop()
+    FROM PUBLIC;

@@ -169,3 +169,10 @@ END
 $$;
 COMMENT ON FUNCTION segments._citus_pass_step(uuid[], text) IS
     'Internal: one step of the coordinator''s chunked pass on Citus: asks the worker nodes, then polls them.';
+
+-- Internal (the coordinator's worker and the nodes', as the owner): not
+-- PUBLIC's, as 09_roles.sql made the functions before it.
+REVOKE ALL ON FUNCTION
+    segments._citus_placements(regclass), segments._citus_pass_request(uuid[]),
+    segments._citus_pass_poll(uuid[]), segments._citus_pass_step(uuid[], text)
+    FROM PUBLIC;
