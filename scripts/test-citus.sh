@@ -452,6 +452,23 @@ expect "a segment created and dropped in one transaction by a segments_admin rol
 q "CREATE ROLE app_read LOGIN; GRANT segments_read TO app_read" >/dev/null
 expect "a reader without rights on the tables reads routed membership" \
     "SET ROLE app_read; SELECT segments.segment_is_member(1, 'vip')::text || segments.filter_restricted(2, ARRAY[(SELECT id FROM segments.segments WHERE name = 'vip')])::text" truetrue
+# The internal Citus functions are the extension owner's (11_citus.sql,
+# 12_citus_pass.sql): a reader is refused them on the coordinator and on a
+# worker, and its wait() still reaches every worker (as the owner, citus.c).
+for node in coord w1; do
+    for call in "segments._citus_sync()" "segments._citus_load_catalog('{}')" \
+                "segments._citus_pass_request('{}')" "segments._citus_wait('1 s')"; do
+        out=$(psql -X -qAt -p "${PORT[$node]}" -U app_read -d "$DB" -v VERBOSITY=verbose -c "SELECT $call" 2>&1) &&
+            fail "a segments_read role executed $call on $node: $out"
+        grep -q "ERROR:  42501: permission denied for function _citus_" <<< "$out" ||
+            fail "a segments_read role calling $call on $node: expected 42501 on the function, got: $out"
+    done
+done
+note "ok: a segments_read role cannot execute the internal Citus functions, on the coordinator or a worker (42501)"
+got=$(psql -X -qAt -v ON_ERROR_STOP=1 -p "${PORT[coord]}" -U app_read -d "$DB" -c "SELECT segments.wait('60 s')") ||
+    fail "wait() by a segments_read role on the coordinator failed"
+[ "$got" = t ] || fail "wait() by a segments_read role on the coordinator: expected t, got '$got'"
+note "ok: wait() by a segments_read role on the coordinator reaches every worker"
 
 # -- moving a shard (what citus_rebalance_start does) -------------------
 BEFORE=$(q "SELECT md5(string_agg(s.name || ':' || m.contact_id, ',' ORDER BY s.name, m.contact_id))
@@ -594,6 +611,13 @@ want=$(psql -X -qAt -p "${PORT[coord]}" -U tenant1 -d "$REF" -v VERBOSITY=verbos
 [ "$(grep -m1 ERROR <<< "$out")" = "$(grep -m1 ERROR <<< "$want")" ] ||
     fail "a tenant's preview() of another tenant's segment: Citus '$out', single node '$want'"
 note "ok: a tenant's preview() of another tenant's segment fails as on a single node ($(grep -m1 ERROR <<< "$out" | cut -c1-80))"
+# verify() in a tenant session: the workers are asked as the owner, the
+# coordinator keeps the segments the session sees (citus.c)
+VERIFY="SELECT coalesce(string_agg(name || '=' || missing || ':' || extra, ',' ORDER BY name), '-') FROM segments.verify()"
+got=$(tq "$DB" "$VERIFY") || fail "tenant session: verify() failed on Citus"
+want=$(tq "$REF" "$VERIFY") || fail "tenant session: verify() failed on the single node"
+[ "$got" = "$want" ] || fail "tenant session: verify(): Citus '$got', single node '$want'"
+note "ok: a tenant session's verify() on Citus as on a single node ($(cut -c1-70 <<< "$got"))"
 q "REVOKE segments_write FROM tenant1" >/dev/null
 for db in "$DB" "$REF"; do
     qn coord "$db" "SELECT segments.drop_segment(id) FROM segments.segment WHERE name IN ('org1_german', 'org2_german')" >/dev/null
