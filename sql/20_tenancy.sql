@@ -158,6 +158,34 @@ SELECT segments.segment_is_member(2, :'global_vip'::uuid) AS moved_out,
        segments.filter_restricted(2, ARRAY[:'global_vip'::uuid]) AS gate_moved_out;
 SELECT member_count FROM segments.segments WHERE id = :'global_vip';
 
+-- verify() compares only the contacts the session may see: contacts of
+-- both tenants and one of none change without a refresh (worker off), and
+-- each tenant sees its own differences, in the global segments too, never
+-- another tenant's count or key; the admin sees them all.  Then undone.
+\c - ten_owner
+UPDATE contacts SET plan = 'vip' WHERE id IN (3, 13);      -- tenant 1 and 2: join VIP, leave Secret B
+UPDATE contacts SET plan = 'free' WHERE id IN (4, 22);     -- tenant 1 and none: leave VIP
+DELETE FROM contacts WHERE id = 16;                        -- tenant 2: gone from VIP and Everyone
+\c - ten_a
+SELECT v.name, s.tenant, v.missing, v.extra, v.missing_sample, v.extra_sample
+  FROM segments.verify() v JOIN segments.segments s ON s.id = v.segment_id
+ ORDER BY s.tenant NULLS FIRST, v.name;
+\c - ten_b
+SELECT v.name, s.tenant, v.missing, v.extra, v.missing_sample, v.extra_sample
+  FROM segments.verify() v JOIN segments.segments s ON s.id = v.segment_id
+ ORDER BY s.tenant NULLS FIRST, v.name;
+SELECT missing, extra, missing_sample, extra_sample FROM segments.verify(:'global_vip'::uuid);
+\c - ten_admin
+SELECT v.name, s.tenant, v.missing, v.extra, v.missing_sample, v.extra_sample
+  FROM segments.verify() v JOIN segments.segments s ON s.id = v.segment_id
+ ORDER BY s.tenant NULLS FIRST, v.name;
+\c - ten_owner
+UPDATE contacts SET plan = 'free' WHERE id IN (3, 13);
+UPDATE contacts SET plan = 'vip' WHERE id IN (4, 22);
+INSERT INTO contacts VALUES (16, 2, 'vip');
+\c - ten_admin
+SELECT count(*) AS differences FROM segments.verify() WHERE missing + extra > 0;
+
 -- No tenant, not an admin: sees nothing, manages nothing (fail closed).
 \c - ten_none
 SHOW segments.tenant;
@@ -177,6 +205,7 @@ SELECT call, split_part(try(sql), E'\n', 1) AS error FROM (VALUES
   ('refresh()', 'SELECT segments.refresh()'),
   ('refresh(segment)', format($$SELECT segments.refresh(%L)$$, :'global_vip')),
   ('refresh_contacts', 'SELECT segments.refresh_contacts(ARRAY[1])'),
+  ('verify', 'SELECT count(*) FROM segments.verify()'),
   ('compile', $$SELECT segments.compile('{"and":[]}')$$)) AS v(call, sql);
 SET segments.tenant = '1';
 

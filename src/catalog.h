@@ -90,6 +90,7 @@ extern bool CatalogIsAdmin(void);
 extern const char *CatalogSessionTenant(void);
 extern TenantView CatalogTenantView(void);
 extern TenantView CatalogTenantViewOf(const SegmentCatalog *cat);
+extern TenantView CatalogTenantViewFor(const SegmentCatalog *cat, const char *tenant);
 extern TenantView CatalogManageView(void);
 extern bool CatalogTenantVisible(const char *tenant);
 extern bool CatalogSegmentVisibleIn(const TenantView *view, const char *tenant);

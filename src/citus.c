@@ -1044,34 +1044,39 @@ CitusWait(TimestampTz deadline)
 /*
  * verify() on the coordinator of a distributed source: every worker
  * verifies the shards placed on it (segments._citus_verify() runs
- * segments.verify() there, as the extension's owner) and the differences
- * add up; the rows of the segments this session may see go to rsinfo.
- * True when done; false elsewhere (plain PostgreSQL, or a worker, whose
- * verify() compares its own shards).
+ * segments._citus_verify_local() there, as the extension's owner, for the
+ * session's tenant) and the differences add up; the rows of the segments
+ * view shows (the session's) go to rsinfo.  True when done; false
+ * elsewhere (plain PostgreSQL, or a worker, whose verify() compares its own
+ * shards).
  */
 bool
-CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo)
+CitusVerify(const pg_uuid_t *only, const TenantView *view, ReturnSetInfo *rsinfo)
 {
 	const SegmentCatalog *cat = CatalogGet();
-	Oid			type = UUIDOID;
-	Datum		arg = only != NULL ? UUIDPGetDatum(only) : (Datum) 0;
+	Oid			types[2] = {UUIDOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = {only != NULL ? ' ' : 'n', view->filter_contacts ? ' ' : 'n'};
 	PrivilegeContext priv;
 
 	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid) ||
 		!is_coordinator())
 		return false;
+	args[0] = only != NULL ? UUIDPGetDatum(only) : (Datum) 0;
+	args[1] = view->filter_contacts ? CStringGetTextDatum(view->tenant) : (Datum) 0;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/*
-	 * The workers are reached as the owner, who sees every segment; the
-	 * rows are filtered below by what the caller may see.
+	 * The workers are reached as the owner, who sees every segment and has
+	 * no tenant: the session's tenant goes with the call, and the rows are
+	 * filtered below by what the session may see.
 	 */
 	PrivilegeBecomeOwner(&priv, 0);
 	PG_TRY();
 	{
 		if (SPI_execute_with_args("SELECT segment_id, name, state, missing, extra, missing_sample,"
-								  "       extra_sample FROM segments._citus_verify($1)",
-								  1, &type, &arg, only != NULL ? NULL : "n", false, 0) != SPI_OK_SELECT)
+								  "       extra_sample FROM segments._citus_verify($1, $2)",
+								  2, types, args, nulls, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not verify membership on the workers");
 	}
 	PG_CATCH();
@@ -1084,15 +1089,15 @@ CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo)
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		Datum		values[7];
-		bool		nulls[7];
+		bool		row_nulls[7];
 		const CatalogSegment *seg;
 
 		for (int i = 0; i < 7; i++)
 			values[i] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, i + 1,
-									  &nulls[i]);
-		seg = nulls[0] ? NULL : CatalogFindById(cat, DatumGetUUIDP(values[0]));
-		if (seg != NULL && CatalogTenantVisible(seg->tenant))
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+									  &row_nulls[i]);
+		seg = row_nulls[0] ? NULL : CatalogFindById(cat, DatumGetUUIDP(values[0]));
+		if (seg != NULL && CatalogSegmentVisibleIn(view, seg->tenant))
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, row_nulls);
 	}
 	SPI_finish();
 	return true;

@@ -9,6 +9,7 @@
 #ifndef SEGMENTS_CITUS_H
 #define SEGMENTS_CITUS_H
 
+#include "catalog.h"
 #include "segments.h"
 
 #include "executor/tuptable.h"
@@ -55,7 +56,7 @@ extern bool CitusPassStep(const pg_uuid_t *only, int nonly, char **cursor, bool 
 extern bool CitusChunkShard(Relation source, Oid key_index, Oid member_relid, Snapshot snapshot,
 							const char *cursor, CitusChunkTarget *t);
 extern bool CitusWait(TimestampTz deadline);
-extern bool CitusVerify(const pg_uuid_t *only, ReturnSetInfo *rsinfo);
+extern bool CitusVerify(const pg_uuid_t *only, const TenantView *view, ReturnSetInfo *rsinfo);
 extern bool CitusPreviewOnWorkers(Oid source_relid);
 extern void CitusPreview(Jsonb *definition, const char *tenant, bool filter_contacts,
 						 int sample, int64 *members, int64 *contacts, int *nkeys,

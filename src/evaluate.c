@@ -57,6 +57,7 @@
 PG_FUNCTION_INFO_V1(segments_refresh);
 PG_FUNCTION_INFO_V1(segments_refresh_contacts);
 PG_FUNCTION_INFO_V1(segments_verify);
+PG_FUNCTION_INFO_V1(segments_citus_verify_local);
 
 /* Contacts per batch of reads and writes of segments.member. */
 #define EVAL_BATCH_SIZE 4096
@@ -117,6 +118,7 @@ typedef struct EvalPlan
 	int32		now_seconds;	/* since 2000-01-01, stored in "since" */
 	bool		full_pass;		/* every contact is visited */
 	bool		verify;			/* verify(): compare, write nothing */
+	TenantView	verify_view;	/* verify(): whose contacts are compared */
 	Oid			member_type;	/* row type of segments.member */
 	TupleDesc	member_desc;
 	FmgrInfo	key_cmp;		/* btree order of the key type, collation C */
@@ -330,6 +332,19 @@ plan_execute_sql(EvalPlan *plan, const char *sql)
 	if (stmt == NULL)
 		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
 	return plan_execute(plan, stmt, NULL, NULL);
+}
+
+/* The same, with one text parameter $1. */
+static int
+plan_execute_sql_text(EvalPlan *plan, const char *sql, const char *arg)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(arg);
+	SPIPlanPtr	stmt = SPI_prepare(sql, 1, &type);
+
+	if (stmt == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	return plan_execute(plan, stmt, &value, NULL);
 }
 
 /*
@@ -876,6 +891,10 @@ verify_batch(EvalPlan *plan, Batch *batch, SPITupleTable *tuptable, uint64 nrows
 			if (seen[r - nrows])
 				continue;
 		}
+		/* a tenant's session compares its own contacts only (SPEC 5) */
+		if (!CatalogContactVisibleIn(&plan->verify_view, entry->tenant,
+									 entry->tenant != NULL ? strlen(entry->tenant) : 0))
+			continue;
 		/* both lists are sorted: walk them together */
 		while (i < nold || j < entry->nnums)
 		{
@@ -2142,12 +2161,18 @@ verify_departed(EvalPlan *plan, Relation source)
 					 "       LATERAL pg_catalog.unnest(segments._member_segs(m.data)) u(num)"
 					 " WHERE NOT EXISTS (SELECT 1 FROM %s.%s s"
 					 "                    WHERE s.%s OPERATOR(pg_catalog.=) m.contact_id)"
+					 "%s"
 					 " GROUP BY u.num",
 					 VERIFY_SAMPLES, plan->member_table,
 					 quote_identifier(get_namespace_name(RelationGetNamespace(source))),
 					 quote_identifier(RelationGetRelationName(source)),
-					 quote_identifier(keycol));
-	if (plan_execute_sql(plan, sql.data) != SPI_OK_SELECT)
+					 quote_identifier(keycol),
+					 /* a tenant's session: its own departed contacts, by their stored tenant */
+					 plan->verify_view.filter_contacts ?
+					 "   AND m.tenant OPERATOR(pg_catalog.=) $1" : "");
+	if ((plan->verify_view.filter_contacts ?
+		 plan_execute_sql_text(plan, sql.data, plan->verify_view.tenant) :
+		 plan_execute_sql(plan, sql.data)) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the membership of departed contacts");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -2180,6 +2205,9 @@ text_array(char **strings, int n)
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+static void verify_rows(ReturnSetInfo *rsinfo, pg_uuid_t *only, const TenantView *view,
+						bool coordinator);
+
 /*
  * segments.verify(segment uuid DEFAULT NULL)
  *   RETURNS TABLE (segment_id uuid, name text, state text, missing bigint,
@@ -2196,10 +2224,48 @@ Datum
 segments_verify(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	pg_uuid_t  *only = PG_ARGISNULL(0) ? NULL : PG_GETARG_UUID_P(0);
+	TenantView	view = CatalogManageView();
+
+	SEGMENTS_INIT_SRF(fcinfo);
+	verify_rows(rsinfo, only, &view, true);
+	PG_RETURN_VOID();
+}
+
+/*
+ * segments._citus_verify_local(segment uuid, tenant text)
+ *   RETURNS the rows of verify()
+ *
+ * verify() of the shards on this Citus worker node for the coordinator's
+ * session, whose tenant (NULL: none) is passed here: the coordinator
+ * reaches the workers as the extension's owner, who has no tenant of its
+ * own, and a tenant's verify() compares that tenant's contacts only.
+ */
+Datum
+segments_citus_verify_local(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	pg_uuid_t  *only = PG_ARGISNULL(0) ? NULL : PG_GETARG_UUID_P(0);
+	TenantView	view = CatalogManageView();
+
+	SEGMENTS_INIT_SRF(fcinfo);
+	if (!PG_ARGISNULL(1))
+		view = CatalogTenantViewFor(CatalogGet(), text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	verify_rows(rsinfo, only, &view, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * The rows of verify() into rsinfo: the segments view may see (or only
+ * one), compared over the contacts it may see.  coordinator: a Citus
+ * coordinator asks its workers (CitusVerify()).
+ */
+static void
+verify_rows(ReturnSetInfo *rsinfo, pg_uuid_t *only, const TenantView *view, bool coordinator)
+{
 	MemoryContext pass_cxt;
 	MemoryContext old;
 	MemoryContext contact_cxt;
-	pg_uuid_t  *only = PG_ARGISNULL(0) ? NULL : PG_GETARG_UUID_P(0);
 	EvalPlan   *plan;
 	Batch	   *batch;
 	TableScanDesc scan;
@@ -2211,20 +2277,19 @@ segments_verify(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	ListCell   *mc;
 
-	SEGMENTS_INIT_SRF(fcinfo);
 	if (only != NULL)
 	{
 		const CatalogSegment *seg = CatalogFindById(CatalogGet(), only);
 
-		if (seg == NULL || !CatalogTenantVisible(seg->tenant))
+		if (seg == NULL || !CatalogSegmentVisibleIn(view, seg->tenant))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("segment \"%s\" does not exist",
 							DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(only))))));
 	}
 	/* Citus: the coordinator's verify() is every worker's (citus.c) */
-	if (CitusVerify(only, rsinfo))
-		PG_RETURN_VOID();
+	if (coordinator && CitusVerify(only, view, rsinfo))
+		return;
 	pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments verify",
 									 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(pass_cxt);
@@ -2232,6 +2297,9 @@ segments_verify(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(only, only ? 1 : 0, true, true);
+	plan->verify_view = *view;
+	for (int i = 0; i < plan->nsegments; i++)
+		plan->segments[i].reported &= CatalogSegmentVisibleIn(view, plan->segments[i].seg->tenant);
 	batch = batch_create();
 
 	/* Citus: each shard here, compared with its colocated membership shard */
@@ -2308,7 +2376,6 @@ segments_verify(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_finish failed");
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(pass_cxt);
-	PG_RETURN_VOID();
 }
 
 /*

@@ -153,20 +153,33 @@ TenantView
 CatalogTenantViewOf(const SegmentCatalog *cat)
 {
 	TenantView	view;
+	const char *tenant = session_tenant(cat);
 
-	view.tenant = session_tenant(cat);
+	if (tenant != NULL)
+		return CatalogTenantViewFor(cat, tenant);
+	view.tenant = NULL;
 	view.filter_contacts = false;
-	if (view.tenant != NULL)
-	{
-		view.scope = TENANT_SCOPE_ONE;
-		/* stored membership of a 0.1.0 schema has no tenants: as 0.1.0 did */
-		view.filter_contacts = cat->config.has_tenant_column &&
-			cat->config.member_tenant_attnum > 0;
-	}
-	else if (!cat->config.has_tenant_column || CatalogIsAdmin())
+	if (!cat->config.has_tenant_column || CatalogIsAdmin())
 		view.scope = TENANT_SCOPE_ALL;
 	else
 		view.scope = TENANT_SCOPE_NONE;
+	return view;
+}
+
+/*
+ * What a session of this tenant (canonical text form) may see: its own
+ * segments, the global ones, and in each its own contacts.
+ */
+TenantView
+CatalogTenantViewFor(const SegmentCatalog *cat, const char *tenant)
+{
+	TenantView	view;
+
+	view.scope = TENANT_SCOPE_ONE;
+	view.tenant = tenant;
+	/* stored membership of a 0.1.0 schema has no tenants: as 0.1.0 did */
+	view.filter_contacts = cat->config.has_tenant_column &&
+		cat->config.member_tenant_attnum > 0;
 	return view;
 }
 

@@ -629,10 +629,21 @@ $$;
 COMMENT ON FUNCTION segments._citus_counts() IS
     'Internal: on a Citus coordinator, member counts as the sum of every worker''s own.';
 
+-- verify() of the shards on a worker node, for the coordinator's session
+-- of this tenant (NULL: none): the contacts of that tenant only.
+CREATE FUNCTION segments._citus_verify_local(segment uuid, tenant text)
+RETURNS TABLE (segment_id uuid, name text, state text, missing bigint, extra bigint,
+               missing_sample text[], extra_sample text[])
+LANGUAGE c CALLED ON NULL INPUT
+AS 'MODULE_PATHNAME', 'segments_citus_verify_local';
+COMMENT ON FUNCTION segments._citus_verify_local(uuid, text) IS
+    'Internal: segments.verify() of the shards on a Citus worker node, for a session of this tenant.';
+
 -- verify() on the coordinator: every worker compares the shards placed on
--- it (segments.verify() there), and the differences add up, per segment,
--- with the coordinator's name and state and a few sample keys.
-CREATE FUNCTION segments._citus_verify(segment uuid)
+-- it (segments._citus_verify_local() there, for the session's tenant), and
+-- the differences add up, per segment, with the coordinator's name and
+-- state and a few sample keys.
+CREATE FUNCTION segments._citus_verify(segment uuid, tenant text)
 RETURNS TABLE (segment_id uuid, name text, state text, missing bigint, extra bigint,
                missing_sample text[], extra_sample text[])
 LANGUAGE plpgsql
@@ -644,8 +655,8 @@ DECLARE
 BEGIN
     FOR r IN EXECUTE 'SELECT nodename, nodeport, success, result'
                      '  FROM pg_catalog.run_command_on_workers($1)'
-             USING format('SELECT coalesce(pg_catalog.jsonb_agg(v), ''[]'') FROM segments.verify(%L::uuid) v',
-                          segment)
+             USING format('SELECT coalesce(pg_catalog.jsonb_agg(v), ''[]'') FROM segments._citus_verify_local(%L::uuid, %L) v',
+                          segment, tenant)
     LOOP
         IF NOT r.success THEN
             RAISE EXCEPTION 'verify() on node %:% failed: %', r.nodename, r.nodeport, r.result
@@ -668,7 +679,7 @@ BEGIN
      ORDER BY s.name;
 END
 $$;
-COMMENT ON FUNCTION segments._citus_verify(uuid) IS
+COMMENT ON FUNCTION segments._citus_verify(uuid, text) IS
     'Internal: segments.verify() on a Citus coordinator, the sum of every worker''s.';
 
 -- A configuration row arriving on the coordinator (a restore loads it as
@@ -778,6 +789,7 @@ REVOKE ALL ON FUNCTION
     segments._citus_catalog_changed(), segments._citus_pass(uuid[]),
     segments._citus_evaluate_local(uuid[]), segments._citus_refresh_local(uuid[]),
     segments._citus_wait(interval), segments._citus_nodes_check(), segments._citus_counts(),
-    segments._citus_verify(uuid), segments._citus_config_arrived(regclass, name, name, regtype),
+    segments._citus_verify(uuid, text), segments._citus_verify_local(uuid, text),
+    segments._citus_config_arrived(regclass, name, name, regtype),
     segments._citus_drop_storage(boolean), segments._citus_drop()
     FROM PUBLIC;
