@@ -186,6 +186,22 @@ INSERT INTO contacts VALUES (16, 2, 'vip');
 \c - ten_admin
 SELECT count(*) AS differences FROM segments.verify() WHERE missing + extra > 0;
 
+-- refresh_contacts() in a tenant's session applies every key it is given,
+-- as the worker would, and counts the changed contacts of its own tenant
+-- only: no count of another tenant's contacts.
+\c - ten_owner
+UPDATE contacts SET plan = 'vip' WHERE id IN (5, 15);      -- tenant 1 and tenant 2
+\c - ten_a
+SELECT segments.refresh_contacts(ARRAY[5, 15]) AS changed_of_tenant_1;
+\c - ten_admin
+SELECT count(*) AS differences FROM segments.verify() WHERE missing + extra > 0;
+\c - ten_owner
+UPDATE contacts SET plan = 'free' WHERE id IN (5, 15);
+\c - ten_b
+SELECT segments.refresh_contacts(ARRAY[5, 15]) AS changed_of_tenant_2;
+\c - ten_admin
+SELECT count(*) AS differences FROM segments.verify() WHERE missing + extra > 0;
+
 -- No tenant, not an admin: sees nothing, manages nothing (fail closed).
 \c - ten_none
 SHOW segments.tenant;

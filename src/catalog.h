@@ -144,7 +144,7 @@ extern void EvaluateFailClosed(Datum segment_ids);
 extern int64 EvaluateLockWaitUs;
 extern bool EvaluateInContacts;
 extern void SharedTimeEvaluated(TimestampTz at);
-extern int64 EvaluateContacts(ArrayType *keys);
+extern int64 EvaluateContacts(ArrayType *keys, const TenantView *view);
 extern int64 EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit,
 						   int budget_ms, bool *done);
 extern int64 EvaluateCpuUs(void);

@@ -118,7 +118,8 @@ typedef struct EvalPlan
 	int32		now_seconds;	/* since 2000-01-01, stored in "since" */
 	bool		full_pass;		/* every contact is visited */
 	bool		verify;			/* verify(): compare, write nothing */
-	TenantView	verify_view;	/* verify(): whose contacts are compared */
+	TenantView	contact_view;	/* whose contacts verify() compares and
+								 * `changed` counts (default: everyone's) */
 	Oid			member_type;	/* row type of segments.member */
 	TupleDesc	member_desc;
 	FmgrInfo	key_cmp;		/* btree order of the key type, collation C */
@@ -499,6 +500,7 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	TypeCacheEntry *tce;
 
 	plan->cat = CatalogLoad(CurrentMemoryContext, true);
+	plan->contact_view.scope = TENANT_SCOPE_ALL;
 	config = &plan->cat->config;
 	if (!config->configured)
 		CatalogNotConfiguredError(config);
@@ -892,7 +894,7 @@ verify_batch(EvalPlan *plan, Batch *batch, SPITupleTable *tuptable, uint64 nrows
 				continue;
 		}
 		/* a tenant's session compares its own contacts only (SPEC 5) */
-		if (!CatalogContactVisibleIn(&plan->verify_view, entry->tenant,
+		if (!CatalogContactVisibleIn(&plan->contact_view, entry->tenant,
 									 entry->tenant != NULL ? strlen(entry->tenant) : 0))
 			continue;
 		/* both lists are sorted: walk them together */
@@ -996,6 +998,7 @@ batch_apply(EvalPlan *plan, Batch *batch)
 		int32	   *old_segs = NULL;
 		int32	   *old_since = NULL;
 		char	   *old_tenant = NULL;
+		char	   *tenant;
 		int			n;
 		int			maxn;
 
@@ -1040,7 +1043,11 @@ batch_apply(EvalPlan *plan, Batch *batch)
 						   (plan->cat->config.member_tenant_attnum <= 0 ||
 							same_tenant(old_tenant, entry->tenant)))))
 			continue;			/* unchanged */
-		plan->changed++;
+		/* a departed contact's tenant is the stored one */
+		tenant = entry->evaluated ? entry->tenant : old_tenant;
+		if (CatalogContactVisibleIn(&plan->contact_view, tenant,
+									tenant != NULL ? strlen(tenant) : 0))
+			plan->changed++;
 		if (n == 0)
 			deletes.rows[deletes.n++] = entry->key;
 		else
@@ -2037,7 +2044,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
  * contacts whose stored membership changed.
  */
 int64
-EvaluateContacts(ArrayType *keys)
+EvaluateContacts(ArrayType *keys, const TenantView *view)
 {
 	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext,
 												   "segments contacts",
@@ -2064,6 +2071,8 @@ EvaluateContacts(ArrayType *keys)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(NULL, 0, false, false);
+	if (view != NULL)
+		plan->contact_view = *view;
 	batch = batch_create();
 	EvaluateInContacts = true;
 
@@ -2168,10 +2177,10 @@ verify_departed(EvalPlan *plan, Relation source)
 					 quote_identifier(RelationGetRelationName(source)),
 					 quote_identifier(keycol),
 					 /* a tenant's session: its own departed contacts, by their stored tenant */
-					 plan->verify_view.filter_contacts ?
+					 plan->contact_view.filter_contacts ?
 					 "   AND m.tenant OPERATOR(pg_catalog.=) $1" : "");
-	if ((plan->verify_view.filter_contacts ?
-		 plan_execute_sql_text(plan, sql.data, plan->verify_view.tenant) :
+	if ((plan->contact_view.filter_contacts ?
+		 plan_execute_sql_text(plan, sql.data, plan->contact_view.tenant) :
 		 plan_execute_sql(plan, sql.data)) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the membership of departed contacts");
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -2297,7 +2306,7 @@ verify_rows(ReturnSetInfo *rsinfo, pg_uuid_t *only, const TenantView *view, bool
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = plan_build(only, only ? 1 : 0, true, true);
-	plan->verify_view = *view;
+	plan->contact_view = *view;
 	for (int i = 0; i < plan->nsegments; i++)
 		plan->segments[i].reported &= CatalogSegmentVisibleIn(view, plan->segments[i].seg->tenant);
 	batch = batch_create();
@@ -2448,11 +2457,13 @@ segments_refresh(PG_FUNCTION_ARGS)
 Datum
 segments_refresh_contacts(PG_FUNCTION_ARGS)
 {
-	(void) CatalogManageView();
+	TenantView	view = CatalogManageView();
+
 	HistoryDefaultCause(HISTORY_CAUSE_REFRESH_CONTACTS);	/* history */
 	if (PG_ARGISNULL(0))
 		PG_RETURN_INT64(0);
-	PG_RETURN_INT64(EvaluateContacts(PG_GETARG_ARRAYTYPE_P(0)));
+	/* a tenant's count is of its own contacts (the rows are written as the worker would) */
+	PG_RETURN_INT64(EvaluateContacts(PG_GETARG_ARRAYTYPE_P(0), &view));
 }
 
 /* ----------------------------------------------------------------

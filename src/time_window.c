@@ -365,7 +365,7 @@ TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit, MemoryContext cursor_
 			{
 				Datum		last;
 
-				EvaluateContacts(keys);
+				EvaluateContacts(keys, NULL);
 				old = MemoryContextSwitchTo(cursor_cxt);
 				last = datumCopy(elems[n - 1], byval, len);
 				MemoryContextSwitchTo(old);

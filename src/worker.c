@@ -387,7 +387,7 @@ apply_range(Datum *ids, Datum *contacts, bool *nulls, Datum *enqueued, int lo, i
 			}
 			if (n < hi - lo)
 				elog(ERROR, "a whole-source entry is applied on its own");
-			EvaluateContacts(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+			EvaluateContacts(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT), NULL);
 		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -626,7 +626,7 @@ apply_batch(void)
 					SpinLockRelease(&segments_shared->mutex);
 				}
 				else if (!isnull)
-					EvaluateContacts(DatumGetArrayTypeP(keys));
+					EvaluateContacts(DatumGetArrayTypeP(keys), NULL);
 				guard_end(&guard);
 			}
 		}
@@ -1273,7 +1273,7 @@ apply_time_window(long *sleep_ms)
 			if (keys != NULL)
 			{
 				set_state(SWS_APPLYING);
-				EvaluateContacts(keys);
+				EvaluateContacts(keys, NULL);
 			}
 			worked = true;
 			old = MemoryContextSwitchTo(TopMemoryContext);
