@@ -1,7 +1,7 @@
 -- pgTAP: roles, privileges, tenant isolation and read-only transactions
 -- (SPEC sections 3 and 5).  Self-contained: configures its own source.
 BEGIN;
-SELECT plan(68);
+SELECT plan(72);
 
 CREATE TABLE public.tap_priv_contacts (id bigint PRIMARY KEY, org_id text, plan text, custom_data jsonb);
 -- a definition may read only what its author may SELECT
@@ -62,6 +62,9 @@ SELECT is(segments.segment_is_member(2, (SELECT id FROM ids WHERE name = 'w')), 
 SELECT lives_ok($$SELECT segments.schedule((SELECT id FROM ids WHERE name = 'w'), '1 hour')$$, 'write: schedule');
 SELECT lives_ok($$SELECT segments.drop_segment((SELECT id FROM ids WHERE name = 'w'))$$, 'write: drop_segment');
 SELECT throws_ok($$SELECT segments.configure('public.tap_priv_contacts', 'id')$$, '42501', NULL, 'write: configure is denied');
+-- the changes set aside hold any tenant's contact keys: the DBA's (segments_admin)
+SELECT throws_ok($$SELECT * FROM segments.change_queue_failed$$, '42501', NULL, 'write: change_queue_failed is denied (any tenant''s keys)');
+SELECT throws_ok($$SELECT segments.retry_failed_changes()$$, '42501', NULL, 'write: retry_failed_changes is denied');
 
 -- Tenant isolation with segments.tenant set (still t1).
 SELECT throws_ok($$SET segments.tenant = 't2'$$, '42501', NULL, 'tenant: segments_write may not change its tenant');
@@ -96,6 +99,8 @@ SELECT throws_ok($$SELECT segments.refresh()$$, '42501', 'segments.tenant is not
 RESET ROLE;
 SET ROLE segments_admin;
 SELECT is((SELECT count(*) FROM segments.segments), 2::bigint, 'no tenant: segments_admin sees both tenants');
+SELECT lives_ok($$SELECT * FROM segments.change_queue_failed$$, 'admin: reads change_queue_failed');
+SELECT lives_ok($$SELECT segments.retry_failed_changes()$$, 'admin: retry_failed_changes');
 RESET ROLE;
 
 -- Nothing in schema segments is executable by PUBLIC but the helpers the

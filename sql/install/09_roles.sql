@@ -79,7 +79,6 @@ GRANT EXECUTE ON FUNCTION
     segments.compile(jsonb),
     segments.schedule(uuid, interval),
     segments.verify(uuid),
-    segments.retry_failed_changes(),
     segments.update_segment(text, text, jsonb, text),
     segments.drop_segment(text),
     segments.refresh(text),
@@ -88,7 +87,13 @@ GRANT EXECUTE ON FUNCTION
     segments._managed_segment_id(text),
     segments.preview(jsonb, integer)
     TO segments_write;
-GRANT SELECT ON segments.change_queue_failed TO segments_write;
+-- The changes the worker set aside are the DBA's: their keys are any
+-- tenant's contacts (the queue has no tenant), so not a tenant's to read or
+-- queue again.  (0.1.0 granted them to segments_write: revoked on upgrade.)
+REVOKE ALL ON segments.change_queue_failed FROM segments_write;
+REVOKE ALL ON FUNCTION segments.retry_failed_changes() FROM segments_write;
+GRANT SELECT ON segments.change_queue_failed TO segments_admin;
+GRANT EXECUTE ON FUNCTION segments.retry_failed_changes() TO segments_admin;
 
 -- Administration.
 GRANT EXECUTE ON FUNCTION segments.trim_history(integer) TO segments_admin;
