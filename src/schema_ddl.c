@@ -27,10 +27,13 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_type.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -41,9 +44,11 @@ PG_FUNCTION_INFO_V1(segments_ddl_end);
 
 /*
  * The DropStmt of an event trigger's command when that command is DROP
- * EXTENSION naming segments; NULL for any other command.  The drop event
- * triggers (capture's, Citus's) share it so that they agree on what is
- * "our" drop.
+ * EXTENSION naming segments, by a role that may drop it; NULL for any
+ * other command.  The drop event triggers (capture's, Citus's) share it so
+ * that they agree on what is "our" drop.  A role that may not drop the
+ * extension gets PostgreSQL's own "must be owner of extension segments",
+ * not an error from what the triggers would have cleaned up first.
  */
 DropStmt *
 DdlDroppingSegments(FunctionCallInfo fcinfo, const char *trigger)
@@ -65,7 +70,11 @@ DdlDroppingSegments(FunctionCallInfo fcinfo, const char *trigger)
 		Node	   *obj = lfirst(lc);
 
 		if (IsA(obj, String) && strcmp(strVal(obj), "segments") == 0)
-			return stmt;
+		{
+			Oid			ext = get_extension_oid("segments", true);
+
+			return OidIsValid(ext) && pg_extension_ownercheck(ext, GetUserId()) ? stmt : NULL;
+		}
 	}
 	return NULL;
 }

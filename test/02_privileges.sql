@@ -1,7 +1,7 @@
 -- pgTAP: roles, privileges, tenant isolation and read-only transactions
 -- (SPEC sections 3 and 5).  Self-contained: configures its own source.
 BEGIN;
-SELECT plan(72);
+SELECT plan(73);
 
 CREATE TABLE public.tap_priv_contacts (id bigint PRIMARY KEY, org_id text, plan text, custom_data jsonb);
 -- a definition may read only what its author may SELECT
@@ -101,6 +101,8 @@ SET ROLE segments_admin;
 SELECT is((SELECT count(*) FROM segments.segments), 2::bigint, 'no tenant: segments_admin sees both tenants');
 SELECT lives_ok($$SELECT * FROM segments.change_queue_failed$$, 'admin: reads change_queue_failed');
 SELECT lives_ok($$SELECT segments.retry_failed_changes()$$, 'admin: retry_failed_changes');
+SELECT throws_ok($$DROP EXTENSION segments$$, '42501', 'must be owner of extension segments',
+                 'admin: DROP EXTENSION is the owner''s, refused with PostgreSQL''s own error');
 RESET ROLE;
 
 -- Nothing in schema segments is executable by PUBLIC but the helpers the
