@@ -29,6 +29,8 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
@@ -42,6 +44,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "storage/lmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -316,6 +320,56 @@ same_columns(Relation rel, TupleDesc desc)
 }
 
 /*
+ * Was shard rel made anew after snapshot: its pg_class row written by a
+ * transaction snapshot does not see (ALTER COLUMN ... TYPE and other table
+ * rewrites give the table new files, filled by the rewriting transaction)?
+ * Called with the shard locked, so that the row read is the committed one.
+ *
+ * A table rewrite is not MVCC-safe: read with a snapshot taken before it
+ * committed, the rewritten table looks empty.  On one node a pass locks
+ * the source before its snapshot, so a rewrite is over or has not begun.
+ * On Citus the pass locks the shell table first, but Citus alters the
+ * shards of a node in sessions of the distributed transaction other than
+ * the one altering the shell table there, and each commits on its own
+ * (COMMIT PREPARED per connection): a pass can take its snapshot once the
+ * shell's ALTER committed, then wait for the lock of a shard still being
+ * rewritten, and read it empty after that commits.  Its contacts would
+ * then be taken for departed, and their membership deleted (a chunk), or
+ * left out (verify(), preview()).
+ */
+static bool
+rewritten_after(Relation rel, Snapshot snapshot)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(RelationGetRelid(rel)));
+	TransactionId xmin;
+	bool		after;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", RelationGetRelid(rel));
+	xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+	after = TransactionIdIsNormal(xmin) && !TransactionIdIsCurrentTransactionId(xmin) &&
+		XidInMVCCSnapshot(xmin, snapshot);
+	ReleaseSysCache(tuple);
+	return after;
+}
+
+/*
+ * A transaction that cannot read shard rel with snapshot (rewritten_after()):
+ * a serialization failure, which the worker retries as a transient error.
+ */
+static void
+refuse_rewritten(Relation rel, Snapshot snapshot, Relation source)
+{
+	if (rewritten_after(rel, snapshot))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("shard \"%s\" of \"%s\" was rewritten by a concurrent transaction",
+						RelationGetRelationName(rel), RelationGetRelationName(source)),
+				 errdetail("A table rewrite (ALTER TABLE) committed after this transaction's snapshot, with which the shard would look empty."),
+				 errhint("Try again.")));
+}
+
+/*
  * The shards of the source placed on this node (ascending shard ids) and
  * the colocated membership shard of each (0: none), read now, into arrays
  * in the caller's memory context; returns how many.  Called connected to
@@ -417,10 +471,11 @@ shard_listed(const int64 *ids, int n, int64 id)
  * membership shards are locked against moves (lock_member_shards()); a
  * shard placed here only since the caller's snapshot, or moved away, is
  * left out (the coordinator's pass sees the placements change and passes
- * again: _citus_pass()).
+ * again: _citus_pass()).  A shard rewritten after the caller's snapshot
+ * (rewritten_after()) fails the transaction with a serialization failure.
  */
 List *
-CitusScanRelations(Relation source, Oid member_relid, List **members)
+CitusScanRelations(Relation source, Oid member_relid, Snapshot snapshot, List **members)
 {
 	Oid			relid = RelationGetRelid(source);
 	Oid			nsp = RelationGetNamespace(source);
@@ -478,6 +533,7 @@ CitusScanRelations(Relation source, Oid member_relid, List **members)
 					 errhint("segments.member must stay colocated with \"%s\"; move shards with citus_move_shard_placement() or citus_rebalance_start(), which move colocated shards together.",
 							 RelationGetRelationName(source))));
 		rel = table_open(shard, AccessShareLock);
+		refuse_rewritten(rel, snapshot, source);
 		if (!same_columns(rel, desc))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -706,6 +762,8 @@ CitusContactShards(Relation source, Oid key_index, Oid member_relid, Oid key_typ
 		{
 			Relation	rel = table_open(grp->source_shard, AccessShareLock);
 
+			/* read with the pass's snapshot (rewritten_after()) */
+			refuse_rewritten(rel, snapshot, source);
 			if (same_columns(rel, RelationGetDescr(source)))
 				grp->key_index = shard_key_index(rel, key_index);
 			table_close(rel, NoLock);
@@ -879,7 +937,9 @@ placed_here(int64 id, Snapshot snapshot)
  * key to go on after, and the next shard here (0: none).  t->rel is NULL
  * when there is no shard left (t->next_shardid 0: the pass is done), or
  * when the shard was placed here after the chunk's snapshot (the next
- * chunk, with a new snapshot, takes it: next_shardid is that shard).
+ * chunk, with a new snapshot, takes it: next_shardid is that shard), or
+ * rewritten after it (rewritten_after(); t->again: the next chunk goes on
+ * from the same cursor).
  * False for a source that is not distributed: the caller scans it.
  */
 bool
@@ -945,6 +1005,18 @@ CitusChunkShard(Relation source, Oid key_index, Oid member_relid, Snapshot snaps
 							name, RelationGetRelationName(source)),
 					 errhint("segments on Citus supports source tables whose shard names are the table's name and the shard id (names shorter than 50 bytes).")));
 		rel = table_open(shard, AccessShareLock);
+		if (rewritten_after(rel, snapshot))
+		{
+			/*
+			 * Rewritten since this chunk's snapshot, with which it would
+			 * look empty: the next chunk, with a new snapshot, takes it up
+			 * from the same cursor.
+			 */
+			table_close(rel, NoLock);
+			t->next_shardid = sources[i];
+			t->again = true;
+			break;
+		}
 		if (!same_columns(rel, RelationGetDescr(source)))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

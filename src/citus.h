@@ -40,12 +40,15 @@ typedef struct CitusChunkTarget
 	int64		shardid;		/* rel's shard id */
 	int64		next_shardid;	/* the next shard here; 0: none */
 	const char *key;			/* go on after this key (text); NULL: first */
+	bool		again;			/* rel NULL: next_shardid rewritten after the
+								 * snapshot, to scan from the same cursor */
 } CitusChunkTarget;
 
 extern bool CitusIsDistributed(Oid relid);
 extern bool CitusProbe(Relation rel, Oid indexid, Datum key, TupleTableSlot *slot);
 extern bool CitusIsShardOf(Relation rel, Oid source);
-extern List *CitusScanRelations(Relation source, Oid member_relid, List **members);
+extern List *CitusScanRelations(Relation source, Oid member_relid, Snapshot snapshot,
+								 List **members);
 extern int	CitusContactShards(Relation source, Oid key_index, Oid member_relid, Oid key_type,
 							   const Datum *keys, int nkeys, Snapshot snapshot,
 							   CitusShardKeys **groups);

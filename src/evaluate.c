@@ -1627,7 +1627,8 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	cb = contact_batch_create(plan, true);
 
 	/* see every contact committed by now, after taking the lock */
-	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, &members);
+	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, plan->snapshot,
+							  &members);
 	forboth(lc, rels, mc, members)
 	{
 		/* Citus: a shard here, its membership in the colocated shard */
@@ -1772,7 +1773,8 @@ chunk_end(EvalPlan *plan, MemoryContext old, MemoryContext pass_cxt, int save_ne
 /*
  * Citus: a chunk of a worker node's pass with no shard to scan
  * (CitusChunkShard()): the pass is done, or goes on with the shard that
- * was placed here after this chunk's snapshot.  Ends the chunk as
+ * was placed here after this chunk's snapshot, or from the same cursor in
+ * the shard that was rewritten after it.  Ends the chunk as
  * EvaluateChunk() does.
  */
 static int64
@@ -1781,7 +1783,7 @@ citus_chunk_skip(EvalPlan *plan, const CitusChunkTarget *shard, char **cursor, b
 				 int save_nestlevel)
 {
 	*done = shard->next_shardid == 0;
-	if (!*done)
+	if (!*done && !(shard->again && *cursor != NULL))
 		*cursor = MemoryContextStrdup(caller, psprintf(INT64_FORMAT, shard->next_shardid));
 	chunk_end(plan, old, pass_cxt, save_nestlevel);
 	return 0;
@@ -2312,7 +2314,8 @@ verify_rows(ReturnSetInfo *rsinfo, pg_uuid_t *only, const TenantView *view, bool
 	batch = batch_create();
 
 	/* Citus: each shard here, compared with its colocated membership shard */
-	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, &members);
+	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, plan->snapshot,
+							  &members);
 	forboth(lc, rels, mc, members)
 	{
 		plan_retarget(plan, lfirst_oid(mc));
@@ -2607,7 +2610,8 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 		plan->by_num[plan->segments[i].seg->num] = &plan->segments[i];
 
 	/* the source, or on Citus its shards placed here */
-	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, &members);
+	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, plan->snapshot,
+							  &members);
 	foreach(lc, rels)
 	{
 		TableScanDesc scan = table_beginscan(lfirst(lc), plan->snapshot, 0, NULL);
