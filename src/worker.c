@@ -2159,6 +2159,15 @@ segments_worker_main(Datum arg)
 	 * far more than running them (three quarters of a pass, measured).
 	 */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * In a lock cycle with a user's transaction the worker is the one that
+	 * gives up: the process that has waited deadlock_timeout runs the check
+	 * and ends itself, so the worker's is short.  Its error is transient
+	 * and its work is retried, where the user's statement would fail (on
+	 * Citus, a column renamed while a node's chunk held the table and
+	 * waited for a row the DDL's hook had changed).
+	 */
+	SetConfigOption("deadlock_timeout", "50ms", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* segments.enabled may be off for this database (ALTER DATABASE) */
 	if (!segments_enabled)
