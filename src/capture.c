@@ -136,10 +136,11 @@ spi_text(int row, int col)
 
 /*
  * Reads the configuration and the columns the rules read into capture
- * (names in capture_cxt), through SPI.
+ * (names in capture_cxt), through SPI.  Run as the owner
+ * (PrivilegeRunAsOwner(), arg unused).
  */
 static void
-capture_read_catalog(void)
+capture_read_catalog(void *arg)
 {
 	bool		traits_used;
 
@@ -200,7 +201,6 @@ capture_load(void)
 {
 	uint64		generation = capture_generation;
 	HASHCTL		ctl;
-	PrivilegeContext priv;
 
 	if (capture_cxt == NULL)
 		capture_cxt = AllocSetContextCreate(CacheMemoryContext, "segments capture",
@@ -217,18 +217,7 @@ capture_load(void)
 	capture.ncolumns = 0;
 
 	/* the writer may have no privilege on schema segments: read as the owner */
-	PrivilegeBecomeOwner(&priv, SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
-	{
-		capture_read_catalog();
-	}
-	PG_CATCH();
-	{
-		PrivilegeRestore(&priv, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	PrivilegeRestore(&priv, true);
+	PrivilegeRunAsOwner(SECURITY_RESTRICTED_OPERATION, capture_read_catalog, NULL);
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(Oid);

@@ -205,6 +205,53 @@ prepare_probe(Relation rel, Oid indexid)
 	return plan;
 }
 
+/* CitusProbe()'s read, run as the owner. */
+typedef struct ProbeCall
+{
+	DistEntry  *entry;			/* keeps the prepared plan */
+	Relation	rel;
+	Oid			indexid;
+	Datum		key;
+	TupleTableSlot *slot;		/* out: the row, made in the caller's context */
+	bool		found;			/* out */
+} ProbeCall;
+
+static void
+probe_as_owner(void *arg)
+{
+	ProbeCall  *call = arg;
+	MemoryContext caller = CurrentMemoryContext;
+	TupleDesc	desc = RelationGetDescr(call->rel);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (call->entry->probe == NULL)
+		call->entry->probe = prepare_probe(call->rel, call->indexid);
+	if (SPI_execute_plan(call->entry->probe, &call->key, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read \"%s\"", RelationGetRelationName(call->rel));
+	if (SPI_processed > 0)
+	{
+		Datum	   *values = palloc(desc->natts * sizeof(Datum));
+		bool	   *nulls = palloc(desc->natts * sizeof(bool));
+		MemoryContext old;
+		HeapTuple	tuple;
+
+		for (int i = 0; i < desc->natts; i++)
+		{
+			values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									  i + 1, &nulls[i]);
+			if (TupleDescAttr(desc, i)->attisdropped)
+				nulls[i] = true;
+		}
+		old = MemoryContextSwitchTo(caller);
+		tuple = heap_form_tuple(desc, values, nulls);
+		MemoryContextSwitchTo(old);
+		ExecForceStoreHeapTuple(tuple, call->slot, true);
+		call->found = true;
+	}
+	SPI_finish();
+}
+
 /*
  * MembershipProbe() of a distributed relation: the row with this key,
  * stored in slot, through a query Citus routes to the one shard holding it.
@@ -213,51 +260,17 @@ prepare_probe(Relation rel, Oid indexid)
 bool
 CitusProbe(Relation rel, Oid indexid, Datum key, TupleTableSlot *slot)
 {
-	DistEntry  *e = dist_entry(RelationGetRelid(rel));
-	MemoryContext caller = CurrentMemoryContext;
-	TupleDesc	desc = RelationGetDescr(rel);
-	PrivilegeContext priv;
-	bool		found = false;
+	ProbeCall	call = {
+		.entry = dist_entry(RelationGetRelid(rel)),
+		.rel = rel,
+		.indexid = indexid,
+		.key = key,
+		.slot = slot,
+		.found = false,
+	};
 
-	PrivilegeBecomeOwner(&priv, SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (e->probe == NULL)
-			e->probe = prepare_probe(rel, indexid);
-		if (SPI_execute_plan(e->probe, &key, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read \"%s\"", RelationGetRelationName(rel));
-		if (SPI_processed > 0)
-		{
-			Datum	   *values = palloc(desc->natts * sizeof(Datum));
-			bool	   *nulls = palloc(desc->natts * sizeof(bool));
-			MemoryContext old;
-			HeapTuple	tuple;
-
-			for (int i = 0; i < desc->natts; i++)
-			{
-				values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-										  i + 1, &nulls[i]);
-				if (TupleDescAttr(desc, i)->attisdropped)
-					nulls[i] = true;
-			}
-			old = MemoryContextSwitchTo(caller);
-			tuple = heap_form_tuple(desc, values, nulls);
-			MemoryContextSwitchTo(old);
-			ExecForceStoreHeapTuple(tuple, slot, true);
-			found = true;
-		}
-		SPI_finish();
-	}
-	PG_CATCH();
-	{
-		PrivilegeRestore(&priv, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	PrivilegeRestore(&priv, true);
-	return found;
+	PrivilegeRunAsOwner(SECURITY_RESTRICTED_OPERATION, probe_as_owner, &call);
+	return call.found;
 }
 
 /*
@@ -410,6 +423,19 @@ local_shards(Oid relid, Oid member_relid, MemoryContext caller, int64 **sources,
 	return (int) SPI_processed;
 }
 
+/* lock_member_shards()'s lock, taken as the owner. */
+static void
+lock_shards_as_owner(void *arg)
+{
+	Datum	   *array = arg;
+	Oid			type = INT8ARRAYOID;
+
+	/* ShareLock (5); ascending ids, the order Citus locks in */
+	if (SPI_execute_with_args("SELECT pg_catalog.lock_shard_metadata(5, $1)",
+							  1, &type, array, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the membership shards' metadata");
+}
+
 /*
  * Takes Citus's shard metadata lock on these membership shards (ShareLock,
  * what its router takes to write a shard) to the end of the transaction:
@@ -423,8 +449,6 @@ lock_member_shards(const int64 *ids, int n)
 {
 	Datum	   *elems;
 	Datum		array;
-	Oid			type = INT8ARRAYOID;
-	PrivilegeContext priv;
 	int			m = 0;
 
 	elems = palloc(Max(n, 1) * sizeof(Datum));
@@ -434,21 +458,7 @@ lock_member_shards(const int64 *ids, int n)
 	if (m == 0)
 		return;
 	array = PointerGetDatum(construct_array(elems, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	PrivilegeBecomeOwner(&priv, SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
-	{
-		/* ShareLock (5); ascending ids, the order Citus locks in */
-		if (SPI_execute_with_args("SELECT pg_catalog.lock_shard_metadata(5, $1)",
-								  1, &type, &array, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not lock the membership shards' metadata");
-	}
-	PG_CATCH();
-	{
-		PrivilegeRestore(&priv, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	PrivilegeRestore(&priv, true);
+	PrivilegeRunAsOwner(SECURITY_RESTRICTED_OPERATION, lock_shards_as_owner, &array);
 }
 
 /* Is shard id among the n ids? */
@@ -599,6 +609,114 @@ group_add(CitusShardKeys **groups, int *ngroups, int nkeys, int64 member_shard,
 	g->keys[g->nkeys++] = k;
 }
 
+/* CitusContactShards()'s questions to Citus's metadata, asked as the owner. */
+typedef struct ContactShardsCall
+{
+	Oid			relid;			/* the source */
+	Oid		   *types;			/* of args */
+	Datum	   *args;			/* the keys (an array), the source, the membership table */
+	int			nkeys;
+	Snapshot	snapshot;		/* the pass's */
+	int64	   *member_of;		/* out: each key's membership shard */
+	int64	   *source_of;		/* out: each key's contacts shard */
+	bool	   *local;			/* out: are both shards of the key placed here? */
+} ContactShardsCall;
+
+static void
+contact_shards_as_owner(void *arg)
+{
+	ContactShardsCall *call = arg;
+	Oid			relid = call->relid;
+	Oid		   *types = call->types;
+	Datum	   *args = call->args;
+	int			nkeys = call->nkeys;
+	Snapshot	snapshot = call->snapshot;
+	int64	   *member_of = call->member_of;
+	int64	   *source_of = call->source_of;
+	bool	   *local = call->local;
+	Oid			idtype = INT8ARRAYOID;
+	SPIPlanPtr	placed;
+	Datum		ids;
+	Datum	   *shardids = palloc(nkeys * sizeof(Datum));
+	Oid			placed_types[2] = {INT8ARRAYOID, REGCLASSOID};
+	int			nshards = 0;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT pg_catalog.get_shard_id_for_distribution_column($3, u.k),"
+							  "       pg_catalog.get_shard_id_for_distribution_column($2, u.k)"
+							  "  FROM pg_catalog.unnest($1) WITH ORDINALITY u(k, i) ORDER BY u.i",
+							  3, types, args, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != (uint64) nkeys)
+		elog(ERROR, "could not find the shards of the contacts");
+	for (int k = 0; k < nkeys; k++)
+	{
+		member_of[k] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+		source_of[k] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k],
+												   SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	/* the distinct membership shards, ascending: Citus locks in that order */
+	for (int k = 0; k < nkeys; k++)
+		shardids[k] = Int64GetDatum(member_of[k]);
+	ids = PointerGetDatum(construct_array(shardids, nkeys, INT8OID, 8, FLOAT8PASSBYVAL,
+										  TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("SELECT pg_catalog.array_agg(DISTINCT s ORDER BY s)"
+							  "  FROM pg_catalog.unnest($1) s",
+							  1, &idtype, &ids, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the membership shards");
+	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	/* ShareLock (5): what Citus's router takes to write a shard */
+	if (SPI_execute_with_args("SELECT pg_catalog.lock_shard_metadata(5, $1)",
+							  1, &idtype, &ids, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the membership shards' metadata");
+	placed = SPI_prepare("SELECT m.shardid FROM pg_catalog.pg_dist_placement m"
+						 "  JOIN pg_catalog.pg_dist_shard ms ON ms.shardid OPERATOR(pg_catalog.=) m.shardid"
+						 "  JOIN pg_catalog.pg_dist_shard ss ON ss.logicalrelid OPERATOR(pg_catalog.=) $2"
+						 "   AND ss.shardminvalue OPERATOR(pg_catalog.=) ms.shardminvalue"
+						 "  JOIN pg_catalog.pg_dist_placement s ON s.shardid OPERATOR(pg_catalog.=) ss.shardid"
+						 "   AND s.groupid OPERATOR(pg_catalog.=) m.groupid"
+						 " WHERE m.shardid OPERATOR(pg_catalog.=) ANY ($1)"
+						 "   AND m.groupid OPERATOR(pg_catalog.=)"
+						 "       (SELECT groupid FROM pg_catalog.pg_dist_local_group)",
+						 2, placed_types);
+	if (placed == NULL)
+		elog(ERROR, "could not prepare the placement query");
+	/* placed here now (and locked), and in the pass's snapshot */
+	for (int round = 0; round < 2; round++)
+	{
+		Datum		pargs[2] = {ids, ObjectIdGetDatum(relid)};
+		int			ret = round == 0 ?
+			SPI_execute_plan(placed, pargs, NULL, false, 0) :
+			SPI_execute_snapshot(placed, pargs, NULL, snapshot, InvalidSnapshot,
+								 true, false, 0);
+		int			n = 0;
+
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read the shard placements");
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (round == 0)
+				shardids[n++] = Int64GetDatum(id);
+			else
+				for (int i = 0; i < nshards; i++)
+					if (DatumGetInt64(shardids[i]) == id)
+						shardids[i] = Int64GetDatum(-id);	/* both */
+		}
+		if (round == 0)
+			nshards = n;
+	}
+	for (int k = 0; k < nkeys; k++)
+		for (int i = 0; i < nshards; i++)
+			if (DatumGetInt64(shardids[i]) == -member_of[k])
+				local[k] = true;
+	SPI_finish();
+}
+
 /*
  * The incremental path of a node: groups the keys (nkeys, of key_type) by
  * the membership shard of their contact.  A group whose contacts shard and
@@ -626,7 +744,6 @@ CitusContactShards(Relation source, Oid key_index, Oid member_relid, Oid key_typ
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
-	PrivilegeContext priv;
 
 	*groups = palloc0((nkeys + 1) * sizeof(CitusShardKeys));
 	local = palloc0(Max(nkeys, 1) * sizeof(bool));
@@ -637,8 +754,16 @@ CitusContactShards(Relation source, Oid key_index, Oid member_relid, Oid key_typ
 	{
 		Oid			types[3] = {get_array_type(key_type), REGCLASSOID, REGCLASSOID};
 		Datum		args[3];
-		Oid			idtype = INT8ARRAYOID;
-		SPIPlanPtr	placed;
+		ContactShardsCall call = {
+			.relid = relid,
+			.types = types,
+			.args = args,
+			.nkeys = nkeys,
+			.snapshot = snapshot,
+			.member_of = member_of,
+			.source_of = source_of,
+			.local = local,
+		};
 
 		get_typlenbyvalalign(key_type, &typlen, &typbyval, &typalign);
 		args[0] = PointerGetDatum(construct_array((Datum *) keys, nkeys, key_type, typlen,
@@ -646,96 +771,7 @@ CitusContactShards(Relation source, Oid key_index, Oid member_relid, Oid key_typ
 		args[1] = ObjectIdGetDatum(relid);
 		args[2] = ObjectIdGetDatum(member_relid);
 		/* Citus's metadata functions check that their caller owns the tables */
-		PrivilegeBecomeOwner(&priv, SECURITY_RESTRICTED_OPERATION);
-		PG_TRY();
-		{
-			Datum		ids;
-			Datum	   *shardids = palloc(nkeys * sizeof(Datum));
-			Oid			placed_types[2] = {INT8ARRAYOID, REGCLASSOID};
-			int			nshards = 0;
-			bool		isnull;
-
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			if (SPI_execute_with_args("SELECT pg_catalog.get_shard_id_for_distribution_column($3, u.k),"
-									  "       pg_catalog.get_shard_id_for_distribution_column($2, u.k)"
-									  "  FROM pg_catalog.unnest($1) WITH ORDINALITY u(k, i) ORDER BY u.i",
-									  3, types, args, NULL, false, 0) != SPI_OK_SELECT ||
-				SPI_processed != (uint64) nkeys)
-				elog(ERROR, "could not find the shards of the contacts");
-			for (int k = 0; k < nkeys; k++)
-			{
-				member_of[k] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k],
-														   SPI_tuptable->tupdesc, 1, &isnull));
-				source_of[k] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k],
-														   SPI_tuptable->tupdesc, 2, &isnull));
-			}
-			/* the distinct membership shards, ascending: Citus locks in that order */
-			for (int k = 0; k < nkeys; k++)
-				shardids[k] = Int64GetDatum(member_of[k]);
-			ids = PointerGetDatum(construct_array(shardids, nkeys, INT8OID, 8, FLOAT8PASSBYVAL,
-												  TYPALIGN_DOUBLE));
-			if (SPI_execute_with_args("SELECT pg_catalog.array_agg(DISTINCT s ORDER BY s)"
-									  "  FROM pg_catalog.unnest($1) s",
-									  1, &idtype, &ids, NULL, true, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not list the membership shards");
-			ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			/* ShareLock (5): what Citus's router takes to write a shard */
-			if (SPI_execute_with_args("SELECT pg_catalog.lock_shard_metadata(5, $1)",
-									  1, &idtype, &ids, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not lock the membership shards' metadata");
-			placed = SPI_prepare("SELECT m.shardid FROM pg_catalog.pg_dist_placement m"
-								 "  JOIN pg_catalog.pg_dist_shard ms ON ms.shardid OPERATOR(pg_catalog.=) m.shardid"
-								 "  JOIN pg_catalog.pg_dist_shard ss ON ss.logicalrelid OPERATOR(pg_catalog.=) $2"
-								 "   AND ss.shardminvalue OPERATOR(pg_catalog.=) ms.shardminvalue"
-								 "  JOIN pg_catalog.pg_dist_placement s ON s.shardid OPERATOR(pg_catalog.=) ss.shardid"
-								 "   AND s.groupid OPERATOR(pg_catalog.=) m.groupid"
-								 " WHERE m.shardid OPERATOR(pg_catalog.=) ANY ($1)"
-								 "   AND m.groupid OPERATOR(pg_catalog.=)"
-								 "       (SELECT groupid FROM pg_catalog.pg_dist_local_group)",
-								 2, placed_types);
-			if (placed == NULL)
-				elog(ERROR, "could not prepare the placement query");
-			/* placed here now (and locked), and in the pass's snapshot */
-			for (int round = 0; round < 2; round++)
-			{
-				Datum		pargs[2] = {ids, ObjectIdGetDatum(relid)};
-				int			ret = round == 0 ?
-					SPI_execute_plan(placed, pargs, NULL, false, 0) :
-					SPI_execute_snapshot(placed, pargs, NULL, snapshot, InvalidSnapshot,
-										 true, false, 0);
-				int			n = 0;
-
-				if (ret != SPI_OK_SELECT)
-					elog(ERROR, "could not read the shard placements");
-				for (uint64 r = 0; r < SPI_processed; r++)
-				{
-					int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
-																 SPI_tuptable->tupdesc, 1, &isnull));
-
-					if (round == 0)
-						shardids[n++] = Int64GetDatum(id);
-					else
-						for (int i = 0; i < nshards; i++)
-							if (DatumGetInt64(shardids[i]) == id)
-								shardids[i] = Int64GetDatum(-id);	/* both */
-				}
-				if (round == 0)
-					nshards = n;
-			}
-			for (int k = 0; k < nkeys; k++)
-				for (int i = 0; i < nshards; i++)
-					if (DatumGetInt64(shardids[i]) == -member_of[k])
-						local[k] = true;
-			SPI_finish();
-		}
-		PG_CATCH();
-		{
-			PrivilegeRestore(&priv, false);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		PrivilegeRestore(&priv, true);
+		PrivilegeRunAsOwner(SECURITY_RESTRICTED_OPERATION, contact_shards_as_owner, &call);
 		MemoryContextSwitchTo(caller);
 	}
 	routed = palloc0(sizeof(CitusShardKeys));
@@ -797,6 +833,27 @@ CitusCloseScanRelations(List *rels, Relation source)
 	list_free(rels);
 }
 
+/* CitusPass()'s call of segments._citus_pass(), run as the owner. */
+typedef struct PassCall
+{
+	Datum		ids;			/* uuid[] of the segments to pass */
+	bool		all;			/* or every segment (ids NULL) */
+} PassCall;
+
+static void
+pass_as_owner(void *arg)
+{
+	PassCall   *call = arg;
+	Oid			type = UUIDARRAYOID;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT segments._citus_pass($1)", 1, &type, &call->ids,
+							  call->all ? "n" : NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not run the distributed pass");
+	SPI_finish();
+}
+
 /*
  * refresh() of a distributed source.  On the coordinator it is every
  * node's: segments._citus_pass() syncs the catalog to the workers, has each
@@ -816,9 +873,7 @@ CitusPass(const pg_uuid_t *only, int nonly)
 		return false;
 	if (is_coordinator())
 	{
-		Oid			type = UUIDARRAYOID;
-		Datum		ids = (Datum) 0;
-		PrivilegeContext priv;
+		PassCall	call = {.ids = (Datum) 0, .all = only == NULL};
 
 		if (only != NULL)
 		{
@@ -826,27 +881,11 @@ CitusPass(const pg_uuid_t *only, int nonly)
 
 			for (int i = 0; i < nonly; i++)
 				elems[i] = UUIDPGetDatum(&only[i]);
-			ids = PointerGetDatum(construct_array(elems, nonly, UUIDOID, UUID_LEN, false,
-												  TYPALIGN_CHAR));
+			call.ids = PointerGetDatum(construct_array(elems, nonly, UUIDOID, UUID_LEN, false,
+													   TYPALIGN_CHAR));
 		}
 		/* the workers are reached, and their catalogs written, as the owner */
-		PrivilegeBecomeOwner(&priv, 0);
-		PG_TRY();
-		{
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			if (SPI_execute_with_args("SELECT segments._citus_pass($1)", 1, &type, &ids,
-									  only != NULL ? NULL : "n", false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "could not run the distributed pass");
-			SPI_finish();
-		}
-		PG_CATCH();
-		{
-			PrivilegeRestore(&priv, false);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		PrivilegeRestore(&priv, true);
+		PrivilegeRunAsOwner(0, pass_as_owner, &call);
 		return true;
 	}
 	return false;
@@ -1068,6 +1107,31 @@ segments_citus_refresh_local(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* CitusWait()'s call of segments._citus_wait(), run as the owner. */
+typedef struct WaitCall
+{
+	Datum		left;			/* the interval to the deadline */
+	bool		done;			/* out: the workers' answer (NULL: false) */
+} WaitCall;
+
+static void
+wait_as_owner(void *arg)
+{
+	WaitCall   *call = arg;
+	Oid			type = INTERVALOID;
+	bool		isnull;
+	bool		done;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT segments._citus_wait($1)", 1, &type, &call->left, NULL, false, 1)
+		!= SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not wait for the workers");
+	done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	call->done = !isnull && done;
+	SPI_finish();
+}
+
 /*
  * wait() on a coordinator of a distributed source: true once every worker's
  * own wait() returned true before the deadline (their queues hold the
@@ -1079,38 +1143,39 @@ bool
 CitusWait(TimestampTz deadline)
 {
 	const SegmentCatalog *cat = CatalogGet();
-	Oid			type = INTERVALOID;
 	Interval   *left = palloc0(sizeof(Interval));
-	Datum		arg;
-	bool		isnull;
-	bool		done;
-	PrivilegeContext priv;
+	WaitCall	call;
 
 	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid) ||
 		!is_coordinator())
 		return true;
 	left->time = Max(deadline - GetCurrentTimestamp(), 0);
-	arg = IntervalPGetDatum(left);
+	call.left = IntervalPGetDatum(left);
 	/* the workers are reached as the owner, as for a pass (a reader may wait) */
-	PrivilegeBecomeOwner(&priv, 0);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT segments._citus_wait($1)", 1, &type, &arg, NULL, false, 1)
-			!= SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not wait for the workers");
-		done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		SPI_finish();
-	}
-	PG_CATCH();
-	{
-		PrivilegeRestore(&priv, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	PrivilegeRestore(&priv, true);
-	return !isnull && done;
+	PrivilegeRunAsOwner(0, wait_as_owner, &call);
+	return call.done;
+}
+
+/*
+ * CitusVerify()'s call of segments._citus_verify(), run as the owner; its
+ * rows are left in SPI_tuptable.  Called connected to SPI.
+ */
+typedef struct VerifyCall
+{
+	Datum		args[2];		/* the segment, the tenant */
+	char		nulls[2];
+} VerifyCall;
+
+static void
+verify_as_owner(void *arg)
+{
+	VerifyCall *call = arg;
+	Oid			types[2] = {UUIDOID, TEXTOID};
+
+	if (SPI_execute_with_args("SELECT segment_id, name, state, missing, extra, missing_sample,"
+							  "       extra_sample FROM segments._citus_verify($1, $2)",
+							  2, types, call->args, call->nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not verify membership on the workers");
 }
 
 /*
@@ -1126,16 +1191,13 @@ bool
 CitusVerify(const pg_uuid_t *only, const TenantView *view, ReturnSetInfo *rsinfo)
 {
 	const SegmentCatalog *cat = CatalogGet();
-	Oid			types[2] = {UUIDOID, TEXTOID};
-	Datum		args[2];
-	char		nulls[2] = {only != NULL ? ' ' : 'n', view->filter_contacts ? ' ' : 'n'};
-	PrivilegeContext priv;
+	VerifyCall	call = {.nulls = {only != NULL ? ' ' : 'n', view->filter_contacts ? ' ' : 'n'}};
 
 	if (!cat->config.configured || !CitusIsDistributed(cat->config.source_relid) ||
 		!is_coordinator())
 		return false;
-	args[0] = only != NULL ? UUIDPGetDatum(only) : (Datum) 0;
-	args[1] = view->filter_contacts ? CStringGetTextDatum(view->tenant) : (Datum) 0;
+	call.args[0] = only != NULL ? UUIDPGetDatum(only) : (Datum) 0;
+	call.args[1] = view->filter_contacts ? CStringGetTextDatum(view->tenant) : (Datum) 0;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/*
@@ -1143,21 +1205,7 @@ CitusVerify(const pg_uuid_t *only, const TenantView *view, ReturnSetInfo *rsinfo
 	 * no tenant: the session's tenant goes with the call, and the rows are
 	 * filtered below by what the session may see.
 	 */
-	PrivilegeBecomeOwner(&priv, 0);
-	PG_TRY();
-	{
-		if (SPI_execute_with_args("SELECT segment_id, name, state, missing, extra, missing_sample,"
-								  "       extra_sample FROM segments._citus_verify($1, $2)",
-								  2, types, args, nulls, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not verify membership on the workers");
-	}
-	PG_CATCH();
-	{
-		PrivilegeRestore(&priv, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	PrivilegeRestore(&priv, true);
+	PrivilegeRunAsOwner(0, verify_as_owner, &call);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		Datum		values[7];
@@ -1186,6 +1234,62 @@ CitusPreviewOnWorkers(Oid source_relid)
 	return OidIsValid(source_relid) && CitusIsDistributed(source_relid) && is_coordinator();
 }
 
+/* CitusPreview()'s call of segments._citus_preview(), run as the owner. */
+typedef struct PreviewCall
+{
+	Datum		values[4];		/* definition, tenant, filter_contacts, sample */
+	char		nulls[4];
+	int64	   *members;		/* out: the workers' sums */
+	int64	   *contacts;
+	int		   *nkeys;			/* out: the workers' samples, */
+	char	 ***keys;			/* made in the caller's context */
+} PreviewCall;
+
+static void
+preview_as_owner(void *arg)
+{
+	PreviewCall *call = arg;
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			types[4] = {JSONBOID, TEXTOID, BOOLOID, INT4OID};
+	HeapTuple	row;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT members, contacts, sample_keys"
+							  "  FROM segments._citus_preview($1, $2, $3, $4)",
+							  4, types, call->values, call->nulls, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not preview the definition on the Citus workers");
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	d = SPI_getbinval(row, desc, 1, &isnull);
+	*call->members = isnull ? 0 : DatumGetInt64(d);
+	d = SPI_getbinval(row, desc, 2, &isnull);
+	*call->contacts = isnull ? 0 : DatumGetInt64(d);
+	d = SPI_getbinval(row, desc, 3, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(d);
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+		MemoryContext old;
+
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+		old = MemoryContextSwitchTo(caller);
+		*call->keys = palloc(Max(n, 1) * sizeof(char *));
+		for (int i = 0; i < n; i++)
+			if (!enulls[i])
+				(*call->keys)[(*call->nkeys)++] = TextDatumGetCString(elems[i]);
+		MemoryContextSwitchTo(old);
+	}
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+}
+
 /*
  * preview() on the coordinator of a distributed source (preview.c), once
  * the definition is validated here: every worker evaluates it over the
@@ -1200,70 +1304,25 @@ void
 CitusPreview(Jsonb *definition, const char *tenant, bool filter_contacts, int sample,
 			 int64 *members, int64 *contacts, int *nkeys, char ***keys)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	Oid			types[4] = {JSONBOID, TEXTOID, BOOLOID, INT4OID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	PrivilegeContext priv;
+	PreviewCall call = {
+		.nulls = {' ', ' ', ' ', ' '},
+		.members = members,
+		.contacts = contacts,
+		.nkeys = nkeys,
+		.keys = keys,
+	};
 
-	values[0] = JsonbPGetDatum(definition);
-	values[1] = tenant != NULL ? CStringGetTextDatum(tenant) : (Datum) 0;
+	call.values[0] = JsonbPGetDatum(definition);
+	call.values[1] = tenant != NULL ? CStringGetTextDatum(tenant) : (Datum) 0;
 	if (tenant == NULL)
-		nulls[1] = 'n';
-	values[2] = BoolGetDatum(filter_contacts);
-	values[3] = Int32GetDatum(sample);
+		call.nulls[1] = 'n';
+	call.values[2] = BoolGetDatum(filter_contacts);
+	call.values[3] = Int32GetDatum(sample);
 	*nkeys = 0;
 	*keys = NULL;
 
 	/* the workers are reached as the owner, as for a pass */
-	PrivilegeBecomeOwner(&priv, 0);
-	PG_TRY();
-	{
-		HeapTuple	row;
-		TupleDesc	desc;
-		bool		isnull;
-		Datum		d;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT members, contacts, sample_keys"
-								  "  FROM segments._citus_preview($1, $2, $3, $4)",
-								  4, types, values, nulls, false, 0) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "could not preview the definition on the Citus workers");
-		row = SPI_tuptable->vals[0];
-		desc = SPI_tuptable->tupdesc;
-		d = SPI_getbinval(row, desc, 1, &isnull);
-		*members = isnull ? 0 : DatumGetInt64(d);
-		d = SPI_getbinval(row, desc, 2, &isnull);
-		*contacts = isnull ? 0 : DatumGetInt64(d);
-		d = SPI_getbinval(row, desc, 3, &isnull);
-		if (!isnull)
-		{
-			ArrayType  *arr = DatumGetArrayTypeP(d);
-			Datum	   *elems;
-			bool	   *enulls;
-			int			n;
-			MemoryContext old;
-
-			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
-			old = MemoryContextSwitchTo(caller);
-			*keys = palloc(Max(n, 1) * sizeof(char *));
-			for (int i = 0; i < n; i++)
-				if (!enulls[i])
-					(*keys)[(*nkeys)++] = TextDatumGetCString(elems[i]);
-			MemoryContextSwitchTo(old);
-		}
-		if (SPI_finish() != SPI_OK_FINISH)
-			elog(ERROR, "SPI_finish failed");
-	}
-	PG_CATCH();
-	{
-		PrivilegeRestore(&priv, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	PrivilegeRestore(&priv, true);
+	PrivilegeRunAsOwner(0, preview_as_owner, &call);
 }
 
 /*

@@ -103,6 +103,32 @@ PrivilegeRestore(PrivilegeContext *ctx, bool ok)
 }
 
 /*
+ * Runs fn(arg) as the extension's owner (PrivilegeBecomeOwner() with
+ * sec_flags), then back to the caller's user and settings, after an error
+ * too.  fn runs in the caller's memory context and returns its results
+ * through arg: no local of the caller is set between PG_TRY and PG_CATCH,
+ * where it would have to be volatile.
+ */
+void
+PrivilegeRunAsOwner(int sec_flags, PrivilegeOwnerFn fn, void *arg)
+{
+	PrivilegeContext ctx;
+
+	PrivilegeBecomeOwner(&ctx, sec_flags);
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		PrivilegeRestore(&ctx, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PrivilegeRestore(&ctx, true);
+}
+
+/*
  * The role a definition being saved is checked against: the caller of the
  * management function, noted before it switched to the owner; otherwise
  * the current user.

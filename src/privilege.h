@@ -24,6 +24,10 @@ typedef struct PrivilegeContext
 extern Oid	PrivilegeExtensionOwner(void);
 extern void PrivilegeBecomeOwner(PrivilegeContext *ctx, int sec_flags);
 extern void PrivilegeRestore(PrivilegeContext *ctx, bool ok);
+
+/* Work run as the owner by PrivilegeRunAsOwner(); arg carries its in and out. */
+typedef void (*PrivilegeOwnerFn) (void *arg);
+extern void PrivilegeRunAsOwner(int sec_flags, PrivilegeOwnerFn fn, void *arg);
 extern Oid	PrivilegeDefinitionAuthor(void);
 extern bool PrivilegeMaySelect(Oid relid, AttrNumber attnum, Oid role);
 extern void PrivilegeCheckColumns(const RuleNode *root, Oid relid, AttrNumber traits_attnum,
