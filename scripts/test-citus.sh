@@ -933,6 +933,18 @@ same "membership after refresh() during a shard move as on a single node" "$MEMB
 # shard looks empty, and the chunk deleted its contacts' membership
 # ("departed"; one run in six lost a shard's after the schema changes
 # below).  A session of its own rewrites the shard here, as Citus's does.
+# Rewrites shard $RS on node $RN in a transaction left open in the coprocess
+# REWRITE (commit it with: echo "COMMIT;" >&"${REWRITE[1]}").
+hold_rewrite() {
+    coproc REWRITE { psql -X -qAt -p "${PORT[$RN]}" -d "$DB" -v ON_ERROR_STOP=1 2>&1; }
+    echo "SET citus.enable_manual_changes_to_shards = on; BEGIN;
+          ALTER TABLE contacts_$RS ALTER COLUMN score TYPE integer USING score + 0; SELECT 'held';" >&"${REWRITE[1]}"
+    local held="" line=""
+    while read -r -t 120 line <&"${REWRITE[0]}"; do
+        [ "$line" = held ] && { held=1; break; }
+    done
+    [ -n "$held" ] || fail "the rewrite of shard $RS did not run: $line"
+}
 RS=$(q "SELECT min(shardid) FROM pg_dist_shard WHERE logicalrelid = 'contacts'::regclass")
 RN=$(q "SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n ON n.groupid = p.groupid WHERE p.shardid = $RS")
 for n in w1 w2 w3; do [ "${PORT[$n]}" = "$RN" ] && RN=$n; done
@@ -942,14 +954,7 @@ until [ "$(qn "$RN" "SELECT count(*) FROM segments.pass WHERE cursor LIKE '$RS:%
     [ $SECONDS -lt $deadline ] || fail "the pass of $RN did not reach shard $RS within 120 s"
     sleep 0.1
 done
-coproc REWRITE { psql -X -qAt -p "${PORT[$RN]}" -d "$DB" -v ON_ERROR_STOP=1 2>&1; }
-echo "SET citus.enable_manual_changes_to_shards = on; BEGIN;
-      ALTER TABLE contacts_$RS ALTER COLUMN score TYPE integer USING score + 0; SELECT 'held';" >&"${REWRITE[1]}"
-held=""
-while read -r -t 120 line <&"${REWRITE[0]}"; do
-    [ "$line" = held ] && { held=1; break; }
-done
-[ -n "$held" ] || fail "the rewrite of shard $RS did not run: $line"
+hold_rewrite
 deadline=$((SECONDS + 60))
 until [ "$(qn "$RN" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
                       WHERE NOT l.granted AND l.relation = 'contacts_$RS'::regclass AND a.backend_type = 'segments worker'")" = 1 ]; do
@@ -962,14 +967,7 @@ expect "the pass over the rewritten shard ends (wait)" "SELECT segments.wait('30
 qref "SELECT segments.wait('60 s')" >/dev/null
 same "membership after a shard was rewritten under a node's chunk as on a single node" "$MEMBERSHIP_ALL"
 # refresh() on the node, one transaction: fails (40001) rather than read the shard empty
-coproc REWRITE { psql -X -qAt -p "${PORT[$RN]}" -d "$DB" -v ON_ERROR_STOP=1 2>&1; }
-echo "SET citus.enable_manual_changes_to_shards = on; BEGIN;
-      ALTER TABLE contacts_$RS ALTER COLUMN score TYPE integer USING score + 0; SELECT 'held';" >&"${REWRITE[1]}"
-held=""
-while read -r -t 120 line <&"${REWRITE[0]}"; do
-    [ "$line" = held ] && { held=1; break; }
-done
-[ -n "$held" ] || fail "the rewrite of shard $RS did not run: $line"
+hold_rewrite
 psql -X -qAt -p "${PORT[$RN]}" -d "$DB" -v VERBOSITY=verbose -c "SELECT segments._citus_refresh_local(NULL)" \
     > "$SEGMENTS_TMP/rewrite.out" 2>&1 &
 REFRESH_PID=$!
