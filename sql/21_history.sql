@@ -151,8 +151,17 @@ SELECT members FROM segments.segment_counts('VIP', :'utc_today'::date, :'utc_tod
 SELECT count(*) AS b_changes, bool_and(contact_id > 5) AS b_own_contacts FROM segments.membership_changes;
 \c - hist_none
 SELECT count(*) AS no_tenant_sees_nothing FROM segments.membership_changes;
-SELECT count(*) AS no_tenant_consumes_nothing FROM segments.consume_changes('x', 10);
+-- it has no cursor of its own: one of tenant NULL is the admins', which a
+-- call that sees nothing would move past every change (refused)
 \c - postgres
+SELECT last_change_id AS mailer_at, last_offset AS mailer_off FROM segments.change_cursor
+ WHERE tenant IS NULL AND consumer = 'mailer' \gset
+\c - hist_none
+SELECT try($$SELECT count(*) FROM segments.consume_changes('mailer', 10)$$) AS no_tenant_consumes;
+\c - postgres
+SELECT last_change_id = :'mailer_at' AND last_offset IS NOT DISTINCT FROM nullif(:'mailer_off', '')::integer
+       AS admins_cursor_kept
+  FROM segments.change_cursor WHERE tenant IS NULL AND consumer = 'mailer';
 SELECT tenant, consumer FROM segments.change_cursor ORDER BY tenant NULLS FIRST, consumer;
 
 -- Privileges: a role without segments_read can read nothing of it.

@@ -659,6 +659,18 @@ int32_compare(const void *a, const void *b)
 }
 
 /*
+ * Is the row in slot a contact?  A row whose key is NULL is not (a unique
+ * index on a nullable key column lets any writer insert one): no function
+ * can name it, capture does not queue it, and the scans skip it, as
+ * reading its key would read a NULL pointer for a by-reference key type.
+ */
+static inline bool
+row_has_key(EvalPlan *plan, TupleTableSlot *slot)
+{
+	return !slot_attisnull(slot, plan->cat->config.key_attnum);
+}
+
+/*
  * The evaluation context of the contact in slot (all attributes deformed),
  * and its tenant's text form (NULL: none), in the current memory context.
  */
@@ -1648,7 +1660,8 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
 			CHECK_FOR_INTERRUPTS();
-			evaluate_into_batch(plan, cb, batch, slot, contact_cxt);
+			if (row_has_key(plan, slot))
+				evaluate_into_batch(plan, cb, batch, slot, contact_cxt);
 		}
 		ExecDropSingleTupleTableSlot(slot);
 		table_endscan(scan);
@@ -1981,8 +1994,11 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 		   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
 	{
 		CHECK_FOR_INTERRUPTS();
+		/* NULL keys come last in the index: not contacts, not a cursor */
+		if (!row_has_key(plan, slot))
+			continue;
 		evaluate_into_batch(plan, cb, batch, slot, contact_cxt);
-		if (keys != NULL && !slot->tts_isnull[config->key_attnum - 1])
+		if (keys != NULL)
 		{
 			if (nkeys == keys_size && keys_size >= CHUNK_KEYS_MAX)
 			{
@@ -2330,6 +2346,11 @@ verify_rows(ReturnSetInfo *rsinfo, pg_uuid_t *only, const TenantView *view, bool
 			int			n;
 
 			CHECK_FOR_INTERRUPTS();
+			if (!row_has_key(plan, slot))
+			{
+				MemoryContextSwitchTo(prev);
+				continue;
+			}
 			slot_getallattrs(slot);
 			n = evaluate_contact(plan, slot, &nums, &tenant);
 			MemoryContextSwitchTo(prev);
@@ -2624,6 +2645,8 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 			MemoryContext prev;
 
 			CHECK_FOR_INTERRUPTS();
+			if (!row_has_key(plan, slot))
+				continue;
 			prev = MemoryContextSwitchTo(contact_cxt);
 			slot_getallattrs(slot);
 			(void) evaluate_contact(plan, slot, &nums, &contact_tenant);

@@ -44,7 +44,8 @@ StatsColumnsExist(void)
  * segments._worker_stats() RETURNS SETOF record
  *
  * The counters of this database's workers: one row, or none without the
- * preload (or before the launcher gave the database a slot).
+ * preload (or before the launcher gave the database a slot).  The last
+ * error only to a session that sees every tenant, as _worker_status().
  */
 Datum
 segments_worker_stats(PG_FUNCTION_ARGS)
@@ -54,10 +55,13 @@ segments_worker_stats(PG_FUNCTION_ARGS)
 	bool		found = false;
 	Datum		values[WORKER_STATS_COLS];
 	bool		nulls[WORKER_STATS_COLS] = {0};
+	bool		sees_all;
 
 	SEGMENTS_INIT_SRF(fcinfo);
 	if (segments_shared == NULL)
 		return (Datum) 0;
+	/* the last error may name any tenant's segment: as segments.worker shows it */
+	sees_all = CatalogTenantView().scope == TENANT_SCOPE_ALL;
 
 	SpinLockAcquire(&segments_shared->mutex);
 	for (int i = 0; i < segments_shared->nslots && !found; i++)
@@ -85,7 +89,7 @@ segments_worker_stats(PG_FUNCTION_ARGS)
 	values[8] = Int64GetDatum(st.errors);
 	st.last_error[SEGMENTS_ERROR_LEN - 1] = '\0';
 	values[9] = CStringGetTextDatum(st.last_error);
-	nulls[9] = (st.last_error[0] == '\0');
+	nulls[9] = (st.last_error[0] == '\0' || !sees_all);
 	values[10] = TimestampTzGetDatum(st.last_error_at);
 	nulls[10] = (st.last_error_at == 0);
 	values[11] = TimestampTzGetDatum(st.reset_at);

@@ -135,8 +135,8 @@ chunk_upper(const SegmentsConfig *config, Relation source, Datum cursor, bool ha
 		appendStringInfo(&sql, "SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.>) $1"
 						 " ORDER BY 1 OFFSET $2 LIMIT 1", keycol, table, keycol);
 	else
-		appendStringInfo(&sql, "SELECT %s FROM %s ORDER BY 1 OFFSET $2 LIMIT 1",
-						 keycol, table);
+		appendStringInfo(&sql, "SELECT %s FROM %s WHERE %s IS NOT NULL ORDER BY 1 OFFSET $2 LIMIT 1",
+						 keycol, table, keycol);
 	if (SPI_execute_with_args(sql.data, 2, types, values, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not find the next chunk of contacts");
 	if (SPI_processed == 0)
@@ -168,7 +168,9 @@ query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws,
 
 	source_names(config, source, &keycol, &table);
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT DISTINCT %s FROM %s WHERE (", keycol, table);
+	/* a row with a NULL key is no contact (evaluate.c) */
+	appendStringInfo(&sql, "SELECT DISTINCT %s FROM %s WHERE %s IS NOT NULL AND (",
+					 keycol, table, keycol);
 	for (int i = 0; i < ws->nranges; i++)
 	{
 		TimeRange  *r = &ws->ranges[i];
@@ -331,11 +333,11 @@ TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit, MemoryContext cursor_
 	CatalogCheckSource(config, source);
 	source_names(config, source, &keycol, &table);
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT pg_catalog.array_agg(k ORDER BY k) FROM (SELECT %s AS k FROM %s",
-					 keycol, table);
+	appendStringInfo(&sql, "SELECT pg_catalog.array_agg(k ORDER BY k) FROM (SELECT %s AS k FROM %s"
+					 " WHERE %s IS NOT NULL", keycol, table, keycol);
 	if (*has_cursor)
 	{
-		appendStringInfo(&sql, " WHERE %s OPERATOR(pg_catalog.>) $%d", keycol, ++nargs);
+		appendStringInfo(&sql, " AND %s OPERATOR(pg_catalog.>) $%d", keycol, ++nargs);
 		types[nargs - 1] = config->key_type;
 		values[nargs - 1] = *cursor;
 	}

@@ -523,7 +523,9 @@ BEGIN
     AS $b$
     #variable_conflict use_column
     DECLARE
-        v_tenant text := segments._session_tenant();
+        -- a session that sees no changes (no tenant, not an admin) must not
+        -- move the cursor it would share with the admins: refused
+        v_tenant text := segments._manage_tenant();
         v_last   bigint;
         v_off    integer;
         v_high   bigint;

@@ -37,6 +37,19 @@ refresh_fails "key bigint -> text" 'key column "id" of source "public.contacts" 
 q "UPDATE contacts SET plan = 'vip' WHERE id = '1'"
 poll "key bigint -> text: the worker reports the reason" \
     "SELECT last_error LIKE '%key column \"id\" of source \"public.contacts\" has type text%' FROM segments.worker" t 60
+# the worker's error may name any tenant's source, segment or contacts: a
+# tenant sees it neither in segments.worker nor in segments.stat_worker,
+# which keeps it after the worker recovers; a superuser sees it in both
+mkrole TENANT acme_reader "IN ROLE segments_read"
+q "ALTER ROLE \"$TENANT\" SET segments.tenant = 'acme'"
+expect "key bigint -> text: stat_worker keeps the error" \
+    "SELECT last_error LIKE '%key column \"id\"%' FROM segments.stat_worker" t
+[ "$(as "$TENANT" "SELECT last_error IS NULL FROM segments.worker")" = t ] \
+    || fail "a tenant sees the worker's last_error in segments.worker"
+note "ok: a tenant does not see the worker's last_error in segments.worker"
+[ "$(as "$TENANT" "SELECT last_error IS NULL FROM segments.stat_worker")" = t ] \
+    || fail "a tenant sees the worker's last_error in segments.stat_worker: $(as "$TENANT" "SELECT last_error FROM segments.stat_worker")"
+note "ok: a tenant does not see the worker's last_error in segments.stat_worker"
 q "ALTER TABLE contacts ALTER COLUMN id TYPE bigint USING id::bigint"
 q "SELECT segments.refresh()" >/dev/null
 note "ok: key bigint -> text: refresh() works again once changed back"
