@@ -1456,6 +1456,18 @@ convert_scalar(CondInput *in, RuleCondition *cond, const JsonbValue *jv,
 		out->u.boolean = DatumGetBool(datum);
 		return;
 	}
+	if (type == RVT_INET && cond->type == COND_ATTRIBUTE &&
+		in->kind == COLK_INET && cond->op != OP_IN_CIDR &&
+		(cond->attr.is_array ? cond->attr.elemtype : cond->attr.typid) == CIDROID)
+	{
+		/*
+		 * A value compared with a cidr column goes through cidr's own input
+		 * function, which refuses host bits right of the mask (10.1.1.1/8):
+		 * no cidr value equals it.  in_cidr's networks accept host bits.
+		 */
+		convert_native(in, cond, jv, out);
+		memset(out, 0, sizeof(*out));
+	}
 	if (type == RVT_TIMESTAMP)
 	{
 		out->type = RVT_TIMESTAMP;
