@@ -75,6 +75,13 @@ SELECT t('{"type":"attribute","field":"c_interval","op":"gt","value":"1 day"}') 
 SELECT t('{"type":"attribute","field":"c_time","op":"between","value":["10:00", "11:00"]}') AS time_between; -- {1,2}
 SELECT t('{"type":"attribute","field":"c_int_arr","op":"contains","value":3}') AS int_arr;              -- {1,2}
 SELECT t('{"type":"attribute","field":"c_char","op":"eq","value":"ab"}') AS char_padded;                -- {1,2}
+-- char(n)'s own = and < ignore trailing spaces, in the definition's values too
+-- ('ab'::char(3) = 'ab ' is true); text operators read the column as text.
+SELECT t('{"type":"attribute","field":"c_char","op":"eq","value":"ab "}') AS char_eq_trailing;         -- {1,2}
+SELECT t('{"type":"attribute","field":"c_char","op":"in","value":["ab  ", "x"]}') AS char_in_trailing; -- {1,2}
+SELECT t('{"type":"attribute","field":"c_char","op":"gte","value":"ab "}') AS char_gte_trailing;       -- {1,2}
+SELECT t('{"type":"attribute","field":"c_char","op":"neq","value":"AB ","case_sensitive":false}') AS char_neq_ci_trailing; -- {3..20}: acme's contacts but 1, 2
+SELECT t('{"type":"attribute","field":"c_char","op":"starts_with","value":"ab "}') AS char_starts_with_space; -- {}
 SELECT t('{"type":"attribute","field":"c_citext","as":"length","op":"eq","value":3}') AS citext_length; -- {1,2}
 -- A value compared with a cidr column goes through cidr's input function:
 -- host bits right of the mask are refused (no cidr value could equal it);
