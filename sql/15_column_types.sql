@@ -42,7 +42,7 @@ ALTER TABLE contacts
     ADD COLUMN c_fake_citext2 lookalike2.citext;
 UPDATE contacts SET c_citext = 'Vip', c_citext_arr = '{Alpha,beta}', c_interval = interval '2 days',
                     c_time = '10:30', c_uuid_arr = '{00000000-0000-0000-0000-00000000000a}',
-                    c_int_arr = '{1,2,3}', c_char = 'ab'
+                    c_int_arr = '{1,2,3}', c_char = 'ab', c_cidr = '10.0.0.0/8'
  WHERE id IN (1, 2);
 -- Adding c_checked checked every row's NULL through the domain: start counting now.
 SELECT count(*) > 0 AS domain_check_ran_for_add_column FROM side_effects;  -- t
@@ -75,7 +75,21 @@ SELECT t('{"type":"attribute","field":"c_interval","op":"gt","value":"1 day"}') 
 SELECT t('{"type":"attribute","field":"c_time","op":"between","value":["10:00", "11:00"]}') AS time_between; -- {1,2}
 SELECT t('{"type":"attribute","field":"c_int_arr","op":"contains","value":3}') AS int_arr;              -- {1,2}
 SELECT t('{"type":"attribute","field":"c_char","op":"eq","value":"ab"}') AS char_padded;                -- {1,2}
+-- char(n)'s own = and < ignore trailing spaces, in the definition's values too
+-- ('ab'::char(3) = 'ab ' is true); text operators read the column as text.
+SELECT t('{"type":"attribute","field":"c_char","op":"eq","value":"ab "}') AS char_eq_trailing;         -- {1,2}
+SELECT t('{"type":"attribute","field":"c_char","op":"in","value":["ab  ", "x"]}') AS char_in_trailing; -- {1,2}
+SELECT t('{"type":"attribute","field":"c_char","op":"gte","value":"ab "}') AS char_gte_trailing;       -- {1,2}
+SELECT t('{"type":"attribute","field":"c_char","op":"neq","value":"AB ","case_sensitive":false}') AS char_neq_ci_trailing; -- {3..20}: acme's contacts but 1, 2
+SELECT t('{"type":"attribute","field":"c_char","op":"starts_with","value":"ab "}') AS char_starts_with_space; -- {}
 SELECT t('{"type":"attribute","field":"c_citext","as":"length","op":"eq","value":3}') AS citext_length; -- {1,2}
+-- A value compared with a cidr column goes through cidr's input function:
+-- host bits right of the mask are refused (no cidr value could equal it);
+-- in_cidr's networks accept them (10.1.1.1/8 is 10.0.0.0/8).
+SELECT t('{"type":"attribute","field":"c_cidr","op":"eq","value":"10.0.0.0/8"}') AS cidr_eq;           -- {1,2}
+SELECT t('{"type":"attribute","field":"c_cidr","op":"in_cidr","value":"10.1.1.1/8"}') AS cidr_in_host_bits; -- {1,2}
+SELECT segments.compile('{"or":[{"type":"attribute","field":"c_cidr","op":"in","value":["10.0.0.0/8","10.1.1.1/8"]}]}');
+SELECT segments.compile('{"type":"attribute","field":"c_cidr","op":"gt","value":"10.1.1.1/8"}');
 
 -- Every other type is refused, whatever the operator, naming the column and the path.
 SELECT col, try(format('SELECT segments.compile(%L)', jsonb_build_object('type', 'attribute', 'field', col, 'op', 'is_set'))) AS is_set

@@ -1427,6 +1427,37 @@ value_type_hint(RuleValueType type)
 }
 
 /*
+ * Does this condition compare values with a char(n) column as char(n)'s own
+ * comparison operators do (eq, neq, in, not_in, ordering, between, and
+ * contains on a char(n) array)?  Those ignore trailing spaces, which the
+ * column's values are read without (rule_eval.c), so the definition's
+ * values lose them too: "ab " equals a stored 'ab', as 'ab'::char(3) =
+ * 'ab ' is true.  Text operators and "as" read the column as text.
+ */
+static bool
+bpchar_comparison(const CondInput *in, const RuleCondition *cond)
+{
+	if (cond->type != COND_ATTRIBUTE || cond->explicit_as || in->kind != COLK_TEXT ||
+		(cond->attr.is_array ? cond->attr.elemtype : cond->attr.typid) != BPCHAROID)
+		return false;
+	switch (cond->op)
+	{
+		case OP_EQ:
+		case OP_GT:
+		case OP_GTE:
+		case OP_LT:
+		case OP_LTE:
+		case OP_BETWEEN:
+		case OP_IN:
+			return true;
+		case OP_CONTAINS:
+			return cond->attr.is_array;
+		default:
+			return false;
+	}
+}
+
+/*
  * Converts one JSON scalar to `type`, raising the error with the node's
  * path when it cannot be read so.  Definition timestamps are strings of
  * the ISO profile only; values for native and boolean columns go through
@@ -1456,6 +1487,18 @@ convert_scalar(CondInput *in, RuleCondition *cond, const JsonbValue *jv,
 		out->u.boolean = DatumGetBool(datum);
 		return;
 	}
+	if (type == RVT_INET && cond->type == COND_ATTRIBUTE &&
+		in->kind == COLK_INET && cond->op != OP_IN_CIDR &&
+		(cond->attr.is_array ? cond->attr.elemtype : cond->attr.typid) == CIDROID)
+	{
+		/*
+		 * A value compared with a cidr column goes through cidr's own input
+		 * function, which refuses host bits right of the mask (10.1.1.1/8):
+		 * no cidr value equals it.  in_cidr's networks accept host bits.
+		 */
+		convert_native(in, cond, jv, out);
+		memset(out, 0, sizeof(*out));
+	}
 	if (type == RVT_TIMESTAMP)
 	{
 		out->type = RVT_TIMESTAMP;
@@ -1470,6 +1513,12 @@ convert_scalar(CondInput *in, RuleCondition *cond, const JsonbValue *jv,
 						 "value %s is not a valid %s", json_text(jv),
 						 value_type_names[type]);
 	out->type = type;
+	if (type == RVT_TEXT && bpchar_comparison(in, cond))
+	{
+		/* as char(n)'s own = and <: trailing spaces are insignificant */
+		while (out->u.text.len > 0 && out->u.text.str[out->u.text.len - 1] == ' ')
+			out->u.text.len--;
+	}
 	own_scalar(out);
 }
 
