@@ -148,7 +148,7 @@ SELECT n, name, bench.expand_dates(def)
 
 -- ----------------------------------------------------------------
 -- JSON rule -> SQL predicate over public.contacts, for the subset of the
--- rule language the definitions above use, following SPEC section 4:
+-- rule language the definitions above use, following docs/rules.md:
 -- positive operators are false on a missing value (coalesce(..., false)),
 -- their negative twins are exact negations, negate inverts the result.
 -- ----------------------------------------------------------------

@@ -228,7 +228,7 @@ SELECT name FROM segments.segments ORDER BY name;
 
 SELECT segments.drop_segment(:'b');
 SELECT segments.drop_segment(:'base');
--- Every check of SPEC 4.1's "values checked when a segment is saved" names
+-- Every check of docs/rules.md's "Checked when a segment is saved" names
 -- the offending node's path, wherever it sits (here the second node of an
 -- "all" inside an "any": keys as written, aliases included), SQLSTATE 22023.
 SELECT check_name,

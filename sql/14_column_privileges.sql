@@ -1,4 +1,4 @@
--- 14: rules cannot read what their author cannot (SPEC 5).  Saving or
+-- 14: rules cannot read what their author cannot (README: Security model).  Saving or
 -- compiling a definition checks that the calling role may SELECT every
 -- column it reads (the traits column for trait conditions), by the source
 -- table's own table and column GRANTs; otherwise 42501 naming the column.

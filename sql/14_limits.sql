@@ -1,4 +1,4 @@
--- 14: the resource limits of SPEC 4, each at its boundary (the limit itself
+-- 14: the resource limits of docs/rules.md, each at its boundary (the limit itself
 -- accepted, one more refused at save with the JSON path and a hint):
 -- 256 kB of jsonb text, 10,000 values in an in/not_in list, regexes of
 -- 1,000 characters without back-references.  Depth (32 levels) and node

@@ -1,4 +1,4 @@
--- 15: attribute conditions read columns of built-in types only (SPEC 5):
+-- 15: attribute conditions read columns of built-in types only (README: Security model):
 -- text, varchar, char, citext (recognised by its extension, not by its
 -- name), the integer, numeric, float, boolean, date/time, uuid, inet and
 -- cidr types and arrays of them.  Any other column type is refused when a

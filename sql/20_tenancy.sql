@@ -1,4 +1,4 @@
--- Tenancy as a boundary (SPEC section 5), tested as deployments run:
+-- Tenancy as a boundary (README: Security model), tested as deployments run:
 -- an app role owning the contacts, tenant login roles whose tenant is fixed
 -- by ALTER ROLE ... SET, a role without a tenant, a connection pool role
 -- granted SET on segments.tenant, and an admin.  The tenant column is an

@@ -11,7 +11,7 @@
 \set ON_ERROR_STOP 0
 SET client_min_messages = warning;
 
--- The percentage bucket of SPEC 4.1.
+-- The percentage bucket of docs/rules.md.
 CREATE FUNCTION shared_bucket(salt text, contact bigint) RETURNS numeric
 LANGUAGE sql IMMUTABLE AS $$
     SELECT (('x' || left(md5(salt || ':' || contact::text), 8))::bit(32)::bigint % 10000) / 100.0

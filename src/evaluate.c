@@ -905,7 +905,7 @@ verify_batch(EvalPlan *plan, Batch *batch, SPITupleTable *tuptable, uint64 nrows
 			if (seen[r - nrows])
 				continue;
 		}
-		/* a tenant's session compares its own contacts only (SPEC 5) */
+		/* a tenant's session compares its own contacts only (README: Security model) */
 		if (!CatalogContactVisibleIn(&plan->contact_view, entry->tenant,
 									 entry->tenant != NULL ? strlen(entry->tenant) : 0))
 			continue;

@@ -367,7 +367,7 @@ missing_reason(const RuleCondition *cond, const TraceEntry *entry)
 	}
 }
 
-/* How a missing value decides the result (SPEC: missing values). */
+/* How a missing value decides the result (docs/rules.md: Missing values). */
 static char *
 missing_rule(const RuleCondition *cond)
 {

@@ -7,7 +7,7 @@
  *
  * The regex engine costs about a thousand instructions per short text;
  * such a pattern is a few comparisons.  Only patterns whose meaning is
- * plain in the advanced syntax (SPEC: PostgreSQL's `~`) are taken: ASCII
+ * plain in the advanced syntax (docs/rules.md: PostgreSQL's `~`) are taken: ASCII
  * letters, digits and a few punctuation characters that are never special,
  * backslash before ASCII punctuation (that character itself), bracket
  * lists of letters and digits, groups of alternatives (not nested), "^"

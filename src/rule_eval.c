@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * rule_eval.c
- *		Evaluating a compiled rule tree for one contact (SPEC section 4).
+ *		Evaluating a compiled rule tree for one contact (docs/rules.md).
  *
  * A condition reads its field (a column of the source row or a key of the
  * traits jsonb) as the type the parser decided, then applies its operator.

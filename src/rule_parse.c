@@ -2,7 +2,7 @@
  *
  * rule_parse.c
  *		Segment definitions: jsonb -> RuleNode tree, with every check of
- *		SPEC section 4 and 4.1 (rule_render.c shows the tree as text).
+ *		the rule language of docs/rules.md (rule_render.c shows the tree as text).
  *
  * RuleParse() walks the definition once, depth first, in document order.
  * Each node is checked in this order: depth and node count, shape (object,
@@ -721,7 +721,7 @@ is_citext(Oid typid)
 /*
  * May attribute conditions read a column of this (non-array) type?  Only
  * built-in types whose input, output and comparison functions are
- * PostgreSQL's own, and the citext extension's citext (SPEC 5): the parser
+ * PostgreSQL's own, and the citext extension's citext (README: Security model): the parser
  * calls a column type's input function on definition values, and the
  * evaluator its comparison function, inside SECURITY DEFINER code and the
  * worker; a domain's CHECK, an enum's or composite's input (with its

@@ -6,7 +6,7 @@
  *
  * Everything here reads data, so nothing here may raise an error on odd
  * input: a value that cannot be read returns false and counts as missing
- * (SPEC 4.1).  The scanners below accept exactly what the PostgreSQL input
+ * (docs/rules.md).  The scanners below accept exactly what the PostgreSQL input
  * function would, within limits that keep that function from failing, and
  * only then call it.
  *
@@ -97,7 +97,7 @@ RuleReadNumberText(const char *str, int len, Numeric *result)
 }
 
 /* ----------------------------------------------------------------
- * Timestamps: the ISO 8601 profile of SPEC 4.1
+ * Timestamps: the ISO 8601 profile of docs/rules.md
  * ---------------------------------------------------------------- */
 
 /* Reads exactly n digits at *p. */
@@ -428,7 +428,7 @@ scalar_json_text(const JsonbValue *jv, RuleScalar *result)
 }
 
 /*
- * Reads a JSON value as `as` (SPEC 4.1, "What as accepts").  Arrays and
+ * Reads a JSON value as `as` (docs/rules.md, "What `as` reads").  Arrays and
  * objects (jbvBinary) and JSON null are unreadable.
  */
 bool

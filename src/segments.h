@@ -5,7 +5,7 @@
  *
  * The rule engine is split in four files that share the types below:
  *   rule_parse.c  jsonb definition -> RuleNode tree, with every check of
- *                 SPEC section 4 and the errors that name the JSON path;
+ *                 docs/rules.md and the errors that name the JSON path;
  *   rule_value.c  reading values as a type (number, timestamp, semver...),
  *                 comparing them, percentage buckets;
  *   rule_eval.c   evaluating a RuleNode tree for one contact;
@@ -34,7 +34,7 @@
 #include "utils/uuid.h"
 
 /*
- * Limits of SPEC section 4, so that no definition can cost more than
+ * Limits of docs/rules.md, so that no definition can cost more than
  * anyone can bound: the root is level 1; the size is that of the
  * definition's jsonb text; a regex is counted in characters.
  */
@@ -175,7 +175,7 @@ typedef struct RuleCondition
 	bool		explicit_as;	/* "as" was given (not "length") */
 	bool		strict;			/* trait without "as" under eq, in, ordering
 								 * or between: a trait of another JSON type
-								 * than read_as is missing (SPEC 4) */
+								 * than read_as is missing (docs/rules.md) */
 	bool		strict_elements;	/* trait contains without "as": array
 									 * elements of another JSON type than
 									 * element_as never equal the value */

@@ -1,4 +1,4 @@
--- pgTAP: every object of the SQL interface (SPEC section 3) exists with the
+-- pgTAP: every object of the SQL interface (README: SQL reference) exists with the
 -- promised signature.  Runs in its own database where the harness has already
 -- run CREATE EXTENSION pgtap and CREATE EXTENSION segments.
 BEGIN;

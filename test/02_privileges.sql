@@ -1,5 +1,5 @@
 -- pgTAP: roles, privileges, tenant isolation and read-only transactions
--- (SPEC sections 3 and 5).  Self-contained: configures its own source.
+-- (README: SQL reference, Security model).  Self-contained: configures its own source.
 BEGIN;
 SELECT plan(73);
 

@@ -8,7 +8,7 @@
 -- internal functions, so the check cannot be skipped.
 
 -- Validates a definition; returns {"refs": {as written: uuid}, "depends_on":
--- [uuid...], "uses_time": bool}.  Raises the rule errors of SPEC section 4.
+-- [uuid...], "uses_time": bool}.  Raises the rule errors of docs/rules.md.
 CREATE FUNCTION segments._validate(definition jsonb, tenant text, self uuid)
 RETURNS jsonb
 LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'segments_validate';

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Renames on the source are followed (SPEC 6): a column a rule reads, the
+# Renames on the source are followed (README: Schema changes): a column a rule reads, the
 # key, tenant and traits columns, the table itself and a move to another
 # schema, each done by the table's owner (no privilege on schema segments).
 # Definitions shown by segments.segments use the new names and capture

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What would leave a segment or the configuration unusable is refused, as
-# PostgreSQL refuses to drop a column a view uses (SPEC 6), when the table's
+# PostgreSQL refuses to drop a column a view uses (README: Schema changes), when the table's
 # owner (no privilege on schema segments) tries it: dropping a column a
 # segment reads (the error names the segments), the key, tenant or traits
 # column, the key's unique index, the table (also through DROP SCHEMA ...

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_dump / pg_restore of a database using segments (SPEC 6), in plain,
+# pg_dump / pg_restore of a database using segments (README: Backup and restore), in plain,
 # custom and directory formats, with and without --single-transaction
 # --exit-on-error: the restore reports no error; the configuration and the
 # segments (ids, names, descriptions, definitions, schedules, tenants)

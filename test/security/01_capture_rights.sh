@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writing contacts needs nothing from the extension (SPEC 5): the role that
+# Writing contacts needs nothing from the extension (README: Security model): the role that
 # owns the contact table, with no privilege on schema segments, and a role
 # with only INSERT, UPDATE and DELETE on it, write through every path the
 # capture trigger serves (INSERT, UPDATE, DELETE, COPY, TRUNCATE), and the

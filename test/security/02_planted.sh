@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Nothing of a user runs with the extension's rights (SPEC 5): the owner of
+# Nothing of a user runs with the extension's rights (README: Security model): the owner of
 # the database, not a superuser, plants in public an aggregate, an operator
 # and a function with exact argument types matching what the extension's
 # SQL calls (array_agg(text), interval * integer, now()), each recording who

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Nothing a user does stalls others (SPEC 5): database-level DDL affects a
+# Nothing a user does stalls others (README: Security model): database-level DDL affects a
 # database's worker only once PostgreSQL's own permission checks would
 # pass.  A login role with no privileges, and one with CREATEDB that owns
 # nothing, try ALTER DATABASE (CONNECTION LIMIT, SET TABLESPACE, RENAME),

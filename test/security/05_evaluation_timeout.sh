@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Nothing a user does stalls others (SPEC 5): a segment whose evaluation by
+# Nothing a user does stalls others (README: Security model): a segment whose evaluation by
 # the worker takes longer than segments.evaluation_timeout fails with that
 # reason, and the worker goes on with other work (contact changes of other
 # segments are applied).  refresh() is the caller's own statement (its

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A row whose key is NULL is no contact (SPEC 5: writing contacts needs
+# A row whose key is NULL is no contact (README, Security model: writing contacts needs
 # nothing from the extension, and nothing a writer does may stall others).
 # The key column needs a unique index, which a nullable column may carry,
 # so a role with nothing but INSERT on the table can write NULL keys.  Every
