@@ -2435,7 +2435,7 @@ segments_refresh(PG_FUNCTION_ARGS)
 	{
 		WriterWait	ww;
 
-		WritersBegin(&ww, CurrentMemoryContext, false);
+		WritersBegin(&ww, CurrentMemoryContext);
 		(void) WritersDone(&ww, cat->config.source_relid, true);
 	}
 	if (PG_ARGISNULL(0))
