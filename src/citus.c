@@ -423,7 +423,11 @@ local_shards(Oid relid, Oid member_relid, MemoryContext caller, int64 **sources,
 	return (int) SPI_processed;
 }
 
-/* lock_member_shards()'s lock, taken as the owner. */
+/*
+ * Citus's ShareLock on the shard metadata of an int8[] of membership shards
+ * (what its router takes to write a shard), as the owner: the lock of
+ * lock_member_shards() and of CitusContactShards().
+ */
 static void
 lock_shards_as_owner(void *arg)
 {
@@ -667,10 +671,7 @@ contact_shards_as_owner(void *arg)
 							  1, &idtype, &ids, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not list the membership shards");
 	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	/* ShareLock (5): what Citus's router takes to write a shard */
-	if (SPI_execute_with_args("SELECT pg_catalog.lock_shard_metadata(5, $1)",
-							  1, &idtype, &ids, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock the membership shards' metadata");
+	lock_shards_as_owner(&ids);
 	placed = SPI_prepare("SELECT m.shardid FROM pg_catalog.pg_dist_placement m"
 						 "  JOIN pg_catalog.pg_dist_shard ms ON ms.shardid OPERATOR(pg_catalog.=) m.shardid"
 						 "  JOIN pg_catalog.pg_dist_shard ss ON ss.logicalrelid OPERATOR(pg_catalog.=) $2"
