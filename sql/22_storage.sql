@@ -115,6 +115,13 @@ SET segments.member_reindex_factor = 0;
 ALTER SYSTEM SET segments.member_reindex_factor = -1;
 ALTER SYSTEM SET segments.member_reindex_factor = 'never';
 SHOW segments.member_reindex_factor;
+-- And the moves that give pages back (segments.member_compact_fraction):
+-- a fraction of the table, at most all of it.
+SHOW segments.member_compact_fraction;
+SET segments.member_compact_fraction = 0;
+ALTER SYSTEM SET segments.member_compact_fraction = 1.5;
+ALTER SYSTEM SET segments.member_compact_fraction = 'sometimes';
+SHOW segments.member_compact_fraction;
 DROP TABLE public.before;
 \c postgres
 DROP DATABASE segments_storage;

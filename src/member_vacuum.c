@@ -60,6 +60,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
@@ -73,6 +74,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
@@ -85,6 +87,7 @@
 #include "utils/timestamp.h"
 
 #include "citus.h"
+#include "member_compact.h"
 #include "member_strip.h"
 #include "member_vacuum.h"
 
@@ -110,8 +113,10 @@ double		segments_member_reindex_factor = 2.0;
 #define REINDEX_GIN			0x01
 #define REINDEX_PKEY		0x02
 #define VACUUM_TABLE		0x04	/* and the vacuum itself */
+#define COMPACT_TABLE		0x08	/* after it, compaction if worth it */
 static uint32 reindex_wanted = 0;	/* by the last look */
 static bool vacuum_wanted = false;	/* by the last look */
+static bool compact_allowed = false;	/* by the last look */
 static uint32 reindex_asked = 0;	/* of the process last started */
 static bool drop_wanted = false;	/* a rebuild was ended: drop its copy */
 
@@ -307,6 +312,9 @@ MemberVacuumDue(Oid relid, bool in_pass, bool spaced)
 	reindex_wanted = (in_pass || vacuum_handle != NULL || CitusIsDistributed(relid)) ? 0 :
 		reindex_due(relid, (double) Max(tab->n_live_tuples, 0));
 	vacuum_wanted = !spaced && replaced_rows(tab) - baseline_replaced >= threshold;
+	/* rows about to change, or shards on other nodes: not worth moving */
+	compact_allowed = !in_pass && !MemberStripActive() && !CitusIsDistributed(relid) &&
+		segments_member_compact_fraction > 0;
 	return vacuum_wanted || reindex_wanted != 0 || drop_wanted;
 }
 
@@ -673,7 +681,8 @@ MemberVacuumStart(Oid relid)
 	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
 	memcpy(worker.bgw_extra, &relid, sizeof(Oid));
 	/* neither: only the drop of an ended rebuild's copy (drop_wanted) */
-	what = reindex_wanted | (vacuum_wanted ? VACUUM_TABLE : 0);
+	what = reindex_wanted | (vacuum_wanted ? VACUUM_TABLE : 0) |
+		(vacuum_wanted && compact_allowed ? COMPACT_TABLE : 0);
 	memcpy(worker.bgw_extra + sizeof(Oid), &what, sizeof(uint32));
 	worker.bgw_notify_pid = MyProcPid;	/* its end sets the worker's latch */
 
@@ -706,6 +715,21 @@ MemberVacuumStart(Oid relid)
 	return true;
 }
 
+/* The table's size after a compaction's vacuum, in the server log. */
+static void
+log_size(Oid relid)
+{
+	Relation	rel;
+
+	StartTransactionCommand();
+	rel = relation_open(relid, AccessShareLock);
+	ereport(LOG,
+			(errmsg("segments: segments.member is %u pages after its compaction and vacuum",
+					RelationGetNumberOfBlocks(rel))));
+	relation_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+}
+
 /*
  * Entry point of the vacuum process: arg is the database oid, bgw_extra
  * segments.member's oid.  Runs as the bootstrap superuser, like the
@@ -732,6 +756,13 @@ segments_member_vacuum_main(Datum arg)
 	pgstat_report_activity(STATE_RUNNING, "segments: vacuuming segments.member");
 	if (reindex & VACUUM_TABLE)
 		member_vacuum(relid);
+	/* rows moved off the tail: the next vacuum truncates it */
+	if ((reindex & COMPACT_TABLE) && !pass_pending() && MemberCompact(relid, pass_pending) > 0)
+	{
+		pgstat_report_activity(STATE_RUNNING, "segments: vacuuming segments.member");
+		member_vacuum(relid);
+		log_size(relid);
+	}
 	/* an index left invalid costs every write: gone before any rebuild */
 	drop_invalid_indexes(relid);
 	/*

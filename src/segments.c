@@ -9,6 +9,7 @@
 #include "capture_ring.h"
 #include "catalog.h"
 #include "history.h"
+#include "member_compact.h"
 #include "member_vacuum.h"
 #include "worker.h"
 
@@ -154,6 +155,7 @@ _PG_init(void)
 
 	HistoryInit();				/* segments.history* settings */
 	MemberVacuumInit();			/* segments.member_vacuum_scale_factor */
+	MemberCompactInit();		/* segments.member_compact_fraction */
 	MarkGUCPrefixReserved("segments");
 	CatalogInitCallbacks();
 	CaptureInitCallbacks();
