@@ -219,13 +219,47 @@ wait_for_older_snapshots(Oid relid, TransactionId last)
 	}
 }
 
+/* The table, if it is one this can compact (not a Citus shell, say). */
+static Relation
+open_compactable(Oid relid)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+
+	if (rel != NULL && rel->rd_rel->relkind != RELKIND_RELATION)
+	{
+		relation_close(rel, AccessShareLock);
+		rel = NULL;
+	}
+	return rel;
+}
+
+/*
+ * Is a compaction of segments.member (relid) worth it, by the free space
+ * map as the last vacuum (anyone's) left it?  In a transaction.  The
+ * worker asks after every vacuum: autovacuum's too.
+ */
+bool
+MemberCompactDue(Oid relid)
+{
+	Relation	rel;
+	BlockNumber nblocks;
+	bool		due;
+
+	if (segments_member_compact_fraction <= 0 || (rel = open_compactable(relid)) == NULL)
+		return false;
+	nblocks = RelationGetNumberOfBlocks(rel);
+	due = nblocks >= COMPACT_MIN_PAGES && tail_start(rel, nblocks) != InvalidBlockNumber;
+	relation_close(rel, AccessShareLock);
+	return due;
+}
+
 /*
  * Compacts segments.member (relid) when it is worth it (see the banner).
  * Outside any transaction; each batch is one.  pass_pending is asked
- * before each batch.  Returns the rows moved: when any, the caller
- * vacuums again to truncate.
+ * before each batch.  True when there was a tail to empty: the caller
+ * vacuums again to truncate it.
  */
-uint64
+bool
 MemberCompact(Oid relid, bool (*pass_pending) (void))
 {
 	Relation	rel;
@@ -238,17 +272,14 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 	bool		room_left = true;
 
 	if (segments_member_compact_fraction <= 0)
-		return 0;
+		return false;
 
 	/* where the tail begins, and the free space map told it is full */
 	StartTransactionCommand();
-	rel = try_relation_open(relid, AccessShareLock);
-	if (rel == NULL || rel->rd_rel->relkind != RELKIND_RELATION)
+	if ((rel = open_compactable(relid)) == NULL)
 	{
-		if (rel != NULL)
-			relation_close(rel, AccessShareLock);
 		CommitTransactionCommand();
-		return 0;
+		return false;
 	}
 	nblocks = RelationGetNumberOfBlocks(rel);
 	cut = nblocks >= COMPACT_MIN_PAGES ? tail_start(rel, nblocks) : InvalidBlockNumber;
@@ -261,7 +292,7 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 	relation_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	if (cut == InvalidBlockNumber)
-		return 0;
+		return false;
 	ereport(DEBUG1,
 			(errmsg("segments: moving the rows of the last %u of %u pages of segments.member",
 					nblocks - cut, nblocks)));
@@ -318,5 +349,5 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 			 room_left ? 0 : errdetail("The pages before the tail had less room than counted; the moves stopped.")));
 	if (TransactionIdIsValid(last))
 		wait_for_older_snapshots(relid, last);
-	return moved;
+	return true;
 }

@@ -13,6 +13,7 @@
 extern double segments_member_compact_fraction;
 
 extern void MemberCompactInit(void);
-extern uint64 MemberCompact(Oid relid, bool (*pass_pending) (void));
+extern bool MemberCompactDue(Oid relid);
+extern bool MemberCompact(Oid relid, bool (*pass_pending) (void));
 
 #endif							/* SEGMENTS_MEMBER_COMPACT_H */

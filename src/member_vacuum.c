@@ -117,6 +117,8 @@ double		segments_member_reindex_factor = 2.0;
 static uint32 reindex_wanted = 0;	/* by the last look */
 static bool vacuum_wanted = false;	/* by the last look */
 static bool compact_allowed = false;	/* by the last look */
+static bool compact_wanted = false;	/* by the last look, without a vacuum */
+static PgStat_Counter compact_looked_vacuums = -1;	/* vacuums as of that look */
 static uint32 reindex_asked = 0;	/* of the process last started */
 static bool drop_wanted = false;	/* a rebuild was ended: drop its copy */
 
@@ -315,7 +317,18 @@ MemberVacuumDue(Oid relid, bool in_pass, bool spaced)
 	/* rows about to change, or shards on other nodes: not worth moving */
 	compact_allowed = !in_pass && !MemberStripActive() && !CitusIsDistributed(relid) &&
 		segments_member_compact_fraction > 0;
-	return vacuum_wanted || reindex_wanted != 0 || drop_wanted;
+	/*
+	 * After any vacuum (autovacuum's too, which moves the baseline and so
+	 * may leave this worker none to run), a look at the free space map it
+	 * filled: a tail worth emptying needs no vacuum first.
+	 */
+	compact_wanted = false;
+	if (compact_allowed && !vacuum_wanted && vacuum_handle == NULL && vacuums != compact_looked_vacuums)
+	{
+		compact_looked_vacuums = vacuums;
+		compact_wanted = MemberCompactDue(relid);
+	}
+	return vacuum_wanted || reindex_wanted != 0 || drop_wanted || compact_wanted;
 }
 
 /*
@@ -682,7 +695,7 @@ MemberVacuumStart(Oid relid)
 	memcpy(worker.bgw_extra, &relid, sizeof(Oid));
 	/* neither: only the drop of an ended rebuild's copy (drop_wanted) */
 	what = reindex_wanted | (vacuum_wanted ? VACUUM_TABLE : 0) |
-		(vacuum_wanted && compact_allowed ? COMPACT_TABLE : 0);
+		((vacuum_wanted && compact_allowed) || compact_wanted ? COMPACT_TABLE : 0);
 	memcpy(worker.bgw_extra + sizeof(Oid), &what, sizeof(uint32));
 	worker.bgw_notify_pid = MyProcPid;	/* its end sets the worker's latch */
 
@@ -706,6 +719,7 @@ MemberVacuumStart(Oid relid)
 	reindex_asked = reindex_wanted;
 	reindex_wanted = 0;
 	drop_wanted = false;
+	compact_wanted = false;
 	started_replaced = looked_replaced;
 	if (!stop_registered)
 	{
@@ -757,7 +771,7 @@ segments_member_vacuum_main(Datum arg)
 	if (reindex & VACUUM_TABLE)
 		member_vacuum(relid);
 	/* rows moved off the tail: the next vacuum truncates it */
-	if ((reindex & COMPACT_TABLE) && !pass_pending() && MemberCompact(relid, pass_pending) > 0)
+	if ((reindex & COMPACT_TABLE) && !pass_pending() && MemberCompact(relid, pass_pending))
 	{
 		pgstat_report_activity(STATE_RUNNING, "segments: vacuuming segments.member");
 		member_vacuum(relid);
