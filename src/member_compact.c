@@ -206,7 +206,12 @@ wait_for_older_snapshots(Oid relid, TransactionId last)
 		Relation	rel;
 
 		StartTransactionCommand();
-		rel = relation_open(relid, AccessShareLock);
+		rel = try_relation_open(relid, AccessShareLock);
+		if (rel == NULL)
+		{
+			CommitTransactionCommand();
+			return;
+		}
 		oldest = GetOldestNonRemovableTransactionId(rel);
 		relation_close(rel, AccessShareLock);
 		CommitTransactionCommand();
@@ -317,7 +322,15 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 		/* after the lock: sees every writer before it */
 		snapshot = RegisterSnapshot(GetLatestSnapshot());
 		PushActiveSnapshot(snapshot);
-		rel = table_open(relid, RowExclusiveLock);
+		/* configure() may have replaced the table meanwhile: nothing to do */
+		rel = try_relation_open(relid, RowExclusiveLock);
+		if (rel == NULL)
+		{
+			PopActiveSnapshot();
+			UnregisterSnapshot(snapshot);
+			CommitTransactionCommand();
+			break;
+		}
 		/* the table may have been truncated meanwhile (TRUNCATE, VACUUM) */
 		blk = Min(blk, RelationGetNumberOfBlocks(rel));
 		stop = blk > cut + COMPACT_BATCH_PAGES ? blk - COMPACT_BATCH_PAGES : cut;
@@ -336,7 +349,7 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 		ExecDropSingleTupleTableSlot(slot);
 		ExecCloseIndices(rri);
 		FreeExecutorState(estate);
-		table_close(rel, NoLock);
+		relation_close(rel, NoLock);
 		PopActiveSnapshot();
 		UnregisterSnapshot(snapshot);
 		if (TransactionIdIsValid(GetTopTransactionIdIfAny()))

@@ -736,11 +736,14 @@ log_size(Oid relid)
 	Relation	rel;
 
 	StartTransactionCommand();
-	rel = relation_open(relid, AccessShareLock);
-	ereport(LOG,
-			(errmsg("segments: segments.member is %u pages after its compaction and vacuum",
-					RelationGetNumberOfBlocks(rel))));
-	relation_close(rel, AccessShareLock);
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel != NULL)
+	{
+		ereport(LOG,
+				(errmsg("segments: segments.member is %u pages after its compaction and vacuum",
+						RelationGetNumberOfBlocks(rel))));
+		relation_close(rel, AccessShareLock);
+	}
 	CommitTransactionCommand();
 }
 
