@@ -63,9 +63,11 @@ changes0=$(q "SELECT count(*) FROM segments.membership_changes WHERE contact_id 
 WORK="$PGHOST/${TEST_NAME}_$$"; mkdir -p "$WORK"; chmod 777 "$WORK"
 on_exit "rm -rf $WORK"
 : >"$WORK/reader"; : >"$WORK/stop"; rm -f "$WORK/stop"
-( while [ ! -e "$WORK/stop" ]; do
-      psql -X -qAt -U "$RDR" -c "SELECT count(*) FROM segments.membership WHERE segment_id = '$LOW'" >>"$WORK/reader" 2>&1
-  done ) & READER=$!
+# one session, one statement (and snapshot) after another, until killed
+for i in $(seq 1 20000); do echo "SELECT count(*) FROM segments.membership WHERE segment_id = '$LOW';"; done >"$WORK/reader.sql"
+psql -X -qAt -U "$RDR" -f "$WORK/reader.sql" >"$WORK/reader" 2>&1 & READER=$!
+stop_reader() { kill "$READER" 2>/dev/null || true; }
+on_exit stop_reader
 ( i=0; while [ ! -e "$WORK/stop" ]; do
       i=$((i + 1))
       qa "UPDATE contacts SET m2 = 1 - m2 WHERE id BETWEEN 50001 AND 50100" >/dev/null 2>&1 || true
@@ -79,7 +81,8 @@ set_system segments.member_compact_fraction 0.2
 q "VACUUM segments.member"
 poll "the worker moved the tail's rows and truncated the table (below half its size)" \
      "SELECT pg_relation_size('segments.member') / current_setting('block_size')::int < $off / 2" t 180
-touch "$WORK/stop"; wait "$READER" "$WRITER" 2>/dev/null || true
+touch "$WORK/stop"; stop_reader
+wait "$READER" "$WRITER" 2>/dev/null || true
 after=$(pages)
 note "segments.member: $off pages before the compaction, $after after"
 tail -c +"$((logpos + 1))" "$LOG" | grep -q "segments: moved [0-9]* rows of segments.member" ||
