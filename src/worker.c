@@ -1065,7 +1065,7 @@ evaluate_pending(long *sleep_ms)
 																	  candidates->tupdesc, 2, &isnull));
 			}
 			wait_n = (int) ncandidates;
-			WritersBegin(&pending_wait, wait_cxt);
+			WritersBegin(&pending_wait, wait_cxt, true);
 			wait_active = true;
 		}
 		if (ncandidates > 0 && !WritersDone(&pending_wait, CatalogGet()->config.source_relid, false))
@@ -1101,11 +1101,20 @@ evaluate_pending(long *sleep_ms)
 				values[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 				values[1] = PointerGetDatum(construct_array(requested, n, TIMESTAMPTZOID, sizeof(TimestampTz),
 															FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+				/*
+				 * A row locked by a transaction still open (one that changes
+				 * the segment again, which the wait skips: writers.c) is
+				 * left pending, not waited for: it gets a new requested_at
+				 * and a wait of its own once that transaction commits.
+				 */
 				WorkerRun("UPDATE segments.segment_state st SET state = 'evaluating'"
-					"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS c(id, requested_at)"
-					" WHERE st.segment_id OPERATOR(pg_catalog.=) c.id"
-					"   AND st.requested_at OPERATOR(pg_catalog.=) c.requested_at"
-					"   AND st.state OPERATOR(pg_catalog.=) 'pending'"
+					"  FROM (SELECT s.segment_id FROM segments.segment_state s,"
+					"          ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS c(id, requested_at)"
+					"         WHERE s.segment_id OPERATOR(pg_catalog.=) c.id"
+					"           AND s.requested_at OPERATOR(pg_catalog.=) c.requested_at"
+					"           AND s.state OPERATOR(pg_catalog.=) 'pending'"
+					"           FOR UPDATE OF s SKIP LOCKED) k"
+					" WHERE st.segment_id OPERATOR(pg_catalog.=) k.segment_id"
 					" RETURNING st.segment_id",
 					2, types, values, SPI_OK_UPDATE_RETURNING);
 				if (SPI_processed > 0)
