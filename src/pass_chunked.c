@@ -14,7 +14,10 @@
  * The pass in progress is the row of segments.pass: its segments, their
  * requested_at as the pass saw them, and the last key visited, committed
  * with each chunk, so that a worker that died (or a server that crashed)
- * resumes from the last committed chunk.
+ * resumes from the last committed chunk; a crash that lost changes
+ * captured in shared memory starts it over from the first contact instead
+ * (worker.c, ring_start: some of those changes were of contacts it had
+ * visited).
  *
  * Correct under concurrent writes: the segments of the pass are
  * "evaluating", and the incremental path rewrites evaluating segments as it

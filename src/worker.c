@@ -1831,6 +1831,26 @@ ring_start(void)
 				ereport(LOG,
 						(errmsg("segments worker for database \"%s\": changes captured in shared memory may have been lost (crash or failover); every segment is evaluated again",
 								get_database_name(MyDatabaseId))));
+
+				/*
+				 * The pass resumed by reset_evaluating() is no exception:
+				 * its segments took the changes of contacts it had visited
+				 * from the ring too (pass_chunked.c), so a change lost with
+				 * the ring left such a contact as the chunk before it saw
+				 * it, and resuming from the cursor never visits it again.
+				 * The pass starts over from the first contact (its segments
+				 * and their requests unchanged).
+				 */
+				if (OidIsValid(CatalogRelid("pass", true)))
+				{
+					WorkerRun("UPDATE segments.pass SET cursor = NULL, contacts_done = 0"
+						" WHERE cursor IS NOT NULL",
+						0, NULL, NULL, SPI_OK_UPDATE);
+					if (SPI_processed > 0)
+						ereport(LOG,
+								(errmsg("segments worker for database \"%s\": the evaluation pass in progress starts over from the first contact",
+										get_database_name(MyDatabaseId))));
+				}
 			}
 			WorkerRun(claimed ?
 				"UPDATE segments.capture_state SET clean = false,"
@@ -2094,7 +2114,11 @@ reset_evaluating(void)
 		Datum		ids;
 		TimestampTz started;
 
-		/* a pass interrupted midway goes on from its last committed chunk */
+		/*
+		 * a pass interrupted midway goes on from its last committed chunk
+		 * (from the first contact when changes in the ring were lost:
+		 * ring_start)
+		 */
 		WorkerRun("UPDATE segments.segment_state SET state = 'pending'"
 			" WHERE state OPERATOR(pg_catalog.=) 'evaluating'"
 			"   AND segment_id OPERATOR(pg_catalog.<>) ALL"
