@@ -231,7 +231,11 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 		return PASS_CONTINUES;
 	}
 
-	/* the last chunk: the segments are evaluated, as of their request */
+	/*
+	 * the last chunk: the segments are evaluated, as of their request.
+	 * (Every OPERATOR() has the same precedence, left to right: unless the
+	 * product is parenthesized, the whole sum is multiplied by 1000.)
+	 */
 	WorkerRun(psprintf("WITH p AS (DELETE FROM segments.pass RETURNING *)"
 					  " UPDATE segments.segment_state st SET state = 'ready',"
 					  "       evaluated_at = p.started_at,"
@@ -245,8 +249,8 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 					  StatsColumnsExist() ?
 					  ", evaluations = evaluations OPERATOR(pg_catalog.+) 1,"
 					  "  evaluation_time = evaluation_time OPERATOR(pg_catalog.+)"
-					  "    pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) p.started_at)"
-					  "    OPERATOR(pg_catalog.*) 1000" : ""),
+					  "    (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) p.started_at)"
+					  "     OPERATOR(pg_catalog.*) 1000)" : ""),
 			 0, NULL, NULL, SPI_OK_UPDATE);
 	return PASS_DONE;
 }

@@ -1347,8 +1347,8 @@ sweep_step(void)
 				"       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2,"
 				"       evaluations = evaluations OPERATOR(pg_catalog.+) 1,"
 				"       evaluation_time = evaluation_time OPERATOR(pg_catalog.+)"
-				"         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2)"
-				"         OPERATOR(pg_catalog.*) 1000"
+				"         (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2)"
+				"          OPERATOR(pg_catalog.*) 1000)"
 				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state OPERATOR(pg_catalog.=) 'ready'" :
 				"UPDATE segments.segment_state"
 				"   SET evaluated_at = $2,"

@@ -127,6 +127,12 @@ note "ok: ... from the first contact, the ring's changes lost"
 expect "all ready after the crash" "SELECT count(*) FROM segments.status WHERE state <> 'ready'" 0
 expect "no pass left in progress" "SELECT count(*) FROM segments.pass" 0
 exact "after the crash"
+# (the sum of a segment's evaluation times was multiplied by 1000 at each
+# pass that completed, and overflowed after about a hundred: the segment
+# then failed at every pass; "Seats 1" to "Seats 10" have had two each)
+expect "each segment's evaluation time is at most the time since it was created" \
+       "SELECT count(*) FROM segments.stat_segments st JOIN segments.segment s ON s.id = st.segment_id
+         WHERE st.evaluation_time > 1000 * extract(epoch FROM clock_timestamp() - s.created_at)" 0
 
 # 3. stored rows of contacts that are not in the source (left without a
 # change the worker applied: here written directly, with their counts):
