@@ -188,7 +188,7 @@ typedef struct WriterWait
 	VirtualTransactionId *vxids;
 } WriterWait;
 
-extern void WritersBegin(WriterWait *ww, MemoryContext cxt);
+extern void WritersBegin(WriterWait *ww, MemoryContext cxt, bool committing_only);
 extern bool WritersDone(WriterWait *ww, Oid source_relid, bool wait);
 
 /* time_window.c: contacts whose time-dependent membership may flip */

@@ -2435,7 +2435,7 @@ segments_refresh(PG_FUNCTION_ARGS)
 	{
 		WriterWait	ww;
 
-		WritersBegin(&ww, CurrentMemoryContext);
+		WritersBegin(&ww, CurrentMemoryContext, false);
 		(void) WritersDone(&ww, cat->config.source_relid, true);
 	}
 	if (PG_ARGISNULL(0))

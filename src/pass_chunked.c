@@ -14,7 +14,10 @@
  * The pass in progress is the row of segments.pass: its segments, their
  * requested_at as the pass saw them, and the last key visited, committed
  * with each chunk, so that a worker that died (or a server that crashed)
- * resumes from the last committed chunk.
+ * resumes from the last committed chunk; a crash that lost changes
+ * captured in shared memory starts it over from the first contact instead
+ * (worker.c, ring_start: some of those changes were of contacts it had
+ * visited).
  *
  * Correct under concurrent writes: the segments of the pass are
  * "evaluating", and the incremental path rewrites evaluating segments as it
@@ -228,7 +231,11 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 		return PASS_CONTINUES;
 	}
 
-	/* the last chunk: the segments are evaluated, as of their request */
+	/*
+	 * the last chunk: the segments are evaluated, as of their request.
+	 * (Every OPERATOR() has the same precedence, left to right: unless the
+	 * product is parenthesized, the whole sum is multiplied by 1000.)
+	 */
 	WorkerRun(psprintf("WITH p AS (DELETE FROM segments.pass RETURNING *)"
 					  " UPDATE segments.segment_state st SET state = 'ready',"
 					  "       evaluated_at = p.started_at,"
@@ -242,8 +249,8 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 					  StatsColumnsExist() ?
 					  ", evaluations = evaluations OPERATOR(pg_catalog.+) 1,"
 					  "  evaluation_time = evaluation_time OPERATOR(pg_catalog.+)"
-					  "    pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) p.started_at)"
-					  "    OPERATOR(pg_catalog.*) 1000" : ""),
+					  "    (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) p.started_at)"
+					  "     OPERATOR(pg_catalog.*) 1000)" : ""),
 			 0, NULL, NULL, SPI_OK_UPDATE);
 	return PASS_DONE;
 }

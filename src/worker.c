@@ -1065,7 +1065,7 @@ evaluate_pending(long *sleep_ms)
 																	  candidates->tupdesc, 2, &isnull));
 			}
 			wait_n = (int) ncandidates;
-			WritersBegin(&pending_wait, wait_cxt);
+			WritersBegin(&pending_wait, wait_cxt, true);
 			wait_active = true;
 		}
 		if (ncandidates > 0 && !WritersDone(&pending_wait, CatalogGet()->config.source_relid, false))
@@ -1101,11 +1101,20 @@ evaluate_pending(long *sleep_ms)
 				values[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 				values[1] = PointerGetDatum(construct_array(requested, n, TIMESTAMPTZOID, sizeof(TimestampTz),
 															FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+				/*
+				 * A row locked by a transaction still open (one that changes
+				 * the segment again, which the wait skips: writers.c) is
+				 * left pending, not waited for: it gets a new requested_at
+				 * and a wait of its own once that transaction commits.
+				 */
 				WorkerRun("UPDATE segments.segment_state st SET state = 'evaluating'"
-					"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS c(id, requested_at)"
-					" WHERE st.segment_id OPERATOR(pg_catalog.=) c.id"
-					"   AND st.requested_at OPERATOR(pg_catalog.=) c.requested_at"
-					"   AND st.state OPERATOR(pg_catalog.=) 'pending'"
+					"  FROM (SELECT s.segment_id FROM segments.segment_state s,"
+					"          ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS c(id, requested_at)"
+					"         WHERE s.segment_id OPERATOR(pg_catalog.=) c.id"
+					"           AND s.requested_at OPERATOR(pg_catalog.=) c.requested_at"
+					"           AND s.state OPERATOR(pg_catalog.=) 'pending'"
+					"           FOR UPDATE OF s SKIP LOCKED) k"
+					" WHERE st.segment_id OPERATOR(pg_catalog.=) k.segment_id"
 					" RETURNING st.segment_id",
 					2, types, values, SPI_OK_UPDATE_RETURNING);
 				if (SPI_processed > 0)
@@ -1338,8 +1347,8 @@ sweep_step(void)
 				"       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2,"
 				"       evaluations = evaluations OPERATOR(pg_catalog.+) 1,"
 				"       evaluation_time = evaluation_time OPERATOR(pg_catalog.+)"
-				"         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2)"
-				"         OPERATOR(pg_catalog.*) 1000"
+				"         (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $2)"
+				"          OPERATOR(pg_catalog.*) 1000)"
 				" WHERE segment_id OPERATOR(pg_catalog.=) ANY ($1) AND state OPERATOR(pg_catalog.=) 'ready'" :
 				"UPDATE segments.segment_state"
 				"   SET evaluated_at = $2,"
@@ -1822,6 +1831,26 @@ ring_start(void)
 				ereport(LOG,
 						(errmsg("segments worker for database \"%s\": changes captured in shared memory may have been lost (crash or failover); every segment is evaluated again",
 								get_database_name(MyDatabaseId))));
+
+				/*
+				 * The pass resumed by reset_evaluating() is no exception:
+				 * its segments took the changes of contacts it had visited
+				 * from the ring too (pass_chunked.c), so a change lost with
+				 * the ring left such a contact as the chunk before it saw
+				 * it, and resuming from the cursor never visits it again.
+				 * The pass starts over from the first contact (its segments
+				 * and their requests unchanged).
+				 */
+				if (OidIsValid(CatalogRelid("pass", true)))
+				{
+					WorkerRun("UPDATE segments.pass SET cursor = NULL, contacts_done = 0"
+						" WHERE cursor IS NOT NULL",
+						0, NULL, NULL, SPI_OK_UPDATE);
+					if (SPI_processed > 0)
+						ereport(LOG,
+								(errmsg("segments worker for database \"%s\": the evaluation pass in progress starts over from the first contact",
+										get_database_name(MyDatabaseId))));
+				}
 			}
 			WorkerRun(claimed ?
 				"UPDATE segments.capture_state SET clean = false,"
@@ -2085,7 +2114,11 @@ reset_evaluating(void)
 		Datum		ids;
 		TimestampTz started;
 
-		/* a pass interrupted midway goes on from its last committed chunk */
+		/*
+		 * a pass interrupted midway goes on from its last committed chunk
+		 * (from the first contact when changes in the ring were lost:
+		 * ring_start)
+		 */
 		WorkerRun("UPDATE segments.segment_state SET state = 'pending'"
 			" WHERE state OPERATOR(pg_catalog.=) 'evaluating'"
 			"   AND segment_id OPERATOR(pg_catalog.<>) ALL"

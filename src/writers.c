@@ -20,6 +20,15 @@
  * Writers that start later are not waited for.  refresh() waits; the
  * worker polls, doing other work meanwhile.
  *
+ * The worker's phase 1 skips the catalog writers that have not committed
+ * yet: it takes only the pending segments it read before the wait began,
+ * none of which such a transaction wrote, and a segment it writes is
+ * taken by a later wait (worker.c, wait_covers).  So a session that
+ * changed a segment and left its transaction open holds back no other
+ * segment's first evaluation, whatever its tenant.  refresh() evaluates
+ * what it sees after the wait, which may include such a transaction once
+ * it commits: it still waits for every catalog writer.
+ *
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
@@ -28,10 +37,38 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/sinvaladt.h"
 
-/* Transactions (not ours) holding a lock on relid that conflicts with SHARE. */
+/*
+ * Is the transaction vxid still running, not yet committed or aborted?
+ * Ending takes a transaction out of the proc array (lxid reset, under
+ * ProcArrayLock, as its commit becomes visible) before it sends its
+ * invalidations and releases its locks: one found here has sent none and
+ * made nothing visible.  A prepared transaction has no backend: not
+ * running here, so waited for.
+ */
+static bool
+still_running(VirtualTransactionId vxid)
+{
+	PGPROC	   *proc = BackendIdGetProc(vxid.backendId);
+	bool		running;
+
+	if (proc == NULL)
+		return false;
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	running = proc->lxid == vxid.localTransactionId;
+	LWLockRelease(ProcArrayLock);
+	return running;
+}
+
+/*
+ * Transactions (not ours) holding a lock on relid that conflicts with
+ * SHARE; with committing_only, not those still running.
+ */
 static void
-add_lockers(WriterWait *ww, Oid relid)
+add_lockers(WriterWait *ww, Oid relid, bool committing_only)
 {
 	LOCKTAG		tag;
 	VirtualTransactionId *vxids;
@@ -45,7 +82,7 @@ add_lockers(WriterWait *ww, Oid relid)
 
 		for (int j = 0; j < ww->n && !dup; j++)
 			dup = VirtualTransactionIdEquals(ww->vxids[j], vxids[i]);
-		if (dup)
+		if (dup || (committing_only && still_running(vxids[i])))
 			continue;
 		if (ww->n == ww->allocated)
 		{
@@ -58,14 +95,17 @@ add_lockers(WriterWait *ww, Oid relid)
 	}
 }
 
-/* Starts a wait (phase 1) in memory context cxt. */
+/*
+ * Starts a wait (phase 1) in memory context cxt.  committing_only: skip
+ * the catalog writers still running (the worker's wait, see above).
+ */
 void
-WritersBegin(WriterWait *ww, MemoryContext cxt)
+WritersBegin(WriterWait *ww, MemoryContext cxt, bool committing_only)
 {
 	memset(ww, 0, sizeof(*ww));
 	ww->cxt = cxt;
 	ww->phase = 1;
-	add_lockers(ww, CatalogRelid("segment", false));
+	add_lockers(ww, CatalogRelid("segment", false), committing_only);
 }
 
 /*
@@ -99,7 +139,7 @@ WritersDone(WriterWait *ww, Oid source_relid, bool wait)
 			ListCell   *lc;
 
 			foreach(lc, rels)
-				add_lockers(ww, lfirst_oid(lc));
+				add_lockers(ww, lfirst_oid(lc), false);
 		}
 	}
 }

@@ -93,19 +93,46 @@ done
 q "$sql COMMIT;" >/dev/null
 poll "a pass of the 10 redefined segments is under way" \
      "SELECT pass_segments = 10 AND pass_contacts_done >= 2000 FROM segments.worker" t 60
-qa "UPDATE contacts SET seats = 3 WHERE id IN (3, 11998)"
+# The worker is held between two chunks (block_worker, common.bash), and
+# its chunks so far are on disk (they commit without waiting for the
+# flush): a change of a contact the pass visited (3: leaves "Seats 3" to
+# "Seats 10") and one it has not (11998) wait in the shared-memory ring,
+# lost with it when the worker is killed.  The pass took the changes of
+# the contacts it visited from the ring: resumed from its cursor, it never
+# visits 3 again (it left 3 a member of its segments before the fix).
+block_worker
+q "CHECKPOINT"
+qa "UPDATE contacts SET seats = 39 WHERE id = 3"
+qa "UPDATE contacts SET seats = 3 WHERE id = 11998"
+expect "both changes wait in the ring" \
+       "SELECT count(*) FROM segments._capture_ring_keys() k(key) WHERE k.key IN ('3', '11998')" 2
+expect "the pass has visited contact 3, not 11998" \
+       "SELECT pass_contacts_done >= 2000 AND pass_contacts_done < 11000 FROM segments.worker" t
 pid=$(q "SELECT pid FROM segments.worker")
 kill -KILL "$pid"
 note "killed worker $pid midway through the pass"
 wait_gone "$pid" 60
+BLOCKER=""     # its session ended with the crash
 wait_server
 expect "wait() after the crash" "SELECT segments.wait('180 s')" t
 grep -q "database \"$DB\" resumes the evaluation pass" "$SEGMENTS_TMP/server.log" ||
     fail "the server log does not show the pass resumed"
 note "ok: the restarted worker resumed the pass"
+expect "the change lost with the ring, of a contact the pass had visited, is in membership" \
+       "SELECT segments.segment_is_member(3, 'Seats 3') OR segments.segment_is_member(3, 'Seats 10')" f
+expect "... and the one of a contact it had not visited" "SELECT segments.segment_is_member(11998, 'Seats 3')" t
+grep -q "database \"$DB\": the evaluation pass in progress starts over" "$SEGMENTS_TMP/server.log" ||
+    fail "the server log does not show the pass starting over after the ring was lost"
+note "ok: ... from the first contact, the ring's changes lost"
 expect "all ready after the crash" "SELECT count(*) FROM segments.status WHERE state <> 'ready'" 0
 expect "no pass left in progress" "SELECT count(*) FROM segments.pass" 0
 exact "after the crash"
+# (the sum of a segment's evaluation times was multiplied by 1000 at each
+# pass that completed, and overflowed after about a hundred: the segment
+# then failed at every pass; "Seats 1" to "Seats 10" have had two each)
+expect "each segment's evaluation time is at most the time since it was created" \
+       "SELECT count(*) FROM segments.stat_segments st JOIN segments.segment s ON s.id = st.segment_id
+         WHERE st.evaluation_time > 1000 * extract(epoch FROM clock_timestamp() - s.created_at)" 0
 
 # 3. stored rows of contacts that are not in the source (left without a
 # change the worker applied: here written directly, with their counts):
