@@ -92,9 +92,9 @@ MemberCompactInit(void)
 /*
  * Where the tail to empty begins: the first of the last pages whose rows
  * fit into the room of the pages before them, or InvalidBlockNumber when
- * that tail is too short to be worth it.  Reads the free space map the
- * vacuum just filled (what a page does not have free, rows take), not the
- * table: cheap at any size.
+ * that tail is too short to be worth it (or compaction is off).  Reads the
+ * free space map the vacuum just filled (what a page does not have free,
+ * rows take), not the table: cheap at any size.
  */
 static BlockNumber
 tail_start(Relation rel, BlockNumber nblocks)
@@ -105,6 +105,8 @@ tail_start(Relation rel, BlockNumber nblocks)
 	double		tail_room = 0;
 	BlockNumber cut = nblocks;
 
+	if (segments_member_compact_fraction <= 0 || nblocks < COMPACT_MIN_PAGES)
+		return InvalidBlockNumber;
 	for (BlockNumber blk = 0; blk < nblocks; blk++)
 		total_room += GetRecordedFreeSpace(rel, blk);
 	if (total_room < segments_member_compact_fraction * nblocks * usable)
@@ -247,13 +249,11 @@ bool
 MemberCompactDue(Oid relid)
 {
 	Relation	rel;
-	BlockNumber nblocks;
 	bool		due;
 
-	if (segments_member_compact_fraction <= 0 || (rel = open_compactable(relid)) == NULL)
+	if ((rel = open_compactable(relid)) == NULL)
 		return false;
-	nblocks = RelationGetNumberOfBlocks(rel);
-	due = nblocks >= COMPACT_MIN_PAGES && tail_start(rel, nblocks) != InvalidBlockNumber;
+	due = tail_start(rel, RelationGetNumberOfBlocks(rel)) != InvalidBlockNumber;
 	relation_close(rel, AccessShareLock);
 	return due;
 }
@@ -276,9 +276,6 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 	TimestampTz start = GetCurrentTimestamp();
 	bool		room_left = true;
 
-	if (segments_member_compact_fraction <= 0)
-		return false;
-
 	/* where the tail begins, and the free space map told it is full */
 	StartTransactionCommand();
 	if ((rel = open_compactable(relid)) == NULL)
@@ -287,7 +284,7 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 		return false;
 	}
 	nblocks = RelationGetNumberOfBlocks(rel);
-	cut = nblocks >= COMPACT_MIN_PAGES ? tail_start(rel, nblocks) : InvalidBlockNumber;
+	cut = tail_start(rel, nblocks);
 	if (cut != InvalidBlockNumber)
 	{
 		for (blk = cut; blk < nblocks; blk++)
