@@ -3,8 +3,9 @@
 # under churn and a crash: rounds of 40 segments every contact is in,
 # created and dropped, while the application upserts and deletes contacts
 # with pgbench; after each drop a vacuum by hand makes the worker look for
-# a tail to empty.  In one round the vacuum process is SIGKILLed while it
-# moves rows (the postmaster restarts every backend).  Then: rows moved in
+# a tail to empty.  In one round the vacuum process is SIGKILLed after
+# its moves, before the vacuum that truncates (the postmaster restarts
+# every backend).  Then: rows moved in
 # every round but the killed one, the table given back, membership exact,
 # the primary key holding every row (amcheck), nothing set aside.
 . "$(dirname "$0")/../worker/common.bash"
@@ -54,24 +55,38 @@ for r in $(seq 1 "$ROUNDS"); do
     done
     expect "round $r: 40 segments every contact is in" "SELECT segments.wait('300 s')" t
     before=$(pages)
+    # round 2: no moves until the writers' lock is held (below)
+    [ "$r" != 2 ] || set_system segments.member_compact_fraction 0
     qm "SELECT count(segments.drop_segment(s.id)) FROM segments.segments s WHERE s.name LIKE 'wide %'" >/dev/null
     poll "round $r: the dropped numbers are stripped" \
          "SELECT count(*) FROM segments.member m WHERE EXISTS (SELECT FROM unnest(segments._member_segs(m.data)) n
             WHERE NOT EXISTS (SELECT FROM segments.segment s WHERE s.num = n))" 0 300
-    q "VACUUM segments.member"
     if [ "$r" = 2 ]; then
-        # the vacuum process, SIGKILLed in the middle of its moves
-        start=$SECONDS; pid=""
-        while [ -z "$pid" ] && [ $((SECONDS - start)) -lt 60 ]; do
-            pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'
-                      AND query LIKE 'segments: moving rows%'" 2>/dev/null || true)
-            [ -n "$pid" ] || sleep 0.02
-        done
-        [ -n "$pid" ] || fail "round $r: the moves never started"
+        # The vacuum process, SIGKILLed after its moves committed and before
+        # the vacuum that truncates: a session's snapshot older than the
+        # moves keeps it waiting (up to 30 s) for that snapshot to go.
+        psql -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'segw_old_snapshot'" \
+             -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM segments.segment" \
+             -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+        HOLDER=$!
+        poll "round $r: a session holds an old snapshot" \
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_old_snapshot' AND wait_event = 'PgSleep'" 1 30
+        logmoves=$(moves)
+        set_system segments.member_compact_fraction 0.2
+        q "VACUUM segments.member"
+        start=$SECONDS
+        until [ "$(moves)" -gt "$logmoves" ] || [ $((SECONDS - start)) -ge 60 ]; do sleep 0.1; done
+        [ "$(moves)" -gt "$logmoves" ] || fail "round $r: the moves did not happen in 60 s"
+        note "ok: round $r: the moves are done, the truncating vacuum waits for the old snapshot"
+        pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'
+                  AND query LIKE 'segments: moving rows%'")
+        [ -n "$pid" ] || fail "round $r: the vacuum process no longer waits"
         kill -KILL "$pid"; killed=1
-        note "ok: round $r: the vacuum process killed while it moved rows"
+        note "ok: round $r: the vacuum process killed between its moves and its vacuum"
+        wait "$HOLDER" 2>/dev/null || true   # the crash restart ended its session
         sleep 1; wait_server
     else
+        q "VACUUM segments.member"
         poll "round $r: the worker gave pages back ($before pages before)" \
              "SELECT pg_relation_size('segments.member') / current_setting('block_size')::int < $before * 6 / 10" t 180
         moved_rounds=$((moved_rounds + 1))
