@@ -81,6 +81,7 @@ typedef struct Ring
 	Latch	   *latch;			/* its latch */
 	bool		open;			/* writers may reserve */
 	bool		fenced;			/* briefly closed for a watermark */
+	bool		checked;		/* a worker committed its recovery check */
 	int			nreserving;		/* reservations not yet filled or voided */
 	uint64		next;			/* slots reserved so far */
 	uint64		tail;			/* slots applied so far */
@@ -309,9 +310,13 @@ ring_detach(int code, Datum arg)
 
 /*
  * Claims the ring of this database: the one left by a previous worker
- * since the server started (*fresh = false), or a free one, emptied
- * (*fresh = true).  False when rings are off or all taken.  The ring is
- * not open yet.
+ * since the server started, or a free one, emptied.  *fresh: no worker
+ * has committed the recovery check for it yet (CaptureRingOpen), so the
+ * changes of a ring before it may have been lost.  That stays true for
+ * a ring claimed again after the check failed, in this worker or in the
+ * next: the check is not skipped because its first try raised an error.
+ * False when rings are off or all taken.  The ring is not open yet.  A
+ * worker that claimed its ring already gets it again.
  */
 bool
 CaptureRingClaim(Latch *latch, bool *fresh)
@@ -321,6 +326,16 @@ CaptureRingClaim(Latch *latch, bool *fresh)
 	*fresh = false;
 	if (ring_shared == NULL)
 		return false;
+	if (my_ring >= 0)
+	{
+		/* claimed already, by this worker: is it still to be checked? */
+		Ring	   *r = &ring_shared->rings[my_ring];
+
+		SpinLockAcquire(&r->mutex);
+		*fresh = !r->checked;
+		SpinLockRelease(&r->mutex);
+		return true;
+	}
 	for (int pass = 0; pass < 2 && found < 0; pass++)
 	{
 		for (int i = 0; i < ring_shared->nrings && found < 0; i++)
@@ -335,15 +350,16 @@ CaptureRingClaim(Latch *latch, bool *fresh)
 				r->dboid = MyDatabaseId;
 				r->open = false;
 				r->fenced = false;
+				r->checked = false;
 				r->next = r->tail = 0;
 				r->nreserving = 0;
-				*fresh = true;
 				found = i;
 			}
 			if (found == i)
 			{
 				r->owner = MyProcPid;
 				r->latch = latch;
+				*fresh = !r->checked;
 			}
 			SpinLockRelease(&r->mutex);
 		}
@@ -361,7 +377,10 @@ CaptureRingClaim(Latch *latch, bool *fresh)
 	return true;
 }
 
-/* Writers may use the claimed ring from now on. */
+/*
+ * Writers may use the claimed ring from now on.  Called once the worker's
+ * recovery check (worker.c's ring_start) committed: the ring is checked.
+ */
 void
 CaptureRingOpen(void)
 {
@@ -371,6 +390,7 @@ CaptureRingOpen(void)
 		return;
 	r = &ring_shared->rings[my_ring];
 	SpinLockAcquire(&r->mutex);
+	r->checked = true;
 	r->open = true;
 	r->fenced = false;
 	SpinLockRelease(&r->mutex);

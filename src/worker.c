@@ -1809,7 +1809,8 @@ ring_start(void)
 	volatile bool ok = false;
 
 	ring_tried = true;
-	claimed = CaptureRingClaimed() || CaptureRingClaim(MyLatch, &fresh);
+	/* a claim repeated after this check failed is still fresh (capture_ring.c) */
+	claimed = CaptureRingClaim(MyLatch, &fresh);
 	PG_TRY();
 	{
 		bool		isnull;

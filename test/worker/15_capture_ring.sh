@@ -5,9 +5,11 @@
 # (b) a full ring sends the rest to the table, losing nothing; (c) a kill -9
 # of the postmaster with changes in the ring: after the restart wait() is
 # not true before the full pass that replaces them, and membership is exact
-# after it; (d) a clean restart moves the ring into the table (no full
-# pass); (e) segments.enabled off moves it too, and on again serves changes;
-# (f) a second pg_terminate_backend ends a worker at once, the ring kept.
+# after it; (c2) the same when the recovery's first try fails (the ring
+# it claimed then is still unchecked); (d) a clean restart moves the ring
+# into the table (no full pass); (e) segments.enabled off moves it too,
+# and on again serves changes; (f) a second pg_terminate_backend ends a
+# worker at once, the ring kept.
 # Leaves the server running (with its settings reset) for the next script.
 . "$(dirname "$0")/common.bash"
 
@@ -98,6 +100,53 @@ exact "(c) after the kill -9"
 [ "$(recoveries)" -gt "$before" ] || fail "(c) no full pass was logged"
 note "ok: (c) the worker logged the full pass"
 expect "(c) segments ready" "SELECT string_agg(status, ',') FROM segments.segments" ready
+
+# (c2) the same kill -9, and the recovery's first try fails: a trigger
+#     (the test's fault, on the table the recovery updates) raises once.
+#     The worker claimed the fresh ring before that error; its next try
+#     must still find the ring unchecked, log the full pass and make it,
+#     not take the claimed ring for one a worker had checked.
+before=$(recoveries)
+block_worker
+for id in 311 312 313 314 315 316 317 318 319 320; do qa "UPDATE contacts SET $FLIP WHERE id = $id"; done
+expect "(c2) 10 changes in the ring" "SELECT count(*) FROM segments._capture_ring_keys()" 10
+stale=$(q "SELECT segments.segment_is_member(320::bigint, 'VIP')")
+q "ALTER SYSTEM SET segments.enabled = off" >/dev/null
+pm=$(head -n 1 "$PGDATA/postmaster.pid")
+children=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
+kill -KILL "$pm" $children
+note "killed the postmaster $pm and its processes"
+wait_gone "$pm" 60
+for c in $children; do wait_gone "$c" 60; done
+BLOCKER=""
+start_server
+wait_server
+q "CREATE SEQUENCE public.recovery_tries" >/dev/null
+q "CREATE FUNCTION public.recovery_fault() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN
+     IF pg_catalog.nextval('public.recovery_tries') = 1 THEN
+       RAISE EXCEPTION 'segments test: the recovery fails once';
+     END IF;
+     RETURN NEW;
+   END \$\$" >/dev/null
+q "CREATE TRIGGER recovery_fault BEFORE UPDATE ON segments.segment_state FOR EACH ROW
+     WHEN (OLD.state = 'ready' AND NEW.state = 'pending') EXECUTE FUNCTION public.recovery_fault()" >/dev/null
+drop_fault() {
+    psql -X -qAt -c "DROP TRIGGER IF EXISTS recovery_fault ON segments.segment_state" \
+         -c "DROP FUNCTION IF EXISTS public.recovery_fault()" -c "DROP SEQUENCE IF EXISTS public.recovery_tries" >/dev/null 2>&1 || true
+}
+on_exit drop_fault
+expect "(c2) the change in the ring was lost with it" "SELECT segments.segment_is_member(320::bigint, 'VIP')" "$stale"
+q "ALTER SYSTEM RESET segments.enabled" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+poll "(c2) the recovery's first try failed" "SELECT last_value >= 1 FROM public.recovery_tries" t 60
+grep -q "the recovery fails once" "$LOG" || fail "(c2) the injected error is not in the server log"
+exact "(c2) after the kill -9 and a failed first recovery"
+expect "(c2) the recovery was tried again" "SELECT last_value >= 2 FROM public.recovery_tries" t
+[ "$(recoveries)" -gt "$before" ] || fail "(c2) no full pass was logged after the failed try"
+note "ok: (c2) the worker logged the full pass on its second try"
+drop_fault
+expect "(c2) segments ready" "SELECT string_agg(status, ',') FROM segments.segments" ready
 
 # (d) a clean restart (fast shutdown) moves the ring into the table: no full
 #     pass.  The worker took the first change (and waits to apply it); the
