@@ -98,6 +98,9 @@ for round in $(seq 1 "$ROUNDS"); do
     v1=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
     B=$(bpm); BPMS="$BPMS $B"
     read -r n p50 p99 mx < <(freshness_stats "create$round")
+    sizes=$(qv "SELECT string_agg(format('%s %s pages', c.relname, pg_relation_size(c.oid) / 8192), ', ' ORDER BY c.relname)
+                 FROM pg_class c WHERE c.oid = 'segments.member'::regclass OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'segments.member'::regclass)")
+    echo "round $round: sizes: $sizes; memberships $(qv "SELECT sum(member_count) FROM segments.segment_state")"
     echo "round $round: refresh() $b s ($bc s CPU); worker all ready $SETTLED_S s ($(calc "($b > 0 ? $SETTLED_S / $b : 0)")x), $wc s CPU ($(calc "($bc > 0 ? $wc / $bc : 0)")x), load $(cut -d' ' -f1 /proc/loadavg), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms"
     # seconds of the worker's time by what it did (a sample is 50 ms)
     qv "SELECT format('    %6s s  %-60s %s', round(count(*) * 0.05, 1), left(activity, 60), wait) FROM bench.samples
