@@ -82,6 +82,12 @@ build_and_install_private() {
 # trap that stops it (and only it) on exit.
 start_cluster() {
     make_tmp
+    # SEGMENTS_TMP inherited from a shell that still has a cluster there (a
+    # bench's, a KEEP_CLUSTER run's): not ours to stop or remove on exit
+    if [ -e "$SEGMENTS_TMP/data" ]; then
+        echo "refusing to start a cluster in $SEGMENTS_TMP/data: it exists (SEGMENTS_TMP=$SEGMENTS_TMP came from the environment?); unset SEGMENTS_TMP" >&2
+        return 1
+    fi
     export PGDATA="$SEGMENTS_TMP/data" PGHOST="$SEGMENTS_TMP" PGUSER=postgres
     export PGPORT="${PGPORT_OVERRIDE:-$(( 20000 + RANDOM % 20000 ))}"
     export PG_BIN
