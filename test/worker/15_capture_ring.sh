@@ -39,6 +39,21 @@ worker_stuck() {
              AND datname = current_database() AND wait_event_type = 'Lock'" 1 60
 }
 
+# kill -9 of the postmaster and its processes (the blocker's session with
+# them), then the server started again
+kill_server() {
+    local pm children c
+    pm=$(head -n 1 "$PGDATA/postmaster.pid")
+    children=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
+    kill -KILL "$pm" $children
+    note "killed the postmaster $pm and its processes"
+    wait_gone "$pm" 60
+    for c in $children; do wait_gone "$c" 60; done
+    BLOCKER=""
+    start_server
+    wait_server
+}
+
 # (a) one-row transactions of the application role: the ring, not the table
 seq1=$(q "$SEQ")
 block_worker
@@ -83,15 +98,7 @@ expect "(c) 10 changes in the ring" "SELECT count(*) FROM segments._capture_ring
 stale=$(q "SELECT segments.segment_is_member(310::bigint, 'VIP')")
 q "ALTER SYSTEM SET segments.enabled = off" >/dev/null      # no reload: read at the restart
 SYSTEM_SETTINGS+=(segments.enabled)
-pm=$(head -n 1 "$PGDATA/postmaster.pid")
-children=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
-kill -KILL "$pm" $children
-note "killed the postmaster $pm and its processes"
-wait_gone "$pm" 60
-for c in $children; do wait_gone "$c" 60; done
-BLOCKER=""
-start_server
-wait_server
+kill_server
 expect "(c) the change in the ring was lost with it" "SELECT segments.segment_is_member(310::bigint, 'VIP')" "$stale"
 expect "(c) wait() is not true before the full pass" "SELECT segments.wait('3 s')" f
 q "ALTER SYSTEM RESET segments.enabled" >/dev/null
@@ -112,15 +119,7 @@ for id in 311 312 313 314 315 316 317 318 319 320; do qa "UPDATE contacts SET $F
 expect "(c2) 10 changes in the ring" "SELECT count(*) FROM segments._capture_ring_keys()" 10
 stale=$(q "SELECT segments.segment_is_member(320::bigint, 'VIP')")
 q "ALTER SYSTEM SET segments.enabled = off" >/dev/null
-pm=$(head -n 1 "$PGDATA/postmaster.pid")
-children=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
-kill -KILL "$pm" $children
-note "killed the postmaster $pm and its processes"
-wait_gone "$pm" 60
-for c in $children; do wait_gone "$c" 60; done
-BLOCKER=""
-start_server
-wait_server
+kill_server
 q "CREATE SEQUENCE public.recovery_tries" >/dev/null
 q "CREATE FUNCTION public.recovery_fault() RETURNS trigger LANGUAGE plpgsql AS \$\$
    BEGIN
