@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * member_bulk.c
- *		Inserting or replacing many rows of segments.member at once, as one
- *		INSERT or UPDATE statement would, at a fraction of its cost.
+ *		Inserting many rows of segments.member at once, as one INSERT
+ *		statement would, at a fraction of its cost.
  *
  * A first pass writes a row for every contact.  Through SPI each batch was
  * an INSERT ... SELECT FROM unnest($1): the executor per row, one WAL
@@ -40,19 +40,11 @@
  * A build would save part of the btree's share (GIN's gathered
  * insertions already cost what its build does).
  *
- * Rows whose membership changed are replaced the same way: each row
- * version the batch read (by its ctid) is updated in place of the UPDATE
- * statement's join, the btree entries inserted as after an UPDATE, and
- * the GIN entries gathered.  Through SQL each replaced row sent its two
- * dozen entries to GIN's pending list, and merging that list into the
- * index was a third of the worker's time applying contact changes.
- *
- * Triggers fire as for the INSERT or UPDATE: BEFORE and AFTER statement
- * triggers, AFTER row triggers, and the transition tables of the
- * statement, so membership history (history.c, an AFTER STATEMENT trigger
- * reading the old and new rows) records the same changes.  A BEFORE ROW
- * trigger could change or skip rows: with one, the caller uses the
- * statements instead.
+ * Triggers fire as for the INSERT: BEFORE and AFTER statement triggers,
+ * AFTER row triggers, and the transition table of the statement, so
+ * membership history (history.c, an AFTER STATEMENT trigger reading the
+ * new rows) records the same changes.  A BEFORE ROW trigger could change
+ * or skip rows: with one, the caller uses the INSERT statement instead.
  *
  *-------------------------------------------------------------------------
  */
