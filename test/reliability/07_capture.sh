@@ -114,16 +114,8 @@ block_worker
 LOAD=$!
 poll "the load is running, its changes queued" "SELECT pending_changes > 500 FROM segments.worker" t 60
 qa "UPDATE contacts SET plan = 'vip' WHERE id = 11"        # committed just before the kill
-pm=$(head -n 1 "$PGDATA/postmaster.pid")
-children=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
-kill -KILL "$pm" $children
-note "killed the postmaster $pm and its processes mid-load"
-wait_gone "$pm" 60
-for c in $children; do wait_gone "$c" 60; done
-wait "$LOAD" 2>/dev/null || true
-unblock_worker
-start_server
-wait_server
+kill_server mid-load
+wait "$LOAD" 2>/dev/null || true     # the crash ended its sessions
 exact "after the SIGKILL"
 expect "the change committed just before the kill is applied" "SELECT segments.segment_is_member(11::bigint, 'VIP')" t
 expect "nothing set aside" "SELECT count(*) FROM segments.change_queue_failed" 0

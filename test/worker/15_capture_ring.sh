@@ -39,21 +39,6 @@ worker_stuck() {
              AND datname = current_database() AND wait_event_type = 'Lock'" 1 60
 }
 
-# kill -9 of the postmaster and its processes (the blocker's session with
-# them), then the server started again
-kill_server() {
-    local pm children c
-    pm=$(head -n 1 "$PGDATA/postmaster.pid")
-    children=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
-    kill -KILL "$pm" $children
-    note "killed the postmaster $pm and its processes"
-    wait_gone "$pm" 60
-    for c in $children; do wait_gone "$c" 60; done
-    BLOCKER=""
-    start_server
-    wait_server
-}
-
 # (a) one-row transactions of the application role: the ring, not the table
 seq1=$(q "$SEQ")
 block_worker

@@ -69,6 +69,22 @@ wait_gone() {
     done
 }
 
+# kill -9 of the postmaster and all its processes (a blocker's session with
+# them: block_worker's lock is gone), then the server started again.  $1:
+# said after "killed the postmaster ... and its processes".
+kill_server() {
+    local pm children c
+    pm=$(head -n 1 "$PGDATA/postmaster.pid")
+    children=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
+    kill -KILL "$pm" $children
+    note "killed the postmaster $pm and its processes${1:+ $1}"
+    wait_gone "$pm" 60
+    for c in $children; do wait_gone "$c" 60; done
+    BLOCKER=""
+    start_server
+    wait_server
+}
+
 # The contacts whose stored membership of a segment disagrees with the rule
 # (expected members given as a SQL query): 0 when membership is exact.
 mismatches() {
