@@ -43,6 +43,7 @@
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "pgstat.h"
+#include "postmaster/interrupt.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
 #include "storage/latch.h"
@@ -226,6 +227,23 @@ wait_for_older_snapshots(Oid relid, TransactionId last)
 	}
 }
 
+/*
+ * Has a reload set segments.member_compact_fraction to 0?  The vacuum
+ * process reads the configuration files when it starts, and may have
+ * started long before (its vacuum first): a DBA who turns compaction off
+ * stops the moves at the next batch.
+ */
+static bool
+compaction_turned_off(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+	return segments_member_compact_fraction <= 0;
+}
+
 /* The table, if it is one this can compact (not a Citus shell, say). */
 static Relation
 open_compactable(Oid relid)
@@ -276,6 +294,8 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 	TimestampTz start = GetCurrentTimestamp();
 	bool		room_left = true;
 
+	if (compaction_turned_off())
+		return false;
 	/* where the tail begins, and the free space map told it is full */
 	StartTransactionCommand();
 	if ((rel = open_compactable(relid)) == NULL)
@@ -312,6 +332,12 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 		if (pass_pending())
 		{
 			ereport(DEBUG1, (errmsg("segments: compaction of segments.member ends: a pass is pending")));
+			break;
+		}
+		if (compaction_turned_off())
+		{
+			ereport(LOG,
+					(errmsg("segments: compaction of segments.member ends: segments.member_compact_fraction is 0")));
 			break;
 		}
 		StartTransactionCommand();
@@ -353,7 +379,8 @@ MemberCompact(Oid relid, bool (*pass_pending) (void))
 			last = GetTopTransactionIdIfAny();
 		CommitTransactionCommand();
 	}
-	ereport(LOG,
+	/* nothing moved (rows locked, or moved already): no news for the log */
+	ereport(moved > 0 ? LOG : DEBUG1,
 			(errmsg("segments: moved " UINT64_FORMAT " rows of segments.member off its last %u pages in %ld ms",
 					moved, nblocks - blk, (long) ((GetCurrentTimestamp() - start) / 1000)),
 			 room_left ? 0 : errdetail("The pages before the tail had less room than counted; the moves stopped.")));

@@ -20,6 +20,14 @@ ROLES+=("$MGR")
 qm() { psql -X -qAt -v ON_ERROR_STOP=1 -U "$MGR" -c "$1"; }
 pages() { q "SELECT pg_relation_size('segments.member') / current_setting('block_size')::int"; }
 moves() { tail -c +"$((logpos + 1))" "$LOG" | grep -c "segments: moved [0-9]* rows of segments.member" || true; }
+# for a failure: what the log says of compaction since the round began, and the vacuum processes
+diagnose() {
+    printf '\n-- server log since the round began:\n'
+    tail -c +"$((logpos + 1))" "$LOG" | grep -E "segments|member vacuum" | tail -n 20
+    printf -- '-- vacuum processes:\n'
+    q "SELECT pid, datname, state, wait_event_type, wait_event, query FROM pg_stat_activity
+        WHERE backend_type = 'segments member vacuum'"
+}
 
 qa "CREATE TABLE contacts (id bigint PRIMARY KEY, n int NOT NULL, m2 int)"
 qa "INSERT INTO contacts SELECT g, g, g % 2 FROM generate_series(1, 40000) g"
@@ -55,8 +63,13 @@ for r in $(seq 1 "$ROUNDS"); do
     done
     expect "round $r: 40 segments every contact is in" "SELECT segments.wait('300 s')" t
     before=$(pages)
-    # round 2: no moves until the writers' lock is held (below)
-    [ "$r" != 2 ] || set_system segments.member_compact_fraction 0
+    # round 2: no moves until the old snapshot is held (below), and no
+    # index rebuild: REINDEX CONCURRENTLY would wait for that snapshot to
+    # go, and the VACUUM below for the rebuild
+    if [ "$r" = 2 ]; then
+        set_system segments.member_compact_fraction 0
+        set_system segments.member_reindex_factor 0
+    fi
     qm "SELECT count(segments.drop_segment(s.id)) FROM segments.segments s WHERE s.name LIKE 'wide %'" >/dev/null
     poll "round $r: the dropped numbers are stripped" \
          "SELECT count(*) FROM segments.member m WHERE EXISTS (SELECT FROM unnest(segments._member_segs(m.data)) n
@@ -65,6 +78,9 @@ for r in $(seq 1 "$ROUNDS"); do
         # The vacuum process, SIGKILLed after its moves committed and before
         # the vacuum that truncates: a session's snapshot older than the
         # moves keeps it waiting (up to 30 s) for that snapshot to go.
+        poll "round $r: no vacuum process at work (one that began with a rebuild to do ends)" \
+             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'
+                AND datname = current_database()" 0 300
         psql -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'segw_old_snapshot'" \
              -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM segments.segment" \
              -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
@@ -74,17 +90,22 @@ for r in $(seq 1 "$ROUNDS"); do
         logmoves=$(moves)
         set_system segments.member_compact_fraction 0.2
         q "VACUUM segments.member"
-        start=$SECONDS
-        until [ "$(moves)" -gt "$logmoves" ] || [ $((SECONDS - start)) -ge 60 ]; do sleep 0.1; done
-        [ "$(moves)" -gt "$logmoves" ] || fail "round $r: the moves did not happen in 60 s"
+        # the process waiting (WaitLatch, PG_WAIT_EXTENSION) after its moves
+        pid=""; start=$SECONDS
+        until [ -n "$pid" ] || [ $((SECONDS - start)) -ge 60 ]; do
+            pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'
+                      AND datname = current_database() AND query LIKE 'segments: moving rows%'
+                      AND wait_event_type = 'Extension'")
+            [ -n "$pid" ] || sleep 0.1
+        done
+        [ -n "$pid" ] || fail "round $r: no vacuum process waited for the old snapshot after moves in 60 s$(diagnose)"
+        [ "$(moves)" -gt "$logmoves" ] || fail "round $r: the waiting vacuum process logged no moves$(diagnose)"
         note "ok: round $r: the moves are done, the truncating vacuum waits for the old snapshot"
-        pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'segments member vacuum'
-                  AND query LIKE 'segments: moving rows%'")
-        [ -n "$pid" ] || fail "round $r: the vacuum process no longer waits"
         kill -KILL "$pid"; killed=1
         note "ok: round $r: the vacuum process killed between its moves and its vacuum"
         wait "$HOLDER" 2>/dev/null || true   # the crash restart ended its session
         sleep 1; wait_server
+        set_system segments.member_reindex_factor 2
     else
         q "VACUUM segments.member"
         poll "round $r: the worker gave pages back ($before pages before)" \
