@@ -86,7 +86,12 @@ MemberBulkPossible(Relation rel)
 		(td == NULL || (!td->trig_insert_before_row && !td->trig_insert_instead_row));
 }
 
-/* The GIN indexes of the relation (not partial): their entries are gathered. */
+/*
+ * The GIN indexes of the relation (not partial) that take inserts: their
+ * entries are gathered.  One that does not take them yet (the copy a
+ * REINDEX or CREATE INDEX CONCURRENTLY has not built: an empty file) stays
+ * with the executor, which skips it as it skips it for an INSERT.
+ */
 static int
 take_gin_indexes(ResultRelInfo *rri, Relation *gin, IndexInfo **gin_info)
 {
@@ -98,7 +103,8 @@ take_gin_indexes(ResultRelInfo *rri, Relation *gin, IndexInfo **gin_info)
 		Relation	index = rri->ri_IndexRelationDescs[i];
 		IndexInfo  *info = rri->ri_IndexRelationInfo[i];
 
-		if (index->rd_rel->relam == GIN_AM_OID && info->ii_Predicate == NIL)
+		if (index->rd_rel->relam == GIN_AM_OID && info->ii_Predicate == NIL &&
+			info->ii_ReadyForInserts)
 		{
 			gin[ngin] = index;
 			gin_info[ngin++] = info;

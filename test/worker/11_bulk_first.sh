@@ -9,7 +9,8 @@
 # each path; a refresh() cancelled midway leaves membership as it was; a
 # reader of segment_is_member() is not blocked by a first pass; tenants
 # and contacts without one; the GIN index agrees with the rows after a
-# pass into a half-filled table.
+# pass into a half-filled table; a GIN index not yet ready for inserts (a
+# concurrent build's) is left to its build.
 . "$(dirname "$0")/common.bash"
 
 q "ALTER DATABASE \"$DB\" SET segments.enabled = off"
@@ -122,5 +123,35 @@ wait "$pass" || fail "the first refresh() failed"
 note "ok: $reads reads of segment_is_member() during a first pass, none blocked beyond 5 s"
 expect "after it, the reader sees the new membership" "SELECT segments.segment_is_member(1::bigint, 'div2')" t
 expect "and the rows are those of the first refresh()" "$(same first)" 0
+
+# 6. a GIN index not yet built (REINDEX CONCURRENTLY's copy, as the
+# worker's vacuum process makes it): CREATE INDEX CONCURRENTLY waits after
+# creating it, empty and not ready for inserts, for a session holding
+# segments.member's ROW EXCLUSIVE lock.  A first pass meanwhile leaves it
+# to the build, as the INSERT statement does (gathered entries went into
+# its empty file: "could not read block 1").
+q "TRUNCATE segments.member"
+psql -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'segw_row_lock'" -c "BEGIN" \
+     -c "LOCK TABLE segments.member IN ROW EXCLUSIVE MODE" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+locker=$!
+poll "(6) a session holds the writers' table lock" \
+     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_row_lock' AND wait_event = 'PgSleep'" 1 30
+psql -X -qAt -v ON_ERROR_STOP=1 -c "CREATE INDEX CONCURRENTLY member_unbuilt ON segments.member
+                                        USING gin (segments._member_segs(data))" >/dev/null 2>&1 &
+build=$!
+poll "(6) an index of segments.member exists, not ready for inserts" \
+     "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('segments.member_unbuilt') AND NOT indisready" 1 30
+got=$(psql -X -qAt -c "SELECT segments.refresh() IS NOT NULL" 2>&1) || true
+[ "$got" = t ] || fail "(6) a first pass beside an index not ready for inserts failed: $got"
+note "ok: (6) a first pass beside an index not ready for inserts"
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_row_lock'" >/dev/null
+wait "$locker" 2>/dev/null || true
+wait "$build" || fail "(6) the index build failed"
+expect "(6) the rows are those of the first refresh()" "$(same first)" 0
+expect "(6) the index built after the pass answers as the rows say" \
+       "SET enable_seqscan = off; SET enable_bitmapscan = on; SET enable_indexscan = off;
+        SELECT count(*) FROM segments.member m WHERE segments._member_segs(m.data) @> ARRAY[$(q "SELECT num FROM segments.segment WHERE name = 'div7'")]" \
+       "$(q "SELECT count(*) FROM first WHERE segs @> ARRAY[$(q "SELECT num FROM segments.segment WHERE name = 'div7'")]")"
+q "DROP INDEX segments.member_unbuilt"
 
 all_passed
