@@ -420,13 +420,20 @@ plan_prepare_statements(EvalPlan *plan)
 	bool		tenants = plan->cat->config.member_tenant_attnum > 0;
 	const char *table = plan->member_table;
 
+	/*
+	 * The row version's ctid, which member_bulk.c replaces; not through
+	 * Citus (a distributed table's or a shard's rows go by key through SQL).
+	 */
+	const char *ctid = CitusIsDistributed(plan->cat->config.member_relid) ?
+		"NULL::pg_catalog.tid" : "ctid";
+
 	/* a 0.1.0 schema not yet upgraded stores no tenants */
 	plan->fetch_plan = prepare_cached(psprintf(tenants ?
-											"SELECT contact_id, data, tenant FROM %s"
+											"SELECT contact_id, data, tenant, %s FROM %s"
 											" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)" :
-											"SELECT contact_id, data, NULL::pg_catalog.text FROM %s"
+											"SELECT contact_id, data, NULL::pg_catalog.text, %s FROM %s"
 											" WHERE contact_id OPERATOR(pg_catalog.=) ANY ($1)",
-											table),
+											ctid, table),
 								   1, &key_array, 0);
 	plan->insert_plan = prepare_cached(psprintf("INSERT INTO %s"
 											 " SELECT * FROM pg_catalog.unnest($1)", table),
@@ -950,6 +957,9 @@ batch_apply(EvalPlan *plan, Batch *batch)
 	RowList		deletes = {0, palloc(batch->n * sizeof(Datum))};
 	HeapTuple  *bulk = palloc(batch->n * sizeof(HeapTuple));	/* new rows, for member_bulk.c */
 	int			nbulk = 0;
+	HeapTuple  *bulk_upd = palloc(batch->n * sizeof(HeapTuple));	/* replacing rows, */
+	ItemPointerData *bulk_tids = palloc(batch->n * sizeof(ItemPointerData));	/* these */
+	int			nbulk_upd = 0;
 	int			capacity = 2 * (plan->nsegments + 32);
 	int32	   *segs = palloc(capacity * sizeof(int32));
 	int32	   *since;
@@ -1013,12 +1023,16 @@ batch_apply(EvalPlan *plan, Batch *batch)
 		char	   *tenant;
 		int			n;
 		int			maxn;
+		ItemPointerData old_tid;
 
+		ItemPointerSetInvalid(&old_tid);
 		if (r < nrows)
 		{
 			HeapTuple	tup = tuptable->vals[r];
 			bool		isnull;
 			Datum		key = SPI_getbinval(tup, tuptable->tupdesc, 1, &isnull);
+			bool		ctid_null;
+			Datum		ctid = SPI_getbinval(tup, tuptable->tupdesc, 4, &ctid_null);
 			bytea	   *data = DatumGetByteaPP(SPI_getbinval(tup, tuptable->tupdesc, 2, &isnull));
 
 			Datum		tenant = SPI_getbinval(tup, tuptable->tupdesc, 3, &isnull);
@@ -1030,6 +1044,8 @@ batch_apply(EvalPlan *plan, Batch *batch)
 				continue;
 			plan->stored_seen++;
 			seen[entry - batch->entries] = true;
+			if (!ctid_null)
+				old_tid = *(ItemPointer) DatumGetPointer(ctid);
 			nold = MemberDecode(data, &old_segs, &old_since);
 		}
 		else
@@ -1075,7 +1091,13 @@ batch_apply(EvalPlan *plan, Batch *batch)
 			else
 				nulls[MEMBER_ATTNUM_TENANT - 1] = true;
 			tup = heap_form_tuple(plan->member_desc, values, nulls);
-			if (nold > 0 || r < nrows)
+			if ((nold > 0 || r < nrows) && OidIsValid(plan->bulk_relid) &&
+				ItemPointerIsValid(&old_tid))
+			{
+				bulk_tids[nbulk_upd] = old_tid;
+				bulk_upd[nbulk_upd++] = tup;
+			}
+			else if (nold > 0 || r < nrows)
 				updates.rows[updates.n++] = heap_copy_tuple_as_datum(tup, plan->member_desc);
 			else if (OidIsValid(plan->bulk_relid))
 				bulk[nbulk++] = tup;
@@ -1087,6 +1109,10 @@ batch_apply(EvalPlan *plan, Batch *batch)
 	SPI_freetuptable(tuptable);
 	if (nbulk > 0)
 		MemberBulkInsert(plan->bulk, plan->bulk_relid, bulk, nbulk, plan->snapshot);
+	/* a row changed since it was read (never, under the writers' lock) goes by key */
+	if (nbulk_upd > 0)
+		updates.n += MemberBulkUpdate(plan->bulk, plan->bulk_relid, bulk_tids, bulk_upd,
+									  nbulk_upd, plan->snapshot, updates.rows + updates.n);
 	if (inserts.n > 0)
 		run_write(plan, plan->insert_plan,
 				  PointerGetDatum(construct_array(inserts.rows, inserts.n, plan->member_type,

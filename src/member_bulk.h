@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * member_bulk.h
- *		Inserting many rows of segments.member at once (member_bulk.c).
+ *		Inserting and updating many rows of segments.member at once
+ *		(member_bulk.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -18,5 +19,7 @@ extern bool MemberBulkPossible(Relation rel);
 extern MemberBulk *MemberBulkBegin(void);
 extern void MemberBulkInsert(MemberBulk *mb, Oid relid, HeapTuple *tuples, int ntuples,
 							 Snapshot snapshot);
+extern int	MemberBulkUpdate(MemberBulk *mb, Oid relid, const ItemPointerData *otids,
+							 HeapTuple *tuples, int ntuples, Snapshot snapshot, Datum *missed);
 
 #endif							/* SEGMENTS_MEMBER_BULK_H */
