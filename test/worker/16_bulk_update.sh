@@ -8,7 +8,8 @@
 # and the primary key agree with the rows (amcheck); (4) a member row that
 # another session changes while the worker's batch waits for it is written
 # by key, as the statement would (the batch's fallback); (5) a refresh()
-# cancelled after its replacements leaves membership as it was.
+# cancelled after its replacements leaves membership as it was; (6) a GIN
+# index not yet ready for inserts (a concurrent build's) is left to it.
 . "$(dirname "$0")/common.bash"
 
 N=20000
@@ -151,6 +152,32 @@ q "SELECT segments.refresh()" >/dev/null
 expect "(5) the next refresh() writes the redefinition" \
        "SELECT count(*) FROM segments.segment_members('div5')" "$(q "SELECT count(*) FROM contacts WHERE n >= 10")"
 indexes_agree "(5) the next refresh()"
+
+# 6. beside a GIN index not yet built (REINDEX CONCURRENTLY's copy, as the
+#    worker's vacuum process makes it): CREATE INDEX CONCURRENTLY waits,
+#    the index empty and not ready for inserts, for a session holding
+#    segments.member's ROW EXCLUSIVE lock; a refresh() replacing rows
+#    leaves it to the build.
+q "SELECT segments.update_segment('div5', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lte\", \"value\": $((N * 5 / 8))}')" >/dev/null
+psql -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'segw_row_lock'" -c "BEGIN" \
+     -c "LOCK TABLE segments.member IN ROW EXCLUSIVE MODE" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+locker=$!
+poll "(6) a session holds the writers' table lock" \
+     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_row_lock' AND wait_event = 'PgSleep'" 1 30
+psql -X -qAt -v ON_ERROR_STOP=1 -c "CREATE INDEX CONCURRENTLY member_unbuilt ON segments.member
+                                        USING gin (segments._member_segs(data))" >/dev/null 2>&1 &
+build=$!
+poll "(6) an index of segments.member exists, not ready for inserts" \
+     "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('segments.member_unbuilt') AND NOT indisready" 1 30
+got=$(psql -X -qAt -c "SELECT segments.refresh() IS NOT NULL" 2>&1) || true
+[ "$got" = t ] || fail "(6) a refresh() replacing rows beside an index not ready for inserts failed: $got"
+note "ok: (6) a refresh() replaced rows beside an index not ready for inserts"
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_row_lock'" >/dev/null
+wait "$locker" 2>/dev/null || true
+wait "$build" || fail "(6) the index build failed"
+expect "(6) the rows are those before (5)" "$(same before5)" 0
+indexes_agree "(6) after the build"
+q "DROP INDEX segments.member_unbuilt"
 q "ALTER DATABASE \"$DB\" RESET segments.enabled"
 
 all_passed
