@@ -49,6 +49,7 @@
 #include "commands/event_trigger.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "nodes/execnodes.h"
 #include "storage/proc.h"
@@ -338,12 +339,22 @@ static bool pending_callbacks_registered = false;
 /* Slots of the ring reserved at PRE_COMMIT, published at COMMIT. */
 static CaptureRingReservation ring_reservation = {-1, 0, 0, false};
 
-/* Queue relations, opened once per write. */
+/*
+ * Queue relations, opened once per write.  When the primary key is the
+ * queue's only index, entries go into it directly; otherwise (an index a
+ * DBA added, or the copy a REINDEX CONCURRENTLY is building) through the
+ * executor, which inserts into every index that takes inserts, as an
+ * INSERT would: an index left without entries would answer wrong, and a
+ * rebuilt primary key would lose them at its swap.
+ */
 typedef struct QueueWriter
 {
 	Relation	queue;
-	Relation	pkey;
+	Relation	pkey;			/* the only index, or NULL */
 	IndexInfo  *info;
+	EState	   *estate;			/* when there are others, or NULL */
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
 	Oid			seq;
 	Datum		now;
 } QueueWriter;
@@ -351,11 +362,28 @@ typedef struct QueueWriter
 static void
 queue_open(QueueWriter *w, Oid queue_relid, Oid pkey_relid, Oid seq_relid)
 {
+	List	   *indexes;
+
 	w->queue = table_open(queue_relid, RowExclusiveLock);
 	if (RelationGetDescr(w->queue)->natts != 3)
 		elog(ERROR, "segments.change_queue has an unexpected shape");
-	w->pkey = index_open(pkey_relid, RowExclusiveLock);
-	w->info = BuildIndexInfo(w->pkey);
+	indexes = RelationGetIndexList(w->queue);
+	w->pkey = NULL;
+	w->estate = NULL;
+	if (list_length(indexes) == 1 && linitial_oid(indexes) == pkey_relid)
+	{
+		w->pkey = index_open(pkey_relid, RowExclusiveLock);
+		w->info = BuildIndexInfo(w->pkey);
+	}
+	else
+	{
+		w->estate = CreateExecutorState();
+		w->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(w->rri, w->queue, 1, NULL, 0);
+		ExecOpenIndices(w->rri, false);
+		w->slot = MakeSingleTupleTableSlot(RelationGetDescr(w->queue), &TTSOpsHeapTuple);
+	}
+	list_free(indexes);
 	w->seq = seq_relid;
 	w->now = TimestampTzGetDatum(GetCurrentTimestamp());
 }
@@ -363,7 +391,14 @@ queue_open(QueueWriter *w, Oid queue_relid, Oid pkey_relid, Oid seq_relid)
 static void
 queue_close(QueueWriter *w)
 {
-	index_close(w->pkey, RowExclusiveLock);
+	if (w->pkey != NULL)
+		index_close(w->pkey, RowExclusiveLock);
+	if (w->estate != NULL)
+	{
+		ExecDropSingleTupleTableSlot(w->slot);
+		ExecCloseIndices(w->rri);
+		FreeExecutorState(w->estate);
+	}
 	table_close(w->queue, RowExclusiveLock);
 }
 
@@ -383,7 +418,15 @@ queue_insert(QueueWriter *w, const char *contact)
 	values[2] = w->now;
 	tuple = heap_form_tuple(RelationGetDescr(w->queue), values, nulls);
 	simple_heap_insert(w->queue, tuple);
-	index_insert(w->pkey, values, nulls, &tuple->t_self, w->queue, UNIQUE_CHECK_NO, false, w->info);
+	if (w->pkey != NULL)
+		index_insert(w->pkey, values, nulls, &tuple->t_self, w->queue, UNIQUE_CHECK_NO, false, w->info);
+	else
+	{
+		ExecStoreHeapTuple(tuple, w->slot, false);
+		list_free(ExecInsertIndexTuples(w->rri, w->slot, w->estate, false, false, NULL, NIL));
+		ExecClearTuple(w->slot);
+		ResetExprContext(GetPerTupleExprContext(w->estate));
+	}
 	heap_freetuple(tuple);
 	if (contact != NULL)
 		pfree(DatumGetPointer(values[1]));

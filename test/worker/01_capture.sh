@@ -3,7 +3,8 @@
 # the key, of the tenant and traits columns), DELETE, TRUNCATE and COPY on the source are
 # reflected after segments.wait(); a rolled-back change and an UPDATE of a
 # column no rule reads queue nothing; a new or changed segment is evaluated
-# by the worker.
+# by the worker; an index a DBA adds to segments.change_queue gets every
+# queued entry.
 . "$(dirname "$0")/common.bash"
 
 qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text, seen_at timestamptz)"
@@ -119,6 +120,30 @@ expect "wait() after a traits change" "SELECT segments.wait('60 s')" t
 expect "traits change reflected" \
        "SELECT count(*) FROM segments.membership m JOIN segments.segments s ON s.id = m.segment_id
          WHERE s.name = 'Gold' AND m.contact_id = 9002" 1
+
+# an index a DBA adds to segments.change_queue (or the copy a REINDEX
+# CONCURRENTLY builds) gets every entry the capture writes: the queue's
+# rows are inserted below the executor, into its primary key alone before.
+# The worker is off, so the entries stay to be checked.
+q "ALTER DATABASE \"$DB\" SET segments.enabled = off"
+q "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
+poll "the worker is off" "SELECT count(pid) FROM segments.worker" 0
+q "CREATE EXTENSION IF NOT EXISTS amcheck" >/dev/null
+q "CREATE INDEX change_queue_by_time ON segments.change_queue (enqueued_at)"
+queued=$(q "SELECT count(*) FROM segments.change_queue")
+qa "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END
+      WHERE id IN (SELECT id FROM contacts ORDER BY id LIMIT 3)"
+expect "with no worker running, the change is queued in segments.change_queue" \
+       "SELECT count(*) > $queued FROM segments.change_queue" t
+expect "a DBA's index of segments.change_queue holds every entry (amcheck heapallindexed)" \
+       "SELECT count(*) FROM (SELECT bt_index_check('segments.change_queue_by_time', true)) c" 1
+expect "... and so does its primary key" \
+       "SELECT count(*) FROM (SELECT bt_index_check('segments.change_queue_pkey', true)) c" 1
+q "DROP INDEX segments.change_queue_by_time"
+q "ALTER DATABASE \"$DB\" RESET segments.enabled"
+q "SELECT segments._notify_worker()" >/dev/null 2>&1 || true
+expect "wait() after the queued change, the worker on again" "SELECT segments.wait('60 s')" t
+expect "the queued change is applied" "SELECT '$(mismatches VIP "$VIP")'" 0
 
 expect "no error reported by the worker" "SELECT coalesce(last_error, '') FROM segments.worker" ""
 all_passed
