@@ -139,6 +139,22 @@ expect "a DBA's index of segments.change_queue holds every entry (amcheck heapal
        "SELECT count(*) FROM (SELECT bt_index_check('segments.change_queue_by_time', true)) c" 1
 expect "... and so does its primary key" \
        "SELECT count(*) FROM (SELECT bt_index_check('segments.change_queue_pkey', true)) c" 1
+# a session that queued before a REINDEX CONCURRENTLY of the primary key
+# (another session's) queues after it into the rebuilt one
+n0=$(q "SELECT count(*) FROM segments.change_queue")
+k=$(q "SELECT count(*) FROM (SELECT id FROM contacts ORDER BY id LIMIT 3) c")
+pkey0=$(q "SELECT 'segments.change_queue_pkey'::regclass::oid")
+psql -X -qAt -v ON_ERROR_STOP=1 -U "$APP" \
+     -c "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id IN (SELECT id FROM contacts ORDER BY id LIMIT 3)" \
+     -c "\\! psql -X -q -U \"$PGUSER\" -c 'REINDEX INDEX CONCURRENTLY segments.change_queue_pkey'" \
+     -c "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id IN (SELECT id FROM contacts ORDER BY id LIMIT 3)" \
+     >/dev/null || fail "a session writing across a REINDEX CONCURRENTLY of the queue's primary key failed"
+expect "... the primary key was rebuilt (a new index)" \
+       "SELECT 'segments.change_queue_pkey'::regclass::oid <> $pkey0" t
+expect "... its entries before and after the rebuild are queued" \
+       "SELECT count(*) - $n0 FROM segments.change_queue" "$((2 * k))"
+expect "... and the rebuilt primary key holds every entry (amcheck heapallindexed)" \
+       "SELECT count(*) FROM (SELECT bt_index_check('segments.change_queue_pkey', true)) c" 1
 q "DROP INDEX segments.change_queue_by_time"
 q "ALTER DATABASE \"$DB\" RESET segments.enabled"
 q "SELECT segments._notify_worker()" >/dev/null 2>&1 || true
