@@ -18,14 +18,7 @@ q "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" 
 poll "the worker is off" "SELECT count(pid) FROM segments.worker" 0
 
 N=30000
-qa "CREATE TABLE contacts (id bigint PRIMARY KEY, org text, n int NOT NULL)"
-# every tenth contact has no tenant
-qa "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'org' || (g % 3) END, g
-      FROM generate_series(1, $N) g"
-q "SELECT segments.configure('contacts', 'id', tenant_column => 'org')" >/dev/null
-for k in 2 3 5 7; do
-    q "SELECT segments.create_segment('div$k', '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lte\", \"value\": $((N * k / 8))}')" >/dev/null
-done
+div_contacts "$N"
 q "SELECT segments.create_segment('none', '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lt\", \"value\": 0}')" >/dev/null
 # a tenant's segment holds only that tenant's contacts
 psql -X -q -d postgres -c "CREATE ROLE \"segw_t1_$$\" LOGIN" >/dev/null; ROLES+=("segw_t1_$$")
@@ -56,14 +49,6 @@ expect "the tenant's segment holds its tenant's contacts only" \
 expect "contacts without a tenant are stored without one" \
        "SELECT count(*) FROM segments.member m JOIN contacts c ON c.id = m.contact_id
          WHERE m.tenant IS DISTINCT FROM c.org" 0
-# the members per segment through the GIN index, and as the stored rows say
-gin_agrees() {
-    expect "$1" \
-       "SET enable_seqscan = off; SET enable_bitmapscan = on;
-        SELECT string_agg(s.name || ':' || (SELECT count(*) FROM segments.segment_members(s.name)), ' ' ORDER BY s.name)
-          FROM segments.segment s" \
-       "$(q "SELECT string_agg(s.name || ':' || (SELECT count(*) FROM segments.member m WHERE s.num = ANY (segments._member_segs(m.data))), ' ' ORDER BY s.name) FROM segments.segment s")"
-}
 gin_agrees "the GIN index answers as the stored rows say (index scan)"
 expect "history recorded every membership of the first refresh()" \
        "SELECT $LOG - $l0" "$(q "$MEMBERSHIPS")"
@@ -131,22 +116,7 @@ expect "and the rows are those of the first refresh()" "$(same first)" 0
 # to the build, as the INSERT statement does (gathered entries went into
 # its empty file: "could not read block 1").
 q "TRUNCATE segments.member"
-psql -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'segw_row_lock'" -c "BEGIN" \
-     -c "LOCK TABLE segments.member IN ROW EXCLUSIVE MODE" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
-locker=$!
-poll "(6) a session holds the writers' table lock" \
-     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_row_lock' AND wait_event = 'PgSleep'" 1 30
-psql -X -qAt -v ON_ERROR_STOP=1 -c "CREATE INDEX CONCURRENTLY member_unbuilt ON segments.member
-                                        USING gin (segments._member_segs(data))" >/dev/null 2>&1 &
-build=$!
-poll "(6) an index of segments.member exists, not ready for inserts" \
-     "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('segments.member_unbuilt') AND NOT indisready" 1 30
-got=$(psql -X -qAt -c "SELECT segments.refresh() IS NOT NULL" 2>&1) || true
-[ "$got" = t ] || fail "(6) a first pass beside an index not ready for inserts failed: $got"
-note "ok: (6) a first pass beside an index not ready for inserts"
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_row_lock'" >/dev/null
-wait "$locker" 2>/dev/null || true
-wait "$build" || fail "(6) the index build failed"
+refresh_beside_unbuilt_gin "(6)" "a first pass"
 expect "(6) the rows are those of the first refresh()" "$(same first)" 0
 expect "(6) the index built after the pass answers as the rows say" \
        "SET enable_seqscan = off; SET enable_bitmapscan = on; SET enable_indexscan = off;

@@ -169,6 +169,62 @@ timeline() {
         sleep 0.2
     done
 }
+# The contacts of the bulk tests: N rows (id, org, n = id), every tenth
+# without a tenant, configured with org as the tenant column, and segments
+# div2, div3, div5 and div7 (n <= N * k / 8).
+div_contacts() {
+    local n="$1" k
+    qa "CREATE TABLE contacts (id bigint PRIMARY KEY, org text, n int NOT NULL)"
+    qa "INSERT INTO contacts SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'org' || (g % 3) END, g
+          FROM generate_series(1, $n) g"
+    q "SELECT segments.configure('contacts', 'id', tenant_column => 'org')" >/dev/null
+    for k in 2 3 5 7; do
+        q "SELECT segments.create_segment('div$k', '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lte\", \"value\": $((n * k / 8))}')" >/dev/null
+    done
+}
+
+# A GIN index of segments.member not yet built, as REINDEX or CREATE INDEX
+# CONCURRENTLY has it before its build (an empty file, not ready for
+# inserts): the build of segments.member_unbuilt waits for a session that
+# holds the table's ROW EXCLUSIVE lock.  unbuilt_gin_end lets the build
+# finish; the caller drops the index.  $1 prefixes the checks' names.
+unbuilt_gin_start() {
+    psql -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'segw_row_lock'" -c "BEGIN" \
+         -c "LOCK TABLE segments.member IN ROW EXCLUSIVE MODE" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+    UNBUILT_LOCKER=$!
+    poll "$1 a session holds the writers' table lock" \
+         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_row_lock' AND wait_event = 'PgSleep'" 1 30
+    psql -X -qAt -v ON_ERROR_STOP=1 -c "CREATE INDEX CONCURRENTLY member_unbuilt ON segments.member
+                                            USING gin (segments._member_segs(data))" >/dev/null 2>&1 &
+    UNBUILT_BUILD=$!
+    poll "$1 an index of segments.member exists, not ready for inserts" \
+         "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('segments.member_unbuilt') AND NOT indisready" 1 30
+}
+unbuilt_gin_end() {
+    q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_row_lock'" >/dev/null
+    wait "$UNBUILT_LOCKER" 2>/dev/null || true
+    wait "$UNBUILT_BUILD" || fail "$1 the index build failed"
+}
+# A refresh() beside such an index succeeds ($2 says what it writes).
+refresh_beside_unbuilt_gin() {
+    local got
+    unbuilt_gin_start "$1"
+    got=$(psql -X -qAt -c "SELECT segments.refresh() IS NOT NULL" 2>&1) || true
+    [ "$got" = t ] || fail "$1 a refresh() ($2) beside an index not ready for inserts failed: $got"
+    note "ok: $1 a refresh() ($2) beside an index not ready for inserts"
+    unbuilt_gin_end "$1"
+}
+
+# The members per segment through the GIN index (an index scan) are those
+# the stored rows say.
+gin_agrees() {
+    expect "$1" \
+       "SET enable_seqscan = off; SET enable_bitmapscan = on;
+        SELECT string_agg(s.name || ':' || (SELECT count(*) FROM segments.segment_members(s.name)), ' ' ORDER BY s.name)
+          FROM segments.segment s" \
+       "$(q "SELECT string_agg(s.name || ':' || (SELECT count(*) FROM segments.member m WHERE s.num = ANY (segments._member_segs(m.data))), ' ' ORDER BY s.name) FROM segments.segment s")"
+}
+
 
 # Leaving the server as the script found it, even when it fails: the
 # script registers what to undo (on_exit), server settings are changed
