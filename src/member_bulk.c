@@ -83,14 +83,18 @@ extern Datum segments_member_segs(PG_FUNCTION_ARGS);
 
 /*
  * Can rows go to this relation without the executor?  Not with BEFORE ROW
- * triggers (they may change or skip a row) or INSTEAD OF ones.
+ * triggers (they may change or skip a row) or INSTEAD OF ones, nor with a
+ * CHECK constraint (a DBA's: the statement checks it, the bulk path would
+ * not).
  */
 bool
 MemberBulkPossible(Relation rel)
 {
 	TriggerDesc *td = rel->trigdesc;
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
 
 	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		(constr == NULL || constr->num_check == 0) &&
 		(td == NULL || (!td->trig_insert_before_row && !td->trig_insert_instead_row &&
 						!td->trig_update_before_row && !td->trig_update_instead_row));
 }

@@ -124,4 +124,16 @@ expect "(6) the index built after the pass answers as the rows say" \
        "$(q "SELECT count(*) FROM first WHERE segs @> ARRAY[$(q "SELECT num FROM segments.segment WHERE name = 'div7'")]")"
 q "DROP INDEX segments.member_unbuilt"
 
+# 7. a CHECK constraint a DBA puts on segments.member holds for a pass's
+# rows as for the INSERT statement's: the pass fails, nothing is written
+q "TRUNCATE segments.member"
+q "ALTER TABLE segments.member ADD CONSTRAINT no_org2 CHECK (tenant IS DISTINCT FROM 'org2')"
+got=$(psql -X -qAt -v VERBOSITY=verbose -c "SELECT segments.refresh()" 2>&1 || true)
+case "$got" in
+    *23514*no_org2*) note "ok: (7) a pass breaking a DBA's CHECK constraint fails with 23514";;
+    *) fail "(7) a pass breaking a DBA's CHECK constraint: $got";;
+esac
+expect "(7) ... and writes nothing" "SELECT count(*) FROM segments.member" 0
+q "ALTER TABLE segments.member DROP CONSTRAINT no_org2"
+
 all_passed
