@@ -59,7 +59,7 @@ q "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \$\$
      RETURN NEW;
    END \$\$"
 q "INSERT INTO refused VALUES (0)"
-q "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON segments.member FOR EACH ROW EXECUTE FUNCTION refuse()"
+member_ddl "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON segments.member FOR EACH ROW EXECUTE FUNCTION refuse()"
 SEATS=$(q "SELECT segments.create_segment('Seats', '{\"type\": \"attribute\", \"field\": \"seats\", \"op\": \"gte\", \"value\": 5}')")
 poll "failed at once, with the reason" \
      "SELECT state || ' ' || member_count || ' ' || (last_error LIKE '%membership storage refuses%') FROM segments.status WHERE name = 'Seats'" "failed 0 true" 20
@@ -97,7 +97,7 @@ expect "the errors are kept" \
        "SELECT string_agg(contact || ': ' || (error LIKE '%refuses contact 13%' OR error LIKE '%out of range%'), ', ' ORDER BY contact) FROM segments.change_queue_failed" \
        "13: true, 3000000000: true"
 expect "wait() is false while changes are set aside" "SELECT segments.wait('1 s')" f
-q "DROP TRIGGER refuse ON segments.member"
+member_ddl "DROP TRIGGER refuse ON segments.member"
 q "DELETE FROM segments.change_queue_failed WHERE contact = '3000000000'"
 expect "retry_failed_changes() queues them again" "SELECT segments.retry_failed_changes()" 1
 expect "wait() after the retry" "SELECT segments.wait('30 s')" t

@@ -23,7 +23,7 @@ expect "the setting is read" "SHOW segments.pass_chunk_size" 1000
 
 q "CREATE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS
    \$\$ BEGIN PERFORM pg_catalog.pg_sleep(0.001); RETURN NEW; END \$\$"
-q "CREATE TRIGGER slow_write BEFORE INSERT OR UPDATE ON segments.member
+member_ddl "CREATE TRIGGER slow_write BEFORE INSERT OR UPDATE ON segments.member
      FOR EACH ROW EXECUTE FUNCTION slow_write()"
 
 exact() {     # every segment's stored membership and count agree with its rule

@@ -80,13 +80,13 @@ LOW=$(q "SELECT segments.create_segment('Low', '{\"type\": \"attribute\", \"fiel
 expect "wait() for Low" "SELECT segments.wait('60 s')" t
 q "CREATE FUNCTION public.refuse_new() RETURNS trigger LANGUAGE plpgsql AS \$\$
    BEGIN RAISE EXCEPTION 'membership storage refuses new rows'; END \$\$"
-q "CREATE TRIGGER refuse_new BEFORE INSERT ON segments.member FOR EACH ROW EXECUTE FUNCTION public.refuse_new()"
+member_ddl "CREATE TRIGGER refuse_new BEFORE INSERT ON segments.member FOR EACH ROW EXECUTE FUNCTION public.refuse_new()"
 q "SELECT segments.update_segment('$LOW', definition => '{\"type\": \"attribute\", \"field\": \"id\", \"op\": \"between\", \"value\": [1, 150]}')" >/dev/null
 poll "the segment failed" "SELECT state FROM segments.status WHERE segment_id = '$LOW'" failed
 expect "its members left, cause failed" \
        "SELECT count(*) || ' ' || string_agg(DISTINCT cause, ',') FROM segments.membership_changes
          WHERE segment_id = '$LOW' AND NOT entered" "4 failed"
-q "DROP TRIGGER refuse_new ON segments.member"
+member_ddl "DROP TRIGGER refuse_new ON segments.member"
 q "SELECT segments.drop_segment('$LOW')" >/dev/null
 
 # NOTIFY: a listener on the segment's channel hears of a change

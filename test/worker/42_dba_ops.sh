@@ -76,6 +76,11 @@ healthy() {
     gin_agrees "$1: the GIN index answers as the stored rows say (index scan)"
 }
 RELFILE="SELECT pg_relation_filenode('segments.member')"
+# what a concurrent build that failed leaves (member_ddl, before it tries again)
+DROP_INVALID="DO \$\$DECLARE i regclass; BEGIN
+    FOR i IN SELECT indexrelid::regclass FROM pg_index
+              WHERE indrelid IN ('segments.member'::regclass, 'segments.change_queue'::regclass) AND NOT indisvalid
+    LOOP EXECUTE 'DROP INDEX ' || i; END LOOP; END \$\$"
 
 # 1. VACUUM FULL and CLUSTER rewrite segments.member (new files) under the
 #    worker's feet
@@ -83,9 +88,9 @@ start_writers
 f0=$(q "$RELFILE")
 # a pass under way (every member of div2 rewritten) as the table is rewritten
 q "SELECT segments.update_segment('div2', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lte\", \"value\": $((N * 3 / 16))}')" >/dev/null
-q "VACUUM FULL segments.member"
+member_ddl "VACUUM FULL segments.member"
 app_writes 1
-q "CLUSTER segments.member USING member_pkey"
+member_ddl "CLUSTER segments.member USING member_pkey"
 app_writes 2
 sleep 2
 stop_writers
@@ -98,9 +103,9 @@ start_writers
 gin0=$(q "SELECT 'segments.member_segs_idx'::regclass::oid")
 pk0=$(q "SELECT 'segments.member_pkey'::regclass::oid")
 q "SELECT segments.update_segment('div2', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lte\", \"value\": $((N * 2 / 8))}')" >/dev/null
-q "REINDEX TABLE CONCURRENTLY segments.member"
+member_ddl "REINDEX TABLE CONCURRENTLY segments.member" "$DROP_INVALID"
 app_writes 3
-q "REINDEX INDEX CONCURRENTLY segments.member_segs_idx"
+member_ddl "REINDEX INDEX CONCURRENTLY segments.member_segs_idx" "$DROP_INVALID"
 app_writes 4
 sleep 2
 stop_writers
@@ -119,7 +124,7 @@ queued0=$(q "SELECT count(*) FROM segments.change_queue")
 start_writers
 app_writes 5
 qpk0=$(q "SELECT 'segments.change_queue_pkey'::regclass::oid")
-q "REINDEX TABLE CONCURRENTLY segments.change_queue"
+member_ddl "REINDEX TABLE CONCURRENTLY segments.change_queue" "$DROP_INVALID"
 app_writes 6
 sleep 2
 stop_writers
@@ -140,9 +145,9 @@ expect "(3) the queue is drained" "SELECT count(*) FROM segments.change_queue" 0
 # 4. a DBA's own indexes on segments.member: a partial GIN index (built
 #    concurrently while the application writes) and a btree expression index
 start_writers
-q "CREATE INDEX CONCURRENTLY member_dba_gin ON segments.member
-     USING gin (segments._member_segs(data)) WHERE tenant = 'org1'"
-q "CREATE INDEX member_dba_len ON segments.member ((octet_length(data)), tenant)"
+member_ddl "CREATE INDEX CONCURRENTLY member_dba_gin ON segments.member
+     USING gin (segments._member_segs(data)) WHERE tenant = 'org1'" "DROP INDEX IF EXISTS segments.member_dba_gin"
+member_ddl "CREATE INDEX member_dba_len ON segments.member ((octet_length(data)), tenant)"
 app_writes 7
 q "SELECT segments.update_segment('div3', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"gte\", \"value\": $((N / 3))}')" >/dev/null
 app_writes 8
@@ -170,7 +175,7 @@ got=$(through_partial "$GINQ") || fail "(4) the query through the partial index 
 want=$(q "SET enable_bitmapscan = off; SET enable_indexscan = off; $GINQ")
 [ "$got" = "$want" ] || fail "(4) the partial GIN index answers '$got', a sequential scan '$want'"
 note "ok: (4) the partial GIN index answers as a sequential scan ($got)"
-q "DROP INDEX segments.member_dba_gin; DROP INDEX segments.member_dba_len"
+member_ddl "DROP INDEX segments.member_dba_gin; DROP INDEX segments.member_dba_len"
 
 # 5. an AFTER ROW audit trigger a DBA adds on segments.member
 q "CREATE TABLE public.member_audit (op text NOT NULL, contact_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())"
@@ -180,7 +185,7 @@ q "CREATE FUNCTION public.member_audit() RETURNS trigger LANGUAGE plpgsql AS \$\
             VALUES (TG_OP, CASE WHEN TG_OP = 'DELETE' THEN OLD.contact_id ELSE NEW.contact_id END);
        RETURN NULL;
    END \$\$"
-q "CREATE TRIGGER member_audit AFTER INSERT OR UPDATE OR DELETE ON segments.member
+member_ddl "CREATE TRIGGER member_audit AFTER INSERT OR UPDATE OR DELETE ON segments.member
      FOR EACH ROW EXECUTE FUNCTION public.member_audit()"
 start_writers
 sleep 3
@@ -208,11 +213,11 @@ app_writes 9
 sleep 2
 stop_writers
 healthy "(5) an audit trigger"
-q "DROP TRIGGER member_audit ON segments.member"
+member_ddl "DROP TRIGGER member_audit ON segments.member"
 
 # 6. fillfactor 70, then a redefinition (every member row of the segment
 #    rewritten)
-q "ALTER TABLE segments.member SET (fillfactor = 70)"
+member_ddl "ALTER TABLE segments.member SET (fillfactor = 70)"
 start_writers
 q "SELECT segments.update_segment('div5', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"gt\", \"value\": $((N / 8))}')" >/dev/null
 app_writes 10

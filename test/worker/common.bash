@@ -169,6 +169,26 @@ timeline() {
         sleep 0.2
     done
 }
+# DDL on segments.member (a test's trigger): run again when PostgreSQL's
+# deadlock detector failed it beside the worker's REINDEX CONCURRENTLY
+# (which waits for the DDL's transaction while the DDL waits for its
+# lock), as the README tells a DBA to, after $2 (SQL that undoes what a
+# failed concurrent build leaves) if given; any other error fails the test.
+member_ddl() {
+    local try out
+    for try in 1 2 3 4 5; do
+        out=$(psql -X -qAt -v ON_ERROR_STOP=1 -c "$1" 2>&1) && return 0
+        case "$out" in
+            *"deadlock detected"*)
+                note "member_ddl: deadlock with the worker's rebuild, again ($try)"
+                [ -z "${2:-}" ] || q "$2" >/dev/null
+                sleep 1;;
+            *) fail "DDL on segments.member failed: $out";;
+        esac
+    done
+    fail "DDL on segments.member deadlocked 5 times: $1"
+}
+
 # The contacts of the bulk tests: N rows (id, org, n = id), every tenth
 # without a tenant, configured with org as the tenant column, and segments
 # div2, div3, div5 and div7 (n <= N * k / 8).
