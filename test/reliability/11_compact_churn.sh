@@ -105,7 +105,7 @@ for r in $(seq 1 "$ROUNDS"); do
         note "ok: round $r: the vacuum process killed between its moves and its vacuum"
         wait "$HOLDER" 2>/dev/null || true   # the crash restart ended its session
         sleep 1; wait_server
-        set_system segments.member_reindex_factor 2
+        reset_system   # compaction and rebuilds as by default again
     else
         q "VACUUM segments.member"
         poll "round $r: the worker gave pages back ($before pages before)" \

@@ -125,9 +125,7 @@ expect "traits change reflected" \
 # CONCURRENTLY builds) gets every entry the capture writes: the queue's
 # rows are inserted below the executor, into its primary key alone before.
 # The worker is off, so the entries stay to be checked.
-q "ALTER DATABASE \"$DB\" SET segments.enabled = off"
-q "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
-poll "the worker is off" "SELECT count(pid) FROM segments.worker" 0
+worker_off
 q "CREATE EXTENSION IF NOT EXISTS amcheck" >/dev/null
 q "CREATE INDEX change_queue_by_time ON segments.change_queue (enqueued_at)"
 queued=$(q "SELECT count(*) FROM segments.change_queue")
@@ -156,8 +154,7 @@ expect "... its entries before and after the rebuild are queued" \
 expect "... and the rebuilt primary key holds every entry (amcheck heapallindexed)" \
        "SELECT count(*) FROM (SELECT bt_index_check('segments.change_queue_pkey', true)) c" 1
 q "DROP INDEX segments.change_queue_by_time"
-q "ALTER DATABASE \"$DB\" RESET segments.enabled"
-q "SELECT segments._notify_worker()" >/dev/null 2>&1 || true
+worker_on
 expect "wait() after the queued change, the worker on again" "SELECT segments.wait('60 s')" t
 expect "the queued change is applied" "SELECT '$(mismatches VIP "$VIP")'" 0
 

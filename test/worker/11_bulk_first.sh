@@ -13,9 +13,7 @@
 # concurrent build's) is left to its build.
 . "$(dirname "$0")/common.bash"
 
-q "ALTER DATABASE \"$DB\" SET segments.enabled = off"
-q "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
-poll "the worker is off" "SELECT count(pid) FROM segments.worker" 0
+worker_off
 
 N=30000
 div_contacts "$N"

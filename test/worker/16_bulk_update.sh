@@ -127,9 +127,7 @@ expect "(4) no segment failed" "SELECT count(*) FROM segments.segments WHERE sta
 
 # 5. cancelled after its replacements: nothing of it stays.  A statement
 #    trigger sleeps after the rows are replaced.
-q "ALTER DATABASE \"$DB\" SET segments.enabled = off"
-q "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
-poll "(5) the worker is off" "SELECT count(pid) FROM segments.worker" 0
+worker_off "(5)"
 snapshot before5
 q "SELECT segments.update_segment('div5', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"gte\", \"value\": 10}')" >/dev/null
 q "CREATE FUNCTION public.slow_statement() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN PERFORM pg_catalog.pg_sleep(30); RETURN NULL; END \$\$"

@@ -15,9 +15,7 @@ q "SELECT segments.configure('contacts', 'id')" >/dev/null
 q "SELECT segments.create_segment('paid', '{\"type\": \"attribute\", \"field\": \"plan\", \"op\": \"eq\", \"value\": \"pro\"}')" >/dev/null
 poll "the segment is evaluated" "SELECT segments.wait('1 min')" t 90
 
-q "ALTER DATABASE \"$DB\" SET segments.enabled = off"
-q "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
-poll "the worker is off" "SELECT count(pid) FROM segments.worker" 0
+worker_off
 qa "UPDATE contacts SET plan = 'free' WHERE id = 1"   # a change: the launcher starts one, which exits
 poll "the worker found the setting off and exited" "SELECT state FROM segments.worker" disabled
 

@@ -117,9 +117,7 @@ healthy "(2) REINDEX CONCURRENTLY"
 
 # 3. REINDEX TABLE CONCURRENTLY of segments.change_queue while writes go
 #    there (the worker off), then the worker on again
-q "ALTER DATABASE \"$DB\" SET segments.enabled = off"
-q "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
-poll "(3) the worker is off" "SELECT count(pid) FROM segments.worker" 0
+worker_off "(3)"
 queued0=$(q "SELECT count(*) FROM segments.change_queue")
 start_writers
 app_writes 5
@@ -136,8 +134,7 @@ expect "(3) the rebuilt primary key holds every entry (amcheck heapallindexed)" 
        "SELECT count(*) FROM (SELECT bt_index_check('segments.change_queue_pkey', true)) c" 1
 expect "(3) no invalid index left on the queue" \
        "SELECT count(*) FROM pg_index WHERE indrelid = 'segments.change_queue'::regclass AND NOT indisvalid" 0
-q "ALTER DATABASE \"$DB\" RESET segments.enabled"
-q "SELECT segments._notify_worker()" >/dev/null
+worker_on
 poll "(3) the worker is back" "SELECT count(pid) FROM segments.worker" 1
 healthy "(3) the queue reindexed"
 expect "(3) the queue is drained" "SELECT count(*) FROM segments.change_queue" 0

@@ -169,6 +169,7 @@ timeline() {
         sleep 0.2
     done
 }
+
 # DDL on segments.member (a test's trigger): run again when PostgreSQL's
 # deadlock detector failed it beside the worker's REINDEX CONCURRENTLY
 # (which waits for the DDL's transaction while the DDL waits for its
@@ -189,6 +190,18 @@ member_ddl() {
     fail "DDL on segments.member deadlocked 5 times: $1"
 }
 
+# The database's worker turned off (and gone), and on again.  $1
+# prefixes the check's name.
+worker_off() {
+    q "ALTER DATABASE \"$DB\" SET segments.enabled = off"
+    q "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
+    poll "${1:+$1 }the worker is off" "SELECT count(pid) FROM segments.worker" 0
+}
+worker_on() {
+    q "ALTER DATABASE \"$DB\" RESET segments.enabled"
+    q "SELECT segments._notify_worker()" >/dev/null
+}
+
 # The contacts of the bulk tests: N rows (id, org, n = id), every tenth
 # without a tenant, configured with org as the tenant column, and segments
 # div2, div3, div5 and div7 (n <= N * k / 8).
@@ -203,36 +216,30 @@ div_contacts() {
     done
 }
 
-# A GIN index of segments.member not yet built, as REINDEX or CREATE INDEX
-# CONCURRENTLY has it before its build (an empty file, not ready for
-# inserts): the build of segments.member_unbuilt waits for a session that
-# holds the table's ROW EXCLUSIVE lock.  unbuilt_gin_end lets the build
-# finish; the caller drops the index.  $1 prefixes the checks' names.
-unbuilt_gin_start() {
+# A refresh() ($2 says what it writes) succeeds beside a GIN index of
+# segments.member not yet built, as REINDEX or CREATE INDEX CONCURRENTLY
+# has it before its build (an empty file, not ready for inserts): the
+# build of segments.member_unbuilt waits for a session that holds the
+# table's ROW EXCLUSIVE lock until the refresh() is done, then finishes;
+# the caller drops the index.  $1 prefixes the checks' names.
+refresh_beside_unbuilt_gin() {
+    local got locker build
     psql -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'segw_row_lock'" -c "BEGIN" \
          -c "LOCK TABLE segments.member IN ROW EXCLUSIVE MODE" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
-    UNBUILT_LOCKER=$!
+    locker=$!
     poll "$1 a session holds the writers' table lock" \
          "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segw_row_lock' AND wait_event = 'PgSleep'" 1 30
     psql -X -qAt -v ON_ERROR_STOP=1 -c "CREATE INDEX CONCURRENTLY member_unbuilt ON segments.member
                                             USING gin (segments._member_segs(data))" >/dev/null 2>&1 &
-    UNBUILT_BUILD=$!
+    build=$!
     poll "$1 an index of segments.member exists, not ready for inserts" \
          "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('segments.member_unbuilt') AND NOT indisready" 1 30
-}
-unbuilt_gin_end() {
-    q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_row_lock'" >/dev/null
-    wait "$UNBUILT_LOCKER" 2>/dev/null || true
-    wait "$UNBUILT_BUILD" || fail "$1 the index build failed"
-}
-# A refresh() beside such an index succeeds ($2 says what it writes).
-refresh_beside_unbuilt_gin() {
-    local got
-    unbuilt_gin_start "$1"
     got=$(psql -X -qAt -c "SELECT segments.refresh() IS NOT NULL" 2>&1) || true
     [ "$got" = t ] || fail "$1 a refresh() ($2) beside an index not ready for inserts failed: $got"
     note "ok: $1 a refresh() ($2) beside an index not ready for inserts"
-    unbuilt_gin_end "$1"
+    q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'segw_row_lock'" >/dev/null
+    wait "$locker" 2>/dev/null || true
+    wait "$build" || fail "$1 the index build failed"
 }
 
 # The members per segment through the GIN index (an index scan) are those
@@ -244,7 +251,6 @@ gin_agrees() {
           FROM segments.segment s" \
        "$(q "SELECT string_agg(s.name || ':' || (SELECT count(*) FROM segments.member m WHERE s.num = ANY (segments._member_segs(m.data))), ' ' ORDER BY s.name) FROM segments.segment s")"
 }
-
 
 # Leaving the server as the script found it, even when it fails: the
 # script registers what to undo (on_exit), server settings are changed
