@@ -41,6 +41,7 @@
  *-------------------------------------------------------------------------
  */
 #include "capture_ring.h"
+#include "queue_take.h"
 #include "catalog.h"
 #include "citus.h"
 #include "history.h"
@@ -524,6 +525,16 @@ apply_isolated(void)
 	return n;
 }
 
+/*
+ * Where the next batch reads segments.change_queue from (queue_take.c): after
+ * the greatest id the last committed batch took, and from the first entry
+ * at least once every QUEUE_FROM_START_MS.
+ */
+#define QUEUE_FROM_START_MS	1000
+static int64 queue_resume = 0;
+static bool queue_resume_valid = false;
+static TimestampTz queue_from_start_at = 0;
+
 /* When the last batch that applied something ended (see APPLY_PACE_MS). */
 static TimestampTz last_applied_at = 0;
 
@@ -570,7 +581,10 @@ apply_batch(void)
 		Oid			argtype = INT4OID;
 		bool		isnull;
 		bool		truncated;
-		Datum		keys;
+		Datum		keys = (Datum) 0;
+		ArrayType  *queued;
+		QueueTaken	taken;
+		bool		queue_taken = false;
 		RequestGuard guard;
 
 		EvaluateInContacts = false;
@@ -596,25 +610,38 @@ apply_batch(void)
 		else if (is_configured())
 		{
 			guard = guard_begin();
-			WorkerRun("WITH " DEQUEUE_IDS ","
-				" batch AS (" DEQUEUE_OLDEST " RETURNING contact)"
-				" SELECT pg_catalog.count(*),"
-				"        coalesce(pg_catalog.bool_or(contact IS NULL), false),"
-				"        pg_catalog.array_agg(DISTINCT contact) FILTER (WHERE contact IS NOT NULL)"
-				"   FROM batch",
-				1, &argtype, &arg, SPI_OK_SELECT);
-			n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			truncated = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-			keys = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-			if (ring_n > 0)
+			if (QueueTake(segments_batch_size, queue_resume_valid ? &queue_resume : NULL,
+						  TimestampDifferenceExceeds(queue_from_start_at, GetCurrentTimestamp(),
+													 QUEUE_FROM_START_MS),
+						  &taken))
 			{
-				/* the ring's keys and the queue's, deduplicated */
+				n = taken.n;
+				truncated = taken.whole_source;
+				queued = taken.contacts;
+				queue_taken = true;
+			}
+			else
+			{
+				/* the queue has a DBA's triggers or row security: SQL honours them */
+				WorkerRun("WITH " DEQUEUE_IDS ","
+					" batch AS (" DEQUEUE_OLDEST " RETURNING contact)"
+					" SELECT pg_catalog.count(*),"
+					"        coalesce(pg_catalog.bool_or(contact IS NULL), false),"
+					"        pg_catalog.array_agg(contact) FILTER (WHERE contact IS NOT NULL)"
+					"   FROM batch",
+					1, &argtype, &arg, SPI_OK_SELECT);
+				n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+				truncated = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+				keys = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+				queued = isnull ? NULL : DatumGetArrayTypeP(keys);
+			}
+			/* the ring's keys and the queue's, deduplicated */
+			isnull = (ring_n == 0 && queued == NULL);
+			if (!isnull)
 				keys = PointerGetDatum(CaptureRingMergeKeys(ring_keys, ring_n,
 															CatalogGet()->config.source_relid,
-															isnull ? NULL : DatumGetArrayTypeP(keys)));
-				isnull = false;
-				n += ring_n;
-			}
+															queued));
+			n += ring_n;
 			if (n > 0)
 			{
 				set_state(SWS_APPLYING);
@@ -633,11 +660,21 @@ apply_batch(void)
 		commit_xact();
 		/* applied (or, not configured, moot): the entries leave the ring */
 		CaptureRingAdvance(ring_n);
+		if (queue_taken)
+		{
+			/* the next batch reads the queue from where this one ended */
+			queue_resume = taken.last_id;
+			queue_resume_valid = (taken.last_id != PG_INT64_MIN);
+			if (taken.from_start)
+				queue_from_start_at = GetCurrentTimestamp();
+		}
 		apply_isolating = false;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata = abort_xact();
+
+		queue_resume_valid = false;	/* whatever the batch took is back */
 
 		/*
 		 * Transient, or the pass's own error (the source's shape, the

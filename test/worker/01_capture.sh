@@ -4,7 +4,8 @@
 # reflected after segments.wait(); a rolled-back change and an UPDATE of a
 # column no rule reads queue nothing; a new or changed segment is evaluated
 # by the worker; an index a DBA adds to segments.change_queue gets every
-# queued entry.
+# queued entry, a DELETE trigger added to it sees every entry taken, and an
+# entry queued after others with a smaller id is taken.
 . "$(dirname "$0")/common.bash"
 
 qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text, seen_at timestamptz)"
@@ -157,6 +158,50 @@ q "DROP INDEX segments.change_queue_by_time"
 worker_on
 expect "wait() after the queued change, the worker on again" "SELECT segments.wait('60 s')" t
 expect "the queued change is applied" "SELECT '$(mismatches VIP "$VIP")'" 0
+
+# The worker takes entries off segments.change_queue by their position, below
+# SQL; a DELETE trigger a DBA puts on the queue makes it take them through
+# the DELETE statement again, so that the trigger sees every entry.
+worker_off
+qa "CREATE TABLE queue_taken (contact text)"
+q "CREATE FUNCTION queue_taken() RETURNS trigger LANGUAGE plpgsql AS
+     \$\$BEGIN INSERT INTO public.queue_taken VALUES (OLD.contact); RETURN OLD; END\$\$" >/dev/null
+q "CREATE TRIGGER queue_taken AFTER DELETE ON segments.change_queue
+     FOR EACH ROW EXECUTE FUNCTION queue_taken()" >/dev/null
+qa "INSERT INTO contacts (id, plan) VALUES (20001, 'vip'), (20002, 'free'), (20003, 'vip')"
+worker_on
+expect "wait() with a DELETE trigger on the queue" "SELECT segments.wait('60 s')" t
+expect "... the trigger saw each entry the worker took" \
+       "SELECT string_agg(DISTINCT contact, ',' ORDER BY contact) FROM queue_taken" "20001,20002,20003"
+expect "... and the changes are applied" "SELECT '$(mismatches VIP "$VIP")'" 0
+q "DROP TRIGGER queue_taken ON segments.change_queue" >/dev/null
+# without it, below SQL: the same changes applied, the queue emptied
+worker_off
+qa "INSERT INTO contacts (id, plan) SELECT g, CASE WHEN g % 3 = 0 THEN 'vip' ELSE 'free' END FROM generate_series(20101, 20200) g"
+expect "... 100 changes queued in the table" "SELECT count(*) FROM segments.change_queue" 100
+worker_on
+expect "wait() once the trigger is gone" "SELECT segments.wait('60 s')" t
+expect "... nothing left in the queue" "SELECT count(*) FROM segments.change_queue" 0
+expect "... the changes applied" "SELECT '$(mismatches VIP "$VIP")'" 0
+expect "... the primary key of the queue agrees with its rows (amcheck heapallindexed)" \
+       "SELECT count(*) FROM (SELECT bt_index_check('segments.change_queue_pkey', true)) c" 1
+
+# A batch reads the queue on from the greatest id the batch before took; an
+# entry with a smaller id that commits later (each session caches ids 64 at
+# a time; here the sequence is set back) is taken all the same.  The ring
+# is off for the application's sessions, so that their changes are queued.
+q "ALTER ROLE \"$APP\" SET segments.capture_ring = off" >/dev/null
+on_exit "q 'ALTER ROLE \"$APP\" RESET segments.capture_ring'"
+q "SELECT setval('segments.change_queue_id_seq', 1000000)" >/dev/null
+qa "INSERT INTO contacts (id, plan) VALUES (20301, 'vip')"
+expect "wait() for an entry with a large id" "SELECT segments.wait('60 s')" t
+q "SELECT setval('segments.change_queue_id_seq', 10)" >/dev/null
+qa "INSERT INTO contacts (id, plan) VALUES (20302, 'vip')"
+expect "wait() for an entry queued later with a smaller id" "SELECT segments.wait('60 s')" t
+expect "... both applied" \
+       "SELECT segments.segment_is_member(20301::bigint, 'VIP') AND segments.segment_is_member(20302::bigint, 'VIP')" t
+expect "... nothing left in the queue" "SELECT count(*) FROM segments.change_queue" 0
+q "ALTER ROLE \"$APP\" RESET segments.capture_ring" >/dev/null
 
 expect "no error reported by the worker" "SELECT coalesce(last_error, '') FROM segments.worker" ""
 all_passed
