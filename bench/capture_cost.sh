@@ -12,8 +12,8 @@
 #   unread1  one-row UPDATE of a column no rule reads (note, added here)
 #   read20   20-row UPDATE of a column rules read (seats), one statement
 #   small1   one-row UPDATE of columns rules read, on the SMALL table
-# For each synchronous_commit setting and pattern, ROUNDS interleaved
-# rounds of each VARIANT (default "ring table"):
+# For each synchronous_commit setting (SYNCS, default "off on") and pattern,
+# ROUNDS interleaved rounds of each VARIANT (default "ring table"):
 #   without the extension (the capture trigger disabled: nothing is queued,
 #           the worker idles), always first in a round;
 #   ring    with it (trigger on, worker on, its cost included), small
@@ -37,6 +37,7 @@ SEGS=${SEGS:-1,2,3,4,5,7,8,9,10,11,12,26,27,28,29,30,31,32,33,73}
 [ "$SEGS" = all ] && SEGS=$(seq -s, 1 100)
 PATTERNS=${PATTERNS:-"read1 unread1 read20 small1"}
 VARIANTS=${VARIANTS:-"ring table"}
+SYNCS=${SYNCS:-"off on"}          # the synchronous_commit settings measured
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 BIG=segments_capture_big; LITTLE=segments_capture_small
@@ -93,7 +94,7 @@ unhold() {
 
 echo "clients=$CLIENTS seconds=$SECS rounds=$ROUNDS contacts=$N small=$SMALL variants=$VARIANTS load: $(uptime)"
 summary=""
-for sc in off on; do
+for sc in $SYNCS; do
     for p in $PATTERNS; do
         db=$(db_of "$p")
         declare -A ratios=() drains=()
