@@ -486,6 +486,28 @@ statement_begin(MemberBulk *mb, BulkStatement *st, Oid relid, CmdType cmd, Snaps
  * not reference-counted: thousands of slots pinning the relation's would
  * each be a resource owner entry.
  */
+/*
+ * The NOT NULL constraints of rel, for one row, with the executor's error
+ * (ExecConstraints needs a range table, which these statements lack).
+ */
+static void
+check_not_null(Relation rel, TupleTableSlot *slot)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int att = 1; att <= desc->natts; att++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, att - 1);
+
+		if (attr->attnotnull && !attr->attisdropped && slot_attisnull(slot, att))
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+							NameStr(attr->attname), RelationGetRelationName(rel)),
+					 errtablecol(rel, att)));
+	}
+}
+
 static TupleTableSlot **
 statement_slots(MemberBulk *mb, BulkStatement *st, HeapTuple *tuples, int ntuples)
 {
@@ -508,6 +530,17 @@ statement_slots(MemberBulk *mb, BulkStatement *st, HeapTuple *tuples, int ntuple
 	}
 	for (int i = 0; i < ntuples; i++)
 		ExecStoreHeapTuple(tuples[i], mb->slots[i], true);
+	/*
+	 * A NOT NULL a DBA added (on tenant) holds as for the statement, before
+	 * anything is written; CHECK constraints keep the statement
+	 * (MemberBulkPossible).
+	 */
+	if (RelationGetDescr(st->rel)->constr != NULL &&
+		RelationGetDescr(st->rel)->constr->has_not_null)
+	{
+		for (int i = 0; i < ntuples; i++)
+			check_not_null(st->rel, mb->slots[i]);
+	}
 	return mb->slots;
 }
 

@@ -10,7 +10,8 @@
 # reader of segment_is_member() is not blocked by a first pass; tenants
 # and contacts without one; the GIN index agrees with the rows after a
 # pass into a half-filled table; a GIN index not yet ready for inserts (a
-# concurrent build's) is left to its build.
+# concurrent build's) is left to its build; a DBA's CHECK or NOT NULL
+# constraint holds.
 . "$(dirname "$0")/common.bash"
 
 worker_off
@@ -133,5 +134,20 @@ case "$got" in
 esac
 expect "(7) ... and writes nothing" "SELECT count(*) FROM segments.member" 0
 q "ALTER TABLE segments.member DROP CONSTRAINT no_org2"
+
+# 8. so does a NOT NULL a DBA puts on segments.member.tenant (contacts
+# without a tenant have none), on the bulk path itself
+q "TRUNCATE segments.member"
+q "ALTER TABLE segments.member ALTER COLUMN tenant SET NOT NULL"
+got=$(psql -X -qAt -v VERBOSITY=verbose -c "SELECT segments.refresh()" 2>&1 || true)
+case "$got" in
+    *23502*tenant*) note "ok: (8) a pass breaking a DBA's NOT NULL fails with 23502";;
+    *) fail "(8) a pass breaking a DBA's NOT NULL: $got";;
+esac
+expect "(8) ... and writes nothing" "SELECT count(*) FROM segments.member" 0
+q "ALTER TABLE segments.member ALTER COLUMN tenant DROP NOT NULL"
+q "SELECT segments.refresh()" >/dev/null
+expect "(8) without it, the pass writes contacts without a tenant" \
+       "SELECT count(*) > 0 FROM segments.member WHERE tenant IS NULL" t
 
 all_passed
