@@ -25,6 +25,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -74,6 +75,7 @@ take_range(QueueTakeScan *qs, const int64 *after, const int64 *upto, int limit, 
 		Datum		contact = slot_getattr(qs->slot, qs->contact_att, &isnull);
 		TM_FailureData tmfd;
 
+		CHECK_FOR_INTERRUPTS();
 		/* another transaction's delete (refresh() clearing the queue) wins */
 		if (table_tuple_delete(qs->rel, &qs->slot->tts_tid, qs->cid, qs->snapshot,
 							   InvalidSnapshot, true, &tmfd, false) != TM_Ok)
