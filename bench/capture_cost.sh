@@ -3,13 +3,14 @@
 # a running cluster with segments preloaded (PGHOST/PGPORT/PGUSER set; run
 # it with fsync on, or synchronous_commit means nothing).  Two databases:
 # CONTACTS contacts of bench/data.sql, and SMALL contacts, each with SEGS
-# of the segments of bench/segments.sql (default: 20 reading plan,
-# country, lifetime_value and seats, none depending on the time, so that
-# the worker's work is applying the changes; SEGS=all: the 100, whose
+# of the segments of bench/segments.sql (set up by bench/capture_setup.sql;
+# default: 20 reading plan, country, lifetime_value and seats, none
+# depending on the time, so that the worker's work is applying the
+# changes; SEGS=all: the 100, whose
 # time-dependent segments keep the worker re-evaluating).  Write patterns,
 # each a pgbench script:
 #   read1    one-row UPDATE of columns rules read (plan, lifetime_value)
-#   unread1  one-row UPDATE of a column no rule reads (note, added here)
+#   unread1  one-row UPDATE of a column no rule reads (note, added there)
 #   read20   20-row UPDATE of a column rules read (seats), one statement
 #   small1   one-row UPDATE of columns rules read, on the SMALL table
 # For each synchronous_commit setting (SYNCS, default "off on") and pattern,
@@ -33,8 +34,7 @@
 set -euo pipefail
 CLIENTS=${CLIENTS:-2}; SECS=${SECONDS_EACH:-6}; ROUNDS=${ROUNDS:-3}
 N=${CONTACTS:-200000}; SMALL=${SMALL:-2000}
-SEGS=${SEGS:-1,2,3,4,5,7,8,9,10,11,12,26,27,28,29,30,31,32,33,73}
-[ "$SEGS" = all ] && SEGS=$(seq -s, 1 100)
+[ "${SEGS:-}" = all ] && SEGS=$(seq -s, 1 100)
 PATTERNS=${PATTERNS:-"read1 unread1 read20 small1"}
 VARIANTS=${VARIANTS:-"ring table"}
 SYNCS=${SYNCS:-"off on"}          # the synchronous_commit settings measured
@@ -50,15 +50,7 @@ setup() {   # setup DB CONTACTS
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
     psql -X -q -d "$1" -v contacts="$2" -f "$BENCH_DIR/data.sql" >/dev/null
     psql -X -q -d "$1" -f "$BENCH_DIR/segments.sql" >/dev/null
-    psql -X -q -d "$1" -v ON_ERROR_STOP=1 >/dev/null <<SQL
-ALTER TABLE public.contacts ADD COLUMN note text;
-VACUUM ANALYZE public.contacts;
-CREATE EXTENSION segments;
-SELECT segments.configure('public.contacts', 'id', traits_column => 'custom_data');
-SELECT count(segments.create_segment(name, definition))
-  FROM (SELECT name, definition FROM bench.seg_def WHERE n IN ($SEGS) ORDER BY n) s;
-SELECT segments.wait('10 min');
-SQL
+    psql -X -q -d "$1" ${SEGS:+-v segs="$SEGS"} -f "$BENCH_DIR/capture_setup.sql" >/dev/null
 }
 setup $BIG "$N"
 setup $LITTLE "$SMALL"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The worker under a stream of updates: builds and installs this tree,
 # starts a private cluster (bench/common.sh), loads CONTACTS contacts of
-# bench/data.sql with the 20 segments of bench/capture_cost.sh, sets
+# bench/data.sql with the 20 segments of bench/capture_setup.sql, sets
 # synchronous_commit = off, and runs ROUNDS rounds of SECONDS_EACH seconds
 # of ROWS-row UPDATEs of seats from 2 pgbench clients with the worker on.
 # For each round: throughput, the time until segments.wait() is true after
@@ -16,23 +16,14 @@ export PGDATABASE=segments_stream
 . bench/common.sh
 N=${CONTACTS:-200000}; ROWS=${ROWS:-20}; SECS=${SECONDS_EACH:-15}; ROUNDS=${ROUNDS:-2}
 OUT=${OUT:-/tmp}
-SEGS=1,2,3,4,5,7,8,9,10,11,12,26,27,28,29,30,31,32,33,73
 build_and_install_private >/dev/null
 start_cluster
 trap 'set +e; stop_cluster' EXIT
 psql -X -q -d postgres -c "CREATE DATABASE $PGDATABASE"
 psql -X -q -v contacts="$N" -f bench/data.sql >/dev/null
 psql -X -q -f bench/segments.sql >/dev/null
-psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
-VACUUM ANALYZE public.contacts;
-CREATE EXTENSION segments;
-SELECT segments.configure('public.contacts', 'id', traits_column => 'custom_data');
-SELECT count(segments.create_segment(name, definition))
-  FROM (SELECT name, definition FROM bench.seg_def WHERE n IN ($SEGS) ORDER BY n) s;
-SELECT segments.wait('10 min');
-ALTER SYSTEM SET synchronous_commit = off;
-SELECT pg_reload_conf();
-SQL
+psql -X -q -f bench/capture_setup.sql >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()" >/dev/null
 script="$SEGMENTS_TMP/stream.sql"
 printf '\\set c random(1, %s)\nUPDATE public.contacts SET seats = 1 + (random() * 50)::int WHERE id BETWEEN :c AND :c + %s;\n' \
     "$((N - ROWS + 1))" "$((ROWS - 1))" > "$script"
