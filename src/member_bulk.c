@@ -481,12 +481,6 @@ statement_begin(MemberBulk *mb, BulkStatement *st, Oid relid, CmdType cmd, Snaps
 }
 
 /*
- * The tuples (each a single palloc'd chunk as heap_form_tuple makes them)
- * in mb's slots, which own them from now on.  A copy of the descriptor is
- * not reference-counted: thousands of slots pinning the relation's would
- * each be a resource owner entry.
- */
-/*
  * The NOT NULL constraints of rel, for one row, with the executor's error
  * (ExecConstraints needs a range table, which these statements lack).
  */
@@ -508,6 +502,12 @@ check_not_null(Relation rel, TupleTableSlot *slot)
 	}
 }
 
+/*
+ * The tuples (each a single palloc'd chunk as heap_form_tuple makes them)
+ * in mb's slots, which own them from now on.  A copy of the descriptor is
+ * not reference-counted: thousands of slots pinning the relation's would
+ * each be a resource owner entry.
+ */
 static TupleTableSlot **
 statement_slots(MemberBulk *mb, BulkStatement *st, HeapTuple *tuples, int ntuples)
 {

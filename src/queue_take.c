@@ -51,21 +51,21 @@ typedef struct QueueTakeScan
 } QueueTakeScan;
 
 /*
- * One scan of the queue's primary key from just after `after` (from its
- * first entry when NULL) up to `upto` (no bound when NULL): deletes each
- * visible entry until *n reaches limit.
+ * One scan of the queue's primary key over the ids after `after` and up to
+ * `upto` (PG_INT64_MIN and PG_INT64_MAX: no bound): deletes each visible
+ * entry until taken->n reaches limit.
  */
 static void
-take_range(QueueTakeScan *qs, const int64 *after, const int64 *upto, int limit, QueueTaken *taken)
+take_range(QueueTakeScan *qs, int64 after, int64 upto, int limit, QueueTaken *taken)
 {
 	ScanKeyData keys[2];
 	int			nkeys = 0;
 	IndexScanDesc scan;
 
-	if (after != NULL)
-		ScanKeyInit(&keys[nkeys++], 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(*after));
-	if (upto != NULL)
-		ScanKeyInit(&keys[nkeys++], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(*upto));
+	if (after != PG_INT64_MIN)
+		ScanKeyInit(&keys[nkeys++], 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(after));
+	if (upto != PG_INT64_MAX)
+		ScanKeyInit(&keys[nkeys++], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(upto));
 	scan = index_beginscan(qs->rel, qs->pkey, qs->snapshot, nkeys, 0);
 	index_rescan(scan, keys, nkeys, NULL, 0);
 	while (taken->n < limit && index_getnext_slot(scan, ForwardScanDirection, qs->slot))
@@ -94,8 +94,8 @@ take_range(QueueTakeScan *qs, const int64 *after, const int64 *upto, int limit, 
  * Deletes up to limit entries of segments.change_queue visible now, in the
  * current transaction, and says what they were in *taken.
  *
- * With resume_after (the last_id of the batch before), the entries after it
- * first: under a stream of changes the queue's head is a run of entries
+ * With resume_after (the last_id of the batch before, or QUEUE_NO_RESUME),
+ * the entries after it first: under a stream of changes the queue's head is a run of entries
  * that earlier batches deleted, which stay in the index until vacuum and
  * which no scan can mark dead until every snapshot older than the delete
  * has gone; reading them again for each batch cost 27 index entries for
@@ -110,14 +110,15 @@ take_range(QueueTakeScan *qs, const int64 *after, const int64 *upto, int limit, 
  * only the SQL statement honours, or no usable primary key.
  */
 bool
-QueueTake(int limit, const int64 *resume_after, bool from_start, QueueTaken *taken)
+QueueTake(int limit, int64 resume_after, bool from_start, QueueTaken *taken)
 {
 	QueueTakeScan qs;
 	Oid			pkey_oid;
 	TupleDesc	desc;
+	bool		resumed = (resume_after != QUEUE_NO_RESUME);
 
 	memset(taken, 0, sizeof(QueueTaken));
-	taken->last_id = resume_after != NULL ? *resume_after : PG_INT64_MIN;
+	taken->last_id = resume_after;
 
 	qs.rel = table_open(CatalogRelid("change_queue", false), RowExclusiveLock);
 	desc = RelationGetDescr(qs.rel);
@@ -147,19 +148,19 @@ QueueTake(int limit, const int64 *resume_after, bool from_start, QueueTaken *tak
 	qs.keys = palloc(Max(limit, 1) * sizeof(Datum));
 	qs.nkeys = 0;
 	qs.slot = table_slot_create(qs.rel, NULL);
-	if (resume_after == NULL || from_start)
+	if (!resumed || from_start)
 	{
 		/* first, so that a stream of new entries cannot starve these */
 		taken->from_start = true;
-		take_range(&qs, NULL, resume_after, limit, taken);
+		take_range(&qs, PG_INT64_MIN, resumed ? resume_after : PG_INT64_MAX, limit, taken);
 	}
-	if (resume_after != NULL)
-		take_range(&qs, resume_after, NULL, limit, taken);
+	if (resumed)
+		take_range(&qs, resume_after, PG_INT64_MAX, limit, taken);
 	if (!taken->from_start && taken->n < limit)
 	{
 		/* the batch is not full: nothing may stay behind the resume point */
 		taken->from_start = true;
-		take_range(&qs, NULL, resume_after, limit, taken);
+		take_range(&qs, PG_INT64_MIN, resume_after, limit, taken);
 	}
 	ExecDropSingleTupleTableSlot(qs.slot);
 	PopActiveSnapshot();

@@ -531,8 +531,7 @@ apply_isolated(void)
  * at least once every QUEUE_FROM_START_MS.
  */
 #define QUEUE_FROM_START_MS	1000
-static int64 queue_resume = 0;
-static bool queue_resume_valid = false;
+static int64 queue_resume = QUEUE_NO_RESUME;
 static TimestampTz queue_from_start_at = 0;
 
 /* When the last batch that applied something ended (see APPLY_PACE_MS). */
@@ -610,7 +609,7 @@ apply_batch(void)
 		else if (is_configured())
 		{
 			guard = guard_begin();
-			if (QueueTake(segments_batch_size, queue_resume_valid ? &queue_resume : NULL,
+			if (QueueTake(segments_batch_size, queue_resume,
 						  TimestampDifferenceExceeds(queue_from_start_at, GetCurrentTimestamp(),
 													 QUEUE_FROM_START_MS),
 						  &taken))
@@ -664,7 +663,6 @@ apply_batch(void)
 		{
 			/* the next batch reads the queue from where this one ended */
 			queue_resume = taken.last_id;
-			queue_resume_valid = (taken.last_id != PG_INT64_MIN);
 			if (taken.from_start)
 				queue_from_start_at = GetCurrentTimestamp();
 		}
@@ -674,7 +672,7 @@ apply_batch(void)
 	{
 		ErrorData  *edata = abort_xact();
 
-		queue_resume_valid = false;	/* whatever the batch took is back */
+		queue_resume = QUEUE_NO_RESUME; /* whatever the batch took is back */
 
 		/*
 		 * Transient, or the pass's own error (the source's shape, the
