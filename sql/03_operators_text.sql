@@ -55,6 +55,11 @@ SELECT t('{"type":"trait","key":"s","op":"starts_with","value":"hello","case_sen
 SELECT t('{"type":"trait","key":"s","op":"ends_with","value":"world"}') AS s_ends;              -- {1,7}
 SELECT t('{"type":"trait","key":"s","op":"ends_with","value":"WORLD","case_sensitive":false}') AS s_ends_ci; -- {1,2,7}
 SELECT t('{"type":"trait","key":"s","op":"ends_with","value":"hello","case_sensitive":false}') AS s_ends_hello_ci; -- {3,10,15,16}
+-- Non-ASCII text is lowered by the collation (ASCII text may take a byte-wise short cut).
+SELECT t('{"type":"trait","key":"s","op":"eq","value":"école","case_sensitive":false}') AS s_eq_ci_accent; -- {12}
+SELECT t('{"type":"trait","key":"s","op":"starts_with","value":"éc","case_sensitive":false}') AS s_starts_ci_accent; -- {12}
+SELECT t('{"type":"trait","key":"s","op":"contains","value":"STRAß","case_sensitive":false}') AS s_contains_ci_sharp_s; -- {11}
+SELECT t('{"type":"trait","key":"s","op":"eq","value":"ECOLE","case_sensitive":false}') AS s_eq_ci_no_accent; -- {}
 SELECT t('{"type":"trait","key":"s","op":"contains","value":"."}') AS s_contains_dot;          -- {13}
 SELECT t('{"type":"trait","key":"s","op":"contains","value":"b*"}') AS s_contains_star;        -- {13}
 SELECT t('{"type":"trait","key":"s","op":"contains","value":"_"}') AS s_contains_underscore;   -- {}

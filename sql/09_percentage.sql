@@ -43,6 +43,17 @@ SELECT members('Pct default salt') = (SELECT coalesce(array_agg(id ORDER BY id),
 SELECT id, bucket('exp-1', id) AS bucket, segments.segment_is_member(id, :'lt50'::uuid) AS in_lt_50
   FROM contacts WHERE id <= 3 ORDER BY id;
 
+-- A pass hashes a contact's salts together, four at a time: seven salts (one
+-- long enough to take two MD5 blocks) in one pass, each exactly the formula.
+SELECT segments.create_segment('Lane ' || n, format('{"type":"percentage","op":"lt","value":%s,"salt":"%s"}',
+           10 * n, CASE n WHEN 7 THEN repeat('long-salt-', 7) ELSE 'lane-' || n END)::jsonb)
+  FROM generate_series(1, 7) AS n \g /dev/null
+SELECT segments.refresh();
+SELECT n, members('Lane ' || n) = (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM contacts
+           WHERE bucket(CASE n WHEN 7 THEN repeat('long-salt-', 7) ELSE 'lane-' || n END, id) < 10 * n) AS is_formula
+  FROM generate_series(1, 7) AS n ORDER BY n;
+SELECT segments.drop_segment('Lane ' || n) FROM generate_series(1, 7) AS n \g /dev/null
+
 -- Bounds: 0 and 100 are allowed values.
 SELECT t('{"type":"percentage","op":"lt","value":0,"salt":"b"}') AS lt_0;                       -- {}
 SELECT excluded(t('{"type":"percentage","op":"gte","value":0,"salt":"b"}')) AS gte_0_excludes;  -- {}

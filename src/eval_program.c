@@ -36,6 +36,7 @@ struct EvalProgram
 	HTAB	   *fields;			/* key hash -> KeyEntry */
 	HTAB	   *conditions;
 	HTAB	   *groups;
+	HTAB	   *salts;			/* of percentage conditions */
 	int			nfields;
 	int			nconditions;	/* distinct memoized conditions */
 	int			nlinked;		/* memoized condition occurrences */
@@ -50,12 +51,18 @@ struct EvalProgram
 	bool	   *group_byval;
 	int16	   *group_typlen;
 	int			group_space;
+	/* by salt slot - 1 */
+	const char **salt_text;
+	int		   *salt_len;
+	int			nsalts;
+	int			salt_space;
 	bool		changed;		/* linked since the per-contact state was made */
 	/* per contact, by slot - 1 */
 	RuleFieldSlot *field_slots;
 	uint32	   *memo_generation;
 	bool	   *memo_result;
 	RuleValueGroup *value_groups;
+	RuleSaltHashes salt_hashes;
 	MemoryContext values_cxt;	/* their remembered values */
 	uint32		generation;
 };
@@ -92,6 +99,8 @@ EvalProgramCreate(void)
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	prog->groups = hash_create("segments program value groups", 64, &ctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	prog->salts = hash_create("segments program salts", 16, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	prog->changed = true;
 	return prog;
 }
@@ -342,6 +351,30 @@ link_group(EvalProgram *prog, const RuleCondition *cond, int slot)
 	prog->group_costly[g - 1] |= condition_costly(cond);
 }
 
+/* The slot of a percentage condition's salt among the program's. */
+static int
+link_salt(EvalProgram *prog, const char *salt)
+{
+	StringInfoData key;
+	bool		isnew;
+	int			slot;
+	int			space;
+
+	initStringInfo(&key);
+	appendStringInfoString(&key, salt);
+	slot = key_slot(prog, prog->salts, &key, &prog->nsalts, &isnew);
+	pfree(key.data);
+	if (isnew)
+	{
+		space = prog->salt_space;
+		prog->salt_text = grow(prog->salt_text, &space, slot, sizeof(char *));
+		prog->salt_len = grow(prog->salt_len, &prog->salt_space, slot, sizeof(int));
+		prog->salt_text[slot - 1] = pstrdup(salt);
+		prog->salt_len[slot - 1] = strlen(salt);
+	}
+	return slot;
+}
+
 /*
  * Adds a condition of a segment (default_salt: the segment's id as text)
  * to the program: sets its field and memo slots.
@@ -360,6 +393,8 @@ EvalProgramLink(EvalProgram *prog, RuleCondition *cond, const char *default_salt
 	cond->memo_slot = condition_key(cond, default_salt, &key) ?
 		key_slot(prog, prog->conditions, &key, &prog->nconditions, &isnew) : 0;
 	cond->value_group = 0;
+	cond->salt_slot = cond->type == COND_PERCENTAGE ?
+		link_salt(prog, cond->salt ? cond->salt : default_salt) : 0;
 	if (cond->memo_slot > 0)
 	{
 		prog->nlinked++;
@@ -414,11 +449,26 @@ EvalProgramBeginContact(EvalProgram *prog, RuleEvalContext *ctx)
 			RuleValueGroup *group = &prog->value_groups[g];
 
 			group->nbits = prog->group_bits[g];
-			group->enabled = group->nbits >= 2 || prog->group_costly[g];
+			/*
+			 * A column passed by value (an integer, a timestamp, a boolean)
+			 * compares in a few instructions, less than the memo's lookup,
+			 * whose table misses the cache once it holds a thousand values:
+			 * remembered only for its costly conditions (modulo, long in
+			 * lists).  Text, numeric and traits are remembered from two
+			 * conditions on.
+			 */
+			group->enabled = (group->nbits >= 2 && !prog->group_byval[g]) ||
+				prog->group_costly[g];
 			group->byval = prog->group_byval[g];
 			group->typlen = prog->group_typlen[g];
 			group->cxt = prog->values_cxt;
 		}
+		prog->salt_hashes.nsalts = prog->nsalts;
+		prog->salt_hashes.salts = prog->salt_text;
+		prog->salt_hashes.salt_lens = prog->salt_len;
+		prog->salt_hashes.generation = 0;
+		prog->salt_hashes.first32 = MemoryContextAlloc(prog->cxt,
+													   Max(prog->nsalts, 1) * sizeof(uint32));
 		prog->generation = 1;
 		prog->changed = false;
 	}
@@ -426,5 +476,6 @@ EvalProgramBeginContact(EvalProgram *prog, RuleEvalContext *ctx)
 	ctx->memo_generation = prog->memo_generation;
 	ctx->memo_result = prog->memo_result;
 	ctx->value_groups = prog->value_groups;
+	ctx->salt_hashes = &prog->salt_hashes;
 	ctx->generation = prog->generation;
 }

@@ -9,5 +9,7 @@
 #define MD5_BUCKET_H
 
 extern uint32 Md5First32(const char *a, int alen, char sep, const char *b, int blen);
+extern void Md5First32Many(const char *const *salts, const int *salt_lens, int n, char sep,
+						   const char *key, int key_len, uint32 *out);
 
 #endif							/* MD5_BUCKET_H */

@@ -558,7 +558,14 @@ RuleCompareScalar(const RuleScalar *a, const RuleScalar *b, const RuleAttribute 
 double
 RulePercentageBucket(const char *salt, int salt_len, const char *key, int key_len)
 {
-	return (double) (Md5First32(salt, salt_len, ':', key, key_len) % 10000) / 100.0;
+	return RulePercentageOf(Md5First32(salt, salt_len, ':', key, key_len));
+}
+
+/* The bucket of a hash's first 32 bits. */
+double
+RulePercentageOf(uint32 first32)
+{
+	return (double) (first32 % 10000) / 100.0;
 }
 
 /*

@@ -238,6 +238,13 @@ typedef struct RuleCondition
 	int			value_group;
 	int			value_bit;
 
+	/*
+	 * COND_PERCENTAGE: slot (1-based; 0: none) of its salt among the pass's
+	 * distinct salts, whose hashes a contact computes together
+	 * (RuleSaltHashes).
+	 */
+	int			salt_slot;
+
 	/* Evaluation caches (rule_eval.c), kept in cache_cxt (NULL: the
 	 * condition's own context). */
 	MemoryContext cache_cxt;
@@ -386,6 +393,21 @@ typedef struct RuleTrace
 	void	   *arg;
 } RuleTrace;
 
+/*
+ * The percentage hashes of a pass (eval_program.c): its distinct salts,
+ * and for the contact of `generation` the first 32 bits of
+ * md5(salt || ':' || key) of each, computed together at the contact's
+ * first percentage condition (md5_bucket.c hashes four at once).
+ */
+typedef struct RuleSaltHashes
+{
+	int			nsalts;
+	const char **salts;			/* by RuleCondition.salt_slot - 1 */
+	int		   *salt_lens;
+	uint32		generation;		/* contact of first32; 0: none */
+	uint32	   *first32;
+} RuleSaltHashes;
+
 /* Everything a rule needs to know about the contact being evaluated. */
 typedef struct RuleEvalContext
 {
@@ -404,6 +426,7 @@ typedef struct RuleEvalContext
 									 * generation; or NULL */
 	bool	   *memo_result;
 	RuleValueGroup *value_groups;	/* by RuleCondition.value_group - 1 */
+	RuleSaltHashes *salt_hashes;	/* or NULL */
 
 	/*
 	 * NULL in the passes.  Set (explain): every node is evaluated, groups
@@ -470,6 +493,7 @@ extern int	RuleCompareScalar(const RuleScalar *a, const RuleScalar *b, const Rul
 extern int	SemVerCompare(const SemVer *a, const SemVer *b);
 extern double RulePercentageBucket(const char *salt, int salt_len,
 								   const char *key, int key_len);
+extern double RulePercentageOf(uint32 first32);
 extern TimestampTz RuleShiftTime(TimestampTz t, Interval *interval, int sign);
 
 /*

@@ -311,7 +311,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql -X -q -d postgres -c "CREATE DATABASE \"$DB\"" >/dev/null
+# DB_CREATE_OPTIONS (set before sourcing): a test database of another locale
+psql -X -q -d postgres -c "CREATE DATABASE \"$DB\" ${DB_CREATE_OPTIONS:-}" >/dev/null
 q "CREATE EXTENSION segments" >/dev/null
 
 # The application's role, as production runs: it owns the contacts and
