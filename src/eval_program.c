@@ -449,16 +449,7 @@ EvalProgramBeginContact(EvalProgram *prog, RuleEvalContext *ctx)
 			RuleValueGroup *group = &prog->value_groups[g];
 
 			group->nbits = prog->group_bits[g];
-			/*
-			 * A column passed by value (an integer, a timestamp, a boolean)
-			 * compares in a few instructions, less than the memo's lookup,
-			 * whose table misses the cache once it holds a thousand values:
-			 * remembered only for its costly conditions (modulo, long in
-			 * lists).  Text, numeric and traits are remembered from two
-			 * conditions on.
-			 */
-			group->enabled = (group->nbits >= 2 && !prog->group_byval[g]) ||
-				prog->group_costly[g];
+			group->enabled = group->nbits >= 2 || prog->group_costly[g];
 			group->byval = prog->group_byval[g];
 			group->typlen = prog->group_typlen[g];
 			group->cxt = prog->values_cxt;
