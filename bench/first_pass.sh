@@ -48,7 +48,9 @@ echo "$N contacts, $NSEG segments; $ROUNDS rounds; $(nproc) cores, load $(cut -d
 echo "SELECT segments.refresh();" > "$tmp/refresh.sql"
 MATVIEWS=${MATVIEWS:-0}
 if [ "$MATVIEWS" -gt 0 ]; then
-    q -c "SELECT format('DROP MATERIALIZED VIEW IF EXISTS bench.mv_%s', lpad(n::text, 3, '0')) FROM bench.seg_def" -c '\gexec' >/dev/null
+    # (a KEEP_DB run finds them from the run before)
+    { echo "SET client_min_messages = warning;"
+      qv "SELECT format('DROP MATERIALIZED VIEW IF EXISTS bench.mv_%s;', lpad(n::text, 3, '0')) FROM bench.seg_def"; } | q -f - >/dev/null
     qv "SELECT format('CREATE MATERIALIZED VIEW bench.mv_%s AS SELECT id FROM public.contacts WHERE %s WITH NO DATA;', lpad(n::text, 3, '0'), predicate)
             || format(E'\nCREATE UNIQUE INDEX ON bench.mv_%s (id);', lpad(n::text, 3, '0'))
           FROM bench.seg_def ORDER BY n" | q -f - >/dev/null
@@ -87,7 +89,7 @@ ns() { awk -v t="$1" -v n="$N" -v k="$NSEG" 'BEGIN { printf "%.1f", t * 1e9 / (n
 echo "ns per (contact, segment), CPU: first $(ns "$(med "${C[first]}")"), nothing changed $(ns "$(med "${C[again]}")"), SQL pass $(ns "$SQLC")"
 if [ "$MATVIEWS" -gt 0 ]; then
     echo "first refresh() vs $MATVIEWS matviews (scaled to 100): $(ratio "$(med "${R[matviews]}")" "$(med "${R[first]}")")x faster wall, $(ratio "$(med "${C[matviews]}")" "$(med "${C[first]}")")x CPU; vs SQL pass $(ratio "$(med "${R[sql]}")" "$(med "${R[first]}")")x wall"
-    q -c "SELECT format('DROP MATERIALIZED VIEW bench.mv_%s', lpad(n::text, 3, '0')) FROM bench.seg_def" -c '\gexec' >/dev/null
+    qv "SELECT format('DROP MATERIALIZED VIEW bench.mv_%s;', lpad(n::text, 3, '0')) FROM bench.seg_def" | q -f - >/dev/null
 fi
 [ -z "${BASELINE_PORT:-}" ] || echo "first refresh(), this build vs baseline: $(ratio "$(med "${C[base_first]}")" "$(med "${C[first]}")")x less CPU"
 [ "$(qv "SELECT count(*) FROM segments.verify() WHERE missing + extra > 0")" = 0 ] || { echo "verify() found differences" >&2; exit 1; }

@@ -5,7 +5,8 @@
 # column no rule reads queue nothing; a new or changed segment is evaluated
 # by the worker; an index a DBA adds to segments.change_queue gets every
 # queued entry, a DELETE trigger added to it sees every entry taken, and an
-# entry queued after others with a smaller id is taken.
+# entry queued after others with a smaller id is taken, also while a backlog
+# keeps every batch full.
 . "$(dirname "$0")/common.bash"
 
 qa "CREATE TABLE contacts (id bigint PRIMARY KEY, plan text, note text, seen_at timestamptz)"
@@ -191,7 +192,8 @@ expect "... the primary key of the queue agrees with its rows (amcheck heapallin
 # a time; here the sequence is set back) is taken all the same.  The ring
 # is off for the application's sessions, so that their changes are queued.
 q "ALTER ROLE \"$APP\" SET segments.capture_ring = off" >/dev/null
-on_exit "q 'ALTER ROLE \"$APP\" RESET segments.capture_ring'"
+reset_app_ring() { q "ALTER ROLE \"$APP\" RESET segments.capture_ring" >/dev/null; }
+on_exit reset_app_ring
 q "SELECT setval('segments.change_queue_id_seq', 1000000)" >/dev/null
 qa "INSERT INTO contacts (id, plan) VALUES (20301, 'vip')"
 expect "wait() for an entry with a large id" "SELECT segments.wait('60 s')" t
@@ -201,6 +203,36 @@ expect "wait() for an entry queued later with a smaller id" "SELECT segments.wai
 expect "... both applied" \
        "SELECT segments.segment_is_member(20301::bigint, 'VIP') AND segments.segment_is_member(20302::bigint, 'VIP')" t
 expect "... nothing left in the queue" "SELECT count(*) FROM segments.change_queue" 0
+
+# Under a backlog that keeps every batch full, the queue is still read from
+# its first entry at least once a second: an entry with a smaller id that
+# commits behind the resume point is applied while the backlog lasts, not
+# once it has drained.  Batches of one entry make a backlog of 20,000
+# entries last several seconds (about 2 in batches of 5 here: too close to
+# the second the timer may take).
+qa "INSERT INTO contacts (id, plan) SELECT g, 'free' FROM generate_series(30001, 32000) g"
+expect "wait() for 2,000 new contacts" "SELECT segments.wait('60 s')" t
+set_system segments.batch_size 1
+worker_off "backlog:"
+q "SELECT setval('segments.change_queue_id_seq', 2000000)" >/dev/null
+for i in $(seq 1 10); do
+    qa "UPDATE contacts SET plan = CASE WHEN plan = 'vip' THEN 'free' ELSE 'vip' END WHERE id BETWEEN 30001 AND 32000"
+done
+expect "a backlog of 20,000 entries" "SELECT count(*) FROM segments.change_queue" 20000
+worker_on
+poll "the worker is taking the backlog, one entry a batch" \
+     "SELECT count(*) < 19990 AND pg_catalog.max(last_batch_size) = 1 FROM segments.change_queue, segments.worker" t
+q "SELECT setval('segments.change_queue_id_seq', 10)" >/dev/null
+qa "INSERT INTO contacts (id, plan) VALUES (20303, 'vip')"
+poll "an entry with a smaller id, queued behind the resume point, is applied" \
+     "SELECT segments.segment_is_member(20303::bigint, 'VIP')" t
+left=$(q "SELECT count(*) FROM segments.change_queue")
+[ "$left" -gt 100 ] || fail "... only $left entries were left: the entry waited for the backlog to drain"
+note "ok: ... while $left entries of the backlog were still queued"
+expect "wait() for the backlog" "SELECT segments.wait('120 s')" t
+expect "... membership exact after it" "SELECT '$(mismatches VIP "$VIP")'" 0
+q "ALTER SYSTEM RESET segments.batch_size" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
 q "ALTER ROLE \"$APP\" RESET segments.capture_ring" >/dev/null
 
 expect "no error reported by the worker" "SELECT coalesce(last_error, '') FROM segments.worker" ""
