@@ -905,7 +905,7 @@ eval_percentage(const RuleCondition *cond, const RuleEvalContext *ctx)
 	RuleSaltHashes *hashes = ctx->salt_hashes;
 	double		bucket;
 
-	if (cond->salt_slot > 0 && hashes != NULL)
+	if (cond->salt_slot > 0 && hashes != NULL && cond->salt_slot <= hashes->nsalts)
 	{
 		/* the first percentage condition of the contact hashes every salt */
 		if (hashes->generation != ctx->generation)
