@@ -41,6 +41,77 @@ rotate_left(uint32 x, int c)
 #define MD5_H(x, y, z) ((x) ^ (y) ^ (z))
 #define MD5_I(x, y, z) ((y) ^ ((x) | ~(z)))
 
+/*
+ * The 64 steps, in two lists: a digest's first word is final after step
+ * 61, so the lanes (below) stop there.  STEP is MD5_STEP or its vector twin.
+ */
+#define MD5_STEPS_1_TO_61(STEP) \
+	STEP(MD5_F, a, b, c, d, m[0], 0xd76aa478, 7); \
+	STEP(MD5_F, d, a, b, c, m[1], 0xe8c7b756, 12); \
+	STEP(MD5_F, c, d, a, b, m[2], 0x242070db, 17); \
+	STEP(MD5_F, b, c, d, a, m[3], 0xc1bdceee, 22); \
+	STEP(MD5_F, a, b, c, d, m[4], 0xf57c0faf, 7); \
+	STEP(MD5_F, d, a, b, c, m[5], 0x4787c62a, 12); \
+	STEP(MD5_F, c, d, a, b, m[6], 0xa8304613, 17); \
+	STEP(MD5_F, b, c, d, a, m[7], 0xfd469501, 22); \
+	STEP(MD5_F, a, b, c, d, m[8], 0x698098d8, 7); \
+	STEP(MD5_F, d, a, b, c, m[9], 0x8b44f7af, 12); \
+	STEP(MD5_F, c, d, a, b, m[10], 0xffff5bb1, 17); \
+	STEP(MD5_F, b, c, d, a, m[11], 0x895cd7be, 22); \
+	STEP(MD5_F, a, b, c, d, m[12], 0x6b901122, 7); \
+	STEP(MD5_F, d, a, b, c, m[13], 0xfd987193, 12); \
+	STEP(MD5_F, c, d, a, b, m[14], 0xa679438e, 17); \
+	STEP(MD5_F, b, c, d, a, m[15], 0x49b40821, 22); \
+	STEP(MD5_G, a, b, c, d, m[1], 0xf61e2562, 5); \
+	STEP(MD5_G, d, a, b, c, m[6], 0xc040b340, 9); \
+	STEP(MD5_G, c, d, a, b, m[11], 0x265e5a51, 14); \
+	STEP(MD5_G, b, c, d, a, m[0], 0xe9b6c7aa, 20); \
+	STEP(MD5_G, a, b, c, d, m[5], 0xd62f105d, 5); \
+	STEP(MD5_G, d, a, b, c, m[10], 0x02441453, 9); \
+	STEP(MD5_G, c, d, a, b, m[15], 0xd8a1e681, 14); \
+	STEP(MD5_G, b, c, d, a, m[4], 0xe7d3fbc8, 20); \
+	STEP(MD5_G, a, b, c, d, m[9], 0x21e1cde6, 5); \
+	STEP(MD5_G, d, a, b, c, m[14], 0xc33707d6, 9); \
+	STEP(MD5_G, c, d, a, b, m[3], 0xf4d50d87, 14); \
+	STEP(MD5_G, b, c, d, a, m[8], 0x455a14ed, 20); \
+	STEP(MD5_G, a, b, c, d, m[13], 0xa9e3e905, 5); \
+	STEP(MD5_G, d, a, b, c, m[2], 0xfcefa3f8, 9); \
+	STEP(MD5_G, c, d, a, b, m[7], 0x676f02d9, 14); \
+	STEP(MD5_G, b, c, d, a, m[12], 0x8d2a4c8a, 20); \
+	STEP(MD5_H, a, b, c, d, m[5], 0xfffa3942, 4); \
+	STEP(MD5_H, d, a, b, c, m[8], 0x8771f681, 11); \
+	STEP(MD5_H, c, d, a, b, m[11], 0x6d9d6122, 16); \
+	STEP(MD5_H, b, c, d, a, m[14], 0xfde5380c, 23); \
+	STEP(MD5_H, a, b, c, d, m[1], 0xa4beea44, 4); \
+	STEP(MD5_H, d, a, b, c, m[4], 0x4bdecfa9, 11); \
+	STEP(MD5_H, c, d, a, b, m[7], 0xf6bb4b60, 16); \
+	STEP(MD5_H, b, c, d, a, m[10], 0xbebfbc70, 23); \
+	STEP(MD5_H, a, b, c, d, m[13], 0x289b7ec6, 4); \
+	STEP(MD5_H, d, a, b, c, m[0], 0xeaa127fa, 11); \
+	STEP(MD5_H, c, d, a, b, m[3], 0xd4ef3085, 16); \
+	STEP(MD5_H, b, c, d, a, m[6], 0x04881d05, 23); \
+	STEP(MD5_H, a, b, c, d, m[9], 0xd9d4d039, 4); \
+	STEP(MD5_H, d, a, b, c, m[12], 0xe6db99e5, 11); \
+	STEP(MD5_H, c, d, a, b, m[15], 0x1fa27cf8, 16); \
+	STEP(MD5_H, b, c, d, a, m[2], 0xc4ac5665, 23); \
+	STEP(MD5_I, a, b, c, d, m[0], 0xf4292244, 6); \
+	STEP(MD5_I, d, a, b, c, m[7], 0x432aff97, 10); \
+	STEP(MD5_I, c, d, a, b, m[14], 0xab9423a7, 15); \
+	STEP(MD5_I, b, c, d, a, m[5], 0xfc93a039, 21); \
+	STEP(MD5_I, a, b, c, d, m[12], 0x655b59c3, 6); \
+	STEP(MD5_I, d, a, b, c, m[3], 0x8f0ccc92, 10); \
+	STEP(MD5_I, c, d, a, b, m[10], 0xffeff47d, 15); \
+	STEP(MD5_I, b, c, d, a, m[1], 0x85845dd1, 21); \
+	STEP(MD5_I, a, b, c, d, m[8], 0x6fa87e4f, 6); \
+	STEP(MD5_I, d, a, b, c, m[15], 0xfe2ce6e0, 10); \
+	STEP(MD5_I, c, d, a, b, m[6], 0xa3014314, 15); \
+	STEP(MD5_I, b, c, d, a, m[13], 0x4e0811a1, 21); \
+	STEP(MD5_I, a, b, c, d, m[4], 0xf7537e82, 6);
+#define MD5_STEPS_62_TO_64(STEP) \
+	STEP(MD5_I, d, a, b, c, m[11], 0xbd3af235, 10); \
+	STEP(MD5_I, c, d, a, b, m[2], 0x2ad7d2bb, 15); \
+	STEP(MD5_I, b, c, d, a, m[9], 0xeb86d391, 21);
+
 static void
 md5_block(uint32 state[4], const unsigned char *block)
 {
@@ -53,70 +124,8 @@ md5_block(uint32 state[4], const unsigned char *block)
 	for (int i = 0; i < 16; i++)
 		m[i] = (uint32) block[i * 4] | ((uint32) block[i * 4 + 1] << 8) |
 			((uint32) block[i * 4 + 2] << 16) | ((uint32) block[i * 4 + 3] << 24);
-	MD5_STEP(MD5_F, a, b, c, d, m[0], 0xd76aa478, 7);
-	MD5_STEP(MD5_F, d, a, b, c, m[1], 0xe8c7b756, 12);
-	MD5_STEP(MD5_F, c, d, a, b, m[2], 0x242070db, 17);
-	MD5_STEP(MD5_F, b, c, d, a, m[3], 0xc1bdceee, 22);
-	MD5_STEP(MD5_F, a, b, c, d, m[4], 0xf57c0faf, 7);
-	MD5_STEP(MD5_F, d, a, b, c, m[5], 0x4787c62a, 12);
-	MD5_STEP(MD5_F, c, d, a, b, m[6], 0xa8304613, 17);
-	MD5_STEP(MD5_F, b, c, d, a, m[7], 0xfd469501, 22);
-	MD5_STEP(MD5_F, a, b, c, d, m[8], 0x698098d8, 7);
-	MD5_STEP(MD5_F, d, a, b, c, m[9], 0x8b44f7af, 12);
-	MD5_STEP(MD5_F, c, d, a, b, m[10], 0xffff5bb1, 17);
-	MD5_STEP(MD5_F, b, c, d, a, m[11], 0x895cd7be, 22);
-	MD5_STEP(MD5_F, a, b, c, d, m[12], 0x6b901122, 7);
-	MD5_STEP(MD5_F, d, a, b, c, m[13], 0xfd987193, 12);
-	MD5_STEP(MD5_F, c, d, a, b, m[14], 0xa679438e, 17);
-	MD5_STEP(MD5_F, b, c, d, a, m[15], 0x49b40821, 22);
-	MD5_STEP(MD5_G, a, b, c, d, m[1], 0xf61e2562, 5);
-	MD5_STEP(MD5_G, d, a, b, c, m[6], 0xc040b340, 9);
-	MD5_STEP(MD5_G, c, d, a, b, m[11], 0x265e5a51, 14);
-	MD5_STEP(MD5_G, b, c, d, a, m[0], 0xe9b6c7aa, 20);
-	MD5_STEP(MD5_G, a, b, c, d, m[5], 0xd62f105d, 5);
-	MD5_STEP(MD5_G, d, a, b, c, m[10], 0x02441453, 9);
-	MD5_STEP(MD5_G, c, d, a, b, m[15], 0xd8a1e681, 14);
-	MD5_STEP(MD5_G, b, c, d, a, m[4], 0xe7d3fbc8, 20);
-	MD5_STEP(MD5_G, a, b, c, d, m[9], 0x21e1cde6, 5);
-	MD5_STEP(MD5_G, d, a, b, c, m[14], 0xc33707d6, 9);
-	MD5_STEP(MD5_G, c, d, a, b, m[3], 0xf4d50d87, 14);
-	MD5_STEP(MD5_G, b, c, d, a, m[8], 0x455a14ed, 20);
-	MD5_STEP(MD5_G, a, b, c, d, m[13], 0xa9e3e905, 5);
-	MD5_STEP(MD5_G, d, a, b, c, m[2], 0xfcefa3f8, 9);
-	MD5_STEP(MD5_G, c, d, a, b, m[7], 0x676f02d9, 14);
-	MD5_STEP(MD5_G, b, c, d, a, m[12], 0x8d2a4c8a, 20);
-	MD5_STEP(MD5_H, a, b, c, d, m[5], 0xfffa3942, 4);
-	MD5_STEP(MD5_H, d, a, b, c, m[8], 0x8771f681, 11);
-	MD5_STEP(MD5_H, c, d, a, b, m[11], 0x6d9d6122, 16);
-	MD5_STEP(MD5_H, b, c, d, a, m[14], 0xfde5380c, 23);
-	MD5_STEP(MD5_H, a, b, c, d, m[1], 0xa4beea44, 4);
-	MD5_STEP(MD5_H, d, a, b, c, m[4], 0x4bdecfa9, 11);
-	MD5_STEP(MD5_H, c, d, a, b, m[7], 0xf6bb4b60, 16);
-	MD5_STEP(MD5_H, b, c, d, a, m[10], 0xbebfbc70, 23);
-	MD5_STEP(MD5_H, a, b, c, d, m[13], 0x289b7ec6, 4);
-	MD5_STEP(MD5_H, d, a, b, c, m[0], 0xeaa127fa, 11);
-	MD5_STEP(MD5_H, c, d, a, b, m[3], 0xd4ef3085, 16);
-	MD5_STEP(MD5_H, b, c, d, a, m[6], 0x04881d05, 23);
-	MD5_STEP(MD5_H, a, b, c, d, m[9], 0xd9d4d039, 4);
-	MD5_STEP(MD5_H, d, a, b, c, m[12], 0xe6db99e5, 11);
-	MD5_STEP(MD5_H, c, d, a, b, m[15], 0x1fa27cf8, 16);
-	MD5_STEP(MD5_H, b, c, d, a, m[2], 0xc4ac5665, 23);
-	MD5_STEP(MD5_I, a, b, c, d, m[0], 0xf4292244, 6);
-	MD5_STEP(MD5_I, d, a, b, c, m[7], 0x432aff97, 10);
-	MD5_STEP(MD5_I, c, d, a, b, m[14], 0xab9423a7, 15);
-	MD5_STEP(MD5_I, b, c, d, a, m[5], 0xfc93a039, 21);
-	MD5_STEP(MD5_I, a, b, c, d, m[12], 0x655b59c3, 6);
-	MD5_STEP(MD5_I, d, a, b, c, m[3], 0x8f0ccc92, 10);
-	MD5_STEP(MD5_I, c, d, a, b, m[10], 0xffeff47d, 15);
-	MD5_STEP(MD5_I, b, c, d, a, m[1], 0x85845dd1, 21);
-	MD5_STEP(MD5_I, a, b, c, d, m[8], 0x6fa87e4f, 6);
-	MD5_STEP(MD5_I, d, a, b, c, m[15], 0xfe2ce6e0, 10);
-	MD5_STEP(MD5_I, c, d, a, b, m[6], 0xa3014314, 15);
-	MD5_STEP(MD5_I, b, c, d, a, m[13], 0x4e0811a1, 21);
-	MD5_STEP(MD5_I, a, b, c, d, m[4], 0xf7537e82, 6);
-	MD5_STEP(MD5_I, d, a, b, c, m[11], 0xbd3af235, 10);
-	MD5_STEP(MD5_I, c, d, a, b, m[2], 0x2ad7d2bb, 15);
-	MD5_STEP(MD5_I, b, c, d, a, m[9], 0xeb86d391, 21);
+	MD5_STEPS_1_TO_61(MD5_STEP);
+	MD5_STEPS_62_TO_64(MD5_STEP);
 	state[0] += a;
 	state[1] += b;
 	state[2] += c;
@@ -221,67 +230,7 @@ md5_first_word_lanes(const unsigned char blocks[MD5_LANES][64], uint32 out[MD5_L
 		m[j + 2] = LANES_SHUFFLE(t1, t3, 0, 1, 4, 5);
 		m[j + 3] = LANES_SHUFFLE(t1, t3, 2, 3, 6, 7);
 	}
-	MD5_STEP_LANES(MD5_F, a, b, c, d, m[0], 0xd76aa478, 7);
-	MD5_STEP_LANES(MD5_F, d, a, b, c, m[1], 0xe8c7b756, 12);
-	MD5_STEP_LANES(MD5_F, c, d, a, b, m[2], 0x242070db, 17);
-	MD5_STEP_LANES(MD5_F, b, c, d, a, m[3], 0xc1bdceee, 22);
-	MD5_STEP_LANES(MD5_F, a, b, c, d, m[4], 0xf57c0faf, 7);
-	MD5_STEP_LANES(MD5_F, d, a, b, c, m[5], 0x4787c62a, 12);
-	MD5_STEP_LANES(MD5_F, c, d, a, b, m[6], 0xa8304613, 17);
-	MD5_STEP_LANES(MD5_F, b, c, d, a, m[7], 0xfd469501, 22);
-	MD5_STEP_LANES(MD5_F, a, b, c, d, m[8], 0x698098d8, 7);
-	MD5_STEP_LANES(MD5_F, d, a, b, c, m[9], 0x8b44f7af, 12);
-	MD5_STEP_LANES(MD5_F, c, d, a, b, m[10], 0xffff5bb1, 17);
-	MD5_STEP_LANES(MD5_F, b, c, d, a, m[11], 0x895cd7be, 22);
-	MD5_STEP_LANES(MD5_F, a, b, c, d, m[12], 0x6b901122, 7);
-	MD5_STEP_LANES(MD5_F, d, a, b, c, m[13], 0xfd987193, 12);
-	MD5_STEP_LANES(MD5_F, c, d, a, b, m[14], 0xa679438e, 17);
-	MD5_STEP_LANES(MD5_F, b, c, d, a, m[15], 0x49b40821, 22);
-	MD5_STEP_LANES(MD5_G, a, b, c, d, m[1], 0xf61e2562, 5);
-	MD5_STEP_LANES(MD5_G, d, a, b, c, m[6], 0xc040b340, 9);
-	MD5_STEP_LANES(MD5_G, c, d, a, b, m[11], 0x265e5a51, 14);
-	MD5_STEP_LANES(MD5_G, b, c, d, a, m[0], 0xe9b6c7aa, 20);
-	MD5_STEP_LANES(MD5_G, a, b, c, d, m[5], 0xd62f105d, 5);
-	MD5_STEP_LANES(MD5_G, d, a, b, c, m[10], 0x02441453, 9);
-	MD5_STEP_LANES(MD5_G, c, d, a, b, m[15], 0xd8a1e681, 14);
-	MD5_STEP_LANES(MD5_G, b, c, d, a, m[4], 0xe7d3fbc8, 20);
-	MD5_STEP_LANES(MD5_G, a, b, c, d, m[9], 0x21e1cde6, 5);
-	MD5_STEP_LANES(MD5_G, d, a, b, c, m[14], 0xc33707d6, 9);
-	MD5_STEP_LANES(MD5_G, c, d, a, b, m[3], 0xf4d50d87, 14);
-	MD5_STEP_LANES(MD5_G, b, c, d, a, m[8], 0x455a14ed, 20);
-	MD5_STEP_LANES(MD5_G, a, b, c, d, m[13], 0xa9e3e905, 5);
-	MD5_STEP_LANES(MD5_G, d, a, b, c, m[2], 0xfcefa3f8, 9);
-	MD5_STEP_LANES(MD5_G, c, d, a, b, m[7], 0x676f02d9, 14);
-	MD5_STEP_LANES(MD5_G, b, c, d, a, m[12], 0x8d2a4c8a, 20);
-	MD5_STEP_LANES(MD5_H, a, b, c, d, m[5], 0xfffa3942, 4);
-	MD5_STEP_LANES(MD5_H, d, a, b, c, m[8], 0x8771f681, 11);
-	MD5_STEP_LANES(MD5_H, c, d, a, b, m[11], 0x6d9d6122, 16);
-	MD5_STEP_LANES(MD5_H, b, c, d, a, m[14], 0xfde5380c, 23);
-	MD5_STEP_LANES(MD5_H, a, b, c, d, m[1], 0xa4beea44, 4);
-	MD5_STEP_LANES(MD5_H, d, a, b, c, m[4], 0x4bdecfa9, 11);
-	MD5_STEP_LANES(MD5_H, c, d, a, b, m[7], 0xf6bb4b60, 16);
-	MD5_STEP_LANES(MD5_H, b, c, d, a, m[10], 0xbebfbc70, 23);
-	MD5_STEP_LANES(MD5_H, a, b, c, d, m[13], 0x289b7ec6, 4);
-	MD5_STEP_LANES(MD5_H, d, a, b, c, m[0], 0xeaa127fa, 11);
-	MD5_STEP_LANES(MD5_H, c, d, a, b, m[3], 0xd4ef3085, 16);
-	MD5_STEP_LANES(MD5_H, b, c, d, a, m[6], 0x04881d05, 23);
-	MD5_STEP_LANES(MD5_H, a, b, c, d, m[9], 0xd9d4d039, 4);
-	MD5_STEP_LANES(MD5_H, d, a, b, c, m[12], 0xe6db99e5, 11);
-	MD5_STEP_LANES(MD5_H, c, d, a, b, m[15], 0x1fa27cf8, 16);
-	MD5_STEP_LANES(MD5_H, b, c, d, a, m[2], 0xc4ac5665, 23);
-	MD5_STEP_LANES(MD5_I, a, b, c, d, m[0], 0xf4292244, 6);
-	MD5_STEP_LANES(MD5_I, d, a, b, c, m[7], 0x432aff97, 10);
-	MD5_STEP_LANES(MD5_I, c, d, a, b, m[14], 0xab9423a7, 15);
-	MD5_STEP_LANES(MD5_I, b, c, d, a, m[5], 0xfc93a039, 21);
-	MD5_STEP_LANES(MD5_I, a, b, c, d, m[12], 0x655b59c3, 6);
-	MD5_STEP_LANES(MD5_I, d, a, b, c, m[3], 0x8f0ccc92, 10);
-	MD5_STEP_LANES(MD5_I, c, d, a, b, m[10], 0xffeff47d, 15);
-	MD5_STEP_LANES(MD5_I, b, c, d, a, m[1], 0x85845dd1, 21);
-	MD5_STEP_LANES(MD5_I, a, b, c, d, m[8], 0x6fa87e4f, 6);
-	MD5_STEP_LANES(MD5_I, d, a, b, c, m[15], 0xfe2ce6e0, 10);
-	MD5_STEP_LANES(MD5_I, c, d, a, b, m[6], 0xa3014314, 15);
-	MD5_STEP_LANES(MD5_I, b, c, d, a, m[13], 0x4e0811a1, 21);
-	MD5_STEP_LANES(MD5_I, a, b, c, d, m[4], 0xf7537e82, 6);
+	MD5_STEPS_1_TO_61(MD5_STEP_LANES);
 	/* the three steps left change d, c and b, not the first word */
 	for (int l = 0; l < MD5_LANES; l++)
 		out[l] = digest_first32(0x67452301 + a[l]);
