@@ -141,28 +141,30 @@ digest_first32(uint32 first)
 		((first >> 8) & 0xff00) | (first >> 24);
 }
 
+/*
+ * The message a || sep || b, padded, into buf: one block (len 64) or two
+ * (128), the message being at most len - 9 bytes.
+ */
+static void
+padded_message(unsigned char *buf, int len, const char *a, int alen, char sep,
+			   const char *b, int blen)
+{
+	uint64		total = (uint64) alen + 1 + blen;
+
+	memcpy(buf, a, alen);
+	buf[alen] = (unsigned char) sep;
+	memcpy(buf + alen + 1, b, blen);
+	buf[total] = 0x80;
+	memset(buf + total + 1, 0, len - 8 - (total + 1));
+	for (int i = 0; i < 8; i++)
+		buf[len - 8 + i] = (unsigned char) ((total * 8) >> (8 * i));
+}
+
 #if defined(__GNUC__) && !defined(WORDS_BIGENDIAN)
 #define MD5_IN_LANES
 #endif
 
 #ifdef MD5_IN_LANES
-/*
- * Message `a || sep || b` of total <= 55 bytes as its one padded block.
- */
-static void
-one_block(unsigned char *block, const char *a, int alen, char sep, const char *b, int blen)
-{
-	uint64		total = (uint64) alen + 1 + blen;
-
-	memcpy(block, a, alen);
-	block[alen] = (unsigned char) sep;
-	memcpy(block + alen + 1, b, blen);
-	block[total] = 0x80;
-	memset(block + total + 1, 0, 64 - 8 - (total + 1));
-	for (int i = 0; i < 8; i++)
-		block[56 + i] = (unsigned char) ((total * 8) >> (8 * i));
-}
-
 /*
  * Four one-block messages hashed at once, one per 32-bit lane of a vector
  * (GCC's and clang's vector extension: SSE2 on x86-64, NEON on ARM, plain
@@ -235,6 +237,28 @@ md5_first_word_lanes(const unsigned char blocks[MD5_LANES][64], uint32 out[MD5_L
 	for (int l = 0; l < MD5_LANES; l++)
 		out[l] = digest_first32(0x67452301 + a[l]);
 }
+
+/*
+ * The first words of md5(salts[i] || sep || key) for the nlanes (2 to 4)
+ * salts lane_of names, each message one block, into out[i].
+ */
+static void
+hash_in_lanes(const char *const *salts, const int *salt_lens, char sep,
+			  const char *key, int key_len, const int *lane_of, int nlanes, uint32 *out)
+{
+	unsigned char blocks[MD5_LANES][64];
+	uint32		first[MD5_LANES];
+
+	for (int l = 0; l < nlanes; l++)
+		padded_message(blocks[l], 64, salts[lane_of[l]], salt_lens[lane_of[l]], sep,
+					   key, key_len);
+	/* unused lanes hash a copy of the first */
+	for (int l = nlanes; l < MD5_LANES; l++)
+		memcpy(blocks[l], blocks[0], 64);
+	md5_first_word_lanes((const unsigned char (*)[64]) blocks, first);
+	for (int l = 0; l < nlanes; l++)
+		out[lane_of[l]] = first[l];
+}
 #endif
 
 /*
@@ -248,38 +272,29 @@ Md5First32Many(const char *const *salts, const int *salt_lens, int n, char sep,
 			   const char *key, int key_len, uint32 *out)
 {
 #ifdef MD5_IN_LANES
-	unsigned char blocks[MD5_LANES][64];
 	int			lane_of[MD5_LANES];
-	uint32		first[MD5_LANES];
 	int			nlanes = 0;
 
-	for (int i = 0; i <= n; i++)
+	for (int i = 0; i < n; i++)
 	{
-		if (i < n && (uint64) salt_lens[i] + 1 + key_len > 55)
+		if ((uint64) salt_lens[i] + 1 + key_len > 64 - 9)
 			out[i] = Md5First32(salts[i], salt_lens[i], sep, key, key_len);
-		else if (i < n)
+		else
 		{
-			one_block(blocks[nlanes], salts[i], salt_lens[i], sep, key, key_len);
 			lane_of[nlanes++] = i;
-		}
-		if (i == n && nlanes == 1)
-		{
-			/* one message left: the scalar code is cheaper than four lanes */
-			int			j = lane_of[0];
-
-			out[j] = Md5First32(salts[j], salt_lens[j], sep, key, key_len);
-		}
-		else if (nlanes == MD5_LANES || (i == n && nlanes > 0))
-		{
-			/* unused lanes hash a copy of the first */
-			for (int l = nlanes; l < MD5_LANES; l++)
-				memcpy(blocks[l], blocks[0], 64);
-			md5_first_word_lanes((const unsigned char (*)[64]) blocks, first);
-			for (int l = 0; l < nlanes; l++)
-				out[lane_of[l]] = first[l];
-			nlanes = 0;
+			if (nlanes == MD5_LANES)
+			{
+				hash_in_lanes(salts, salt_lens, sep, key, key_len, lane_of, nlanes, out);
+				nlanes = 0;
+			}
 		}
 	}
+	/* one message left: the scalar code is cheaper than four lanes */
+	if (nlanes == 1)
+		out[lane_of[0]] = Md5First32(salts[lane_of[0]], salt_lens[lane_of[0]], sep,
+									 key, key_len);
+	else if (nlanes > 1)
+		hash_in_lanes(salts, salt_lens, sep, key, key_len, lane_of, nlanes, out);
 #else
 	for (int i = 0; i < n; i++)
 		out[i] = Md5First32(salts[i], salt_lens[i], sep, key, key_len);
@@ -307,13 +322,7 @@ Md5First32(const char *a, int alen, char sep, const char *b, int blen)
 		unsigned char buf[2 * 64];
 		int			len = total + 9 <= 64 ? 64 : 2 * 64;
 
-		memcpy(buf, a, alen);
-		buf[alen] = (unsigned char) sep;
-		memcpy(buf + alen + 1, b, blen);
-		buf[total] = 0x80;
-		memset(buf + total + 1, 0, len - 8 - (total + 1));
-		for (int i = 0; i < 8; i++)
-			buf[len - 8 + i] = (unsigned char) ((total * 8) >> (8 * i));
+		padded_message(buf, len, a, alen, sep, b, blen);
 		md5_block(state, buf);
 		if (len > 64)
 			md5_block(state, buf + 64);

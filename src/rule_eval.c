@@ -78,14 +78,15 @@ ascii_lower_is_plain(void)
 	{
 		char		ascii[127];
 		char	   *lowered;
+		char	   *plain_lowered;
 
 		for (int i = 0; i < 127; i++)
 			ascii[i] = (char) (i + 1);
 		lowered = str_tolower(ascii, sizeof(ascii), DEFAULT_COLLATION_OID);
-		plain = strlen(lowered) == sizeof(ascii);
-		for (int i = 0; plain && i < 127; i++)
-			plain = lowered[i] == (char) pg_ascii_tolower((unsigned char) ascii[i]);
+		plain_lowered = asc_tolower(ascii, sizeof(ascii));
+		plain = strcmp(lowered, plain_lowered) == 0;
 		pfree(lowered);
+		pfree(plain_lowered);
 	}
 	return plain;
 }
@@ -107,15 +108,9 @@ lower_text(const char *str, int len, int *outlen)
 		if (IS_HIGHBIT_SET(str[i]) || str[i] == '\0')
 			break;
 	if (i == len && ascii_lower_is_plain())
-	{
-		out = palloc(len + 1);
-		for (i = 0; i < len; i++)
-			out[i] = (char) pg_ascii_tolower((unsigned char) str[i]);
-		out[len] = '\0';
-		*outlen = len;
-		return out;
-	}
-	out = str_tolower(str, len, DEFAULT_COLLATION_OID);
+		out = asc_tolower(str, len);
+	else
+		out = str_tolower(str, len, DEFAULT_COLLATION_OID);
 	*outlen = strlen(out);
 	return out;
 }
