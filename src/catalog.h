@@ -117,6 +117,7 @@ extern RuleNode *CatalogParseSaved(const CatalogSegment *seg, RuleParseContext *
 /* membership.c: the stored membership of one contact */
 extern bool MembershipKeyFromArg(const SegmentsConfig *config, Datum arg, Oid argtype,
 								 Datum *key);
+extern Relation MembershipKeyIndexOpen(Relation rel, Oid indexid, Oid key_type);
 extern bool MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
 							TupleTableSlot *slot);
 extern int	MembershipFetch(const SegmentsConfig *config, Datum key, int32 **nums,

@@ -20,6 +20,7 @@
 #include "catalog.h"
 #include "citus.h"
 #include "history.h"
+#include "key_fetch.h"
 #include "member_bulk.h"
 #include "member_codec.h"
 #include "member_lock.h"
@@ -42,6 +43,7 @@
 #include "optimizer/cost.h"
 #include "storage/bufmgr.h"
 #include "storage/latch.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -942,6 +944,118 @@ verify_batch(EvalPlan *plan, Batch *batch, SPITupleTable *tuptable, uint64 nrows
 	}
 }
 
+/* A stored row of segments.member, as batch_apply compares it. */
+typedef struct StoredRow
+{
+	Datum		key;
+	bytea	   *data;
+	char	   *tenant;			/* NULL: none stored */
+	ItemPointerData tid;		/* invalid: not known (Citus) */
+} StoredRow;
+
+/* The stored rows of keys (sorted, distinct) through SQL: SPI_tuptable. */
+static SPITupleTable *
+stored_rows_sql(EvalPlan *plan, Datum *keys, int nkeys)
+{
+	Datum		arg = PointerGetDatum(construct_array(keys, nkeys, plan->cat->config.key_type,
+													  plan->key_len, plan->key_byval,
+													  plan->key_align));
+
+	if (plan_execute(plan, plan->fetch_plan, &arg, NULL) != SPI_OK_SELECT)
+		elog(ERROR, "could not read stored membership");
+	return SPI_tuptable;
+}
+
+/* The rows of stored_rows_sql's table, into rows; returns their count. */
+static int
+stored_rows_from_table(SPITupleTable *tuptable, uint64 ntuples, StoredRow *rows)
+{
+	for (uint64 r = 0; r < ntuples; r++)
+	{
+		HeapTuple	tup = tuptable->vals[r];
+		bool		isnull;
+		Datum		tenant;
+		Datum		ctid;
+
+		rows[r].key = SPI_getbinval(tup, tuptable->tupdesc, 1, &isnull);
+		rows[r].data = DatumGetByteaPP(SPI_getbinval(tup, tuptable->tupdesc, 2, &isnull));
+		tenant = SPI_getbinval(tup, tuptable->tupdesc, 3, &isnull);
+		rows[r].tenant = isnull ? NULL : TextDatumGetCString(tenant);
+		ctid = SPI_getbinval(tup, tuptable->tupdesc, 4, &isnull);
+		if (isnull)
+			ItemPointerSetInvalid(&rows[r].tid);
+		else
+			rows[r].tid = *(ItemPointer) DatumGetPointer(ctid);
+	}
+	return (int) ntuples;
+}
+
+/*
+ * The stored rows of keys (sorted, distinct) read from segments.member
+ * directly (key_fetch.c), as stored_rows_sql's statement would: with the
+ * pass's snapshot at a new command, and the same privilege.  Only where
+ * member_bulk.c writes (not on Citus); -1 under row security (SQL
+ * applies the policies).  Returns their count.
+ */
+static int
+stored_rows_direct(EvalPlan *plan, Datum *keys, int nkeys, StoredRow *rows)
+{
+	const SegmentsConfig *config = &plan->cat->config;
+	Relation	rel = table_open(plan->bulk_relid, AccessShareLock);
+	Relation	index;
+	TupleTableSlot *slot;
+	Datum	   *sorted;
+	KeyFetch   *kf;
+	int			nsorted;
+	int			nrows = 0;
+	int			pos;
+
+	if (rel->rd_rel->relrowsecurity)
+	{
+		table_close(rel, NoLock);
+		return -1;
+	}
+	if (pg_class_aclcheck(plan->bulk_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
+	index = MembershipKeyIndexOpen(rel, config->member_pkey, config->key_type);
+	slot = table_slot_create(rel, NULL);
+	sorted = palloc(Max(nkeys, 1) * sizeof(Datum));
+	memcpy(sorted, keys, nkeys * sizeof(Datum));
+	nsorted = KeyFetchSort(index, sorted, nkeys);
+
+	/* as SPI runs a statement: what the pass wrote before, at a new command */
+	CommandCounterIncrement();
+	PushCopiedSnapshot(plan->snapshot);
+	UpdateActiveSnapshotCommandId();
+	kf = KeyFetchBegin(rel, index, GetActiveSnapshot(), sorted, nsorted);
+	while ((pos = KeyFetchNext(kf, slot)) >= 0)
+	{
+		StoredRow  *row = &rows[nrows++];
+		bool		isnull;
+		Datum		d;
+
+		row->key = sorted[pos];
+		d = slot_getattr(slot, MEMBER_ATTNUM_DATA, &isnull);
+		if (isnull)
+			elog(ERROR, "a stored membership row has no data");
+		row->data = DatumGetByteaPCopy(d);
+		row->tenant = NULL;
+		if (config->member_tenant_attnum > 0)
+		{
+			d = slot_getattr(slot, config->member_tenant_attnum, &isnull);
+			if (!isnull)
+				row->tenant = TextDatumGetCString(d);
+		}
+		row->tid = slot->tts_tid;
+	}
+	KeyFetchEnd(kf);
+	PopActiveSnapshot();
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	return nrows;
+}
+
 /*
  * Applies a batch: reads the stored rows of its contacts, merges, and
  * writes only what changed.
@@ -963,9 +1077,9 @@ batch_apply(EvalPlan *plan, Batch *batch)
 	int			capacity = 2 * (plan->nsegments + 32);
 	int32	   *segs = palloc(capacity * sizeof(int32));
 	int32	   *since;
-	Datum		arg;
-	SPITupleTable *tuptable;
-	uint64		nrows;
+	StoredRow  *stored = palloc(batch->n * sizeof(StoredRow));
+	SPITupleTable *tuptable = NULL;	/* where stored points, through SQL */
+	int			nrows;
 
 	if (batch->n == 0)
 	{
@@ -987,33 +1101,27 @@ batch_apply(EvalPlan *plan, Batch *batch)
 	for (int i = 0; i < batch->n; i++)
 		keys[i] = batch->entries[i].key;
 	if (plan->member_empty)
+		nrows = 0;				/* every row of the table is this pass's, of other contacts */
+	else if (plan->verify)
 	{
-		/* every row of the table is this pass's, of other contacts */
-		tuptable = NULL;
-		nrows = 0;
-	}
-	else
-	{
-		arg = PointerGetDatum(construct_array(keys, batch->n, plan->cat->config.key_type,
-											  plan->key_len, plan->key_byval, plan->key_align));
-		if (plan_execute(plan, plan->fetch_plan, &arg, NULL) != SPI_OK_SELECT)
-			elog(ERROR, "could not read stored membership");
-		/* SPI returns in its procedure context: what follows belongs to the batch */
-		MemoryContextSwitchTo(batch->cxt);
-		tuptable = SPI_tuptable;
-		nrows = SPI_processed;
-	}
-	if (plan->verify)
-	{
-		verify_batch(plan, batch, tuptable, nrows);
+		tuptable = stored_rows_sql(plan, keys, batch->n);
+		verify_batch(plan, batch, tuptable, SPI_processed);
 		SPI_freetuptable(tuptable);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch->cxt);
 		batch->n = 0;
 		return;
 	}
+	else if (!OidIsValid(plan->bulk_relid) ||
+			 (nrows = stored_rows_direct(plan, keys, batch->n, stored)) < 0)
+	{
+		tuptable = stored_rows_sql(plan, keys, batch->n);
+		/* SPI returns in its procedure context: what follows belongs to the batch */
+		MemoryContextSwitchTo(batch->cxt);
+		nrows = stored_rows_from_table(tuptable, SPI_processed, stored);
+	}
 
-	for (uint64 r = 0; r < nrows + batch->n; r++)
+	for (int r = 0; r < nrows + batch->n; r++)
 	{
 		BatchEntry *entry;
 		int			nold = 0;
@@ -1028,25 +1136,14 @@ batch_apply(EvalPlan *plan, Batch *batch)
 		ItemPointerSetInvalid(&old_tid);
 		if (r < nrows)
 		{
-			HeapTuple	tup = tuptable->vals[r];
-			bool		isnull;
-			Datum		key = SPI_getbinval(tup, tuptable->tupdesc, 1, &isnull);
-			bool		ctid_null;
-			Datum		ctid = SPI_getbinval(tup, tuptable->tupdesc, 4, &ctid_null);
-			bytea	   *data = DatumGetByteaPP(SPI_getbinval(tup, tuptable->tupdesc, 2, &isnull));
-
-			Datum		tenant = SPI_getbinval(tup, tuptable->tupdesc, 3, &isnull);
-
-			if (!isnull)
-				old_tenant = TextDatumGetCString(tenant);
-			entry = batch_find(plan, batch, key);
+			old_tenant = stored[r].tenant;
+			entry = batch_find(plan, batch, stored[r].key);
 			if (entry == NULL)
 				continue;
 			plan->stored_seen++;
 			seen[entry - batch->entries] = true;
-			if (!ctid_null)
-				old_tid = *(ItemPointer) DatumGetPointer(ctid);
-			nold = MemberDecode(data, &old_segs, &old_since);
+			old_tid = stored[r].tid;
+			nold = MemberDecode(stored[r].data, &old_segs, &old_since);
 		}
 		else
 		{
@@ -1106,7 +1203,8 @@ batch_apply(EvalPlan *plan, Batch *batch)
 		}
 	}
 
-	SPI_freetuptable(tuptable);
+	if (tuptable != NULL)
+		SPI_freetuptable(tuptable);
 	if (nbulk > 0)
 		MemberBulkInsert(plan->bulk, plan->bulk_relid, bulk, nbulk, plan->snapshot);
 	/* a row changed since it was read (never, under the writers' lock) goes by key */
@@ -2082,6 +2180,50 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 }
 
 /*
+ * EvaluateContacts' contacts of one group (keyvals[group->keys[...]]) in
+ * rel, read through its key index at once (key_fetch.c), evaluated into
+ * the batch; a key without a row is a contact gone.  Then the batch is
+ * applied.
+ */
+static void
+contacts_fetch(EvalPlan *plan, Batch *batch, Relation rel, Oid indexid, const Datum *keyvals,
+			   const CitusShardKeys *group, TupleTableSlot *slot, MemoryContext contact_cxt)
+{
+	Relation	index = MembershipKeyIndexOpen(rel, indexid, plan->cat->config.key_type);
+	Datum	   *keys = palloc(group->nkeys * sizeof(Datum));
+	bool	   *found;
+	KeyFetch   *kf;
+	int			nkeys;
+	int			pos;
+
+	for (int i = 0; i < group->nkeys; i++)
+		keys[i] = keyvals[group->keys[i]];
+	nkeys = KeyFetchSort(index, keys, group->nkeys);
+	found = palloc0(Max(nkeys, 1) * sizeof(bool));
+	kf = KeyFetchBegin(rel, index, GetActiveSnapshot(), keys, nkeys);
+	while ((pos = KeyFetchNext(kf, slot)) >= 0)
+	{
+		MemoryContext prev = MemoryContextSwitchTo(contact_cxt);
+		int32	   *nums = NULL;
+		char	   *tenant = NULL;
+		int			n;
+
+		slot_getallattrs(slot);
+		n = evaluate_contact(plan, slot, &nums, &tenant);
+		MemoryContextSwitchTo(prev);
+		found[pos] = true;
+		batch_add(plan, batch, keys[pos], n, nums, tenant, true);
+		MemoryContextReset(contact_cxt);
+	}
+	KeyFetchEnd(kf);
+	for (int i = 0; i < nkeys; i++)
+		if (!found[i])
+			batch_add(plan, batch, keys[i], 0, NULL, NULL, false);
+	batch_apply(plan, batch);
+	index_close(index, NoLock);
+}
+
+/*
  * Incremental pass: evaluates every ready segment for the given contact
  * keys (an array of the key type, or of text) and applies the difference;
  * keys no longer in the source leave every segment.  Returns the number of
@@ -2151,6 +2293,15 @@ EvaluateContacts(ArrayType *keys, const TenantView *view)
 		}
 		plan_retarget(plan, groups[g].member_shard);
 		slot = table_slot_create(rel, NULL);
+		if (!CitusIsDistributed(RelationGetRelid(rel)))
+		{
+			contacts_fetch(plan, batch, rel, index, keyvals, &groups[g], slot, contact_cxt);
+			ExecDropSingleTupleTableSlot(slot);
+			if (rel != plan->source)
+				table_close(rel, NoLock);
+			continue;
+		}
+		/* Citus: a contact placed on another node, one at a time (citus.c) */
 		for (int i = 0; i < groups[g].nkeys; i++)
 		{
 			Datum		key = keyvals[groups[g].keys[i]];

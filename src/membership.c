@@ -116,17 +116,14 @@ key_eq_proc(Oid key_type)
 }
 
 /*
- * Probes a unique btree index on the key and returns the first visible
- * heap tuple in slot; false when there is none.  The caller opened rel.
+ * Opens the unique btree index on the key of rel (indexid, as the catalog
+ * says), with AccessShareLock; an error when it cannot serve keys of
+ * key_type.  The caller opened rel.
  */
-bool
-MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
-				TupleTableSlot *slot)
+Relation
+MembershipKeyIndexOpen(Relation rel, Oid indexid, Oid key_type)
 {
 	Relation	index = try_relation_open(indexid, AccessShareLock);
-	IndexScanDesc scan;
-	ScanKeyData skey;
-	bool		found;
 
 	/*
 	 * Rebuilt concurrently since the caller's catalog was read (the
@@ -153,12 +150,6 @@ MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
 					 errhint("Call segments.configure() again.")));
 		index = index_open(pkey, AccessShareLock);
 	}
-	/* Citus: the rows are in a shard, maybe on another node (citus.c) */
-	if (CitusIsDistributed(RelationGetRelid(rel)))
-	{
-		index_close(index, AccessShareLock);
-		return CitusProbe(rel, indexid, key, slot);
-	}
 	/* an index of another type searched with this key would read garbage */
 	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypid != key_type)
 		ereport(ERROR,
@@ -168,6 +159,26 @@ MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
 						format_type_be(TupleDescAttr(RelationGetDescr(index), 0)->atttypid),
 						format_type_be(key_type)),
 				 errhint("Call segments.configure() again.")));
+	return index;
+}
+
+/*
+ * Probes a unique btree index on the key and returns the first visible
+ * heap tuple in slot; false when there is none.  The caller opened rel.
+ */
+bool
+MembershipProbe(Relation rel, Oid indexid, Oid key_type, Datum key,
+				TupleTableSlot *slot)
+{
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	bool		found;
+
+	/* Citus: the rows are in a shard, maybe on another node (citus.c) */
+	if (CitusIsDistributed(RelationGetRelid(rel)))
+		return CitusProbe(rel, indexid, key, slot);
+	index = MembershipKeyIndexOpen(rel, indexid, key_type);
 	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   index->rd_indcollation[0], key_eq_proc(key_type), key);
 	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
