@@ -8,15 +8,22 @@
  * Through SQL, `WHERE key = ANY($1)` descends the btree once per key (the
  * executor of PostgreSQL 15 does not walk from one key of the array to the
  * next), then copies each row into SPI's tuple table.  A nothing-changed
- * pass spent a fifth of its time there, the worker applying contact
- * changes a sixth.  Here the keys, sorted in the index's order, are found
- * by one forward scan: each index entry's key (the scan returns it, as for
- * an index-only scan) is compared with the wanted key; an entry below it
- * is stepped over, one above it means the wanted key has no row.  When the
- * keys are far apart (a few contacts of a big table, or random uuids), a
- * few steps without a match start the scan again at the next wanted key:
- * never more descents than keys.  Each match is fetched from the heap
- * with the caller's snapshot, as the statement would.
+ * pass spent a fifth of its time there.  Here, the keys sorted in the
+ * index's order:
+ *
+ * - integer keys spanning at most KEY_FETCH_DENSE entries per key (a
+ *   batch of a pass, which reads contacts in key or insertion order) are
+ *   found by one scan of their range: each entry's key (returned as for an
+ *   index-only scan) is compared with the wanted one, an entry below it is
+ *   stepped over, one above it means the wanted key has no row.  The range
+ *   holds at most that many entries per key, dead versions aside.
+ * - other keys (a few changed contacts, uuids, text) are looked up one by
+ *   one with one scan, rescanned: the descent per key stays, the statement
+ *   and the copies go.  A range scan there would read every entry between
+ *   two far keys.
+ *
+ * Each match is fetched from the heap with the caller's snapshot, as the
+ * statement would.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,15 +36,13 @@
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/tableam.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-/*
- * Index entries stepped over, without a match, before the scan starts
- * again at the wanted key: about what one descent costs.
- */
-#define KEY_FETCH_MAX_STEPS 8
+/* Integer keys are read by range when it spans at most this per key. */
+#define KEY_FETCH_DENSE 4
 
 struct KeyFetch
 {
@@ -45,11 +50,11 @@ struct KeyFetch
 	IndexScanDesc scan;
 	FmgrInfo   *cmp;			/* the index's order (its support function 1) */
 	Oid			collation;
-	RegProcedure ge_proc;		/* key >= value, for (re)starting the scan */
 	const Datum *keys;
 	int			nkeys;
 	int			next;			/* the wanted key */
-	bool		started;
+	bool		by_range;		/* one scan of the keys' range, or a scan per key */
+	RegProcedure eq_proc;		/* key = value, for a scan per key */
 };
 
 static int
@@ -102,52 +107,80 @@ KeyFetchSort(Relation index, Datum *keys, int nkeys)
  * snapshot.  The caller keeps rel, index and keys open and alive until
  * KeyFetchEnd.
  */
+/* The btree operator of strategy for the index's key, as a function. */
+static RegProcedure
+index_operator_proc(Relation index, StrategyNumber strategy)
+{
+	Oid			opno = get_opfamily_member(index->rd_opfamily[0], index->rd_opcintype[0],
+										   index->rd_opcintype[0], strategy);
+
+	if (!OidIsValid(opno))
+		elog(ERROR, "index \"%s\" has no operator of strategy %d",
+			 RelationGetRelationName(index), strategy);
+	return get_opcode(opno);
+}
+
+/* Integer keys close enough together to be read by range? */
+static bool
+keys_dense(Relation index, const Datum *keys, int nkeys)
+{
+	double		span;
+
+	if (nkeys < 2)
+		return false;
+	if (index->rd_opcintype[0] == INT8OID)
+		span = (double) DatumGetInt64(keys[nkeys - 1]) - (double) DatumGetInt64(keys[0]);
+	else if (index->rd_opcintype[0] == INT4OID)
+		span = (double) DatumGetInt32(keys[nkeys - 1]) - (double) DatumGetInt32(keys[0]);
+	else
+		return false;
+	return span < (double) KEY_FETCH_DENSE * nkeys;
+}
+
+/*
+ * Begins reading the rows of keys (nkeys, as KeyFetchSort leaves them)
+ * from rel through index, a unique btree index on the key alone, with
+ * snapshot.  The caller keeps rel, index and keys open and alive until
+ * KeyFetchEnd.
+ */
 KeyFetch *
 KeyFetchBegin(Relation rel, Relation index, Snapshot snapshot, const Datum *keys, int nkeys)
 {
 	KeyFetch   *kf = palloc0(sizeof(KeyFetch));
-	Oid			opno;
 
 	kf->index = index;
 	kf->cmp = index_getprocinfo(index, 1, BTORDER_PROC);
 	kf->collation = index->rd_indcollation[0];
-	opno = get_opfamily_member(index->rd_opfamily[0], index->rd_opcintype[0],
-							   index->rd_opcintype[0], BTGreaterEqualStrategyNumber);
-	if (!OidIsValid(opno))
-		elog(ERROR, "index \"%s\" has no >= operator", RelationGetRelationName(index));
-	kf->ge_proc = get_opcode(opno);
 	kf->keys = keys;
 	kf->nkeys = nkeys;
-	kf->scan = index_beginscan(rel, index, snapshot, 1, 0);
-	/* the entries' keys, to compare before fetching the heap */
-	kf->scan->xs_want_itup = true;
+	kf->by_range = keys_dense(index, keys, nkeys);
+	if (kf->by_range)
+	{
+		ScanKeyData range[2];
+
+		ScanKeyEntryInitialize(&range[0], 0, 1, BTGreaterEqualStrategyNumber, InvalidOid,
+							   kf->collation, index_operator_proc(index, BTGreaterEqualStrategyNumber),
+							   keys[0]);
+		ScanKeyEntryInitialize(&range[1], 0, 1, BTLessEqualStrategyNumber, InvalidOid,
+							   kf->collation, index_operator_proc(index, BTLessEqualStrategyNumber),
+							   keys[nkeys - 1]);
+		kf->scan = index_beginscan(rel, index, snapshot, 2, 0);
+		/* the entries' keys, to compare before fetching the heap */
+		kf->scan->xs_want_itup = true;
+		index_rescan(kf->scan, range, 2, NULL, 0);
+	}
+	else
+	{
+		kf->eq_proc = index_operator_proc(index, BTEqualStrategyNumber);
+		kf->scan = index_beginscan(rel, index, snapshot, 1, 0);
+	}
 	return kf;
 }
 
-/* (Re)starts the scan at the wanted key. */
-static void
-restart_at_wanted(KeyFetch *kf)
+/* KeyFetchNext of a range: the walk along it. */
+static int
+next_in_range(KeyFetch *kf, TupleTableSlot *slot)
 {
-	ScanKeyData skey;
-
-	ScanKeyEntryInitialize(&skey, 0, 1, BTGreaterEqualStrategyNumber, InvalidOid,
-						   kf->collation, kf->ge_proc, kf->keys[kf->next]);
-	index_rescan(kf->scan, &skey, 1, NULL, 0);
-	kf->started = true;
-}
-
-/*
- * The next row found, in slot; returns the position of its key in keys, or
- * -1 when every key has been looked for.  A key without a visible row is
- * not returned.
- */
-int
-KeyFetchNext(KeyFetch *kf, TupleTableSlot *slot)
-{
-	int			steps = 0;
-
-	if (kf->next < kf->nkeys && !kf->started)
-		restart_at_wanted(kf);
 	while (kf->next < kf->nkeys)
 	{
 		ItemPointer tid;
@@ -169,20 +202,37 @@ KeyFetchNext(KeyFetch *kf, TupleTableSlot *slot)
 		if (kf->next >= kf->nkeys)
 			break;
 		if (c < 0)
-		{
-			/* an entry before the wanted key: step over it, or descend again */
-			if (++steps > KEY_FETCH_MAX_STEPS)
-			{
-				restart_at_wanted(kf);
-				steps = 0;
-			}
-			continue;
-		}
+			continue;			/* an entry between wanted keys, or a found one's dead version */
 		/* the wanted key; a version the snapshot does not see is skipped */
 		if (index_fetch_heap(kf->scan, slot))
 			return kf->next++;
 	}
 	kf->next = kf->nkeys;
+	return -1;
+}
+
+/*
+ * The next row found, in slot; returns the position of its key in keys, or
+ * -1 when every key has been looked for.  A key without a visible row is
+ * not returned.
+ */
+int
+KeyFetchNext(KeyFetch *kf, TupleTableSlot *slot)
+{
+	if (kf->by_range)
+		return next_in_range(kf, slot);
+	while (kf->next < kf->nkeys)
+	{
+		ScanKeyData skey;
+		int			pos = kf->next++;
+
+		CHECK_FOR_INTERRUPTS();
+		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   kf->collation, kf->eq_proc, kf->keys[pos]);
+		index_rescan(kf->scan, &skey, 1, NULL, 0);
+		if (index_getnext_slot(kf->scan, ForwardScanDirection, slot))
+			return pos;
+	}
 	return -1;
 }
 

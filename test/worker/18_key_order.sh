@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The stored membership of a batch of contacts, and the contacts the worker
-# re-evaluates, are read through the key's btree index in one forward walk
-# (src/key_fetch.c): the keys sorted in the index's order, entries between
-# two wanted keys stepped over or the index descended again.  Here the
-# keys are text in a database whose collation (ICU "en") orders them
-# otherwise than bytes do ('a' < 'B' here, 'B' < 'a' in C), and many keys
-# sit between two changed ones.  Membership after refresh() (the backend's
-# pass, rows stored or not), after the worker applies the application's
-# writes (scattered keys, deletions, a key written twice), and after a
-# refresh() that changes a few rows, must equal each rule's SQL.
+# re-evaluates, are read through the key's btree index (src/key_fetch.c):
+# keys other than dense integers one by one with one scan, after sorting
+# and removing duplicates in the index's order.  Here the keys are text in
+# a database whose collation (ICU "en") orders them otherwise than bytes
+# do ('a' < 'B' here, 'B' < 'a' in C).  Membership after refresh() (the
+# backend's pass, rows stored or not), after the worker applies the
+# application's writes (scattered keys, deletions, a key written twice),
+# and after a refresh() that changes a few rows, must equal each rule's
+# SQL.  19_key_range.sh reads integer keys by range.
 DB_CREATE_OPTIONS="TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C.UTF-8'"
 . "$(dirname "$0")/common.bash"
 
