@@ -22,14 +22,14 @@ qa "INSERT INTO contacts
              i, CASE WHEN i % 7 = 0 THEN 'vip' ELSE 'free' END
       FROM generate_series(1, 3000) i"
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
-q "SELECT segments.create_segment('vip', '{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}')" >/dev/null
-q "SELECT segments.create_segment('tens', '{\"type\":\"attribute\",\"field\":\"n\",\"op\":\"lt\",\"value\":10}')" >/dev/null
-q "SELECT segments.create_segment('sparse', '{\"type\":\"attribute\",\"field\":\"n\",\"op\":\"gt\",\"value\":2990}')" >/dev/null
+attr_segment vip plan eq '"vip"'
+attr_segment tens n lt 10
+attr_segment sparse n gt 2990
 
 check_all() {
-    [ "$(mismatches vip "SELECT id FROM contacts WHERE plan = 'vip'")" = 0 ] || fail "'vip' differs from its SQL ($1)"
-    [ "$(mismatches tens "SELECT id FROM contacts WHERE n < 10")" = 0 ] || fail "'tens' differs from its SQL ($1)"
-    [ "$(mismatches sparse "SELECT id FROM contacts WHERE n > 2990")" = 0 ] || fail "'sparse' differs from its SQL ($1)"
+    same_as_sql vip "SELECT id FROM contacts WHERE plan = 'vip'" "$1"
+    same_as_sql tens "SELECT id FROM contacts WHERE n < 10" "$1"
+    same_as_sql sparse "SELECT id FROM contacts WHERE n > 2990" "$1"
     [ "$(q "SELECT count(*) FROM segments.verify() WHERE missing + extra > 0")" = 0 ] || fail "verify() finds differences ($1)"
     note "ok: three segments equal their SQL ($1)"
 }

@@ -15,12 +15,12 @@ q "ALTER TABLE contacts OWNER TO \"$APP\""
 qa "INSERT INTO contacts SELECT 2 * i, i, CASE WHEN i % 3 = 0 THEN 'vip' ELSE 'free' END
       FROM generate_series(1, 4000) i"
 q "SELECT segments.configure('contacts', 'id')" >/dev/null
-q "SELECT segments.create_segment('vip', '{\"type\":\"attribute\",\"field\":\"plan\",\"op\":\"eq\",\"value\":\"vip\"}')" >/dev/null
-q "SELECT segments.create_segment('low', '{\"type\":\"attribute\",\"field\":\"n\",\"op\":\"lt\",\"value\":1000}')" >/dev/null
+attr_segment vip plan eq '"vip"'
+attr_segment low n lt 1000
 
 check_all() {
-    [ "$(mismatches vip "SELECT id FROM contacts WHERE plan = 'vip'")" = 0 ] || fail "'vip' differs from its SQL ($1)"
-    [ "$(mismatches low "SELECT id FROM contacts WHERE n < 1000")" = 0 ] || fail "'low' differs from its SQL ($1)"
+    same_as_sql vip "SELECT id FROM contacts WHERE plan = 'vip'" "$1"
+    same_as_sql low "SELECT id FROM contacts WHERE n < 1000" "$1"
     [ "$(q "SELECT count(*) - count(DISTINCT contact_id) FROM segments.member")" = 0 ] ||
         fail "a contact has two stored rows ($1)"
     note "ok: both segments equal their SQL ($1)"

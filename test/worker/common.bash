@@ -97,6 +97,17 @@ mismatches() {
           EXCEPT SELECT m::text FROM segments.segment_members('$segment') m)) d"
 }
 
+# An attribute segment: attr_segment NAME FIELD OP JSON-VALUE.
+attr_segment() {
+    q "SELECT segments.create_segment('$1', '{\"type\":\"attribute\",\"field\":\"$2\",\"op\":\"$3\",\"value\":$4}')" >/dev/null
+}
+
+# Fails unless segment $1's members are exactly the keys SQL $2 returns
+# ($3 says when, in the message).
+same_as_sql() {
+    [ "$(mismatches "$1" "$2")" = 0 ] || fail "'$1' differs from its SQL ($3)"
+}
+
 # Holds a lock that keeps the worker from writing membership (SHARE ROW
 # EXCLUSIVE on segments.member: it conflicts with the ROW EXCLUSIVE writers
 # take) from a background session of this database, so that
