@@ -1105,6 +1105,7 @@ batch_apply(EvalPlan *plan, Batch *batch)
 	else if (plan->verify)
 	{
 		tuptable = stored_rows_sql(plan, keys, batch->n);
+		MemoryContextSwitchTo(batch->cxt);
 		verify_batch(plan, batch, tuptable, SPI_processed);
 		SPI_freetuptable(tuptable);
 		MemoryContextSwitchTo(old);
