@@ -2181,10 +2181,31 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 }
 
 /*
+ * Adds one of EvaluateContacts' contacts to the batch: evaluated from the
+ * row in slot, or gone when slot is NULL (no row).
+ */
+static void
+contact_add(EvalPlan *plan, Batch *batch, Datum key, TupleTableSlot *slot,
+			MemoryContext contact_cxt)
+{
+	MemoryContext prev = MemoryContextSwitchTo(contact_cxt);
+	int32	   *nums = NULL;
+	char	   *tenant = NULL;
+	int			n = 0;
+
+	if (slot != NULL)
+	{
+		slot_getallattrs(slot);
+		n = evaluate_contact(plan, slot, &nums, &tenant);
+	}
+	MemoryContextSwitchTo(prev);
+	batch_add(plan, batch, key, n, nums, tenant, slot != NULL);
+	MemoryContextReset(contact_cxt);
+}
+
+/*
  * EvaluateContacts' contacts of one group (keyvals[group->keys[...]]) in
- * rel, read through its key index at once (key_fetch.c), evaluated into
- * the batch; a key without a row is a contact gone.  Then the batch is
- * applied.
+ * rel, read through its key index at once (key_fetch.c), into the batch.
  */
 static void
 contacts_fetch(EvalPlan *plan, Batch *batch, Relation rel, Oid indexid, const Datum *keyvals,
@@ -2204,23 +2225,13 @@ contacts_fetch(EvalPlan *plan, Batch *batch, Relation rel, Oid indexid, const Da
 	kf = KeyFetchBegin(rel, index, GetActiveSnapshot(), keys, nkeys);
 	while ((pos = KeyFetchNext(kf, slot)) >= 0)
 	{
-		MemoryContext prev = MemoryContextSwitchTo(contact_cxt);
-		int32	   *nums = NULL;
-		char	   *tenant = NULL;
-		int			n;
-
-		slot_getallattrs(slot);
-		n = evaluate_contact(plan, slot, &nums, &tenant);
-		MemoryContextSwitchTo(prev);
 		found[pos] = true;
-		batch_add(plan, batch, keys[pos], n, nums, tenant, true);
-		MemoryContextReset(contact_cxt);
+		contact_add(plan, batch, keys[pos], slot, contact_cxt);
 	}
 	KeyFetchEnd(kf);
 	for (int i = 0; i < nkeys; i++)
 		if (!found[i])
-			batch_add(plan, batch, keys[i], 0, NULL, NULL, false);
-	batch_apply(plan, batch);
+			contact_add(plan, batch, keys[i], NULL, contact_cxt);
 	index_close(index, NoLock);
 }
 
@@ -2295,34 +2306,23 @@ EvaluateContacts(ArrayType *keys, const TenantView *view)
 		plan_retarget(plan, groups[g].member_shard);
 		slot = table_slot_create(rel, NULL);
 		if (!CitusIsDistributed(RelationGetRelid(rel)))
-		{
 			contacts_fetch(plan, batch, rel, index, keyvals, &groups[g], slot, contact_cxt);
-			ExecDropSingleTupleTableSlot(slot);
-			if (rel != plan->source)
-				table_close(rel, NoLock);
-			continue;
-		}
-		/* Citus: a contact placed on another node, one at a time (citus.c) */
-		for (int i = 0; i < groups[g].nkeys; i++)
+		else
 		{
-			Datum		key = keyvals[groups[g].keys[i]];
-			int32	   *nums = NULL;
-			char	   *tenant = NULL;
-			int			n = 0;
-			bool		found;
-			MemoryContext prev;
-
-			CHECK_FOR_INTERRUPTS();
-			prev = MemoryContextSwitchTo(contact_cxt);
-			found = MembershipProbe(rel, index, plan->cat->config.key_type, key, slot);
-			if (found)
+			/* Citus: a contact placed on another node, one at a time (citus.c) */
+			for (int i = 0; i < groups[g].nkeys; i++)
 			{
-				slot_getallattrs(slot);
-				n = evaluate_contact(plan, slot, &nums, &tenant);
+				Datum		key = keyvals[groups[g].keys[i]];
+				MemoryContext prev;
+				bool		found;
+
+				CHECK_FOR_INTERRUPTS();
+				/* what the probe allocates goes with the contact (contact_add resets it) */
+				prev = MemoryContextSwitchTo(contact_cxt);
+				found = MembershipProbe(rel, index, plan->cat->config.key_type, key, slot);
+				MemoryContextSwitchTo(prev);
+				contact_add(plan, batch, key, found ? slot : NULL, contact_cxt);
 			}
-			MemoryContextSwitchTo(prev);
-			batch_add(plan, batch, key, n, nums, tenant, found);
-			MemoryContextReset(contact_cxt);
 		}
 		batch_apply(plan, batch);
 		ExecDropSingleTupleTableSlot(slot);

@@ -46,7 +46,6 @@
 
 struct KeyFetch
 {
-	Relation	index;
 	IndexScanDesc scan;
 	FmgrInfo   *cmp;			/* the index's order (its support function 1) */
 	Oid			collation;
@@ -101,12 +100,6 @@ KeyFetchSort(Relation index, Datum *keys, int nkeys)
 	return m;
 }
 
-/*
- * Begins reading the rows of keys (nkeys, as KeyFetchSort leaves them)
- * from rel through index, a unique btree index on the key alone, with
- * snapshot.  The caller keeps rel, index and keys open and alive until
- * KeyFetchEnd.
- */
 /* The btree operator of strategy for the index's key, as a function. */
 static RegProcedure
 index_operator_proc(Relation index, StrategyNumber strategy)
@@ -148,7 +141,6 @@ KeyFetchBegin(Relation rel, Relation index, Snapshot snapshot, const Datum *keys
 {
 	KeyFetch   *kf = palloc0(sizeof(KeyFetch));
 
-	kf->index = index;
 	kf->cmp = index_getprocinfo(index, 1, BTORDER_PROC);
 	kf->collation = index->rd_indcollation[0];
 	kf->keys = keys;
