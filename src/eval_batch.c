@@ -36,6 +36,12 @@ struct EvalBatch
 	uint64	   *seg_bits;		/* by plan position: WORDS words */
 	int			nsegments;
 	int			ncontacts;		/* in the batch so far */
+	/* one active condition per group of remembered values (RuleValuePrefetch) */
+	int			ngroups;
+	int			groups_space;
+	RuleCondition **group_conds;
+	bool	   *has_group;		/* by value group - 1 */
+	int			has_group_space;
 };
 
 EvalBatch *
@@ -47,6 +53,34 @@ EvalBatchCreate(int nsegments)
 	b->seg_bits = palloc0(sizeof(uint64) * WORDS * Max(nsegments, 1));
 	b->cond_bits = palloc0(sizeof(uint64) * WORDS);
 	return b;
+}
+
+/* Notes the value group of an active condition, if it is the first of it. */
+static void
+add_group(EvalBatch *b, RuleCondition *cond)
+{
+	int			g = cond->value_group - 1;
+
+	if (g >= b->has_group_space)
+	{
+		int			n = Max(g + 1, 2 * b->has_group_space);
+
+		b->has_group = b->has_group == NULL ? palloc0(n * sizeof(bool)) :
+			repalloc(b->has_group, n * sizeof(bool));
+		memset(b->has_group + b->has_group_space, 0, (n - b->has_group_space) * sizeof(bool));
+		b->has_group_space = n;
+	}
+	if (b->has_group[g])
+		return;
+	b->has_group[g] = true;
+	if (b->ngroups == b->groups_space)
+	{
+		b->groups_space = Max(16, 2 * b->groups_space);
+		b->group_conds = b->group_conds == NULL ?
+			palloc(b->groups_space * sizeof(RuleCondition *)) :
+			repalloc(b->group_conds, b->groups_space * sizeof(RuleCondition *));
+	}
+	b->group_conds[b->ngroups++] = cond;
 }
 
 /* Activates the memo slots of a tree's conditions. */
@@ -88,6 +122,8 @@ add_conditions(EvalBatch *b, const RuleNode *node, const char *salt)
 	b->active[b->nactive] = cond;
 	b->active_salt[b->nactive] = salt;
 	b->nactive++;
+	if (cond->value_group > 0)
+		add_group(b, cond);
 }
 
 /*
@@ -121,6 +157,7 @@ EvalBatchContact(EvalBatch *b, RuleEvalContext *ctx)
 	uint64		bit = UINT64CONST(1) << (k & 63);
 
 	Assert(k < EVAL_BATCH_CONTACTS && ctx->trace == NULL);
+	RuleValuePrefetch(b->group_conds, b->ngroups, ctx);
 	for (int i = 0; i < b->nactive; i++)
 	{
 		RuleCondition *cond = b->active[i];

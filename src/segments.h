@@ -340,6 +340,9 @@ typedef struct RuleValueEntry
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } RuleValueEntry;
 
+/* Longest value remembered (a value image, rule_eval.c). */
+#define RULE_VALUE_KEY_MAX	64
+
 typedef struct RuleValueGroup
 {
 	int			nbits;			/* distinct conditions of the group */
@@ -352,8 +355,14 @@ typedef struct RuleValueGroup
 	uint32		lookups;
 	uint32		hits;
 	int			nentries;
-	RuleValueEntry **buckets;	/* VALUE_MEMO_BUCKETS, or NULL */
+	RuleValueEntry **buckets;	/* nbuckets, or NULL */
+	int			nbuckets;		/* a power of 2 */
 	MemoryContext cxt;
+	/* the contact's key, computed ahead by RuleValuePrefetch() */
+	uint32		key_generation; /* contact of key_*; 0: none */
+	uint32		key_hash;
+	int			key_len;		/* -1: the value is not remembered */
+	char		key[RULE_VALUE_KEY_MAX + 1];
 } RuleValueGroup;
 
 /*
@@ -460,6 +469,7 @@ extern bool RuleEvaluate(const RuleNode *node, RuleEvalContext *ctx);
 extern RuleNode *RuleCompact(const RuleNode *root);
 extern const RuleNode *RuleEntry(const RuleNode *root);
 extern bool RuleEvalPositive(RuleCondition *cond, const RuleEvalContext *ctx);
+extern void RuleValuePrefetch(RuleCondition *const *conds, int n, const RuleEvalContext *ctx);
 
 /* eval_program.c: the segments of a pass compiled together */
 typedef struct EvalProgram EvalProgram;
