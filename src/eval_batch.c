@@ -30,6 +30,10 @@ struct EvalBatch
 	int			space;
 	RuleCondition **active;		/* one condition holding each */
 	const char **active_salt;	/* its segment's default salt */
+	/* of each, what the loop reads without touching the condition */
+	int		   *active_slot;	/* memo slot - 1 */
+	int		   *active_group;	/* value group (0: none) */
+	int		   *active_bit;		/* its bit in the group */
 	bool	   *is_active;		/* by memo slot - 1 */
 	int			is_active_space;
 	uint64	   *cond_bits;		/* by memo slot - 1: WORDS words */
@@ -117,10 +121,19 @@ add_conditions(EvalBatch *b, const RuleNode *node, const char *salt)
 			repalloc(b->active, b->space * sizeof(RuleCondition *));
 		b->active_salt = b->active_salt == NULL ? palloc(b->space * sizeof(char *)) :
 			repalloc(b->active_salt, b->space * sizeof(char *));
+		b->active_slot = b->active_slot == NULL ? palloc(b->space * sizeof(int)) :
+			repalloc(b->active_slot, b->space * sizeof(int));
+		b->active_group = b->active_group == NULL ? palloc(b->space * sizeof(int)) :
+			repalloc(b->active_group, b->space * sizeof(int));
+		b->active_bit = b->active_bit == NULL ? palloc(b->space * sizeof(int)) :
+			repalloc(b->active_bit, b->space * sizeof(int));
 	}
 	/* equal memo keys: equal results, the default salt included */
 	b->active[b->nactive] = cond;
 	b->active_salt[b->nactive] = salt;
+	b->active_slot[b->nactive] = m;
+	b->active_group[b->nactive] = cond->value_group;
+	b->active_bit[b->nactive] = cond->value_bit;
 	b->nactive++;
 	if (cond->value_group > 0)
 		add_group(b, cond);
@@ -160,11 +173,16 @@ EvalBatchContact(EvalBatch *b, RuleEvalContext *ctx)
 	RuleValuePrefetch(b->group_conds, b->ngroups, ctx);
 	for (int i = 0; i < b->nactive; i++)
 	{
-		RuleCondition *cond = b->active[i];
+		int			known = b->active_group[i] > 0 ?
+			RuleValueKnown(ctx, b->active_group[i], b->active_bit[i]) : -1;
 
-		ctx->default_salt = b->active_salt[i];
-		if (RuleEvalPositive(cond, ctx))
-			b->cond_bits[(cond->memo_slot - 1) * WORDS + word] |= bit;
+		if (known < 0)
+		{
+			ctx->default_salt = b->active_salt[i];
+			known = RuleEvalPositive(b->active[i], ctx);
+		}
+		if (known)
+			b->cond_bits[b->active_slot[i] * WORDS + word] |= bit;
 	}
 }
 

@@ -471,6 +471,26 @@ extern const RuleNode *RuleEntry(const RuleNode *root);
 extern bool RuleEvalPositive(RuleCondition *cond, const RuleEvalContext *ctx);
 extern void RuleValuePrefetch(RuleCondition *const *conds, int n, const RuleEvalContext *ctx);
 
+/*
+ * A condition's result remembered for the contact's value of its field
+ * (value group, bit: RuleCondition.value_group, value_bit), once a
+ * condition of the group looked the value up: 1 or 0, or -1 when not
+ * known (evaluate the condition).  Reads no RuleCondition: the batch
+ * evaluator's loop over a pass's conditions stays in a few cache lines.
+ */
+static inline int
+RuleValueKnown(const RuleEvalContext *ctx, int value_group, int value_bit)
+{
+	const RuleValueGroup *group = &ctx->value_groups[value_group - 1];
+	const RuleValueEntry *entry;
+	uint8		mask = 1 << (value_bit & 7);
+
+	if (group->generation != ctx->generation || (entry = group->entry) == NULL ||
+		!(entry->known[value_bit >> 3] & mask))
+		return -1;
+	return (entry->result[value_bit >> 3] & mask) != 0;
+}
+
 /* eval_program.c: the segments of a pass compiled together */
 typedef struct EvalProgram EvalProgram;
 extern EvalProgram *EvalProgramCreate(void);
