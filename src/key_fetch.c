@@ -11,16 +11,17 @@
  * pass spent a fifth of its time there.  Here, the keys sorted in the
  * index's order:
  *
- * - integer keys spanning at most KEY_FETCH_DENSE entries per key (a
- *   batch of a pass, which reads contacts in key or insertion order) are
- *   found by one scan of their range: each entry's key (returned as for an
- *   index-only scan) is compared with the wanted one, an entry below it is
- *   stepped over, one above it means the wanted key has no row.  The range
- *   holds at most that many entries per key, dead versions aside.
- * - other keys (a few changed contacts, uuids, text) are looked up one by
- *   one with one scan, rescanned: the descent per key stays, the statement
- *   and the copies go.  A range scan there would read every entry between
- *   two far keys.
+ * - integer keys are cut into runs, each key at most KEY_FETCH_GAP above
+ *   the one before (a batch of a pass, which reads contacts in key or
+ *   insertion order, is one run; so are the 20 contacts one UPDATE of a
+ *   range changed).  A run is found by one scan of its range: each
+ *   entry's key (returned as for an index-only scan) is compared with the
+ *   wanted one, an entry below it is stepped over, one above it means the
+ *   wanted key has no row.  Stepping over a few entries costs less than
+ *   descending the tree again.
+ * - other keys (uuids, text), and integer keys far apart, are each a run
+ *   of one: one descent per key, with one scan rescanned; the statement
+ *   and the copies go.
  *
  * Each match is fetched from the heap with the caller's snapshot, as the
  * statement would.
@@ -41,8 +42,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-/* Integer keys are read by range when it spans at most this per key. */
-#define KEY_FETCH_DENSE 4
+/* Keys of one run are at most this far apart (integer keys). */
+#define KEY_FETCH_GAP 16
 
 struct KeyFetch
 {
@@ -52,8 +53,10 @@ struct KeyFetch
 	const Datum *keys;
 	int			nkeys;
 	int			next;			/* the wanted key */
-	bool		by_range;		/* one scan of the keys' range, or a scan per key */
-	RegProcedure eq_proc;		/* key = value, for a scan per key */
+	int			run_end;		/* the end of its run (exclusive) */
+	Oid			key_type;		/* integer keys make runs of more than one */
+	RegProcedure ge_proc;		/* key >= value, key <= value: a run's range */
+	RegProcedure le_proc;
 };
 
 static int
@@ -113,21 +116,22 @@ index_operator_proc(Relation index, StrategyNumber strategy)
 	return get_opcode(opno);
 }
 
-/* Integer keys close enough together to be read by range? */
+/* Is integer key b (above a) at most KEY_FETCH_GAP above a? */
 static bool
-keys_dense(Relation index, const Datum *keys, int nkeys)
+keys_close(Oid key_type, Datum a, Datum b)
 {
-	double		span;
-
-	if (nkeys < 2)
-		return false;
-	if (index->rd_opcintype[0] == INT8OID)
-		span = (double) DatumGetInt64(keys[nkeys - 1]) - (double) DatumGetInt64(keys[0]);
-	else if (index->rd_opcintype[0] == INT4OID)
-		span = (double) DatumGetInt32(keys[nkeys - 1]) - (double) DatumGetInt32(keys[0]);
-	else
-		return false;
-	return span < (double) KEY_FETCH_DENSE * nkeys;
+	switch (key_type)
+	{
+		case INT8OID:
+			return DatumGetInt64(a) >= PG_INT64_MAX - KEY_FETCH_GAP ||
+				DatumGetInt64(b) <= DatumGetInt64(a) + KEY_FETCH_GAP;
+		case INT4OID:
+			return (int64) DatumGetInt32(b) - DatumGetInt32(a) <= KEY_FETCH_GAP;
+		case INT2OID:
+			return (int32) DatumGetInt16(b) - DatumGetInt16(a) <= KEY_FETCH_GAP;
+		default:
+			return false;
+	}
 }
 
 /*
@@ -145,35 +149,37 @@ KeyFetchBegin(Relation rel, Relation index, Snapshot snapshot, const Datum *keys
 	kf->collation = index->rd_indcollation[0];
 	kf->keys = keys;
 	kf->nkeys = nkeys;
-	kf->by_range = keys_dense(index, keys, nkeys);
-	if (kf->by_range)
-	{
-		ScanKeyData range[2];
-
-		ScanKeyEntryInitialize(&range[0], 0, 1, BTGreaterEqualStrategyNumber, InvalidOid,
-							   kf->collation, index_operator_proc(index, BTGreaterEqualStrategyNumber),
-							   keys[0]);
-		ScanKeyEntryInitialize(&range[1], 0, 1, BTLessEqualStrategyNumber, InvalidOid,
-							   kf->collation, index_operator_proc(index, BTLessEqualStrategyNumber),
-							   keys[nkeys - 1]);
-		kf->scan = index_beginscan(rel, index, snapshot, 2, 0);
-		/* the entries' keys, to compare before fetching the heap */
-		kf->scan->xs_want_itup = true;
-		index_rescan(kf->scan, range, 2, NULL, 0);
-	}
-	else
-	{
-		kf->eq_proc = index_operator_proc(index, BTEqualStrategyNumber);
-		kf->scan = index_beginscan(rel, index, snapshot, 1, 0);
-	}
+	kf->key_type = index->rd_opcintype[0];
+	kf->ge_proc = index_operator_proc(index, BTGreaterEqualStrategyNumber);
+	kf->le_proc = index_operator_proc(index, BTLessEqualStrategyNumber);
+	kf->scan = index_beginscan(rel, index, snapshot, 2, 0);
+	/* the entries' keys, to compare before fetching the heap */
+	kf->scan->xs_want_itup = true;
 	return kf;
 }
 
-/* KeyFetchNext of a range: the walk along it. */
-static int
-next_in_range(KeyFetch *kf, TupleTableSlot *slot)
+/* Starts the scan of the run that begins at the wanted key. */
+static void
+run_begin(KeyFetch *kf)
 {
-	while (kf->next < kf->nkeys)
+	ScanKeyData range[2];
+	int			end = kf->next + 1;
+
+	while (end < kf->nkeys && keys_close(kf->key_type, kf->keys[end - 1], kf->keys[end]))
+		end++;
+	kf->run_end = end;
+	ScanKeyEntryInitialize(&range[0], 0, 1, BTGreaterEqualStrategyNumber, InvalidOid,
+						   kf->collation, kf->ge_proc, kf->keys[kf->next]);
+	ScanKeyEntryInitialize(&range[1], 0, 1, BTLessEqualStrategyNumber, InvalidOid,
+						   kf->collation, kf->le_proc, kf->keys[end - 1]);
+	index_rescan(kf->scan, range, 2, NULL, 0);
+}
+
+/* The next row found in the current run, or -1 when the run is done. */
+static int
+next_in_run(KeyFetch *kf, TupleTableSlot *slot)
+{
+	while (kf->next < kf->run_end)
 	{
 		ItemPointer tid;
 		Datum		entry_key;
@@ -189,9 +195,9 @@ next_in_range(KeyFetch *kf, TupleTableSlot *slot)
 			continue;
 		c = key_compare(kf->cmp, kf->collation, entry_key, kf->keys[kf->next]);
 		/* wanted keys below this entry have no row */
-		while (c > 0 && ++kf->next < kf->nkeys)
+		while (c > 0 && ++kf->next < kf->run_end)
 			c = key_compare(kf->cmp, kf->collation, entry_key, kf->keys[kf->next]);
-		if (kf->next >= kf->nkeys)
+		if (kf->next >= kf->run_end)
 			break;
 		if (c < 0)
 			continue;			/* an entry between wanted keys, or a found one's dead version */
@@ -199,7 +205,7 @@ next_in_range(KeyFetch *kf, TupleTableSlot *slot)
 		if (index_fetch_heap(kf->scan, slot))
 			return kf->next++;
 	}
-	kf->next = kf->nkeys;
+	kf->next = kf->run_end;
 	return -1;
 }
 
@@ -211,18 +217,14 @@ next_in_range(KeyFetch *kf, TupleTableSlot *slot)
 int
 KeyFetchNext(KeyFetch *kf, TupleTableSlot *slot)
 {
-	if (kf->by_range)
-		return next_in_range(kf, slot);
 	while (kf->next < kf->nkeys)
 	{
-		ScanKeyData skey;
-		int			pos = kf->next++;
+		int			pos;
 
-		CHECK_FOR_INTERRUPTS();
-		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   kf->collation, kf->eq_proc, kf->keys[pos]);
-		index_rescan(kf->scan, &skey, 1, NULL, 0);
-		if (index_getnext_slot(kf->scan, ForwardScanDirection, slot))
+		if (kf->next >= kf->run_end)
+			run_begin(kf);
+		pos = next_in_run(kf, slot);
+		if (pos >= 0)
 			return pos;
 	}
 	return -1;

@@ -40,6 +40,9 @@
  * A build would save part of the btree's share (GIN's gathered
  * insertions already cost what its build does).
  *
+ * A statement of fewer than GIN_GATHER_MIN_ROWS rows leaves an index with
+ * fastupdate (the default) to the executor: its pending list.
+ *
  * Rows whose membership changed are replaced the same way: each row
  * version the batch read (by its ctid) is updated in place of the UPDATE
  * statement's join, the btree entries inserted as after an UPDATE, and
@@ -100,13 +103,27 @@ MemberBulkPossible(Relation rel)
 }
 
 /*
- * The GIN indexes of the relation (not partial) that take inserts: their
- * entries are gathered.  One that does not take them yet (the copy a
- * REINDEX or CREATE INDEX CONCURRENTLY has not built: an empty file) stays
- * with the executor, which skips it as it skips it for an INSERT.
+ * Fewest rows whose GIN entries are gathered.  A smaller statement (the
+ * worker applying a few dozen contact changes) sends each row's entries to
+ * the index's pending list, as an UPDATE does: gathered, a few rows per
+ * segment number each changed a different posting-tree leaf (decoded,
+ * merged, compressed and logged for one pointer), a third of the worker's
+ * time; the list's cleanup merges thousands at once.  Measured at 6,000
+ * one-row updates a second (BENCHMARKS.md): the worker's CPU per change
+ * 1.33x lower with the list bounded at 1MB (the worker's setting).
+ */
+#define GIN_GATHER_MIN_ROWS 1000
+
+/*
+ * The GIN indexes of the relation (not partial) that take inserts and whose
+ * entries are gathered (a statement of nrows rows).  One that does not
+ * take them yet (the copy a REINDEX or CREATE INDEX CONCURRENTLY has not
+ * built: an empty file) stays with the executor, which skips it as it
+ * skips it for an INSERT; so does one with fastupdate when the statement
+ * is small (its pending list).
  */
 static int
-take_gin_indexes(ResultRelInfo *rri, Relation *gin, IndexInfo **gin_info)
+take_gin_indexes(ResultRelInfo *rri, Relation *gin, IndexInfo **gin_info, int nrows)
 {
 	int			ngin = 0;
 	int			k = 0;
@@ -117,7 +134,8 @@ take_gin_indexes(ResultRelInfo *rri, Relation *gin, IndexInfo **gin_info)
 		IndexInfo  *info = rri->ri_IndexRelationInfo[i];
 
 		if (index->rd_rel->relam == GIN_AM_OID && info->ii_Predicate == NIL &&
-			info->ii_ReadyForInserts)
+			info->ii_ReadyForInserts &&
+			(nrows >= GIN_GATHER_MIN_ROWS || !GinGetUseFastUpdate(index)))
 		{
 			gin[ngin] = index;
 			gin_info[ngin++] = info;
@@ -438,7 +456,8 @@ typedef struct BulkStatement
  * a new command id, as SPI runs a statement), in mb->call_cxt.
  */
 static void
-statement_begin(MemberBulk *mb, BulkStatement *st, Oid relid, CmdType cmd, Snapshot snapshot)
+statement_begin(MemberBulk *mb, BulkStatement *st, Oid relid, CmdType cmd, Snapshot snapshot,
+				int nrows)
 {
 	AclMode		mode = cmd == CMD_INSERT ? ACL_INSERT : ACL_UPDATE;
 
@@ -470,7 +489,7 @@ statement_begin(MemberBulk *mb, BulkStatement *st, Oid relid, CmdType cmd, Snaps
 	ExecOpenIndices(st->rri, false);
 	st->gin = palloc(Max(st->rri->ri_NumIndices, 1) * sizeof(Relation));
 	st->gin_info = palloc(Max(st->rri->ri_NumIndices, 1) * sizeof(IndexInfo *));
-	st->ngin = take_gin_indexes(st->rri, st->gin, st->gin_info);
+	st->ngin = take_gin_indexes(st->rri, st->gin, st->gin_info, nrows);
 
 	AfterTriggerBeginQuery();
 	st->tcs = MakeTransitionCaptureState(st->rel->trigdesc, relid, cmd);
@@ -595,7 +614,7 @@ MemberBulkInsert(MemberBulk *mb, Oid relid, HeapTuple *tuples, int ntuples, Snap
 	BulkInsertState bistate;
 	ExprContext *econtext;
 
-	statement_begin(mb, &st, relid, CMD_INSERT, snapshot);
+	statement_begin(mb, &st, relid, CMD_INSERT, snapshot, ntuples);
 	slots = statement_slots(mb, &st, tuples, ntuples);
 	bistate = GetBulkInsertState();
 	table_multi_insert(st.rel, slots, ntuples, st.cid, 0, bistate);
@@ -644,7 +663,7 @@ MemberBulkUpdate(MemberBulk *mb, Oid relid, const ItemPointerData *otids, HeapTu
 	int			nmissed = 0;
 	ExprContext *econtext;
 
-	statement_begin(mb, &st, relid, CMD_UPDATE, snapshot);
+	statement_begin(mb, &st, relid, CMD_UPDATE, snapshot, ntuples);
 	slots = statement_slots(mb, &st, tuples, ntuples);
 	gin_slots = palloc(ntuples * sizeof(TupleTableSlot *));
 	econtext = GetPerTupleExprContext(st.estate);

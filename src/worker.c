@@ -2315,6 +2315,13 @@ segments_worker_main(Datum arg)
 	 */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/*
+	 * Applying a few changes, the member rows' GIN entries go to the
+	 * index's pending list (member_bulk.c), which every search of the index
+	 * reads: bounded at 1MB here (4MB by default), its cleanup still merges
+	 * thousands of entries at a time.  The index's own reloption wins.
+	 */
+	SetConfigOption("gin_pending_list_limit", "1MB", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
 	 * In a lock cycle with a user's transaction the worker is the one that
 	 * gives up: the process that has waited deadlock_timeout runs the check
 	 * and ends itself, so the worker's is short.  Its error is transient
