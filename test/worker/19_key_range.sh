@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Integer keys close together (a batch of a pass, or of the worker applying
 # one statement's changes) are read through the key's btree index by one
-# scan of their range (src/key_fetch.c): entries between wanted keys (rows
+# scan of each run of them (src/key_fetch.c): entries between wanted keys (rows
 # of contacts not in the batch), wanted keys without an entry (contacts
 # without a stored row, or gone), and the dead versions that non-HOT updates
 # of segments.member leave in its primary key are walked past.  Membership
@@ -46,5 +46,20 @@ for round in 1 2 3; do
     q "SELECT segments.refresh()" >/dev/null
     check_all "refresh(), round $round"
 done
+# runs of keys far apart (each read by a range of its own), single keys
+# between them, and keys at both ends of bigint, changed in one statement
+ends="-9223372036854775808, -9223372036854775807, 9223372036854775790, 9223372036854775800, 9223372036854775806, 9223372036854775807"
+qa "INSERT INTO contacts SELECT k, 5, 'free' FROM unnest(ARRAY[$ends]::bigint[]) k"
+expect "wait() after the keys at the ends" "SELECT segments.wait('60 s')" t
+check_all "keys at both ends of bigint"
+qa "UPDATE contacts SET plan = CASE plan WHEN 'vip' THEN 'free' ELSE 'vip' END,
+                        n = CASE WHEN n < 1000 THEN n + 1000 ELSE n - 1000 END
+      WHERE id IN ($ends) OR id BETWEEN 100 AND 160 OR id BETWEEN 5000 AND 5060
+         OR id IN (2000, 2040, 2080, 7000, 7998)"
+expect "wait() after runs far apart" "SELECT segments.wait('60 s')" t
+check_all "the worker, runs far apart and the ends of bigint"
+[ "$(q "SELECT count(*) FROM segments.member WHERE contact_id IN ($ends)")" = 6 ] ||
+    fail "the contacts at the ends of bigint have no stored row"
+note "ok: the six contacts at the ends of bigint have their rows"
 expect "verify() finds no difference" "SELECT count(*) FROM segments.verify() WHERE missing + extra > 0" 0
 all_passed
