@@ -59,21 +59,28 @@ EvalBatchCreate(int nsegments)
 	return b;
 }
 
+/* flags (space of them, NULL: none) grown to hold index i, new ones false. */
+static bool *
+flags_cover(bool *flags, int *space, int i)
+{
+	int			n;
+
+	if (i < *space)
+		return flags;
+	n = Max(i + 1, 2 * *space);
+	flags = flags == NULL ? palloc0(n * sizeof(bool)) : repalloc(flags, n * sizeof(bool));
+	memset(flags + *space, 0, (n - *space) * sizeof(bool));
+	*space = n;
+	return flags;
+}
+
 /* Notes the value group of an active condition, if it is the first of it. */
 static void
 add_group(EvalBatch *b, RuleCondition *cond)
 {
 	int			g = cond->value_group - 1;
 
-	if (g >= b->has_group_space)
-	{
-		int			n = Max(g + 1, 2 * b->has_group_space);
-
-		b->has_group = b->has_group == NULL ? palloc0(n * sizeof(bool)) :
-			repalloc(b->has_group, n * sizeof(bool));
-		memset(b->has_group + b->has_group_space, 0, (n - b->has_group_space) * sizeof(bool));
-		b->has_group_space = n;
-	}
+	b->has_group = flags_cover(b->has_group, &b->has_group_space, g);
 	if (b->has_group[g])
 		return;
 	b->has_group[g] = true;
@@ -101,15 +108,7 @@ add_conditions(EvalBatch *b, const RuleNode *node, const char *salt)
 	if (cond->memo_slot <= 0)
 		elog(ERROR, "condition not linked into the pass's program");
 	m = cond->memo_slot - 1;
-	if (m >= b->is_active_space)
-	{
-		int			n = Max(m + 1, 2 * b->is_active_space);
-
-		b->is_active = b->is_active == NULL ? palloc0(n * sizeof(bool)) :
-			repalloc(b->is_active, n * sizeof(bool));
-		memset(b->is_active + b->is_active_space, 0, (n - b->is_active_space) * sizeof(bool));
-		b->is_active_space = n;
-	}
+	b->is_active = flags_cover(b->is_active, &b->is_active_space, m);
 	b->nslots = Max(b->nslots, m + 1);
 	if (b->is_active[m])
 		return;

@@ -13,6 +13,12 @@
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
+/*
+ * The worker's bound on the GIN index's pending list (gin_pending_list_limit,
+ * kB), where its small statements send their entries.
+ */
+#define MEMBER_GIN_PENDING_KB	1024
+
 typedef struct MemberBulk MemberBulk;
 
 extern bool MemberBulkPossible(Relation rel);

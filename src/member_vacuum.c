@@ -87,6 +87,7 @@
 #include "utils/timestamp.h"
 
 #include "citus.h"
+#include "member_bulk.h"
 #include "member_compact.h"
 #include "member_strip.h"
 #include "member_vacuum.h"
@@ -231,6 +232,13 @@ reindex_due(Oid relid, double rows)
 		if (!isnull)
 			pkey_fresh = Max(PKEY_FRESH_BYTES, DatumGetFloat8(learned));
 	}
+	/*
+	 * The pending list the worker's small statements fill (member_bulk.c)
+	 * takes up to its bound, and its pages are reused, not given back: not
+	 * bloat.  Counted, a table whose index is under a megabyte would be
+	 * rebuilt again whenever the list filled.
+	 */
+	gin_bytes = Max(gin_bytes - MEMBER_GIN_PENDING_KB * 1024.0, 0);
 	if (gin_bytes > REINDEX_MIN_BYTES &&
 		gin_bytes > segments_member_reindex_factor * gin_fresh * memberships)
 		due |= REINDEX_GIN;

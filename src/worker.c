@@ -45,6 +45,7 @@
 #include "catalog.h"
 #include "citus.h"
 #include "history.h"
+#include "member_bulk.h"
 #include "member_lock.h"
 #include "member_strip.h"
 #include "member_vacuum.h"
@@ -2320,7 +2321,8 @@ segments_worker_main(Datum arg)
 	 * reads: bounded at 1MB here (4MB by default), its cleanup still merges
 	 * thousands of entries at a time.  The index's own reloption wins.
 	 */
-	SetConfigOption("gin_pending_list_limit", "1MB", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("gin_pending_list_limit", CppAsString2(MEMBER_GIN_PENDING_KB), PGC_SUSET,
+					PGC_S_OVERRIDE);
 	/*
 	 * In a lock cycle with a user's transaction the worker is the one that
 	 * gives up: the process that has waited deadlock_timeout runs the check
