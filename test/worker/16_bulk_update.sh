@@ -24,11 +24,20 @@ q "CREATE EXTENSION IF NOT EXISTS amcheck" >/dev/null
 
 ROWS="SELECT contact_id, segments._member_segs(data) AS segs, tenant FROM segments.member"
 snapshot() { q "DROP TABLE IF EXISTS $1; CREATE TABLE $1 AS $ROWS"; }
+LAST="SELECT coalesce(max(change_id), 0) FROM segments.change_log"
+# snapshot_last NAME: snapshot NAME, and prints the last change_id that the
+# same snapshot sees (ids are drawn in commit order: the changes those rows
+# include).  Read apart, a change committed between the two would be in
+# neither the history after the id nor the difference from the rows.
+snapshot_last() {
+    q "DROP TABLE IF EXISTS $1"
+    psql -X -qAt -v ON_ERROR_STOP=1 -c "BEGIN ISOLATION LEVEL REPEATABLE READ" \
+         -c "CREATE TABLE $1 AS $ROWS" -c "$LAST" -c "COMMIT"
+}
 same() { echo "SELECT count(*) FROM (($ROWS EXCEPT SELECT * FROM $1) UNION ALL (SELECT * FROM $1 EXCEPT $ROWS)) d"; }
 # (contact, segment number) pairs of a snapshot, or of the table now
 pairs() { echo "SELECT contact_id, unnest(segs) AS num FROM $1"; }
 NOW="($ROWS) r"
-LAST="SELECT coalesce(max(change_id), 0) FROM segments.change_log"
 # history since change_id $1 against the difference of snapshot $2 and now:
 # every entry and exit recorded once, nothing else
 history_matches() {
@@ -64,8 +73,7 @@ CHANGES="UPDATE contacts SET n = n + $((N / 8)) WHERE id % 7 = 0;
 UNDO="UPDATE contacts SET n = id, org = CASE WHEN id % 10 = 0 THEN NULL ELSE 'org' || (id % 3) END"
 
 # 1. the worker applies the application's changes
-snapshot before1
-h=$(q "$LAST")
+h=$(snapshot_last before1)
 qa "$CHANGES"
 expect "(1) the changes are applied" "SELECT segments.wait('60 s')" t
 snapshot bulk1
@@ -75,8 +83,7 @@ expect "(1) rows of contacts that changed tenant hold the new one" \
        "SELECT count(*) FROM segments.member m JOIN contacts c ON c.id = m.contact_id WHERE m.tenant IS DISTINCT FROM c.org" 0
 
 # 2. a redefinition: refresh() replaces the rows of the segment's members
-snapshot before2
-h=$(q "$LAST")
+h=$(snapshot_last before2)
 q "SELECT segments.update_segment('div3', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"gte\", \"value\": $((N / 3))}')" >/dev/null
 q "SELECT segments.refresh()" >/dev/null
 snapshot bulk2
@@ -92,11 +99,11 @@ expect "(3) back to the start" "SELECT segments.wait('60 s')" t
 expect "(3) the rows are those before (1)" "$(same before1)" 0
 q "CREATE FUNCTION public.pass_row() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'"
 q "CREATE TRIGGER pass_row BEFORE UPDATE ON segments.member FOR EACH ROW EXECUTE FUNCTION public.pass_row()"
-h=$(q "$LAST")
+h=$(snapshot_last before3)
 qa "$CHANGES"
 expect "(3) the changes are applied through the statement" "SELECT segments.wait('60 s')" t
 expect "(3) the UPDATE statement stores the rows the bulk path stored" "$(same bulk1)" 0
-history_matches "$h" before1 "(3) the statement"
+history_matches "$h" before3 "(3) the statement"
 q "SELECT segments.update_segment('div3', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"gte\", \"value\": $((N / 3))}')" >/dev/null
 q "SELECT segments.refresh()" >/dev/null
 expect "(3) and after the redefinition too" "$(same bulk2)" 0
