@@ -146,6 +146,8 @@ extern int64 EvaluateLockWaitUs;
 extern bool EvaluateInContacts;
 extern void SharedTimeEvaluated(TimestampTz at);
 extern int64 EvaluateContacts(ArrayType *keys, const TenantView *view);
+extern int64 EvaluateContactsOf(ArrayType *keys, const TenantView *view,
+								const pg_uuid_t *only, int nonly);
 extern int64 EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit,
 						   int budget_ms, bool *done);
 extern int64 EvaluateCpuUs(void);
@@ -197,7 +199,7 @@ extern ArrayType *TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *
 									   bool *has_cursor, bool *done, int limit,
 									   MemoryContext cursor_cxt,
 									   int *nunwindowable, pg_uuid_t **unwindowable);
-extern int	TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit,
+extern int	TimeSweepChunk(Datum segment_ids, Datum *cursor, bool *has_cursor, int limit,
 						   MemoryContext cursor_cxt);
 
 

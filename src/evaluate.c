@@ -2244,6 +2244,18 @@ contacts_fetch(EvalPlan *plan, Batch *batch, Relation rel, Oid indexid, const Da
 int64
 EvaluateContacts(ArrayType *keys, const TenantView *view)
 {
+	return EvaluateContactsOf(keys, view, NULL, 0);
+}
+
+/*
+ * EvaluateContacts for the ready segments among `only` (nonly ids) and
+ * those that reference them; the contacts keep their stored membership of
+ * the others.  What passing time can flip (time_window.c) is only the
+ * time-dependent segments' membership: the others are not re-evaluated.
+ */
+int64
+EvaluateContactsOf(ArrayType *keys, const TenantView *view, const pg_uuid_t *only, int nonly)
+{
 	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext,
 												   "segments contacts",
 												   ALLOCSET_DEFAULT_SIZES);
@@ -2268,7 +2280,7 @@ EvaluateContacts(ArrayType *keys, const TenantView *view)
 	EvaluateInContacts = false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = plan_build(NULL, 0, false, false);
+	plan = plan_build(only, nonly, false, false);
 	if (view != NULL)
 		plan->contact_view = *view;
 	batch = batch_create();

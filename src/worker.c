@@ -1457,7 +1457,7 @@ sweep_step(void)
 		begin_xact("segments: sweeping time-dependent segments");
 		HistorySetCause(HISTORY_CAUSE_TIME);	/* history */
 		set_state(SWS_EVALUATING);
-		n = TimeSweepChunk(&sweep_cursor, &sweep_has_cursor, SWEEP_CHUNK, sweep_cxt);
+		n = TimeSweepChunk(sweep_ids, &sweep_cursor, &sweep_has_cursor, SWEEP_CHUNK, sweep_cxt);
 		if (n == 0)
 		{
 			Oid			types[2] = {UUIDARRAYOID, TIMESTAMPTZOID};
