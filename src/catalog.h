@@ -198,6 +198,7 @@ extern bool WritersDone(WriterWait *ww, Oid source_relid, bool wait);
 extern ArrayType *TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor,
 									   bool *has_cursor, bool *done, int limit,
 									   MemoryContext cursor_cxt,
+									   int *nwindowed, pg_uuid_t **windowed,
 									   int *nunwindowable, pg_uuid_t **unwindowable);
 extern int	TimeSweepChunk(Datum segment_ids, Datum *cursor, bool *has_cursor, int limit,
 						   MemoryContext cursor_cxt);

@@ -50,6 +50,7 @@ typedef struct WindowScan
 	int			maxranges;
 	TimeRange  *ranges;
 	bool		windowable;		/* of the segment being walked */
+	bool		timed;			/* it added a range */
 } WindowScan;
 
 static void
@@ -92,6 +93,7 @@ collect_ranges(WindowScan *ws, const RuleNode *node)
 		ws->windowable = false;
 		return;
 	}
+	ws->timed = true;
 	if (cond->op == OP_WITHIN_LAST)
 		add_range(ws, &cond->attr, RuleShiftTime(ws->from, cond->interval, -1),
 				  RuleShiftTime(ws->to, cond->interval, -1));
@@ -221,13 +223,17 @@ query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws,
  * *cursor, in key order) whose membership of a time-dependent segment may
  * flip between `from` and `to` (NULL if none), allocated in the caller's
  * memory context.  Moves the cursor (kept in cursor_cxt) and sets *done
- * after the last chunk.  Segments with time conditions that cannot be
- * looked up so are returned in *unwindowable.  Chunks keep each query
- * short, so the worker applies contact changes in between.
+ * after the last chunk.  The segments whose conditions gave the ranges
+ * looked up are returned in *windowed: only they (and the segments that
+ * reference them) need evaluating for those contacts.  Segments with time
+ * conditions that cannot be looked up so are returned in *unwindowable.
+ * Chunks keep each query short, so the worker applies contact changes in
+ * between.
  */
 ArrayType *
 TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor, bool *has_cursor,
 					 bool *done, int limit, MemoryContext cursor_cxt,
+					 int *nwindowed, pg_uuid_t **windowed,
 					 int *nunwindowable, pg_uuid_t **unwindowable)
 {
 	MemoryContext caller = CurrentMemoryContext;
@@ -239,6 +245,8 @@ TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor, bool *has_
 	WindowScan	ws;
 	ArrayType  *keys = NULL;
 
+	*nwindowed = 0;
+	*windowed = NULL;
 	*nunwindowable = 0;
 	*unwindowable = NULL;
 	*done = true;
@@ -256,6 +264,7 @@ TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor, bool *has_
 	memset(&ws, 0, sizeof(ws));
 	ws.from = from;
 	ws.to = to;
+	*windowed = MemoryContextAlloc(caller, cat->nsegments * sizeof(pg_uuid_t));
 	*unwindowable = MemoryContextAlloc(caller, cat->nsegments * sizeof(pg_uuid_t));
 	for (int i = 0; i < cat->nsegments; i++)
 	{
@@ -264,7 +273,11 @@ TimeWindowCandidates(TimestampTz from, TimestampTz to, Datum *cursor, bool *has_
 		if (root == NULL)
 			continue;
 		ws.windowable = true;
+		ws.timed = false;
 		collect_ranges(&ws, root);
+		/* also swept when partly unwindowable: its column's flips come here first */
+		if (ws.timed)
+			(*windowed)[(*nwindowed)++] = cat->segments[i].id;
 		if (!ws.windowable)
 			(*unwindowable)[(*nunwindowable)++] = cat->segments[i].id;
 	}

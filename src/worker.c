@@ -1333,6 +1333,8 @@ apply_time_window(long *sleep_ms)
 	{
 		int			n;
 		pg_uuid_t  *ids;
+		int			nwindowed;
+		pg_uuid_t  *windowed;
 		ArrayType  *keys;
 		bool		done;
 		MemoryContext old;
@@ -1400,11 +1402,12 @@ apply_time_window(long *sleep_ms)
 		{
 			keys = TimeWindowCandidates(window_from, window_to, &window_cursor,
 										&window_has_cursor, &done, WINDOW_CHUNK, window_cxt,
-										&n, &ids);
+										&nwindowed, &windowed, &n, &ids);
 			if (keys != NULL)
 			{
 				set_state(SWS_APPLYING);
-				EvaluateContacts(keys, NULL);
+				/* the time-dependent segments: what passing time can flip */
+				EvaluateContactsOf(keys, NULL, windowed, nwindowed);
 			}
 			worked = true;
 			old = MemoryContextSwitchTo(TopMemoryContext);
