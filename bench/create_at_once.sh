@@ -11,7 +11,10 @@
 #     flips contact 1 every 2 s and measures commit-to-visible;
 # the 100 dropped after each.  Prints each round, the ratio of the medians,
 # the probe's p50/p99/max, and the bytes per membership after the worker's
-# rounds.  make bench measures the same in its "100 segments created in one
+# rounds: right when all are ready (the peak: the worker's vacuum process
+# may be rebuilding an index, and the copy counts) and once its upkeep has
+# settled (no such process for UPKEEP_QUIET_S = 15 s, waiting at most
+# UPKEEP_MAX_S = 240 s).  make bench measures the same in its "100 segments created in one
 # transaction" rows (bench/run.sh); this is the quick way.
 #   CONTACTS=200000 ROUNDS=2 bench/create_at_once.sh
 # KEEP_DB=1 keeps the database at exit and, when it is there already (a
@@ -63,8 +66,21 @@ refresh_cpu() {
         awk 'NR == 1 { a = $1 } { b = $1 } END { printf "%.2f", (b - a) / 100 }'
 }
 bpm() { qv "SELECT round(pg_total_relation_size('segments.member')::numeric / sum(member_count), 2) FROM segments.segment_state"; }
+# upkeep_settle: waits until the worker's vacuum process (vacuum, index
+# rebuild, compaction: src/member_vacuum.c) has not run for UPKEEP_QUIET_S
+upkeep_settle() {
+    local quiet=0 t0=$SECONDS
+    while [ "$quiet" -lt "${UPKEEP_QUIET_S:-15}" ] && [ $((SECONDS - t0)) -lt "${UPKEEP_MAX_S:-240}" ]; do
+        if [ "$(qv "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum' AND datname = current_database()")" = 0 ]; then
+            quiet=$((quiet + 1))
+        else
+            quiet=0
+        fi
+        sleep 1
+    done
+}
 
-BASE=""; WORK=""; BPMS=""; BCPU=""; WCPU=""
+BASE=""; WORK=""; BPMS=""; BPMS_SETTLED=""; BCPU=""; WCPU=""
 for round in $(seq 1 "$ROUNDS"); do
     if [ "$BASELINE" = 1 ]; then
         worker_off
@@ -102,6 +118,10 @@ for round in $(seq 1 "$ROUNDS"); do
                  FROM pg_class c WHERE c.oid = 'segments.member'::regclass OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'segments.member'::regclass)")
     echo "round $round: sizes: $sizes; memberships $(qv "SELECT sum(member_count) FROM segments.segment_state")"
     echo "round $round: refresh() $b s ($bc s CPU); worker all ready $SETTLED_S s ($(calc "($b > 0 ? $SETTLED_S / $b : 0)")x), $wc s CPU ($(calc "($bc > 0 ? $wc / $bc : 0)")x), load $(cut -d' ' -f1 /proc/loadavg), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms"
+    t=$(now_s); upkeep_settle
+    BS=$(bpm); BPMS_SETTLED="$BPMS_SETTLED $BS"
+    echo "round $round: upkeep settled after $(elapsed "$t") s: $BS B/membership; sizes: $(qv "SELECT string_agg(format('%s %s pages', c.relname, pg_relation_size(c.oid) / 8192), ', ' ORDER BY c.relname)
+                 FROM pg_class c WHERE c.oid = 'segments.member'::regclass OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'segments.member'::regclass)")"
     # seconds of the worker's time by what it did (a sample is 50 ms)
     qv "SELECT format('    %6s s  %-60s %s', round(count(*) * 0.05, 1), left(activity, 60), wait) FROM bench.samples
          WHERE r = $round GROUP BY activity, wait ORDER BY count(*) DESC LIMIT 8"
@@ -111,4 +131,4 @@ mb=$(echo "$BASE" | median); mw=$(echo "$WORK" | median); mbc=$(echo "$BCPU" | m
 read -r n p50 p99 mx < <(qv "SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1),
        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)::numeric, 1), round(max(latency_ms)::numeric, 1)
   FROM bench.freshness" | tr '|' ' ')
-echo "median: refresh() $mb s, worker $mw s: $(calc "($mb > 0 ? $mw / $mb : 0)")x (target <= 1.5x); CPU: refresh() $mbc s, worker $mwc s: $(calc "($mbc > 0 ? $mwc / $mbc : 0)")x; probe over all rounds: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms (target <= 1000); B/membership after the worker's rounds:$BPMS (target <= 12)"
+echo "median: refresh() $mb s, worker $mw s: $(calc "($mb > 0 ? $mw / $mb : 0)")x (target <= 1.5x); CPU: refresh() $mbc s, worker $mwc s: $(calc "($mbc > 0 ? $mwc / $mbc : 0)")x; probe over all rounds: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms (target <= 1000); B/membership after the worker's rounds:$BPMS (target <= 12), once its upkeep settled:$BPMS_SETTLED"
