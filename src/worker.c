@@ -1276,9 +1276,7 @@ static int64 time_window_pause_us = 0;
  * During a pass, windows are spaced this many times further (the pause,
  * not time_resolution): each looks its contacts up in the source with a
  * plan of its own, and windows took 8% of a pass of 100 new segments at
- * 1,000,000 contacts run every time_resolution (when they also evaluated
- * the pass's segments; now only the time-dependent ones: not measured
- * again at that size).
+ * 1,000,000 contacts run every time_resolution (spaced so, 0.5%).
  */
 #define PASS_WINDOW_SPACING	4
 
