@@ -39,7 +39,7 @@ q()  { psql -X -q -v ON_ERROR_STOP=1 "$@"; }          # script / statements
 qv() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }      # one value
 now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
 # query_s SQL: seconds the statement took, as psql's \timing sees it
 # (without the connection's start, which costs tenths of a second on a
