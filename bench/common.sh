@@ -116,6 +116,25 @@ worker_on() {
     echo "bench: the worker did not start" >&2; return 1
 }
 
+# strip_settle: waits until the worker has not been removing dropped
+# segments' numbers from stored rows (src/member_strip.c) for 1 s, at most
+# 120 s (WORKER_PID: worker_on's).  The baselines of the "created at
+# once" rows drop their 100 with the worker off; without this, the
+# worker's round would begin with that clean-up (0.7 s of its 3.7 s at
+# 200,000 contacts, bench/create_at_once.sh), which refresh() never pays.
+strip_settle() {
+    local quiet=0 i
+    for i in $(seq 1 600); do
+        if [ "$(qv "SELECT count(*) FROM pg_stat_activity WHERE pid = $WORKER_PID
+                      AND query LIKE 'segments: removing dropped segments%' AND state = 'active'")" = 0 ]; then
+            quiet=$((quiet + 1)); [ "$quiet" -ge 5 ] && return 0
+        else
+            quiet=0
+        fi
+        sleep 0.2
+    done
+}
+
 # sample_rss PID FILE STOPFILE: every 50 ms, "seconds VmRSS RssAnon VmHWM" (kB)
 # until the process ends or STOPFILE exists.
 sample_rss() {
@@ -173,13 +192,29 @@ settle_with_probe() {
     job=$!
     BG_PIDS+=("$job")
     # one session polls (a psql started every 0.1 s was load the worker
-    # shared the cores with, and refresh() did not); each look commits
-    qv "DO \$\$ BEGIN
+    # shared the cores with, and refresh() did not); each look commits.
+    # Every second it also samples how far behind the passage of time is
+    # (segments.worker.time_lag; NULL when no segment reads the time): the
+    # time-dependent segments' staleness while the pass runs (time_lag_stats).
+    qv "CREATE TABLE IF NOT EXISTS bench.time_lag (run text, lag_s float8)" >/dev/null
+    qv "DO \$\$ DECLARE i int := 0; BEGIN
           WHILE EXISTS (SELECT 1 FROM segments.segment_state WHERE state IN ('pending', 'evaluating')) LOOP
+            IF i % 10 = 0 THEN
+              INSERT INTO bench.time_lag SELECT '$run', extract(epoch FROM w.time_lag)
+                FROM segments.worker w WHERE w.time_lag IS NOT NULL;
+            END IF;
+            i := i + 1;
             COMMIT; PERFORM pg_catalog.pg_sleep(0.1);
           END LOOP; END \$\$" >/dev/null
     SETTLED_S=$(elapsed "$start")
     wait "$job"
+}
+
+# time_lag_stats RUN: "samples mean max" (s) of segments.worker.time_lag
+# sampled by settle_with_probe RUN (0 samples: no segment reads the time)
+time_lag_stats() {
+    qv "SELECT count(*), coalesce(round(avg(lag_s)::numeric, 1), 0), coalesce(round(max(lag_s)::numeric, 1), 0)
+          FROM bench.time_lag WHERE run = '$1'" | tr '|' ' '
 }
 
 # freshness_stats RUN: "probes p50 p99 max" (ms) of the probe's samples of RUN

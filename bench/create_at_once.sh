@@ -41,7 +41,8 @@ if [ "$KEEP_DB" = 1 ] && [ "$(psql -X -qAt -d postgres -c "SELECT count(*) FROM 
     echo "reusing database $DB ($N contacts)"
     worker_off
     q -c "DELETE FROM bench.samples" -c "DELETE FROM bench.sampling_done" -c "DELETE FROM bench.freshness" \
-      -c "CREATE TABLE IF NOT EXISTS bench.freshness_at (run text, i int, committed_at timestamptz, latency_ms float8)" -c "DELETE FROM bench.freshness_at"
+      -c "CREATE TABLE IF NOT EXISTS bench.freshness_at (run text, i int, committed_at timestamptz, latency_ms float8)" -c "DELETE FROM bench.freshness_at" \
+      -c "CREATE TABLE IF NOT EXISTS bench.time_lag (run text, lag_s float8)" -c "DELETE FROM bench.time_lag"
     drop_first=$(qv "SELECT count(*) FROM segments.segments WHERE name LIKE 'New: %'")
     [ "$drop_first" = 0 ] || q -c "SELECT count(segments.drop_segment(s.id)) FROM segments.segments s WHERE s.name LIKE 'New: %'" >/dev/null
 else
@@ -92,6 +93,7 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     worker_on
     qv "SELECT segments.wait('30 min')" >/dev/null
+    strip_settle
     v0=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
     # what the worker is doing, every 50 ms (its activity and wait event);
     # each sample commits: one open transaction would hold back the pruning
@@ -114,10 +116,11 @@ for round in $(seq 1 "$ROUNDS"); do
     v1=$(qv "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'segments.member'::regclass")
     B=$(bpm); BPMS="$BPMS $B"
     read -r n p50 p99 mx < <(freshness_stats "create$round")
+    read -r ln lmean lmax < <(time_lag_stats "create$round")
     sizes=$(qv "SELECT string_agg(format('%s %s pages', c.relname, pg_relation_size(c.oid) / 8192), ', ' ORDER BY c.relname)
                  FROM pg_class c WHERE c.oid = 'segments.member'::regclass OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'segments.member'::regclass)")
     echo "round $round: sizes: $sizes; memberships $(qv "SELECT sum(member_count) FROM segments.segment_state")"
-    echo "round $round: refresh() $b s ($bc s CPU); worker all ready $SETTLED_S s ($(calc "($b > 0 ? $SETTLED_S / $b : 0)")x), $wc s CPU ($(calc "($bc > 0 ? $wc / $bc : 0)")x), load $(cut -d' ' -f1 /proc/loadavg), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms"
+    echo "round $round: refresh() $b s ($bc s CPU); worker all ready $SETTLED_S s ($(calc "($b > 0 ? $SETTLED_S / $b : 0)")x), $wc s CPU ($(calc "($bc > 0 ? $wc / $bc : 0)")x), load $(cut -d' ' -f1 /proc/loadavg), $((v1 - v0)) vacuums of segments.member meanwhile; $B B/membership; probe: $n, p50 $p50 ms, p99 $p99 ms, max $mx ms; time_lag: mean $lmean s, max $lmax s ($ln samples)"
     t=$(now_s); upkeep_settle
     BS=$(bpm); BPMS_SETTLED="$BPMS_SETTLED $BS"
     echo "round $round: upkeep settled after $(elapsed "$t") s: $BS B/membership; sizes: $(qv "SELECT string_agg(format('%s %s pages', c.relname, pg_relation_size(c.oid) / 8192), ', ' ORDER BY c.relname)

@@ -88,8 +88,9 @@ touch "$OUT/worker.stop"; wait "$SAMPLER" || true
 W_ANON=$(peak_col "$OUT/rss-worker.txt" 3)
 NOT_READY=$(qv "SELECT count(*) FROM segments.segment_state WHERE state <> 'ready'")
 read -r F_N F_P50 F_P99 F_MAX < <(freshness_stats scale)
+read -r L_N L_MEAN L_MAX < <(time_lag_stats scale)
 q -c "\\copy (SELECT run, i, at_s, latency_ms FROM bench.freshness ORDER BY i) TO '$OUT/freshness.csv' WITH (FORMAT csv, HEADER)"
-echo "all ready after $PASS_S s ($NOT_READY not ready); worker peak RssAnon $(fmt_mb "$W_ANON"); freshness p99 $F_P99 ms, max $F_MAX ms ($F_N probes)"
+echo "all ready after $PASS_S s ($NOT_READY not ready); worker peak RssAnon $(fmt_mb "$W_ANON"); freshness p99 $F_P99 ms, max $F_MAX ms ($F_N probes); time_lag mean $L_MEAN s, max $L_MAX s"
 
 NEW=$((SEGMENTS - 100))
 ns_base=$(calc "$BASE_S * 1e9 / ($CONTACTS * 100)")
@@ -99,6 +100,7 @@ result "  per (contact, segment)" "$(x2 "$ns_pass") ns" "refresh() of the first 
 result "  distinct conditions" "$CONDS_ALL in $SEGMENTS segments" "in the first 100" "$CONDS_BASE" "" "reported" "-"
 result "  worker memory: peak RssAnon during the pass" "$(fmt_mb "$W_ANON")" "worker before the pass" "$(fmt_mb "$IDLE_ANON")" "+$(fmt_mb $((W_ANON - IDLE_ANON)))" "bounded" "-"
 result "  freshness meanwhile, a change every 2 s: worst" "max $F_MAX ms" "p50 / p99 ($F_N probes)" "$F_P50 / $F_P99 ms" "" "<= 1000 ms" "$(ratio_le "${F_MAX:-99999}" 1000)"
+result "  time-dependent segments meanwhile: time_lag" "max $L_MAX s" "mean ($L_N samples, 1 s apart)" "$L_MEAN s" "" "reported" "-"
 result "  plain scan of the contacts (floor)" "$(x2 "$SCAN_S") s" "" "" "" "reported" "-"
 [ "$NOT_READY" = 0 ] || result "WARNING: segments not ready after the pass" "$NOT_READY" "" "" "" "0" "NO"
 
