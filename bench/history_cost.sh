@@ -84,7 +84,7 @@ apply() {
         sleep 0.1
     done
     q -f "$script" >/dev/null
-    n=$(qv "SELECT count(*) FROM segments.change_queue")
+    n=$(qv "SELECT pending_changes FROM segments.worker")   # the queue table and the ring
     before=$(qv "SELECT coalesce(max(change_id), 0) FROM segments.change_log")
     q -c "CHECKPOINT" >/dev/null
     cpu0=$(cpu_ticks "$pid")

@@ -468,7 +468,7 @@ apply_rate() {
         sleep 0.1
     done
     pgbench_run "history-$name-$mode" "$script" "$TPUT_SECONDS" >/dev/null
-    n=$(qv "SELECT count(*) FROM segments.change_queue")
+    n=$(qv "SELECT pending_changes FROM segments.worker")   # the queue table and the ring
     before=$(qv "SELECT coalesce(max(change_id), 0) FROM segments.change_log")
     q -c "CHECKPOINT" >/dev/null
     t0=$(qv "SELECT clock_timestamp() FROM pg_stat_activity a, pg_catalog.pg_cancel_backend(a.pid) WHERE a.application_name = 'bench_history_hold'")

@@ -32,11 +32,11 @@ export PGDATABASE=$DB
 . "$HERE/common.sh"     # q, qv, now_s, elapsed, median, worker_on/off, bench_load_db
 
 # settled: waits (up to 30 min) until no segment is pending or evaluating
-# and the change queue is empty.
+# and no contact change is pending (the queue table and the ring).
 settled() {
     local deadline=$(( $(date +%s) + 1800 ))
     until [ "$(qv "SELECT count(*) FROM segments.segment_state WHERE state IN ('pending', 'evaluating')")" = 0 ] &&
-          [ "$(qv "SELECT count(*) FROM segments.change_queue")" = 0 ]; do
+          [ "$(qv "SELECT pending_changes FROM segments.worker")" = 0 ]; do
         [ "$(date +%s)" -lt "$deadline" ] || { echo "not settled after 30 min" >&2; return 1; }
         sleep 0.2
     done
