@@ -116,6 +116,17 @@ worker_on() {
     echo "bench: the worker did not start" >&2; return 1
 }
 
+# wait_quiet SQL QUIET INTERVAL MAX_S: polls SQL (a count) every INTERVAL
+# seconds until it has read 0 QUIET times in a row, for at most MAX_S
+# seconds (then returns anyway).
+wait_quiet() {
+    local quiet=0 t0=$SECONDS
+    while [ "$quiet" -lt "$2" ] && [ $((SECONDS - t0)) -lt "$4" ]; do
+        if [ "$(qv "$1")" = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+        sleep "$3"
+    done
+}
+
 # strip_settle: waits until the worker has not been removing dropped
 # segments' numbers from stored rows (src/member_strip.c) for 1 s, at most
 # 120 s (WORKER_PID: worker_on's).  The baselines of the "created at
@@ -123,16 +134,8 @@ worker_on() {
 # worker's round would begin with that clean-up (0.7 s of its 3.7 s at
 # 200,000 contacts, bench/create_at_once.sh), which refresh() never pays.
 strip_settle() {
-    local quiet=0 i
-    for i in $(seq 1 600); do
-        if [ "$(qv "SELECT count(*) FROM pg_stat_activity WHERE pid = $WORKER_PID
-                      AND query LIKE 'segments: removing dropped segments%' AND state = 'active'")" = 0 ]; then
-            quiet=$((quiet + 1)); [ "$quiet" -ge 5 ] && return 0
-        else
-            quiet=0
-        fi
-        sleep 0.2
-    done
+    wait_quiet "SELECT count(*) FROM pg_stat_activity WHERE pid = $WORKER_PID
+                  AND query LIKE 'segments: removing dropped segments%' AND state = 'active'" 5 0.2 120
 }
 
 # sample_rss PID FILE STOPFILE: every 50 ms, "seconds VmRSS RssAnon VmHWM" (kB)

@@ -70,15 +70,8 @@ bpm() { qv "SELECT round(pg_total_relation_size('segments.member')::numeric / su
 # upkeep_settle: waits until the worker's vacuum process (vacuum, index
 # rebuild, compaction: src/member_vacuum.c) has not run for UPKEEP_QUIET_S
 upkeep_settle() {
-    local quiet=0 t0=$SECONDS
-    while [ "$quiet" -lt "${UPKEEP_QUIET_S:-15}" ] && [ $((SECONDS - t0)) -lt "${UPKEEP_MAX_S:-240}" ]; do
-        if [ "$(qv "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum' AND datname = current_database()")" = 0 ]; then
-            quiet=$((quiet + 1))
-        else
-            quiet=0
-        fi
-        sleep 1
-    done
+    wait_quiet "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments member vacuum' AND datname = current_database()" \
+        "${UPKEEP_QUIET_S:-15}" 1 "${UPKEEP_MAX_S:-240}"
 }
 
 BASE=""; WORK=""; BPMS=""; BPMS_SETTLED=""; BCPU=""; WCPU=""
