@@ -13,6 +13,7 @@
 #include "catalog.h"
 
 #include "access/genam.h"
+#include "access/xact.h"
 #include "access/heapam.h"
 #include "access/relation.h"
 #include "access/table.h"
@@ -40,6 +41,7 @@ PG_FUNCTION_INFO_V1(segments_catalog_changed);
 static SegmentCatalog *cached_catalog = NULL;
 static uint64 cached_catalog_loads = 0;
 static MemoryContext cached_catalog_cxt = NULL;
+static bool cached_catalog_latest = false;	/* false: loaded in parallel mode */
 static Oid	watched_relids[6];
 
 /*
@@ -416,12 +418,44 @@ CatalogLoad(MemoryContext cxt, bool with_definitions)
 }
 
 /*
+ * The catalog as committed now (and as this transaction changed it), in a
+ * new SegmentCatalog in cxt, without definitions, whatever the caller's
+ * snapshot.  In parallel mode, where no snapshot can be taken, as the
+ * active snapshot sees it; *latest says which.
+ */
+SegmentCatalog *
+CatalogLoadLatest(MemoryContext cxt, bool *latest)
+{
+	SegmentCatalog *cat;
+
+	*latest = !IsInParallelMode();
+	if (*latest)
+		PushActiveSnapshot(GetLatestSnapshot());
+	cat = CatalogLoad(cxt, false);
+	if (*latest)
+		PopActiveSnapshot();
+	return cat;
+}
+
+/*
  * The catalog as cached for this backend, loaded on first use and after an
  * invalidation.  The result stays valid until the next command.
+ *
+ * Loaded with a snapshot taken then, not the caller's: a change's
+ * invalidation is sent after its commit, so a load after the invalidation
+ * was processed must see the commit.  With the snapshot of a REPEATABLE
+ * READ transaction, or of a statement begun before the commit, the cache
+ * kept the old catalog once the invalidation was gone, in every later
+ * transaction of the session: segment_is_member() did not know a new
+ * segment, and the worker's history trigger took its number for a dropped
+ * one's and recorded none of its entries.  A load in parallel mode (the
+ * query's snapshot) is replaced at the first call after it.
  */
 const SegmentCatalog *
 CatalogGet(void)
 {
+	if (cached_catalog != NULL && !cached_catalog_latest && !IsInParallelMode())
+		cached_catalog = NULL;
 	if (cached_catalog == NULL)
 	{
 		if (cached_catalog_cxt == NULL)
@@ -433,7 +467,7 @@ CatalogGet(void)
 
 		watched_relids[0] = CatalogRelid("segment", false);
 		watched_relids[1] = CatalogRelid("config", false);
-		cached_catalog = CatalogLoad(cached_catalog_cxt, false);
+		cached_catalog = CatalogLoadLatest(cached_catalog_cxt, &cached_catalog_latest);
 		cached_catalog->generation = ++cached_catalog_loads;
 		watched_relids[2] = cached_catalog->config.member_relid;
 		watched_relids[3] = cached_catalog->config.source_relid;

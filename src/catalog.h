@@ -79,6 +79,7 @@ typedef struct TenantView
 /* catalog.c */
 extern void CatalogInitCallbacks(void);
 extern const SegmentCatalog *CatalogGet(void);
+extern SegmentCatalog *CatalogLoadLatest(MemoryContext cxt, bool *latest);
 extern void CatalogLoadConfig(SegmentsConfig *config);
 extern Oid	CatalogFindKeyIndex(Relation rel, AttrNumber attnum);
 extern SegmentCatalog *CatalogLoad(MemoryContext cxt, bool with_definitions);

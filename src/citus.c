@@ -88,17 +88,27 @@ dist_invalidate(Datum arg, Oid relid)
 	}
 }
 
-/* Runs a one-row catalog query with one oid parameter; true if a row came back. */
+/*
+ * Runs a one-row catalog query with one oid parameter; true if a row came
+ * back.  Read as committed now, not with the transaction's snapshot: the
+ * answer is cached past this transaction, and an invalidation processed
+ * before the load does not come again (as in CatalogGet).
+ */
 static bool
 query_exists(const char *sql, Oid type, Datum arg)
 {
 	bool		found;
+	bool		latest = !IsInParallelMode();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(sql, 1, &type, &arg, NULL, false, 1) != SPI_OK_SELECT)
+	if (latest)
+		PushActiveSnapshot(GetLatestSnapshot());
+	if (SPI_execute_with_args(sql, 1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the Citus metadata");
 	found = SPI_processed > 0;
+	if (latest)
+		PopActiveSnapshot();
 	SPI_finish();
 	return found;
 }

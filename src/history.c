@@ -202,7 +202,66 @@ typedef struct HistoryBuffer
 	int32	   *ex_since;
 	bool	   *touched;		/* by segment number: changed (NOTIFY) */
 	bool		own_rows;		/* a DELETE: a row per contact (see below) */
+	/* the segments that exist, by number (see segment_exists) */
+	MemoryContext segs_cxt;
+	int32		max_num;
+	bool	   *exists;
+	pg_uuid_t  *ids;
+	bool		segs_latest;	/* read after this statement's rows */
 } HistoryBuffer;
+
+/*
+ * Reads which segments exist into buf, from cat, or (cat NULL) from the
+ * catalog as committed now.  touched[] grows with the numbers.
+ */
+static void
+segments_read(HistoryBuffer *buf, const SegmentCatalog *cat)
+{
+	MemoryContext old = MemoryContextSwitchTo(buf->segs_cxt);
+	int32		max_num = 0;
+
+	if (cat == NULL)
+		cat = CatalogLoadLatest(buf->segs_cxt, &buf->segs_latest);
+	for (int i = 0; i < cat->nsegments; i++)
+		max_num = Max(max_num, cat->segments[i].num);
+	buf->exists = palloc0((max_num + 1) * sizeof(bool));
+	buf->ids = palloc0((max_num + 1) * sizeof(pg_uuid_t));
+	for (int i = 0; i < cat->nsegments; i++)
+	{
+		buf->exists[cat->segments[i].num] = true;
+		buf->ids[cat->segments[i].num] = cat->segments[i].id;
+	}
+	if (buf->touched != NULL && max_num > buf->max_num)
+	{
+		bool	   *touched = palloc0((max_num + 1) * sizeof(bool));
+
+		memcpy(touched, buf->touched, (buf->max_num + 1) * sizeof(bool));
+		buf->touched = touched;
+	}
+	buf->max_num = Max(max_num, buf->max_num);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Is num a segment's, not a dropped one's?  The numbers come from the
+ * cached catalog (CatalogGet); one it does not know is looked up once more
+ * in the catalog as committed now, as the cache may be older than the
+ * writer's rows: a segment whose commit the writer saw may not have sent
+ * its invalidation yet.  Numbers are never reused, so one not found then
+ * is a dropped segment's.  At most one reload per statement (passes that
+ * strip dropped numbers, rare).
+ */
+static inline bool
+segment_exists(HistoryBuffer *buf, int32 num)
+{
+	if (num >= 0 && num <= buf->max_num && buf->exists[num])
+		return true;
+	if (num < 0 || buf->segs_latest)
+		return false;
+	segments_read(buf, NULL);
+	buf->segs_latest = true;	/* in parallel mode too: once is enough */
+	return num <= buf->max_num && buf->exists[num];
+}
 
 /* A one-dimensional array of n datums of a type, with nulls (or none: NULL). */
 static Datum
@@ -313,7 +372,7 @@ encode_copy(HistoryBuffer *buf, const int32 *nums, const int32 *since, int n)
  * rows later; its exits were recorded when it was dropped.
  */
 static void
-buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
+buffer_add(HistoryBuffer *buf, Datum key,
 		   const int32 *old_nums, const int32 *old_since, int nold,
 		   const int32 *new_nums, int nnew, Datum tenant, bool tenant_null)
 {
@@ -347,7 +406,7 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 	{
 		if (j >= nnew || (i < nold && old_nums[i] < new_nums[j]))
 		{
-			if (old_nums[i] >= 0 && old_nums[i] <= max_num && exists[old_nums[i]])
+			if (segment_exists(buf, old_nums[i]))
 			{
 				ex_since[nex] = old_since[i];
 				ex[nex++] = old_nums[i];
@@ -356,7 +415,7 @@ buffer_add(HistoryBuffer *buf, const bool *exists, int32 max_num, Datum key,
 		}
 		else if (i >= nold || new_nums[j] < old_nums[i])
 		{
-			if (new_nums[j] >= 0 && new_nums[j] <= max_num && exists[new_nums[j]])
+			if (segment_exists(buf, new_nums[j]))
 			{
 				ent_since[nent] = 0;
 				ent[nent++] = new_nums[j];
@@ -490,10 +549,6 @@ segments_member_history(PG_FUNCTION_ARGS)
 	Tuplestorestate *news;
 	Relation	rel;
 	TupleDesc	desc;
-	const SegmentCatalog *cat;
-	bool	   *exists;
-	pg_uuid_t  *ids;
-	int32		max_num = 0;
 	HistoryBuffer *buf;
 	TupleTableSlot *oslot;
 	TupleTableSlot *nslot;
@@ -522,19 +577,10 @@ segments_member_history(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(trig_cxt);
 	row_cxt = AllocSetContextCreate(trig_cxt, "segments history row", ALLOCSET_SMALL_SIZES);
 
-	/* copied: the cached catalog may be rebuilt by what SPI does below */
-	cat = CatalogGet();
-	for (int i = 0; i < cat->nsegments; i++)
-		max_num = Max(max_num, cat->segments[i].num);
-	exists = palloc0((max_num + 1) * sizeof(bool));
-	ids = palloc0((max_num + 1) * sizeof(pg_uuid_t));
-	for (int i = 0; i < cat->nsegments; i++)
-	{
-		exists[cat->segments[i].num] = true;
-		ids[cat->segments[i].num] = cat->segments[i].id;
-	}
-
 	buf = palloc0(sizeof(HistoryBuffer));
+	/* copied: the cached catalog may be rebuilt by what SPI does below */
+	buf->segs_cxt = trig_cxt;
+	segments_read(buf, CatalogGet());
 	if (history_arrays == NULL)
 		history_arrays = MemoryContextAlloc(TopMemoryContext, sizeof(HistoryArrays));
 	if (history_arrays_busy)
@@ -558,7 +604,7 @@ segments_member_history(PG_FUNCTION_ARGS)
 	buf->key_type = TupleDescAttr(desc, MEMBER_ATTNUM_KEY - 1)->atttypid;
 	get_typlenbyvalalign(buf->key_type, &buf->key_len, &buf->key_byval, &buf->key_align);
 	if (segments_history_notify)
-		buf->touched = palloc0((max_num + 1) * sizeof(bool));
+		buf->touched = palloc0((buf->max_num + 1) * sizeof(bool));
 	buf->scratch = AllocSetContextCreate(trig_cxt, "segments history scratch",
 										 ALLOCSET_SMALL_SIZES);
 	buf->scratch_len = 64;
@@ -616,7 +662,7 @@ segments_member_history(PG_FUNCTION_ARGS)
 			 !datumIsEqual(okey, nkey, buf->key_byval, buf->key_len)))
 			elog(ERROR, "the transition tables of segments.member do not pair up");
 		/* the contact's tenant now, or when it left */
-		buffer_add(buf, exists, max_num, have_old ? okey : nkey,
+		buffer_add(buf, have_old ? okey : nkey,
 				   onums, osince, nold, nnums, nnew,
 				   have_new ? ntenant : otenant, have_new ? ntenant_null : otenant_null);
 		MemoryContextReset(row_cxt);
@@ -628,15 +674,15 @@ segments_member_history(PG_FUNCTION_ARGS)
 	/* one notification per segment (PostgreSQL folds repeats in a transaction) */
 	if (buf->touched != NULL)
 	{
-		Datum	   *changed = palloc((max_num + 1) * sizeof(Datum));
+		Datum	   *changed = palloc((buf->max_num + 1) * sizeof(Datum));
 		int			nchanged = 0;
 		Oid			uuid_array = UUIDARRAYOID;
 		Datum		arg;
 
-		for (int32 num = 0; num <= max_num; num++)
+		for (int32 num = 0; num <= buf->max_num; num++)
 		{
 			if (buf->touched[num])
-				changed[nchanged++] = UUIDPGetDatum(&ids[num]);
+				changed[nchanged++] = UUIDPGetDatum(&buf->ids[num]);
 		}
 		if (nchanged > 0)
 		{

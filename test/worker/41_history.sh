@@ -26,6 +26,21 @@ got=$(qr "SELECT count(*) FROM segments.membership_changes")
 [ "$got" = 100 ] || fail "the reader sees $got changes, not 100"
 note "ok: a segments_read role reads the feed"
 
+# segments created one after another while the worker evaluates the ones
+# before: each first evaluation recorded in full (a cached catalog loaded
+# with a snapshot older than the invalidation it had processed kept a new
+# segment unknown to the history trigger)
+for k in 1 2 3 4 5 6; do
+    q "SELECT segments.create_segment('Burst$k', '{\"type\": \"attribute\", \"field\": \"id\", \"op\": \"lte\", \"value\": $((k * 30))}')" >/dev/null
+done
+expect "wait() for the Burst segments" "SELECT segments.wait('60 s')" t
+expect "each Burst segment's first evaluation: one entry per member" \
+       "SELECT string_agg(s.name || ' ' || (SELECT count(*) FROM segments.membership_changes h
+                                            WHERE h.segment_id = s.id AND h.entered), ', ' ORDER BY s.name)
+          FROM segments.segments s WHERE s.name LIKE 'Burst%'" \
+       "Burst1 30, Burst2 60, Burst3 90, Burst4 120, Burst5 150, Burst6 180"
+q "SELECT segments.drop_segment(id) FROM segments.segments WHERE name LIKE 'Burst%'" >/dev/null
+
 # a segment updated by the worker's evaluation pass, many members at once
 # (bulk rows in the change log): contacts 1-50 leave, 151-200 enter, each
 # recorded once, cause evaluation, as the reader sees it
