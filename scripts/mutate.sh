@@ -150,14 +150,14 @@ mut sql src/eval_batch.c "batch: negate and the negative operator do not cancel"
     'if (cond->negated_op != cond->negate)' \
     'if (cond->negated_op || cond->negate)'
 mut sql src/eval_batch.c "batch: the last contact of a partly filled word is lost" \
-    'word &= (UINT64CONST(1) << valid) - 1;\n\t\twhile' \
-    'word &= (UINT64CONST(1) << (valid - 1)) - 1;\n\t\twhile'
+    'word & ((UINT64CONST(1) << valid) - 1) : word;' \
+    'word & ((UINT64CONST(1) << (valid - 1)) - 1) : word;'
 mut sql src/eval_batch.c "batch: conditions' bitmaps are not cleared between batches" \
     'memset(b->cond_bits, 0, sizeof(uint64) * WORDS * Max(b->nslots, 1));' \
     '(void) 0;'
 mut sql src/evaluate.c "batch: refresh() never evaluates its last, partly filled batch" \
-    'contact_batch_flush(plan, cb, batch);\n\tbatch_apply(plan, batch);\n\n\tdelete_departed' \
-    'batch_apply(plan, batch);\n\n\tdelete_departed'
+    '\t\tcontact_batch_flush(plan, cb, batch);\n\t\tbatch_apply(plan, batch);\n\t\t/* every stored row' \
+    '\t\tbatch_apply(plan, batch);\n\t\t/* every stored row'
 mut sql src/evaluate.c "batch: a tenant's segment keeps other tenants' contacts" \
     'EvalBatchExclude(cb->bits, i, k);' \
     '(void) k;'
@@ -200,8 +200,8 @@ mut sql src/rule_eval.c "percentage between excludes its high end" \
     'bucket <= cond->bounds[1];' \
     'bucket < cond->bounds[1];'
 mut sql src/rule_value.c "percentage buckets lose their decimals" \
-    '(Md5First32(salt, salt_len, '"':'"', key, key_len) % 10000) / 100.0;' \
-    '((Md5First32(salt, salt_len, '"':'"', key, key_len) % 10000) / 100);'
+    'return (double) (first32 % 10000) / 100.0;' \
+    'return (double) ((first32 % 10000) / 100);'
 mut sql src/md5_bucket.c "MD5 padding boundary off by one (56)" \
     'if (fill > 56)' \
     'if (fill >= 56)'
@@ -258,8 +258,8 @@ mut sql src/evaluate.c "since reset at every evaluation" \
     'since[n++] = from_old ? old_since[i] : plan->now_seconds;' \
     'since[n++] = plan->now_seconds;'
 mut sql src/evaluate.c "refresh() keeps departed contacts" \
-    'delete_departed(plan, NULL, NULL);' \
-    '(void) delete_departed;'
+    '\t\t\tdelete_departed(plan, lfirst(lc), NULL, NULL, NULL);' \
+    '\t\t\t(void) delete_departed;'
 mut sql src/evaluate.c "a pass rewrites rows whose membership did not change" \
     'continue;			/* unchanged */' \
     ';			/* unchanged */'
@@ -313,8 +313,8 @@ mut worker src/capture.c "keys written early are lost with the subtransaction th
     'pending->flushed_subid >= mySubid)' \
     'pending->flushed_subid > mySubid)'
 mut worker src/capture.c "a transaction's keys are not queued at commit" \
-    'case XACT_EVENT_PRE_COMMIT:\n\t\tcase XACT_EVENT_PRE_PREPARE:' \
-    'case XACT_EVENT_PRE_PREPARE:'
+    'case XACT_EVENT_PRE_COMMIT:\n\t\t\tif (pending != NULL' \
+    'case XACT_EVENT_PRE_COMMIT:\n\t\t\tif (false && pending != NULL'
 
 # ---- the worker and time ---------------------------------------------------
 mut worker src/worker.c "a TRUNCATE in a batch is applied as row changes" \
@@ -340,6 +340,10 @@ mut sql src/privilege.c "rules may read columns their author may not SELECT" \
 mut sql src/privilege.c "trait rules skip the traits column's privilege check" \
     'if (cond->type == COND_TRAIT && traits_attnum > 0 &&' \
     'if (false && cond->type == COND_TRAIT && traits_attnum > 0 &&'
+# ---- caches ------------------------------------------------------------------
+mut sql src/catalog.c "the cached catalog is loaded with the caller's snapshot" \
+    '\t\tPushActiveSnapshot(GetLatestSnapshot());\n\tcat = CatalogLoad(cxt, false);' \
+    '\t\tPushActiveSnapshot(catalog_snapshot());\n\tcat = CatalogLoad(cxt, false);'
 
 # ---- end of the list -------------------------------------------------------
 
