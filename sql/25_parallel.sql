@@ -40,9 +40,9 @@ SELECT segments.refresh();
 -- the answers the session's own process gives, kept in a plain table (a
 -- temporary one would keep the queries below out of parallel workers)
 CREATE TABLE public.answers (who text, id bigint, vip_by_id boolean, vip_by_name boolean,
-                             gated boolean, segs uuid[]);
+                             big_by_name boolean, gated boolean, segs uuid[]);
 GRANT SELECT, INSERT ON public.answers TO par_acme;
-\set answers 'SELECT c.id, segments.segment_is_member(c.id, ' :'vip' '::uuid), segments.segment_is_member(c.id, ''VIP''), segments.filter_restricted(c.id, ARRAY[' :'big' ', ' :'big_globex' ']::uuid[]), segments._contact_segment_ids(c.id) FROM public.contacts c'
+\set answers 'SELECT c.id, segments.segment_is_member(c.id, ' :'vip' '::uuid), segments.segment_is_member(c.id, ''VIP''), segments.segment_is_member(c.id, ''Big''), segments.filter_restricted(c.id, ARRAY[' :'big' ', ' :'big_globex' ']::uuid[]), segments._contact_segment_ids(c.id) FROM public.contacts c'
 SET force_parallel_mode = off;
 INSERT INTO public.answers SELECT 'serial admin', a.* FROM (:answers) a;
 
@@ -56,7 +56,7 @@ EXPLAIN (COSTS OFF) SELECT count(*) FROM (:answers) a;
 SELECT count(*) AS acme_rows,
        count(*) FILTER (WHERE p IS DISTINCT FROM s) AS acme_differences
   FROM (SELECT a AS p, a.id FROM (:answers) a) x
-  JOIN (SELECT (a.id, a.vip_by_id, a.vip_by_name, a.gated, a.segs) AS s, a.id
+  JOIN (SELECT (a.id, a.vip_by_id, a.vip_by_name, a.big_by_name, a.gated, a.segs) AS s, a.id
           FROM public.answers a WHERE who = 'serial acme') y USING (id);
 SELECT count(*) AS acme_members FROM segments.membership m WHERE m.segment_id = :'big';
 RESET force_parallel_mode;
@@ -67,7 +67,7 @@ SET force_parallel_mode = on;
 SELECT count(*) AS admin_rows,
        count(*) FILTER (WHERE p IS DISTINCT FROM s) AS admin_differences
   FROM (SELECT a AS p, a.id FROM (:answers) a) x
-  JOIN (SELECT (a.id, a.vip_by_id, a.vip_by_name, a.gated, a.segs) AS s, a.id
+  JOIN (SELECT (a.id, a.vip_by_id, a.vip_by_name, a.big_by_name, a.gated, a.segs) AS s, a.id
           FROM public.answers a WHERE who = 'serial admin') y USING (id);
 -- a segment created after the session cached its catalog: a worker's query
 -- knows it, and so does the session's own process after the query
@@ -83,9 +83,9 @@ SELECT count(*) FILTER (WHERE segments.segment_is_member(id, 'Late')) AS late_me
 -- the serial answers themselves: the admin sees the 100 vip contacts, the
 -- acme role the 40 of its tenant (a tenant sees its own contacts only); the
 -- gate lets the admin through either tenant's Big, the acme role through
--- acme's only
+-- acme's only; 'Big' is looked up in each contact's tenant
 SELECT who, count(*) FILTER (WHERE vip_by_id AND vip_by_name) AS vip,
-       count(*) FILTER (WHERE gated) AS gated
+       count(*) FILTER (WHERE big_by_name) AS big_by_name, count(*) FILTER (WHERE gated) AS gated
   FROM public.answers GROUP BY who ORDER BY who;
 SELECT count(*) FILTER (WHERE plan = 'vip') AS vip_contacts,
        count(*) FILTER (WHERE plan = 'vip' AND org = 'acme') AS acme_vip,
