@@ -49,19 +49,29 @@ NOW="($ROWS) r"
 # history since change_id $1 against the difference of snapshot $2 and now:
 # every entry and exit recorded once, nothing else
 history_matches() {
-    expect "$3: history records exactly the entries and exits" \
-       "WITH h AS (SELECT h.contact_id, g.num, h.entered FROM segments.membership_changes h
+    local h_want="WITH h AS (SELECT h.contact_id, g.num, h.entered FROM segments.membership_changes h
                      JOIN segments.segment g ON g.id = h.segment_id WHERE h.change_id > $1),
              want AS ((SELECT contact_id, num, true AS entered FROM ($(pairs "$NOW")) a
                        EXCEPT SELECT contact_id, num, true FROM ($(pairs "$2")) b)
                       UNION ALL
                       (SELECT contact_id, num, false FROM ($(pairs "$2")) b
-                       EXCEPT SELECT contact_id, num, false FROM ($(pairs "$NOW")) a))
+                       EXCEPT SELECT contact_id, num, false FROM ($(pairs "$NOW")) a))"
+    local want got
+    want="$(q "SELECT count(*) FROM ((SELECT * FROM ($(pairs "$NOW")) a EXCEPT SELECT * FROM ($(pairs "$2")) b)
+                                     UNION ALL (SELECT * FROM ($(pairs "$2")) b EXCEPT SELECT * FROM ($(pairs "$NOW")) a)) d")/0"
+    got=$(q "$h_want
         SELECT (SELECT count(*) FROM h) || '/' ||
                (SELECT count(*) FROM ((SELECT * FROM h EXCEPT ALL SELECT * FROM want)
-                                      UNION ALL (SELECT * FROM want EXCEPT ALL SELECT * FROM h)) d)" \
-       "$(q "SELECT count(*) FROM ((SELECT * FROM ($(pairs "$NOW")) a EXCEPT SELECT * FROM ($(pairs "$2")) b)
-                                   UNION ALL (SELECT * FROM ($(pairs "$2")) b EXCEPT SELECT * FROM ($(pairs "$NOW")) a)) d")/0"
+                                      UNION ALL (SELECT * FROM want EXCEPT ALL SELECT * FROM h)) d)") ||
+        fail "$3: history records exactly the entries and exits: query failed"
+    if [ "$got" != "$want" ]; then
+        # what differs, for the log: (contact, number, entered) and on which side
+        q "$h_want (SELECT 'recorded, not a difference', * FROM (SELECT * FROM h EXCEPT ALL SELECT * FROM want) x LIMIT 10)
+                   UNION ALL (SELECT 'a difference, not recorded', * FROM (SELECT * FROM want EXCEPT ALL SELECT * FROM h) y LIMIT 10)" >&2 || true
+        q "SELECT 'segment', num, name FROM segments.segment ORDER BY num" >&2 || true
+        fail "$3: history records exactly the entries and exits: expected '$want', got '$got'"
+    fi
+    note "ok: $3: history records exactly the entries and exits"
 }
 # the GIN index, the primary key and verify() agree with the stored rows
 indexes_agree() {
