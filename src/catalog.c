@@ -13,12 +13,12 @@
 #include "catalog.h"
 
 #include "access/genam.h"
-#include "access/xact.h"
 #include "access/heapam.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_index.h"

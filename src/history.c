@@ -204,28 +204,41 @@ typedef struct HistoryBuffer
 	bool		own_rows;		/* a DELETE: a row per contact (see below) */
 	/* the segments that exist, by number (see segment_exists) */
 	MemoryContext segs_cxt;
-	int32		max_num;
+	int32		max_num;		/* exists[], ids[] and touched[] hold 0..max_num */
 	bool	   *exists;
 	pg_uuid_t  *ids;
-	bool		segs_latest;	/* read after this statement's rows */
+	bool		reread;			/* the catalog was read again (once at most) */
 } HistoryBuffer;
 
 /*
  * Reads which segments exist into buf, from cat, or (cat NULL) from the
- * catalog as committed now.  touched[] grows with the numbers.
+ * catalog as committed now.  The arrays never shrink: a reread may lack
+ * the highest number the first read had (a drop whose invalidation had
+ * not arrived), and touched[] may already hold it.
  */
 static void
 segments_read(HistoryBuffer *buf, const SegmentCatalog *cat)
 {
 	MemoryContext old = MemoryContextSwitchTo(buf->segs_cxt);
-	int32		max_num = 0;
+	int32		max_num = buf->max_num;
 
 	if (cat == NULL)
-		cat = CatalogLoadLatest(buf->segs_cxt, &buf->segs_latest);
+	{
+		bool		latest;
+
+		cat = CatalogLoadLatest(buf->segs_cxt, &latest);
+	}
 	for (int i = 0; i < cat->nsegments; i++)
 		max_num = Max(max_num, cat->segments[i].num);
 	buf->exists = palloc0((max_num + 1) * sizeof(bool));
-	buf->ids = palloc0((max_num + 1) * sizeof(pg_uuid_t));
+	{
+		/* ids read before stay: touched[] may name a number the reread lacks */
+		pg_uuid_t  *ids = palloc0((max_num + 1) * sizeof(pg_uuid_t));
+
+		if (buf->ids != NULL)
+			memcpy(ids, buf->ids, (buf->max_num + 1) * sizeof(pg_uuid_t));
+		buf->ids = ids;
+	}
 	for (int i = 0; i < cat->nsegments; i++)
 	{
 		buf->exists[cat->segments[i].num] = true;
@@ -238,7 +251,7 @@ segments_read(HistoryBuffer *buf, const SegmentCatalog *cat)
 		memcpy(touched, buf->touched, (buf->max_num + 1) * sizeof(bool));
 		buf->touched = touched;
 	}
-	buf->max_num = Max(max_num, buf->max_num);
+	buf->max_num = max_num;
 	MemoryContextSwitchTo(old);
 }
 
@@ -256,10 +269,10 @@ segment_exists(HistoryBuffer *buf, int32 num)
 {
 	if (num >= 0 && num <= buf->max_num && buf->exists[num])
 		return true;
-	if (num < 0 || buf->segs_latest)
+	if (num < 0 || buf->reread)
 		return false;
+	buf->reread = true;
 	segments_read(buf, NULL);
-	buf->segs_latest = true;	/* in parallel mode too: once is enough */
 	return num <= buf->max_num && buf->exists[num];
 }
 
