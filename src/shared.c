@@ -136,7 +136,17 @@ wake_worker(Oid dboid)
 	SpinLockAcquire(&segments_shared->mutex);
 	slot = SharedFindSlot(dboid);
 	if (slot != NULL && slot->pid != 0 && slot->latch != NULL)
+	{
 		latch = slot->latch;
+		/*
+		 * A worker still starting has read segments.enabled as it connected
+		 * and may be about to exit because it was off then (the launcher's
+		 * restart after a worker was stopped): the request is kept for the
+		 * launcher, which starts another once this one has exited.
+		 */
+		if (slot->state == SWS_STARTING)
+			slot->service_requested = true;
+	}
 	else
 	{
 		/*
