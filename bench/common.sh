@@ -232,20 +232,23 @@ freshness_stats() {
 # file FILE in one session; prints the file's wall-clock seconds and the
 # CPU seconds of the backend that ran it (from /proc: the server runs on
 # this machine), which other load on the machine disturbs less than the
-# wall clock.  Writes its scratch files to $tmp (the caller's directory).
+# wall clock.  Both are read right around the file: neither PRE (a
+# TRUNCATE and CHECKPOINT writing out what the step before left dirty)
+# nor the connection's start is counted.  Writes its scratch files to
+# $tmp (the caller's directory).
 TCK=$(getconf CLK_TCK)
 timed() {
     cat > "$tmp/timed.sql" <<SQL
 ${2:-}
 SELECT pg_backend_pid() AS pid \\gset
 \\setenv BACKEND :pid
-\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat > $tmp/cpu0
+\\! { date +%s.%N; awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat; } > $tmp/cpu0
 \\o /dev/null
 \\i $1
 \\o
-\\! awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat > $tmp/cpu1
+\\! { date +%s.%N; awk '{ print \$14 + \$15 }' /proc/\$BACKEND/stat; } > $tmp/cpu1
 SQL
-    local t0; t0=$(now_s)
     psql -X -qAt -v ON_ERROR_STOP=1 -f "$tmp/timed.sql" >/dev/null
-    echo "$(elapsed "$t0") $(awk -v a="$(cat "$tmp/cpu0")" -v b="$(cat "$tmp/cpu1")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')"
+    cat "$tmp/cpu0" "$tmp/cpu1" | paste -s -d' ' |
+        awk -v t="$TCK" '{ printf "%.3f %.2f\n", $3 - $1, ($4 - $2) / t }'
 }

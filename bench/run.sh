@@ -173,9 +173,9 @@ qv "SELECT format('DROP MATERIALIZED VIEW bench.mv_%s;', lpad(n::text, 3, '0')) 
 r=$(calc "$MV_TOTAL_S / $REFRESH_FIRST_S")
 result "full evaluation: refresh(), first (writes all), vs matviews" "${REFRESH_FIRST_S} s" "$MV_NOTE" "${MV_TOTAL_S} s" "$(x2 "$r")x faster" ">= 10x" "$(ratio_ge "$r" 10)"
 r=$(calc "$SQL_PASS_S / $REFRESH_FIRST_S")
-result "full evaluation: refresh(), first, vs one SQL pass counting" "${REFRESH_FIRST_S} s" "SQL pass" "${SQL_PASS_S} s" "$(x2 "$r")x faster" ">= 2x" "$(ratio_ge "$r" 2)"
+result "full evaluation: refresh(), first, vs one SQL pass counting" "${REFRESH_FIRST_S} s" "SQL pass" "${SQL_PASS_S} s" "$(x2 "$r")x faster" ">= 3x" "$(ratio_ge "$r" 3)"
 r=$(calc "$SQL_PASS_S / $REFRESH_STEADY_S")
-result "full evaluation: refresh(), nothing changed, vs SQL pass" "${REFRESH_STEADY_S} s" "SQL pass" "${SQL_PASS_S} s" "$(x2 "$r")x faster" "(>= 2x)" "$(ratio_ge "$r" 2)"
+result "full evaluation: refresh(), nothing changed, vs SQL pass" "${REFRESH_STEADY_S} s" "SQL pass" "${SQL_PASS_S} s" "$(x2 "$r")x faster" "reported" "-"
 r=$(calc "$REFRESH_FIRST_S / $SCAN_S")
 result "full evaluation: refresh(), first, vs plain scan (floor)" "${REFRESH_FIRST_S} s" "count(*)" "${SCAN_S} s" "$(x2 "$r")x slower" "reported" "-"
 
