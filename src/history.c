@@ -210,6 +210,17 @@ typedef struct HistoryBuffer
 	bool		reread;			/* the catalog was read again (once at most) */
 } HistoryBuffer;
 
+/* A zeroed array of n elements of size elem, starting with the was_n of was (if any). */
+static void *
+grown_copy(const void *was, int32 was_n, int32 n, Size elem)
+{
+	char	   *now = palloc0((Size) n * elem);
+
+	if (was != NULL)
+		memcpy(now, was, (Size) was_n * elem);
+	return now;
+}
+
 /*
  * Reads which segments exist into buf, from cat, or (cat NULL) from the
  * catalog as committed now.  The arrays never shrink: a reread may lack
@@ -221,36 +232,22 @@ segments_read(HistoryBuffer *buf, const SegmentCatalog *cat)
 {
 	MemoryContext old = MemoryContextSwitchTo(buf->segs_cxt);
 	int32		max_num = buf->max_num;
+	bool		latest;			/* (not needed: once is enough either way) */
 
 	if (cat == NULL)
-	{
-		bool		latest;
-
 		cat = CatalogLoadLatest(buf->segs_cxt, &latest);
-	}
 	for (int i = 0; i < cat->nsegments; i++)
 		max_num = Max(max_num, cat->segments[i].num);
 	buf->exists = palloc0((max_num + 1) * sizeof(bool));
-	{
-		/* ids read before stay: touched[] may name a number the reread lacks */
-		pg_uuid_t  *ids = palloc0((max_num + 1) * sizeof(pg_uuid_t));
-
-		if (buf->ids != NULL)
-			memcpy(ids, buf->ids, (buf->max_num + 1) * sizeof(pg_uuid_t));
-		buf->ids = ids;
-	}
+	/* ids read before stay: touched[] may name a number the reread lacks */
+	buf->ids = grown_copy(buf->ids, buf->max_num + 1, max_num + 1, sizeof(pg_uuid_t));
 	for (int i = 0; i < cat->nsegments; i++)
 	{
 		buf->exists[cat->segments[i].num] = true;
 		buf->ids[cat->segments[i].num] = cat->segments[i].id;
 	}
 	if (buf->touched != NULL && max_num > buf->max_num)
-	{
-		bool	   *touched = palloc0((max_num + 1) * sizeof(bool));
-
-		memcpy(touched, buf->touched, (buf->max_num + 1) * sizeof(bool));
-		buf->touched = touched;
-	}
+		buf->touched = grown_copy(buf->touched, buf->max_num + 1, max_num + 1, sizeof(bool));
 	buf->max_num = max_num;
 	MemoryContextSwitchTo(old);
 }
