@@ -632,7 +632,8 @@ plan_build(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 		if (MemberBulkPossible(member))
 		{
 			plan->bulk_relid = config->member_relid;
-			plan->bulk = MemberBulkBegin();
+			/* entries wait for plan_flush_writes() */
+			plan->bulk = MemberBulkBegin(MemberBulkMayDefer(member));
 		}
 		table_close(member, NoLock);
 	}
@@ -1231,6 +1232,18 @@ batch_apply(EvalPlan *plan, Batch *batch)
 }
 
 /*
+ * After the last batch: the GIN entries the pass's writes gathered go into
+ * the index (member_bulk.c), before anything reads membership through it
+ * (strip_numbers(), the caller's next query) and before the commit.
+ */
+static void
+plan_flush_writes(EvalPlan *plan)
+{
+	if (plan->bulk != NULL)
+		MemberBulkFlush(plan->bulk);
+}
+
+/*
  * Before the first batch of a pass: the row versions earlier passes
  * replaced make room for this pass's (member_space.c).
  */
@@ -1793,6 +1806,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 		/* the shard's last contacts go to the shard's membership */
 		contact_batch_flush(plan, cb, batch);
 		batch_apply(plan, batch);
+		plan_flush_writes(plan);
 		/* every stored row read back: no contact departed */
 		if (!plan->member_empty && plan->stored_seen != plan->stored_rows)
 			delete_departed(plan, lfirst(lc), NULL, NULL, NULL);
@@ -2151,6 +2165,7 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 	}
 	contact_batch_flush(plan, cb, batch);
 	batch_apply(plan, batch);
+	plan_flush_writes(plan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	index_close(index, AccessShareLock);
@@ -2344,6 +2359,7 @@ EvaluateContactsOf(ArrayType *keys, const TenantView *view, const pg_uuid_t *onl
 	EvaluateInContacts = false;
 	PopActiveSnapshot();
 
+	plan_flush_writes(plan);
 	record_state(plan, started);
 	table_close(plan->source, NoLock);
 	UnregisterSnapshot(plan->snapshot);

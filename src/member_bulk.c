@@ -43,6 +43,20 @@
  * A statement of fewer than GIN_GATHER_MIN_ROWS rows leaves an index with
  * fastupdate (the default) to the executor: its pending list.
  *
+ * A pass may also let the gathered entries wait across its statements
+ * (MemberBulkBegin(true)) and add them when it ends (MemberBulkFlush), or
+ * when they reach maintenance_work_mem.  Once the table has free space all
+ * over (rows replaced, then vacuumed), a batch's new row versions land on
+ * pages everywhere, so each segment number's pointers went to most leaves
+ * of its posting tree, every batch: after heavy updates that was 41% of a
+ * pass.  Gathered over a chunk, each leaf is rewritten once per chunk.  A
+ * query on the index within the pass, before the flush, would miss the
+ * waiting entries: the pass flushes before it reads membership through
+ * the index, and entries are not held back while a trigger other than
+ * membership history (which reads only the transition tables) could read
+ * the table.  A transaction that would commit with entries still waiting
+ * fails instead (a missing index entry is a silently wrong answer).
+ *
  * Rows whose membership changed are replaced the same way: each row
  * version the batch read (by its ctid) is updated in place of the UPDATE
  * statement's join, the btree entries inserted as after an UPDATE, and
@@ -72,6 +86,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
+#include "utils/guc.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -83,6 +98,9 @@
 
 /* member_codec.c: the index's expression */
 extern Datum segments_member_segs(PG_FUNCTION_ARGS);
+
+/* history.c: the AFTER STATEMENT trigger that reads only transition tables */
+extern Datum segments_member_history(PG_FUNCTION_ARGS);
 
 /*
  * Can rows go to this relation without the executor?  Not with BEFORE ROW
@@ -158,6 +176,15 @@ typedef struct KeyTid
 	ItemPointerData tid;
 } KeyTid;
 
+/* The gathered entries of one GIN index of int4 keys, not yet inserted. */
+typedef struct GinPairs
+{
+	Oid			indexid;
+	KeyTid	   *pairs;
+	int			npairs;
+	int			maxpairs;
+} GinPairs;
+
 /*
  * What the inserts of one pass reuse.  Slots and arrays live as long as
  * the pass: freed and allocated again for every batch, megabytes went back
@@ -171,21 +198,101 @@ struct MemberBulk
 	TupleDesc	desc;			/* slots' (a copy: not reference-counted) */
 	TupleTableSlot **slots;
 	int			nslots;
-	KeyTid	   *pairs;
-	ItemPointerData *list;
-	int			maxpairs;
+	bool		defer;			/* entries may wait for MemberBulkFlush */
+	GinPairs   *gins;			/* per GIN index of int4 keys */
+	int			ngins;
 };
 
-/* Starts a pass's inserts, in the current memory context. */
+/*
+ * Entries gathered and not yet in their index, in this transaction, and
+ * the (sub)transaction level that gathered the first of them: its abort
+ * discards them with its rows.
+ */
+static int64 pending_pairs = 0;
+static int	pending_level = 0;
+static bool pending_callbacks = false;
+
+/* A commit with entries still waiting would leave rows the index cannot find. */
+static void
+pending_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending_pairs > 0)
+				elog(ERROR, "%lld entries of the membership index were not written",
+					 (long long) pending_pairs);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			pending_pairs = 0;
+			pending_level = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && pending_pairs > 0 &&
+		GetCurrentTransactionNestLevel() <= pending_level)
+	{
+		pending_pairs = 0;
+		pending_level = 0;
+	}
+}
+
+/*
+ * Starts a pass's inserts, in the current memory context.  With
+ * defer_gin, the GIN entries gathered may wait across statements: the
+ * caller flushes them (MemberBulkFlush) before anything in its
+ * transaction reads the table through its indexes, and before it commits.
+ */
 MemberBulk *
-MemberBulkBegin(void)
+MemberBulkBegin(bool defer_gin)
 {
 	MemberBulk *mb = palloc0(sizeof(MemberBulk));
 
 	mb->cxt = CurrentMemoryContext;
 	mb->call_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments bulk insert",
 										 1024 * 1024, 1024 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
+	mb->defer = defer_gin;
+	if (defer_gin && !pending_callbacks)
+	{
+		RegisterXactCallback(pending_xact_callback, NULL);
+		RegisterSubXactCallback(pending_subxact_callback, NULL);
+		pending_callbacks = true;
+	}
 	return mb;
+}
+
+/*
+ * May the GIN entries of rel's rows wait?  Not when a trigger could read
+ * the table through the index before they are added: only membership
+ * history's (and the system's) are known not to.
+ */
+bool
+MemberBulkMayDefer(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+
+	for (int i = 0; td != NULL && i < td->numtriggers; i++)
+	{
+		Trigger    *trig = &td->triggers[i];
+		FmgrInfo	finfo;
+
+		if (trig->tgisinternal || trig->tgenabled == TRIGGER_DISABLED)
+			continue;
+		fmgr_info(trig->tgfoid, &finfo);
+		if (finfo.fn_addr != segments_member_history)
+			return false;
+	}
+	return true;
 }
 
 /* qsort comparator of KeyTid: by key, then heap pointer. */
@@ -200,28 +307,38 @@ key_tid_compare(const void *a, const void *b)
 	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
 }
 
-/* qsort comparator of heap pointers. */
-static int
-tid_compare(const void *a, const void *b)
+/*
+ * A heap pointer as one integer in its order (block, then offset): the
+ * pointers of a key are checked and sorted as integers, by a sort made for
+ * them (ItemPointerCompare through qsort was 2% of a first pass).
+ */
+static inline uint64
+tid_code(const ItemPointerData *tid)
 {
-	return ItemPointerCompare((ItemPointer) a, (ItemPointer) b);
+	return ((uint64) ItemPointerGetBlockNumberNoCheck(tid) << 16) |
+		ItemPointerGetOffsetNumberNoCheck(tid);
 }
 
+#define ST_SORT sort_tid_codes
+#define ST_ELEMENT_TYPE uint64
+#define ST_COMPARE(a, b) (*(a) < *(b) ? -1 : *(a) > *(b) ? 1 : 0)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
 /*
- * Inserts the npairs gathered (key, heap pointer) pairs of mb->pairs: one
- * insertion per key, with its heap pointers in order.  The keys are
- * segment numbers, a small range: the pairs are distributed per key by
- * counting (linear; a comparison sort of the 90,000 pairs of a batch was
- * a third of a first pass), keeping the order of the rows, which is the
- * heap's when table_multi_insert filled the pages in turn; a key whose
- * pointers are not in order (rows put on earlier pages with free space)
- * has them sorted.  A wide range of keys falls back to sorting the pairs.
+ * Inserts the npairs gathered (key, heap pointer) pairs: one insertion per
+ * key, with its heap pointers in order.  The keys are segment numbers, a
+ * small range: the pairs are distributed per key by counting (linear; a
+ * comparison sort of the 90,000 pairs of a batch was a third of a first
+ * pass), keeping the order of the rows, which is the heap's when
+ * table_multi_insert filled the pages in turn; a key whose pointers are
+ * not in order (rows put on earlier pages with free space) has them
+ * sorted.  A wide range of keys falls back to sorting the pairs.
  */
 static void
-gin_insert_pairs(MemberBulk *mb, GinState *ginstate, int npairs)
+gin_insert_pairs(KeyTid *pairs, int npairs, GinState *ginstate)
 {
-	KeyTid	   *pairs = mb->pairs;
-	ItemPointerData *list = mb->list;
 	int32		lo = pairs[0].key;
 	int32		hi = pairs[0].key;
 	int64		range;
@@ -234,6 +351,9 @@ gin_insert_pairs(MemberBulk *mb, GinState *ginstate, int npairs)
 	range = (int64) hi - lo + 1;
 	if (range > (int64) npairs + 65536)
 	{
+		ItemPointerData *list = MemoryContextAllocHuge(CurrentMemoryContext,
+													   (Size) npairs * sizeof(ItemPointerData));
+
 		qsort(pairs, npairs, sizeof(KeyTid), key_tid_compare);
 		for (int start = 0, end; start < npairs; start = end)
 		{
@@ -243,63 +363,148 @@ gin_insert_pairs(MemberBulk *mb, GinState *ginstate, int npairs)
 			ginEntryInsert(ginstate, 1, Int32GetDatum(pairs[start].key), GIN_CAT_NORM_KEY,
 						   list, end - start, NULL);
 		}
+		pfree(list);
 	}
 	else
 	{
-		/* start[k - lo]: where key k's pointers begin in list */
+		/* start[k - lo]: where key k's pointers begin in codes */
 		int		   *start = palloc0((range + 1) * sizeof(int));
+		uint64	   *codes = MemoryContextAllocHuge(CurrentMemoryContext,
+												   (Size) npairs * sizeof(uint64));
+		ItemPointerData *list;
+		int			longest = 0;
 
 		for (int i = 0; i < npairs; i++)
 			start[pairs[i].key - lo + 1]++;
 		for (int64 k = 1; k <= range; k++)
+		{
+			longest = Max(longest, start[k]);
 			start[k] += start[k - 1];
+		}
 		for (int i = 0; i < npairs; i++)
-			list[start[pairs[i].key - lo]++] = pairs[i].tid;
+			codes[start[pairs[i].key - lo]++] = tid_code(&pairs[i].tid);
+		list = MemoryContextAllocHuge(CurrentMemoryContext,
+									  (Size) Max(longest, 1) * sizeof(ItemPointerData));
 		/* start[k - lo] is now where key k's end: key k begins at start[k - lo - 1] */
 		for (int64 k = 0; k < range; k++)
 		{
 			int			first = k == 0 ? 0 : start[k - 1];
 			int			n = start[k] - first;
+			uint64	   *key_codes = &codes[first];
 			bool		sorted = true;
 
 			if (n == 0)
 				continue;
 			CHECK_FOR_INTERRUPTS();
-			for (int i = first + 1; i < first + n && sorted; i++)
-				sorted = ItemPointerCompare(&list[i - 1], &list[i]) < 0;
+			for (int i = 1; i < n && sorted; i++)
+				sorted = key_codes[i - 1] < key_codes[i];
 			if (!sorted)
-				qsort(&list[first], n, sizeof(ItemPointerData), tid_compare);
+				sort_tid_codes(key_codes, n);
+			for (int i = 0; i < n; i++)
+				ItemPointerSet(&list[i], (BlockNumber) (key_codes[i] >> 16),
+							   (OffsetNumber) (key_codes[i] & 0xFFFF));
 			ginEntryInsert(ginstate, 1, Int32GetDatum((int32) (lo + k)), GIN_CAT_NORM_KEY,
-						   &list[first], n, NULL);
+						   list, n, NULL);
 		}
+		pfree(list);
+		pfree(codes);
 		pfree(start);
 	}
 }
 
-/* Makes room for `need` pairs in mb->pairs (and as many in mb->list), keeping those held. */
+/* Makes room for `need` pairs in gp->pairs, keeping those held. */
 static void
-pairs_reserve(MemberBulk *mb, int need)
+pairs_reserve(MemberBulk *mb, GinPairs *gp, int need)
 {
-	KeyTid	   *was = mb->pairs;
 	KeyTid	   *now;
 	int			n;
 
-	if (need <= mb->maxpairs)
+	if (need <= gp->maxpairs)
 		return;
-	n = Max(Max(64 * 1024, 2 * mb->maxpairs), need);
+	n = Max(Max(64 * 1024, 2 * gp->maxpairs), need);
 	now = MemoryContextAllocHuge(mb->cxt, (Size) n * sizeof(KeyTid));
-	if (was != NULL)
-		memcpy(now, was, mb->maxpairs * sizeof(KeyTid));
-	mb->pairs = NULL;
-	mb->maxpairs = 0;
-	if (was != NULL)
+	if (gp->pairs != NULL)
 	{
-		pfree(was);
-		pfree(mb->list);
+		memcpy(now, gp->pairs, gp->npairs * sizeof(KeyTid));
+		pfree(gp->pairs);
 	}
-	mb->pairs = now;
-	mb->list = MemoryContextAllocHuge(mb->cxt, (Size) n * sizeof(ItemPointerData));
-	mb->maxpairs = n;
+	gp->pairs = now;
+	gp->maxpairs = n;
+}
+
+/* The gathered entries of index indexid (none yet: a new, empty set). */
+static GinPairs *
+gin_pairs_of(MemberBulk *mb, Oid indexid)
+{
+	for (int i = 0; i < mb->ngins; i++)
+	{
+		if (mb->gins[i].indexid == indexid)
+			return &mb->gins[i];
+	}
+	mb->gins = mb->gins == NULL ?
+		MemoryContextAllocZero(mb->cxt, sizeof(GinPairs)) :
+		repalloc(mb->gins, (mb->ngins + 1) * sizeof(GinPairs));
+	memset(&mb->gins[mb->ngins], 0, sizeof(GinPairs));
+	mb->gins[mb->ngins].indexid = indexid;
+	return &mb->gins[mb->ngins++];
+}
+
+/*
+ * Most entries that wait: what maintenance_work_mem holds of them and the
+ * pointer lists their insertion sorts them into (CREATE INDEX of a GIN
+ * index accumulates as much before it writes).
+ */
+static int64
+gin_pairs_max(void)
+{
+	return Max((int64) maintenance_work_mem * 1024 /
+			   (sizeof(KeyTid) + sizeof(uint64) + sizeof(ItemPointerData)), 64 * 1024);
+}
+
+/* Adds the gathered entries of gp to its index, open as ginstate's. */
+static void
+gin_pairs_insert(GinPairs *gp, GinState *ginstate)
+{
+	if (gp->npairs == 0)
+		return;
+	gin_insert_pairs(gp->pairs, gp->npairs, ginstate);
+	pending_pairs -= gp->npairs;
+	if (pending_pairs <= 0)
+	{
+		pending_pairs = 0;
+		pending_level = 0;
+	}
+	gp->npairs = 0;
+}
+
+/*
+ * Adds every entry still waiting to its index.  The pass calls it after
+ * its last write, before it reads membership through an index or ends.
+ */
+void
+MemberBulkFlush(MemberBulk *mb)
+{
+	for (int i = 0; i < mb->ngins; i++)
+	{
+		GinPairs   *gp = &mb->gins[i];
+		MemoryContext tmp;
+		MemoryContext prev;
+		Relation	index;
+		GinState	ginstate;
+
+		if (gp->npairs == 0)
+			continue;
+		tmp = AllocSetContextCreate(CurrentMemoryContext, "segments gin flush",
+									ALLOCSET_DEFAULT_SIZES);
+		prev = MemoryContextSwitchTo(tmp);
+		/* locked since the statements that gathered them: it is the same index */
+		index = index_open(gp->indexid, RowExclusiveLock);
+		initGinState(&ginstate, index);
+		gin_pairs_insert(gp, &ginstate);
+		index_close(index, NoLock);
+		MemoryContextSwitchTo(prev);
+		MemoryContextDelete(tmp);
+	}
 }
 
 /*
@@ -347,15 +552,19 @@ gin_insert_rows(MemberBulk *mb, Relation index, IndexInfo *info, EState *estate,
 	Datum		key;
 	GinNullCategory category;
 	uint32		nlist;
-	int			npairs = 0;
 	bool		int_keys;
 	AttrNumber	direct;
+	GinPairs   *gp = NULL;
+	int64		held;
 
 	initGinState(&ginstate, index);
 	accum.ginstate = &ginstate;
 	ginInitBA(&accum);
 	int_keys = info->ii_NumIndexAttrs == 1 && ginstate.compareFn[0].fn_oid == F_BTINT4CMP;
 	direct = int_keys ? member_segs_column(info) : 0;
+	if (int_keys)
+		gp = gin_pairs_of(mb, RelationGetRelid(index));
+	held = gp != NULL ? gp->npairs : 0;
 	for (int i = 0; i < nslots; i++)
 	{
 		Datum		values[INDEX_MAX_KEYS];
@@ -379,11 +588,11 @@ gin_insert_rows(MemberBulk *mb, Relation index, IndexInfo *info, EState *estate,
 				if (ascending)
 				{
 					/* the keys GIN would extract: distinct, none NULL, not empty */
-					pairs_reserve(mb, npairs + n);
+					pairs_reserve(mb, gp, gp->npairs + n);
 					for (int e = 0; e < n; e++)
 					{
-						mb->pairs[npairs].key = nums[e];
-						mb->pairs[npairs++].tid = slots[i]->tts_tid;
+						gp->pairs[gp->npairs].key = nums[e];
+						gp->pairs[gp->npairs++].tid = slots[i]->tts_tid;
 					}
 					MemoryContextReset(tmp);
 					continue;
@@ -411,9 +620,9 @@ gin_insert_rows(MemberBulk *mb, Relation index, IndexInfo *info, EState *estate,
 									   &categories[e], 1);
 					continue;
 				}
-				pairs_reserve(mb, npairs + 1);
-				mb->pairs[npairs].key = DatumGetInt32(entries[e]);
-				mb->pairs[npairs++].tid = slots[i]->tts_tid;
+				pairs_reserve(mb, gp, gp->npairs + 1);
+				gp->pairs[gp->npairs].key = DatumGetInt32(entries[e]);
+				gp->pairs[gp->npairs++].tid = slots[i]->tts_tid;
 			}
 			if (!int_keys)
 				ginInsertBAEntries(&accum, &slots[i]->tts_tid, a + 1, entries, categories,
@@ -422,8 +631,14 @@ gin_insert_rows(MemberBulk *mb, Relation index, IndexInfo *info, EState *estate,
 		}
 		ResetExprContext(econtext);
 	}
-	if (npairs > 0)
-		gin_insert_pairs(mb, &ginstate, npairs);
+	if (gp != NULL)
+	{
+		pending_pairs += gp->npairs - held;
+		if (gp->npairs > held && pending_level == 0)
+			pending_level = GetCurrentTransactionNestLevel();
+		if (!mb->defer || gp->npairs >= gin_pairs_max())
+			gin_pairs_insert(gp, &ginstate);
+	}
 	ginBeginBAScan(&accum);
 	while ((list = ginGetBAEntry(&accum, &attnum, &key, &category, &nlist)) != NULL)
 	{

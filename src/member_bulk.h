@@ -22,7 +22,9 @@
 typedef struct MemberBulk MemberBulk;
 
 extern bool MemberBulkPossible(Relation rel);
-extern MemberBulk *MemberBulkBegin(void);
+extern bool MemberBulkMayDefer(Relation rel);
+extern MemberBulk *MemberBulkBegin(bool defer_gin);
+extern void MemberBulkFlush(MemberBulk *mb);
 extern void MemberBulkInsert(MemberBulk *mb, Oid relid, HeapTuple *tuples, int ntuples,
 							 Snapshot snapshot);
 extern int	MemberBulkUpdate(MemberBulk *mb, Oid relid, const ItemPointerData *otids,
