@@ -201,6 +201,11 @@ struct MemberBulk
 	bool		defer;			/* entries may wait for MemberBulkFlush */
 	GinPairs   *gins;			/* per GIN index of int4 keys */
 	int			ngins;
+	/* what inserting the pairs sorts them in, kept (faulted in once) */
+	uint64	   *codes;
+	uint64	   *merge_buf;
+	ItemPointerData *list;
+	int			maxcodes;
 };
 
 /*
@@ -327,22 +332,97 @@ tid_code(const ItemPointerData *tid)
 #include "lib/sort_template.h"
 
 /*
+ * Sorts the n codes of one key's heap pointers (tmp: room for as many);
+ * returns where they are, codes or tmp.  They are mostly in order: the
+ * rows of a statement fill pages in turn, and the first rows of the next
+ * may go to an earlier page with room, so a pass's pointers for a key are
+ * a few ascending runs, merged pairwise here.  Many runs (rows put
+ * wherever the table had room) are sorted instead.
+ */
+static uint64 *
+sort_codes(uint64 *codes, uint64 *tmp, int n)
+{
+	uint64	   *src = codes;
+	uint64	   *dst = tmp;
+	int			nruns = 1;
+
+	for (int i = 1; i < n; i++)
+		nruns += codes[i - 1] > codes[i];
+	if (nruns == 1)
+		return codes;
+	if (nruns > 64)
+	{
+		sort_tid_codes(codes, n);
+		return codes;
+	}
+	while (nruns > 1)
+	{
+		uint64	   *swap;
+
+		nruns = 0;
+		for (int i = 0; i < n; nruns++)
+		{
+			int			mid = i + 1;
+			int			end;
+			int			a;
+			int			b;
+			int			o = i;
+
+			while (mid < n && src[mid - 1] < src[mid])
+				mid++;
+			end = mid < n ? mid + 1 : mid;
+			while (end < n && src[end - 1] < src[end])
+				end++;
+			for (a = i, b = mid; a < mid && b < end;)
+				dst[o++] = src[a] < src[b] ? src[a++] : src[b++];
+			while (a < mid)
+				dst[o++] = src[a++];
+			while (b < end)
+				dst[o++] = src[b++];
+			i = end;
+		}
+		swap = src;
+		src = dst;
+		dst = swap;
+	}
+	return src;
+}
+
+/* Makes room for n codes (and pointers) in mb's scratch arrays. */
+static void
+codes_reserve(MemberBulk *mb, int n)
+{
+	if (n <= mb->maxcodes)
+		return;
+	if (mb->codes != NULL)
+	{
+		pfree(mb->codes);
+		pfree(mb->merge_buf);
+		pfree(mb->list);
+	}
+	n = Max(Max(64 * 1024, 2 * mb->maxcodes), n);
+	mb->codes = MemoryContextAllocHuge(mb->cxt, (Size) n * sizeof(uint64));
+	mb->merge_buf = MemoryContextAllocHuge(mb->cxt, (Size) n * sizeof(uint64));
+	mb->list = MemoryContextAllocHuge(mb->cxt, (Size) n * sizeof(ItemPointerData));
+	mb->maxcodes = n;
+}
+
+/*
  * Inserts the npairs gathered (key, heap pointer) pairs: one insertion per
  * key, with its heap pointers in order.  The keys are segment numbers, a
  * small range: the pairs are distributed per key by counting (linear; a
  * comparison sort of the 90,000 pairs of a batch was a third of a first
- * pass), keeping the order of the rows, which is the heap's when
- * table_multi_insert filled the pages in turn; a key whose pointers are
- * not in order (rows put on earlier pages with free space) has them
- * sorted.  A wide range of keys falls back to sorting the pairs.
+ * pass), keeping the order in which the rows were written (sort_codes).
+ * A wide range of keys falls back to sorting the pairs.
  */
 static void
-gin_insert_pairs(KeyTid *pairs, int npairs, GinState *ginstate)
+gin_insert_pairs(MemberBulk *mb, KeyTid *pairs, int npairs, GinState *ginstate)
 {
 	int32		lo = pairs[0].key;
 	int32		hi = pairs[0].key;
 	int64		range;
 
+	codes_reserve(mb, npairs);
 	for (int i = 1; i < npairs; i++)
 	{
 		lo = Min(lo, pairs[i].key);
@@ -351,63 +431,45 @@ gin_insert_pairs(KeyTid *pairs, int npairs, GinState *ginstate)
 	range = (int64) hi - lo + 1;
 	if (range > (int64) npairs + 65536)
 	{
-		ItemPointerData *list = MemoryContextAllocHuge(CurrentMemoryContext,
-													   (Size) npairs * sizeof(ItemPointerData));
-
 		qsort(pairs, npairs, sizeof(KeyTid), key_tid_compare);
 		for (int start = 0, end; start < npairs; start = end)
 		{
 			CHECK_FOR_INTERRUPTS();
 			for (end = start; end < npairs && pairs[end].key == pairs[start].key; end++)
-				list[end - start] = pairs[end].tid;
+				mb->list[end - start] = pairs[end].tid;
 			ginEntryInsert(ginstate, 1, Int32GetDatum(pairs[start].key), GIN_CAT_NORM_KEY,
-						   list, end - start, NULL);
+						   mb->list, end - start, NULL);
 		}
-		pfree(list);
 	}
 	else
 	{
 		/* start[k - lo]: where key k's pointers begin in codes */
 		int		   *start = palloc0((range + 1) * sizeof(int));
-		uint64	   *codes = MemoryContextAllocHuge(CurrentMemoryContext,
-												   (Size) npairs * sizeof(uint64));
-		ItemPointerData *list;
-		int			longest = 0;
+		uint64	   *codes = mb->codes;
 
 		for (int i = 0; i < npairs; i++)
 			start[pairs[i].key - lo + 1]++;
 		for (int64 k = 1; k <= range; k++)
-		{
-			longest = Max(longest, start[k]);
 			start[k] += start[k - 1];
-		}
 		for (int i = 0; i < npairs; i++)
 			codes[start[pairs[i].key - lo]++] = tid_code(&pairs[i].tid);
-		list = MemoryContextAllocHuge(CurrentMemoryContext,
-									  (Size) Max(longest, 1) * sizeof(ItemPointerData));
 		/* start[k - lo] is now where key k's end: key k begins at start[k - lo - 1] */
 		for (int64 k = 0; k < range; k++)
 		{
 			int			first = k == 0 ? 0 : start[k - 1];
 			int			n = start[k] - first;
-			uint64	   *key_codes = &codes[first];
-			bool		sorted = true;
+			uint64	   *sorted;
 
 			if (n == 0)
 				continue;
 			CHECK_FOR_INTERRUPTS();
-			for (int i = 1; i < n && sorted; i++)
-				sorted = key_codes[i - 1] < key_codes[i];
-			if (!sorted)
-				sort_tid_codes(key_codes, n);
+			sorted = sort_codes(&codes[first], &mb->merge_buf[first], n);
 			for (int i = 0; i < n; i++)
-				ItemPointerSet(&list[i], (BlockNumber) (key_codes[i] >> 16),
-							   (OffsetNumber) (key_codes[i] & 0xFFFF));
+				ItemPointerSet(&mb->list[i], (BlockNumber) (sorted[i] >> 16),
+							   (OffsetNumber) (sorted[i] & 0xFFFF));
 			ginEntryInsert(ginstate, 1, Int32GetDatum((int32) (lo + k)), GIN_CAT_NORM_KEY,
-						   list, n, NULL);
+						   mb->list, n, NULL);
 		}
-		pfree(list);
-		pfree(codes);
 		pfree(start);
 	}
 }
@@ -458,16 +520,16 @@ static int64
 gin_pairs_max(void)
 {
 	return Max((int64) maintenance_work_mem * 1024 /
-			   (sizeof(KeyTid) + sizeof(uint64) + sizeof(ItemPointerData)), 64 * 1024);
+			   (sizeof(KeyTid) + 2 * sizeof(uint64) + sizeof(ItemPointerData)), 64 * 1024);
 }
 
 /* Adds the gathered entries of gp to its index, open as ginstate's. */
 static void
-gin_pairs_insert(GinPairs *gp, GinState *ginstate)
+gin_pairs_insert(MemberBulk *mb, GinPairs *gp, GinState *ginstate)
 {
 	if (gp->npairs == 0)
 		return;
-	gin_insert_pairs(gp->pairs, gp->npairs, ginstate);
+	gin_insert_pairs(mb, gp->pairs, gp->npairs, ginstate);
 	pending_pairs -= gp->npairs;
 	if (pending_pairs <= 0)
 	{
@@ -500,7 +562,7 @@ MemberBulkFlush(MemberBulk *mb)
 		/* locked since the statements that gathered them: it is the same index */
 		index = index_open(gp->indexid, RowExclusiveLock);
 		initGinState(&ginstate, index);
-		gin_pairs_insert(gp, &ginstate);
+		gin_pairs_insert(mb, gp, &ginstate);
 		index_close(index, NoLock);
 		MemoryContextSwitchTo(prev);
 		MemoryContextDelete(tmp);
@@ -637,7 +699,7 @@ gin_insert_rows(MemberBulk *mb, Relation index, IndexInfo *info, EState *estate,
 		if (gp->npairs > held && pending_level == 0)
 			pending_level = GetCurrentTransactionNestLevel();
 		if (!mb->defer || gp->npairs >= gin_pairs_max())
-			gin_pairs_insert(gp, &ginstate);
+			gin_pairs_insert(mb, gp, &ginstate);
 	}
 	ginBeginBAScan(&accum);
 	while ((list = ginGetBAEntry(&accum, &attnum, &key, &category, &nlist)) != NULL)
