@@ -8,6 +8,8 @@
 # started from the system install (e.g. with scripts/lib.sh's
 # start_cluster and KEEP_CLUSTER=1); PGDATA names it, PGHOST/PGPORT/PGUSER
 # reach it as a superuser, PGDATABASE is the database the step uses.
+# It overwrites the install's segments.so, and leaves B's there: never run
+# it while another cluster of that install (a test run) may restart.
 #   SO_A=/tmp/main/segments.so SO_B=./segments.so ROUNDS=2 \
 #     STEP=updates_then_create bench/swap_ab.sh
 # STEP is one of:
