@@ -54,8 +54,8 @@ SELECT segments.refresh() \\gset
 $CPU
 SELECT extract(epoch FROM clock_timestamp()) AS t2 \\gset
 SELECT format('first refresh() %s s (%s s CPU); nothing changed %s s (%s s CPU)',
-              round((:t1 - :t0)::numeric, 2), (:c1 - :c0) / 100.0,
-              round((:t2 - :t1)::numeric, 2), (:c - :c1) / 100.0);
+              round((:t1 - :t0)::numeric, 2), round((:c1 - :c0) / 100.0, 2),
+              round((:t2 - :t1)::numeric, 2), round((:c - :c1) / 100.0, 2));
 SQL
 }
 
