@@ -42,9 +42,9 @@ echo "SELECT segments.refresh();" |
         --toggle-collect=EvaluateRefresh "$PG_BIN/postgres" --single -D "$DIR/data" $DB >/dev/null 2>&1
 chmod 644 "$out"
 total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' || true)
-# the comparison with stored membership and the writes: batch_apply
+# the comparison with stored membership and the writes: MemberBatchApply
 apply=$(callgrind_annotate --inclusive=yes "$out" 2>/dev/null |
-    awk '/evaluate.c:batch_apply / { gsub(",", "", $1); print $1; exit }' || true)
+    awk '/member_diff.c:MemberBatchApply / { gsub(",", "", $1); print $1; exit }' || true)
 echo "contacts $N segments $segs"
 awk -v t="$total" -v a="${apply:-0}" -v n="$N" -v s="$segs" 'BEGIN {
     printf "pass: %d instructions, %.0f per (contact, segment)\n", t, t / (n * s);

@@ -155,10 +155,10 @@ mut sql src/eval_batch.c "batch: the last contact of a partly filled word is los
 mut sql src/eval_batch.c "batch: conditions' bitmaps are not cleared between batches" \
     'memset(b->cond_bits, 0, sizeof(uint64) * WORDS * Max(b->nslots, 1));' \
     '(void) 0;'
-mut sql src/evaluate.c "batch: refresh() never evaluates its last, partly filled batch" \
-    '\t\tcontact_batch_flush(plan, cb, batch);\n\t\tbatch_apply(plan, batch);\n\t\t/* every stored row' \
-    '\t\tbatch_apply(plan, batch);\n\t\t/* every stored row'
-mut sql src/evaluate.c "batch: a tenant's segment keeps other tenants' contacts" \
+mut sql src/pass_full.c "batch: refresh() never evaluates its last, partly filled batch" \
+    '\t\tContactBatchFlush(plan, cb, batch);\n\t\tMemberBatchApply(plan, batch);' \
+    '\t\tMemberBatchApply(plan, batch);'
+mut sql src/pass_scan.c "batch: a tenant's segment keeps other tenants' contacts" \
     'EvalBatchExclude(cb->bits, i, k);' \
     '(void) k;'
 mut sql src/eval_batch.c "batch: a segment condition reads the first segment named only" \
@@ -254,24 +254,24 @@ mut sql src/member_codec.c "codec: negative time steps decode as positive" \
 mut sql src/member_codec.c "codec: times decoded without accumulating" \
     'acc += unzigzag(v);' \
     'acc = unzigzag(v);'
-mut sql src/evaluate.c "since reset at every evaluation" \
+mut sql src/member_diff.c "since reset at every evaluation" \
     'since[n++] = from_old ? old_since[i] : plan->now_seconds;' \
     'since[n++] = plan->now_seconds;'
-mut sql src/evaluate.c "refresh() keeps departed contacts" \
-    '\t\t\tdelete_departed(plan, lfirst(lc), NULL, NULL, NULL);' \
-    '\t\t\t(void) delete_departed;'
-mut sql src/evaluate.c "a pass rewrites rows whose membership did not change" \
+mut sql src/pass_full.c "refresh() keeps departed contacts" \
+    '\t\t\tPassDeleteDeparted(plan, lfirst(lc), NULL, NULL, NULL);' \
+    '\t\t\t(void) PassDeleteDeparted;'
+mut sql src/member_diff.c "a pass rewrites rows whose membership did not change" \
     'continue;			/* unchanged */' \
     ';			/* unchanged */'
 mut sql src/member_space.c "passes do not reuse the space of replaced row versions" \
     'heap_page_prune_opt(member, buf);' \
     '(void) heap_page_prune_opt;'
-mut sql src/evaluate.c "member_count counts every contact" \
+mut sql src/pass_scan.c "member_count counts every contact" \
     'es->count += EvalBatchMembers(cb->bits, i);' \
     'es->count += n;'
 
 # ---- tenants and gating ----------------------------------------------------
-mut sql src/evaluate.c "a tenant's segment takes every tenant's contacts" \
+mut sql src/eval_pass.h "a tenant's segment takes every tenant's contacts" \
     '(tenant != NULL && strcmp(tenant, es->seg->tenant) == 0)' \
     '(tenant != NULL)'
 mut sql src/tenancy.c "tenant visibility check skipped" \

@@ -140,21 +140,22 @@ extern bool StatsColumnsExist(void);
 struct DropStmt;
 extern struct DropStmt *DdlDroppingSegments(FunctionCallInfo fcinfo, const char *trigger);
 
-/* evaluate.c */
-extern void EvaluateRefresh(const pg_uuid_t *only_segments, int nonly);
-extern void EvaluateFailClosed(Datum segment_ids);
-extern int64 EvaluateLockWaitUs;
-extern bool EvaluateInContacts;
+/* the evaluation passes (eval_pass.h lists their files) */
+extern void EvaluateRefresh(const pg_uuid_t *only_segments, int nonly);	/* pass_full.c */
+extern void EvaluateFailClosed(Datum segment_ids);	/* pass_finish.c */
+extern int64 EvaluateLockWaitUs;	/* eval_plan.c */
+extern bool EvaluateInContacts; /* pass_incremental.c */
 extern void SharedTimeEvaluated(TimestampTz at);
 extern int64 EvaluateContacts(ArrayType *keys, const TenantView *view);
 extern int64 EvaluateContactsOf(ArrayType *keys, const TenantView *view,
 								const pg_uuid_t *only, int nonly);
+/* pass_chunked.c */
 extern int64 EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit,
 						   int budget_ms, bool *done);
 extern int64 EvaluateCpuUs(void);
 extern bool EvaluateChangesWaiting(void);
 
-/* evaluate.c: evaluating without writing, for explain.c and preview.c */
+/* evaluating without writing: explain.c (EvaluateExplain), preview.c (EvaluateDefinition) */
 typedef struct EvaluateOutcomeSegment
 {
 	const CatalogSegment *seg;

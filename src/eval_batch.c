@@ -6,7 +6,7 @@
  *		(a bit per contact of the batch), then each segment's tree once per
  *		batch, on words of 64 contacts.
  *
- * The scanning passes (evaluate.c) call EvalBatchContact() for each
+ * The scanning passes (pass_scan.c) call EvalBatchContact() for each
  * contact while its row is at hand, and EvalBatchSegment() for each
  * segment, in dependency order, when the batch is full: a segment
  * condition reads the bitmaps of the segments before it.  Per contact that

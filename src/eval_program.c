@@ -6,7 +6,7 @@
  *		once per contact, whichever segments hold it.
  *
  * A pass links each condition of each segment it evaluates here
- * (evaluate.c, plan_link).  Conditions reading the same field the same way
+ * (eval_plan.c, EvalPlanLink).  Conditions reading the same field the same way
  * get one field slot (the value read, cached per contact); conditions with
  * the same canonical key get one memo slot (their result before "negate"
  * and the negative operators, which are applied per occurrence).  The key

@@ -6,7 +6,7 @@
  *		is or is not in a segment.
  *
  * The contact is evaluated by the code and the plan of an evaluation pass
- * (EvaluateExplain in evaluate.c), writing nothing, with a trace
+ * (EvaluateExplain, below), writing nothing, with a trace
  * (RuleTrace) that reports every node's result and what each condition
  * read; no second evaluator exists here.  Traced groups evaluate every
  * child, so that every node shows its result.  The explanation is the
@@ -24,8 +24,10 @@
  *-------------------------------------------------------------------------
  */
 #include "catalog.h"
+#include "eval_pass.h"
 #include "privilege.h"
 
+#include "access/table.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -35,6 +37,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(segments_explain);
 PG_FUNCTION_INFO_V1(segments_explain_text);
@@ -897,4 +900,71 @@ segments_explain_text(PG_FUNCTION_ARGS)
 	while (ex->text.len > 0 && ex->text.data[ex->text.len - 1] == '\n')
 		ex->text.data[--ex->text.len] = '\0';
 	PG_RETURN_TEXT_P(cstring_to_text(ex->text.data));
+}
+
+/* ----------------------------------------------------------------
+ * The evaluation explain() shows (EvaluateExplain)
+ * ---------------------------------------------------------------- */
+
+/*
+ * segments.explain() (explain.c): evaluates segment `target` and the
+ * segments it reads for the contact with this key, with the code and the
+ * plan of a pass (verify's: no lock, nothing written), every node reported
+ * to trace.  report() then sees the outcome while the pass's memory lasts.
+ * Returns false, without calling report(), when the source has no such
+ * contact.
+ */
+bool
+EvaluateExplain(const pg_uuid_t *target, Datum key, RuleTrace *trace,
+				EvaluateReportFn report, void *arg)
+{
+	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments explain",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+	EvalPlan   *plan;
+	TupleTableSlot *slot;
+	bool		found;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = EvalPlanBuild(target, 1, true, true);
+	PushActiveSnapshot(plan->snapshot);
+	slot = table_slot_create(plan->source, NULL);
+	found = MembershipProbe(plan->source, plan->cat->config.source_key_index,
+							plan->cat->config.key_type, key, slot);
+	if (found)
+	{
+		EvaluateOutcome outcome;
+		int32	   *nums;
+		char	   *tenant;
+
+		slot_getallattrs(slot);
+		plan->trace = trace;
+		(void) EvalPlanContact(plan, slot, &nums, &tenant);
+		plan->trace = NULL;
+		outcome.config = &plan->cat->config;
+		outcome.row = slot;
+		outcome.tenant = tenant;
+		outcome.now = plan->now;
+		outcome.nsegments = plan->nsegments;
+		outcome.segments = palloc0(Max(plan->nsegments, 1) * sizeof(EvaluateOutcomeSegment));
+		for (int i = 0; i < plan->nsegments; i++)
+		{
+			outcome.segments[i].seg = plan->segments[i].seg;
+			outcome.segments[i].rule = plan->segments[i].rule;
+			outcome.segments[i].error = plan->segments[i].error;
+			outcome.segments[i].needed = plan->segments[i].needed;
+			outcome.segments[i].result = plan->results[i];
+		}
+		report(&outcome, arg);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	PopActiveSnapshot();
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+	return found;
 }

@@ -4,7 +4,7 @@
  *		Membership history and change feed.
  *
  * Every write of segments.member, whatever its path (the passes of
- * evaluate.c, failing closed, configure(NULL), the worker's fail-safe),
+ * eval_pass.h, failing closed, configure(NULL), the worker's fail-safe),
  * fires segments._member_history(), an AFTER ... FOR EACH STATEMENT
  * trigger with transition tables: it decodes the old and new rows of the
  * statement, compares their segment numbers and records, for each contact

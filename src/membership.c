@@ -10,7 +10,7 @@
  * segment: contact_id, data (the compact form of its segment numbers and
  * since when, member_codec.c) and tenant (the contact's tenant as text, so
  * readers keep a tenant session to its own contacts without reading the
- * source).  evaluate.c writes it.
+ * source).  member_diff.c writes it.
  *
  *-------------------------------------------------------------------------
  */

@@ -39,18 +39,34 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "capture_ring.h"
 #include "catalog.h"
+#include "citus.h"
+#include "eval_pass.h"
+#include "member_space.h"
 #include "pass_chunked.h"
 #include "worker.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
+
+#include <time.h>
 
 /*
  * Contacts in the next chunk: sized from the CPU cost per contact of the
@@ -253,4 +269,380 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
 					  "     OPERATOR(pg_catalog.*) 1000)" : ""),
 			 0, NULL, NULL, SPI_OK_UPDATE);
 	return PASS_DONE;
+}
+
+/* ----------------------------------------------------------------
+ * One chunk of the pass (EvaluateChunk)
+ * ---------------------------------------------------------------- */
+
+/*
+ * Wall-clock bounds of a chunk of a pass (chunk_over()): changes committed
+ * while it runs wait for its end.
+ */
+#define CHUNK_WALL_CHANGES_MS	150
+#define CHUNK_WALL_MAX_MS		750
+#define CHUNK_BATCH_SIZE		1024
+#define CHUNK_GIN_PENDING_KB	1024
+
+/*
+ * Most keys a chunk keeps to find the departed contacts of its range
+ * (PassDeleteDeparted()); a larger chunk (segments.pass_chunk_size raised)
+ * probes the source instead.
+ */
+#define CHUNK_KEYS_MAX			65536
+
+/* The btree operator of the key index for "key > x" (follows its opclass). */
+static RegProcedure
+index_greater_proc(Relation index, Oid key_type)
+{
+	Oid			op = get_opfamily_member(index->rd_opfamily[0], key_type, key_type,
+										 BTGreaterStrategyNumber);
+
+	if (!OidIsValid(op))
+		elog(ERROR, "index \"%s\" has no > operator for type %s",
+			 RelationGetRelationName(index), format_type_be(key_type));
+	return get_opcode(op);
+}
+
+/*
+ * CPU time of this process, in microseconds: what a chunk of a pass is
+ * sized by.  Wall-clock time counts the time the process waited for a
+ * core, so on a loaded machine chunks sized by it held few contacts, and
+ * what every chunk costs whatever its size weighed more (at 1,000,000
+ * contacts and load 12: 1,500 contacts a chunk).
+ */
+int64
+EvaluateCpuUs(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return GetCurrentTimestamp();	/* no CPU clock: wall clock */
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Whether a committed contact change waits for the worker (in its latch,
+ * which committing writers set, or among the entries published in its
+ * database's capture ring).  The latch alone missed changes: a lock wait
+ * inside a chunk (extending segments.member, say) sleeps on the same latch
+ * and resets it, and the change then waited for the chunk's full length
+ * and the time window after it.
+ */
+bool
+EvaluateChangesWaiting(void)
+{
+	TimestampTz oldest;
+
+	if (MyLatch->is_set)
+		return true;
+	(void) CaptureRingPending(MyDatabaseId, &oldest);
+	return oldest != 0;
+}
+
+/*
+ * Whether a chunk of a pass has run long enough: budget_ms of CPU; or
+ * 150 ms of wall clock once a writer has committed a change meanwhile
+ * (EvaluateChangesWaiting(): the change waits for the chunk's end, and for
+ * the rows it evaluated to be written); or 750 ms of wall clock in any case.
+ */
+static bool
+chunk_over(TimestampTz started, int64 cpu_start, int budget_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (EvaluateCpuUs() - cpu_start >= (int64) budget_ms * 1000)
+		return true;
+	if (TimestampDifferenceExceeds(started, now, CHUNK_WALL_MAX_MS))
+		return true;
+	return TimestampDifferenceExceeds(started, now, CHUNK_WALL_CHANGES_MS) && EvaluateChangesWaiting();
+}
+
+/*
+ * Ends a chunk of EvaluateChunk(): the source, the snapshot, SPI and the
+ * GUC nesting it opened, back in the caller's memory with the chunk's freed.
+ */
+static void
+chunk_end(EvalPlan *plan, MemoryContext old, MemoryContext pass_cxt, int save_nestlevel)
+{
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	AtEOXact_GUC(true, save_nestlevel);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+}
+
+/*
+ * Citus: a chunk of a worker node's pass with no shard to scan
+ * (CitusChunkShard()): the pass is done, or goes on with the shard that
+ * was placed here after this chunk's snapshot, or from the same cursor in
+ * the shard that was rewritten after it.  Ends the chunk as
+ * EvaluateChunk() does.
+ */
+static int64
+citus_chunk_skip(EvalPlan *plan, const CitusChunkTarget *shard, char **cursor, bool *done,
+				 MemoryContext caller, MemoryContext old, MemoryContext pass_cxt,
+				 int save_nestlevel)
+{
+	*done = shard->next_shardid == 0;
+	if (!*done && !(shard->again && *cursor != NULL))
+		*cursor = MemoryContextStrdup(caller, psprintf(INT64_FORMAT, shard->next_shardid));
+	chunk_end(plan, old, pass_cxt, save_nestlevel);
+	return 0;
+}
+
+/*
+ * The room earlier passes left in segments.member (member_space.c) is
+ * reclaimed during a chunked pass a range of pages at a time, before each
+ * chunk's scan, rather than all of it before the first chunk: at 1,000,000
+ * contacts that took 1.7 s of CPU (3.8 s of wall clock at load 9) in which
+ * a committed change waited.  A chunk reclaims pages until half its wall
+ * clock bound has passed, or half the time a chunk runs while a change
+ * waits (a change waits no longer for it: the chunk ends 150 ms after it
+ * began all the same), so the whole table is reclaimed over the first
+ * chunks of the pass, ahead of most of its writes (of more of them under
+ * a steady stream of changes).  The pages left are
+ * [chunk_reclaim_next, chunk_reclaim_end) of this relation
+ * (InvalidBlockNumber: up to the table's size when the first range is
+ * reclaimed); none after a restart midway (a resumed pass does not
+ * reclaim, as before).
+ */
+#define CHUNK_RECLAIM_PAGES		64
+static Oid	chunk_reclaim_relid = InvalidOid;
+static BlockNumber chunk_reclaim_next = 0;
+static BlockNumber chunk_reclaim_end = 0;
+
+static void
+chunk_reclaim_space(EvalPlan *plan, TimestampTz started)
+{
+	Relation	member;
+
+	if (chunk_reclaim_relid != plan->cat->config.member_relid ||
+		(chunk_reclaim_end != InvalidBlockNumber && chunk_reclaim_next >= chunk_reclaim_end))
+		return;
+	member = table_open(chunk_reclaim_relid, RowExclusiveLock);
+	if (chunk_reclaim_end == InvalidBlockNumber)
+		chunk_reclaim_end = RelationGetNumberOfBlocks(member);
+	while (chunk_reclaim_next < chunk_reclaim_end)
+	{
+		BlockNumber end = Min(chunk_reclaim_next + CHUNK_RECLAIM_PAGES, chunk_reclaim_end);
+
+		MemberReclaimRange(member, chunk_reclaim_next, end);
+		chunk_reclaim_next = end;
+		if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(), CHUNK_WALL_MAX_MS / 2) ||
+			(TimestampDifferenceExceeds(started, GetCurrentTimestamp(), CHUNK_WALL_CHANGES_MS / 2) &&
+			 EvaluateChangesWaiting()))
+			break;
+	}
+	table_close(member, NoLock);
+}
+
+/*
+ * One chunk of a chunked pass (pass_chunked.c), in the caller's
+ * transaction: evaluates the segments `only` (and those that reference
+ * them) for the next `limit` contacts in the order of the source's key
+ * index after *cursor (the text form of the last key visited; NULL: from
+ * the first), applies the difference, and deletes the stored rows of
+ * departed contacts in the key range visited.  Only segments that are
+ * ready or evaluating are rewritten; their member counts follow the
+ * changes.  A chunk also ends after budget_ms of CPU (0: no limit), or
+ * sooner by the wall clock when changes wait for it (chunk_over()), so that
+ * changes waiting behind it wait little whatever a contact costs.  Sets
+ * *cursor (in the caller's memory context) and *done (the source has no
+ * contact after the chunk), and returns the number of contacts visited.
+ */
+int64
+EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int budget_ms,
+			  bool *done)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "segments chunk",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+	MemoryContext contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact",
+													  ALLOCSET_DEFAULT_SIZES);
+	TimestampTz started = GetCurrentTimestamp();
+	int64		cpu_start = EvaluateCpuUs();
+	EvalPlan   *plan;
+	const SegmentsConfig *config;
+	MemberBatch *batch;
+	ContactBatch *cb;
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	TupleTableSlot *slot;
+	Datum		lo = (Datum) 0;
+	Datum		last = (Datum) 0;
+	int64		visited = 0;
+	bool		more = true;
+	int			save_nestlevel;
+	Relation	scanrel;
+	Oid			scanindex;
+	const char *from;
+	CitusChunkTarget shard;
+	bool		sharded;
+	Datum	   *keys;			/* visited, for PassDeleteDeparted() */
+	int			nkeys = 0;
+	int			keys_size = 1024;
+
+	keys = palloc(keys_size * sizeof(Datum));
+	/* Citus: the coordinator's pass is the worker nodes' (citus.c) */
+	if (CitusPassStep(only, nonly, cursor, done, caller))
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(pass_cxt);
+		return 0;
+	}
+	save_nestlevel = NewGUCNestLevel();
+
+	/*
+	 * A chunk's batches are small next to membership: its writes probe
+	 * segments.member by key.  A hash join would read all of it for each
+	 * batch, which the planner may choose for a batch of a thousand rows.
+	 */
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/*
+	 * The GIN index's pending list is merged into the index by the insert
+	 * that finds it over gin_pending_list_limit: with the default 4MB, one
+	 * batch of a first pass over 1,000,000 contacts took 0.8 s of CPU
+	 * (3 s of wall clock at load 10) while a change waited.  A quarter of
+	 * it bounds what one batch can take, at about the same total cost.
+	 */
+	(void) set_config_option("gin_pending_list_limit", CppAsString2(CHUNK_GIN_PENDING_KB),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = EvalPlanBuild(only, nonly, false, false);
+	config = &plan->cat->config;
+	batch = MemberBatchCreate();
+	/*
+	 * The rows a chunk evaluated are written when it ends, while changes
+	 * may be waiting: written a quarter as many at a time, a chunk cut
+	 * short for them writes less after the cut.
+	 */
+	batch->size = CHUNK_BATCH_SIZE;
+	cb = ContactBatchCreate(plan, false);
+	scanrel = plan->source;
+	scanindex = config->source_key_index;
+	from = *cursor;
+	/* Citus: a worker node's pass visits its shards one after the other (citus.c) */
+	sharded = CitusChunkShard(plan->source, config->source_key_index, config->member_relid,
+							  plan->snapshot, *cursor, &shard);
+	if (sharded && shard.rel == NULL)
+		return citus_chunk_skip(plan, &shard, cursor, done, caller, old, pass_cxt,
+								save_nestlevel);
+	if (sharded)
+	{
+		scanrel = shard.rel;
+		scanindex = shard.key_index;
+		from = shard.key;
+		if (from == NULL)
+			EvalPlanTargetMember(plan, shard.member_shard);	/* once a shard */
+		else
+			EvalPlanRetarget(plan, shard.member_shard);
+	}
+	else
+	{
+		if (*cursor == NULL)
+		{
+			/* a new pass: the whole table to reclaim, a range per chunk */
+			chunk_reclaim_relid = plan->cat->config.member_relid;
+			chunk_reclaim_next = 0;
+			chunk_reclaim_end = InvalidBlockNumber;
+		}
+		chunk_reclaim_space(plan, started);
+	}
+
+	index = index_open(scanindex, AccessShareLock);
+	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypid != config->key_type)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" is not on the configured key type %s",
+						RelationGetRelationName(index), format_type_be(config->key_type)),
+				 errhint("Call segments.configure() again.")));
+	if (from != NULL)
+	{
+		Oid			typinput;
+		Oid			typioparam;
+
+		getTypeInputInfo(config->key_type, &typinput, &typioparam);
+		lo = OidInputFunctionCall(typinput, (char *) from, typioparam, -1);
+		ScanKeyEntryInitialize(&skey, 0, 1, BTGreaterStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0],
+							   index_greater_proc(index, config->key_type), lo);
+	}
+	/* key order, from the cursor on: a resumed pass goes on where it was */
+	scan = index_beginscan(scanrel, index, plan->snapshot, from != NULL ? 1 : 0, 0);
+	index_rescan(scan, from != NULL ? &skey : NULL, from != NULL ? 1 : 0, NULL, 0);
+	slot = table_slot_create(scanrel, NULL);
+	while (visited < limit &&
+		   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
+	{
+		CHECK_FOR_INTERRUPTS();
+		/* NULL keys come last in the index: not contacts, not a cursor */
+		if (!EvalRowHasKey(plan, slot))
+			continue;
+		ContactBatchEvaluate(plan, cb, batch, slot, contact_cxt);
+		if (keys != NULL)
+		{
+			if (nkeys == keys_size && keys_size >= CHUNK_KEYS_MAX)
+			{
+				pfree(keys);	/* a very large chunk: the anti-join */
+				keys = NULL;
+			}
+			else
+			{
+				if (nkeys == keys_size)
+				{
+					keys_size *= 2;
+					keys = repalloc(keys, keys_size * sizeof(Datum));
+				}
+				keys[nkeys++] = datumCopy(slot->tts_values[config->key_attnum - 1],
+										  plan->key_byval, plan->key_len);
+			}
+		}
+		if (++visited == limit ||
+			(budget_ms > 0 && visited % 256 == 0 && chunk_over(started, cpu_start, budget_ms)))
+		{
+			last = datumCopy(slot->tts_values[config->key_attnum - 1],
+							 plan->key_byval, plan->key_len);
+			break;
+		}
+	}
+	ContactBatchFlush(plan, cb, batch);
+	MemberBatchApply(plan, batch);
+	MemberBatchFlushWrites(plan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+
+	/* chunk ranges (lo, last] cover every key, whatever the member table's order */
+	*done = !more;
+	PassDeleteDeparted(plan, scanrel, from != NULL ? &lo : NULL, *done ? NULL : &last,
+					   keys == NULL ? NULL :
+					   construct_array(keys, nkeys, config->key_type, plan->key_len,
+									   plan->key_byval, plan->key_align));
+	PassRecordState(plan, started);
+	if (sharded)
+	{
+		/* Citus: the shard's next key, or the next shard here */
+		table_close(scanrel, NoLock);
+		if (more)
+			*cursor = MemoryContextStrdup(caller,
+										  psprintf(INT64_FORMAT ":%s", shard.shardid,
+												   OutputFunctionCall(&plan->key_out, last)));
+		else if (shard.next_shardid != 0)
+			*cursor = MemoryContextStrdup(caller, psprintf(INT64_FORMAT, shard.next_shardid));
+		*done = !more && shard.next_shardid == 0;
+	}
+	else if (!*done)
+		*cursor = MemoryContextStrdup(caller, OutputFunctionCall(&plan->key_out, last));
+	chunk_end(plan, old, pass_cxt, save_nestlevel);
+	return visited;
 }

@@ -7,7 +7,7 @@
  * The definition is validated exactly as create_segment() validates it
  * (the same parser, the same errors, the caller's column privileges, the
  * session's tenant), then evaluated as a segment of that tenant by a full
- * pass over the source (EvaluateDefinition in evaluate.c): one scan,
+ * pass over the source (EvaluateDefinition, below): one scan,
  * memory bounded per contact, nothing written, no catalog row, no
  * sequence.  Segments it references are evaluated afresh in the same
  * scan, as refresh() does for the segments a segment reads.
@@ -25,9 +25,11 @@
  */
 #include "catalog.h"
 #include "citus.h"
+#include "eval_pass.h"
 #include "privilege.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -36,6 +38,7 @@
 #include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(segments_preview);
@@ -350,4 +353,118 @@ segments_citus_preview_local(PG_FUNCTION_ARGS)
 	}
 	appendStringInfoString(&buf, "]}");
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/* ----------------------------------------------------------------
+ * The scan preview() makes (EvaluateDefinition)
+ * ---------------------------------------------------------------- */
+
+/*
+ * segments.preview() (preview.c): evaluates an unsaved definition (rule,
+ * parsed against the current catalog: refs are the nrefs segments it reads)
+ * as a segment of `tenant` (NULL: global) would be by a full pass: one scan
+ * of the source, the segments it reads evaluated afresh, nothing written.
+ * visit() is called for every contact, in the contact's memory context
+ * (reset after each), with its key, its tenant and whether it is a member.
+ * A percentage condition without a salt hashes with the nil uuid: a
+ * saved segment's default salt, its id, does not exist yet.
+ *
+ * On Citus the scan is of the source's shards placed on this node
+ * (CitusScanRelations(), as verify() reads them), and only with
+ * shards_here: a worker's part of the coordinator's preview
+ * (segments._citus_preview_local()).  Otherwise a distributed source is
+ * refused (the coordinator's preview goes to the workers before this).
+ */
+void
+EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, int nrefs,
+				   bool shards_here, EvaluateVisitFn visit, void *arg)
+{
+	MemoryContext pass_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments preview",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+	MemoryContext contact_cxt = AllocSetContextCreate(pass_cxt, "segments contact",
+													  ALLOCSET_DEFAULT_SIZES);
+	EvalPlan   *plan;
+	CatalogSegment *seg;
+	EvalSegment *es;
+	char	   *error = NULL;
+	int			self;
+	List	   *rels;
+	List	   *members;
+	ListCell   *lc;
+
+	if (!shards_here)
+		CitusRefuse("segments.preview() on a Citus worker");	/* a part of the data */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = EvalPlanBuild(NULL, 0, true, true);
+
+	/* the definition as one more segment, after those it reads */
+	seg = palloc0(sizeof(CatalogSegment));
+	seg->num = plan->max_num + 1;
+	seg->tenant = tenant ? pstrdup(tenant) : NULL;
+	seg->name = "preview";
+	seg->ndepends = nrefs;
+	seg->depends_on = (pg_uuid_t *) refs;
+	self = plan->nsegments;
+	plan->segments = repalloc(plan->segments, (self + 1) * sizeof(EvalSegment));
+	plan->results = repalloc(plan->results, (self + 1) * sizeof(bool));
+	plan->nsegments = self + 1;
+	es = &plan->segments[self];
+	memset(es, 0, sizeof(EvalSegment));
+	es->seg = seg;
+	es->id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&seg->id)));
+	if (!EvalPlanLink(plan, rule, self, &error))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot preview this definition: %s", error),
+				 errhint("Fix the referenced segment first; segments.status shows its last error.")));
+	es->rule = RuleCompact(rule);
+	es->entry = RuleEntry(es->rule);
+
+	/* evaluate it and what it reads, nothing else */
+	for (int i = 0; i < self; i++)
+		plan->segments[i].writable = plan->segments[i].reported = plan->segments[i].needed = false;
+	es->needed = true;
+	EvalPlanMarkNeeded(plan, self);
+	plan->max_num = seg->num;
+	plan->by_num = palloc0((plan->max_num + 1) * sizeof(EvalSegment *));
+	for (int i = 0; i < plan->nsegments; i++)
+		plan->by_num[plan->segments[i].seg->num] = &plan->segments[i];
+
+	/* the source, or on Citus its shards placed here */
+	rels = CitusScanRelations(plan->source, plan->cat->config.member_relid, plan->snapshot,
+							  &members);
+	foreach(lc, rels)
+	{
+		TableScanDesc scan = table_beginscan(lfirst(lc), plan->snapshot, 0, NULL);
+		TupleTableSlot *slot = table_slot_create(lfirst(lc), NULL);
+
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			int32	   *nums;
+			char	   *contact_tenant;
+			MemoryContext prev;
+
+			CHECK_FOR_INTERRUPTS();
+			if (!EvalRowHasKey(plan, slot))
+				continue;
+			prev = MemoryContextSwitchTo(contact_cxt);
+			slot_getallattrs(slot);
+			(void) EvalPlanContact(plan, slot, &nums, &contact_tenant);
+			visit(slot->tts_values[plan->cat->config.key_attnum - 1], contact_tenant,
+				  plan->results[self], arg);
+			MemoryContextSwitchTo(prev);
+			MemoryContextReset(contact_cxt);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		table_endscan(scan);
+	}
+	CitusCloseScanRelations(rels, plan->source);
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
 }

@@ -13,7 +13,7 @@
  *   eval_program.c the rules of a pass linked into one program: fields
  *                 and distinct conditions shared by all its segments.
  * The catalog (catalog.c), the membership store (membership.c), the
- * evaluation passes (evaluate.c) and the SQL-callable wrappers
+ * evaluation passes (eval_pass.h) and the SQL-callable wrappers
  * (functions.c) sit on top of it.
  *
  *-------------------------------------------------------------------------

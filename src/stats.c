@@ -8,7 +8,7 @@
  * The counters live in the launcher's slot of each database (worker.h), so
  * they outlast worker restarts; the workers add to them under the slots'
  * spinlock.  Per-segment statistics are columns of segments.segment_state,
- * written with each evaluation (evaluate.c, worker.c).
+ * written with each evaluation (pass_finish.c, worker.c).
  *
  *-------------------------------------------------------------------------
  */

@@ -171,7 +171,7 @@ query_candidates(const SegmentsConfig *config, Relation source, WindowScan *ws,
 
 	source_names(config, source, &keycol, &table);
 	initStringInfo(&sql);
-	/* a row with a NULL key is no contact (evaluate.c) */
+	/* a row with a NULL key is no contact (EvalRowHasKey, eval_pass.h) */
 	appendStringInfo(&sql, "SELECT DISTINCT %s FROM %s WHERE %s IS NOT NULL AND (",
 					 keycol, table, keycol);
 	for (int i = 0; i < ws->nranges; i++)
