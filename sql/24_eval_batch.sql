@@ -1,4 +1,5 @@
--- 24: refresh() and the worker's chunks evaluate contacts in batches of
+-- 24: refresh(), the worker's chunks and the incremental path (the
+-- worker's changes, refresh_contacts()) evaluate contacts in batches of
 -- 256 (src/eval_batch.c: each distinct condition into a bitmap, the trees
 -- combined per batch).  Every contact's result must be the one the
 -- contact-by-contact walk of the trees gives (verify() evaluates that way)
@@ -124,6 +125,26 @@ SELECT c.n, c.name FROM batch_case c
  WHERE seg_members(c.name, c.tenant) IS DISTINCT FROM pred_members(c.pred)
  ORDER BY c.n;  -- none differs
 SELECT sum(missing) AS missing, sum(extra) AS extra FROM segments.verify();
+
+-- The incremental path (refresh_contacts(), the worker's changes) takes
+-- its contacts through the same batches: 300 changed contacts in one call
+-- (more than a batch of 256, the last partly filled), tenants swapped,
+-- a deleted contact and a key that never was one among them.
+\c - batch_owner
+UPDATE contacts SET org_id = CASE WHEN org_id = 1 THEN 2 ELSE 1 END,
+                    plan = (ARRAY['vip', 'free', NULL])[id % 3 + 1], seats = id % 41,
+                    tags = CASE WHEN id % 2 = 0 THEN '{beta}'::text[] END,
+                    traits = jsonb_build_object('score', id % 9)
+ WHERE id % 3 = 0 AND id <= 900;
+DELETE FROM contacts WHERE id = 998;
+\c - batch_admin
+SELECT segments.refresh_contacts(array_agg(k ORDER BY k)) AS contacts_changed
+  FROM (SELECT g AS k FROM generate_series(3, 900, 3) g UNION ALL VALUES (998), (5000)) s;
+SELECT c.n, c.name FROM batch_case c
+ WHERE seg_members(c.name, c.tenant) IS DISTINCT FROM pred_members(c.pred)
+ ORDER BY c.n;  -- none differs
+SELECT sum(missing) AS missing, sum(extra) AS extra FROM segments.verify();
+SELECT count(*) AS departed_rows FROM segments.membership WHERE contact_id = '998';
 
 \c contrib_regression postgres
 DROP DATABASE segments_batch WITH (FORCE);

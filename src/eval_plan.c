@@ -4,8 +4,8 @@
  *		The plan of an evaluation pass: the segments it evaluates in
  *		dependency order, which of them it rewrites, the lock on membership and
  *		the snapshot taken after it, the pass's prepared statements; and one
- *		contact evaluated under the plan by walking the rule trees (the
- *		incremental pass, verify(), explain, preview).
+ *		contact evaluated under the plan by walking the rule trees (verify(),
+ *		explain, preview).
  *
  * Every pass starts with EvalPlanBuild().  Writers of segments.member take
  * turns (member_lock.c) and the plan reads the catalog, the segment states,
