@@ -21,6 +21,10 @@
 #                         refresh() of 100 new segments against the worker
 #                         creating them at once); the database must have
 #                         been made by create_at_once.sh with KEEP_DB=1
+#   incremental           the worker off, refresh_contacts() of every 10th
+#                         contact (nothing changed: nothing written) three
+#                         times, the first from cold caches; then of every
+#                         10th from the 5th: wall seconds of each call
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 : "${SO_A:?segments.so of build A}" "${SO_B:?segments.so of build B}" "${PGDATA:?the cluster}"
@@ -72,6 +76,28 @@ updates_then_create() {
         awk '/^tps/ { printf "20-row updates before: %.0f tps\n", $3 }'
     psql -X -qAt -c "SELECT segments.wait('30 min')" >/dev/null
     KEEP_DB=1 DB=$PGDATABASE ROUNDS=1 "$HERE/create_at_once.sh" 2>&1 | grep -E '^round 1: refresh'
+}
+
+incremental() {
+    local n
+    psql -X -qAt -c "ALTER DATABASE $PGDATABASE SET segments.enabled = off" \
+         -c "SELECT pg_terminate_backend(pid) FROM segments.worker WHERE pid IS NOT NULL" >/dev/null
+    n=$(psql -X -qAt -c "SELECT max(id) FROM public.contacts")
+    psql -X -qAt <<SQL
+\\set q 'SELECT segments.refresh_contacts(array_agg(g)) FROM generate_series('
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \\gset
+:q 1, $n, 10) g \\gset
+SELECT extract(epoch FROM clock_timestamp()) AS t1 \\gset
+:q 1, $n, 10) g \\gset
+SELECT extract(epoch FROM clock_timestamp()) AS t2 \\gset
+:q 1, $n, 10) g \\gset
+SELECT extract(epoch FROM clock_timestamp()) AS t3 \\gset
+:q 5, $n, 10) g \\gset
+SELECT extract(epoch FROM clock_timestamp()) AS t4 \\gset
+SELECT format('refresh_contacts() of every 10th contact: %s s cold, %s and %s s warm; other keys %s s',
+              round((:t1 - :t0)::numeric, 2), round((:t2 - :t1)::numeric, 2),
+              round((:t3 - :t2)::numeric, 2), round((:t4 - :t3)::numeric, 2));
+SQL
 }
 
 for round in $(seq 1 "$ROUNDS"); do
