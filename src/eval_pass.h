@@ -187,6 +187,7 @@ extern int	EvalPlanExecuteSqlText(EvalPlan *plan, const char *sql, const char *a
 extern SPIPlanPtr EvalPrepareCached(const char *sql, int nargs, Oid *types, int options);
 extern void EvalPlanRetarget(EvalPlan *plan, Oid shard);
 extern void EvalPlanTargetMember(EvalPlan *plan, Oid shard);
+extern void EvalPassEnd(EvalPlan *plan, MemoryContext old, MemoryContext pass_cxt);
 
 /* eval_plan.c: one contact under a plan */
 extern char *EvalContactContext(EvalPlan *plan, TupleTableSlot *slot, RuleEvalContext *ctx);

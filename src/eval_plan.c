@@ -500,6 +500,22 @@ EvalPlanBuild(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	return plan;
 }
 
+/*
+ * Ends a pass that connected to SPI, built its plan with EvalPlanBuild()
+ * and allocated in pass_cxt: the source and the snapshot are released,
+ * SPI finished, and the pass's memory freed, back in old.
+ */
+void
+EvalPassEnd(EvalPlan *plan, MemoryContext old, MemoryContext pass_cxt)
+{
+	table_close(plan->source, NoLock);
+	UnregisterSnapshot(plan->snapshot);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(pass_cxt);
+}
+
 /* ----------------------------------------------------------------
  * One contact under the plan
  * ---------------------------------------------------------------- */

@@ -960,11 +960,6 @@ EvaluateExplain(const pg_uuid_t *target, Datum key, RuleTrace *trace,
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	PopActiveSnapshot();
-	table_close(plan->source, NoLock);
-	UnregisterSnapshot(plan->snapshot);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(pass_cxt);
+	EvalPassEnd(plan, old, pass_cxt);
 	return found;
 }

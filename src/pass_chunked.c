@@ -365,13 +365,8 @@ chunk_over(TimestampTz started, int64 cpu_start, int budget_ms)
 static void
 chunk_end(EvalPlan *plan, MemoryContext old, MemoryContext pass_cxt, int save_nestlevel)
 {
-	table_close(plan->source, NoLock);
-	UnregisterSnapshot(plan->snapshot);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	EvalPassEnd(plan, old, pass_cxt);
 	AtEOXact_GUC(true, save_nestlevel);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(pass_cxt);
 }
 
 /*

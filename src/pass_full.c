@@ -145,13 +145,7 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 	CitusCloseScanRelations(rels, plan->source);
 	PassRecordState(plan, started);
 	clear_covered_changes(plan);
-	table_close(plan->source, NoLock);
-	UnregisterSnapshot(plan->snapshot);
-
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(pass_cxt);
+	EvalPassEnd(plan, old, pass_cxt);
 }
 
 /*

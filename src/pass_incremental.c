@@ -202,14 +202,8 @@ EvaluateContactsOf(ArrayType *keys, const TenantView *view, const pg_uuid_t *onl
 
 	MemberBatchFlushWrites(plan);
 	PassRecordState(plan, started);
-	table_close(plan->source, NoLock);
-	UnregisterSnapshot(plan->snapshot);
 	changed = plan->changed;
-
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(pass_cxt);
+	EvalPassEnd(plan, old, pass_cxt);
 	return changed;
 }
 

@@ -461,10 +461,5 @@ EvaluateDefinition(RuleNode *rule, const char *tenant, const pg_uuid_t *refs, in
 		table_endscan(scan);
 	}
 	CitusCloseScanRelations(rels, plan->source);
-	table_close(plan->source, NoLock);
-	UnregisterSnapshot(plan->snapshot);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(pass_cxt);
+	EvalPassEnd(plan, old, pass_cxt);
 }

@@ -333,10 +333,5 @@ verify_rows(ReturnSetInfo *rsinfo, pg_uuid_t *only, const TenantView *view, bool
 		values[6] = text_array(es->extra_sample, es->nextra_sample);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	table_close(plan->source, NoLock);
-	UnregisterSnapshot(plan->snapshot);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(pass_cxt);
+	EvalPassEnd(plan, old, pass_cxt);
 }
