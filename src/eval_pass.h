@@ -8,6 +8,8 @@
  * A definition goes from create_segment() to stored membership in one
  * direction through these files:
  *
+ *   definition.c       create_segment(): the definition checked and saved
+ *   worker.c           which pass runs when (or refresh(): pass_full.c)
  *   eval_program.c     the rules of the pass's segments as one program
  *   eval_plan.c        the plan of a pass: its segments in dependency
  *                      order, the lock, the snapshot, its statements
@@ -21,7 +23,6 @@
  *   pass_chunked.c     the worker's pass over pending segments, a key range
  *                      per transaction
  *   pass_incremental.c the contacts named by captured changes
- *   worker.c           which pass runs when
  *
  * verify.c, explain.c and preview.c use the same plan without writing.
  *
