@@ -22,7 +22,7 @@
  *
  * Commit order: change ids come from a sequence drawn while holding the
  * writers' lock (member_lock.c), which every writer of membership takes
- * (plan_build, EvaluateFailClosed; the trigger takes it too, for any
+ * (EvalPlanBuild, EvaluateFailClosed; the trigger takes it too, for any
  * other writer) and keeps until it commits.  So a transaction
  * that draws ids after another committed, and a reader that sees some
  * change sees every change with a smaller id.
