@@ -428,7 +428,8 @@ MemberBatchApply(EvalPlan *plan, MemberBatch *batch)
 /*
  * After the last batch: the GIN entries the pass's writes gathered go into
  * the index (member_bulk.c), before anything reads membership through it
- * (PassRecordState()'s fail-closed removal, the caller's next query) and before the commit.
+ * (PassRecordState()'s fail-closed removal, the caller's next query) and
+ * before the commit.
  */
 void
 MemberBatchFlushWrites(EvalPlan *plan)
