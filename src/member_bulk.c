@@ -367,13 +367,14 @@ sort_codes(uint64 *codes, uint64 *tmp, int n)
 			int			b;
 			int			o = i;
 
-			while (mid < n && src[mid - 1] < src[mid])
+			/* runs are non-decreasing, as counted above: each merge leaves fewer */
+			while (mid < n && src[mid - 1] <= src[mid])
 				mid++;
 			end = mid < n ? mid + 1 : mid;
-			while (end < n && src[end - 1] < src[end])
+			while (end < n && src[end - 1] <= src[end])
 				end++;
 			for (a = i, b = mid; a < mid && b < end;)
-				dst[o++] = src[a] < src[b] ? src[a++] : src[b++];
+				dst[o++] = src[a] <= src[b] ? src[a++] : src[b++];
 			while (a < mid)
 				dst[o++] = src[a++];
 			while (b < end)
