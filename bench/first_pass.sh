@@ -17,6 +17,9 @@
 # first and nothing-changed refresh() are measured in the same rounds.
 #   CONTACTS=200000 ROUNDS=3 bench/first_pass.sh
 # KEEP_DB=1 keeps (and reuses, when its contact count matches) the databases.
+# ALONE=1 adds first_alone and again_alone: the same refresh() with
+# segments.pass_helpers = 0 (no helper process), in the same rounds.  The
+# CPU column counts the backend only, not its helpers: compare wall clocks.
 set -euo pipefail
 N=${CONTACTS:-200000}; ROUNDS=${ROUNDS:-3}
 DB=${DB:-segments_first_bench}
@@ -61,9 +64,11 @@ EMPTY="TRUNCATE segments.member; CHECKPOINT;"
 declare -A R C
 for round in $(seq 1 "$ROUNDS"); do
     line="round $round:"
-    for k in first ${BASELINE_PORT:+base_first} again ${BASELINE_PORT:+base_again} sql $([ "$MATVIEWS" -gt 0 ] && echo matviews); do
+    for k in first ${ALONE:+first_alone} ${BASELINE_PORT:+base_first} again ${ALONE:+again_alone} ${BASELINE_PORT:+base_again} sql $([ "$MATVIEWS" -gt 0 ] && echo matviews); do
         case $k in
             first) read -r wall cpu < <(timed "$tmp/refresh.sql" "$EMPTY");;
+            first_alone) read -r wall cpu < <(timed "$tmp/refresh.sql" "$EMPTY SET segments.pass_helpers = 0;");;
+            again_alone) read -r wall cpu < <(timed "$tmp/refresh.sql" "SET segments.pass_helpers = 0;");;
             base_first) read -r wall cpu < <(base timed "$tmp/refresh.sql" "$EMPTY");;
             again) read -r wall cpu < <(timed "$tmp/refresh.sql");;
             base_again) read -r wall cpu < <(base timed "$tmp/refresh.sql");;
@@ -82,7 +87,7 @@ row() { printf '%-44s %9s %9s %14s\n' "$@"; }
 echo
 row "row (median of $ROUNDS)" "wall s" "CPU s" "SQL pass / row (CPU)"
 SQLC=$(med "${C[sql]}")
-for k in first ${BASELINE_PORT:+base_first} again ${BASELINE_PORT:+base_again} sql $([ "$MATVIEWS" -gt 0 ] && echo matviews); do
+for k in first ${ALONE:+first_alone} ${BASELINE_PORT:+base_first} again ${ALONE:+again_alone} ${BASELINE_PORT:+base_again} sql $([ "$MATVIEWS" -gt 0 ] && echo matviews); do
     row "$k" "$(med "${R[$k]}")" "$(med "${C[$k]}")" "$(ratio "$SQLC" "$(med "${C[$k]}")")x"
 done
 ns() { awk -v t="$1" -v n="$N" -v k="$NSEG" 'BEGIN { printf "%.1f", t * 1e9 / (n * k) }'; }
@@ -91,5 +96,6 @@ if [ "$MATVIEWS" -gt 0 ]; then
     echo "first refresh() vs $MATVIEWS matviews (scaled to 100): $(ratio "$(med "${R[matviews]}")" "$(med "${R[first]}")")x faster wall, $(ratio "$(med "${C[matviews]}")" "$(med "${C[first]}")")x CPU; vs SQL pass $(ratio "$(med "${R[sql]}")" "$(med "${R[first]}")")x wall"
     qv "SELECT format('DROP MATERIALIZED VIEW bench.mv_%s;', lpad(n::text, 3, '0')) FROM bench.seg_def" | q -f - >/dev/null
 fi
+[ -z "${ALONE:-}" ] || echo "with helpers vs alone, wall: first $(ratio "$(med "${R[first_alone]}")" "$(med "${R[first]}")")x faster, nothing changed $(ratio "$(med "${R[again_alone]}")" "$(med "${R[again]}")")x faster"
 [ -z "${BASELINE_PORT:-}" ] || echo "first refresh(), this build vs baseline: $(ratio "$(med "${C[base_first]}")" "$(med "${C[first]}")")x less CPU"
 [ "$(qv "SELECT count(*) FROM segments.verify() WHERE missing + extra > 0")" = 0 ] || { echo "verify() found differences" >&2; exit 1; }

@@ -138,9 +138,15 @@ typedef struct MemberBatch
  * segments' trees once per batch, then each contact's segments go to the
  * batch of writes.
  */
+/* Where a batch's contacts go instead of a MemberBatch (pass_parallel.c). */
+typedef void (*ContactBatchEmitFn) (void *arg, Datum key, int nnums, const int32 *nums,
+									const char *tenant);
+
 typedef struct ContactBatch
 {
 	EvalBatch  *bits;
+	ContactBatchEmitFn emit;	/* NULL: MemberBatchAdd() */
+	void	   *emit_arg;
 	MemoryContext cxt;			/* keys and tenants of the batch */
 	int		   *order;			/* plan positions in segment number order */
 	bool		count;			/* members counted per segment (full pass) */
@@ -179,6 +185,8 @@ EvalSegmentOfNum(EvalPlan *plan, int32 num)
 
 /* eval_plan.c: preparing a pass */
 extern EvalPlan *EvalPlanBuild(const pg_uuid_t *only, int nonly, bool full_pass, bool verify);
+extern EvalPlan *EvalPlanBuildHelper(SegmentCatalog *cat, Relation source,
+									 const pg_uuid_t *needed, int nneeded, TimestampTz now);
 extern int	EvalPlanPosition(EvalPlan *plan, const pg_uuid_t *id);
 extern void EvalPlanMarkNeeded(EvalPlan *plan, int last);
 extern bool EvalPlanLink(EvalPlan *plan, RuleNode *node, int self, char **error);
@@ -209,6 +217,11 @@ extern void MemberBatchApply(EvalPlan *plan, MemberBatch *batch);
 extern MemberBatchEntry *MemberBatchFind(EvalPlan *plan, MemberBatch *batch, Datum key);
 extern void MemberBatchFlushWrites(EvalPlan *plan);
 extern void MemberBatchReclaimSpace(EvalPlan *plan);
+
+/* pass_parallel.c: a full pass's scan shared with a helper process */
+extern void PassParallelInit(void);
+extern bool PassParallelScan(EvalPlan *plan, ContactBatch *cb, MemberBatch *batch,
+							 MemoryContext contact_cxt);
 
 /* pass_finish.c: what a pass records when its contacts are written */
 extern void PassDeleteDeparted(EvalPlan *plan, Relation source, const Datum *lo,

@@ -351,6 +351,76 @@ EvalPlanTargetMember(EvalPlan *plan, Oid shard)
 	table_close(rel, NoLock);
 }
 
+/* The plan's segments (plan->cat's) in dependency order. */
+static void
+plan_order(EvalPlan *plan)
+{
+	EvalSegment *unordered;
+	int			nordered = 0;
+
+	plan->nsegments = plan->cat->nsegments;
+	unordered = palloc0(Max(plan->nsegments, 1) * sizeof(EvalSegment));
+	plan->segments = palloc0(Max(plan->nsegments, 1) * sizeof(EvalSegment));
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		unordered[i].seg = &plan->cat->segments[i];
+		unordered[i].id_text = DatumGetCString(DirectFunctionCall1(uuid_out,
+																   UUIDPGetDatum(&plan->cat->segments[i].id)));
+	}
+	for (int i = 0; i < plan->nsegments; i++)
+		plan_visit(unordered, plan->nsegments, i, plan->segments, &nordered, plan->cat);
+}
+
+/*
+ * Each of the plan's segments parsed from its saved definition, linked
+ * into the pass's program and compacted (es->rule NULL, es->error set: it
+ * did not compile).  Reads plan->source.
+ */
+static void
+plan_compile(EvalPlan *plan)
+{
+	RuleParseContext pctx;
+
+	CatalogBuildParseContext(&pctx, plan->source, &plan->cat->config);
+	plan->program = EvalProgramCreate();
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		EvalSegment *es = &plan->segments[i];
+
+		es->rule = CatalogParseSaved(es->seg, &pctx, &es->error);
+		if (es->rule != NULL && !EvalPlanLink(plan, es->rule, i, &es->error))
+			es->rule = NULL;
+		if (es->rule != NULL)
+		{
+			es->rule = RuleCompact(es->rule);
+			es->entry = RuleEntry(es->rule);
+		}
+	}
+}
+
+/* Segments by number, the key type's functions: what evaluating and writing read. */
+static void
+plan_index(EvalPlan *plan)
+{
+	const SegmentsConfig *config = &plan->cat->config;
+	TypeCacheEntry *tce;
+	Oid			outfunc;
+	bool		isvarlena;
+
+	plan->results = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
+	for (int i = 0; i < plan->nsegments; i++)
+		plan->max_num = Max(plan->max_num, plan->segments[i].seg->num);
+	plan->by_num = palloc0((plan->max_num + 1) * sizeof(EvalSegment *));
+	for (int i = 0; i < plan->nsegments; i++)
+		plan->by_num[plan->segments[i].seg->num] = &plan->segments[i];
+
+	tce = lookup_type_cache(config->key_type, TYPECACHE_CMP_PROC_FINFO);
+	fmgr_info_copy(&plan->key_cmp, &tce->cmp_proc_finfo, CurrentMemoryContext);
+	get_typlenbyvalalign(config->key_type, &plan->key_len, &plan->key_byval, &plan->key_align);
+	getTypeOutputInfo(config->key_type, &outfunc, &isvarlena);
+	fmgr_info_cxt(outfunc, &plan->key_out, CurrentMemoryContext);
+}
+
 /*
  * Builds the plan of a pass.  `only` (nonly ids) limits the segments whose
  * membership is rewritten to them and those that reference them; incremental passes
@@ -362,11 +432,7 @@ EvalPlanBuild(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 {
 	EvalPlan   *plan = palloc0(sizeof(EvalPlan));
 	SegmentsConfig *config;
-	RuleParseContext pctx;
-	EvalSegment *unordered;
-	int			nordered = 0;
 	bool	   *ready = NULL;
-	TypeCacheEntry *tce;
 
 	plan->cat = CatalogLoad(CurrentMemoryContext, true);
 	plan->contact_view.scope = TENANT_SCOPE_ALL;
@@ -410,35 +476,15 @@ EvalPlanBuild(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 	if (!verify)
 		SharedTimeEvaluated(plan->now);
 
-	CatalogBuildParseContext(&pctx, plan->source, config);
-	plan->program = EvalProgramCreate();
-	plan->nsegments = plan->cat->nsegments;
-	unordered = palloc0(Max(plan->nsegments, 1) * sizeof(EvalSegment));
-	plan->segments = palloc0(Max(plan->nsegments, 1) * sizeof(EvalSegment));
-	for (int i = 0; i < plan->nsegments; i++)
-	{
-		unordered[i].seg = &plan->cat->segments[i];
-		unordered[i].id_text = DatumGetCString(DirectFunctionCall1(uuid_out,
-																   UUIDPGetDatum(&plan->cat->segments[i].id)));
-	}
-	for (int i = 0; i < plan->nsegments; i++)
-		plan_visit(unordered, plan->nsegments, i, plan->segments, &nordered, plan->cat);
-
+	plan_order(plan);
 	if (!full_pass)
-		ready = load_ready(plan);
+		ready = load_ready(plan);	/* (by plan position) */
 	PopActiveSnapshot();
+	plan_compile(plan);
 	for (int i = 0; i < plan->nsegments; i++)
 	{
 		EvalSegment *es = &plan->segments[i];
 
-		es->rule = CatalogParseSaved(es->seg, &pctx, &es->error);
-		if (es->rule != NULL && !EvalPlanLink(plan, es->rule, i, &es->error))
-			es->rule = NULL;
-		if (es->rule != NULL)
-		{
-			es->rule = RuleCompact(es->rule);
-			es->entry = RuleEntry(es->rule);
-		}
 		if (only != NULL)
 		{
 			es->writable = false;
@@ -463,25 +509,10 @@ EvalPlanBuild(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 		es->needed = es->writable;
 	}
 	EvalPlanMarkNeeded(plan, plan->nsegments - 1);
-	plan->results = palloc0(Max(plan->nsegments, 1) * sizeof(bool));
-	for (int i = 0; i < plan->nsegments; i++)
-		plan->max_num = Max(plan->max_num, plan->segments[i].seg->num);
-	plan->by_num = palloc0((plan->max_num + 1) * sizeof(EvalSegment *));
-	for (int i = 0; i < plan->nsegments; i++)
-		plan->by_num[plan->segments[i].seg->num] = &plan->segments[i];
+	plan_index(plan);
 
 	plan->member_type = get_rel_type_id(config->member_relid);
 	plan->member_desc = lookup_rowtype_tupdesc_copy(plan->member_type, -1);
-	tce = lookup_type_cache(config->key_type, TYPECACHE_CMP_PROC_FINFO);
-	fmgr_info_copy(&plan->key_cmp, &tce->cmp_proc_finfo, CurrentMemoryContext);
-	get_typlenbyvalalign(config->key_type, &plan->key_len, &plan->key_byval, &plan->key_align);
-	{
-		Oid			outfunc;
-		bool		isvarlena;
-
-		getTypeOutputInfo(config->key_type, &outfunc, &isvarlena);
-		fmgr_info_cxt(outfunc, &plan->key_out, CurrentMemoryContext);
-	}
 	plan->member_table = "segments.member";
 	plan_prepare_statements(plan);
 	plan->bulk_relid = InvalidOid;
@@ -497,6 +528,44 @@ EvalPlanBuild(const pg_uuid_t *only, int nonly, bool full_pass, bool verify)
 		}
 		table_close(member, NoLock);
 	}
+	return plan;
+}
+
+/*
+ * The plan of a helper process evaluating part of a full pass
+ * (pass_parallel.c): the leader's catalog (read with its snapshot), the
+ * segments it needs, its now().  Nothing is locked, written or prepared.
+ * NULL when a needed segment does not compile here as it did there.
+ */
+EvalPlan *
+EvalPlanBuildHelper(SegmentCatalog *cat, Relation source, const pg_uuid_t *needed,
+					int nneeded, TimestampTz now)
+{
+	EvalPlan   *plan = palloc0(sizeof(EvalPlan));
+	int			found = 0;
+
+	plan->cat = cat;
+	plan->contact_view.scope = TENANT_SCOPE_ALL;
+	plan->source = source;
+	plan->full_pass = true;
+	plan->need_tenant = cat->config.tenant_attnum > 0;
+	plan->now = now;
+	plan->now_seconds = (int32) (now / USECS_PER_SEC);
+	plan_order(plan);
+	plan_compile(plan);
+	for (int i = 0; i < plan->nsegments; i++)
+	{
+		EvalSegment *es = &plan->segments[i];
+
+		for (int k = 0; k < nneeded && !es->needed; k++)
+			es->needed = memcmp(&es->seg->id, &needed[k], sizeof(pg_uuid_t)) == 0;
+		if (es->needed && es->rule == NULL)
+			return NULL;
+		found += es->needed;
+	}
+	if (found != nneeded)
+		return NULL;
+	plan_index(plan);
 	return plan;
 }
 

@@ -124,16 +124,20 @@ EvaluateRefresh(const pg_uuid_t *only_segments, int nonly)
 			plan->stored_seen = 0;
 			plan->member_empty = OidIsValid(plan->bulk_relid) && plan->stored_rows == 0;
 		}
-		scan = table_beginscan(lfirst(lc), plan->snapshot, 0, NULL);
-		slot = table_slot_create(lfirst(lc), NULL);
-		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		/* a large local source: shared with helper processes (pass_parallel.c) */
+		if (lfirst(lc) != plan->source || !PassParallelScan(plan, cb, batch, contact_cxt))
 		{
-			CHECK_FOR_INTERRUPTS();
-			if (EvalRowHasKey(plan, slot))
-				ContactBatchEvaluate(plan, cb, batch, slot, contact_cxt);
+			scan = table_beginscan(lfirst(lc), plan->snapshot, 0, NULL);
+			slot = table_slot_create(lfirst(lc), NULL);
+			while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+			{
+				CHECK_FOR_INTERRUPTS();
+				if (EvalRowHasKey(plan, slot))
+					ContactBatchEvaluate(plan, cb, batch, slot, contact_cxt);
+			}
+			ExecDropSingleTupleTableSlot(slot);
+			table_endscan(scan);
 		}
-		ExecDropSingleTupleTableSlot(slot);
-		table_endscan(scan);
 		/* the shard's last contacts go to the shard's membership */
 		ContactBatchFlush(plan, cb, batch);
 		MemberBatchApply(plan, batch);

@@ -90,7 +90,13 @@ ContactBatchFlush(EvalPlan *plan, ContactBatch *cb, MemberBatch *batch)
 		EvalBatchAppendMembers(cb->bits, cb->order[o], plan->segments[cb->order[o]].seg->num,
 							   lists, stride, counts);
 	for (int k = 0; k < n; k++)
-		MemberBatchAdd(plan, batch, cb->keys[k], counts[k], &lists[k * stride], cb->tenants[k], true);
+	{
+		if (cb->emit != NULL)
+			cb->emit(cb->emit_arg, cb->keys[k], counts[k], &lists[k * stride], cb->tenants[k]);
+		else
+			MemberBatchAdd(plan, batch, cb->keys[k], counts[k], &lists[k * stride],
+						   cb->tenants[k], true);
+	}
 	EvalBatchReset(cb->bits);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(cb->cxt);

@@ -8,6 +8,7 @@
  */
 #include "capture_ring.h"
 #include "catalog.h"
+#include "eval_pass.h"
 #include "history.h"
 #include "member_compact.h"
 #include "member_vacuum.h"
@@ -156,6 +157,7 @@ _PG_init(void)
 	HistoryInit();				/* segments.history* settings */
 	MemberVacuumInit();			/* segments.member_vacuum_scale_factor */
 	MemberCompactInit();		/* segments.member_compact_fraction */
+	PassParallelInit();			/* segments.pass_helper* */
 	MarkGUCPrefixReserved("segments");
 	CatalogInitCallbacks();
 	CaptureInitCallbacks();
