@@ -20,6 +20,7 @@
  *                      the difference is written
  *   pass_finish.c      departed contacts, counts and states, failing closed
  *   pass_full.c        refresh(): one scan of the source
+ *   pass_parallel.c    that scan shared with helper processes
  *   pass_chunked.c     the worker's pass over pending segments, a key range
  *                      per transaction
  *   pass_incremental.c the contacts named by captured changes

@@ -225,6 +225,9 @@ segments_pass_helper_main(Datum arg)
 		SetConfigOption(carried_settings[i], shared->settings[i], PGC_USERSET, PGC_S_SESSION);
 	/* never wait long behind a lock the pass may be queued behind */
 	SetConfigOption("lock_timeout", "1000", PGC_USERSET, PGC_S_SESSION);
+	/* whatever the login role's own settings say: a reader, no more */
+	SetConfigOption("default_transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("application_name", "segments pass helper", PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname("segments pass helper");
 
