@@ -20,7 +20,7 @@
  *                      the difference is written
  *   pass_finish.c      departed contacts, counts and states, failing closed
  *   pass_full.c        refresh(): one scan of the source
- *   pass_parallel.c    that scan shared with helper processes (pass_helper.c)
+ *   pass_parallel.c    that scan shared with helper processes
  *   pass_chunked.c     the worker's pass over pending segments, a key range
  *                      per transaction
  *   pass_incremental.c the contacts named by captured changes
@@ -220,6 +220,7 @@ extern void MemberBatchFlushWrites(EvalPlan *plan);
 extern void MemberBatchReclaimSpace(EvalPlan *plan);
 
 /* pass_parallel.c: a full pass's scan shared with a helper process */
+extern void PassParallelInit(void);
 extern bool PassParallelScan(EvalPlan *plan, ContactBatch *cb, MemberBatch *batch,
 							 MemoryContext contact_cxt);
 

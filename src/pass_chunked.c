@@ -45,7 +45,6 @@
 #include "eval_pass.h"
 #include "member_space.h"
 #include "pass_chunked.h"
-#include "pass_helper.h"
 #include "worker.h"
 
 #include "access/genam.h"
@@ -292,9 +291,6 @@ PassChunk(int64 limit, int budget_ms, int64 *visited)
  */
 #define CHUNK_KEYS_MAX			65536
 
-/* Fewest contacts a chunk may take for a helper process to read them. */
-#define CHUNK_HELPER_MIN		4096
-
 /* The btree operator of the key index for "key > x" (follows its opclass). */
 static RegProcedure
 index_greater_proc(Relation index, Oid key_type)
@@ -360,122 +356,6 @@ chunk_over(TimestampTz started, int64 cpu_start, int budget_ms)
 	if (TimestampDifferenceExceeds(started, now, CHUNK_WALL_MAX_MS))
 		return true;
 	return TimestampDifferenceExceeds(started, now, CHUNK_WALL_CHANGES_MS) && EvaluateChangesWaiting();
-}
-
-/* Keeps a visited key for PassDeleteDeparted(); past CHUNK_KEYS_MAX, none. */
-static void
-chunk_keep_key(EvalPlan *plan, Datum key, Datum **keys, int *nkeys, int *keys_size)
-{
-	if (*keys == NULL)
-		return;
-	if (*nkeys == *keys_size && *keys_size >= CHUNK_KEYS_MAX)
-	{
-		pfree(*keys);			/* a very large chunk: the anti-join */
-		*keys = NULL;
-		return;
-	}
-	if (*nkeys == *keys_size)
-	{
-		*keys_size *= 2;
-		*keys = repalloc(*keys, *keys_size * sizeof(Datum));
-	}
-	(*keys)[(*nkeys)++] = datumCopy(key, plan->key_byval, plan->key_len);
-}
-
-/* The next contact of a helper's message, decoded into scratch. */
-static bool
-helper_next(EvalPlan *plan, HelperMessage *msg, MemoryContext scratch, Datum *key, int *nnums,
-			int32 **nums, char **tenant)
-{
-	MemoryContext old = MemoryContextSwitchTo(scratch);
-	bool		got = HelperMessageNext(plan, msg, key, nnums, nums, tenant);
-
-	MemoryContextSwitchTo(old);
-	return got;
-}
-
-/*
- * A chunk's range read and evaluated by a helper process (pass_helper.c)
- * while this process writes: the contacts after *lo (NULL: from the first)
- * in key order, as the helper sends them, until the limit, the end of the
- * index (*more false) or the chunk's budget.  Returns false when no helper
- * could start or it went before the range was read: the caller reads on
- * after *last (when *visited > 0), as it would have alone.
- */
-static bool
-chunk_with_helper(EvalPlan *plan, Oid index_relid, const Datum *lo, int64 limit,
-				  MemberBatch *batch, TimestampTz started, int64 cpu_start, int budget_ms,
-				  int64 *visited, Datum *last, bool *more, Datum **keys, int *nkeys,
-				  int *keys_size)
-{
-	PassHelpers *ph;
-	MemoryContext scratch;
-	volatile bool finished = false;
-
-	/* (starting a helper takes a few milliseconds: not for a small chunk) */
-	if (limit < CHUNK_HELPER_MIN ||
-		!PassHelpersWanted(plan, plan->source, (BlockNumber) segments_pass_helper_min_pages))
-		return false;
-	ph = PassHelpersStart(plan, HELPER_KEY_RANGE, 1, 0, index_relid, lo, limit);
-	if (ph == NULL)
-		return false;
-	scratch = AllocSetContextCreate(CurrentMemoryContext, "segments helper message",
-									ALLOCSET_DEFAULT_SIZES);
-	PG_TRY();
-	{
-		while (!finished)
-		{
-			HelperMessage msg;
-			shm_mq_result res = PassHelpersReceive(ph, 0, &msg);
-			Datum		key;
-			int			nnums;
-			int32	   *nums;
-			char	   *tenant;
-
-			if (res == SHM_MQ_DETACHED)
-				break;			/* gone before the end: the caller reads on */
-			if (res == SHM_MQ_WOULD_BLOCK)
-			{
-				if (budget_ms > 0 && *visited > 0 && chunk_over(started, cpu_start, budget_ms))
-					finished = true;	/* cut: what was written is the chunk */
-				else
-					PassHelpersWait(ph);
-				continue;
-			}
-			if (msg.tag == HELPER_MSG_END)
-			{
-				*more = msg.count != 0;
-				finished = true;
-				continue;
-			}
-			while (!finished && helper_next(plan, &msg, scratch, &key, &nnums, &nums, &tenant))
-			{
-				MemberBatchAdd(plan, batch, key, nnums, nums, tenant, true);
-				chunk_keep_key(plan, key, keys, nkeys, keys_size);
-				if (*last != (Datum) 0 && !plan->key_byval)
-					pfree(DatumGetPointer(*last));
-				*last = datumCopy(key, plan->key_byval, plan->key_len);
-				*more = true;
-				if (++*visited == limit ||
-					(budget_ms > 0 && *visited % 256 == 0 &&
-					 chunk_over(started, cpu_start, budget_ms)))
-					finished = true;
-			}
-			MemoryContextReset(scratch);
-		}
-	}
-	PG_CATCH();
-	{
-		PassHelpersStop(ph);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	PassHelpersStop(ph);
-	PassHelpersEnd(ph);
-	MemoryContextDelete(scratch);
-	elog(DEBUG1, "a chunk of the evaluation pass: " INT64_FORMAT " contacts from a helper process%s",
-		 *visited, finished ? "" : ", which went before the end");
-	return finished;
 }
 
 /*
@@ -692,48 +572,49 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 							   index->rd_indcollation[0],
 							   index_greater_proc(index, config->key_type), lo);
 	}
-	/* a large local source: a helper reads and evaluates the range (pass_helper.c) */
-	if (!sharded &&
-		chunk_with_helper(plan, scanindex, from != NULL ? &lo : NULL, limit, batch, started,
-						  cpu_start, budget_ms, &visited, &last, &more, &keys, &nkeys,
-						  &keys_size))
-		;						/* the range read, or cut short */
-	else
+	/* key order, from the cursor on: a resumed pass goes on where it was */
+	scan = index_beginscan(scanrel, index, plan->snapshot, from != NULL ? 1 : 0, 0);
+	index_rescan(scan, from != NULL ? &skey : NULL, from != NULL ? 1 : 0, NULL, 0);
+	slot = table_slot_create(scanrel, NULL);
+	while (visited < limit &&
+		   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
 	{
-		/* key order, from the cursor (or what the helper sent) on */
-		bool		after = from != NULL || visited > 0;
-
-		if (visited > 0)
-			ScanKeyEntryInitialize(&skey, 0, 1, BTGreaterStrategyNumber, InvalidOid,
-								   index->rd_indcollation[0],
-								   index_greater_proc(index, config->key_type), last);
-		scan = index_beginscan(scanrel, index, plan->snapshot, after ? 1 : 0, 0);
-		index_rescan(scan, after ? &skey : NULL, after ? 1 : 0, NULL, 0);
-		slot = table_slot_create(scanrel, NULL);
-		while (visited < limit &&
-			   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
+		CHECK_FOR_INTERRUPTS();
+		/* NULL keys come last in the index: not contacts, not a cursor */
+		if (!EvalRowHasKey(plan, slot))
+			continue;
+		ContactBatchEvaluate(plan, cb, batch, slot, contact_cxt);
+		if (keys != NULL)
 		{
-			CHECK_FOR_INTERRUPTS();
-			/* NULL keys come last in the index: not contacts, not a cursor */
-			if (!EvalRowHasKey(plan, slot))
-				continue;
-			ContactBatchEvaluate(plan, cb, batch, slot, contact_cxt);
-			chunk_keep_key(plan, slot->tts_values[config->key_attnum - 1], &keys, &nkeys,
-						   &keys_size);
-			if (++visited == limit ||
-				(budget_ms > 0 && visited % 256 == 0 && chunk_over(started, cpu_start, budget_ms)))
+			if (nkeys == keys_size && keys_size >= CHUNK_KEYS_MAX)
 			{
-				last = datumCopy(slot->tts_values[config->key_attnum - 1],
-								 plan->key_byval, plan->key_len);
-				break;
+				pfree(keys);	/* a very large chunk: the anti-join */
+				keys = NULL;
+			}
+			else
+			{
+				if (nkeys == keys_size)
+				{
+					keys_size *= 2;
+					keys = repalloc(keys, keys_size * sizeof(Datum));
+				}
+				keys[nkeys++] = datumCopy(slot->tts_values[config->key_attnum - 1],
+										  plan->key_byval, plan->key_len);
 			}
 		}
-		ExecDropSingleTupleTableSlot(slot);
-		index_endscan(scan);
+		if (++visited == limit ||
+			(budget_ms > 0 && visited % 256 == 0 && chunk_over(started, cpu_start, budget_ms)))
+		{
+			last = datumCopy(slot->tts_values[config->key_attnum - 1],
+							 plan->key_byval, plan->key_len);
+			break;
+		}
 	}
 	ContactBatchFlush(plan, cb, batch);
 	MemberBatchApply(plan, batch);
 	MemberBatchFlushWrites(plan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
 	index_close(index, AccessShareLock);
 
 	/* chunk ranges (lo, last] cover every key, whatever the member table's order */

@@ -8,10 +8,10 @@
  */
 #include "capture_ring.h"
 #include "catalog.h"
+#include "eval_pass.h"
 #include "history.h"
 #include "member_compact.h"
 #include "member_vacuum.h"
-#include "pass_helper.h"
 #include "worker.h"
 
 #include "miscadmin.h"
@@ -157,7 +157,7 @@ _PG_init(void)
 	HistoryInit();				/* segments.history* settings */
 	MemberVacuumInit();			/* segments.member_vacuum_scale_factor */
 	MemberCompactInit();		/* segments.member_compact_fraction */
-	PassHelperInit();			/* segments.pass_helper* */
+	PassParallelInit();			/* segments.pass_helper* */
 	MarkGUCPrefixReserved("segments");
 	CatalogInitCallbacks();
 	CaptureInitCallbacks();

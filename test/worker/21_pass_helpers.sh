@@ -8,10 +8,8 @@
 # costs nothing but time; a refresh() in a transaction that already wrote
 # contacts sees its own writes (it scans alone), and a SERIALIZABLE one
 # scans alone; a refresh() cancelled midway leaves membership as it was
-# and no helper behind; the worker's pass has a helper read each large
-# chunk's key range, and reads it itself when the helper is killed; text
-# keys (passed by reference), a regex on them and a percentage of their
-# text.
+# and no helper behind; text keys (passed by reference), a regex on them
+# and a percentage of their text.
 . "$(dirname "$0")/common.bash"
 
 worker_off
@@ -139,54 +137,7 @@ q "SELECT segments.refresh()" >/dev/null
 expect "the next refresh() stores the changes" \
        "SELECT $(mismatches div2 "SELECT id FROM contacts WHERE n <= $((N * 2 / 8))")" 0
 
-# 6. the worker's pass: a helper reads the key range of each large chunk
-PENDING="SELECT count(*) FROM segments.segment_state WHERE state IN ('pending', 'evaluating')"
-HELPERS="SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segments pass helper' AND datname = current_database()"
-# chunks of 5,000 contacts (each read by a helper); the worker's DEBUG1
-# messages in the log say which were
-set_system segments.pass_chunk_size 5000
-set_system log_min_messages debug1
-LOG_AT=$(stat -c %s "$PGHOST/server.log")
-worker_on
-poll "the worker is idle" "$PENDING" 0 60
-# watch [QUERY]: until nothing is pending, counts the polls in which QUERY
-# (default: how many helpers run) returned more than 0
-watch() {
-    local seen=0
-    for _ in $(seq 1 3000); do
-        [ "$(q "${1:-$HELPERS}")" != 0 ] && seen=$((seen + 1))
-        [ "$(q "$PENDING")" = 0 ] && break
-        sleep 0.01
-    done
-    echo "$seen"
-}
-# created in one transaction: one pass, chunks of thousands of contacts
-q "BEGIN; SELECT segments.create_segment('w_low', '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"lt\", \"value\": $((N / 3))}');
-           SELECT segments.create_segment('w_pct', '{\"type\": \"percentage\", \"op\": \"lt\", \"value\": 40}');
-           SELECT segments.create_segment('w_org', '{\"type\": \"attribute\", \"field\": \"org\", \"op\": \"eq\", \"value\": \"org1\"}'); COMMIT" >/dev/null
-seen=$(watch)
-poll "the worker's pass is done" "$PENDING" 0 120
-from_helper=$(tail -c +"$LOG_AT" "$PGHOST/server.log" | grep -c "contacts from a helper process$" || true)
-[ "$from_helper" -gt 0 ] || fail "no chunk of the worker's pass was read by a helper"
-note "ok: helpers read $from_helper chunks of the worker's pass (seen running in $seen polls)"
-expect "the worker's pass with helpers: membership is exact" \
-       "SELECT $(mismatches w_low "SELECT id FROM contacts WHERE n < $((N / 3))") + $(mismatches w_org "SELECT id FROM contacts WHERE org = 'org1'")" 0
-expect "... and verify() finds no difference" "SELECT count(*) FROM segments.verify() WHERE missing + extra > 0" 0
-# helpers killed as they appear: the worker reads their ranges itself
-q "BEGIN; SELECT segments.update_segment('w_low', definition => '{\"type\": \"attribute\", \"field\": \"n\", \"op\": \"gte\", \"value\": $((N / 5))}');
-           SELECT segments.update_segment('w_org', definition => '{\"type\": \"attribute\", \"field\": \"org\", \"op\": \"eq\", \"value\": \"org2\"}'); COMMIT" >/dev/null
-killed=$(watch "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'segments pass helper' AND datname = current_database()")
-poll "the worker's pass is done after its helpers were killed" "$PENDING" 0 120
-gone=$(tail -c +"$LOG_AT" "$PGHOST/server.log" | grep -c "which went before the end" || true)
-note "(helpers killed in $killed polls; $gone chunks read on by the worker after its helper went)"
-expect "the worker's pass with helpers killed: membership is exact" \
-       "SELECT $(mismatches w_low "SELECT id FROM contacts WHERE n >= $((N / 5))") + $(mismatches w_org "SELECT id FROM contacts WHERE org = 'org2'")" 0
-expect "... and verify() finds no difference" "SELECT count(*) FROM segments.verify() WHERE missing + extra > 0" 0
-expect "no segment failed" "SELECT count(*) FROM segments.segment_state WHERE state <> 'ready'" 0
-worker_off
-reset_system
-
-# 7. a key passed by reference (text), a regex and a percentage on it
+# 6. a key passed by reference (text), a regex and a percentage on it
 TDB="${DB}_text"
 psql -X -q -d postgres -c "CREATE DATABASE \"$TDB\"" >/dev/null
 drop_tdb() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$TDB\" WITH (FORCE)" >/dev/null 2>&1; }
