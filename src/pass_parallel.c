@@ -294,6 +294,7 @@ typedef struct ParallelScan
 	bool		gone[MAX_HELPERS];
 	bool	   *done;			/* by chunk: scanned or received */
 	uint32		received;		/* chunks the helpers delivered */
+	bool		latch_reset;	/* a wait reset this process's latch */
 } ParallelScan;
 
 /* Adds the contacts of one helper message to the membership batch. */
@@ -393,6 +394,7 @@ drain_helpers(EvalPlan *plan, ParallelScan *ps, MemberBatch *batch, MemoryContex
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
 							 PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
+			ps->latch_reset = true;
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -547,6 +549,9 @@ PassParallelScan(EvalPlan *plan, ContactBatch *cb, MemberBatch *batch, MemoryCon
 	elog(DEBUG1, "refresh(): %d helper process(es) evaluated %u of the %u chunks of the source",
 		 ps.nhelpers, ps.received, ps.shared->nchunks);
 	dsm_detach(ps.seg);
+	/* a wait took a wake-up that may have been meant for someone else (a worker's) */
+	if (ps.latch_reset)
+		SetLatch(MyLatch);
 	MemoryContextDelete(scratch);
 	return true;
 }
