@@ -4,7 +4,8 @@
 # first refresh() and one into a half-filled table store the rows a
 # refresh() without them stores (attribute, percentage on the key's text,
 # a segment reference, a tenant's segment), the helpers did evaluate part of the source, also when
-# the application's role (no superuser) calls it; a helper killed midway
+# the application's role (no superuser) calls it, and when refresh()'s
+# owner (it is SECURITY DEFINER) may not log in; a helper killed midway
 # costs nothing but time; a refresh() in a transaction that already wrote
 # contacts sees its own writes (it scans alone), and a SERIALIZABLE one
 # scans alone; a refresh() cancelled midway leaves membership as it was
@@ -34,26 +35,28 @@ note "ok: only a superuser sets segments.pass_helpers"
 ROWS="SELECT contact_id, segments._member_segs(data) AS segs, tenant FROM segments.member"
 snapshot() { q "DROP TABLE IF EXISTS $1; CREATE TABLE $1 AS $ROWS"; }
 same() { echo "SELECT count(*) FROM (($ROWS EXCEPT SELECT * FROM $1) UNION ALL (SELECT * FROM $1 EXCEPT $ROWS)) d"; }
-# refresh ROLE [HELPERS]: a refresh() (with that many helpers: a superuser);
-# prints how many chunks the helpers evaluated and how many the source has
+# refresh ROLE [HELPERS] [SET-ROLE]: a refresh() by ROLE (with that many
+# helpers: a superuser; after SET ROLE SET-ROLE); prints how many chunks the
+# helpers evaluated and how many the source has
 refresh() {
     local out
     out=$(psql -X -qAt -v ON_ERROR_STOP=1 -U "$1" -c "${2:+SET segments.pass_helpers = $2}" \
+               -c "${3:+SET ROLE \"$3\"}" \
                -c "SET client_min_messages = debug1" -c "SELECT segments.refresh()" 2>&1) ||
         fail "refresh() failed: $out"
     echo "$out" | sed -n 's/.*evaluated \([0-9]*\) of the \([0-9]*\) chunks.*/\1 \2/p'
 }
-# helped WHAT ROLE: a first refresh() with helpers in which they evaluated
-# some of the source (the pass may be done before they start: tries again)
+# helped WHAT ROLE [SET-ROLE]: a first refresh() with helpers in which they
+# evaluated some of the source (the pass may be done before they start:
+# tries again)
 helped() {
-    local got try
-    for try in 1 2 3 4 5; do
+    local got n total
+    for _ in 1 2 3 4 5; do
         q "TRUNCATE segments.member"
-        got=$(refresh "$2")
+        got=$(refresh "$2" "" "${3:-}")
         [ -n "$got" ] || fail "$1: no helper started"
-        set -- "$1" "$2" $got
-        [ "$3" -gt 0 ] && [ "$3" -le "$4" ] && { note "ok: $1 (helpers evaluated $3 of $4 chunks)"; return 0; }
-        shift 2
+        read -r n total <<<"$got"
+        [ "$n" -gt 0 ] && [ "$n" -le "$total" ] && { note "ok: $1 (helpers evaluated $n of $total chunks)"; return 0; }
     done
     fail "$1: the helpers evaluated no chunk in 5 tries"
 }
@@ -81,6 +84,14 @@ expect "with helpers, a refresh() into a half-filled table by the application's 
        "$(same alone)" 0
 helped "the application's role's first refresh() with helpers" "$APP"
 expect "... and stores the same rows" "$(same alone)" 0
+
+# ... and when refresh() (SECURITY DEFINER) runs as an owner who may not
+# log in: the helper logs in as the session's user and evaluates as the owner
+psql -X -q -d postgres -c "CREATE ROLE \"segw_nl_$$\" NOLOGIN SUPERUSER" >/dev/null; ROLES+=("segw_nl_$$")
+q "ALTER FUNCTION segments.refresh(uuid) OWNER TO \"segw_nl_$$\""
+helped "refresh() owned by a role that may not log in has helpers" "$APP"
+expect "... and stores the same rows" "$(same alone)" 0
+q "ALTER FUNCTION segments.refresh(uuid) OWNER TO CURRENT_USER"
 
 # 3. a helper killed midway: the pass evaluates what it did not deliver
 q "TRUNCATE segments.member"
