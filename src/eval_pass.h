@@ -133,16 +133,16 @@ typedef struct MemberBatch
 	MemberBatchEntry entries[EVAL_BATCH_SIZE];
 } MemberBatch;
 
-/*
- * The scanning passes evaluate contacts in batches (eval_batch.c): each
- * distinct condition per contact while its row is at hand, then the
- * segments' trees once per batch, then each contact's segments go to the
- * batch of writes.
- */
 /* Where a batch's contacts go instead of a MemberBatch (pass_parallel.c). */
 typedef void (*ContactBatchEmitFn) (void *arg, Datum key, int nnums, const int32 *nums,
 									const char *tenant);
 
+/*
+ * The scanning passes evaluate contacts in batches (eval_batch.c): each
+ * distinct condition per contact while its row is at hand, then the
+ * segments' trees once per batch, then each contact's segments go to the
+ * batch of writes (or, in a helper process, to emit).
+ */
 typedef struct ContactBatch
 {
 	EvalBatch  *bits;
