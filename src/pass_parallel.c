@@ -58,7 +58,7 @@
 
 PGDLLEXPORT void segments_pass_helper_main(Datum arg);
 
-/* Settings; see README.md, Operations. */
+/* Settings; see README.md, Settings. */
 int			segments_pass_helpers = 1;
 int			segments_pass_helper_min_pages = 4096;	/* 32 MB of 8 kB pages */
 
@@ -297,48 +297,61 @@ typedef struct ParallelScan
 	bool		latch_reset;	/* a wait reset this process's latch */
 } ParallelScan;
 
+/* Copies n bytes of a helper's message at *p to dst, checked against its end. */
+static void
+message_take(char **p, const char *end, void *dst, Size n)
+{
+	if (n > (Size) (end - *p))
+		elog(ERROR, "segments pass helper sent a truncated message");
+	memcpy(dst, *p, n);
+	*p += n;
+}
+
 /* Adds the contacts of one helper message to the membership batch. */
 static void
 receive_chunk(EvalPlan *plan, ParallelScan *ps, MemberBatch *batch, const char *data,
 			  Size len, MemoryContext scratch)
 {
 	MemoryContext old = MemoryContextSwitchTo(scratch);
+	const char *end = data + len;
 	uint32		header[2];
-	char	   *p = (char *) data + MESSAGE_HEADER;
+	char	   *p = (char *) data;
 	int32	   *nums = NULL;
 	int			nums_space = 0;
 
-	if (len < MESSAGE_HEADER)
-		elog(ERROR, "segments pass helper sent a truncated message");
-	memcpy(header, data, MESSAGE_HEADER);
+	message_take(&p, end, header, MESSAGE_HEADER);
 	if (header[0] >= ps->shared->nchunks || ps->done[header[0]])
 		elog(ERROR, "segments pass helper sent chunk %u twice or out of range", header[0]);
 	for (uint32 i = 0; i < header[1]; i++)
 	{
 		bool		isnull;
-		Datum		key = datumRestore(&p, &isnull);
+		Datum		key;
 		int32		tlen;
 		char	   *tenant = NULL;
 		int32		nnums;
 
-		memcpy(&tlen, p, sizeof(int32));
-		p += sizeof(int32);
+		/* (datumRestore reads a length word, then that many bytes) */
+		if (sizeof(int) > (Size) (end - p))
+			elog(ERROR, "segments pass helper sent a truncated message");
+		key = datumRestore(&p, &isnull);
+		if (isnull || p > end)
+			elog(ERROR, "segments pass helper sent a malformed message");
+		message_take(&p, end, &tlen, sizeof(int32));
 		if (tlen >= 0)
 		{
-			tenant = pnstrdup(p, tlen);
-			p += tlen;
+			tenant = palloc(tlen + 1);
+			message_take(&p, end, tenant, tlen);
+			tenant[tlen] = '\0';
 		}
-		memcpy(&nnums, p, sizeof(int32));
-		p += sizeof(int32);
+		message_take(&p, end, &nnums, sizeof(int32));
+		if (nnums < 0)
+			elog(ERROR, "segments pass helper sent a malformed message");
 		if (nnums > nums_space)
 		{
 			nums_space = Max(nnums, 64);
 			nums = palloc(nums_space * sizeof(int32));
 		}
-		memcpy(nums, p, nnums * sizeof(int32));
-		p += nnums * sizeof(int32);
-		if (p > data + len)
-			elog(ERROR, "segments pass helper sent a truncated message");
+		message_take(&p, end, nums, nnums * sizeof(int32));
 		/* members counted as ContactBatchFlush counts the pass's own */
 		for (int k = 0; k < nnums; k++)
 		{
@@ -355,11 +368,8 @@ receive_chunk(EvalPlan *plan, ParallelScan *ps, MemberBatch *batch, const char *
 	MemoryContextReset(scratch);
 }
 
-/*
- * Takes what the helpers have sent; with wait, until every helper has
- * gone.  Returns whether any is still there.
- */
-static bool
+/* Takes what the helpers have sent; with wait, until every helper has gone. */
+static void
 drain_helpers(EvalPlan *plan, ParallelScan *ps, MemberBatch *batch, MemoryContext scratch,
 			  bool wait)
 {
@@ -388,7 +398,7 @@ drain_helpers(EvalPlan *plan, ParallelScan *ps, MemberBatch *batch, MemoryContex
 				any_left = true;
 		}
 		if (!any_left || (!wait && !got))
-			return any_left;
+			return;
 		if (!got)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
@@ -524,12 +534,15 @@ PassParallelScan(EvalPlan *plan, ContactBatch *cb, MemberBatch *batch, MemoryCon
 	PG_TRY();
 	{
 		/* the helpers' chunks first, so that they never wait on a full queue */
-		while (drain_helpers(plan, &ps, batch, scratch, false), claim_chunk(ps.shared, &chunk))
+		for (;;)
 		{
+			drain_helpers(plan, &ps, batch, scratch, false);
+			if (!claim_chunk(ps.shared, &chunk))
+				break;
 			scan_chunk(plan, scan, slot, ps.shared, chunk, cb, batch, contact_cxt);
 			ps.done[chunk] = true;
 		}
-		(void) drain_helpers(plan, &ps, batch, scratch, true);
+		drain_helpers(plan, &ps, batch, scratch, true);
 		/* what a helper claimed and did not deliver */
 		for (chunk = 0; chunk < ps.shared->nchunks; chunk++)
 		{
