@@ -44,6 +44,7 @@
 #include "citus.h"
 #include "eval_pass.h"
 #include "member_space.h"
+#include "pass_chunk_helper.h"
 #include "pass_chunked.h"
 #include "worker.h"
 
@@ -334,7 +335,8 @@ EvaluateChangesWaiting(void)
 {
 	TimestampTz oldest;
 
-	if (MyLatch->is_set)
+	/* (the chunk helper's messages set the latch too: writers' wake-ups counted) */
+	if (ChunkHelperActive() ? WorkerWokenSinceApply() : MyLatch->is_set)
 		return true;
 	(void) CaptureRingPending(MyDatabaseId, &oldest);
 	return oldest != 0;
@@ -356,6 +358,104 @@ chunk_over(TimestampTz started, int64 cpu_start, int budget_ms)
 	if (TimestampDifferenceExceeds(started, now, CHUNK_WALL_MAX_MS))
 		return true;
 	return TimestampDifferenceExceeds(started, now, CHUNK_WALL_CHANGES_MS) && EvaluateChangesWaiting();
+}
+
+/* Keeps a visited key for PassDeleteDeparted(); past CHUNK_KEYS_MAX, none. */
+static void
+chunk_keep_key(EvalPlan *plan, Datum key, Datum **keys, int *nkeys, int *keys_size)
+{
+	if (*keys == NULL)
+		return;
+	if (*nkeys == *keys_size && *keys_size >= CHUNK_KEYS_MAX)
+	{
+		pfree(*keys);			/* a very large chunk: the anti-join */
+		*keys = NULL;
+		return;
+	}
+	if (*nkeys == *keys_size)
+	{
+		*keys_size *= 2;
+		*keys = repalloc(*keys, *keys_size * sizeof(Datum));
+	}
+	(*keys)[(*nkeys)++] = datumCopy(key, plan->key_byval, plan->key_len);
+}
+
+/*
+ * The chunk's contacts as the worker's helper process reads and evaluates
+ * them (pass_chunk_helper.c), written in the order they come: the contacts
+ * after the chunk's first key, until the limit, the end of the index
+ * (*more false) or the chunk's budget (chunk_over(): the helper is told to
+ * stop).  Returns false when the helper went before the chunk's end: the
+ * caller reads on alone after *last (from the first key when *visited is 0).
+ */
+static bool
+chunk_from_helper(EvalPlan *plan, MemberBatch *batch, int64 limit, TimestampTz started,
+				  int64 cpu_start, int budget_ms, int64 *visited, Datum *last, bool *more,
+				  Datum **keys, int *nkeys, int *keys_size)
+{
+	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "segments helper message",
+												  ALLOCSET_DEFAULT_SIZES);
+	bool		finished = false;
+
+	while (!finished)
+	{
+		HelperReader r;
+		ChunkHelperReceipt got;
+		MemoryContext old = MemoryContextSwitchTo(scratch);
+		Datum		key;
+		char	   *tenant;
+		int			nnums;
+		int32	   *nums;
+
+		got = ChunkHelperReceive(&r);
+		MemoryContextSwitchTo(old);
+		if (got == CHUNK_HELPER_GONE)
+			break;
+		if (got == CHUNK_HELPER_NOTHING)
+		{
+			if (budget_ms > 0 && *visited > 0 && chunk_over(started, cpu_start, budget_ms))
+			{
+				ChunkHelperCut();	/* what was written is the chunk */
+				*more = true;
+				finished = true;
+			}
+			else
+				ChunkHelperWait();
+			continue;
+		}
+		for (;;)
+		{
+			bool		got_one;
+
+			old = MemoryContextSwitchTo(scratch);
+			got_one = HelperReaderNext(&r, &key, &tenant, &nnums, &nums);
+			MemoryContextSwitchTo(old);
+			if (!got_one)
+				break;
+			MemberBatchAdd(plan, batch, key, nnums, nums, tenant, true);
+			chunk_keep_key(plan, key, keys, nkeys, keys_size);
+			if (*last != (Datum) 0 && !plan->key_byval)
+				pfree(DatumGetPointer(*last));
+			*last = datumCopy(key, plan->key_byval, plan->key_len);
+			if (++*visited == limit ||
+				(budget_ms > 0 && *visited % 256 == 0 && chunk_over(started, cpu_start, budget_ms)))
+			{
+				ChunkHelperCut();
+				*more = true;
+				finished = true;
+				break;
+			}
+		}
+		if (!finished && (r.flags & CHUNK_MESSAGE_END))
+		{
+			*more = (r.flags & CHUNK_MESSAGE_MORE) != 0;
+			finished = true;
+		}
+		MemoryContextReset(scratch);
+	}
+	MemoryContextDelete(scratch);
+	ChunkHelperChunkEnd();
+	return finished;
 }
 
 /*
@@ -572,49 +672,49 @@ EvaluateChunk(const pg_uuid_t *only, int nonly, char **cursor, int64 limit, int 
 							   index->rd_indcollation[0],
 							   index_greater_proc(index, config->key_type), lo);
 	}
-	/* key order, from the cursor on: a resumed pass goes on where it was */
-	scan = index_beginscan(scanrel, index, plan->snapshot, from != NULL ? 1 : 0, 0);
-	index_rescan(scan, from != NULL ? &skey : NULL, from != NULL ? 1 : 0, NULL, 0);
-	slot = table_slot_create(scanrel, NULL);
-	while (visited < limit &&
-		   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
+	/*
+	 * A large local source: the worker's helper process reads and
+	 * evaluates the range while this process writes (pass_chunk_helper.c).
+	 */
+	if (sharded ||
+		!ChunkHelperAsk(plan, scanindex, from != NULL ? &lo : NULL, limit) ||
+		!chunk_from_helper(plan, batch, limit, started, cpu_start, budget_ms, &visited, &last,
+						   &more, &keys, &nkeys, &keys_size))
 	{
-		CHECK_FOR_INTERRUPTS();
-		/* NULL keys come last in the index: not contacts, not a cursor */
-		if (!EvalRowHasKey(plan, slot))
-			continue;
-		ContactBatchEvaluate(plan, cb, batch, slot, contact_cxt);
-		if (keys != NULL)
+		/* key order, from the cursor (or what the helper sent) on: a resumed pass goes on where it was */
+		bool		after = from != NULL || visited > 0;
+
+		if (visited > 0)
+			ScanKeyEntryInitialize(&skey, 0, 1, BTGreaterStrategyNumber, InvalidOid,
+								   index->rd_indcollation[0],
+								   index_greater_proc(index, config->key_type), last);
+		scan = index_beginscan(scanrel, index, plan->snapshot, after ? 1 : 0, 0);
+		index_rescan(scan, after ? &skey : NULL, after ? 1 : 0, NULL, 0);
+		slot = table_slot_create(scanrel, NULL);
+		while (visited < limit &&
+			   (more = index_getnext_slot(scan, ForwardScanDirection, slot)))
 		{
-			if (nkeys == keys_size && keys_size >= CHUNK_KEYS_MAX)
+			CHECK_FOR_INTERRUPTS();
+			/* NULL keys come last in the index: not contacts, not a cursor */
+			if (!EvalRowHasKey(plan, slot))
+				continue;
+			ContactBatchEvaluate(plan, cb, batch, slot, contact_cxt);
+			chunk_keep_key(plan, slot->tts_values[config->key_attnum - 1], &keys, &nkeys,
+						   &keys_size);
+			if (++visited == limit ||
+				(budget_ms > 0 && visited % 256 == 0 && chunk_over(started, cpu_start, budget_ms)))
 			{
-				pfree(keys);	/* a very large chunk: the anti-join */
-				keys = NULL;
-			}
-			else
-			{
-				if (nkeys == keys_size)
-				{
-					keys_size *= 2;
-					keys = repalloc(keys, keys_size * sizeof(Datum));
-				}
-				keys[nkeys++] = datumCopy(slot->tts_values[config->key_attnum - 1],
-										  plan->key_byval, plan->key_len);
+				last = datumCopy(slot->tts_values[config->key_attnum - 1],
+								 plan->key_byval, plan->key_len);
+				break;
 			}
 		}
-		if (++visited == limit ||
-			(budget_ms > 0 && visited % 256 == 0 && chunk_over(started, cpu_start, budget_ms)))
-		{
-			last = datumCopy(slot->tts_values[config->key_attnum - 1],
-							 plan->key_byval, plan->key_len);
-			break;
-		}
+		ExecDropSingleTupleTableSlot(slot);
+		index_endscan(scan);
 	}
 	ContactBatchFlush(plan, cb, batch);
 	MemberBatchApply(plan, batch);
 	MemberBatchFlushWrites(plan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_endscan(scan);
 	index_close(index, AccessShareLock);
 
 	/* chunk ranges (lo, last] cover every key, whatever the member table's order */

@@ -33,7 +33,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "eval_pass.h"
+#include "pass_helper.h"
 
 #include "access/heapam.h"
 #include "access/table.h"
@@ -58,7 +58,7 @@
 
 PGDLLEXPORT void segments_pass_helper_main(Datum arg);
 
-/* Settings; see README.md, Settings. */
+/* Settings; see README.md, Settings (also the worker's: pass_chunk_helper.c). */
 int			segments_pass_helpers = 1;
 int			segments_pass_helper_min_pages = 4096;	/* 32 MB of 8 kB pages */
 
@@ -71,40 +71,16 @@ int			segments_pass_helper_min_pages = 4096;	/* 32 MB of 8 kB pages */
 #define KEY_NEEDED			3
 #define KEY_QUEUES			4
 
-/* Settings the helper takes from the pass: they shape values' text forms. */
-static const char *const carried_settings[] = {
-	"TimeZone", "DateStyle", "IntervalStyle", "extra_float_digits", "search_path"
-};
-#define NCARRIED lengthof(carried_settings)
-#define SETTING_LEN 1024
-
 typedef struct HelperShared
 {
-	Oid			database_id;
-	Oid			session_user_id;	/* authenticated: may log in */
-	Oid			user_id;		/* the pass's current user */
+	HelperIdentity identity;
 	Oid			source_relid;
 	TimestampTz now;
 	uint32		nchunks;
 	BlockNumber nblocks;
 	int			nneeded;
 	pg_atomic_uint32 next_chunk;
-	char		settings[NCARRIED][SETTING_LEN];
 } HelperShared;
-
-/*
- * Message from a helper, one per chunk: uint32 chunk, uint32 contacts, then
- * per contact its key (datumSerialize), int32 tenant length (-1: none) and
- * bytes, int32 count and the segment numbers.
- */
-typedef struct ChunkMessage
-{
-	EvalPlan   *plan;
-	StringInfoData buf;
-	int			ncontacts;
-} ChunkMessage;
-
-#define MESSAGE_HEADER (2 * sizeof(uint32))
 
 void
 PassParallelInit(void)
@@ -157,28 +133,6 @@ scan_chunk(EvalPlan *plan, TableScanDesc scan, TupleTableSlot *slot, HelperShare
  * The helper
  * ---------------------------------------------------------------- */
 
-/* ContactBatchEmitFn: a contact appended to the chunk's message. */
-static void
-message_add(void *arg, Datum key, int nnums, const int32 *nums, const char *tenant)
-{
-	ChunkMessage *msg = (ChunkMessage *) arg;
-	EvalPlan   *plan = msg->plan;
-	Size		len = datumEstimateSpace(key, false, plan->key_byval, plan->key_len);
-	int32		tlen = tenant != NULL ? (int32) strlen(tenant) : -1;
-	char	   *p;
-
-	enlargeStringInfo(&msg->buf, len);
-	p = msg->buf.data + msg->buf.len;
-	datumSerialize(key, false, plan->key_byval, plan->key_len, &p);
-	msg->buf.len = p - msg->buf.data;
-	appendBinaryStringInfo(&msg->buf, (char *) &tlen, sizeof(int32));
-	if (tlen > 0)
-		appendBinaryStringInfo(&msg->buf, tenant, tlen);
-	appendBinaryStringInfo(&msg->buf, (char *) &nnums, sizeof(int32));
-	appendBinaryStringInfo(&msg->buf, (const char *) nums, nnums * sizeof(int32));
-	msg->ncontacts++;
-}
-
 /*
  * Entry point of a helper (bgw_main_arg: the dynamic shared memory
  * segment's handle; bgw_extra: its number).  Any error ends it: the pass
@@ -197,7 +151,7 @@ segments_pass_helper_main(Datum arg)
 	Relation	source;
 	EvalPlan   *plan;
 	ContactBatch *cb;
-	ChunkMessage msg;
+	HelperMessage msg;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	MemoryContext contact_cxt;
@@ -218,18 +172,7 @@ segments_pass_helper_main(Datum arg)
 	shm_mq_set_sender(mq, MyProc);
 	mqh = shm_mq_attach(mq, seg, NULL);
 
-	/* as the session's own user (who may log in), then the pass's */
-	BackgroundWorkerInitializeConnectionByOid(shared->database_id, shared->session_user_id, 0);
-	SetUserIdAndSecContext(shared->user_id, SECURITY_LOCAL_USERID_CHANGE);
-	for (int i = 0; i < (int) NCARRIED; i++)
-		SetConfigOption(carried_settings[i], shared->settings[i], PGC_USERSET, PGC_S_SESSION);
-	/* never wait long behind a lock the pass may be queued behind */
-	SetConfigOption("lock_timeout", "1000", PGC_USERSET, PGC_S_SESSION);
-	/* whatever the login role's own settings say: a reader, no more */
-	SetConfigOption("default_transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION);
-	SetConfigOption("default_transaction_isolation", "read committed", PGC_USERSET, PGC_S_SESSION);
-	SetConfigOption("application_name", "segments pass helper", PGC_USERSET, PGC_S_SESSION);
-	pgstat_report_appname("segments pass helper");
+	HelperConnect(&shared->identity, "segments pass helper");
 
 	StartTransactionCommand();
 	snapshot = RegisterSnapshot(RestoreSnapshot(shm_toc_lookup(toc, KEY_SNAPSHOT, false)));
@@ -242,10 +185,9 @@ segments_pass_helper_main(Datum arg)
 		elog(ERROR, "segments pass helper: the pass's segments do not compile here");
 
 	cb = ContactBatchCreate(plan, false);
-	cb->emit = message_add;
+	cb->emit = HelperMessageAdd;
 	cb->emit_arg = &msg;
-	msg.plan = plan;
-	initStringInfo(&msg.buf);
+	HelperMessageInit(&msg, plan);
 	contact_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments contact",
 										ALLOCSET_DEFAULT_SIZES);
 	scan = table_beginscan_strat(source, snapshot, 0, NULL, true, false);
@@ -253,20 +195,10 @@ segments_pass_helper_main(Datum arg)
 	pgstat_report_activity(STATE_RUNNING, "evaluating contacts for a refresh()");
 	while (claim_chunk(shared, &chunk))
 	{
-		uint32		header[2];
-		shm_mq_result res;
-
-		resetStringInfo(&msg.buf);
-		msg.ncontacts = 0;
-		enlargeStringInfo(&msg.buf, MESSAGE_HEADER);
-		msg.buf.len = MESSAGE_HEADER;	/* filled in below */
+		HelperMessageBegin(&msg);
 		scan_chunk(plan, scan, slot, shared, chunk, cb, NULL, contact_cxt);
 		ContactBatchFlush(plan, cb, NULL);
-		header[0] = chunk;
-		header[1] = msg.ncontacts;
-		memcpy(msg.buf.data, header, MESSAGE_HEADER);
-		res = shm_mq_send(mqh, msg.buf.len, msg.buf.data, false, true);
-		if (res != SHM_MQ_SUCCESS)
+		if (HelperMessageSend(mqh, &msg, chunk, 0) != SHM_MQ_SUCCESS)
 			break;				/* the pass is gone */
 	}
 	ExecDropSingleTupleTableSlot(slot);
@@ -297,61 +229,23 @@ typedef struct ParallelScan
 	bool		latch_reset;	/* a wait reset this process's latch */
 } ParallelScan;
 
-/* Copies n bytes of a helper's message at *p to dst, checked against its end. */
-static void
-message_take(char **p, const char *end, void *dst, Size n)
-{
-	if (n > (Size) (end - *p))
-		elog(ERROR, "segments pass helper sent a truncated message");
-	memcpy(dst, *p, n);
-	*p += n;
-}
-
 /* Adds the contacts of one helper message to the membership batch. */
 static void
-receive_chunk(EvalPlan *plan, ParallelScan *ps, MemberBatch *batch, const char *data,
-			  Size len, MemoryContext scratch)
+receive_chunk(EvalPlan *plan, ParallelScan *ps, MemberBatch *batch, void *data, Size len,
+			  MemoryContext scratch)
 {
 	MemoryContext old = MemoryContextSwitchTo(scratch);
-	const char *end = data + len;
-	uint32		header[2];
-	char	   *p = (char *) data;
-	int32	   *nums = NULL;
-	int			nums_space = 0;
+	HelperReader r;
+	Datum		key;
+	char	   *tenant;
+	int			nnums;
+	int32	   *nums;
 
-	message_take(&p, end, header, MESSAGE_HEADER);
-	if (header[0] >= ps->shared->nchunks || ps->done[header[0]])
-		elog(ERROR, "segments pass helper sent chunk %u twice or out of range", header[0]);
-	for (uint32 i = 0; i < header[1]; i++)
+	HelperReaderStart(&r, data, len);
+	if (r.tag >= ps->shared->nchunks || ps->done[r.tag])
+		elog(ERROR, "segments pass helper sent chunk %u twice or out of range", r.tag);
+	while (HelperReaderNext(&r, &key, &tenant, &nnums, &nums))
 	{
-		bool		isnull;
-		Datum		key;
-		int32		tlen;
-		char	   *tenant = NULL;
-		int32		nnums;
-
-		/* (datumRestore reads a length word, then that many bytes) */
-		if (sizeof(int) > (Size) (end - p))
-			elog(ERROR, "segments pass helper sent a truncated message");
-		key = datumRestore(&p, &isnull);
-		if (isnull || p > end)
-			elog(ERROR, "segments pass helper sent a malformed message");
-		message_take(&p, end, &tlen, sizeof(int32));
-		if (tlen >= 0)
-		{
-			tenant = palloc(tlen + 1);
-			message_take(&p, end, tenant, tlen);
-			tenant[tlen] = '\0';
-		}
-		message_take(&p, end, &nnums, sizeof(int32));
-		if (nnums < 0)
-			elog(ERROR, "segments pass helper sent a malformed message");
-		if (nnums > nums_space)
-		{
-			nums_space = Max(nnums, 64);
-			nums = palloc(nums_space * sizeof(int32));
-		}
-		message_take(&p, end, nums, nnums * sizeof(int32));
 		/* members counted as ContactBatchFlush counts the pass's own */
 		for (int k = 0; k < nnums; k++)
 		{
@@ -362,7 +256,7 @@ receive_chunk(EvalPlan *plan, ParallelScan *ps, MemberBatch *batch, const char *
 		}
 		MemberBatchAdd(plan, batch, key, nnums, nums, tenant, true);
 	}
-	ps->done[header[0]] = true;
+	ps->done[r.tag] = true;
 	ps->received++;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(scratch);
@@ -414,28 +308,14 @@ drain_helpers(EvalPlan *plan, ParallelScan *ps, MemberBatch *batch, MemoryContex
 static int
 start_helpers(ParallelScan *ps, char *queues, int nhelpers)
 {
-	BackgroundWorker worker;
 	int			started = 0;
 
 	for (int h = 0; h < nhelpers; h++)
 	{
-		shm_mq	   *mq = (shm_mq *) (queues + h * QUEUE_SIZE);
-
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_ConsistentState;
-		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		snprintf(worker.bgw_library_name, BGW_MAXLEN, "segments");
-		snprintf(worker.bgw_function_name, BGW_MAXLEN, "segments_pass_helper_main");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "segments pass helper for PID %d", MyProcPid);
-		snprintf(worker.bgw_type, BGW_MAXLEN, "segments pass helper");
-		worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(ps->seg));
-		memcpy(worker.bgw_extra, &h, sizeof(int));
-		worker.bgw_notify_pid = MyProcPid;
-		shm_mq_set_receiver(mq, MyProc);
-		if (!RegisterDynamicBackgroundWorker(&worker, &ps->handles[h]))
+		if (!HelperRegister("segments_pass_helper_main", "segments pass helper", ps->seg, h,
+							(shm_mq *) (queues + h * QUEUE_SIZE), &ps->handles[h],
+							&ps->queues[h]))
 			break;				/* no slot: fewer helpers */
-		ps->queues[h] = shm_mq_attach(mq, ps->seg, ps->handles[h]);
 		started++;
 	}
 	return started;
@@ -489,17 +369,12 @@ PassParallelScan(EvalPlan *plan, ContactBatch *cb, MemberBatch *batch, MemoryCon
 
 	ps.shared = shm_toc_allocate(toc, sizeof(HelperShared));
 	memset(ps.shared, 0, sizeof(HelperShared));
-	ps.shared->database_id = MyDatabaseId;
-	ps.shared->session_user_id = GetAuthenticatedUserId();
-	ps.shared->user_id = GetUserId();
+	HelperIdentityCapture(&ps.shared->identity);
 	ps.shared->source_relid = RelationGetRelid(source);
 	ps.shared->now = plan->now;
 	ps.shared->nblocks = nblocks;
 	ps.shared->nchunks = (nblocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
 	pg_atomic_init_u32(&ps.shared->next_chunk, 0);
-	for (int i = 0; i < (int) NCARRIED; i++)
-		strlcpy(ps.shared->settings[i], GetConfigOption(carried_settings[i], false, false),
-				SETTING_LEN);
 	shm_toc_insert(toc, KEY_SHARED, ps.shared);
 	{
 		char	   *snap = shm_toc_allocate(toc, snap_size);

@@ -138,6 +138,7 @@ wake_worker(Oid dboid)
 	if (slot != NULL && slot->pid != 0 && slot->latch != NULL)
 	{
 		latch = slot->latch;
+		slot->wakeups++;		/* WorkerWokenSinceApply() */
 		/*
 		 * A worker still starting has read segments.enabled as it connected
 		 * and may be about to exit because it was off then (the launcher's

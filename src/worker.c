@@ -49,6 +49,7 @@
 #include "member_lock.h"
 #include "member_strip.h"
 #include "member_vacuum.h"
+#include "pass_chunk_helper.h"
 #include "pass_chunked.h"
 #include "privilege.h"
 #include "worker.h"
@@ -375,6 +376,34 @@ worker_statement(const char *sql, int nargs, Oid *types)
 	return plan;
 }
 
+/*
+ * Writers' wake-ups of this worker (shared.c) as of its last batch of
+ * changes: one more since says that a committed change waits, where the
+ * latch cannot say it (a chunk helper's messages set it too).
+ */
+static uint64 wakeups_seen = 0;
+
+static void
+wakeups_note(void)
+{
+	SpinLockAcquire(&segments_shared->mutex);
+	wakeups_seen = my_slot->wakeups;
+	SpinLockRelease(&segments_shared->mutex);
+}
+
+bool
+WorkerWokenSinceApply(void)
+{
+	bool		woken;
+
+	if (my_slot == NULL)
+		return false;
+	SpinLockAcquire(&segments_shared->mutex);
+	woken = my_slot->wakeups != wakeups_seen;
+	SpinLockRelease(&segments_shared->mutex);
+	return woken;
+}
+
 /* Runs a statement through SPI; checks the result code. */
 void
 WorkerRun(const char *sql, int nargs, Oid *types, Datum *values, int expected)
@@ -659,7 +688,9 @@ apply_batch(void)
 	/*
 	 * The ring's entries first, then the snapshot: an entry is published
 	 * once its transaction is visible, so the batch's snapshot sees it.
+	 * The writers' wake-ups counted so far are answered by this batch.
 	 */
+	wakeups_note();
 	ring_n = CaptureRingPeek(&ring_keys, segments_batch_size);
 	PG_TRY();
 	{
@@ -1056,6 +1087,7 @@ pass_step(void)
 		disable_timeout(evaluation_timer, false);
 		if (evaluation_timed_out)
 			QueryCancelPending = false; /* the cancel was ours: not for the next step */
+		ChunkHelperEnd(true);	/* wherever it is */
 		edata = abort_xact();
 		outcome = PASS_DONE;	/* ended, counted */
 		PG_TRY();
@@ -1099,6 +1131,7 @@ pass_step(void)
 	SpinLockRelease(&segments_shared->mutex);
 	if (outcome != PASS_CONTINUES)
 	{
+		ChunkHelperEnd(false);
 		if (outcome == PASS_DONE)
 			pass_count();
 		pass_active = false;

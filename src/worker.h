@@ -87,6 +87,7 @@ typedef struct SegmentsWorkerSlot
 	TimestampTz last_batch_at;
 	int64		last_batch_size;
 	int64		changes_applied;	/* queue entries applied */
+	uint64		wakeups;		/* by committing writers (shared.c) */
 	int64		segments_evaluated;
 	TimestampTz time_rewind_to;	/* a backend's pass evaluated the time as of
 								 * then: the worker's next window starts there */
@@ -126,6 +127,7 @@ extern void SharedInitUtilityHook(void);
 /* launcher.c, worker.c: background worker entry points */
 extern PGDLLEXPORT void segments_launcher_main(Datum arg);
 extern PGDLLEXPORT void segments_worker_main(Datum arg);
+extern bool WorkerWokenSinceApply(void);
 extern void LauncherRegister(void);
 
 /* capture.c */
