@@ -23,6 +23,9 @@
  *   pass_parallel.c    that scan shared with helper processes
  *   pass_chunked.c     the worker's pass over pending segments, a key range
  *                      per transaction
+ *   pass_chunk_helper.c  each of its chunks read and evaluated by one
+ *                      helper process while the worker writes
+ *   pass_helper.c      what every helper process shares
  *   pass_incremental.c the contacts named by captured changes
  *
  * verify.c, explain.c and preview.c use the same plan without writing.

@@ -25,6 +25,7 @@ extern bool MemberBulkPossible(Relation rel);
 extern bool MemberBulkMayDefer(Relation rel);
 extern MemberBulk *MemberBulkBegin(bool defer_gin);
 extern void MemberBulkFlush(MemberBulk *mb);
+extern void MemberBulkKeepArrays(bool keep);
 extern void MemberBulkInsert(MemberBulk *mb, Oid relid, HeapTuple *tuples, int ntuples,
 							 Snapshot snapshot);
 extern int	MemberBulkUpdate(MemberBulk *mb, Oid relid, const ItemPointerData *otids,

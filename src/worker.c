@@ -1070,6 +1070,7 @@ pass_step(void)
 				}
 				enable_timeout_after(evaluation_timer, (int) Min(left_ms, INT_MAX));
 			}
+			MemberBulkKeepArrays(true); /* chunk after chunk */
 			outcome = PassChunk(segments_pass_chunk_size, PASS_CHUNK_BUDGET_MS, &n);
 			disable_timeout(evaluation_timer, false);
 			/* the limit passed, even if nothing noticed the cancel in time */
@@ -1088,6 +1089,7 @@ pass_step(void)
 		if (evaluation_timed_out)
 			QueryCancelPending = false; /* the cancel was ours: not for the next step */
 		ChunkHelperEnd(true);	/* wherever it is */
+		MemberBulkKeepArrays(false);
 		edata = abort_xact();
 		outcome = PASS_DONE;	/* ended, counted */
 		PG_TRY();
@@ -1132,6 +1134,7 @@ pass_step(void)
 	if (outcome != PASS_CONTINUES)
 	{
 		ChunkHelperEnd(false);
+		MemberBulkKeepArrays(false);
 		if (outcome == PASS_DONE)
 			pass_count();
 		pass_active = false;
