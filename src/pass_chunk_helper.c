@@ -172,10 +172,7 @@ helper_chunk(ChunkShared *shared, shm_mq_handle *mqh, uint32 gen)
 							   index->rd_indcollation[0], get_opcode(op), lo);
 	}
 
-	cb = ContactBatchCreate(plan, false);
-	cb->emit = HelperMessageAdd;
-	cb->emit_arg = &msg;
-	HelperMessageInit(&msg, plan);
+	cb = HelperContactBatch(plan, &msg);
 	contact_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments contact",
 										ALLOCSET_DEFAULT_SIZES);
 	/* key order from the chunk's first key: what the worker would read */

@@ -96,6 +96,21 @@ HelperMessageInit(HelperMessage *msg, EvalPlan *plan)
 	HelperMessageBegin(msg);
 }
 
+/*
+ * A helper's evaluation batch (pass_scan.c): each contact's segments go to
+ * msg (initialized here) instead of a membership batch.
+ */
+ContactBatch *
+HelperContactBatch(EvalPlan *plan, HelperMessage *msg)
+{
+	ContactBatch *cb = ContactBatchCreate(plan, false);
+
+	cb->emit = HelperMessageAdd;
+	cb->emit_arg = msg;
+	HelperMessageInit(msg, plan);
+	return cb;
+}
+
 /* Empties the message (its header filled in by HelperMessageSend). */
 void
 HelperMessageBegin(HelperMessage *msg)

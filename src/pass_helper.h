@@ -59,6 +59,7 @@ typedef struct HelperMessage
 
 extern void HelperMessageInit(HelperMessage *msg, EvalPlan *plan);
 extern void HelperMessageBegin(HelperMessage *msg);
+extern ContactBatch *HelperContactBatch(EvalPlan *plan, HelperMessage *msg);
 extern void HelperMessageAdd(void *arg, Datum key, int nnums, const int32 *nums,
 							 const char *tenant);
 extern shm_mq_result HelperMessageSend(shm_mq_handle *mqh, HelperMessage *msg, uint32 tag,

@@ -184,10 +184,7 @@ segments_pass_helper_main(Datum arg)
 	if (plan == NULL || source->rd_tableam != GetHeapamTableAmRoutine())
 		elog(ERROR, "segments pass helper: the pass's segments do not compile here");
 
-	cb = ContactBatchCreate(plan, false);
-	cb->emit = HelperMessageAdd;
-	cb->emit_arg = &msg;
-	HelperMessageInit(&msg, plan);
+	cb = HelperContactBatch(plan, &msg);
 	contact_cxt = AllocSetContextCreate(CurrentMemoryContext, "segments contact",
 										ALLOCSET_DEFAULT_SIZES);
 	scan = table_beginscan_strat(source, snapshot, 0, NULL, true, false);
