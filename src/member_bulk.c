@@ -225,6 +225,13 @@ static ItemPointerData *kept_list = NULL;
 static int	kept_maxcodes = 0;
 
 /*
+ * While arrays are kept (a chunked pass), the pages of the row versions
+ * its updates replaced (MemberBulkTakeReplaced), in TopMemoryContext: the
+ * worker reclaims them once their chunk has committed.
+ */
+static Bitmapset *replaced_blocks = NULL;
+
+/*
  * Entries gathered and not yet in their index, in this transaction, and
  * the (sub)transaction level that gathered the first of them: its abort
  * discards them with its rows.
@@ -676,7 +683,22 @@ MemberBulkKeepArrays(bool keep)
 		kept_merge_buf = NULL;
 		kept_list = NULL;
 		kept_maxcodes = 0;
+		bms_free(replaced_blocks);
+		replaced_blocks = NULL;
 	}
+}
+
+/*
+ * The pages whose row versions updates replaced since the last call, while
+ * arrays were kept (NULL: none); the caller frees the set.
+ */
+Bitmapset *
+MemberBulkTakeReplaced(void)
+{
+	Bitmapset  *taken = replaced_blocks;
+
+	replaced_blocks = NULL;
+	return taken;
 }
 
 /*
@@ -1075,6 +1097,14 @@ MemberBulkUpdate(MemberBulk *mb, Oid relid, const ItemPointerData *otids, HeapTu
 			missed[nmissed++] = heap_copy_tuple_as_datum(tuple, RelationGetDescr(st.rel));
 			MemoryContextSwitchTo(prev);
 			continue;
+		}
+		if (kept_cxt != NULL)
+		{
+			MemoryContext prev = MemoryContextSwitchTo(TopMemoryContext);
+
+			replaced_blocks = bms_add_member(replaced_blocks,
+											 (int) ItemPointerGetBlockNumber(&otids[i]));
+			MemoryContextSwitchTo(prev);
 		}
 		if (update_indexes)
 		{

@@ -10,6 +10,7 @@
 #define SEGMENTS_MEMBER_BULK_H
 
 #include "access/htup.h"
+#include "nodes/bitmapset.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
@@ -26,6 +27,7 @@ extern bool MemberBulkMayDefer(Relation rel);
 extern MemberBulk *MemberBulkBegin(bool defer_gin);
 extern void MemberBulkFlush(MemberBulk *mb);
 extern void MemberBulkKeepArrays(bool keep);
+extern Bitmapset *MemberBulkTakeReplaced(void);
 extern void MemberBulkInsert(MemberBulk *mb, Oid relid, HeapTuple *tuples, int ntuples,
 							 Snapshot snapshot);
 extern int	MemberBulkUpdate(MemberBulk *mb, Oid relid, const ItemPointerData *otids,

@@ -48,6 +48,26 @@ MemberReclaimSpace(Relation member)
  * segment numbers (member_strip.c) reclaims the pages of its previous
  * chunk, so that the next chunk's new versions fill them.
  */
+/* Prunes one page and records its room; returns whether it had room. */
+static bool
+reclaim_block(Relation member, BlockNumber blk)
+{
+	Buffer		buf;
+	Size		avail;
+
+	CHECK_FOR_INTERRUPTS();
+	buf = ReadBuffer(member, blk);
+	/* prunes only when the page is nearly full and has something to prune */
+	heap_page_prune_opt(member, buf);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	avail = PageIsNew(BufferGetPage(buf)) ? 0 : PageGetHeapFreeSpace(BufferGetPage(buf));
+	UnlockReleaseBuffer(buf);
+	if (avail < RECLAIM_MIN_FREE)
+		return false;
+	RecordPageWithFreeSpace(member, blk, avail);
+	return true;
+}
+
 void
 MemberReclaimRange(Relation member, BlockNumber start, BlockNumber end)
 {
@@ -55,24 +75,34 @@ MemberReclaimRange(Relation member, BlockNumber start, BlockNumber end)
 
 	end = Min(end, RelationGetNumberOfBlocks(member));
 	for (BlockNumber blk = start; blk < end; blk++)
-	{
-		Buffer		buf;
-		Size		avail;
-
-		CHECK_FOR_INTERRUPTS();
-		buf = ReadBuffer(member, blk);
-		/* prunes only when the page is nearly full and has something to prune */
-		heap_page_prune_opt(member, buf);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		avail = PageIsNew(BufferGetPage(buf)) ? 0 : PageGetHeapFreeSpace(BufferGetPage(buf));
-		UnlockReleaseBuffer(buf);
-		if (avail >= RECLAIM_MIN_FREE)
-		{
-			RecordPageWithFreeSpace(member, blk, avail);
-			recorded++;
-		}
-	}
+		recorded += reclaim_block(member, blk);
 	/* make the new entries findable from the map's upper levels */
 	if (recorded > 0)
 		FreeSpaceMapVacuumRange(member, start, end);
+}
+
+/*
+ * The same for the pages in `blocks` (a set of block numbers): those that
+ * held the versions a chunk of the worker's pass replaced, reclaimed once
+ * it has committed, so that the next chunk's new versions fill them
+ * (instead of new pages until the next vacuum).
+ */
+void
+MemberReclaimBlocks(Relation member, const Bitmapset *blocks)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(member);
+	BlockNumber lo = InvalidBlockNumber;
+	BlockNumber hi = 0;
+	int			b = -1;
+
+	while ((b = bms_next_member(blocks, b)) >= 0 && (BlockNumber) b < nblocks)
+	{
+		if (reclaim_block(member, (BlockNumber) b))
+		{
+			lo = Min(lo, (BlockNumber) b);
+			hi = (BlockNumber) b;
+		}
+	}
+	if (lo != InvalidBlockNumber)
+		FreeSpaceMapVacuumRange(member, lo, hi + 1);
 }

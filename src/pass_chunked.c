@@ -513,7 +513,22 @@ static void
 chunk_reclaim_space(EvalPlan *plan, TimestampTz started)
 {
 	Relation	member;
+	Bitmapset  *replaced = MemberBulkTakeReplaced();
 
+	/*
+	 * First the pages of the versions the chunks before this one (and the
+	 * changes between them) replaced, committed since: the pass's new
+	 * versions fill them rather than new pages until the next vacuum (at
+	 * 1,000,000 contacts the heap was twice its settled size when a pass
+	 * replacing every row ended).  A few hundred pages a chunk.
+	 */
+	if (replaced != NULL)
+	{
+		member = table_open(plan->cat->config.member_relid, RowExclusiveLock);
+		MemberReclaimBlocks(member, replaced);
+		table_close(member, NoLock);
+		bms_free(replaced);
+	}
 	if (chunk_reclaim_relid != plan->cat->config.member_relid ||
 		(chunk_reclaim_end != InvalidBlockNumber && chunk_reclaim_next >= chunk_reclaim_end))
 		return;
