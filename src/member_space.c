@@ -43,11 +43,6 @@ MemberReclaimSpace(Relation member)
 	MemberReclaimRange(member, 0, RelationGetNumberOfBlocks(member));
 }
 
-/*
- * The same for the pages [start, end) only: the worker's strip of dropped
- * segment numbers (member_strip.c) reclaims the pages of its previous
- * chunk, so that the next chunk's new versions fill them.
- */
 /* Prunes one page and records its room; returns whether it had room. */
 static bool
 reclaim_block(Relation member, BlockNumber blk)
@@ -68,6 +63,11 @@ reclaim_block(Relation member, BlockNumber blk)
 	return true;
 }
 
+/*
+ * The same for the pages [start, end) only: the worker's strip of dropped
+ * segment numbers (member_strip.c) reclaims the pages of its previous
+ * chunk, so that the next chunk's new versions fill them.
+ */
 void
 MemberReclaimRange(Relation member, BlockNumber start, BlockNumber end)
 {
