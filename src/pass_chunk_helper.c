@@ -380,13 +380,7 @@ ChunkHelperAsk(EvalPlan *plan, Oid index_relid, const Datum *lo, int64 limit)
 
 	chunk_active = false;
 	latch_reset = false;
-	if (segments_pass_helpers <= 0 || helper_went || limit < CHUNK_HELPER_MIN ||
-		plan->verify || plan->trace != NULL || IsInParallelMode() || !IsUnderPostmaster ||
-		TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
-		IsolationIsSerializable() ||
-		source->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
-		source->rd_tableam != GetHeapamTableAmRoutine() ||
-		RelationGetNumberOfBlocks(source) < (BlockNumber) Max(segments_pass_helper_min_pages, 1))
+	if (helper_went || limit < CHUNK_HELPER_MIN || HelperSourceBlocks(plan) == 0)
 		return false;
 	snap_size = EstimateSnapshotSpace(plan->snapshot);
 	if (lo != NULL)

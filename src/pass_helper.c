@@ -15,7 +15,11 @@
  */
 #include "pass_helper.h"
 
+#include "access/heapam.h"
+#include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/rel.h"
 #include "pgstat.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -52,6 +56,32 @@ HelperConnect(const HelperIdentity *id, const char *name)
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("application_name", name, PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname(name);
+}
+
+/*
+ * The source's blocks when a helper may read them for this pass, else 0:
+ * helpers wanted (segments.pass_helpers), a writing pass, a source of at
+ * least segments.pass_helper_min_size that is a local heap table, and a
+ * helper's view the pass's own.  That is so only while the pass's
+ * transaction has written nothing (a helper cannot see its uncommitted
+ * rows), and not in a SERIALIZABLE one (its reads of the source take the
+ * transaction's predicate locks).
+ */
+BlockNumber
+HelperSourceBlocks(EvalPlan *plan)
+{
+	Relation	source = plan->source;
+	BlockNumber nblocks;
+
+	if (segments_pass_helpers <= 0 || plan->verify || plan->trace != NULL ||
+		IsInParallelMode() || !IsUnderPostmaster ||
+		TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
+		IsolationIsSerializable() ||
+		source->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
+		source->rd_tableam != GetHeapamTableAmRoutine())
+		return 0;
+	nblocks = RelationGetNumberOfBlocks(source);
+	return nblocks >= (BlockNumber) Max(segments_pass_helper_min_pages, 1) ? nblocks : 0;
 }
 
 /*

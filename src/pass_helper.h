@@ -40,6 +40,7 @@ typedef struct HelperIdentity
 
 extern void HelperIdentityCapture(HelperIdentity *id);
 extern void HelperConnect(const HelperIdentity *id, const char *name);
+extern BlockNumber HelperSourceBlocks(EvalPlan *plan);
 extern bool HelperRegister(const char *function, const char *what, dsm_segment *seg, int number,
 						   shm_mq *mq, BackgroundWorkerHandle **handle, shm_mq_handle **mqh);
 

@@ -340,15 +340,7 @@ PassParallelScan(EvalPlan *plan, ContactBatch *cb, MemberBatch *batch, MemoryCon
 	TupleTableSlot *slot;
 	uint32		chunk;
 
-	if (segments_pass_helpers <= 0 || !plan->full_pass || plan->verify ||
-		IsInParallelMode() || !IsUnderPostmaster ||
-		TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
-		IsolationIsSerializable() ||	/* the pass's reads take predicate locks */
-		source->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
-		source->rd_tableam != GetHeapamTableAmRoutine())
-		return false;
-	nblocks = RelationGetNumberOfBlocks(source);
-	if (nblocks == 0 || nblocks < (BlockNumber) segments_pass_helper_min_pages)
+	if (!plan->full_pass || (nblocks = HelperSourceBlocks(plan)) == 0)
 		return false;
 
 	memset(&ps, 0, sizeof(ps));
