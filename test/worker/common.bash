@@ -97,6 +97,24 @@ mismatches() {
           EXCEPT SELECT m::text FROM segments.segment_members('$segment') m)) d"
 }
 
+# Checks that every segment's stored membership and count agree with its
+# rule: verify() finds no difference, and each count is its members' number.
+all_exact() {
+    expect "verify() finds no difference ($1)" \
+           "SELECT count(*) FROM segments.verify() WHERE missing <> 0 OR extra <> 0" 0
+    expect "member counts exact ($1)" \
+           "SELECT count(*) FROM segments.status s
+             WHERE member_count <> (SELECT count(*) FROM segments.segment_members(s.segment_id))" 0
+}
+
+# Checks that, once wait() says the changes are applied, segment VIP is
+# exactly the contacts with plan 'vip'.
+vip_exact() {
+    expect "$1: wait()" "SELECT segments.wait('120 s')" t
+    expect "$1: membership exact" \
+           "SELECT '$(mismatches VIP "SELECT id FROM contacts WHERE plan = 'vip'")'" 0
+}
+
 # An attribute segment: attr_segment NAME FIELD OP JSON-VALUE.
 attr_segment() {
     q "SELECT segments.create_segment('$1', '{\"type\":\"attribute\",\"field\":\"$2\",\"op\":\"$3\",\"value\":$4}')" >/dev/null
