@@ -234,6 +234,7 @@ segments_chunk_helper_main(Datum arg)
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	ProcessKeepFreedMemory();	/* chunk after chunk, as the worker */
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "segments chunk helper");
 	seg = dsm_attach(DatumGetUInt32(arg));
 	if (seg == NULL)

@@ -2325,6 +2325,7 @@ segments_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
+	ProcessKeepFreedMemory();
 
 	my_slot = &segments_shared->slots[slotno];
 	segments_in_worker = true;

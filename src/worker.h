@@ -35,6 +35,9 @@ extern int	segments_evaluation_timeout;	/* ms; 0: none */
 /* True in processes forked from a postmaster that preloaded the library. */
 extern bool segments_preloaded;
 
+/* process_memory.c: a background process keeps the memory it frees. */
+extern void ProcessKeepFreedMemory(void);
+
 /* True in a database's worker. */
 extern bool segments_in_worker;
 
