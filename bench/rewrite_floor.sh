@@ -2,8 +2,10 @@
 # What the update-throughput target leaves the extension per change, against
 # what PostgreSQL alone takes to rewrite one member row, in the same run.
 # Against a running cluster with segments preloaded (PGHOST/PGPORT/PGUSER
-# set), on a database of CONTACTS contacts of bench/data.sql with the 20
-# segments of bench/capture_setup.sql (bench/capture_cost.sh's database).
+# set).  It makes a database, segments_rewrite_floor, of CONTACTS contacts
+# of bench/data.sql with the 20 segments of bench/capture_setup.sql, as
+# bench/capture_cost.sh does, and drops it at the end (KEEP_DB=1 keeps it,
+# and reuses it next time).
 #
 # 1. The budget.  CLIENTS pgbench clients run bench/capture_cost.sh's
 #    one-row pattern (read1: an UPDATE of columns rules read) with the
