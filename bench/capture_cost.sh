@@ -40,22 +40,17 @@ VARIANTS=${VARIANTS:-"ring table"}
 SYNCS=${SYNCS:-"off on"}          # the synchronous_commit settings measured
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+. "$BENCH_DIR/common.sh"     # capture_db, read1_script, median
 BIG=segments_capture_big; LITTLE=segments_capture_small
 tmp=$(mktemp -d)
 cleanup() { rm -rf "$tmp"; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $BIG WITH (FORCE)" \
                                                -c "DROP DATABASE IF EXISTS $LITTLE WITH (FORCE)"; }
 trap cleanup EXIT
 
-setup() {   # setup DB CONTACTS
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
-    psql -X -q -d "$1" -v contacts="$2" -f "$BENCH_DIR/data.sql" >/dev/null
-    psql -X -q -d "$1" -f "$BENCH_DIR/segments.sql" >/dev/null
-    psql -X -q -d "$1" ${SEGS:+-v segs="$SEGS"} -f "$BENCH_DIR/capture_setup.sql" >/dev/null
-}
-setup $BIG "$N"
-setup $LITTLE "$SMALL"
+capture_db $BIG "$N"
+capture_db $LITTLE "$SMALL"
 
-printf '\\set c random(1, %s)\n\\set v random(0, 2000000)\nUPDATE public.contacts SET plan = (ARRAY['"'"'free'"'"', '"'"'pro'"'"', '"'"'vip'"'"'])[1 + :v %% 3], lifetime_value = :v / 100.0 WHERE id = :c;\n' "$N" > "$tmp/read1.sql"
+read1_script "$N" > "$tmp/read1.sql"
 printf '\\set c random(1, %s)\nUPDATE public.contacts SET note = md5(random()::text) WHERE id = :c;\n' "$N" > "$tmp/unread1.sql"
 printf '\\set c random(1, %s)\nUPDATE public.contacts SET seats = 1 + (random() * 50)::int WHERE id BETWEEN :c AND :c + 19;\n' "$((N - 19))" > "$tmp/read20.sql"
 sed "s/random(1, $N)/random(1, $SMALL)/" "$tmp/read1.sql" > "$tmp/small1.sql"
@@ -69,7 +64,6 @@ tps() {     # tps DB SCRIPT SYNCHRONOUS_COMMIT [RING on|off]
 # for it"); enabling it again re-evaluates them all: wait() for that first.
 trigger() { psql -X -q -d "$1" -c "ALTER TABLE public.contacts $2 TRIGGER segments_capture" \
                  -c "SELECT segments.wait('10 min')" -c CHECKPOINT >/dev/null; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # hold DB: a session holds the lock the worker writes membership under
 hold() {

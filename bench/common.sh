@@ -40,6 +40,20 @@ qv() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }      # one value
 now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
 median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# The database of the capture benchmarks (capture_cost.sh, rewrite_floor.sh):
+# capture_db DB CONTACTS makes DB anew with CONTACTS contacts of data.sql and
+# the segments of capture_setup.sql (SEGS, if set, names them).
+capture_db() {
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
+    psql -X -q -d "$1" -v contacts="$2" -f "$BENCH_DIR/data.sql" >/dev/null
+    psql -X -q -d "$1" -f "$BENCH_DIR/segments.sql" >/dev/null
+    psql -X -q -d "$1" ${SEGS:+-v segs="$SEGS"} -f "$BENCH_DIR/capture_setup.sql" >/dev/null
+}
+# The pgbench script of the read1 pattern: a one-row UPDATE of columns rules
+# read (plan, lifetime_value) of a contact drawn from 1..CONTACTS ($1).
+read1_script() {
+    printf '\\set c random(1, %s)\n\\set v random(0, 2000000)\nUPDATE public.contacts SET plan = (ARRAY['"'"'free'"'"', '"'"'pro'"'"', '"'"'vip'"'"'])[1 + :v %% 3], lifetime_value = :v / 100.0 WHERE id = :c;\n' "$1"
+}
 calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
 # query_s SQL: seconds the statement took, as psql's \timing sees it
 # (without the connection's start, which costs tenths of a second on a

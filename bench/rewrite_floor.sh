@@ -32,16 +32,21 @@ N=${CONTACTS:-200000}; ROWS=${ROWS:-50000}; TARGET=${TARGET:-0.9}
 CPUS=${CPUS:-$(nproc)}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+. "$BENCH_DIR/common.sh"     # capture_db, read1_script, median
 DB=segments_rewrite_floor
 tmp=$(mktemp -d)
-cleanup() { rm -rf "$tmp"; [ -n "${KEEP_DB:-}" ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; }
+cleanup() {    # a kept database gets its capture trigger back, whatever stopped the run
+    rm -rf "$tmp"
+    if [ -n "${KEEP_DB:-}" ]; then
+        psql -X -q -d "$DB" -c "ALTER TABLE public.contacts ENABLE ALWAYS TRIGGER segments_capture" 2>/dev/null || true
+    else
+        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+    fi
+}
 trap cleanup EXIT
 
 if [ -z "${KEEP_DB:-}" ] || ! psql -X -qAt -d "$DB" -c "SELECT 1 FROM segments.config" >/dev/null 2>&1; then
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-    psql -X -q -d "$DB" -v contacts="$N" -f "$BENCH_DIR/data.sql" >/dev/null
-    psql -X -q -d "$DB" -f "$BENCH_DIR/segments.sql" >/dev/null
-    psql -X -q -d "$DB" -f "$BENCH_DIR/capture_setup.sql" >/dev/null
+    capture_db "$DB" "$N"
 fi
 # the copy: the member table's indexes, each row with another's numbers
 psql -X -q -d "$DB" -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
@@ -56,11 +61,10 @@ ALTER TABLE floor_member ADD PRIMARY KEY (contact_id);
 CREATE INDEX floor_member_member_segs_idx ON floor_member USING gin (segments._member_segs(data));
 VACUUM ANALYZE floor_member;
 SQL
-printf '\\set c random(1, %s)\n\\set v random(0, 2000000)\nUPDATE public.contacts SET plan = (ARRAY['"'"'free'"'"', '"'"'pro'"'"', '"'"'vip'"'"'])[1 + :v %% 3], lifetime_value = :v / 100.0 WHERE id = :c;\n' "$N" > "$tmp/read1.sql"
+read1_script "$N" > "$tmp/read1.sql"
 pair_rows=$(psql -X -qAt -d "$DB" -c "SELECT count(*) FROM floor_member")
 psql -X -q -d "$DB" -c "ALTER TABLE public.contacts DISABLE TRIGGER segments_capture"
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "clients=$CLIENTS cpus=$CPUS seconds=$SECS rounds=$ROUNDS contacts=$N rows=$ROWS of $pair_rows target=$TARGET load: $(uptime)"
 budgets=""; floors=""; writes=""
 for r in $(seq 1 "$ROUNDS"); do
@@ -103,7 +107,6 @@ SQL
         "$r" "$tps" "$budget" "$floor" "$write" "$read" "$(awk -v f="$floor" -v b="$budget" 'BEGIN {print f / b}')"
     budgets="$budgets $budget"; floors="$floors $floor"; writes="$writes $write"
 done
-psql -X -q -d "$DB" -c "ALTER TABLE public.contacts ENABLE ALWAYS TRIGGER segments_capture"
 b=$(echo "$budgets" | median); f=$(echo "$floors" | median)
 w=$(echo "$writes" | median)
 printf 'median: budget %.2f us a change at %sx; floor %.2f us (the write alone %.2f): floor / budget %.2fx, the write alone %.2fx\n' \
